@@ -1,0 +1,49 @@
+"""Typed amoCRM failures. The gateway raises these; the HTTP edge maps them to status codes once."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class AmoError(Exception):
+    """Base for every amoCRM failure. `status` is amoCRM's HTTP status, when there was one."""
+
+    def __init__(self, message: str, status: int | None = None, detail: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+
+
+class AmoAuthError(AmoError):
+    """401: the access token was rejected even after one refresh, or OAuth credentials are wrong."""
+
+
+class AmoTokenRevoked(AmoAuthError):
+    """The refresh token (or authorization code) is spent, revoked or invalid: re-authorize."""
+
+
+class AmoForbidden(AmoError):
+    """403 with a JSON body: the token's user lacks the rights (e.g. users/roles need an admin)."""
+
+
+class AmoBlocked(AmoError):
+    """403 with nginx's HTML page: the account or IP is blocked for API abuse; only support lifts it."""
+
+
+class AmoValidationError(AmoError):
+    """400: amoCRM rejected the input; `validation_errors` is amoCRM's `validation-errors` list."""
+
+    @property
+    def validation_errors(self) -> list:
+        return self.detail if isinstance(self.detail, list) else []
+
+
+class AmoNotFound(AmoError):
+    """404 (or 204 for a single entity): the entity does not exist."""
+
+
+class AmoRateLimited(AmoError):
+    """429 persisted through every retry."""
+
+
+class AmoUnavailable(AmoError):
+    """5xx, timeouts or connection failures persisted through every retry, or a write's outcome is unknown."""

@@ -1,0 +1,251 @@
+"""PynamoDB models, one per DynamoDB table (SPEC §2). No business logic here.
+
+Table names are `TABLE_PREFIX` + a fixed suffix, resolved on every access (not at import), so
+Lambda, `chalice local`, the CLI and the tests can all point at their own tables through the
+environment. PynamoDB rebuilds its cached connection when the name changes.
+Every table is on-demand (PAY_PER_REQUEST). No model sets `Meta.host`: botocore resolves
+AWS_ENDPOINT_URL itself, which is how the local stack reaches the moto server.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib import settings
+
+
+class _PrefixedTableName(type):
+    """Metaclass for `Meta`: `table_name` is the configured prefix + the model's suffix."""
+
+    @property
+    def table_name(cls) -> str:
+        return settings.table_prefix() + cls.table_suffix
+
+
+def _meta(suffix: str) -> type:
+    return _PrefixedTableName("Meta", (), {"table_suffix": suffix, "billing_mode": "PAY_PER_REQUEST"})
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class BaseModel(Model):
+    """Adds our own created_at / updated_at (UTC) to every table."""
+
+    created_at = UTCDateTimeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+
+    def touch(self) -> None:
+        now = utc_now()
+        if self.created_at is None:
+            self.created_at = now
+        self.updated_at = now
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe view for API responses (datetimes become ISO strings)."""
+        data = self.to_simple_dict()
+        data.pop("version", None)
+        return data
+
+
+class AmoToken(BaseModel):
+    """The single OAuth token item. `version` gives optimistic locking; the lease fields make
+    sure only one invocation at a time spends the (single-use) refresh token."""
+
+    Meta = _meta("tokens")
+    SINGLETON_KEY = "amocrm"
+
+    pk = UnicodeAttribute(hash_key=True, default=SINGLETON_KEY)
+    access_token = UnicodeAttribute(null=True)
+    refresh_token = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
+    account_id = NumberAttribute(null=True)
+    subdomain = UnicodeAttribute(null=True)
+    domain = UnicodeAttribute(null=True)
+    needs_reauth = BooleanAttribute(default=False)
+    last_error = UnicodeAttribute(null=True)
+    refresh_lease_owner = UnicodeAttribute(null=True)
+    refresh_lease_until = NumberAttribute(null=True)
+    last_refreshed_at = NumberAttribute(null=True)
+    version = VersionAttribute()
+
+
+class OAuthState(BaseModel):
+    """A `state` value the service issued; consumed (deleted) by the one callback that uses it."""
+
+    Meta = _meta("oauth-states")
+
+    state = UnicodeAttribute(hash_key=True)
+    purpose = UnicodeAttribute(default="authorize")
+    expires_at = TTLAttribute()
+
+
+class AmoPipeline(BaseModel):
+    Meta = _meta("pipelines")
+
+    id = NumberAttribute(hash_key=True)
+    name = UnicodeAttribute(default="")
+    sort = NumberAttribute(default=0)
+    is_main = BooleanAttribute(default=False)
+    is_unsorted_on = BooleanAttribute(default=False)
+    is_archive = BooleanAttribute(default=False)
+    account_id = NumberAttribute(null=True)
+
+
+class StageIdIndex(GlobalSecondaryIndex):
+    """Finds every pipeline's copy of a stage id (142 and 143 exist in every pipeline)."""
+
+    class Meta:
+        index_name = "stage-id-index"
+        projection = AllProjection()
+
+    id = NumberAttribute(hash_key=True)
+
+
+class AmoStage(BaseModel):
+    Meta = _meta("stages")
+
+    pipeline_id = NumberAttribute(hash_key=True)
+    id = NumberAttribute(range_key=True)
+    name = UnicodeAttribute(default="")
+    sort = NumberAttribute(default=0)
+    color = UnicodeAttribute(null=True)
+    type = NumberAttribute(default=0)
+    mapped_status = UnicodeAttribute(null=True)
+    mapping_source = UnicodeAttribute(null=True)
+    account_id = NumberAttribute(null=True)
+    by_stage_id = StageIdIndex()
+
+
+class AmoUser(BaseModel):
+    Meta = _meta("users")
+
+    id = NumberAttribute(hash_key=True)
+    name = UnicodeAttribute(default="")
+    email = UnicodeAttribute(null=True)
+    lang = UnicodeAttribute(null=True)
+    role_id = NumberAttribute(null=True)
+    account_id = NumberAttribute(null=True)
+
+
+class AmoRole(BaseModel):
+    Meta = _meta("roles")
+
+    id = NumberAttribute(hash_key=True)
+    name = UnicodeAttribute(default="")
+    account_id = NumberAttribute(null=True)
+
+
+class AmoContact(BaseModel):
+    Meta = _meta("contacts")
+
+    id = NumberAttribute(hash_key=True)
+    name = UnicodeAttribute(default="")
+    first_name = UnicodeAttribute(null=True)
+    last_name = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    phone = UnicodeAttribute(null=True)
+    responsible_user_id = NumberAttribute(null=True)
+    amo_created_at = NumberAttribute(null=True)
+    amo_updated_at = NumberAttribute(null=True)
+    account_id = NumberAttribute(null=True)
+
+
+class TaskEntityIndex(GlobalSecondaryIndex):
+    """Tasks of one entity: (entity_type, entity_id)."""
+
+    class Meta:
+        index_name = "entity-index"
+        projection = AllProjection()
+
+    entity_type = UnicodeAttribute(hash_key=True)
+    entity_id = NumberAttribute(range_key=True)
+
+
+class AmoTask(BaseModel):
+    Meta = _meta("tasks")
+
+    id = NumberAttribute(hash_key=True)
+    text = UnicodeAttribute(default="")
+    task_type_id = NumberAttribute(null=True)
+    complete_till = NumberAttribute(null=True)
+    is_completed = BooleanAttribute(default=False)
+    responsible_user_id = NumberAttribute(null=True)
+    entity_id = NumberAttribute(null=True)
+    entity_type = UnicodeAttribute(null=True)
+    duration = NumberAttribute(null=True)
+    result_text = UnicodeAttribute(null=True)
+    created_by = NumberAttribute(null=True)
+    updated_by = NumberAttribute(null=True)
+    amo_created_at = NumberAttribute(null=True)
+    amo_updated_at = NumberAttribute(null=True)
+    account_id = NumberAttribute(null=True)
+    is_unlinked = BooleanAttribute(default=False)
+    by_entity = TaskEntityIndex()
+
+
+class AmoLeadIdIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "amo-lead-id-index"
+        projection = AllProjection()
+
+    amo_lead_id = NumberAttribute(hash_key=True)
+
+
+class Lead(BaseModel):
+    """Our lead (id is our UUID), linked to an amoCRM lead by amo_lead_id."""
+
+    Meta = _meta("leads")
+
+    id = UnicodeAttribute(hash_key=True)
+    amo_lead_id = NumberAttribute(null=True)
+    amo_contact_id = NumberAttribute(null=True)
+    responsible_user_id = NumberAttribute(null=True)
+    status = UnicodeAttribute(default="NEW")
+    amo_pipeline_id = NumberAttribute(null=True)
+    amo_status_id = NumberAttribute(null=True)
+    guest_name = UnicodeAttribute(null=True)
+    guest_phone = UnicodeAttribute(null=True)
+    guest_email = UnicodeAttribute(null=True)
+    price = NumberAttribute(null=True)
+    property_id = UnicodeAttribute(null=True)
+    custom_fields = JSONAttribute(null=True)
+    amo_updated_at = NumberAttribute(null=True)
+    account_id = NumberAttribute(null=True)
+    by_amo_lead_id = AmoLeadIdIndex()
+
+
+class AmoActivityLog(BaseModel):
+    """One record per received webhook event, time-ordered per entity; expires by TTL."""
+
+    Meta = _meta("activity-log")
+
+    entity_key = UnicodeAttribute(hash_key=True)  # "<entity_type>#<amo id>"
+    event_key = UnicodeAttribute(range_key=True)  # "<received_at ms, zero-padded>#<event id>"
+    event_type = UnicodeAttribute()
+    entity_type = UnicodeAttribute()
+    entity_id = NumberAttribute(null=True)
+    account_id = NumberAttribute(null=True)
+    received_at = NumberAttribute()
+    outcome = UnicodeAttribute()
+    payload = JSONAttribute(null=True)
+    expires_at = TTLAttribute()
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    AmoToken, OAuthState, AmoPipeline, AmoStage, AmoUser, AmoRole,
+    AmoContact, AmoTask, Lead, AmoActivityLog,
+)

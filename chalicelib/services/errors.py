@@ -1,0 +1,29 @@
+"""Failures a service reports to its caller; the HTTP edge maps each to one status code."""
+
+
+class ServiceError(Exception):
+    """Base class; the message is safe to show to the caller (no tokens, no secrets)."""
+
+
+class InvalidInput(ServiceError):
+    """The caller sent something malformed; the message names the field."""
+
+
+class NotFound(ServiceError):
+    """An id the caller named does not exist."""
+
+
+class Forbidden(ServiceError):
+    """The request is authentic but not allowed (e.g. a callback for the wrong account)."""
+
+
+class Conflict(ServiceError):
+    """The request clashes with the current state (e.g. another account is already connected)."""
+
+
+class NotConnected(Conflict):
+    """No amoCRM tokens are stored yet: install the integration first."""
+
+
+class ReauthorizationRequired(Conflict):
+    """The refresh token is spent or revoked: a person must re-authorize the integration."""

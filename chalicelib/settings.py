@@ -1,0 +1,126 @@
+"""All configuration, read from the environment on every access.
+
+Nothing is read at import: Lambda, `chalice local`, the tests and the CLI may all set the
+environment after this module is imported (SPEC §5). Required values raise ConfigError
+naming the variable, so a misconfigured deployment says what is wrong instead of failing
+somewhere deep inside a request.
+"""
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+DEFAULT_TABLE_PREFIX = "amocrm-"
+
+
+class ConfigError(Exception):
+    """A required setting is missing or invalid; the message names the variable."""
+
+
+def _get(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
+
+def _required(name: str) -> str:
+    value = _get(name)
+    if not value:
+        raise ConfigError(f"{name} is not set")
+    return value
+
+
+def _url(name: str, required: bool = True) -> str:
+    value = _required(name) if required else _get(name)
+    if not value:
+        return ""
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _optional_int(name: str) -> int | None:
+    value = _get(name)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _positive_float(name: str, default: float) -> float:
+    value = _get(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be greater than zero, got {value!r}")
+    return number
+
+
+def amo_base_url() -> str:
+    """Base URL of the amoCRM account; every amoCRM call goes there."""
+    return _url("AMO_BASE_URL")
+
+
+def amo_client_id() -> str:
+    return _required("AMO_CLIENT_ID")
+
+
+def amo_client_secret() -> str:
+    return _required("AMO_CLIENT_SECRET")
+
+
+def amo_redirect_uri() -> str:
+    return _url("AMO_REDIRECT_URI")
+
+
+def amo_property_field_id() -> int | None:
+    return _optional_int("AMO_PROPERTY_FIELD_ID")
+
+
+def amo_webhook_secret() -> str:
+    return _get("AMO_WEBHOOK_SECRET")
+
+
+def amo_rate_limit_per_second() -> float:
+    """Requests per second we allow ourselves towards amoCRM (its documented limit is 7)."""
+    return _positive_float("AMO_RATE_LIMIT_RPS", 7.0)
+
+
+def main_backend_api_key() -> str:
+    return _required("MAIN_BACKEND_API_KEY")
+
+
+def main_backend_webhook_url() -> str:
+    return _url("MAIN_BACKEND_WEBHOOK_URL", required=False)
+
+
+def table_prefix() -> str:
+    return _get("TABLE_PREFIX") or DEFAULT_TABLE_PREFIX
+
+
+def dev_endpoints_enabled() -> bool:
+    return _get("ENABLE_DEV_ENDPOINTS").lower() == "true"
+
+
+def aws_endpoint_url() -> str:
+    """Where every AWS client goes when set (moto server locally); botocore reads it itself."""
+    return _get("AWS_ENDPOINT_URL")
+
+
+def validate_all() -> list[str]:
+    """Problems with the configuration, one message per variable; empty when all is well."""
+    checks = (amo_base_url, amo_client_id, amo_client_secret, amo_redirect_uri,
+              amo_property_field_id, amo_rate_limit_per_second, main_backend_api_key,
+              main_backend_webhook_url)
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except ConfigError as error:
+            problems.append(str(error))
+    return problems

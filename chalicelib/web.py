@@ -1,0 +1,138 @@
+"""The HTTP edge's shared pieces: API-key guard, error mapping, small response helpers.
+
+Services raise ServiceError / AmoError / ConfigError; `maps_errors` turns each into one
+Chalice error with a message safe for the caller. Anything unexpected stays a generic 500
+(Chalice logs the traceback; `debug` is off, so the caller never sees it).
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+import html
+import logging
+from typing import Any, Callable
+
+from chalice import (
+    BadRequestError,
+    ChaliceViewError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    Response,
+    TooManyRequestsError,
+)
+
+from chalicelib import settings
+from chalicelib.amo.errors import (
+    AmoBlocked,
+    AmoError,
+    AmoNotFound,
+    AmoRateLimited,
+    AmoValidationError,
+)
+from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/integrations/amo-crm"
+PUBLIC_ROUTES = frozenset({f"{API_PREFIX}/callback", f"{API_PREFIX}/webhook"})
+DEV_ROUTES = frozenset({f"{API_PREFIX}/set-tokens", f"{API_PREFIX}/test-lead"})
+
+
+class BadGatewayError(ChaliceViewError):
+    STATUS_CODE = 502
+
+
+class ServiceUnavailableError(ChaliceViewError):
+    STATUS_CODE = 503
+
+
+def _error_response(status: int, code: str, message: str) -> Response:
+    return Response(body={"Code": code, "Message": message}, status_code=status)
+
+
+def api_key_matches(presented: str | None) -> bool:
+    """Constant-time comparison with MAIN_BACKEND_API_KEY."""
+    expected = settings.main_backend_api_key()
+    return hmac.compare_digest((presented or "").encode(), expected.encode())
+
+
+def guard(resource_path: str, headers: Any) -> Response | None:
+    """The response that stops a request before its view, or None to let it through.
+
+    Dev-only routes answer 404 unless ENABLE_DEV_ENDPOINTS=true; every route except the
+    callback and the webhook needs X-API-Key.
+    """
+    if resource_path in DEV_ROUTES and not settings.dev_endpoints_enabled():
+        return _error_response(404, "NotFoundError", "Not found")
+    if resource_path in PUBLIC_ROUTES:
+        return None
+    try:
+        if api_key_matches(headers.get("x-api-key")):
+            return None
+    except settings.ConfigError as error:
+        log.error("refusing protected request: %s", error)
+        return _error_response(503, "ServiceUnavailableError", f"service is not configured: {error}")
+    return _error_response(401, "UnauthorizedError", "missing or invalid X-API-Key")
+
+
+def _translate(error: Exception) -> ChaliceViewError:
+    if isinstance(error, InvalidInput):
+        return BadRequestError(str(error))
+    if isinstance(error, NotFound):
+        return NotFoundError(str(error))
+    if isinstance(error, Forbidden):
+        return ForbiddenError(str(error))
+    if isinstance(error, Conflict):
+        return ConflictError(str(error))
+    if isinstance(error, settings.ConfigError):
+        return ServiceUnavailableError(f"service is not configured: {error}")
+    if isinstance(error, AmoValidationError):
+        return BadRequestError(f"{error}; {summarize_validation(error.validation_errors)}".rstrip("; "))
+    if isinstance(error, AmoNotFound):
+        return NotFoundError(str(error))
+    if isinstance(error, AmoRateLimited):
+        return TooManyRequestsError(str(error))
+    if isinstance(error, AmoBlocked):
+        return ServiceUnavailableError(str(error))
+    return BadGatewayError(str(error))
+
+
+def summarize_validation(errors: list) -> str:
+    """amoCRM's `validation-errors` as `path: detail` pairs."""
+    parts = []
+    for item in errors or []:
+        for problem in (item or {}).get("errors") or []:
+            parts.append(f"{problem.get('path', '?')}: {problem.get('detail', problem.get('code', ''))}")
+    return "; ".join(parts)
+
+
+def maps_errors(view: Callable) -> Callable:
+    """Decorator for views: domain and amoCRM errors become the matching HTTP error."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except (ServiceError, AmoError, settings.ConfigError) as error:
+            if not isinstance(error, (InvalidInput, NotFound)):
+                log.warning("%s %s: %s", view.__name__, type(error).__name__, error)
+            raise _translate(error) from None
+
+    return wrapper
+
+
+def query(request: Any) -> dict:
+    """Query parameters; Chalice gives None (not {}) when there are none."""
+    return request.query_params or {}
+
+
+def confirmation_page(request: Any, payload: dict) -> Response:
+    """The callback's answer: a short HTML page for a browser, JSON for everyone else."""
+    if "text/html" not in (request.headers.get("accept") or ""):
+        return Response(body=payload)
+    text = html.escape(payload.get("message", ""))
+    account = html.escape(str(payload.get("domain") or payload.get("accountId") or ""))
+    page = (f"<!doctype html><meta charset=utf-8><title>amoCRM</title>"
+            f"<h1>{text}</h1><p>{account}</p><p>You can close this window.</p>")
+    return Response(body=page, headers={"Content-Type": "text/html; charset=utf-8"})

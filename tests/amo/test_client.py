@@ -1,0 +1,215 @@
+"""The amoCRM transport: paging, retries, write safety, typed errors, 401 refresh."""
+import pytest
+import requests
+import responses
+
+from chalicelib.amo.client import AmoClient, RetryPolicy
+from chalicelib.amo.errors import (
+    AmoBlocked,
+    AmoForbidden,
+    AmoNotFound,
+    AmoRateLimited,
+    AmoUnavailable,
+    AmoValidationError,
+)
+from tests import fixtures
+from tests.fixtures import HAL, HOST, PROBLEM
+
+
+class NoLimit:
+    def acquire(self):
+        return 0.0
+
+    def pause(self, seconds):
+        self.paused = seconds
+
+
+class FixedToken:
+    def __init__(self):
+        self.refreshes = 0
+        self.token = "access-1"
+
+    def access_token(self):
+        return self.token
+
+    def refresh_after_unauthorized(self, rejected_token):
+        self.refreshes += 1
+        self.token = "access-2"
+        return self.token
+
+
+@pytest.fixture
+def sleeps():
+    return []
+
+
+@pytest.fixture
+def gateway(sleeps):
+    return AmoClient(HOST, FixedToken(), limiter=NoLimit(), sleep=sleeps.append, rand=lambda: 0.5)
+
+
+def test_paging_follows_next_links_and_stops_on_204(amo, gateway):
+    amo.get(f"{HOST}/api/v4/leads", json=fixtures.leads_page([1, 2], 1, True), headers=HAL,
+            match=[responses.matchers.query_param_matcher({"limit": "250"})])
+    amo.get(f"{HOST}/api/v4/leads", json=fixtures.leads_page([3, 4], 2, True), headers=HAL,
+            match=[responses.matchers.query_param_matcher({"page": "2", "limit": "250"})])
+    amo.get(f"{HOST}/api/v4/leads", json=fixtures.leads_page([5], 3, True), headers=HAL,
+            match=[responses.matchers.query_param_matcher({"page": "3", "limit": "250"})])
+    amo.get(f"{HOST}/api/v4/leads", status=204, body=b"",
+            match=[responses.matchers.query_param_matcher({"page": "4", "limit": "250"})])
+
+    pages = [[lead["id"] for lead in page] for page in gateway.iter_pages("/api/v4/leads", "leads")]
+
+    assert pages == [[1, 2], [3, 4], [5]]
+    assert len(amo.calls) == 4
+
+
+def test_paging_stops_without_next_link(amo, gateway):
+    amo.get(f"{HOST}/api/v4/leads", json=fixtures.leads_page([1], 1, False), headers=HAL)
+    assert [len(page) for page in gateway.iter_pages("/api/v4/leads", "leads")] == [1]
+    assert len(amo.calls) == 1
+
+
+def test_paging_generator_holds_one_page_at_a_time(amo, gateway):
+    amo.get(f"{HOST}/api/v4/leads", json=fixtures.leads_page([1], 1, True), headers=HAL)
+    pages = gateway.iter_pages("/api/v4/leads", "leads")
+    next(pages)
+    assert len(amo.calls) == 1  # page 2 is not fetched until it is asked for
+
+
+def test_next_link_on_a_foreign_host_is_rebased_onto_the_account_host(amo, gateway):
+    page = fixtures.leads_page([1], 1, False)
+    page["_links"]["next"] = {"href": "https://evil.example.com/api/v4/leads?page=2&limit=250"}
+    amo.get(f"{HOST}/api/v4/leads", json=page, headers=HAL)
+    amo.get(f"{HOST}/api/v4/leads", status=204)
+    list(gateway.iter_pages("/api/v4/leads", "leads"))
+    assert all(call.request.url.startswith(HOST) for call in amo.calls)
+
+
+def test_empty_list_204_is_an_empty_result(amo, gateway):
+    amo.get(f"{HOST}/api/v4/leads", status=204)
+    assert gateway.get("/api/v4/leads") is None
+    assert list(gateway.iter_pages("/api/v4/leads", "leads")) == []
+
+
+def test_429_with_retry_after_waits_that_long_then_succeeds(amo, gateway, sleeps):
+    amo.get(f"{HOST}/api/v4/account", status=429, headers={"Retry-After": "1"}, body="Too Many Requests")
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+
+    assert gateway.get("/api/v4/account")["id"] == fixtures.ACCOUNT_ID
+    assert sleeps == [1.0]
+    assert gateway.limiter.paused == 1.0
+
+
+def test_429_without_retry_after_costs_well_under_a_second(amo, gateway, sleeps):
+    amo.get(f"{HOST}/api/v4/account", status=429, body="")
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+    gateway.get("/api/v4/account")
+    assert len(sleeps) == 1 and 0 < sleeps[0] < 0.5
+
+
+def test_503_twice_then_success(amo, gateway, sleeps):
+    amo.get(f"{HOST}/api/v4/account", status=503)
+    amo.get(f"{HOST}/api/v4/account", status=503)
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+
+    assert gateway.get("/api/v4/account")["subdomain"] == fixtures.SUBDOMAIN
+    assert len(amo.calls) == 3
+    assert len(sleeps) == 2 and sleeps[1] > sleeps[0]  # exponential
+
+
+def test_persistent_503_gives_up_with_unavailable(amo, sleeps):
+    gateway = AmoClient(HOST, FixedToken(), limiter=NoLimit(), sleep=sleeps.append,
+                        retry=RetryPolicy(max_attempts=3))
+    amo.get(f"{HOST}/api/v4/account", status=503)
+    with pytest.raises(AmoUnavailable):
+        gateway.get("/api/v4/account")
+    assert len(amo.calls) == 3
+
+
+def test_persistent_429_gives_up_with_rate_limited(amo, sleeps):
+    gateway = AmoClient(HOST, FixedToken(), limiter=NoLimit(), sleep=sleeps.append,
+                        retry=RetryPolicy(max_attempts=2))
+    amo.get(f"{HOST}/api/v4/account", status=429)
+    with pytest.raises(AmoRateLimited):
+        gateway.get("/api/v4/account")
+
+
+def test_get_timeout_is_retried(amo, gateway):
+    amo.get(f"{HOST}/api/v4/account", body=requests.ReadTimeout("read timed out"))
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+    assert gateway.get("/api/v4/account")["id"] == fixtures.ACCOUNT_ID
+
+
+def test_post_that_times_out_is_not_resent(amo, gateway):
+    amo.post(f"{HOST}/api/v4/leads", body=requests.ReadTimeout("read timed out"))
+    amo.post(f"{HOST}/api/v4/leads", json={"_embedded": {"leads": [{"id": 1}]}}, headers=HAL)
+
+    with pytest.raises(AmoUnavailable, match="not re-sent"):
+        gateway.post("/api/v4/leads", [{"name": "x"}])
+    assert len(amo.calls) == 1
+
+
+def test_post_after_503_is_not_resent(amo, gateway):
+    amo.post(f"{HOST}/api/v4/leads", status=503)
+    with pytest.raises(AmoUnavailable):
+        gateway.post("/api/v4/leads", [{"name": "x"}])
+    assert len(amo.calls) == 1
+
+
+def test_post_refused_with_429_is_resent(amo, gateway):
+    amo.post(f"{HOST}/api/v4/leads", status=429)
+    amo.post(f"{HOST}/api/v4/leads", json={"_embedded": {"leads": [{"id": 7, "request_id": "0"}]}},
+             headers=HAL)
+    assert gateway.post("/api/v4/leads", [{"name": "x"}])["_embedded"]["leads"][0]["id"] == 7
+    assert len(amo.calls) == 2
+
+
+def test_post_whose_connection_could_not_open_is_resent(amo, gateway):
+    refused = requests.ConnectionError(
+        __import__("urllib3").exceptions.NewConnectionError(None, "Connection refused"))
+    amo.post(f"{HOST}/api/v4/leads", body=refused)
+    amo.post(f"{HOST}/api/v4/leads", json={"_embedded": {"leads": [{"id": 8}]}}, headers=HAL)
+    assert gateway.post("/api/v4/leads", [{"name": "x"}])["_embedded"]["leads"][0]["id"] == 8
+
+
+def test_403_html_page_is_blocked_not_auth(amo, gateway):
+    amo.get(f"{HOST}/api/v4/leads", status=403, body=fixtures.BLOCKED_HTML,
+            headers={"Content-Type": "text/html"})
+    with pytest.raises(AmoBlocked, match="blocked"):
+        gateway.get("/api/v4/leads")
+    assert gateway.tokens.refreshes == 0
+    assert len(amo.calls) == 1
+
+
+def test_403_json_is_forbidden(amo, gateway):
+    amo.get(f"{HOST}/api/v4/users", status=403, headers=PROBLEM,
+            json={"title": "Forbidden", "type": "https://httpstatus.es/403", "status": 403,
+                  "detail": "Access denied"})
+    with pytest.raises(AmoForbidden, match="Access denied"):
+        gateway.get("/api/v4/users")
+
+
+def test_400_carries_validation_errors(amo, gateway):
+    amo.post(f"{HOST}/api/v4/leads", status=400, json=fixtures.VALIDATION, headers=PROBLEM)
+    with pytest.raises(AmoValidationError) as raised:
+        gateway.post("/api/v4/leads", [{"name": "x"}])
+    assert raised.value.validation_errors[0]["errors"][0]["code"] == "NotSupportedChoice"
+
+
+def test_404_is_not_found(amo, gateway):
+    amo.get(f"{HOST}/api/v4/leads/pipelines/1", status=404, headers=PROBLEM,
+            json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404,
+                  "detail": "Pipeline not found"})
+    with pytest.raises(AmoNotFound, match="Pipeline not found"):
+        gateway.get("/api/v4/leads/pipelines/1")
+
+
+def test_401_refreshes_once_and_retries_with_the_new_token(amo, gateway):
+    amo.get(f"{HOST}/api/v4/account", status=401, json=fixtures.UNAUTHORIZED, headers=PROBLEM)
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+
+    gateway.get("/api/v4/account")
+
+    assert gateway.tokens.refreshes == 1
+    assert [c.request.headers["Authorization"] for c in amo.calls] == ["Bearer access-1", "Bearer access-2"]

@@ -1,0 +1,87 @@
+"""Test set-up. The environment is fixed here, before the app or chalicelib is imported:
+fake AWS credentials and region for moto, no AWS_ENDPOINT_URL (it would bypass moto), and an
+amoCRM account on a host that only `responses` answers."""
+import os
+
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AMO_BASE_URL": "https://testaccount.amocrm.ru",
+    "AMO_CLIENT_ID": "client-id-123",
+    "AMO_CLIENT_SECRET": "client-secret-xyz",
+    "AMO_REDIRECT_URI": "https://service.example.com/api/integrations/amo-crm/callback",
+    "MAIN_BACKEND_API_KEY": "main-backend-key",
+    "TABLE_PREFIX": "test-",
+    "AMO_RATE_LIMIT_RPS": "1000",
+})
+for _var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE",
+             "ENABLE_DEV_ENDPOINTS", "AMO_WEBHOOK_SECRET", "MAIN_BACKEND_WEBHOOK_URL",
+             "AMO_PROPERTY_FIELD_ID"):
+    os.environ.pop(_var, None)
+
+import pytest  # noqa: E402
+import responses  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from chalicelib.models import ALL_MODELS  # noqa: E402
+
+API_KEY = "main-backend-key"
+AMO = os.environ["AMO_BASE_URL"]
+
+
+@pytest.fixture(autouse=True)
+def aws(request):
+    """A fresh in-process DynamoDB with every table (not for e2e tests, which use the stack)."""
+    if request.node.get_closest_marker("e2e"):
+        yield
+        return
+    with mock_aws():
+        for model in ALL_MODELS:
+            model.create_table(wait=True)
+        yield
+
+
+@pytest.fixture
+def atomic_moto(monkeypatch):
+    """Serialise moto's request handling. Real DynamoDB applies each conditional write
+    atomically; moto evaluates the condition and writes without a lock, so concurrent tests
+    need this to see DynamoDB's real semantics."""
+    import threading
+
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.Lock()
+    original = BotocoreStubber.__call__
+
+    def serialised(self, *args, **kwargs):
+        with lock:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", serialised)
+
+
+@pytest.fixture(autouse=True)
+def amo(request, aws):
+    """amoCRM as `responses` mocks; any unregistered request fails instead of reaching a network.
+    Started inside mock_aws: moto patches requests too and would let unmatched calls out."""
+    if request.node.get_closest_marker("e2e"):
+        yield None
+        return
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def client():
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def dev_endpoints(monkeypatch):
+    monkeypatch.setenv("ENABLE_DEV_ENDPOINTS", "true")
