@@ -1,0 +1,1 @@
+"""A local amoCRM (API v4, OAuth, webhooks) for development and end-to-end tests. Never deployed."""

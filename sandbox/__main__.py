@@ -1,0 +1,47 @@
+"""Run the sandbox: `python -m sandbox --port 8790 [--leads 1200 …]`."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from sandbox import seed
+from sandbox.server import serve
+from sandbox.state import Config, Sandbox
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description="Local amoCRM sandbox")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--client-id", default=Config.client_id)
+    parser.add_argument("--client-secret", default=Config.client_secret)
+    parser.add_argument("--redirect-uri", default="", help="the integration's registered redirect URI")
+    parser.add_argument("--webhook-url", default="", help="send every webhook here (besides /api/v4/webhooks subscriptions)")
+    parser.add_argument("--token-lifetime", type=int, default=86400, help="access token lifetime, seconds")
+    parser.add_argument("--rate-limit", type=float, default=7.0, help="requests per rolling second before 429")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    defaults = seed.SeedSize()
+    for name in ("pipelines", "users", "contacts", "leads", "tasks", "seed"):
+        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
+    args = parser.parse_args(argv)
+
+    config = Config(client_id=args.client_id, client_secret=args.client_secret, redirect_uri=args.redirect_uri,
+                    webhook_url=args.webhook_url, token_lifetime=args.token_lifetime,
+                    rate_limit=args.rate_limit, latency_ms=args.latency_ms)
+    size = seed.SeedSize(pipelines=args.pipelines, users=args.users, contacts=args.contacts,
+                         leads=args.leads, tasks=args.tasks, seed=args.seed)
+    server = serve(args.host, args.port, Sandbox(config, size))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"amoCRM sandbox on {config.public_url} ({server.sandbox.counts()})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

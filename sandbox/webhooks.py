@@ -1,0 +1,173 @@
+"""amoCRM-style account webhooks: legacy field names, PHP bracket keys, form encoding, batching.
+
+Events that happen within a short window are sent to a destination in one body, with
+several entities and several items per body, as amoCRM does (reference §9).
+"""
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Callable
+from urllib.parse import quote
+
+SETTING_FOR = {
+    ("leads", "add"): "add_lead", ("leads", "update"): "update_lead", ("leads", "delete"): "delete_lead",
+    ("leads", "status"): "status_lead", ("leads", "restore"): "restore_lead",
+    ("leads", "responsible"): "responsible_lead", ("leads", "note"): "note_lead",
+    ("contacts", "add"): "add_contact", ("contacts", "update"): "update_contact",
+    ("contacts", "delete"): "delete_contact", ("task", "add"): "add_task",
+    ("task", "update"): "update_task", ("task", "delete"): "delete_task",
+}
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dicts/lists → PHP bracket pairs: {"leads": {"add": [{"id": 1}]}} → leads[add][0][id]=1."""
+    pairs: list[tuple[str, str]] = []
+    items = data.items() if isinstance(data, dict) else enumerate(data)
+    for key, value in items:
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, (dict, list)):
+            pairs.extend(flatten(value, name))
+        elif value is None:
+            pairs.append((name, ""))
+        elif isinstance(value, bool):
+            pairs.append((name, "1" if value else "0"))
+        else:
+            pairs.append((name, str(value)))
+    return pairs
+
+
+def form_encode(data: dict) -> str:
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in flatten(data))
+
+
+def _legacy_custom_fields(values: list | None) -> list[dict]:
+    fields = []
+    for field in values or []:
+        item: dict[str, Any] = {"id": field.get("field_id"), "name": field.get("field_name") or ""}
+        if field.get("field_code"):
+            item["code"] = field["field_code"]
+        item["values"] = [{"value": v.get("value"), **({"enum": v["enum_id"]} if v.get("enum_id") else {})}
+                          for v in field.get("values") or []]
+        fields.append(item)
+    return fields
+
+
+def legacy_lead(lead: dict, old: dict | None = None) -> dict:
+    item = {
+        "id": lead["id"], "name": lead.get("name", ""), "status_id": lead["status_id"],
+        "price": lead.get("price") or 0, "responsible_user_id": lead.get("responsible_user_id"),
+        "last_modified": lead["updated_at"], "modified_user_id": lead.get("updated_by") or 0,
+        "created_user_id": lead.get("created_by") or 0, "date_create": lead["created_at"],
+        "pipeline_id": lead["pipeline_id"], "account_id": lead["account_id"],
+        "created_at": lead["created_at"], "updated_at": lead["updated_at"],
+    }
+    if old is not None:
+        item["old_status_id"] = old["status_id"]
+        if old["pipeline_id"] != lead["pipeline_id"]:
+            item["old_pipeline_id"] = old["pipeline_id"]
+    if lead.get("tags"):
+        item["tags"] = [{"id": t["id"], "name": t["name"]} for t in lead["tags"]]
+    if lead.get("custom_fields_values"):
+        item["custom_fields"] = _legacy_custom_fields(lead["custom_fields_values"])
+    return item
+
+
+def legacy_contact(contact: dict, linked_lead_ids: list[int]) -> dict:
+    item = {
+        "id": contact["id"], "name": contact.get("name", ""),
+        "responsible_user_id": contact.get("responsible_user_id"),
+        "date_create": contact["created_at"], "last_modified": contact["updated_at"],
+        "modified_user_id": contact.get("updated_by") or 0, "created_user_id": contact.get("created_by") or 0,
+        "account_id": contact["account_id"], "created_at": contact["created_at"],
+        "updated_at": contact["updated_at"], "type": "contact",
+    }
+    if contact.get("custom_fields_values"):
+        item["custom_fields"] = _legacy_custom_fields(contact["custom_fields_values"])
+    if linked_lead_ids:
+        item["linked_leads_id"] = {str(i): {"ID": i} for i in linked_lead_ids}
+    return item
+
+
+def legacy_task(task: dict) -> dict:
+    return {
+        "id": task["id"], "element_id": task.get("entity_id") or 0,
+        "element_type": {"contacts": 1, "leads": 2, "companies": 3}.get(task.get("entity_type"), 2),
+        "text": task.get("text", ""), "status": 1 if task.get("is_completed") else 0,
+        "complete_till": task.get("complete_till"), "task_type": task.get("task_type_id"),
+        "responsible_user_id": task.get("responsible_user_id"), "date_create": task["created_at"],
+        "last_modified": task["updated_at"], "created_user_id": task.get("created_by") or 0,
+        "account_id": task["account_id"], "created_at": task["created_at"], "updated_at": task["updated_at"],
+    }
+
+
+class Dispatcher:
+    """Collects events per destination and POSTs them in batches from a background thread."""
+
+    def __init__(self, account_block: Callable[[], dict], batch_window: float = 0.15):
+        self._account_block = account_block
+        self._batch_window = batch_window
+        self._lock = threading.Condition()
+        self._pending: dict[str, list[tuple[str, str, dict]]] = {}
+        self.deliveries: list[dict] = []
+        self._stopped = False
+        self._sending = False
+        self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+        self._thread.start()
+
+    def enqueue(self, destination: str, entity: str, action: str, item: dict) -> None:
+        with self._lock:
+            self._pending.setdefault(destination, []).append((entity, action, item))
+            self._lock.notify()
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every queued event has been delivered (used by tests and the control API)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._pending and not self._sending:
+                    return
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            self._lock.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending and not self._stopped:
+                    self._lock.wait()
+                if self._stopped:
+                    return
+                self._sending = True
+            time.sleep(self._batch_window)  # let more events join this batch
+            with self._lock:
+                batches, self._pending = self._pending, {}
+            for destination, events in batches.items():
+                self._deliver(destination, events)
+            with self._lock:
+                self._sending = False
+
+    def _deliver(self, destination: str, events: list[tuple[str, str, dict]]) -> None:
+        body: dict[str, Any] = {}
+        for entity, action, item in events:
+            body.setdefault(entity, {}).setdefault(action, []).append(item)
+        body["account"] = self._account_block()
+        encoded = form_encode(body).encode()
+        request = urllib.request.Request(destination, data=encoded, method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "amoCRM-Webhooks/3.0"})
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except (urllib.error.URLError, OSError) as error:
+            status = f"failed: {error}"
+        self.deliveries.append({"destination": destination, "status": status, "events": len(events),
+                                "body": encoded.decode(), "seconds": round(time.monotonic() - started, 3)})
+        del self.deliveries[:-200]
