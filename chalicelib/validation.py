@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.services.errors import InvalidInput
+from chalicelib.services.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 _MISSING = object()
 
@@ -64,3 +65,31 @@ def query_bool(params: dict | None, name: str) -> bool | None:
     if raw.lower() not in ("true", "false"):
         raise InvalidInput(f"{name} must be true or false")
     return raw.lower() == "true"
+
+
+def path_int(value: str, name: str) -> int:
+    """A positive integer path parameter (`/stages/{stageId}`)."""
+    if not value.isdigit() or int(value) <= 0:
+        raise InvalidInput(f"{name} must be a positive integer")
+    return int(value)
+
+
+def page_params(params: dict | None) -> tuple[int, str | None]:
+    """`limit` (default 100, at most 1000) and `cursor` of a list route."""
+    limit = query_int(params, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    return limit, (params or {}).get("cursor") or None
+
+
+def fraction(data: dict, field: str, default: float) -> float:
+    """A number between 0 and 1 (e.g. a confidence threshold)."""
+    value = data.get(field)
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise InvalidInput(f"{field} must be a number between 0 and 1") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidInput(f"{field} must be a number between 0 and 1")
+    return float(value)

@@ -127,6 +127,13 @@ def query(request: Any) -> dict:
     return request.query_params or {}
 
 
+def optional_json(request: Any) -> Any:
+    """The JSON body, or {} when the request has none (a bare `POST` with no body)."""
+    if not request.raw_body:
+        return {}
+    return request.json_body
+
+
 def confirmation_page(request: Any, payload: dict) -> Response:
     """The callback's answer: a short HTML page for a browser, JSON for everyone else."""
     if "text/html" not in (request.headers.get("accept") or ""):

@@ -121,7 +121,10 @@ class SandboxServer(ThreadingHTTPServer):
         for key, value in body.items():
             if not hasattr(config, key):
                 raise problem(400, "Bad Request", f"unknown config key {key}")
-            setattr(config, key, type(getattr(config, key))(value))
+            current = getattr(config, key)
+            if isinstance(current, bool):
+                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            setattr(config, key, type(current)(value))
         return vars(config)
 
     def _reset_stats(self) -> dict:

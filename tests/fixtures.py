@@ -80,3 +80,48 @@ def stored_token():
     from chalicelib.models import AmoToken
 
     return AmoToken.get(AmoToken.SINGLETON_KEY, consistent_read=True)
+
+
+def status(status_id: int, name: str, sort: int, pipeline_id: int, type_: int = 0, color: str = "#fffeb2",
+           editable: bool = True) -> dict:
+    return {"id": status_id, "name": name, "sort": sort, "is_editable": editable, "pipeline_id": pipeline_id,
+            "color": color, "type": type_, "account_id": ACCOUNT_ID,
+            "_links": {"self": {"href": f"{HOST}/api/v4/leads/pipelines/{pipeline_id}/statuses/{status_id}"}}}
+
+
+def pipeline(pipeline_id: int, name: str, sort: int, statuses: list[dict], is_main: bool = False) -> dict:
+    return {"id": pipeline_id, "name": name, "sort": sort, "is_main": is_main, "is_unsorted_on": True,
+            "is_archive": False, "account_id": ACCOUNT_ID,
+            "_links": {"self": {"href": f"{HOST}/api/v4/leads/pipelines/{pipeline_id}"}},
+            "_embedded": {"statuses": statuses}}
+
+
+def pipelines_body(won_name: str = "Успешно реализовано") -> dict:
+    """Two pipelines that share statuses 142 and 143, each with its own unsorted status."""
+    sales = pipeline(3177727, "Воронка", 1, [
+        status(58141803, "Неразобранное", 10, 3177727, type_=1, color="#c1c1c1", editable=False),
+        status(58141807, "Первичный контакт", 20, 3177727, color="#99ccff"),
+        status(58141811, "Переговоры", 30, 3177727, color="#ffff99"),
+        status(58141815, "Принимают решение", 40, 3177727, color="#ffcc66"),
+        status(142, won_name, 10000, 3177727, color="#CCFF66", editable=False),
+        status(143, "Закрыто и не реализовано", 11000, 3177727, color="#D5D8DB", editable=False),
+    ], is_main=True)
+    rentals = pipeline(3177731, "Rentals", 2, [
+        status(58141903, "Incoming leads", 10, 3177731, type_=1, color="#c1c1c1", editable=False),
+        status(58141907, "Initial contact", 20, 3177731),
+        status(58141911, "Viewing scheduled", 30, 3177731),
+        status(142, "Closed - won", 10000, 3177731, color="#CCFF66", editable=False),
+        status(143, "Closed - lost", 11000, 3177731, color="#D5D8DB", editable=False),
+    ])
+    return {"_total_items": 2, "_links": {"self": {"href": f"{HOST}/api/v4/leads/pipelines"}},
+            "_embedded": {"pipelines": [sales, rentals]}}
+
+
+def user(user_id: int, name: str, role: tuple[int, str] | None = None, is_admin: bool = False) -> dict:
+    return {"id": user_id, "name": name, "email": f"user{user_id}@example.com", "lang": "ru",
+            "rights": {"leads": {"view": "A", "edit": "A", "add": "A", "delete": "A", "export": "A"},
+                       "tasks": {"edit": "A", "delete": "A"}, "mail_access": False, "catalog_access": False,
+                       "status_rights": [], "is_admin": is_admin, "is_free": False, "is_active": True,
+                       "group_id": None, "role_id": role[0] if role else None},
+            "_links": {"self": {"href": f"{HOST}/api/v4/users/{user_id}/"}},
+            "_embedded": {"roles": [{"id": role[0], "name": role[1]}] if role else [], "groups": []}}

@@ -1,0 +1,203 @@
+"""Pipelines and stages mirrored from amoCRM, and the mapping of stages onto our statuses.
+
+Stages are keyed by (pipeline_id, id): amoCRM's won/lost statuses 142 and 143 exist in every
+pipeline with the same id. A re-sync rewrites only what amoCRM owns (name, sort, colour,
+type) with UpdateItem, so a mapping set meanwhile is never overwritten.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib.locking import is_conflict
+from chalicelib.models import AmoPipeline, AmoStage, utc_now
+from chalicelib.services import gateway, stage_names
+from chalicelib.services.errors import InvalidInput, NotFound
+from chalicelib.services.paging import page_of_sorted
+from chalicelib.services.stage_names import STATUSES
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AUTO_APPLY_CONFIDENCE = 0.6
+_STAGE_FIELDS = ("name", "sort", "color", "type", "account_id")
+
+
+def sync_pipelines() -> dict:
+    """Mirror `GET /api/v4/leads/pipelines` (pipelines ≤ 50, each with its statuses)."""
+    body = gateway.amo_client().get("/api/v4/leads/pipelines") or {}
+    pipelines = (body.get("_embedded") or {}).get("pipelines") or []
+    if not pipelines:  # every account has at least one: never wipe the mirror on an odd answer
+        return {"synced": 0, "stagesWritten": 0, "stagesRemoved": 0,
+                "errors": [{"id": None, "message": "amoCRM returned no pipelines; nothing changed"}]}
+    known_stages = {(s.pipeline_id, s.id): s for s in AmoStage.scan()}
+    known_pipelines = {p.id: p for p in AmoPipeline.scan()}
+    errors: list[dict] = []
+    synced = stages_written = 0
+    failed: set[Any] = set()
+    for raw in pipelines:
+        pipeline_id = raw.get("id") if isinstance(raw, dict) else None
+        try:
+            _int(raw, "id")
+            _upsert_pipeline(raw, known_pipelines.pop(pipeline_id, None))
+            for status in (raw.get("_embedded") or {}).get("statuses") or []:
+                stage_id = _int(status, "id")
+                stages_written += _upsert_stage(pipeline_id, stage_id, status,
+                                                known_stages.pop((pipeline_id, stage_id), None))
+            synced += 1
+        except (InvalidInput, PynamoDBException) as error:
+            failed.add(pipeline_id)
+            errors.append({"id": pipeline_id, "message": str(error)})
+    # What amoCRM no longer has is removed, except what belongs to a pipeline that failed to sync.
+    removed = 0
+    for (pipeline_id, _), stage in known_stages.items():
+        if pipeline_id not in failed:
+            stage.delete()
+            removed += 1
+    for pipeline_id, pipeline in known_pipelines.items():
+        if pipeline_id not in failed:
+            pipeline.delete()
+    log.info("pipelines synced: %d pipelines, %d stages written, %d removed", synced, stages_written, removed)
+    return {"synced": synced, "stagesWritten": stages_written, "stagesRemoved": removed, "errors": errors}
+
+
+def _int(raw: Any, field: str) -> int:
+    value = raw.get(field) if isinstance(raw, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"amoCRM sent an item without an integer {field}")
+    return value
+
+
+def _upsert_pipeline(raw: dict, existing: AmoPipeline | None) -> None:
+    values = {"name": str(raw.get("name") or ""), "sort": int(raw.get("sort") or 0),
+              "is_main": bool(raw.get("is_main")), "is_unsorted_on": bool(raw.get("is_unsorted_on")),
+              "is_archive": bool(raw.get("is_archive")), "account_id": raw.get("account_id")}
+    if existing is not None and all(getattr(existing, k) == v for k, v in values.items()):
+        return
+    pipeline = existing or AmoPipeline(id=raw["id"])
+    for key, value in values.items():
+        setattr(pipeline, key, value)
+    pipeline.touch()
+    pipeline.save()
+
+
+def _upsert_stage(pipeline_id: int, stage_id: int, raw: dict, existing: AmoStage | None) -> int:
+    values = {"name": str(raw.get("name") or ""), "sort": int(raw.get("sort") or 0),
+              "color": raw.get("color"), "type": int(raw.get("type") or 0), "account_id": raw.get("account_id")}
+    if existing is not None and all(getattr(existing, k) == v for k, v in values.items()):
+        return 0
+    stage = existing or AmoStage(pipeline_id=pipeline_id, id=stage_id)
+    stage.touch()
+    if existing is None:
+        for key, value in values.items():
+            setattr(stage, key, value)
+        stage.save()
+    else:  # only amoCRM's fields: a mapping set concurrently survives
+        stage.update(actions=[getattr(AmoStage, k).set(v) if v is not None else getattr(AmoStage, k).remove()
+                              for k, v in values.items()] + [AmoStage.updated_at.set(stage.updated_at)])
+    return 1
+
+
+def get_pipelines(limit: int, cursor: str | None) -> dict:
+    pipelines = sorted(AmoPipeline.scan(), key=lambda p: (p.sort, p.id))
+    return page_of_sorted(pipelines, limit, cursor, lambda p: p.to_dict())
+
+
+def get_stages(pipeline_id: int, limit: int, cursor: str | None) -> dict:
+    if not _pipeline_exists(pipeline_id):
+        raise NotFound(f"pipeline {pipeline_id} is not known (run sync-pipelines?)")
+    stages = sorted(AmoStage.query(pipeline_id), key=lambda s: (s.sort, s.id))
+    return page_of_sorted(stages, limit, cursor, lambda s: s.to_dict())
+
+
+def _pipeline_exists(pipeline_id: int) -> bool:
+    try:
+        AmoPipeline.get(pipeline_id)
+        return True
+    except AmoPipeline.DoesNotExist:
+        return False
+
+
+def validate_status(value: Any, field: str = "mappedStatus") -> str:
+    if value not in STATUSES:
+        raise InvalidInput(f"{field} must be one of {', '.join(STATUSES)}")
+    return value
+
+
+def update_stage_mapping(stage_id: int, mapped_status: Any, pipeline_id: int | None = None) -> dict:
+    """Set a manual mapping. A stage id present in several pipelines needs `pipeline_id`,
+    except 142/143, which without it are mapped in every pipeline."""
+    status = validate_status(mapped_status)
+    stages = list(AmoStage.by_stage_id.query(stage_id))
+    if pipeline_id is not None:
+        stages = [s for s in stages if s.pipeline_id == pipeline_id]
+    if not stages:
+        where = f" in pipeline {pipeline_id}" if pipeline_id is not None else ""
+        raise NotFound(f"stage {stage_id}{where} is not known (run sync-pipelines?)")
+    if len(stages) > 1 and stage_id not in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID):
+        pipelines = ", ".join(str(s.pipeline_id) for s in stages)
+        raise InvalidInput(f"stage {stage_id} exists in pipelines {pipelines}: pass pipelineId")
+    for stage in stages:
+        stage.update(actions=[AmoStage.mapped_status.set(status), AmoStage.mapping_source.set("manual"),
+                              AmoStage.updated_at.set(utc_now())])
+    data: Any = stages[0].to_dict() if len(stages) == 1 else [s.to_dict() for s in stages]
+    return {"message": f"stage {stage_id} mapped to {status} in {len(stages)} pipeline(s)", "data": data}
+
+
+def _suggestions() -> list[tuple[AmoStage, stage_names.Suggestion]]:
+    by_pipeline: dict[int, list[AmoStage]] = {}
+    for stage in AmoStage.scan():
+        by_pipeline.setdefault(stage.pipeline_id, []).append(stage)
+    result = []
+    for pipeline_id in sorted(by_pipeline):
+        stages = sorted(by_pipeline[pipeline_id], key=lambda s: (s.sort, s.id))
+        regular = [s.id for s in stages if s.type != stage_names.UNSORTED_TYPE
+                   and s.id not in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID)]
+        for stage in stages:
+            position = regular.index(stage.id) if stage.id in regular else None
+            result.append((stage, stage_names.suggest(stage.id, stage.type, stage.name, position)))
+    return result
+
+
+def get_suggested_mappings() -> dict:
+    data = [{"stageId": stage.id, "pipelineId": stage.pipeline_id, "stageName": stage.name,
+             "currentStatus": stage.mapped_status, "mappingSource": stage.mapping_source,
+             "suggestedStatus": suggestion.status, "confidence": suggestion.confidence,
+             "reason": suggestion.reason}
+            for stage, suggestion in _suggestions()]
+    return {"data": data, "count": len(data)}
+
+
+def apply_auto_mapping(min_confidence: float = DEFAULT_AUTO_APPLY_CONFIDENCE) -> dict:
+    """Map every unmapped stage whose suggestion is confident enough; never touch a mapped one."""
+    applied, skipped, errors = 0, 0, []
+    for stage, suggestion in _suggestions():
+        if stage.mapped_status:
+            continue
+        if suggestion.confidence < min_confidence:
+            skipped += 1
+            continue
+        try:
+            stage.update(actions=[AmoStage.mapped_status.set(suggestion.status),
+                                  AmoStage.mapping_source.set("auto"),
+                                  AmoStage.updated_at.set(utc_now())],
+                         condition=AmoStage.mapped_status.does_not_exist())
+            applied += 1
+        except PynamoDBException as error:
+            if is_conflict(error):  # mapped by someone else meanwhile: theirs stands
+                continue
+            errors.append({"stageId": stage.id, "pipelineId": stage.pipeline_id, "message": str(error)})
+    return {"applied": applied, "skipped": skipped, "errors": errors}
+
+
+def mapped_status_of(pipeline_id: int | None, status_id: int | None) -> str | None:
+    """Our status for an amoCRM (pipeline, stage): 142/143 are always CLOSED; None when unmapped."""
+    if status_id in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID):
+        return stage_names.CLOSED
+    if pipeline_id is None or status_id is None:
+        return None
+    try:
+        return AmoStage.get(pipeline_id, status_id).mapped_status or None
+    except AmoStage.DoesNotExist:
+        return None
