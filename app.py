@@ -1,9 +1,11 @@
 """Every Chalice decorator of the service and nothing else: each handler parses its input,
 calls one service function and shapes the response (STYLE.md)."""
+import json
+
 from chalice import Chalice, Rate, Response
 
-from chalicelib import logs, validation, web
-from chalicelib.services import pipelines, tokens, users
+from chalicelib import logs, settings, validation, web
+from chalicelib.services import contacts, idempotency, leads, pipelines, sync, tasks, tokens, users
 
 app = Chalice(app_name="amocrm-integration")
 app.debug = False
@@ -14,7 +16,8 @@ P = web.API_PREFIX
 
 @app.middleware("http")
 def guard_and_tag(event, get_response):
-    logs.correlation_id.set(event.context.get("requestId") or "-")
+    logs.correlation_id.set((event.headers.get("x-request-id") or "")[:64] or event.context.get("requestId")
+                            or logs.new_correlation_id())
     return web.guard(event.context.get("resourcePath", ""), event.headers) or get_response(event)
 
 
@@ -122,6 +125,146 @@ def sync_roles():
 @web.maps_errors
 def list_roles():
     return users.get_roles(*validation.page_params(app.current_request.query_params))
+
+
+# -- leads ---------------------------------------------------------------------------------------
+
+@app.route(f"{P}/sync-leads", methods=["POST"])
+@web.maps_errors
+def sync_leads():
+    limit = validation.query_int(app.current_request.query_params, "limit", 50)
+    return sync.sync_leads_from_amo(limit, time_left=web.time_left_for_route(app))
+
+
+@app.route(f"{P}/create-lead", methods=["POST"])
+@web.maps_errors
+def create_lead():
+    body = validation.body_object(app.current_request.json_body)
+    lead_data = validation.lead_data(body.get("leadData"))
+    contact = validation.contact_data(body["contact"]) if body.get("contact") is not None else None
+    key = app.current_request.headers.get("idempotency-key")
+    return idempotency.run_once("create-lead", key, body, lambda: leads.create_lead(lead_data, contact))
+
+
+@app.route(f"{P}/update-lead", methods=["POST"])
+@web.maps_errors
+def update_lead():
+    body = validation.body_object(app.current_request.json_body)
+    amo_lead_id = validation.integer(body, "leadId", minimum=1)
+    return leads.update_lead(amo_lead_id, validation.lead_data(body.get("leadData")))
+
+
+@app.route(f"{P}/sync-lead", methods=["POST"])
+@web.maps_errors
+def sync_lead():
+    body = validation.body_object(app.current_request.json_body)
+    return leads.sync_lead(validation.body_object(body.get("lead"), "lead"))
+
+
+@app.route(f"{P}/test-lead", methods=["POST"])
+@web.maps_errors
+def test_lead():
+    return leads.create_test_lead()
+
+
+@app.route(f"{P}/leads/{{amoLeadId}}", methods=["GET"])
+@web.maps_errors
+def get_lead(amoLeadId):
+    return leads.get_lead(validation.path_int(amoLeadId, "amoLeadId"))
+
+
+@app.route(f"{P}/leads/{{amoLeadId}}/notes", methods=["POST"])
+@web.maps_errors
+def add_lead_note(amoLeadId):
+    body = validation.body_object(app.current_request.json_body)
+    return leads.add_note(validation.path_int(amoLeadId, "amoLeadId"), validation.string(body, "text", max_length=20000))
+
+
+# -- contacts and tasks --------------------------------------------------------------------------
+
+@app.route(f"{P}/sync-contacts", methods=["POST"])
+@web.maps_errors
+def sync_contacts():
+    limit = validation.query_int(app.current_request.query_params, "limit", 50)
+    return sync.sync_contacts(limit, time_left=web.time_left_for_route(app))
+
+
+@app.route(f"{P}/contacts", methods=["GET"])
+@web.maps_errors
+def list_contacts():
+    return contacts.get_contacts(*validation.page_params(app.current_request.query_params))
+
+
+@app.route(f"{P}/contacts", methods=["POST"])
+@web.maps_errors
+def create_contact():
+    return contacts.create_contact(validation.contact_data(app.current_request.json_body, "request body"))
+
+
+@app.route(f"{P}/contacts/{{contactId}}", methods=["PATCH"])
+@web.maps_errors
+def update_contact(contactId):
+    data = validation.contact_data(app.current_request.json_body, "request body", require_name=False)
+    return contacts.update_contact(validation.path_int(contactId, "contactId"), data)
+
+
+@app.route(f"{P}/sync-tasks", methods=["POST"])
+@web.maps_errors
+def sync_tasks():
+    params = app.current_request.query_params
+    return sync.sync_tasks(validation.query_int(params, "limit", 50), validation.query_bool(params, "is_completed"),
+                           validation.entity_type_param(params), time_left=web.time_left_for_route(app))
+
+
+@app.route(f"{P}/tasks", methods=["GET"])
+@web.maps_errors
+def list_tasks():
+    params = app.current_request.query_params
+    return tasks.get_tasks(*validation.page_params(params), *validation.task_filters(params))
+
+
+@app.route(f"{P}/tasks", methods=["POST"])
+@web.maps_errors
+def create_task():
+    return tasks.create_task(validation.task_data(app.current_request.json_body))
+
+
+@app.route(f"{P}/tasks/{{taskId}}/complete", methods=["PATCH"])
+@web.maps_errors
+def complete_task(taskId):
+    body = validation.body_object(web.optional_json(app.current_request))
+    return tasks.complete_task(validation.path_int(taskId, "taskId"),
+                               validation.string(body, "result_text", required=False, max_length=5000))
+
+
+# -- full and incremental sync -------------------------------------------------------------------
+
+@app.route(f"{P}/sync-all", methods=["POST"])
+@web.maps_errors
+def sync_all():
+    params = app.current_request.query_params
+    return sync.sync_all(validation.query_int(params, "leadsLimit", 0),
+                         full=validation.query_bool(params, "full") is not False,
+                         time_left=web.time_left_for_route(app))
+
+
+@app.route(f"{P}/sync-jobs/{{jobId}}", methods=["GET"])
+@web.maps_errors
+def sync_job(jobId):
+    return sync.get_job(validation.string({"jobId": jobId}, "jobId", max_length=64))
+
+
+@app.on_sqs_message(queue=settings.sync_queue_name(), batch_size=1, name="continue-sync")
+def continue_sync(event):
+    """Resumes a sync that handed over before its invocation ran out of time."""
+    for record in event:
+        sync.resume(json.loads(record.body)["jobId"], web.time_left_for_event(event.context))
+
+
+@app.schedule(Rate(settings.sync_schedule_minutes(), unit=Rate.MINUTES), name="incremental-sync")
+def scheduled_sync(event):
+    """Heals missed webhooks: leads, contacts and tasks changed since the last run."""
+    return sync.sync_all(0, full=False, time_left=web.time_left_for_event(event.context), related=True)
 
 
 # -- schedules -----------------------------------------------------------------------------------

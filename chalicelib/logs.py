@@ -11,8 +11,13 @@ import json
 import logging
 import sys
 import time
+import uuid
 
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="-")
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 class JsonFormatter(logging.Formatter):

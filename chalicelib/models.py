@@ -55,9 +55,14 @@ class BaseModel(Model):
         self.updated_at = now
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe view for API responses (datetimes become ISO strings)."""
-        data = self.to_simple_dict()
-        data.pop("version", None)
+        """JSON-safe view for API responses: datetimes become ISO strings, JSON attributes stay
+        structured, and internal bookkeeping (version, lease, TTL) is left out."""
+        data = {}
+        for name in self.get_attributes():
+            value = getattr(self, name)
+            if name in ("version", "expires_at"):
+                continue
+            data[name] = value.isoformat() if isinstance(value, datetime) else value
         return data
 
 
@@ -205,6 +210,16 @@ class AmoLeadIdIndex(GlobalSecondaryIndex):
     amo_lead_id = NumberAttribute(hash_key=True)
 
 
+class AmoContactIdIndex(GlobalSecondaryIndex):
+    """Leads whose main contact is a given amoCRM contact (to refresh their guest fields)."""
+
+    class Meta:
+        index_name = "amo-contact-id-index"
+        projection = AllProjection()
+
+    amo_contact_id = NumberAttribute(hash_key=True)
+
+
 class Lead(BaseModel):
     """Our lead (id is our UUID), linked to an amoCRM lead by amo_lead_id."""
 
@@ -226,6 +241,7 @@ class Lead(BaseModel):
     amo_updated_at = NumberAttribute(null=True)
     account_id = NumberAttribute(null=True)
     by_amo_lead_id = AmoLeadIdIndex()
+    by_amo_contact_id = AmoContactIdIndex()
 
 
 class AmoActivityLog(BaseModel):
@@ -245,7 +261,59 @@ class AmoActivityLog(BaseModel):
     expires_at = TTLAttribute()
 
 
+class SyncState(BaseModel):
+    """Per entity (leads, contacts, tasks): when the last complete sync started, for incremental runs."""
+
+    Meta = _meta("sync-state")
+
+    entity = UnicodeAttribute(hash_key=True)
+    last_success_started_at = NumberAttribute(null=True)
+    last_result = JSONAttribute(null=True)
+
+
+class SyncJob(BaseModel):
+    """A sync that continues across Lambda invocations: where the next invocation resumes."""
+
+    Meta = _meta("sync-jobs")
+
+    job_id = UnicodeAttribute(hash_key=True)
+    entity = UnicodeAttribute()
+    status = UnicodeAttribute(default="running")  # running | done | failed
+    params = JSONAttribute(default=dict)
+    next_page = NumberAttribute(default=1)
+    synced = NumberAttribute(default=0)
+    errors = JSONAttribute(default=list)
+    started_at = NumberAttribute()
+    invocations = NumberAttribute(default=1)
+    expires_at = TTLAttribute(null=True)
+
+
+class IdempotencyRecord(BaseModel):
+    """The first result of a request carrying an Idempotency-Key, replayed for retries."""
+
+    Meta = _meta("idempotency")
+
+    key = UnicodeAttribute(hash_key=True)
+    state = UnicodeAttribute(default="in_progress")  # in_progress | done
+    request_hash = UnicodeAttribute()
+    response = JSONAttribute(null=True)
+    expires_at = TTLAttribute()
+
+
+class Notification(BaseModel):
+    """Outbox of Main Backend notifications, one per event id (delivery is at least once)."""
+
+    Meta = _meta("notifications")
+
+    event_id = UnicodeAttribute(hash_key=True)
+    payload = JSONAttribute()
+    state = UnicodeAttribute(default="pending")  # pending | sent | skipped | dead
+    attempts = NumberAttribute(default=0)
+    last_error = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     AmoToken, OAuthState, AmoPipeline, AmoStage, AmoUser, AmoRole,
-    AmoContact, AmoTask, Lead, AmoActivityLog,
+    AmoContact, AmoTask, Lead, AmoActivityLog, SyncState, SyncJob, IdempotencyRecord, Notification,
 )

@@ -112,6 +112,24 @@ def aws_endpoint_url() -> str:
     return _get("AWS_ENDPOINT_URL")
 
 
+def sync_queue_name() -> str:
+    """Name of the queue that continues long syncs (read at import by app.py's SQS handler)."""
+    return _get("SYNC_QUEUE_NAME") or "amocrm-sync"
+
+
+def sync_queue_url() -> str:
+    """URL of that queue; when unset (the local run) a sync runs to its end in one invocation."""
+    return _get("SYNC_QUEUE_URL")
+
+
+def sync_schedule_minutes() -> int:
+    """How often the incremental sync runs (read at import by app.py's schedule)."""
+    value = _optional_int("SYNC_SCHEDULE_MINUTES")
+    if value is not None and value < 1:
+        raise ConfigError("SYNC_SCHEDULE_MINUTES must be at least 1")
+    return value or 15
+
+
 def validate_all() -> list[str]:
     """Problems with the configuration, one message per variable; empty when all is well."""
     checks = (amo_base_url, amo_client_id, amo_client_secret, amo_redirect_uri,

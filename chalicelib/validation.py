@@ -93,3 +93,75 @@ def fraction(data: dict, field: str, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise InvalidInput(f"{field} must be a number between 0 and 1")
     return float(value)
+
+
+def _ids(data: dict, fields: tuple[str, ...], prefix: str) -> None:
+    for name in fields:
+        if name in data and data[name] is not None:
+            value = data[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInput(f"{prefix}{name} must be a positive integer")
+
+
+def lead_data(value: Any, field: str = "leadData", require_name: bool = False) -> dict:
+    """A lead as the Main Backend sends it: amoCRM lead fields, checked at the edge."""
+    data = body_object(value, field)
+    if require_name or "name" in data:
+        name = data.get("name")
+        if not isinstance(name, str) or (require_name and not name.strip()):
+            raise InvalidInput(f"{field}.name must be a non-empty string")
+    if "price" in data and data["price"] is not None:
+        price = data["price"]
+        if isinstance(price, bool) or not isinstance(price, int) or price < 0:
+            raise InvalidInput(f"{field}.price must be a non-negative integer")
+    _ids(data, ("pipeline_id", "status_id", "responsible_user_id", "loss_reason_id"), f"{field}.")
+    if "custom_fields_values" in data and not isinstance(data["custom_fields_values"], (list, type(None))):
+        raise InvalidInput(f"{field}.custom_fields_values must be a list")
+    if "_embedded" in data and not isinstance(data["_embedded"], dict):
+        raise InvalidInput(f"{field}._embedded must be an object")
+    return data
+
+
+def contact_data(value: Any, field: str = "contact", require_name: bool = True) -> dict:
+    data = body_object(value, field)
+    for name in ("name", "first_name", "last_name", "phone", "email"):
+        if name in data and data[name] is not None and not isinstance(data[name], str):
+            raise InvalidInput(f"{field}.{name} must be a string")
+    if require_name and not any((data.get(n) or "").strip() for n in ("name", "first_name", "last_name")):
+        raise InvalidInput(f"{field}.name is required")
+    if data.get("email") and "@" not in data["email"]:
+        raise InvalidInput(f"{field}.email must be an e-mail address")
+    _ids(data, ("responsible_user_id",), f"{field}.")
+    return data
+
+
+def task_data(value: Any) -> dict:
+    data = body_object(value)
+    string(data, "text", max_length=5000)
+    integer(data, "complete_till", minimum=0)
+    entity_type = data.get("entity_type")
+    if entity_type is not None and entity_type not in ("leads", "contacts", "companies"):
+        raise InvalidInput("entity_type must be one of leads, contacts, companies")
+    if (data.get("entity_id") is None) != (entity_type is None):
+        raise InvalidInput("entity_id and entity_type go together")
+    _ids(data, ("entity_id", "task_type_id", "responsible_user_id"), "")
+    integer(data, "duration", required=False, minimum=0)
+    return data
+
+
+def entity_type_param(params: dict | None) -> str | None:
+    value = (params or {}).get("entity_type")
+    if value in (None, ""):
+        return None
+    if value not in ("leads", "contacts", "companies"):
+        raise InvalidInput("entity_type must be one of leads, contacts, companies")
+    return value
+
+
+def task_filters(params: dict | None) -> tuple[bool | None, str | None, int | None]:
+    """`is_completed`, `entity_type`, `entity_id` of GET tasks (entity_id needs entity_type)."""
+    entity_type = entity_type_param(params)
+    entity_id = query_int(params, "entity_id", 0) or None
+    if entity_id and not entity_type:
+        raise InvalidInput("entity_id needs entity_type")
+    return query_bool(params, "is_completed"), entity_type, entity_id

@@ -10,6 +10,7 @@ import functools
 import hmac
 import html
 import logging
+import time
 from typing import Any, Callable
 
 from chalice import (
@@ -125,6 +126,28 @@ def maps_errors(view: Callable) -> Callable:
 def query(request: Any) -> dict:
     """Query parameters; Chalice gives None (not {}) when there are none."""
     return request.query_params or {}
+
+
+API_GATEWAY_BUDGET_SECONDS = 25.0  # API Gateway answers 504 after 29 s
+
+
+def time_left_for_route(app: Any) -> Callable[[], float]:
+    """Seconds left before an HTTP request must have answered (API Gateway's limit, or the
+    Lambda's own if that comes first); long syncs hand over to the queue before then."""
+    deadline = time.monotonic() + API_GATEWAY_BUDGET_SECONDS
+    context = getattr(app, "lambda_context", None)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+
+    def time_left() -> float:
+        left = deadline - time.monotonic()
+        return min(left, remaining() / 1000.0) if callable(remaining) else left
+
+    return time_left
+
+
+def time_left_for_event(context: Any) -> Callable[[], float] | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return (lambda: remaining() / 1000.0) if callable(remaining) else None
 
 
 def optional_json(request: Any) -> Any:

@@ -246,7 +246,7 @@ class AmoClient:
         url = self.base_url + (parts.path if parts.path.startswith("/") else "/" + parts.path)
         query = parts.query
         if params:
-            encoded = urlencode(params, doseq=True)
+            encoded = urlencode(params, doseq=True, safe="[]")  # amoCRM's own notation: filter[id][]=1
             query = f"{query}&{encoded}" if query else encoded
         return f"{url}?{query}" if query else url
 

@@ -201,3 +201,8 @@ def mapped_status_of(pipeline_id: int | None, status_id: int | None) -> str | No
         return AmoStage.get(pipeline_id, status_id).mapped_status or None
     except AmoStage.DoesNotExist:
         return None
+
+
+def status_map() -> dict[tuple[int, int], str | None]:
+    """Every known (pipeline, stage) and its mapped status, for mapping many leads at once."""
+    return {(s.pipeline_id, s.id): (s.mapped_status or None) for s in AmoStage.scan()}

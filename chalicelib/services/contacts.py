@@ -1,0 +1,134 @@
+"""amoCRM contacts: mirror, fetch-by-id for lead syncs, create and update for the Main Backend."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+from chalicelib.amo.entities import ContactInfo, MalformedEntity, read_contact
+from chalicelib.amo.errors import AmoNotFound
+from chalicelib.models import AmoContact, Lead
+from chalicelib.services import gateway, mirror
+from chalicelib.services.errors import InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("name", "first_name", "last_name", "email", "phone", "responsible_user_id", "amo_created_at",
+          "amo_updated_at", "account_id")
+IDS_PER_REQUEST = 250
+MAX_QUERY_CHARS = 6000  # keep URLs well under the 8 KB most servers accept (no 414)
+
+
+def to_item(info: ContactInfo) -> AmoContact:
+    return AmoContact(id=info.id, name=info.name, first_name=info.first_name, last_name=info.last_name,
+                      email=info.email, phone=info.phone, responsible_user_id=info.responsible_user_id,
+                      amo_created_at=info.created_at, amo_updated_at=info.updated_at, account_id=info.account_id)
+
+
+def store(raw_contacts: Iterable[Any]) -> tuple[list[AmoContact], list[dict]]:
+    """Upsert amoCRM contact objects; returns (every valid contact, per-item errors)."""
+    items, errors = [], []
+    for raw in raw_contacts:
+        try:
+            items.append(to_item(read_contact(raw)))
+        except MalformedEntity as error:
+            errors.append({"id": raw.get("id") if isinstance(raw, dict) else None, "message": str(error)})
+    mirror.upsert_changed(AmoContact, list(items), FIELDS)
+    return items, errors
+
+
+def id_chunks(ids: list[int]) -> Iterable[list[int]]:
+    """Chunks of at most 250 ids whose `filter[id][]=…` query stays under MAX_QUERY_CHARS."""
+    chunk: list[int] = []
+    length = 0
+    for contact_id in ids:
+        cost = len("filter[id][]=&") + len(str(contact_id))
+        if chunk and (len(chunk) == IDS_PER_REQUEST or length + cost > MAX_QUERY_CHARS):
+            yield chunk
+            chunk, length = [], 0
+        chunk.append(contact_id)
+        length += cost
+    if chunk:
+        yield chunk
+
+
+def fetch_by_ids(ids: list[int]) -> dict[int, AmoContact]:
+    """Fetch contacts from amoCRM in batches by id, store them, return them by id."""
+    client = gateway.amo_client()
+    found: dict[int, AmoContact] = {}
+    for chunk in id_chunks(ids):
+        body = client.get("/api/v4/contacts", {"filter[id][]": chunk, "limit": IDS_PER_REQUEST}) or {}
+        items, _ = store((body.get("_embedded") or {}).get("contacts") or [])
+        found.update((item.id, item) for item in items)
+    return found
+
+
+def sync_page(raw_contacts: list[dict]) -> tuple[int, list[dict]]:
+    items, errors = store(raw_contacts)
+    return len(items), errors
+
+
+def get_contacts(limit: int, cursor: str | None) -> dict:
+    return mirror.page_of_scan(lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start),
+                               limit, cursor, lambda c: c.to_dict())
+
+
+# -- writes for the Main Backend ----------------------------------------------------------------
+
+def contact_body(data: dict) -> dict:
+    """amoCRM contact JSON from our flat {name, first_name, last_name, phone, email, responsible_user_id}."""
+    body: dict[str, Any] = {k: data[k] for k in ("name", "first_name", "last_name", "responsible_user_id")
+                            if data.get(k) is not None}
+    fields = []
+    if data.get("phone"):
+        fields.append({"field_code": "PHONE", "values": [{"value": data["phone"], "enum_code": "WORK"}]})
+    if data.get("email"):
+        fields.append({"field_code": "EMAIL", "values": [{"value": data["email"], "enum_code": "WORK"}]})
+    if fields:
+        body["custom_fields_values"] = fields
+    return body
+
+
+def refresh(contact_id: int) -> AmoContact:
+    """Re-read one contact from amoCRM and store it (also refreshes the leads that use it)."""
+    raw = gateway.amo_client().get(f"/api/v4/contacts/{contact_id}")
+    if not raw:
+        raise NotFound(f"contact {contact_id} does not exist in amoCRM")
+    items, errors = store([raw])
+    if errors:
+        raise InvalidInput(errors[0]["message"])
+    refresh_guest_fields(items[0])
+    return items[0]
+
+
+def refresh_guest_fields(contact: AmoContact) -> int:
+    """Copy a contact's name, phone and e-mail onto the leads whose main contact it is."""
+    changed = 0
+    for lead in Lead.by_amo_contact_id.query(contact.id):
+        if (lead.guest_name, lead.guest_phone, lead.guest_email) == (contact.name, contact.phone, contact.email):
+            continue
+        lead.update(actions=[Lead.guest_name.set(contact.name), Lead.guest_phone.set(contact.phone),
+                             Lead.guest_email.set(contact.email)])
+        changed += 1
+    return changed
+
+
+def create_contact(data: dict) -> dict:
+    body = contact_body(data)
+    created = gateway.amo_client().post("/api/v4/contacts", [{**body, "request_id": "0"}]) or {}
+    contact_id = ((created.get("_embedded") or {}).get("contacts") or [{}])[0].get("id")
+    if not isinstance(contact_id, int):
+        raise InvalidInput("amoCRM did not return the new contact's id")
+    refresh(contact_id)
+    return {"amoContactId": contact_id}
+
+
+def update_contact(contact_id: int, data: dict) -> dict:
+    body = contact_body(data)
+    if not body:
+        raise InvalidInput("nothing to update: give name, first_name, last_name, phone, email or responsible_user_id")
+    try:
+        gateway.amo_client().patch(f"/api/v4/contacts/{contact_id}", body)
+    except AmoNotFound:
+        raise NotFound(f"contact {contact_id} does not exist in amoCRM") from None
+    refresh(contact_id)
+    return {"message": "contact updated", "amoContactId": contact_id}

@@ -1,0 +1,99 @@
+"""amoCRM tasks: mirror, create and complete for the Main Backend."""
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.amo.entities import MalformedEntity, TaskInfo, read_task
+from chalicelib.amo.errors import AmoNotFound
+from chalicelib.models import AmoTask, utc_now
+from chalicelib.services import gateway, mirror
+from chalicelib.services.errors import InvalidInput, NotFound
+
+FIELDS = ("text", "task_type_id", "complete_till", "is_completed", "responsible_user_id", "entity_id",
+          "entity_type", "duration", "result_text", "created_by", "updated_by", "amo_created_at",
+          "amo_updated_at", "account_id", "is_unlinked")
+ENTITY_TYPES = ("leads", "contacts", "companies")
+
+
+def to_item(info: TaskInfo) -> AmoTask:
+    return AmoTask(id=info.id, text=info.text, task_type_id=info.task_type_id, complete_till=info.complete_till,
+                   is_completed=info.is_completed, responsible_user_id=info.responsible_user_id,
+                   entity_id=info.entity_id, entity_type=info.entity_type, duration=info.duration,
+                   result_text=info.result_text, created_by=info.created_by, updated_by=info.updated_by,
+                   amo_created_at=info.created_at, amo_updated_at=info.updated_at, account_id=info.account_id,
+                   is_unlinked=False)
+
+
+def sync_page(raw_tasks: list[Any]) -> tuple[int, list[dict]]:
+    items, errors = [], []
+    for raw in raw_tasks:
+        try:
+            items.append(to_item(read_task(raw)))
+        except MalformedEntity as error:
+            errors.append({"id": raw.get("id") if isinstance(raw, dict) else None, "message": str(error)})
+    mirror.upsert_changed(AmoTask, list(items), FIELDS)
+    return len(items), errors
+
+
+def refresh(task_id: int) -> AmoTask:
+    raw = gateway.amo_client().get(f"/api/v4/tasks/{task_id}")
+    if not raw:
+        raise NotFound(f"task {task_id} does not exist in amoCRM")
+    sync_page([raw])
+    return AmoTask.get(task_id)
+
+
+def get_tasks(limit: int, cursor: str | None, is_completed: bool | None = None,
+              entity_type: str | None = None, entity_id: int | None = None) -> dict:
+    condition = None
+    if is_completed is not None:
+        condition = AmoTask.is_completed == is_completed
+    if entity_type is not None:
+        range_condition = AmoTask.entity_id == entity_id if entity_id is not None else None
+        return mirror.page_of_scan(
+            lambda start, n: AmoTask.by_entity.query(entity_type, range_condition, filter_condition=condition,
+                                                     limit=n, last_evaluated_key=start),
+            limit, cursor, lambda t: t.to_dict())
+    return mirror.page_of_scan(
+        lambda start, n: AmoTask.scan(condition, limit=n, last_evaluated_key=start),
+        limit, cursor, lambda t: t.to_dict())
+
+
+def create_task(data: dict) -> dict:
+    body = {k: data[k] for k in ("text", "complete_till", "entity_id", "entity_type", "task_type_id",
+                                 "responsible_user_id", "duration") if data.get(k) is not None}
+    created = gateway.amo_client().post("/api/v4/tasks", [{**body, "request_id": "0"}]) or {}
+    task_id = ((created.get("_embedded") or {}).get("tasks") or [{}])[0].get("id")
+    if not isinstance(task_id, int):
+        raise InvalidInput("amoCRM did not return the new task's id")
+    task = refresh(task_id)
+    return {"amoTaskId": task_id, "data": task.to_dict()}
+
+
+def complete_task(task_id: int, result_text: str | None = None) -> dict:
+    """Complete in amoCRM, then store; an already completed task is returned as it is."""
+    try:
+        task = AmoTask.get(task_id)
+    except AmoTask.DoesNotExist:
+        task = refresh(task_id)
+    if task.is_completed:
+        return {"message": "task was already completed", "status": "completed", "data": task.to_dict()}
+    body: dict[str, Any] = {"is_completed": True}
+    if result_text:
+        body["result"] = {"text": result_text}
+    try:
+        gateway.amo_client().patch(f"/api/v4/tasks/{task_id}", body)
+    except AmoNotFound:
+        raise NotFound(f"task {task_id} does not exist in amoCRM") from None
+    task = refresh(task_id)
+    return {"message": "task completed", "status": "completed", "data": task.to_dict()}
+
+
+def unlink(task_id: int) -> bool:
+    """amoCRM deleted the task: keep the record, mark it unlinked."""
+    try:
+        task = AmoTask.get(task_id)
+    except AmoTask.DoesNotExist:
+        return False
+    task.update(actions=[AmoTask.is_unlinked.set(True), AmoTask.updated_at.set(utc_now())])
+    return True
