@@ -110,6 +110,7 @@ class SandboxServer(ThreadingHTTPServer):
             ("POST", r(r"/touch"), lambda q, b: (200, {"changed": s.touch(
                 (b or {}).get("entity", "leads"), int((b or {}).get("count", 1)),
                 bool((b or {}).get("fire_webhooks", False)))})),
+            ("GET", r(r"/export/(leads|contacts|tasks)"), lambda q, b, entity: (200, self._export(entity))),
             ("GET", r(r"/webhook-deliveries"), lambda q, b: (200, {"deliveries": s.dispatcher.deliveries})),
             ("POST", r(r"/flush-webhooks"), lambda q, b: (s.dispatcher.flush(), (200, {"ok": True}))[1]),
         ]
@@ -126,6 +127,12 @@ class SandboxServer(ThreadingHTTPServer):
                 value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
             setattr(config, key, type(current)(value))
         return vars(config)
+
+    def _export(self, entity: str) -> dict:
+        """The raw stored entities, so tests can compare what the service mirrored."""
+        with self.sandbox.lock:
+            table = getattr(self.sandbox, entity)
+            return {entity: [v for v in table.values() if not v.get("is_deleted")]}
 
     def _reset_stats(self) -> dict:
         from sandbox.state import Stats

@@ -17,6 +17,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Protocol
@@ -169,6 +170,12 @@ class AmoClient:
         self.timeouts = timeouts
         self._sleep = sleep
         self._rand = rand
+        self._local = threading.local()
+
+    @property
+    def last_latency(self) -> float:
+        """Seconds this thread's last request took on the wire (limiter waits excluded)."""
+        return getattr(self._local, "latency", 0.0)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -246,7 +253,7 @@ class AmoClient:
         url = self.base_url + (parts.path if parts.path.startswith("/") else "/" + parts.path)
         query = parts.query
         if params:
-            encoded = urlencode(params, doseq=True, safe="[]")  # amoCRM's own notation: filter[id][]=1
+            encoded = urlencode(params, doseq=True)
             query = f"{query}&{encoded}" if query else encoded
         return f"{url}?{query}" if query else url
 
@@ -261,9 +268,11 @@ class AmoClient:
         last_error = ""
         for attempt in range(1, self.retry.max_attempts + 1):
             self.limiter.acquire()
+            sent = time.monotonic()
             try:
                 response = self.session.request(method, url, json=body, headers=headers,
                                                 timeout=timeouts.pair)
+                self._local.latency = time.monotonic() - sent
             except requests.ConnectionError as error:
                 if not (idempotent or _never_sent(error)):
                     raise AmoUnavailable(f"amoCRM {method} {path}: connection lost after sending; "

@@ -1,16 +1,20 @@
-"""A pacing limiter shared by every thread of the process that talks to amoCRM.
+"""The request limiter shared by every thread of the process that talks to amoCRM.
 
-amoCRM counts requests per rolling second (7 allowed). Requests reach it after network
-latency that varies, so sending exactly 7 evenly spaced requests per second still draws
-429s. The limiter hands out send slots spaced `(1 + margin) / rate` seconds apart, which
-keeps any rolling second at or under `rate` sends even when arrival times jitter by up to
-about `margin` seconds. Slots are reserved under a lock and slept on outside it, so many
-requests can be in flight at once: only their start times are paced.
+amoCRM counts requests per rolling second (7 allowed). Two rules together keep us under it:
+- pacing: consecutive sends are at least `(1 + margin) / rate` apart, so the rate is spread
+  evenly instead of arriving in bursts;
+- a sliding window over the *actual* send times: a send waits until the `rate`-th previous
+  send is more than `1 + margin` seconds old. A thread that wakes late (GIL, a busy machine)
+  therefore cannot squeeze an eighth request into amoCRM's second, which pacing by planned
+  slots alone would allow.
+No slot is reserved while a caller sleeps; it re-checks when it wakes. Many requests can be
+in flight at once: only their start times are limited.
 """
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 
@@ -18,24 +22,30 @@ class RateLimiter:
     def __init__(self, rate_per_second: float = 7.0, margin_seconds: float = 0.08,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
+        self.rate = max(1, int(rate_per_second))
+        self.window = (1.0 + margin_seconds) * self.rate / rate_per_second
         self.interval = (1.0 + margin_seconds) / rate_per_second
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._sends: deque[float] = deque(maxlen=self.rate)
         self._next_slot = 0.0
 
     def acquire(self) -> float:
-        """Wait for this caller's send slot; returns the slot time (on the limiter's clock)."""
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self.interval
-        if slot > now:
-            self._sleep(slot - now)
-        return slot
+        """Block until this caller may send; returns the send time (on the limiter's clock)."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                earliest = max(self._next_slot,
+                               self._sends[0] + self.window if len(self._sends) == self.rate else now)
+                if earliest <= now:
+                    self._sends.append(now)
+                    self._next_slot = now + self.interval
+                    return now
+            self._sleep(earliest - now)
 
     def pause(self, seconds: float) -> None:
-        """Push every later slot back, e.g. after amoCRM answered 429 with Retry-After."""
+        """Hold every later send back, e.g. after amoCRM answered 429 with Retry-After."""
         with self._lock:
             self._next_slot = max(self._next_slot, self._clock() + seconds)
 

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 FIELDS = ("name", "first_name", "last_name", "email", "phone", "responsible_user_id", "amo_created_at",
           "amo_updated_at", "account_id")
 IDS_PER_REQUEST = 250
-MAX_QUERY_CHARS = 6000  # keep URLs well under the 8 KB most servers accept (no 414)
+MAX_QUERY_CHARS = 7700  # the request line must fit the 8 KB that nginx and Apache accept (no 414)
+_ID_PARAM = "filter%5Bid%5D%5B%5D="  # how filter[id][] goes over the wire (brackets encoded)
 
 
 def to_item(info: ContactInfo) -> AmoContact:
@@ -41,7 +42,7 @@ def id_chunks(ids: list[int]) -> Iterable[list[int]]:
     chunk: list[int] = []
     length = 0
     for contact_id in ids:
-        cost = len("filter[id][]=&") + len(str(contact_id))
+        cost = len(_ID_PARAM) + len(str(contact_id)) + 1
         if chunk and (len(chunk) == IDS_PER_REQUEST or length + cost > MAX_QUERY_CHARS):
             yield chunk
             chunk, length = [], 0

@@ -10,7 +10,6 @@ page are wasted (amoCRM answers them 204). Memory is bounded by the window.
 from __future__ import annotations
 
 import math
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -37,18 +36,19 @@ class PageFetcher:
         self.next_to_yield = first_page
         self.last_page = last_page
         self.max_window = max_window
+        self.exhausted = False  # True once the last page has been handed out
         self._latency = 0.0
 
     def _fetch(self, number: int) -> Page:
-        started = time.monotonic()
         items, has_next = self.client.get_page(self.path, self.key, number, self.params)
-        elapsed = time.monotonic() - started
-        self._latency = elapsed if not self._latency else 0.7 * self._latency + 0.3 * elapsed
+        latency = self.client.last_latency
+        self._latency = latency if not self._latency else 0.7 * self._latency + 0.3 * latency
         return Page(number, items, has_next)
 
     def _window(self) -> int:
+        """Pages in flight: enough to cover one page's latency with send slots, at least one."""
         interval = getattr(self.client.limiter, "interval", 0.15) or 0.15
-        return max(1, min(self.max_window, math.ceil(self._latency / interval) + 1 if self._latency else 2))
+        return max(1, min(self.max_window, math.ceil(self._latency / interval)))
 
     def pages(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Page]:
         """Yield pages in order until the last one (or `should_stop()` before a page is started)."""
@@ -63,7 +63,8 @@ class PageFetcher:
                         in_flight[next_to_request] = pool.submit(self._fetch, next_to_request)
                         next_to_request += 1
                     future = in_flight.pop(self.next_to_yield, None)
-                    if future is None:
+                    if future is None:  # stopped before requesting it (or past `last_page`)
+                        self.exhausted = self.last_page is not None and self.next_to_yield > self.last_page
                         return
                     page = future.result()
                     self.next_to_yield += 1
@@ -72,6 +73,7 @@ class PageFetcher:
                     if page.items:
                         yield page
                     if finished:
+                        self.exhausted = True
                         return
             finally:
                 for future in in_flight.values():

@@ -101,20 +101,21 @@ def _run(entity: str, params: dict, limit: int, first_page: int, already: int,
     writer = spec.writer()
     outcome = Outcome()
     out_of_time = (lambda: time_left() < RESERVE_SECONDS) if time_left else (lambda: False)
+    limit_reached = False
     for page in fetcher.pages(should_stop=out_of_time):
         items = page.items if remaining is None else page.items[:remaining]
         writer.add_page(items)
         outcome.pages += 1
-        if remaining is not None:
-            remaining -= len(items)
-            if remaining <= 0:
-                break
         if progress:
             progress({"entity": entity, "page": page.number, "synced": already + writer.synced,
                       "errors": len(writer.errors)})
-        if out_of_time() and page.has_next:
-            outcome.next_page = fetcher.next_to_yield
+        if remaining is not None:
+            remaining -= len(items)
+            limit_reached = remaining <= 0
+        if limit_reached or out_of_time():
             break
+    if not (fetcher.exhausted or limit_reached):
+        outcome.next_page = fetcher.next_to_yield
     writer.flush()
     outcome.synced, outcome.errors = writer.synced, writer.errors
     if progress:

@@ -39,10 +39,15 @@ def test_jitter_up_to_the_margin_still_stays_within_the_limit():
     assert max_in_rolling_second(arrivals) <= 7
 
 
-def test_slots_are_reserved_so_concurrent_callers_each_get_their_own():
+def test_concurrent_callers_each_get_their_own_send_time_within_the_limit():
     clock = FakeClock()
     lock = threading.Lock()
-    limiter = RateLimiter(7, clock=clock, sleep=lambda s: None)
+
+    def sleep(seconds):
+        with lock:
+            clock.now += seconds
+
+    limiter = RateLimiter(7, clock=clock, sleep=sleep)
     slots = []
 
     def worker():
@@ -66,3 +71,15 @@ def test_pause_pushes_back_every_later_slot():
     limiter.acquire()
     limiter.pause(2.0)
     assert limiter.acquire() >= 1002.0
+
+
+def test_a_caller_that_wakes_late_cannot_squeeze_an_eighth_request_into_a_second():
+    clock = FakeClock()
+    oversleeps = iter([0.12])  # the first wait overshoots, as a busy thread's would
+
+    def sleep(seconds):
+        clock.now += seconds + next(oversleeps, 0.0)
+
+    limiter = RateLimiter(7, margin_seconds=0.02, clock=clock, sleep=sleep)
+    sends = [limiter.acquire() for _ in range(40)]
+    assert max_in_rolling_second(sends) <= 7

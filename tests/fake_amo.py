@@ -1,0 +1,119 @@
+"""amoCRM list endpoints served from Python lists through `responses` callbacks.
+
+Answers like amoCRM: HAL pages of at most `limit` items with `_links.next`, 204 with no body
+past the end, `filter[id][]` on contacts, `with=contacts` on leads. Every request is
+recorded by `responses`, so tests can count them.
+"""
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from tests.fixtures import ACCOUNT_ID, HOST
+
+
+def lead(lead_id, pipeline_id=3177727, status_id=58141807, contact_ids=(), updated_at=1700000000,
+         price=1000, custom_fields=None):
+    return {"id": lead_id, "name": f"Бронь #{lead_id}", "price": price, "responsible_user_id": 8375357,
+            "group_id": 0, "status_id": status_id, "pipeline_id": pipeline_id, "loss_reason_id": None,
+            "created_by": 8375357, "updated_by": 8375357, "created_at": 1690000000, "updated_at": updated_at,
+            "closed_at": None, "closest_task_at": None, "is_deleted": False,
+            "custom_fields_values": custom_fields, "score": None, "account_id": ACCOUNT_ID,
+            "_links": {"self": {"href": f"{HOST}/api/v4/leads/{lead_id}"}},
+            "_embedded": {"tags": [], "companies": [], "contacts": [
+                {"id": c, "is_main": i == 0, "_links": {"self": {"href": f"{HOST}/api/v4/contacts/{c}"}}}
+                for i, c in enumerate(contact_ids)]}}
+
+
+def contact(contact_id, name="Олена Коваленко", phone="+380501112233", email="olena@example.ua",
+            updated_at=1700000000):
+    fields = []
+    if phone:
+        fields.append({"field_id": 264911, "field_name": "Телефон", "field_code": "PHONE", "field_type": "multitext",
+                       "values": [{"value": phone, "enum_id": 193200, "enum_code": "MOB"}]})
+    if email:
+        fields.append({"field_id": 264913, "field_name": "Email", "field_code": "EMAIL", "field_type": "multitext",
+                       "values": [{"value": email, "enum_id": 193212, "enum_code": "WORK"}]})
+    return {"id": contact_id, "name": name, "first_name": name.split()[0], "last_name": name.split()[-1],
+            "responsible_user_id": 8375357, "group_id": 0, "created_by": 0, "updated_by": 0,
+            "created_at": 1690000000, "updated_at": updated_at, "closest_task_at": None, "is_deleted": False,
+            "is_unsorted": False, "custom_fields_values": fields or None, "account_id": ACCOUNT_ID,
+            "_links": {"self": {"href": f"{HOST}/api/v4/contacts/{contact_id}"}},
+            "_embedded": {"tags": [], "companies": []}}
+
+
+def task(task_id, entity_id=17657, entity_type="leads", is_completed=False, updated_at=1700000000):
+    return {"id": task_id, "created_by": 8375357, "updated_by": 8375357, "created_at": 1690000000,
+            "updated_at": updated_at, "responsible_user_id": 8375357, "group_id": 0, "entity_id": entity_id,
+            "entity_type": entity_type, "is_completed": is_completed, "task_type_id": 1,
+            "text": "Перезвонить гостю", "duration": 0, "complete_till": 1700086400,
+            "result": {"text": "Готово"} if is_completed else [], "account_id": ACCOUNT_ID,
+            "_links": {"self": {"href": f"{HOST}/api/v4/tasks/{task_id}"}}}
+
+
+class FakeAmo:
+    def __init__(self, mock):
+        self.mock = mock
+        self.leads: list[dict] = []
+        self.contacts: dict[int, dict] = {}
+        self.tasks: list[dict] = []
+        self.urls: list[str] = []
+        mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/leads(\?.*)?$"), self._list_leads)
+        mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/contacts(\?.*)?$"), self._list_contacts)
+        mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/tasks(\?.*)?$"), self._list_tasks)
+        mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/leads/\d+(\?.*)?$"), self._get_lead)
+        mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/tasks/\d+(\?.*)?$"), self._get_task)
+
+    @staticmethod
+    def _page(items, key, request, path):
+        self_url = request.url
+        query = parse_qs(urlsplit(self_url).query)
+        limit = int(query.get("limit", ["50"])[0])
+        page = int(query.get("page", ["1"])[0])
+        chunk = items[(page - 1) * limit: page * limit]
+        if not chunk:
+            return 204, {}, ""
+        links = {"self": {"href": f"{HOST}{path}?page={page}&limit={limit}"}}
+        if page * limit < len(items):
+            links["next"] = {"href": f"{HOST}{path}?page={page + 1}&limit={limit}"}
+        body = {"_page": page, "_links": links, "_embedded": {key: chunk}}
+        return 200, {"Content-Type": "application/hal+json"}, json.dumps(body)
+
+    def _list_leads(self, request):
+        self.urls.append(request.url)
+        query = parse_qs(urlsplit(request.url).query)
+        since = int(query.get("filter[updated_at][from]", ["0"])[0])
+        items = [dict(l) for l in self.leads if l["updated_at"] >= since]
+        if "contacts" not in ",".join(query.get("with", [])):
+            for item in items:
+                item["_embedded"] = {k: v for k, v in item["_embedded"].items() if k != "contacts"}
+        return self._page(items, "leads", request, "/api/v4/leads")
+
+    def _list_contacts(self, request):
+        self.urls.append(request.url)
+        query = parse_qs(urlsplit(request.url).query)
+        ids = [int(i) for i in query.get("filter[id][]", [])]
+        items = [self.contacts[i] for i in ids if i in self.contacts] if ids else list(self.contacts.values())
+        return self._page(items, "contacts", request, "/api/v4/contacts")
+
+    def _list_tasks(self, request):
+        self.urls.append(request.url)
+        return self._page(self.tasks, "tasks", request, "/api/v4/tasks")
+
+    def _get_lead(self, request):
+        lead_id = int(urlsplit(request.url).path.rsplit("/", 1)[1])
+        found = next((l for l in self.leads if l["id"] == lead_id), None)
+        if found is None:
+            return 204, {}, ""
+        return 200, {"Content-Type": "application/hal+json"}, json.dumps(found)
+
+    def _get_task(self, request):
+        task_id = int(urlsplit(request.url).path.rsplit("/", 1)[1])
+        found = next((t for t in self.tasks if t["id"] == task_id), None)
+        if found is None:
+            return 204, {}, ""
+        return 200, {"Content-Type": "application/hal+json"}, json.dumps(found)
+
+    def requests_to(self, path):
+        return [u for u in self.urls if urlsplit(u).path == path]

@@ -1,0 +1,226 @@
+"""Lead sync: SPEC §2 mapping, no N+1, idempotent upserts, status-change notifications,
+per-item errors, incremental runs and continuation across a faked timeout."""
+import json
+
+import boto3
+import pytest
+
+from chalicelib.amo.errors import AmoBlocked
+from chalicelib.models import AmoContact, Lead, Notification, SyncJob, SyncState
+from chalicelib.services import leads, pipelines, sync
+from chalicelib.services.errors import ReauthorizationRequired
+from tests import fixtures
+from tests.fake_amo import FakeAmo, contact, lead
+from tests.fixtures import HAL, HOST, PROBLEM, store_tokens
+
+SALES, RENTALS = 3177727, 3177731
+INITIAL, NEGOTIATION, DECISION = 58141807, 58141811, 58141815
+
+
+@pytest.fixture
+def amo_data(amo, monkeypatch):
+    """Connected account with the two reference pipelines synced and mapped; a fake amoCRM."""
+    store_tokens()
+    amo.get(f"{HOST}/api/v4/leads/pipelines", json=fixtures.pipelines_body(), headers=HAL)
+    pipelines.sync_pipelines()
+    pipelines.update_stage_mapping(NEGOTIATION, "IN_PROGRESS")
+    pipelines.update_stage_mapping(INITIAL, "NEW")
+    return FakeAmo(amo)
+
+
+def stored(amo_lead_id):
+    return Lead.get(leads.lead_id_for(amo_lead_id))
+
+
+def test_lead_fields_come_from_the_main_contact_and_the_stage_mapping(amo_data, monkeypatch):
+    monkeypatch.setenv("AMO_PROPERTY_FIELD_ID", "900001")
+    amo_data.contacts = {1: contact(1, "Второй Контакт", "+7 900 000-00-00", "second@x.ru"),
+                         2: contact(2, "Олена Коваленко", "+380501112233", "olena@example.ua")}
+    amo_data.leads = [lead(10, status_id=NEGOTIATION, contact_ids=(2, 1), price=4500, custom_fields=[
+        {"field_id": 900001, "field_name": "Объект", "field_code": None, "field_type": "text",
+         "values": [{"value": "PROP-1042"}]}])]
+
+    assert sync.sync_leads_from_amo(limit=0) == {"synced": 1, "errors": []}
+
+    record = stored(10)
+    assert (record.amo_contact_id, record.guest_name, record.guest_phone, record.guest_email) == (
+        2, "Олена Коваленко", "+380501112233", "olena@example.ua")
+    assert (record.status, record.amo_pipeline_id, record.amo_status_id) == ("IN_PROGRESS", SALES, NEGOTIATION)
+    assert (record.price, record.property_id, record.responsible_user_id) == (4500, "PROP-1042", 8375357)
+    assert record.custom_fields[0]["values"][0]["value"] == "PROP-1042"
+
+
+def test_first_contact_is_used_when_none_is_main(amo_data):
+    amo_data.contacts = {5: contact(5, "Anna Smith")}
+    raw = lead(11, contact_ids=(5,))
+    raw["_embedded"]["contacts"][0]["is_main"] = False
+    amo_data.leads = [raw]
+    sync.sync_leads_from_amo(limit=0)
+    assert stored(11).guest_name == "Anna Smith"
+
+
+def test_won_and_lost_are_closed_and_unmapped_stages_are_new(amo_data):
+    amo_data.leads = [lead(20, pipeline_id=RENTALS, status_id=142), lead(21, status_id=143),
+                      lead(22, status_id=DECISION)]
+    sync.sync_leads_from_amo(limit=0)
+    assert [stored(i).status for i in (20, 21, 22)] == ["CLOSED", "CLOSED", "NEW"]
+
+
+def test_an_unmapped_stage_keeps_the_existing_status(amo_data):
+    amo_data.leads = [lead(23, status_id=NEGOTIATION)]
+    sync.sync_leads_from_amo(limit=0)
+    amo_data.leads = [lead(23, status_id=DECISION, updated_at=1700000100)]
+    sync.sync_leads_from_amo(limit=0)
+    assert (stored(23).status, stored(23).amo_status_id) == ("IN_PROGRESS", DECISION)
+
+
+def test_contacts_are_fetched_in_batches_not_one_per_lead(amo_data, monkeypatch):
+    monkeypatch.setenv("AMO_RATE_LIMIT_RPS", "7")  # real pacing, so pages are not requested speculatively
+    amo_data.contacts = {c: contact(c, f"Гость {c}") for c in range(1000, 1600)}
+    amo_data.leads = [lead(100 + i, contact_ids=(1000 + i,)) for i in range(600)]
+
+    result = sync.sync_leads_from_amo(limit=0)
+
+    assert result["synced"] == 600
+    assert len(amo_data.requests_to("/api/v4/leads")) == 3  # ceil(600/250)
+    contact_requests = amo_data.requests_to("/api/v4/contacts")
+    assert len(contact_requests) == 3  # ceil(600/250), each with up to 250 ids
+    assert all(len(url) < 8000 for url in contact_requests)
+    assert "filter%5Bid%5D%5B%5D=1000&" in contact_requests[0]
+    assert AmoContact.get(1599).name == "Гость 1599"
+    assert stored(699).guest_name == "Гость 1599"
+
+
+def test_contacts_already_mirrored_are_not_fetched_again(amo_data):
+    amo_data.contacts = {1: contact(1)}
+    amo_data.leads = [lead(30, contact_ids=(1,))]
+    sync.sync_leads_from_amo(limit=0)
+    amo_data.urls.clear()
+    amo_data.leads = [lead(30, contact_ids=(1,), updated_at=1700000500), lead(31, contact_ids=(1,))]
+    sync.sync_leads_from_amo(limit=0)
+    assert amo_data.requests_to("/api/v4/contacts") == []
+
+
+def test_limit_caps_the_number_of_leads(amo_data):
+    amo_data.leads = [lead(1000 + i) for i in range(300)]
+    assert sync.sync_leads_from_amo(limit=50)["synced"] == 50
+    assert len(list(Lead.scan())) == 50
+    assert all("limit=250" in u for u in amo_data.requests_to("/api/v4/leads"))
+
+
+def test_syncing_twice_writes_nothing_the_second_time(amo_data):
+    amo_data.contacts = {1: contact(1)}
+    amo_data.leads = [lead(40 + i, contact_ids=(1,)) for i in range(30)]
+    sync.sync_leads_from_amo(limit=0)
+    before = {l.id: l.updated_at for l in Lead.scan()}
+
+    sync.sync_leads_from_amo(limit=0)
+
+    assert {l.id: l.updated_at for l in Lead.scan()} == before
+
+
+def test_an_older_update_never_overwrites_a_newer_record(amo_data):
+    amo_data.leads = [lead(50, status_id=NEGOTIATION, updated_at=1700000900)]
+    sync.sync_leads_from_amo(limit=0)
+    amo_data.leads = [lead(50, status_id=INITIAL, updated_at=1700000100)]
+    sync.sync_leads_from_amo(limit=0)
+    assert (stored(50).amo_status_id, stored(50).status) == (NEGOTIATION, "IN_PROGRESS")
+    assert leads.upsert_one(lead(50, status_id=INITIAL, updated_at=1700000100)) is None
+
+
+def test_a_status_change_seen_by_sync_records_one_notification(amo_data, monkeypatch):
+    monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", "https://main.example.com/hooks/amocrm")
+    amo_data.leads = [lead(60, status_id=INITIAL)]
+    sync.sync_leads_from_amo(limit=0)
+    assert list(Notification.scan()) == []  # a new lead is not a change
+    amo_data.leads = [lead(60, status_id=NEGOTIATION, updated_at=1700000600)]
+
+    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(limit=0)
+
+    notes = list(Notification.scan())
+    assert len(notes) == 1
+    payload = notes[0].payload
+    assert (payload["event"], payload["status"], payload["previousStatus"]) == (
+        "lead.status_changed", "IN_PROGRESS", "NEW")
+    assert (payload["amoLeadId"], payload["stageId"], payload["pipelineId"]) == (60, NEGOTIATION, SALES)
+    assert payload["leadId"] == stored(60).id and notes[0].state == "pending"
+
+
+def test_malformed_leads_and_unknown_stages_are_reported_and_the_sync_carries_on(amo_data, amo):
+    broken = lead(71)
+    broken["pipeline_id"] = None
+    amo_data.leads = [lead(70), broken, lead(72, status_id=99999), lead(73)]
+
+    result = sync.sync_leads_from_amo(limit=0)
+
+    assert result["synced"] == 2
+    assert {e["id"] for e in result["errors"]} == {71, 72}
+    assert "99999" in next(e["message"] for e in result["errors"] if e["id"] == 72)
+    # the unknown stage made the sync re-read the pipelines once before giving up on that lead
+    assert len([c for c in amo.calls if c.request.url.endswith("/api/v4/leads/pipelines")]) == 2
+
+
+def test_a_revoked_connection_stops_the_sync_with_a_clear_error(amo_data, amo):
+    from chalicelib.models import AmoToken
+    token = AmoToken.get(AmoToken.SINGLETON_KEY)
+    token.update(actions=[AmoToken.expires_at.set(0)])
+    amo.post(f"{HOST}/oauth2/access_token", status=401, json=fixtures.REVOKED, headers=PROBLEM)
+    amo_data.leads = [lead(80)]
+    with pytest.raises(ReauthorizationRequired):
+        sync.sync_leads_from_amo(limit=0)
+
+
+def test_a_blocked_account_stops_the_sync(amo_data, amo):
+    amo.replace("GET", f"{HOST}/api/v4/leads/pipelines", status=403, body=fixtures.BLOCKED_HTML,
+                headers={"Content-Type": "text/html"})
+    with pytest.raises(AmoBlocked):
+        sync.sync_all(0)
+
+
+def test_incremental_sync_asks_only_for_changes_since_the_last_run_minus_overlap(amo_data):
+    amo_data.leads = [lead(90, updated_at=1700000000)]
+    sync.sync_all(0, full=True)
+    started = SyncState.get("leads").last_success_started_at
+    amo_data.urls.clear()
+
+    sync.sync_all(0, full=False)
+
+    url = amo_data.requests_to("/api/v4/leads")[0]
+    assert f"filter%5Bupdated_at%5D%5Bfrom%5D={int(started - sync.OVERLAP_SECONDS)}" in url
+
+
+def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_or_duplicates(
+        amo_data, monkeypatch, client):
+    queue_url = boto3.client("sqs").create_queue(QueueName="amocrm-sync")["QueueUrl"]
+    monkeypatch.setenv("SYNC_QUEUE_URL", queue_url)
+    amo_data.contacts = {c: contact(c, f"Гость {c}") for c in range(1, 301)}
+    amo_data.leads = [lead(5000 + i, contact_ids=(1 + i % 300,)) for i in range(1100)]
+    pages_written = []
+    real_add_page = leads.LeadPageWriter.add_page
+    monkeypatch.setattr(leads.LeadPageWriter, "add_page",
+                        lambda self, raw: (pages_written.append(len(raw)), real_add_page(self, raw)))
+
+    # time runs low once two pages are in: the invocation must hand over
+    first = sync.sync_leads_from_amo(limit=0, time_left=lambda: 100.0 if len(pages_written) < 2 else 5.0)
+
+    assert first["status"] == "continuing" and first["synced"] == 500
+    job = SyncJob.get(first["jobId"])
+    assert job.next_page == 3
+    messages = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"]) for m in messages] == [{"jobId": first["jobId"]}]
+
+    event = {"Records": [{"messageId": "m-1", "receiptHandle": "r-1", "body": messages[0]["Body"],
+                          "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:amocrm-sync",
+                          "awsRegion": "us-east-1"}]}
+    monkeypatch.setattr(leads.LeadPageWriter, "add_page", real_add_page)
+    # chalice's test context allows 3 s; give the continuation a real Lambda's 15 minutes
+    monkeypatch.setattr("chalicelib.web.time_left_for_event", lambda context: (lambda: 900.0))
+    client.lambda_.invoke("continue-sync", event)
+
+    job = SyncJob.get(first["jobId"])
+    assert (job.status, job.synced) == ("done", 1100)
+    stored_ids = sorted(l.amo_lead_id for l in Lead.scan())
+    assert stored_ids == [5000 + i for i in range(1100)]
+    assert SyncState.get("leads").last_success_started_at == job.started_at
