@@ -8,11 +8,50 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from typing import Callable
 
 from chalicelib import logs, settings
-from chalicelib.services import admin, tokens
+from chalicelib.amo.errors import AmoError
+from chalicelib.services import admin, pipelines, sync, tokens
 from chalicelib.services.errors import ServiceError
+
+
+class ProgressLine:
+    """One self-overwriting line on stderr: entity, page, items so far, rate, errors."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, event: dict) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        page = f"page {event['page']:>5}" if event.get("page") else "done      "
+        line = (f"{event['entity']:<9} {page}  {event['synced']:>8} synced  "
+                f"{event['synced'] / elapsed:8.1f}/s  {event['errors']} errors")
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if event.get("page") is None else ""))
+        elif event.get("page") is None or event["page"] % 20 == 0:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def _summary(results: dict, elapsed: float) -> int:
+    print(f"\n{'entity':<10} {'synced':>8} {'errors':>7}  status")
+    failed = 0
+    for entity, result in results.items():
+        errors = result.get("errors") or []
+        failed += len(errors)
+        status = result.get("status", "complete")
+        if result.get("jobId"):
+            status += f" (job {result['jobId']})"
+        print(f"{entity:<10} {result.get('synced', 0):>8} {len(errors):>7}  {status}")
+        for error in errors[:5]:
+            print(f"    {error.get('id')}: {error.get('message')}")
+        if len(errors) > 5:
+            print(f"    … and {len(errors) - 5} more")
+    print(f"finished in {elapsed:.1f}s")
+    return 1 if failed else 0
 
 
 def _print_rows(rows: list[tuple[str, str]]) -> None:
@@ -48,6 +87,26 @@ def cmd_refresh_token(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync_all(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    results = sync.sync_all(args.leads_limit, full=args.full, progress=ProgressLine(), related=args.related)
+    return _summary(results, time.monotonic() - started)
+
+
+def _sync_one(entity: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        started = time.monotonic()
+        result = sync.sync_entity(entity, args.limit, incremental=not args.full, progress=ProgressLine())
+        return _summary({entity: result}, time.monotonic() - started)
+
+    return run
+
+
+def cmd_sync_pipelines(_: argparse.Namespace) -> int:
+    started = time.monotonic()
+    return _summary({"pipelines": pipelines.sync_pipelines()}, time.monotonic() - started)
+
+
 def cmd_disconnect(_: argparse.Namespace) -> int:
     print(tokens.disconnect()["message"])
     return 0
@@ -58,6 +117,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "status": (cmd_status, "show configuration, table and amoCRM connection status"),
     "refresh-token": (cmd_refresh_token, "refresh the amoCRM access token now"),
     "disconnect": (cmd_disconnect, "forget the stored amoCRM tokens (to connect another account)"),
+    "sync-all": (cmd_sync_all, "pipelines and stages, then leads (full unless --incremental)"),
+    "sync-pipelines": (cmd_sync_pipelines, "pipelines and stages"),
+    "sync-leads": (_sync_one("leads"), "leads with their contacts"),
+    "sync-contacts": (_sync_one("contacts"), "contacts"),
+    "sync-tasks": (_sync_one("tasks"), "tasks"),
 }
 
 
@@ -68,15 +132,35 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (handler, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text)
         command.set_defaults(handler=handler)
+        if name == "sync-all":
+            command.add_argument("--leads-limit", type=_non_negative, default=0, help="0 = every lead (default)")
+            command.add_argument("--related", action="store_true", help="also contacts and tasks")
+        elif name in ("sync-leads", "sync-contacts", "sync-tasks"):
+            command.add_argument("--limit", type=_non_negative, default=0, help="0 = all (default)")
+        if name.startswith("sync-") and name != "sync-pipelines":
+            mode = command.add_mutually_exclusive_group()
+            mode.add_argument("--full", dest="full", action="store_true", default=True,
+                              help="everything (default)")
+            mode.add_argument("--incremental", dest="full", action="store_false",
+                              help="only what changed since the last complete run (minus an overlap)")
     return parser
 
 
+def _non_negative(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError("must be a non-negative integer")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
-    logs.configure(logging.WARNING)
+    logs.configure(logging.WARNING, stream_name="stderr")
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ServiceError, settings.ConfigError) as error:
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except (ServiceError, AmoError, settings.ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # the operator gets one line, not a traceback

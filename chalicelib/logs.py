@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import sys
 import time
 import uuid
@@ -35,14 +36,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def configure(level: int = logging.INFO) -> None:
+class _CurrentStreamHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout / sys.stderr is at the time (tests swap them)."""
+
+    def __init__(self, stream_name: str):
+        self._stream_name = stream_name
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return getattr(sys, self._stream_name)
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        return None
+
+
+def configure(level: int = logging.INFO, stream_name: str = "stdout") -> None:
+    """Lambda logs go to stdout (CloudWatch); the CLI passes "stderr" to keep its output clean."""
     root = logging.getLogger()
-    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        for handler in list(root.handlers):
+    in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+    for handler in list(root.handlers):
+        # in Lambda, the runtime's plain-text handler would print every line a second time
+        if in_lambda or isinstance(handler.formatter, JsonFormatter):
             root.removeHandler(handler)
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
+    handler = _CurrentStreamHandler(stream_name)
+    handler.setFormatter(JsonFormatter())
+    root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("botocore", "urllib3", "pynamodb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,56 @@
+"""The operator CLI: exit codes, summaries, nothing secret printed."""
+import pytest
+
+from chalicelib import cli
+from chalicelib.services import pipelines
+from tests import fixtures
+from tests.fake_amo import FakeAmo, contact, lead
+from tests.fixtures import HAL, HOST, PROBLEM, store_tokens
+
+
+@pytest.fixture
+def fake(amo):
+    store_tokens("secret-access-1", "secret-refresh-1")
+    amo.get(f"{HOST}/api/v4/leads/pipelines", json=fixtures.pipelines_body(), headers=HAL)
+    pipelines.sync_pipelines()
+    return FakeAmo(amo)
+
+
+def test_create_tables_is_idempotent(capsys):
+    assert cli.main(["create-tables"]) == 0
+    assert "test-leads: exists" in capsys.readouterr().out
+
+
+def test_sync_all_prints_a_summary_and_exits_0(fake, capsys):
+    fake.contacts = {1: contact(1)}
+    fake.leads = [lead(10 + i, contact_ids=(1,)) for i in range(3)]
+    assert cli.main(["sync-all"]) == 0
+    out = capsys.readouterr().out
+    assert "leads" in out and " 3 " in out and "secret-" not in out
+
+
+def test_item_errors_make_the_exit_code_non_zero(fake, capsys):
+    fake.leads = [lead(20, status_id=99999)]
+    assert cli.main(["sync-leads", "--limit", "0"]) == 1
+    assert "99999" in capsys.readouterr().out
+
+
+def test_a_failed_sync_exits_1_with_one_line(amo, capsys):
+    store_tokens(expires_in=-5)
+    amo.post(f"{HOST}/oauth2/access_token", status=401, json=fixtures.REVOKED, headers=PROBLEM)
+    assert cli.main(["sync-leads"]) == 1
+    err = capsys.readouterr().err
+    assert "re-authorize" in err and "Traceback" not in err
+
+
+def test_bad_arguments_exit_2():
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["sync-leads", "--limit", "-3"])
+    assert raised.value.code == 2
+
+
+def test_status_without_configuration_says_what_is_missing(monkeypatch, capsys):
+    monkeypatch.delenv("AMO_CLIENT_SECRET")
+    assert cli.main(["status"]) == 1
+    out = capsys.readouterr().out
+    assert "AMO_CLIENT_SECRET is not set" in out and "client-secret" not in out
