@@ -5,7 +5,18 @@ import json
 from chalice import Chalice, Rate, Response
 
 from chalicelib import logs, settings, validation, web
-from chalicelib.services import contacts, idempotency, leads, pipelines, sync, tasks, tokens, users
+from chalicelib.services import (
+    contacts,
+    idempotency,
+    leads,
+    notifications,
+    pipelines,
+    sync,
+    tasks,
+    tokens,
+    users,
+    webhooks,
+)
 
 app = Chalice(app_name="amocrm-integration")
 app.debug = False
@@ -265,6 +276,41 @@ def continue_sync(event):
 def scheduled_sync(event):
     """Heals missed webhooks: leads, contacts and tasks changed since the last run."""
     return sync.sync_all(0, full=False, time_left=web.time_left_for_event(event.context), related=True)
+
+
+# -- webhooks and Main Backend notifications ----------------------------------------------------
+
+@app.route(f"{P}/webhook", methods=["POST"],
+           content_types=["application/x-www-form-urlencoded", "application/json", "text/plain"])
+@web.maps_errors
+def webhook():
+    request = app.current_request
+    return webhooks.receive(request.raw_body, request.headers.get("content-type"), web.query(request))
+
+
+@app.route(f"{P}/webhook/register", methods=["POST", "DELETE"])
+@web.maps_errors
+def webhook_register():
+    request = app.current_request
+    body = validation.body_object(web.optional_json(request))
+    url = validation.string(body, "url", required=False) or web.own_url(request, "webhook")
+    return webhooks.register(url) if request.method == "POST" else webhooks.unregister(url)
+
+
+@app.on_sqs_message(queue=settings.webhook_queue_name(), batch_size=10, name="process-webhooks")
+def process_webhooks(event):
+    return webhooks.handle_queue_batch([record.to_dict() for record in event])
+
+
+@app.on_sqs_message(queue=settings.notify_queue_name(), batch_size=10, name="deliver-notifications")
+def deliver_notifications(event):
+    return notifications.handle_queue_batch([record.to_dict() for record in event])
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="notification-sweeper")
+def sweep_notifications(event):
+    """Re-sends notifications still pending (e.g. recorded while the queue was unreachable)."""
+    return notifications.deliver_pending()
 
 
 # -- schedules -----------------------------------------------------------------------------------

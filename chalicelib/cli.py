@@ -13,7 +13,7 @@ from typing import Callable
 
 from chalicelib import logs, settings
 from chalicelib.amo.errors import AmoError
-from chalicelib.services import admin, pipelines, sync, tokens
+from chalicelib.services import admin, notifications, pipelines, sync, tokens, webhooks
 from chalicelib.services.errors import ServiceError
 
 
@@ -75,7 +75,7 @@ def cmd_status(_: argparse.Namespace) -> int:
             print(f"  ! {problem}")
     print("DynamoDB")
     _print_rows(report["tables"])
-    print("amoCRM connection")
+    print("amoCRM connection and notifications")
     _print_rows([(k, str(v)) for k, v in report["connection"].items()])
     healthy = report["tables_ok"] and report["connection"].get("connected") is True
     return 0 if healthy else 1
@@ -107,6 +107,30 @@ def cmd_sync_pipelines(_: argparse.Namespace) -> int:
     return _summary({"pipelines": pipelines.sync_pipelines()}, time.monotonic() - started)
 
 
+def cmd_register_webhook(args: argparse.Namespace) -> int:
+    result = webhooks.register(args.url)
+    print(f"{result['message']}: {result['destination']}\n  events: {', '.join(result['settings'])}")
+    return 0
+
+
+def cmd_unregister_webhook(args: argparse.Namespace) -> int:
+    print(f"{webhooks.unregister(args.url)['message']}")
+    return 0
+
+
+def cmd_deliver_notifications(_: argparse.Namespace) -> int:
+    result = notifications.deliver_pending()
+    print(f"pending {result['pending']}, delivered {result['delivered']}")
+    return 0 if result["pending"] == result["delivered"] else 1
+
+
+def cmd_redrive(_: argparse.Namespace) -> int:
+    result = notifications.redrive()
+    print(f"dead-letter messages cleared {result['deadLetterMessagesCleared']}, "
+          f"notifications sent again {result['redriven']}")
+    return 0
+
+
 def cmd_disconnect(_: argparse.Namespace) -> int:
     print(tokens.disconnect()["message"])
     return 0
@@ -117,6 +141,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "status": (cmd_status, "show configuration, table and amoCRM connection status"),
     "refresh-token": (cmd_refresh_token, "refresh the amoCRM access token now"),
     "disconnect": (cmd_disconnect, "forget the stored amoCRM tokens (to connect another account)"),
+    "register-webhook": (cmd_register_webhook, "subscribe the service's webhook URL in amoCRM (idempotent)"),
+    "unregister-webhook": (cmd_unregister_webhook, "remove that subscription"),
+    "deliver-notifications": (cmd_deliver_notifications, "send pending Main Backend notifications now"),
+    "redrive": (cmd_redrive, "send dead Main Backend notifications again"),
     "sync-all": (cmd_sync_all, "pipelines and stages, then leads (full unless --incremental)"),
     "sync-pipelines": (cmd_sync_pipelines, "pipelines and stages"),
     "sync-leads": (_sync_one("leads"), "leads with their contacts"),
@@ -132,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (handler, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text)
         command.set_defaults(handler=handler)
+        if name in ("register-webhook", "unregister-webhook"):
+            command.add_argument("--url", help="the webhook URL (default: WEBHOOK_PUBLIC_URL)")
         if name == "sync-all":
             command.add_argument("--leads-limit", type=_non_negative, default=0, help="0 = every lead (default)")
             command.add_argument("--related", action="store_true", help="also contacts and tasks")

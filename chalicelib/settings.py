@@ -130,6 +130,33 @@ def sync_schedule_minutes() -> int:
     return value or 15
 
 
+def webhook_queue_name() -> str:
+    return _get("WEBHOOK_QUEUE_NAME") or "amocrm-webhooks"
+
+
+def webhook_queue_url() -> str:
+    """When set, the webhook route enqueues events; unset (chalice local) it processes them inline."""
+    return _get("WEBHOOK_QUEUE_URL")
+
+
+def notify_queue_name() -> str:
+    return _get("NOTIFY_QUEUE_NAME") or "amocrm-notifications"
+
+
+def notify_queue_url() -> str:
+    """When set, Main Backend notifications are delivered through this queue; unset, inline."""
+    return _get("NOTIFY_QUEUE_URL")
+
+
+def notify_dlq_url() -> str:
+    return _get("NOTIFY_DLQ_URL")
+
+
+def public_webhook_url() -> str:
+    """The service's own webhook URL as amoCRM must call it (without the secret), if configured."""
+    return _url("WEBHOOK_PUBLIC_URL", required=False)
+
+
 def validate_all() -> list[str]:
     """Problems with the configuration, one message per variable; empty when all is well."""
     checks = (amo_base_url, amo_client_id, amo_client_secret, amo_redirect_uri,

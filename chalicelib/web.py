@@ -21,6 +21,7 @@ from chalice import (
     NotFoundError,
     Response,
     TooManyRequestsError,
+    UnauthorizedError,
 )
 
 from chalicelib import settings
@@ -31,7 +32,7 @@ from chalicelib.amo.errors import (
     AmoRateLimited,
     AmoValidationError,
 )
-from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError
+from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ def guard(resource_path: str, headers: Any) -> Response | None:
 def _translate(error: Exception) -> ChaliceViewError:
     if isinstance(error, InvalidInput):
         return BadRequestError(str(error))
+    if isinstance(error, Unauthenticated):
+        return UnauthorizedError(str(error))
     if isinstance(error, NotFound):
         return NotFoundError(str(error))
     if isinstance(error, Forbidden):
@@ -148,6 +151,15 @@ def time_left_for_route(app: Any) -> Callable[[], float]:
 def time_left_for_event(context: Any) -> Callable[[], float] | None:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return (lambda: remaining() / 1000.0) if callable(remaining) else None
+
+
+def own_url(request: Any, path_suffix: str) -> str:
+    """This API's URL for a sibling route, as the caller reached it (stage prefix included)."""
+    headers = request.headers
+    scheme = headers.get("x-forwarded-proto") or "http"
+    path = request.context.get("path") or ""
+    base = path[: path.rfind(API_PREFIX)] if API_PREFIX in path else ""
+    return f"{scheme}://{headers.get('host')}{base}{API_PREFIX}/{path_suffix}"
 
 
 def optional_json(request: Any) -> Any:

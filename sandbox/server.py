@@ -46,6 +46,9 @@ class SandboxServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.sandbox = sandbox
         self.rng = random.Random(7)
+        self.main_backend: list[dict] = []  # a stand-in Main Backend for the local run
+        self.main_backend_down = False
+        self.request_local = threading.local()  # headers of the control request being handled
         self.api_routes = self._api_routes()
         self.control_routes = self._control_routes()
 
@@ -111,6 +114,9 @@ class SandboxServer(ThreadingHTTPServer):
                 (b or {}).get("entity", "leads"), int((b or {}).get("count", 1)),
                 bool((b or {}).get("fire_webhooks", False)))})),
             ("GET", r(r"/export/(leads|contacts|tasks)"), lambda q, b, entity: (200, self._export(entity))),
+            ("POST", r(r"/main-backend/notifications"), lambda q, b: (200, self._main_backend_receive(b))),
+            ("GET", r(r"/main-backend/notifications"), lambda q, b: (200, {"notifications": self.main_backend})),
+            ("POST", r(r"/main-backend/config"), lambda q, b: (200, self._main_backend_config(b or {}))),
             ("GET", r(r"/webhook-deliveries"), lambda q, b: (200, {"deliveries": s.dispatcher.deliveries})),
             ("POST", r(r"/flush-webhooks"), lambda q, b: (s.dispatcher.flush(), (200, {"ok": True}))[1]),
         ]
@@ -133,6 +139,19 @@ class SandboxServer(ThreadingHTTPServer):
         with self.sandbox.lock:
             table = getattr(self.sandbox, entity)
             return {entity: [v for v in table.values() if not v.get("is_deleted")]}
+
+    def _main_backend_receive(self, body: Any) -> dict:
+        """Stand-in for the Main Backend's notification endpoint (`down` answers 503)."""
+        if self.main_backend_down:
+            raise problem(503, "Service Unavailable", "the stand-in Main Backend is down")
+        self.main_backend.append({"body": body, "headers": dict(self.request_local.headers)})
+        return {"received": True}
+
+    def _main_backend_config(self, body: dict) -> dict:
+        self.main_backend_down = bool(body.get("down", False))
+        if body.get("clear"):
+            self.main_backend.clear()
+        return {"down": self.main_backend_down, "received": len(self.main_backend)}
 
     def _reset_stats(self) -> dict:
         from sandbox.state import Stats
@@ -234,6 +253,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(414, "URI Too Long", "text/plain")
             return
         if path.startswith(CONTROL):
+            self.server.request_local.headers = {k.lower(): v for k, v in self.headers.items()
+                                                 if k.lower() in ("x-api-key", "idempotency-key", "content-type")}
             self._dispatch(method, path[len(CONTROL):] or "/", parts.query, raw, self.server.control_routes,
                            "application/json", counted=False)
             return

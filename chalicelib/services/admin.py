@@ -8,7 +8,7 @@ from botocore.exceptions import BotoCoreError
 
 from chalicelib import settings
 from chalicelib.models import ALL_MODELS
-from chalicelib.services import tokens
+from chalicelib.services import notifications, tokens
 
 
 def create_tables() -> list[tuple[str, str]]:
@@ -56,6 +56,8 @@ def status() -> dict[str, Any]:
             connection = tokens.get_connection_status()
         except settings.ConfigError as error:
             connection = {"connected": False, "error": str(error)}
+    if tables_ok:
+        connection.update(notifications.dead_letters())
     return {"config": config, "config_problems": settings.validate_all(), "tables": tables,
             "tables_ok": tables_ok, "connection": connection}
 

@@ -27,3 +27,7 @@ class NotConnected(Conflict):
 
 class ReauthorizationRequired(Conflict):
     """The refresh token is spent or revoked: a person must re-authorize the integration."""
+
+
+class Unauthenticated(ServiceError):
+    """The caller did not prove who it is (e.g. a webhook without the shared secret)."""

@@ -221,6 +221,42 @@ def fetch_and_upsert(amo_lead_id: int) -> Lead | None:
     return upsert_one(raw)
 
 
+def apply_status(amo_lead_id: int, pipeline_id: int | None, status_id: int | None,
+                 changed_at: int | None) -> str:
+    """A `leads[status]` webhook: move our Lead to the stage's mapped status and notify.
+
+    Uses the webhook's own fields (no amoCRM call) when we know the lead; an unknown lead is
+    fetched and created. An event older than what we store is ignored.
+    """
+    if pipeline_id is None or status_id is None:
+        return "applied" if fetch_and_upsert(amo_lead_id) else "stale"
+    try:
+        existing = Lead.get(lead_id_for(amo_lead_id), consistent_read=True)
+    except Lead.DoesNotExist:
+        return "applied" if fetch_and_upsert(amo_lead_id) else "stale"
+    if changed_at is not None and (existing.amo_updated_at or 0) > changed_at:
+        return "stale"
+    if (existing.amo_pipeline_id, existing.amo_status_id) == (pipeline_id, status_id) and \
+            (changed_at is None or existing.amo_updated_at == changed_at):
+        return "unchanged"
+    previous = existing.status
+    info_status = CLOSED if status_id in (WON_STATUS_ID, LOST_STATUS_ID) else (
+        pipelines.mapped_status_of(pipeline_id, status_id) or previous or NEW)
+    occurred_at = changed_at or int(utc_now().timestamp())
+    condition = Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= occurred_at)
+    try:
+        existing.update(actions=[Lead.amo_pipeline_id.set(pipeline_id), Lead.amo_status_id.set(status_id),
+                                 Lead.status.set(info_status), Lead.amo_updated_at.set(occurred_at),
+                                 Lead.updated_at.set(utc_now())], condition=condition)
+    except PynamoDBException as error:
+        if is_conflict(error):
+            return "stale"
+        raise
+    if previous != existing.status:
+        notifications.record_status_change(existing, previous, occurred_at)
+    return "applied"
+
+
 def get_lead(amo_lead_id: int) -> dict:
     for lead in Lead.by_amo_lead_id.query(amo_lead_id):
         return lead.to_dict()

@@ -6,14 +6,17 @@ redelivered, a sync after the webhook) records one notification.
 """
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta, timezone
 
+import requests
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import settings
 from chalicelib.locking import is_conflict
-from chalicelib.models import Lead, Notification
+from chalicelib.models import Lead, Notification, utc_now
+from chalicelib.services import queues
 
 log = logging.getLogger(__name__)
 
@@ -46,4 +49,114 @@ def record_status_change(lead: Lead, previous_status: str | None, occurred_at: i
             return None
         raise
     log.info("lead %s status %s -> %s recorded (%s)", lead.amo_lead_id, previous_status, lead.status, state)
+    if state == "pending":
+        dispatch(event_id)
     return event_id
+
+
+# -- delivery -------------------------------------------------------------------------------------
+#
+# At least once: an outbox item stays `pending` until the Main Backend answers 2xx. On AWS each
+# recorded change goes to the notifications queue, whose consumer retries with growing delays
+# (visibility timeout) and, after MAX_ATTEMPTS, leaves the message to the dead-letter queue and
+# marks the item `dead`. Without a queue (the local run) delivery is tried at once and pending
+# items are re-tried by `deliver_pending` (the sweeper schedule and the CLI).
+
+MAX_ATTEMPTS = 20
+TIMEOUTS = (3.05, 10.0)
+_session: requests.Session | None = None
+
+
+def _http() -> requests.Session:
+    global _session
+    if _session is None:
+        _session = requests.Session()
+    return _session
+
+
+def dispatch(event_id: str) -> None:
+    """Start delivering a freshly recorded notification (queue on AWS, inline locally)."""
+    if queues.notify_queue_configured():
+        queues.send_notification(event_id)
+    else:
+        deliver(event_id)
+
+
+def deliver(event_id: str) -> bool:
+    """POST one notification; True when it is delivered (or needs no delivery)."""
+    try:
+        note = Notification.get(event_id, consistent_read=True)
+    except Notification.DoesNotExist:
+        return True
+    if note.state in ("sent", "skipped"):
+        return True
+    url = settings.main_backend_webhook_url()
+    if not url:
+        note.update(actions=[Notification.state.set("skipped")])
+        return True
+    error = None
+    try:
+        response = _http().post(url, json=note.payload, timeout=TIMEOUTS, headers={
+            "X-API-Key": settings.main_backend_api_key(), "Idempotency-Key": event_id,
+            "User-Agent": "amocrm-integration-service/1.0"})
+        if not 200 <= response.status_code < 300:
+            error = f"Main Backend answered {response.status_code}"
+    except requests.RequestException as exc:
+        error = f"Main Backend unreachable ({type(exc).__name__})"
+    actions = [Notification.attempts.add(1), Notification.updated_at.set(utc_now())]
+    if error is None:
+        note.update(actions=actions + [Notification.state.set("sent"), Notification.last_error.remove()])
+        log.info("notification %s delivered", event_id)
+        return True
+    note.update(actions=actions + [Notification.last_error.set(error)])
+    log.warning("notification %s not delivered: %s", event_id, error)
+    return False
+
+
+def mark_dead(event_id: str) -> None:
+    try:
+        Notification.get(event_id).update(actions=[Notification.state.set("dead")])
+    except Notification.DoesNotExist:
+        return
+
+
+def handle_queue_batch(records: list[dict]) -> dict:
+    """SQS consumer: deliver each message; failures come back for a retry with a longer delay."""
+    failures = []
+    for record in records:
+        event_id = json.loads(record["body"])["eventId"]
+        if deliver(event_id):
+            continue
+        receives = int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1))
+        if receives >= MAX_ATTEMPTS:
+            mark_dead(event_id)  # SQS moves the message to the dead-letter queue after this receive
+        else:
+            queues.delay_notification(record["receiptHandle"], min(900, 30 * 2 ** (receives - 1)))
+        failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+
+
+def deliver_pending(limit: int = 500) -> dict:
+    """Retry every pending notification (oldest first); the local run's retry mechanism."""
+    pending = sorted((n for n in Notification.scan(Notification.state == "pending")),
+                     key=lambda n: n.created_at or utc_now())[:limit]
+    delivered = sum(1 for note in pending if deliver(note.event_id))
+    return {"pending": len(pending), "delivered": delivered}
+
+
+def dead_letters() -> dict:
+    """What did not get through: outbox items marked dead, and messages in the dead-letter queue."""
+    dead = sum(1 for _ in Notification.scan(Notification.state == "dead"))
+    return {"deadNotifications": dead, "deadLetterMessages": queues.dead_letter_count()}
+
+
+def redrive() -> dict:
+    """Give every dead notification a new retry budget and send it again. The outbox is the
+    source of truth, so the dead-letter queue's copies are simply cleared."""
+    cleared = queues.drain_notification_dead_letters()
+    redriven = 0
+    for note in Notification.scan(Notification.state == "dead"):
+        note.update(actions=[Notification.state.set("pending"), Notification.attempts.set(0)])
+        dispatch(note.event_id)
+        redriven += 1
+    return {"deadLetterMessagesCleared": cleared, "redriven": redriven}

@@ -26,3 +26,53 @@ def sync_queue_configured() -> bool:
 
 def send_sync_continuation(job_id: str) -> None:
     sqs().send_message(QueueUrl=settings.sync_queue_url(), MessageBody=json.dumps({"jobId": job_id}))
+
+
+def notify_queue_configured() -> bool:
+    return bool(settings.notify_queue_url())
+
+
+def send_notification(event_id: str) -> None:
+    sqs().send_message(QueueUrl=settings.notify_queue_url(), MessageBody=json.dumps({"eventId": event_id}))
+
+
+def delay_notification(receipt_handle: str, seconds: int) -> None:
+    """Back off before SQS offers the message again (exponential per receive)."""
+    sqs().change_message_visibility(QueueUrl=settings.notify_queue_url(), ReceiptHandle=receipt_handle,
+                                    VisibilityTimeout=int(seconds))
+
+
+def dead_letter_count() -> int | None:
+    url = settings.notify_dlq_url()
+    if not url:
+        return None
+    attributes = sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def drain_notification_dead_letters() -> int:
+    url = settings.notify_dlq_url()
+    drained = 0
+    while url:
+        messages = sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            break
+        sqs().delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+        drained += len(messages)
+    return drained
+
+
+def webhook_queue_configured() -> bool:
+    return bool(settings.webhook_queue_url())
+
+
+def send_webhook_events(bodies: list[str]) -> list[str]:
+    """Queue events (10 per call); returns the bodies SQS did not accept."""
+    failed = []
+    for start in range(0, len(bodies), 10):
+        chunk = bodies[start:start + 10]
+        answer = sqs().send_message_batch(QueueUrl=settings.webhook_queue_url(), Entries=[
+            {"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)])
+        failed.extend(chunk[int(f["Id"])] for f in answer.get("Failed", []))
+    return failed

@@ -1,0 +1,349 @@
+"""Webhooks: intake over the route, each event's effect, idempotency, the queue, notifications."""
+import json
+
+import boto3
+import pytest
+import requests
+
+from chalicelib.models import AmoActivityLog, AmoContact, AmoTask, IdempotencyRecord, Lead, Notification
+from chalicelib.services import leads, notifications, pipelines, webhooks
+from tests import fixtures, webhook_bodies as wb
+from tests.conftest import API_KEY
+from tests.fake_amo import FakeAmo, contact, lead, task
+from tests.fixtures import HAL, HOST, store_tokens
+
+P = "/integrations/amo-crm"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+MAIN = "https://main.example.com/hooks/amocrm"
+SALES, INITIAL, NEGOTIATION, DECISION = 3177727, 58141807, 58141811, 58141815
+
+
+@pytest.fixture
+def fake(amo, monkeypatch):
+    monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", MAIN)
+    store_tokens()
+    amo.get(f"{HOST}/api/v4/leads/pipelines", json=fixtures.pipelines_body(), headers=HAL)
+    pipelines.sync_pipelines()
+    pipelines.update_stage_mapping(INITIAL, "NEW")
+    pipelines.update_stage_mapping(NEGOTIATION, "IN_PROGRESS")
+    amo.post(MAIN, json={"ok": True})
+    return FakeAmo(amo)
+
+
+def deliver(client, pairs, query=""):
+    return client.http.post(f"{P}/webhook{query}", headers=FORM, body=wb.encode(pairs + wb.account()))
+
+
+def main_backend_calls(amo):
+    return [c for c in amo.calls if c.request.url == MAIN]
+
+
+def seed_lead(fake, lead_id=17657, status_id=INITIAL, updated_at=1700000000):
+    fake.contacts[1] = contact(1)
+    fake.leads = [lead(lead_id, status_id=status_id, contact_ids=(1,), updated_at=updated_at)]
+    leads.fetch_and_upsert(lead_id)
+
+
+def test_a_form_encoded_delivery_is_accepted_not_415(client, fake):
+    response = deliver(client, wb.lead_note(17657))
+    assert response.status_code == 200
+    assert response.json_body == {"status": "ok", "processed": 1, "errors": []}
+
+
+def test_status_change_updates_the_lead_and_notifies_the_main_backend(client, fake, amo):
+    seed_lead(fake)
+    response = deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL))
+
+    assert response.json_body["processed"] == 1 and response.json_body["errors"] == []
+    stored = Lead.get(leads.lead_id_for(17657))
+    assert (stored.status, stored.amo_status_id, stored.amo_updated_at) == ("IN_PROGRESS", NEGOTIATION, 1700000500)
+    calls = main_backend_calls(amo)
+    assert len(calls) == 1
+    body = json.loads(calls[0].request.body)
+    assert body["event"] == "lead.status_changed" and body["status"] == "IN_PROGRESS"
+    assert body["previousStatus"] == "NEW" and body["amoLeadId"] == 17657 and body["leadId"] == stored.id
+    assert (body["pipelineId"], body["stageId"]) == (SALES, NEGOTIATION)
+    assert calls[0].request.headers["X-API-Key"] == API_KEY
+    assert calls[0].request.headers["Idempotency-Key"] == body["eventId"]
+    assert not [c for c in amo.calls if c.request.url.startswith(f"{HOST}/api/v4/leads/17657")][1:]
+
+
+def test_the_same_delivery_twice_applies_once_and_notifies_once(client, fake, amo):
+    seed_lead(fake)
+    pairs = wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL)
+    deliver(client, pairs)
+    second = deliver(client, pairs)
+    assert second.status_code == 200
+    assert len(main_backend_calls(amo)) == 1
+    assert len(list(Notification.scan())) == 1
+    outcomes = [i.outcome for i in AmoActivityLog.query("leads#17657")]
+    assert outcomes.count("duplicate") == 1
+
+
+def test_an_older_status_event_arriving_late_is_ignored(client, fake, amo):
+    seed_lead(fake)
+    deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000900, INITIAL))
+    deliver(client, wb.lead_status(17657, 142, SALES, 1700000500, INITIAL))  # older, delivered later
+    stored = Lead.get(leads.lead_id_for(17657))
+    assert (stored.amo_status_id, stored.status) == (NEGOTIATION, "IN_PROGRESS")
+    assert len(main_backend_calls(amo)) == 1
+
+
+def test_add_and_update_fetch_the_fresh_lead_from_amocrm(client, fake):
+    fake.contacts[7] = contact(7, "Anna Smith")
+    fake.leads = [lead(900, status_id=NEGOTIATION, contact_ids=(7,), updated_at=1700000700)]
+    deliver(client, wb.lead_event("add", 900, updated_at=1700000100))  # webhook fields are stale
+    stored = Lead.get(leads.lead_id_for(900))
+    assert (stored.amo_status_id, stored.guest_name) == (NEGOTIATION, "Anna Smith")
+
+
+def test_delete_unlinks_but_keeps_the_lead(client, fake):
+    seed_lead(fake, 17700)
+    deliver(client, wb.lead_delete(17700))
+    stored = Lead.get(leads.lead_id_for(17700))
+    assert stored.amo_lead_id is None and stored.guest_name == "Олена Коваленко"
+
+
+def test_contact_update_refreshes_the_guest_fields_of_its_leads(client, fake):
+    seed_lead(fake)
+    fake.mock.add("GET", f"{HOST}/api/v4/contacts/1", json=contact(1, "Олена Шевченко", "+380670000000",
+                                                                     updated_at=1700000300), headers=HAL)
+    deliver(client, wb.contact_update(1, "Олена Шевченко", "+380670000000", 17657))
+    assert AmoContact.get(1).name == "Олена Шевченко"
+    stored = Lead.get(leads.lead_id_for(17657))
+    assert (stored.guest_name, stored.guest_phone) == ("Олена Шевченко", "+380670000000")
+
+
+@pytest.mark.parametrize("key", ["task", "tasks"])
+def test_task_events_under_either_key(client, fake, key):
+    fake.tasks = [task(4745251)]
+    deliver(client, wb.task_event(key, "add", 4745251))
+    assert AmoTask.get(4745251).text == "Перезвонить гостю"
+    deliver(client, wb.task_event(key, "delete", 4745251, updated_at=1700000999))
+    assert AmoTask.get(4745251).is_unlinked is True
+
+
+def test_other_events_are_logged_and_ignored_without_error(client, fake, amo):
+    response = deliver(client, wb.lead_note(17657))
+    assert response.json_body["errors"] == []
+    assert [i.outcome for i in AmoActivityLog.scan()] == ["ignored"]
+    assert not [c for c in amo.calls if "/api/v4/leads/17657" in c.request.url]
+
+
+def test_several_entities_and_items_in_one_body(client, fake):
+    seed_lead(fake)
+    fake.leads.append(lead(17658, updated_at=1700000001))
+    pairs = (wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL)
+             + wb.lead_event("update", 17658, index=0) + wb.lead_note(17657))
+    response = deliver(client, pairs)
+    assert response.json_body["processed"] == 3
+    assert Lead.get(leads.lead_id_for(17658)).amo_lead_id == 17658
+
+
+@pytest.mark.parametrize("query", ["", "?secret=wrong", "?secret="])
+def test_a_wrong_or_missing_secret_is_401_and_changes_nothing(client, fake, monkeypatch, query):
+    monkeypatch.setenv("AMO_WEBHOOK_SECRET", "s3cr3t")
+    seed_lead(fake)
+    response = deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL), query)
+    assert response.status_code == 401
+    assert Lead.get(leads.lead_id_for(17657)).status == "NEW"
+    assert list(AmoActivityLog.scan()) == []
+
+
+def test_the_right_secret_is_accepted(client, fake, monkeypatch):
+    monkeypatch.setenv("AMO_WEBHOOK_SECRET", "s3cr3t")
+    assert deliver(client, wb.lead_note(1), "?secret=s3cr3t").json_body["processed"] == 1
+
+
+def test_a_foreign_account_is_recorded_and_ignored(client, fake, amo):
+    seed_lead(fake)
+    pairs = wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL) + wb.account(424242)
+    response = client.http.post(f"{P}/webhook", headers=FORM, body=wb.encode(pairs))
+    assert response.status_code == 200 and response.json_body["processed"] == 0
+    assert "424242" in response.json_body["errors"][0]
+    assert Lead.get(leads.lead_id_for(17657)).status == "NEW"
+    assert [i.outcome for i in AmoActivityLog.scan()] == ["ignored"]
+
+
+@pytest.mark.parametrize("body,content_type", [
+    ("%%%garbage&&&", "application/x-www-form-urlencoded"), ("", "application/x-www-form-urlencoded"),
+    ("{not json", "application/json"), ("a[b]=1&a[b][c]=2", "application/x-www-form-urlencoded"),
+])
+def test_a_garbage_body_is_200_with_the_problem_recorded(client, fake, body, content_type):
+    response = client.http.post(f"{P}/webhook", headers={"Content-Type": content_type}, body=body)
+    assert response.status_code == 200
+    assert response.json_body["status"] == "ok" and response.json_body["errors"]
+    assert list(AmoActivityLog.scan())
+
+
+def test_json_with_the_same_structure_is_accepted(client, fake):
+    seed_lead(fake)
+    body = {"leads": {"status": [{"id": "17657", "status_id": str(NEGOTIATION), "pipeline_id": str(SALES),
+                                  "old_status_id": str(INITIAL), "updated_at": "1700000500"}]},
+            "account": {"id": str(fixtures.ACCOUNT_ID), "subdomain": fixtures.SUBDOMAIN}}
+    response = client.http.post(f"{P}/webhook", headers={"Content-Type": "application/json"}, body=json.dumps(body))
+    assert response.json_body["processed"] == 1
+    assert Lead.get(leads.lead_id_for(17657)).status == "IN_PROGRESS"
+
+
+def test_a_failing_event_is_reported_and_the_others_applied(client, fake):
+    seed_lead(fake)
+    pairs = wb.lead_event("update", 31337) + wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL)
+    fake.mock.add("GET", f"{HOST}/api/v4/leads/31337", status=500)
+    response = deliver(client, pairs)
+    assert response.status_code == 200
+    assert response.json_body["processed"] == 1 and "31337" in response.json_body["errors"][0]
+    assert Lead.get(leads.lead_id_for(17657)).status == "IN_PROGRESS"
+    assert [i.outcome for i in AmoActivityLog.query("leads#31337")] == ["failed"]
+
+
+# -- the queued path ----------------------------------------------------------------------------
+
+@pytest.fixture
+def webhook_queue(monkeypatch):
+    url = boto3.client("sqs").create_queue(QueueName="amocrm-webhooks")["QueueUrl"]
+    monkeypatch.setenv("WEBHOOK_QUEUE_URL", url)
+    return url
+
+
+def test_queued_intake_makes_no_amocrm_call_and_at_most_two_aws_calls(client, fake, amo, webhook_queue):
+    seed_lead(fake)
+    amo_calls_before = len(amo.calls)
+    aws_calls = []
+    from chalicelib.services import queues
+    queues.sqs().meta.events.register("before-call.*.*", lambda model, **kw: aws_calls.append(model.name))
+    from chalicelib.models import AmoActivityLog as Log
+    Log._get_connection().connection.client.meta.events.register(
+        "before-call.*.*", lambda model, **kw: aws_calls.append(model.name))
+    from chalicelib.models import AmoToken
+    AmoToken._get_connection().connection.client.meta.events.register(
+        "before-call.*.*", lambda model, **kw: aws_calls.append(model.name))
+    aws_calls.clear()
+
+    response = deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL)
+                       + wb.lead_event("update", 17657, index=0))
+
+    assert response.json_body == {"status": "ok", "processed": 2, "errors": []}
+    assert len(amo.calls) == amo_calls_before
+    # the connected account is read (GetItem), the delivery recorded (PutItem), the events queued
+    assert aws_calls.count("SendMessageBatch") == 1 and aws_calls.count("PutItem") == 1
+    assert len(aws_calls) <= 3
+    assert Lead.get(leads.lead_id_for(17657)).status == "NEW"  # not applied yet
+
+
+def sqs_event(bodies):
+    return {"Records": [{"messageId": f"m-{i}", "receiptHandle": f"r-{i}", "body": body, "attributes": {
+        "ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:amocrm-webhooks", "awsRegion": "us-east-1"}
+        for i, body in enumerate(bodies)]}
+
+
+def test_the_consumer_applies_each_message_and_reports_only_the_poison_one(client, fake, amo, webhook_queue):
+    seed_lead(fake)
+    fake.leads.append(lead(17658, updated_at=1700000001))
+    deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL)
+            + wb.lead_event("update", 17658))
+    messages = boto3.client("sqs").receive_message(QueueUrl=webhook_queue, MaxNumberOfMessages=10)["Messages"]
+    bodies = [m["Body"] for m in messages] + ["{poison"]
+
+    result = client.lambda_.invoke("process-webhooks", sqs_event(bodies)).payload
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": f"m-{len(bodies) - 1}"}]}
+    assert Lead.get(leads.lead_id_for(17657)).status == "IN_PROGRESS"
+    assert Lead.get(leads.lead_id_for(17658)).amo_lead_id == 17658
+    assert len(main_backend_calls(amo)) == 1
+    again = client.lambda_.invoke("process-webhooks", sqs_event(bodies[:-1])).payload  # SQS redelivery
+    assert again == {"batchItemFailures": []} and len(main_backend_calls(amo)) == 1
+
+
+# -- notifications ------------------------------------------------------------------------------
+
+def test_main_backend_down_then_up_delivers_every_notification_once(client, fake, amo):
+    amo.replace("POST", MAIN, body=requests.ConnectionError("down"))
+    fake.contacts[1] = contact(1)
+    fake.leads = [lead(i, status_id=INITIAL, contact_ids=(1,)) for i in (1, 2, 3)]
+    for i in (1, 2, 3):
+        leads.fetch_and_upsert(i)
+    for i in (1, 2, 3):
+        deliver(client, wb.lead_status(i, NEGOTIATION, SALES, 1700000500, INITIAL))
+    assert {n.state for n in Notification.scan()} == {"pending"}
+    assert notifications.deliver_pending() == {"pending": 3, "delivered": 0}
+
+    amo.replace("POST", MAIN, json={"ok": True})
+    assert notifications.deliver_pending() == {"pending": 3, "delivered": 3}
+    assert notifications.deliver_pending() == {"pending": 0, "delivered": 0}
+
+    delivered = [json.loads(c.request.body)["amoLeadId"] for c in main_backend_calls(amo)
+                 if getattr(c.response, "status_code", None) == 200]
+    assert sorted(delivered) == [1, 2, 3]
+    assert {n.state for n in Notification.scan()} == {"sent"}
+
+
+def test_queued_notifications_back_off_then_die_and_can_be_redriven(client, fake, amo, monkeypatch):
+    sqs = boto3.client("sqs")
+    dlq = sqs.create_queue(QueueName="amocrm-notifications-dlq")["QueueUrl"]
+    queue = sqs.create_queue(QueueName="amocrm-notifications")["QueueUrl"]
+    monkeypatch.setenv("NOTIFY_QUEUE_URL", queue)
+    monkeypatch.setenv("NOTIFY_DLQ_URL", dlq)
+    amo.replace("POST", MAIN, status=503)
+    seed_lead(fake)
+    deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL))
+    message = sqs.receive_message(QueueUrl=queue)["Messages"][0]
+    event = sqs_event([message["Body"]])
+    event["Records"][0]["receiptHandle"] = message["ReceiptHandle"]
+
+    first = client.lambda_.invoke("deliver-notifications", event).payload
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(notifications.MAX_ATTEMPTS)
+    client.lambda_.invoke("deliver-notifications", event)
+    assert [n.state for n in Notification.scan()] == ["dead"]
+    assert notifications.dead_letters()["deadNotifications"] == 1
+
+    amo.replace("POST", MAIN, json={"ok": True})
+    assert notifications.redrive()["redriven"] == 1
+    redriven = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    client.lambda_.invoke("deliver-notifications", sqs_event([redriven[-1]["Body"]]))
+    assert [n.state for n in Notification.scan()] == ["sent"]
+
+
+def test_without_a_main_backend_url_notifications_are_skipped(client, fake, amo, monkeypatch):
+    monkeypatch.delenv("MAIN_BACKEND_WEBHOOK_URL")
+    seed_lead(fake)
+    deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL))
+    assert [n.state for n in Notification.scan()] == ["skipped"]
+    assert main_backend_calls(amo) == []
+
+
+# -- registration -------------------------------------------------------------------------------
+
+def test_register_subscribes_once_with_the_secret_and_never_returns_it(client, fake, amo, monkeypatch):
+    monkeypatch.setenv("AMO_WEBHOOK_SECRET", "s3cr3t")
+    amo.get(f"{HOST}/api/v4/webhooks", status=204)
+    amo.post(f"{HOST}/api/v4/webhooks", json={"id": 1, "destination": "x"}, headers=HAL)
+    headers = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
+
+    response = client.http.post(f"{P}/webhook/register", headers=headers,
+                                body=json.dumps({"url": "https://api.example.com/api/integrations/amo-crm/webhook"}))
+
+    assert response.status_code == 200
+    assert response.json_body["destination"] == "https://api.example.com/api/integrations/amo-crm/webhook?secret=***"
+    assert "s3cr3t" not in response.body.decode()
+    sent = json.loads([c for c in amo.calls if c.request.method == "POST" and "webhooks" in c.request.url][0]
+                      .request.body)
+    assert sent["destination"].endswith("?secret=s3cr3t") and sent["settings"] == webhooks.SUBSCRIBED_EVENTS
+
+
+def test_register_is_idempotent(fake, amo):
+    destination = "https://api.example.com/api/integrations/amo-crm/webhook"
+    amo.get(f"{HOST}/api/v4/webhooks", headers=HAL, json={"_total_items": 1, "_embedded": {"webhooks": [
+        {"id": 839656, "destination": destination, "created_at": 1575539157, "updated_at": 1575539157,
+         "account_id": fixtures.ACCOUNT_ID, "created_by": 8375357, "sort": 10, "disabled": False,
+         "settings": webhooks.SUBSCRIBED_EVENTS}]}})
+    assert webhooks.register(destination)["message"] == "webhook already registered"
+    assert not [c for c in amo.calls if c.request.method == "POST"]
+
+
+def test_unregister_deletes_by_destination(fake, amo):
+    amo.delete(f"{HOST}/api/v4/webhooks", status=204)
+    assert webhooks.unregister("https://api.example.com/hook")["message"] == "webhook unregistered"
+    assert json.loads(amo.calls[-1].request.body) == {"destination": "https://api.example.com/hook"}
