@@ -57,8 +57,8 @@ def configure(level: int = logging.INFO, stream_name: str = "stdout") -> None:
     root = logging.getLogger()
     in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
     for handler in list(root.handlers):
-        # in Lambda, the runtime's plain-text handler would print every line a second time
-        if in_lambda or isinstance(handler.formatter, JsonFormatter):
+        # the Lambda runtime's and `chalice local`'s plain handlers would print every line twice
+        if in_lambda or type(handler) is logging.StreamHandler or isinstance(handler.formatter, JsonFormatter):
             root.removeHandler(handler)
     handler = _CurrentStreamHandler(stream_name)
     handler.setFormatter(JsonFormatter())

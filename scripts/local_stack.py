@@ -112,7 +112,9 @@ class Stack:
         }
         if self.use_sandbox:
             defaults.update(SANDBOX_DEFAULTS, AMO_BASE_URL=self.sandbox_url, AMO_REDIRECT_URI=redirect,
-                            AMO_PROPERTY_FIELD_ID="900001")
+                            AMO_PROPERTY_FIELD_ID="900001",
+                            # the sandbox also plays the Main Backend: notifications land there
+                            MAIN_BACKEND_WEBHOOK_URL=f"{self.sandbox_url}/_sandbox/main-backend/notifications")
         for key, value in defaults.items():
             env.setdefault(key, value)
         if self.use_sandbox:  # the sandbox is ours: these must match it whatever the shell says
@@ -166,6 +168,14 @@ class Stack:
             raise RuntimeError(f"connecting to the sandbox failed: {body}")
         return body
 
+    def register_webhook(self) -> dict:
+        """Subscribe the service's webhook in the sandbox through the service's own route."""
+        status, body = http("POST", f"{self.api_url}/webhook/register", {},
+                            {"X-API-Key": self.api_key})
+        if status != 200:
+            raise RuntimeError(f"registering the webhook failed: {body}")
+        return body
+
     def stop(self) -> None:
         for name, process in reversed(list(self.processes.items())):
             if process.poll() is None:
@@ -198,6 +208,8 @@ Try:
     if stack.use_sandbox:
         print(f"""  curl -s -X POST {stack.sandbox_url}/_sandbox/trigger-webhook -H 'Content-Type: application/json' \\
        -d '{{"entity": "leads", "action": "status"}}'   (moves a lead in the sandbox and fires its webhook)
+  curl -s {stack.sandbox_url}/_sandbox/main-backend/notifications   (what the Main Backend was told)
+  curl -s -X POST -H 'X-API-Key: {key}' '{api}/sync-all?leadsLimit=0'
   curl -s {stack.sandbox_url}/_sandbox/stats""")
     else:
         print(f"  Install the integration in amoCRM; its redirect URI must be {stack.env.get('AMO_REDIRECT_URI')}")
@@ -218,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         if stack.use_sandbox:
             stack.connect()
+            stack.register_webhook()
         print_next_steps(stack)
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(0.5)

@@ -25,8 +25,7 @@ def service():
                   seed={"leads": 300, "contacts": 150, "tasks": 60},
                   # the suite's in-process settings (conftest.py) must not leak into the stack:
                   # the service paces at amoCRM's real 7 rps against the sandbox's real limit
-                  extra_env={"TABLE_PREFIX": "e2e-", "AMO_BASE_URL": "", "MAIN_BACKEND_WEBHOOK_URL": "",
-                             "AMO_RATE_LIMIT_RPS": "7"})
+                  extra_env={"TABLE_PREFIX": "e2e-", "AMO_BASE_URL": "", "AMO_RATE_LIMIT_RPS": "7"})
     try:
         stack.start()
         stack.connect()
