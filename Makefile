@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast venv clean
+.PHONY: run test test-fast venv clean bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,3 +24,6 @@ test-fast: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .local
+
+bench: venv
+	$(PY) -m benchmarks --json .local/benchmarks.json

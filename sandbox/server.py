@@ -109,6 +109,8 @@ class SandboxServer(ThreadingHTTPServer):
             ("GET", r(r"/stats"), lambda q, b: (200, s.stats_view())),
             ("POST", r(r"/stats/reset"), lambda q, b: (200, self._reset_stats())),
             ("POST", r(r"/install"), lambda q, b: (200, self.install(b or {}))),
+            ("POST", r(r"/issue-code"), lambda q, b: (200, {"code": s.issue_code((b or {}).get("redirect_uri")
+                                                                                  or s.config.redirect_uri)})),
             ("POST", r(r"/trigger-webhook"), lambda q, b: (200, self._trigger(b or {}))),
             ("POST", r(r"/touch"), lambda q, b: (200, {"changed": s.touch(
                 (b or {}).get("entity", "leads"), int((b or {}).get("count", 1)),

@@ -142,19 +142,23 @@ class Stack:
         self.processes[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log,
                                                 stderr=subprocess.STDOUT, start_new_session=True)
 
-    def start(self) -> "Stack":
+    def start(self, api: bool = True, sandbox_args: list[str] | None = None) -> "Stack":
+        """Start moto, the sandbox (unless a real amoCRM is configured) and, with `api`, chalice local."""
         self.build_env()
         python = sys.executable
         self._spawn("moto", [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)])
         if self.use_sandbox:
             seed_args = [f"--{k}={v}" for k, v in self.seed.items()]
             self._spawn("sandbox", [python, "-m", "sandbox", "--port", str(self.sandbox_port),
-                                    "--redirect-uri", self.env["AMO_REDIRECT_URI"], *seed_args])
+                                    "--redirect-uri", self.env["AMO_REDIRECT_URI"], *seed_args,
+                                    *(sandbox_args or [])])
         wait_until(lambda: http("GET", f"{self.moto_url}/moto-api/", timeout=2)[0] == 200, "moto server")
         if self.use_sandbox:
             wait_until(lambda: http("GET", f"{self.sandbox_url}/_sandbox/health", timeout=2)[0] == 200, "sandbox")
         subprocess.run([python, "-m", "chalicelib.cli", "create-tables"], cwd=ROOT, env=self.env, check=True,
                        stdout=subprocess.DEVNULL)
+        if not api:
+            return self
         chalice = str(Path(python).parent / "chalice")
         self._spawn("api", [chalice, "local", "--host", "127.0.0.1", "--port", str(self.api_port),
                             "--no-autoreload", "--stage", "dev"])

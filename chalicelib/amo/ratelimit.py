@@ -19,7 +19,7 @@ from typing import Callable
 
 
 class RateLimiter:
-    def __init__(self, rate_per_second: float = 7.0, margin_seconds: float = 0.08,
+    def __init__(self, rate_per_second: float = 7.0, margin_seconds: float = 0.05,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
         self.rate = max(1, int(rate_per_second))

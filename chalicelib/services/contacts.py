@@ -25,15 +25,16 @@ def to_item(info: ContactInfo) -> AmoContact:
                       amo_created_at=info.created_at, amo_updated_at=info.updated_at, account_id=info.account_id)
 
 
-def store(raw_contacts: Iterable[Any]) -> tuple[list[AmoContact], list[dict]]:
-    """Upsert amoCRM contact objects; returns (every valid contact, per-item errors)."""
+def store(raw_contacts: Iterable[Any], known_new: bool = False) -> tuple[list[AmoContact], list[dict]]:
+    """Upsert amoCRM contact objects; returns (every valid contact, per-item errors).
+    `known_new`: the caller has just seen they are not stored, so skip reading them first."""
     items, errors = [], []
     for raw in raw_contacts:
         try:
             items.append(to_item(read_contact(raw)))
         except MalformedEntity as error:
             errors.append({"id": raw.get("id") if isinstance(raw, dict) else None, "message": str(error)})
-    mirror.upsert_changed(AmoContact, list(items), FIELDS)
+    mirror.upsert_changed(AmoContact, list(items), FIELDS, stored={} if known_new else None)
     return items, errors
 
 
@@ -52,13 +53,13 @@ def id_chunks(ids: list[int]) -> Iterable[list[int]]:
         yield chunk
 
 
-def fetch_by_ids(ids: list[int]) -> dict[int, AmoContact]:
+def fetch_by_ids(ids: list[int], known_new: bool = False) -> dict[int, AmoContact]:
     """Fetch contacts from amoCRM in batches by id, store them, return them by id."""
     client = gateway.amo_client()
     found: dict[int, AmoContact] = {}
     for chunk in id_chunks(ids):
         body = client.get("/api/v4/contacts", {"filter[id][]": chunk, "limit": IDS_PER_REQUEST}) or {}
-        items, _ = store((body.get("_embedded") or {}).get("contacts") or [])
+        items, _ = store((body.get("_embedded") or {}).get("contacts") or [], known_new)
         found.update((item.id, item) for item in items)
     return found
 

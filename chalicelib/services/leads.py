@@ -12,9 +12,11 @@ lead's status and makes a new one NEW.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections import OrderedDict
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -37,6 +39,18 @@ CONTACT_CACHE_SIZE = 10_000
 FLUSH_AT_BUFFERED_LEADS = 1000
 
 
+class Guest(NamedTuple):
+    """What a lead needs of its main contact; small, so thousands fit in the sync's cache."""
+
+    name: str | None
+    phone: str | None
+    email: str | None
+
+
+def guest_of(contact: AmoContact | None) -> Guest | None:
+    return Guest(contact.name, contact.phone, contact.email) if contact is not None else None
+
+
 def lead_id_for(amo_lead_id: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"amocrm-lead:{amo_lead_id}"))
 
@@ -49,7 +63,7 @@ def _status(info: LeadInfo, mapped: str | None, existing: Lead | None) -> str:
     return existing.status if existing is not None and existing.status else NEW
 
 
-def build(info: LeadInfo, contact: AmoContact | None, mapped: str | None, existing: Lead | None) -> Lead:
+def build(info: LeadInfo, contact: Guest | AmoContact | None, mapped: str | None, existing: Lead | None) -> Lead:
     property_field = settings.amo_property_field_id()
     return Lead(id=existing.id if existing is not None else lead_id_for(info.id), amo_lead_id=info.id,
                 amo_contact_id=info.main_contact_id, responsible_user_id=info.responsible_user_id,
@@ -73,42 +87,62 @@ class LeadPageWriter:
 
     Contacts come from DynamoDB when already mirrored; the missing ones are collected across
     pages and fetched by id in full batches of 250, so a sync of L leads with C new contacts
-    costs about ceil(L/250) + ceil(C/250) requests. Leads wait in a bounded buffer until
-    their contact is known.
+    costs about ceil(L/250) + ceil(C/250) requests. Contact fetches and DynamoDB writes run
+    on a few worker threads, so reading the next page, fetching contacts and writing overlap;
+    leads wait in a bounded buffer until their contact is known, and the number of
+    outstanding jobs is capped, so memory stays flat however large the account.
     """
+
+    MAX_OUTSTANDING_JOBS = 6
 
     def __init__(self) -> None:
         self.stage_map = pipelines.status_map()
         self.pipelines_refreshed = False
         self.buffer: list[LeadInfo] = []
-        self.missing: set[int] = set()
-        self.cache: OrderedDict[int, AmoContact | None] = OrderedDict()
+        self.missing: set[int] = set()  # not in DynamoDB, not yet requested from amoCRM
+        self.requested: set[int] = set()  # being fetched from amoCRM
+        self.cache: OrderedDict[int, Guest | None] = OrderedDict()
         self.synced = 0
         self.written = 0
         self.errors: list[dict] = []
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lead-sync")
+        self._fetches: list[tuple[Future, list[int]]] = []
+        self._writes: list[Future] = []
+        self._lock = threading.Lock()
 
     # -- contacts ---------------------------------------------------------------------------
 
-    def _remember(self, contact_id: int, contact: AmoContact | None) -> None:
-        self.cache[contact_id] = contact
+    def _remember(self, contact_id: int, guest: Guest | None) -> None:
+        self.cache[contact_id] = guest
         self.cache.move_to_end(contact_id)
         while len(self.cache) > CONTACT_CACHE_SIZE:
             self.cache.popitem(last=False)
 
     def _resolve(self, ids: set[int]) -> None:
-        unknown = [i for i in ids if i not in self.cache and i not in self.missing]
+        unknown = [i for i in ids if i not in self.cache and i not in self.missing and i not in self.requested]
         stored = mirror.batch_get(AmoContact, unknown)
         for contact_id in unknown:
             if contact_id in stored:
-                self._remember(contact_id, stored[contact_id])
+                self._remember(contact_id, guest_of(stored[contact_id]))
             else:
                 self.missing.add(contact_id)
 
-    def _fetch_missing(self, ids: list[int]) -> None:
-        fetched = contacts.fetch_by_ids(ids)
-        for contact_id in ids:
-            self._remember(contact_id, fetched.get(contact_id))  # None: deleted in amoCRM
-            self.missing.discard(contact_id)
+    def _request(self, ids: list[int]) -> None:
+        self.missing.difference_update(ids)
+        self.requested.update(ids)
+        self._fetches.append((self._pool.submit(contacts.fetch_by_ids, ids, True), ids))
+
+    def _collect_fetches(self, wait: bool) -> None:
+        still_running = []
+        for future, ids in self._fetches:
+            if not wait and not future.done():
+                still_running.append((future, ids))
+                continue
+            fetched = future.result()
+            for contact_id in ids:
+                self._remember(contact_id, guest_of(fetched.get(contact_id)))  # None: deleted in amoCRM
+            self.requested.difference_update(ids)
+        self._fetches = still_running
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -138,37 +172,49 @@ class LeadPageWriter:
             infos.append(info)
         self._resolve({i.main_contact_id for i in infos if i.main_contact_id})
         self.buffer.extend(infos)
-        if len(self.missing) >= contacts.IDS_PER_REQUEST:
-            full = len(self.missing) // contacts.IDS_PER_REQUEST * contacts.IDS_PER_REQUEST
-            self._fetch_missing(sorted(self.missing)[:full])
-            self._write_ready()
-        elif len(self.buffer) >= FLUSH_AT_BUFFERED_LEADS:
-            self.flush()
-        elif not self.missing:
-            self._write_ready()
-
-    def flush(self) -> None:
-        """Fetch every still-missing contact and write every buffered lead."""
-        if self.missing:
-            self._fetch_missing(sorted(self.missing))
+        while len(self.missing) >= contacts.IDS_PER_REQUEST:
+            self._request(sorted(self.missing)[:contacts.IDS_PER_REQUEST])
+        if len(self.buffer) >= FLUSH_AT_BUFFERED_LEADS and self.missing:
+            self._request(sorted(self.missing))
+        self._collect_fetches(wait=len(self.buffer) >= FLUSH_AT_BUFFERED_LEADS)
         self._write_ready()
 
+    def flush(self) -> None:
+        """Fetch every still-missing contact, write every buffered lead, wait for all of it."""
+        if self.missing:
+            self._request(sorted(self.missing))
+        self._collect_fetches(wait=True)
+        self._write_ready()
+        for job in self._writes:
+            job.result()
+        self._writes = []
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
     def _write_ready(self) -> None:
-        ready = [i for i in self.buffer if i.main_contact_id is None or i.main_contact_id not in self.missing]
-        self.buffer = [i for i in self.buffer if i.main_contact_id is not None and i.main_contact_id in self.missing]
+        waiting = self.missing | self.requested
+        ready = [i for i in self.buffer if i.main_contact_id is None or i.main_contact_id not in waiting]
+        self.buffer = [i for i in self.buffer if i.main_contact_id is not None and i.main_contact_id in waiting]
         if not ready:
             return
+        guests = {i.main_contact_id: self.cache.get(i.main_contact_id) for i in ready if i.main_contact_id}
+        while len(self._writes) >= self.MAX_OUTSTANDING_JOBS:  # back-pressure keeps memory flat
+            self._writes.pop(0).result()
+        self._writes.append(self._pool.submit(self._write, ready, guests, dict(self.stage_map)))
+
+    def _write(self, ready: list[LeadInfo], guests: dict[int, Guest | None],
+               stage_map: dict[tuple[int, int], str | None]) -> None:
         stored = mirror.batch_get(Lead, [lead_id_for(i.id) for i in ready])
-        items = []
-        for info in ready:
-            existing = stored.get(lead_id_for(info.id))
-            contact = self.cache.get(info.main_contact_id) if info.main_contact_id else None
-            items.append(build(info, contact, self.stage_map.get((info.pipeline_id, info.status_id)), existing))
+        items = [build(info, guests.get(info.main_contact_id) if info.main_contact_id else None,
+                       stage_map.get((info.pipeline_id, info.status_id)), stored.get(lead_id_for(info.id)))
+                 for info in ready]
         written = mirror.upsert_changed(Lead, items, FIELDS, stored=stored)
         for old, new in written:
             _notify_if_status_changed(old, new)
-        self.synced += len(ready)
-        self.written += len(written)
+        with self._lock:
+            self.synced += len(ready)
+            self.written += len(written)
 
 
 # -- one lead at a time (webhooks, sync-lead, writes) ---------------------------------------------

@@ -43,6 +43,8 @@ class PageWriter(Protocol):
 
     def flush(self) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class SimpleWriter:
     """Writer for entities whose pages are stored as they come (contacts, tasks)."""
@@ -58,6 +60,9 @@ class SimpleWriter:
         self.errors.extend(errors)
 
     def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
         return None
 
 
@@ -101,6 +106,18 @@ def _run(entity: str, params: dict, limit: int, first_page: int, already: int,
     writer = spec.writer()
     outcome = Outcome()
     out_of_time = (lambda: time_left() < RESERVE_SECONDS) if time_left else (lambda: False)
+    try:
+        _consume(fetcher, writer, outcome, entity, already, remaining, out_of_time, progress)
+    finally:
+        writer.close()
+    outcome.synced, outcome.errors = writer.synced, writer.errors
+    if progress:
+        progress({"entity": entity, "page": None, "synced": already + outcome.synced, "errors": len(outcome.errors)})
+    return outcome
+
+
+def _consume(fetcher: PageFetcher, writer: PageWriter, outcome: Outcome, entity: str, already: int,
+             remaining: int | None, out_of_time: Callable[[], bool], progress: Progress | None) -> None:
     limit_reached = False
     for page in fetcher.pages(should_stop=out_of_time):
         items = page.items if remaining is None else page.items[:remaining]
@@ -117,10 +134,6 @@ def _run(entity: str, params: dict, limit: int, first_page: int, already: int,
     if not (fetcher.exhausted or limit_reached):
         outcome.next_page = fetcher.next_to_yield
     writer.flush()
-    outcome.synced, outcome.errors = writer.synced, writer.errors
-    if progress:
-        progress({"entity": entity, "page": None, "synced": already + outcome.synced, "errors": len(outcome.errors)})
-    return outcome
 
 
 def _incremental_from(entity: str) -> int | None:

@@ -54,8 +54,7 @@ def receive(raw_body: bytes | None, content_type: str | None, query: dict) -> di
                       {"error": str(error), "body": (raw_body or b"")[:500].decode("utf-8", "replace")})
         return _ack(0, [f"unreadable webhook body: {error}"])
     account_id = account_id_of(data)
-    connected = tokens.load_token()
-    expected = connected.account_id if connected else None
+    expected = _connected_account(account_id)
     if expected is None or account_id != expected:
         reason = ("the service is not connected to amoCRM" if expected is None
                   else f"account {account_id} is not the connected account")
@@ -73,6 +72,23 @@ def receive(raw_body: bytes | None, content_type: str | None, query: dict) -> di
         except Exception as error:  # recorded in the activity log; the delivery is still accepted
             errors.append(f"{event.entity}[{event.action}] {event.entity_id}: {_describe(error)}")
     return _ack(processed, errors)
+
+
+_known_account: tuple[int, float] | None = None
+KNOWN_ACCOUNT_SECONDS = 300
+
+
+def _connected_account(claimed: int | None) -> int | None:
+    """The connected account id. A match is remembered for a few minutes, so a busy webhook
+    Lambda does not read the token item for every delivery; a mismatch is always re-read."""
+    global _known_account
+    now = time.monotonic()
+    if _known_account and claimed == _known_account[0] and now - _known_account[1] < KNOWN_ACCOUNT_SECONDS:
+        return claimed
+    token = tokens.load_token()
+    account_id = token.account_id if token else None
+    _known_account = (account_id, now) if account_id is not None else None
+    return account_id
 
 
 def _ack(processed: int, errors: list[str]) -> dict:

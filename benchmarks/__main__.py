@@ -1,0 +1,124 @@
+"""`python -m benchmarks [--quick]`: sync against the floor, memory, incremental sync,
+webhook acknowledgement and cold start. Prints one table per part; never part of the tests."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import cold_start
+from scripts.local_stack import ROOT, Stack, free_port, http
+
+CORES = os.cpu_count()
+
+
+def _child(stack: Stack, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.sync_child", *args], cwd=ROOT, env=stack.env,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"sync child failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _connect(stack: Stack) -> None:
+    code = http("POST", f"{stack.sandbox_url}/_sandbox/issue-code", {})[1]["code"]
+    subprocess.run([sys.executable, "-c", f"from chalicelib.services import tokens; tokens.exchange_code({code!r})"],
+                   cwd=ROOT, env=stack.env, check=True, capture_output=True)
+
+
+def _stats(stack: Stack) -> dict:
+    return http("GET", f"{stack.sandbox_url}/_sandbox/stats")[1]
+
+
+def sync_scenario(leads: int, latency_ms: int, with_incremental: bool = False) -> dict:
+    contacts = leads // 2
+    stack = Stack(moto_port=free_port(), sandbox_port=free_port(), api_port=free_port(),
+                  seed={"leads": leads, "contacts": contacts, "tasks": 0, "pipelines": 2},
+                  extra_env={"TABLE_PREFIX": f"bench-{leads}-{latency_ms}-", "AMO_RATE_LIMIT_RPS": "7",
+                             "AMO_BASE_URL": "", "MAIN_BACKEND_WEBHOOK_URL": ""},
+                  log_dir=ROOT / ".local" / "bench-logs")
+    try:
+        stack.start(api=False, sandbox_args=["--latency-ms", str(latency_ms)])
+        _connect(stack)
+        http("POST", f"{stack.sandbox_url}/_sandbox/stats/reset", {})
+        measured = _child(stack, "full")
+        stats = _stats(stack)
+        floor_requests = math.ceil(leads / 250) + math.ceil(min(contacts, leads) / 250)
+        amo_requests = stats["requests"]
+        row = {"leads": leads, "latency_ms": latency_ms, "amo_requests": amo_requests,
+               "floor_requests": floor_requests, "seconds": round(measured["seconds"], 2),
+               "floor_seconds": round(floor_requests / 7, 2),
+               "ratio": round(measured["seconds"] / (floor_requests / 7), 3), "429s": stats["rate_limited"],
+               "synced": measured["synced"], "batch_write_calls": measured["batch_write_calls"],
+               "items_per_call": round(measured["batch_write_items"] / max(1, measured["batch_write_calls"]), 1),
+               "max_rss_mb": round(measured["max_rss_mb"], 1), "peak_rps": stats["peak_rps"],
+               "dynamodb_calls": measured["dynamodb_calls"], "dynamodb_seconds": measured["dynamodb_seconds"]}
+        if with_incremental:
+            changed = max(1, leads // 100)
+            http("POST", f"{stack.sandbox_url}/_sandbox/touch", {"entity": "leads", "count": changed})
+            http("POST", f"{stack.sandbox_url}/_sandbox/stats/reset", {})
+            incremental = _child(stack, "incremental")
+            inc_stats = _stats(stack)
+            row["incremental"] = {"changed_leads": changed, "amo_requests": inc_stats["requests"],
+                                  "by_path": inc_stats["by_path"], "seconds": round(incremental["seconds"], 2),
+                                  "synced": incremental["synced"]}
+        return row
+    finally:
+        stack.stop()
+
+
+def print_table(title: str, rows: list[dict], columns: list[str]) -> None:
+    print(f"\n{title}  (machine: {CORES} cores)")
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.rjust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).rjust(widths[c]) for c in columns))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="5,000 leads only, fewer webhook deliveries")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    args = parser.parse_args()
+    results: dict = {"cores": CORES}
+
+    sizes = [5000] if args.quick else [5000, 50000]
+    rows = [sync_scenario(size, latency, with_incremental=(size == 5000 and latency == 50))
+            for size in sizes for latency in (50, 400)]
+    results["sync"] = rows
+    print_table("1. Full sync against the floor ((ceil(L/250) + ceil(C/250)) / 7 s)", rows,
+                ["leads", "latency_ms", "amo_requests", "floor_requests", "seconds", "floor_seconds", "ratio",
+                 "429s", "batch_write_calls", "items_per_call", "dynamodb_calls", "dynamodb_seconds", "peak_rps"])
+    memory = [{"leads": r["leads"], "latency_ms": r["latency_ms"], "max_rss_mb": r["max_rss_mb"]} for r in rows]
+    print_table("2. Peak RSS of the sync process", memory, ["leads", "latency_ms", "max_rss_mb"])
+    incremental = [dict(r["incremental"], leads=r["leads"]) for r in rows if "incremental" in r]
+    print_table("3. Incremental sync after changing 1% of the leads", incremental,
+                ["leads", "changed_leads", "amo_requests", "seconds", "synced"])
+    for row in incremental:
+        print(f"   requests by path: {row['by_path']}")
+
+    deliveries = 300 if args.quick else 1000
+    from benchmarks import webhooks_bench  # sets up its own in-process environment
+
+    hooks = webhooks_bench.run(deliveries)
+    results["webhooks"] = hooks
+    print_table(f"4. Webhook acknowledgement ({deliveries} deliveries through the route, in-process)", hooks,
+                ["path", "p50_ms", "p99_ms", "per_second", "aws_calls_per_delivery", "amo_calls"])
+
+    cold = cold_start.run()
+    results["cold_start"] = cold
+    print_table("5. Cold start (median of 10 fresh processes) and package size", [cold],
+                ["import_app_ms", "import_libraries_ms", "package_zip_mb", "package_unzipped_mb"])
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Runs one sync in its own process and prints what it measured as JSON (wall time, peak RSS,
+DynamoDB write calls and items). The parent points it at a moto server and a sandbox."""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import threading
+import time
+
+from chalicelib import logs
+from chalicelib.models import ALL_MODELS
+from chalicelib.services import sync, tokens
+
+
+def main() -> None:
+    mode = sys.argv[1]  # full | incremental
+    logs.configure(40)
+    writes = {"calls": 0, "items": 0}
+
+    def count(params, **_):
+        writes["calls"] += 1
+        writes["items"] += sum(len(v) for v in params["RequestItems"].values())
+
+    dynamo = {"seconds": 0.0, "calls": 0}
+    starts: dict[int, float] = {}
+
+    def before(**kwargs):
+        starts[threading.get_ident()] = time.perf_counter()
+
+    def after(**kwargs):
+        dynamo["seconds"] += time.perf_counter() - starts.pop(threading.get_ident(), time.perf_counter())
+        dynamo["calls"] += 1
+
+    for model in ALL_MODELS:
+        events = model._get_connection().connection.client.meta.events
+        events.register("provide-client-params.dynamodb.BatchWriteItem", count)
+        events.register("before-call.dynamodb.*", before)
+        events.register("after-call.dynamodb.*", after)
+    tokens.get_access_token()  # connect-time work is not part of the sync
+    started = time.monotonic()
+    result = sync.sync_all(0, full=mode == "full")
+    elapsed = time.monotonic() - started
+    print(json.dumps({"seconds": elapsed, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "synced": result["leads"]["synced"], "errors": len(result["leads"]["errors"]),
+                      "batch_write_calls": writes["calls"], "batch_write_items": writes["items"],
+                      "dynamodb_calls": dynamo["calls"], "dynamodb_seconds": round(dynamo["seconds"], 2)}))
+
+
+if __name__ == "__main__":
+    main()
