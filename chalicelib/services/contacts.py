@@ -53,15 +53,20 @@ def id_chunks(ids: list[int]) -> Iterable[list[int]]:
         yield chunk
 
 
-def fetch_by_ids(ids: list[int], known_new: bool = False) -> dict[int, AmoContact]:
-    """Fetch contacts from amoCRM in batches by id, store them, return them by id."""
+def fetch_raw(ids: list[int]) -> list[dict]:
+    """amoCRM contact objects by id, in batches of up to 250 ids (never one request per contact)."""
     client = gateway.amo_client()
-    found: dict[int, AmoContact] = {}
+    found: list[dict] = []
     for chunk in id_chunks(ids):
         body = client.get("/api/v4/contacts", {"filter[id][]": chunk, "limit": IDS_PER_REQUEST}) or {}
-        items, _ = store((body.get("_embedded") or {}).get("contacts") or [], known_new)
-        found.update((item.id, item) for item in items)
+        found.extend((body.get("_embedded") or {}).get("contacts") or [])
     return found
+
+
+def fetch_by_ids(ids: list[int]) -> dict[int, AmoContact]:
+    """Fetch contacts from amoCRM in batches by id, store them, return them by id."""
+    items, _ = store(fetch_raw(ids))
+    return {item.id: item for item in items}
 
 
 def sync_page(raw_contacts: list[dict]) -> tuple[int, list[dict]]:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import settings
-from chalicelib.amo.entities import LeadInfo, MalformedEntity, first_value, read_lead
+from chalicelib.amo.entities import LeadInfo, MalformedEntity, first_value, read_contact, read_lead
 from chalicelib.amo.errors import AmoNotFound
 from chalicelib.locking import is_conflict
 from chalicelib.models import AmoContact, Lead, utc_now
@@ -36,7 +36,7 @@ FIELDS = ("amo_lead_id", "amo_contact_id", "responsible_user_id", "status", "amo
           "guest_name", "guest_phone", "guest_email", "price", "property_id", "custom_fields", "amo_updated_at",
           "account_id")
 CONTACT_CACHE_SIZE = 10_000
-FLUSH_AT_BUFFERED_LEADS = 1000
+FLUSH_AT_BUFFERED_LEADS = 2000
 
 
 class Guest(NamedTuple):
@@ -108,6 +108,7 @@ class LeadPageWriter:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lead-sync")
         self._fetches: list[tuple[Future, list[int]]] = []
         self._writes: list[Future] = []
+        self._side_jobs: list[Future] = []  # storing fetched contacts
         self._lock = threading.Lock()
 
     # -- contacts ---------------------------------------------------------------------------
@@ -130,7 +131,25 @@ class LeadPageWriter:
     def _request(self, ids: list[int]) -> None:
         self.missing.difference_update(ids)
         self.requested.update(ids)
-        self._fetches.append((self._pool.submit(contacts.fetch_by_ids, ids, True), ids))
+        self._fetches.append((self._pool.submit(self._fetch_contacts, ids), ids))
+
+    def _fetch_contacts(self, ids: list[int]) -> dict[int, Guest]:
+        """GET the contacts; storing them is a separate job, so waiting leads need not wait for it."""
+        raw = contacts.fetch_raw(ids)
+        self._writes_lock_submit(contacts.store, raw, True)
+        guests = {}
+        for item in raw:
+            try:
+                info = read_contact(item)
+            except MalformedEntity:
+                continue
+            guests[info.id] = Guest(info.name, info.phone, info.email)
+        return guests
+
+    def _writes_lock_submit(self, fn: Any, *args: Any) -> None:
+        future = self._pool.submit(fn, *args)
+        with self._lock:
+            self._side_jobs.append(future)
 
     def _collect_fetches(self, wait: bool) -> None:
         still_running = []
@@ -140,8 +159,11 @@ class LeadPageWriter:
                 continue
             fetched = future.result()
             for contact_id in ids:
-                self._remember(contact_id, guest_of(fetched.get(contact_id)))  # None: deleted in amoCRM
+                self.cache[contact_id] = fetched.get(contact_id)  # None: deleted in amoCRM
+                self.cache.move_to_end(contact_id)
             self.requested.difference_update(ids)
+        while len(self.cache) > CONTACT_CACHE_SIZE:
+            self.cache.popitem(last=False)
         self._fetches = still_running
 
     # -- stages -----------------------------------------------------------------------------
@@ -188,6 +210,10 @@ class LeadPageWriter:
         for job in self._writes:
             job.result()
         self._writes = []
+        with self._lock:
+            side_jobs, self._side_jobs = self._side_jobs, []
+        for job in side_jobs:
+            job.result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
