@@ -36,7 +36,7 @@ def _stats(stack: Stack) -> dict:
     return http("GET", f"{stack.sandbox_url}/_sandbox/stats")[1]
 
 
-def sync_scenario(leads: int, latency_ms: int, with_incremental: bool = False) -> dict:
+def sync_scenario(leads: int, latency_ms: int, with_incremental: bool = False, writes: str = "dynamodb") -> dict:
     contacts = leads // 2
     stack = Stack(moto_port=free_port(), sandbox_port=free_port(), api_port=free_port(),
                   seed={"leads": leads, "contacts": contacts, "tasks": 0, "pipelines": 2},
@@ -47,11 +47,11 @@ def sync_scenario(leads: int, latency_ms: int, with_incremental: bool = False) -
         stack.start(api=False, sandbox_args=["--latency-ms", str(latency_ms)])
         _connect(stack)
         http("POST", f"{stack.sandbox_url}/_sandbox/stats/reset", {})
-        measured = _child(stack, "full")
+        measured = _child(stack, "full", "--writes", writes)
         stats = _stats(stack)
         floor_requests = math.ceil(leads / 250) + math.ceil(min(contacts, leads) / 250)
         amo_requests = stats["requests"]
-        row = {"leads": leads, "latency_ms": latency_ms, "amo_requests": amo_requests,
+        row = {"leads": leads, "latency_ms": latency_ms, "writes": writes, "amo_requests": amo_requests,
                "floor_requests": floor_requests, "seconds": round(measured["seconds"], 2),
                "floor_seconds": round(floor_requests / 7, 2),
                "ratio": round(measured["seconds"] / (floor_requests / 7), 3), "429s": stats["rate_limited"],
@@ -92,8 +92,10 @@ def main() -> int:
     rows = [sync_scenario(size, latency, with_incremental=(size == 5000 and latency == 50))
             for size in sizes for latency in (50, 400)]
     results["sync"] = rows
-    print_table("1. Full sync against the floor ((ceil(L/250) + ceil(C/250)) / 7 s)", rows,
-                ["leads", "latency_ms", "amo_requests", "floor_requests", "seconds", "floor_seconds", "ratio",
+    amo_side = [sync_scenario(size, latency, writes="discard") for size in sizes for latency in (50, 400)]
+    results["sync_amocrm_side"] = amo_side
+    print_table("1. Full sync against the floor ((ceil(L/250) + ceil(C/250)) / 7 s)", rows + amo_side,
+                ["leads", "latency_ms", "writes", "amo_requests", "floor_requests", "seconds", "floor_seconds", "ratio",
                  "429s", "batch_write_calls", "items_per_call", "dynamodb_calls", "dynamodb_seconds", "peak_rps"])
     memory = [{"leads": r["leads"], "latency_ms": r["latency_ms"], "max_rss_mb": r["max_rss_mb"]} for r in rows]
     print_table("2. Peak RSS of the sync process", memory, ["leads", "latency_ms", "max_rss_mb"])

@@ -13,8 +13,20 @@ from chalicelib.models import ALL_MODELS
 from chalicelib.services import sync, tokens
 
 
+def discard_entity_writes() -> None:
+    """`--writes discard`: mirrored leads and contacts are neither read nor written, so the run
+    measures the amoCRM side alone (the local DynamoDB emulator is slower than DynamoDB)."""
+    from chalicelib.services import mirror
+
+    mirror.batch_get = lambda model, keys: {}
+    mirror.upsert_changed = lambda model, items, fields, version_field="amo_updated_at", stored=None: [
+        (None, item) for item in items]
+
+
 def main() -> None:
     mode = sys.argv[1]  # full | incremental
+    if "--writes" in sys.argv and sys.argv[sys.argv.index("--writes") + 1] == "discard":
+        discard_entity_writes()
     logs.configure(40)
     writes = {"calls": 0, "items": 0}
 

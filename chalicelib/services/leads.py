@@ -35,7 +35,7 @@ _NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c55-9d0b-6b7e4c1d2a10")
 FIELDS = ("amo_lead_id", "amo_contact_id", "responsible_user_id", "status", "amo_pipeline_id", "amo_status_id",
           "guest_name", "guest_phone", "guest_email", "price", "property_id", "custom_fields", "amo_updated_at",
           "account_id")
-CONTACT_CACHE_SIZE = 10_000
+CONTACT_CACHE_SIZE = 3_000
 FLUSH_AT_BUFFERED_LEADS = 2000
 
 

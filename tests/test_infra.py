@@ -1,0 +1,117 @@
+"""Infrastructure cannot drift from the code: every table the models define and every queue the
+code uses is in the merge template, and the packaged template passes cfn-lint."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chalicelib.models import ALL_MODELS
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = json.loads((ROOT / "infra" / "prod-resources.json").read_text())
+CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+PROD_ENV = CONFIG["stages"]["prod"]["environment_variables"]
+
+
+def tables_by_suffix():
+    found = {}
+    for resource in TEMPLATE["Resources"].values():
+        if resource.get("Type") == "AWS::DynamoDB::Table":
+            name = resource["Properties"]["TableName"]["Fn::Sub"]
+            found[name.replace("${TablePrefix}", "")] = resource["Properties"]
+    return found
+
+
+def _keys(schema):
+    return sorted((k["AttributeName"], k["KeyType"]) for k in schema)
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_every_model_has_its_table_with_the_same_keys_and_indexes(model):
+    table = tables_by_suffix().get(model.Meta.table_suffix)
+    assert table is not None, f"{model.__name__}: no table in infra/prod-resources.json (run scripts/build_infra.py)"
+    schema = model._get_schema()
+    assert _keys(table["KeySchema"]) == _keys(schema["key_schema"])
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    expected_indexes = {i["index_name"]: _keys(i["key_schema"]) for i in schema.get("global_secondary_indexes", [])}
+    actual_indexes = {i["IndexName"]: _keys(i["KeySchema"]) for i in table.get("GlobalSecondaryIndexes", [])}
+    assert actual_indexes == expected_indexes
+    definitions = {d["AttributeName"]: d["AttributeType"] for d in schema["attribute_definitions"]}
+    for index in schema.get("global_secondary_indexes", []):
+        definitions.update({d["AttributeName"]: d["AttributeType"] for d in index["attribute_definitions"]})
+    assert {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]} == definitions
+    ttl = [name for name, attribute in model.get_attributes().items() if type(attribute).__name__ == "TTLAttribute"]
+    assert (table.get("TimeToLiveSpecification") or {}).get("AttributeName") == (ttl[0] if ttl else None)
+
+
+def test_the_template_has_no_table_the_models_do_not_define():
+    assert set(tables_by_suffix()) == {m.Meta.table_suffix for m in ALL_MODELS}
+
+
+def test_table_prefix_of_prod_matches_the_template_default():
+    assert TEMPLATE["Parameters"]["TablePrefix"]["Default"] == PROD_ENV["TABLE_PREFIX"]
+
+
+def test_every_queue_the_code_consumes_exists_with_a_dead_letter_queue_and_partial_batches():
+    from app import app
+
+    queues = {r["Properties"]["QueueName"]["Fn::Sub"].replace("${TablePrefix}", PROD_ENV["TABLE_PREFIX"]): (lid, r)
+              for lid, r in TEMPLATE["Resources"].items() if r.get("Type") == "AWS::SQS::Queue"}
+    consumers = [s for s in app.event_sources if getattr(s, "queue", None)]
+    assert consumers
+    for source in consumers:
+        env_name = {"continue-sync": "SYNC_QUEUE_NAME", "process-webhooks": "WEBHOOK_QUEUE_NAME",
+                    "deliver-notifications": "NOTIFY_QUEUE_NAME"}[source.name]
+        queue_name = PROD_ENV[env_name]
+        assert queue_name in queues, f"{source.name} consumes {queue_name}, which the template lacks"
+        logical_id, queue = queues[queue_name]
+        dlq = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        assert TEMPLATE["Resources"][dlq]["Type"] == "AWS::SQS::Queue"
+        function_id = "".join(part.capitalize() for part in source.name.split("-"))
+        timeout = CONFIG["stages"]["prod"]["lambda_functions"][source.name]["lambda_timeout"]
+        assert queue["Properties"]["VisibilityTimeout"] >= 6 * timeout
+        events = TEMPLATE["Resources"][function_id]["Properties"]["Events"]
+        assert events[f"{function_id}SqsEventSource"]["Properties"]["FunctionResponseTypes"] == [
+            "ReportBatchItemFailures"]
+
+
+def test_every_queue_url_setting_the_code_reads_is_given_to_every_function():
+    from chalicelib import settings
+
+    read = {"SYNC_QUEUE_URL", "WEBHOOK_QUEUE_URL", "NOTIFY_QUEUE_URL", "NOTIFY_DLQ_URL"}
+    assert all(name in Path(settings.__file__).read_text() for name in read)
+    for function in ("APIHandler", "ContinueSync", "IncrementalSync", "ProcessWebhooks", "DeliverNotifications",
+                     "NotificationSweeper", "RefreshToken"):
+        variables = TEMPLATE["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert read <= set(variables)
+
+
+def test_the_committed_template_is_what_the_generator_writes():
+    sys.path.insert(0, str(ROOT))
+    from scripts.build_infra import build
+
+    assert json.loads(json.dumps(build())) == TEMPLATE, "run scripts/build_infra.py and commit the result"
+
+
+def test_the_package_builds_and_passes_cfn_lint(tmp_path):
+    chalice = Path(sys.executable).parent / "chalice"
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    project = tmp_path / "project"  # a copy: packaging must not leave files in the work tree
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".venv", ".git", ".local", "out", "__pycache__",
+                                                                 ".pytest_cache"))
+    out = tmp_path / "out"
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    built = subprocess.run([str(chalice), "package", "--stage", "prod", "--merge-template",
+                            "infra/prod-resources.json", str(out)], cwd=project, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-2000:]
+    linted = subprocess.run([str(cfn_lint), str(out / "sam.json")], capture_output=True, text=True, timeout=300)
+    assert linted.returncode == 0, linted.stdout[-3000:]
+    size_mb = (out / "deployment.zip").stat().st_size / 1e6
+    assert size_mb < 50, f"Lambda package is {size_mb:.1f} MB zipped (the limit is 50 MB)"
