@@ -313,6 +313,11 @@ def sweep_notifications(event):
     return notifications.deliver_pending()
 
 
+@app.route(f"{P}/openapi.json", methods=["GET"])
+def openapi():
+    return web.openapi_document()
+
+
 # -- schedules -----------------------------------------------------------------------------------
 
 @app.schedule(Rate(12, unit=Rate.HOURS), name="refresh-token")

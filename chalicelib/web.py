@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import hmac
 import html
+import json
 import logging
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from chalice import (
@@ -160,6 +162,15 @@ def own_url(request: Any, path_suffix: str) -> str:
     path = request.context.get("path") or ""
     base = path[: path.rfind(API_PREFIX)] if API_PREFIX in path else ""
     return f"{scheme}://{headers.get('host')}{base}{API_PREFIX}/{path_suffix}"
+
+
+_OPENAPI = Path(__file__).with_name("openapi.json")
+
+
+@functools.lru_cache(maxsize=1)
+def openapi_document() -> dict:
+    """The OpenAPI description (chalicelib/openapi.json, written by scripts/build_openapi.py)."""
+    return json.loads(_OPENAPI.read_text())
 
 
 def optional_json(request: Any) -> Any:

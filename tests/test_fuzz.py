@@ -1,0 +1,88 @@
+"""Fuzzing every route in-process: whatever the input, the answer is never a 5xx.
+
+Operations come from the OpenAPI description (so a new route is fuzzed without editing this
+file). amoCRM is connected and answers as it does to bad input: reads find nothing (204),
+writes fail validation (400 with `validation-errors`), a code exchange is refused (400
+OAuthProblemJson). So any 5xx would be the service's own fault, not amoCRM's. Each operation
+gets EXAMPLES generated requests: path parameters, query parameters (declared and stray) and
+bodies of any JSON shape, or raw text for the webhook.
+"""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import responses
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import API_KEY
+from tests import fixtures
+from tests.fixtures import HOST, store_tokens
+
+SPEC = json.loads((Path(__file__).resolve().parent.parent / "chalicelib" / "openapi.json").read_text())
+OPERATIONS = [(path, method) for path, methods in sorted(SPEC["paths"].items()) for method in sorted(methods)]
+EXAMPLES = 25
+CASES = {"count": 0}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12)
+scalars = st.one_of(st.integers(-5, 10**12).map(str), st.text(max_size=30), st.sampled_from(
+    ["0", "-1", "1.5", "true", "false", "NEW", "leads", "%%", "", "99999999999999999999"]))
+
+
+def body_strategy(operation):
+    fields = (((operation.get("requestBody") or {}).get("content") or {}).get("application/json", {})
+              .get("schema", {}).get("properties") or {})
+    known = st.fixed_dictionaries({}, optional={name: json_values for name in fields})
+    return st.one_of(json_values, known, known.flatmap(lambda d: st.just(d)))
+
+
+@pytest.fixture
+def connected(amo, monkeypatch):
+    monkeypatch.setenv("ENABLE_DEV_ENDPOINTS", "true")
+    store_tokens()
+    problem = {"Content-Type": "application/problem+json"}
+    amo.add_callback(responses.GET, re.compile(re.escape(HOST) + r"/.*"), lambda request: (204, {}, ""))
+    amo.add_callback(responses.DELETE, re.compile(re.escape(HOST) + r"/.*"), lambda request: (204, {}, ""))
+    amo.add_callback(responses.POST, re.compile(re.escape(HOST) + r"/oauth2/.*"),
+                     lambda request: (400, problem, json.dumps({**fixtures.REVOKED, "status": 400,
+                                                                "hint": "Authorization code has expired"})))
+    for method in (responses.POST, responses.PATCH):
+        amo.add_callback(method, re.compile(re.escape(HOST) + r"/api/.*"),
+                         lambda request: (400, problem, json.dumps(fixtures.VALIDATION)))
+
+
+@pytest.mark.parametrize("path,method", OPERATIONS)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                        HealthCheck.too_slow])
+@given(data=st.data())
+def test_no_input_makes_a_route_answer_5xx(client, connected, path, method, data):
+    operation = SPEC["paths"][path][method]
+    url = re.sub(r"{(\w+)}", lambda m: data.draw(scalars.filter(lambda s: "/" not in s and "?" not in s
+                                                                and "#" not in s and s.strip() != ""),
+                                                 label=m.group(1)), path)
+    names = [p["name"] for p in operation["parameters"] if p["in"] == "query"] + ["stray"]
+    params = data.draw(st.dictionaries(st.sampled_from(names), scalars, max_size=4), label="query")
+    if params:
+        from urllib.parse import urlencode
+        url += "?" + urlencode(params)
+    headers = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
+    if path.endswith("/webhook") and data.draw(st.booleans(), label="form"):
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        body = data.draw(st.text(max_size=200), label="form body")
+    else:
+        body = json.dumps(data.draw(body_strategy(operation), label="body"))
+    if data.draw(st.booleans(), label="idempotency"):
+        headers["Idempotency-Key"] = data.draw(st.text(min_size=1, max_size=20).filter(str.isprintable))
+    response = client.http.request(method.upper(), url, headers=headers, body=body)
+    CASES["count"] += 1
+    assert response.status_code < 500, (method, url, body, response.body[:500])
+
+
+def test_report_how_many_cases_ran():
+    """Runs after the fuzz cases (same module, in order): the count shows up with -s or -rP."""
+    print(f"fuzz: {CASES['count']} generated requests over {len(OPERATIONS)} operations")
+    assert CASES["count"] == 0 or CASES["count"] >= len(OPERATIONS) * 10
