@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast venv clean bench
+.PHONY: run test test-fast venv clean bench package
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,3 +27,8 @@ clean:
 
 bench: venv
 	$(PY) -m benchmarks --json .local/benchmarks.json
+
+package: venv
+	rm -rf out
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage prod --merge-template infra/prod-resources.json out/
+	$(VENV)/bin/cfn-lint out/sam.json
