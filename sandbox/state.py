@@ -522,11 +522,7 @@ class Sandbox:
         return {"_links": self.link("/api/v4/leads"), "_embedded": {"leads": created}}
 
     def update_leads(self, items: Any, single_id: int | None = None) -> Any:
-        if single_id is not None:
-            if not isinstance(items, dict):
-                raise problem(400, "Bad Request", "Body must be an object")
-            items = [{**items, "id": single_id}]
-        items = _require_list(items)
+        items = _patch_items(items, single_id)
         updated, events, all_errors = [], [], []
         with self.lock:
             staged = []
@@ -614,11 +610,7 @@ class Sandbox:
         return {"_links": self.link("/api/v4/contacts"), "_embedded": {"contacts": created}}
 
     def update_contacts(self, items: Any, single_id: int | None = None) -> Any:
-        if single_id is not None:
-            if not isinstance(items, dict):
-                raise problem(400, "Bad Request", "Body must be an object")
-            items = [{**items, "id": single_id}]
-        items = _require_list(items)
+        items = _patch_items(items, single_id)
         updated, events = [], []
         with self.lock:
             for index, item in enumerate(items):
@@ -678,11 +670,7 @@ class Sandbox:
         return {"_links": self.link("/api/v4/tasks"), "_embedded": {"tasks": created}}
 
     def update_tasks(self, items: Any, single_id: int | None = None) -> Any:
-        if single_id is not None:
-            if not isinstance(items, dict):
-                raise problem(400, "Bad Request", "Body must be an object")
-            items = [{**items, "id": single_id}]
-        items = _require_list(items)
+        items = _patch_items(items, single_id)
         updated, events = [], []
         with self.lock:
             for index, item in enumerate(items):
@@ -935,6 +923,15 @@ def _ordered(items: list[dict], query: dict) -> list[dict]:
         if direction:
             return sorted(items, key=lambda i: (i[key], i["id"]), reverse=direction == "desc")
     return sorted(items, key=lambda i: i["id"])
+
+
+def _patch_items(items: Any, single_id: int | None) -> list:
+    """PATCH /x/{id} takes one object, PATCH /x an array of objects with ids: one list either way."""
+    if single_id is not None:
+        if not isinstance(items, dict):
+            raise problem(400, "Bad Request", "Body must be an object")
+        items = [{**items, "id": single_id}]
+    return _require_list(items)
 
 
 def _require_list(items: Any) -> list:

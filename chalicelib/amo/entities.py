@@ -24,6 +24,14 @@ def optional_int(raw: dict, field: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def created_id(answer: Any, key: str) -> int | None:
+    """The id amoCRM gives the first item of a create call (`_embedded.<key>[0].id`)."""
+    items = ((answer or {}).get("_embedded") or {}).get(key) if isinstance(answer, dict) else None
+    first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
+    value = first.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def first_value(custom_fields: Any, *, code: str | None = None, field_id: int | None = None) -> str | None:
     """The first value of the custom field with this code (PHONE, EMAIL) or id."""
     for field in custom_fields if isinstance(custom_fields, list) else []:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from chalicelib.amo.entities import ContactInfo, MalformedEntity, read_contact
+from chalicelib.amo.entities import ContactInfo, MalformedEntity, created_id, read_contact
 from chalicelib.amo.errors import AmoNotFound
 from chalicelib.models import AmoContact, Lead
 from chalicelib.services import gateway, mirror
@@ -121,8 +121,8 @@ def refresh_guest_fields(contact: AmoContact) -> int:
 
 def create_contact(data: dict) -> dict:
     body = contact_body(data)
-    created = gateway.amo_client().post("/api/v4/contacts", [{**body, "request_id": "0"}]) or {}
-    contact_id = ((created.get("_embedded") or {}).get("contacts") or [{}])[0].get("id")
+    created = gateway.amo_client().post("/api/v4/contacts", [{**body, "request_id": "0"}])
+    contact_id = created_id(created, "contacts")
     if not isinstance(contact_id, int):
         raise InvalidInput("amoCRM did not return the new contact's id")
     refresh(contact_id)

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import settings
-from chalicelib.amo.entities import LeadInfo, MalformedEntity, first_value, read_contact, read_lead
+from chalicelib.amo.entities import LeadInfo, MalformedEntity, created_id, first_value, read_contact, read_lead
 from chalicelib.amo.errors import AmoNotFound
 from chalicelib.locking import is_conflict
 from chalicelib.models import AmoContact, Lead, utc_now
@@ -364,8 +364,8 @@ def create_lead(lead_data: dict, contact: dict | None = None) -> dict:
         created = client.post("/api/v4/leads/complex", [body]) or []
         amo_lead_id = created[0].get("id") if isinstance(created, list) and created else None
     else:
-        created = client.post("/api/v4/leads", [body]) or {}
-        amo_lead_id = ((created.get("_embedded") or {}).get("leads") or [{}])[0].get("id")
+        created = client.post("/api/v4/leads", [body])
+        amo_lead_id = created_id(created, "leads")
     if not isinstance(amo_lead_id, int):
         raise InvalidInput("amoCRM did not return the new lead's id")
     fetch_and_upsert(amo_lead_id)
@@ -387,10 +387,10 @@ def update_lead(amo_lead_id: int, lead_data: dict) -> dict:
 def add_note(amo_lead_id: int, text: str) -> dict:
     try:
         created = gateway.amo_client().post(f"/api/v4/leads/{amo_lead_id}/notes",
-                                            [{"note_type": "common", "params": {"text": text}}]) or {}
+                                            [{"note_type": "common", "params": {"text": text}}])
     except AmoNotFound:
         raise NotFound(f"lead {amo_lead_id} does not exist in amoCRM") from None
-    note_id = ((created.get("_embedded") or {}).get("notes") or [{}])[0].get("id")
+    note_id = created_id(created, "notes")
     return {"message": "note added", "amoLeadId": amo_lead_id, "noteId": note_id}
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.amo.entities import MalformedEntity, TaskInfo, read_task
+from chalicelib.amo.entities import MalformedEntity, TaskInfo, created_id, read_task
 from chalicelib.amo.errors import AmoNotFound
 from chalicelib.models import AmoTask, utc_now
 from chalicelib.services import gateway, mirror
@@ -62,8 +62,8 @@ def get_tasks(limit: int, cursor: str | None, is_completed: bool | None = None,
 def create_task(data: dict) -> dict:
     body = {k: data[k] for k in ("text", "complete_till", "entity_id", "entity_type", "task_type_id",
                                  "responsible_user_id", "duration") if data.get(k) is not None}
-    created = gateway.amo_client().post("/api/v4/tasks", [{**body, "request_id": "0"}]) or {}
-    task_id = ((created.get("_embedded") or {}).get("tasks") or [{}])[0].get("id")
+    created = gateway.amo_client().post("/api/v4/tasks", [{**body, "request_id": "0"}])
+    task_id = created_id(created, "tasks")
     if not isinstance(task_id, int):
         raise InvalidInput("amoCRM did not return the new task's id")
     task = refresh(task_id)
