@@ -297,6 +297,14 @@ def webhook_register():
     return webhooks.register(url) if request.method == "POST" else webhooks.unregister(url)
 
 
+@app.route(f"{P}/activity", methods=["GET"])
+@web.maps_errors
+def webhook_activity():
+    params = web.query(app.current_request)
+    return webhooks.activity(params.get("entity", ""), validation.query_int(params, "id", 0) or None,
+                             validation.query_int(params, "limit", 50, minimum=1, maximum=1000))
+
+
 @app.on_sqs_message(queue=settings.webhook_queue_name(), batch_size=10, name="process-webhooks")
 def process_webhooks(event):
     return webhooks.handle_queue_batch([record.to_dict() for record in event])

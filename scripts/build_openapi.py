@@ -162,6 +162,9 @@ ROUTES: dict[str, dict[str, dict]] = {
         "delete": op("Unsubscribe it", MESSAGE, body=obj({"url": STR}), body_required=False,
                      errors=("400", "409", "502")),
     },
+    "/activity": {"get": op("What webhooks did to an entity, newest first (the activity log)", LIST, params=[
+        query("entity", {"type": "string", "enum": ["leads", "contacts", "tasks", "delivery"]}),
+        query("id", POS_INT), query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})])},
     "/openapi.json": {"get": op("This description", {"type": "object"}, errors=())},
 }
 

@@ -103,7 +103,6 @@ class LeadPageWriter:
         self.requested: set[int] = set()  # being fetched from amoCRM
         self.cache: OrderedDict[int, Guest | None] = OrderedDict()
         self.synced = 0
-        self.written = 0
         self.errors: list[dict] = []
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lead-sync")
         self._fetches: list[tuple[Future, list[int]]] = []
@@ -240,7 +239,6 @@ class LeadPageWriter:
             _notify_if_status_changed(old, new)
         with self._lock:
             self.synced += len(ready)
-            self.written += len(written)
 
 
 # -- one lead at a time (webhooks, sync-lead, writes) ---------------------------------------------

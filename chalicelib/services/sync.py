@@ -87,7 +87,6 @@ class Outcome:
     synced: int = 0
     errors: list[dict] = field(default_factory=list)
     next_page: int | None = None  # None: complete
-    pages: int = 0
 
     def as_result(self) -> dict:
         result: dict[str, Any] = {"synced": self.synced, "errors": self.errors}
@@ -122,7 +121,6 @@ def _consume(fetcher: PageFetcher, writer: PageWriter, outcome: Outcome, entity:
     for page in fetcher.pages(should_stop=out_of_time):
         items = page.items if remaining is None else page.items[:remaining]
         writer.add_page(items)
-        outcome.pages += 1
         if progress:
             progress({"entity": entity, "page": page.number, "synced": already + writer.synced,
                       "errors": len(writer.errors)})

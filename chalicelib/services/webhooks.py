@@ -208,10 +208,16 @@ def _log_activity(entity: str, entity_id: int | None, event_type: str, outcome: 
     item.save()
 
 
-def activity(entity: str, entity_id: int | None, limit: int = 50) -> list[dict]:
-    """Newest first: what happened to one entity (or to deliveries, entity 'delivery')."""
+ACTIVITY_ENTITIES = ("leads", "contacts", "tasks", "delivery")
+
+
+def activity(entity: str, entity_id: int | None, limit: int = 50) -> dict:
+    """Newest first: what webhooks did to one entity (or, entity `delivery`, the deliveries)."""
+    if entity not in ACTIVITY_ENTITIES:
+        raise InvalidInput(f"entity must be one of {', '.join(ACTIVITY_ENTITIES)}")
     key = f"{entity}#{entity_id if entity_id is not None else '-'}"
-    return [i.to_dict() for i in AmoActivityLog.query(key, scan_index_forward=False, limit=limit)]
+    data = [i.to_dict() for i in AmoActivityLog.query(key, scan_index_forward=False, limit=limit)]
+    return {"data": data, "count": len(data)}
 
 
 # -- registration in amoCRM ---------------------------------------------------------------------

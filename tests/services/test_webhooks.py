@@ -123,6 +123,17 @@ def test_task_events_under_either_key(client, fake, key):
     assert AmoTask.get(4745251).is_unlinked is True
 
 
+def test_the_activity_of_an_entity_is_visible_newest_first(client, fake):
+    seed_lead(fake)
+    deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL))
+    deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL))
+    body = client.http.get(f"{P}/activity?entity=leads&id=17657", headers={"X-API-Key": API_KEY}).json_body
+    assert [i["outcome"] for i in body["data"]] == ["duplicate", "applied"]
+    assert body["data"][0]["event_type"] == "leads.status"
+    bad = client.http.get(f"{P}/activity?entity=deals", headers={"X-API-Key": API_KEY})
+    assert bad.status_code == 400
+
+
 def test_other_events_are_logged_and_ignored_without_error(client, fake, amo):
     response = deliver(client, wb.lead_note(17657))
     assert response.json_body["errors"] == []
