@@ -180,6 +180,15 @@ class Stack:
             raise RuntimeError(f"registering the webhook failed: {body}")
         return body
 
+    def initial_sync(self) -> dict:
+        """Mirror the sandbox once and map its stages, so a stage change is a status change."""
+        headers = {"X-API-Key": self.api_key}
+        status, synced = http("POST", f"{self.api_url}/sync-all?leadsLimit=0", None, headers, timeout=300)
+        if status != 200:
+            raise RuntimeError(f"the first sync failed: {synced}")
+        http("POST", f"{self.api_url}/mapping/auto-apply", {}, headers)
+        return synced
+
     def stop(self) -> None:
         for name, process in reversed(list(self.processes.items())):
             if process.poll() is None:
@@ -235,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         if stack.use_sandbox:
             stack.connect()
             stack.register_webhook()
+            synced = stack.initial_sync()
+            print(f"connected to the sandbox; synced {synced['pipelines']['synced']} pipelines and "
+                  f"{synced['leads']['synced']} leads; stages mapped automatically")
         print_next_steps(stack)
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(0.5)
