@@ -40,7 +40,9 @@ def sync_scenario(leads: int, latency_ms: int, with_incremental: bool = False, w
     contacts = leads // 2
     stack = Stack(moto_port=free_port(), sandbox_port=free_port(), api_port=free_port(),
                   seed={"leads": leads, "contacts": contacts, "tasks": 0, "pipelines": 2},
+                  # MALLOC_ARENA_MAX as in .chalice/config.json: what Lambda runs with
                   extra_env={"TABLE_PREFIX": f"bench-{leads}-{latency_ms}-", "AMO_RATE_LIMIT_RPS": "7",
+                             "MALLOC_ARENA_MAX": "2",
                              "AMO_BASE_URL": "", "MAIN_BACKEND_WEBHOOK_URL": ""},
                   log_dir=ROOT / ".local" / "bench-logs")
     try:
