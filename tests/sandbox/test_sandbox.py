@@ -72,13 +72,22 @@ def test_expired_access_token_is_401(sandbox, api):
     assert response.json()["title"] == "Unauthorized"
 
 
-def test_more_than_7_requests_in_a_second_draw_429(sandbox, api):
-    time.sleep(1.05)  # let the token grant of the fixture leave the rolling second
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        statuses = list(pool.map(lambda _: api("GET", "/api/v4/account").status_code, range(12)))
-    assert statuses.count(200) == 7
-    assert statuses.count(429) == 5
-    assert sandbox.stats_view()["rate_limited"] == 5
+def test_more_than_7_requests_in_a_rolling_second_are_refused(sandbox, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr("sandbox.state.time.monotonic", lambda: now[0])
+    sandbox.arrivals = []
+    assert [sandbox.admit("GET /api/v4/account") for _ in range(12)] == [True] * 7 + [False] * 5
+    now[0] += 0.999
+    assert sandbox.admit("GET /api/v4/account") is False  # still inside the rolling second
+    now[0] += 0.002
+    assert sandbox.admit("GET /api/v4/account") is True
+    assert sandbox.stats_view()["rate_limited"] == 6
+
+
+def test_a_refused_request_is_answered_429(sandbox, api):
+    sandbox.config.rate_limit = 1
+    statuses = [api("GET", "/api/v4/account").status_code for _ in range(3)]
+    assert statuses[0] in (200, 429) and 429 in statuses
 
 
 def test_blocked_mode_answers_html_403(sandbox, api):
