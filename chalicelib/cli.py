@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _non_negative(value: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise argparse.ArgumentTypeError("must be a non-negative integer")
     return int(value)
 

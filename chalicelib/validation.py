@@ -49,7 +49,7 @@ def query_int(params: dict | None, name: str, default: int, *, minimum: int = 0,
     raw = (params or {}).get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise InvalidInput(f"{name} must be a non-negative integer")
     value = int(raw)
     if value < minimum or (maximum is not None and value > maximum):
@@ -69,7 +69,7 @@ def query_bool(params: dict | None, name: str) -> bool | None:
 
 def path_int(value: str, name: str) -> int:
     """A positive integer path parameter (`/stages/{stageId}`)."""
-    if not value.isdigit() or int(value) <= 0:
+    if not (value.isascii() and value.isdigit()) or int(value) <= 0:
         raise InvalidInput(f"{name} must be a positive integer")
     return int(value)
 

@@ -385,7 +385,7 @@ class Sandbox:
         completed = None if completed_raw in (None, "") else completed_raw in ("1", "true")
         updated_from, updated_to = _range(query, "filter[updated_at]")
         single_updated = _first(query, "filter[updated_at]")
-        if single_updated and single_updated.isdigit():
+        if single_updated and single_updated.isascii() and single_updated.isdigit():
             updated_from = int(single_updated)
         with self.lock:
             tasks = [t for t in self.tasks.values()
@@ -889,7 +889,7 @@ def _int_list(query: dict, name: str) -> list[int]:
     result = []
     for value in _values(query, name):
         for part in value.split(","):
-            if part.strip().isdigit():
+            if part.strip().isascii() and part.strip().isdigit():
                 result.append(int(part))
     return result
 
@@ -906,7 +906,10 @@ def _int_param(query: dict, name: str, default: int) -> int:
 
 def _range(query: dict, name: str) -> tuple[int | None, int | None]:
     low, high = _first(query, f"{name}[from]"), _first(query, f"{name}[to]")
-    return (int(low) if low and low.isdigit() else None, int(high) if high and high.isdigit() else None)
+    def number(value: str | None) -> int | None:
+        return int(value) if value and value.isascii() and value.isdigit() else None
+
+    return number(low), number(high)
 
 
 def _in_range(value: int, low: int | None, high: int | None) -> bool:

@@ -105,3 +105,14 @@ def test_amocrm_down_is_a_clean_502(client, amo, monkeypatch):
     amo.get(f"{HOST}/api/v4/leads/pipelines", status=503)
     response = client.http.post(f"{P}/sync-pipelines", headers=HEADERS)
     assert response.status_code == 502 and "503" in response.json_body["Message"]
+
+
+@pytest.mark.parametrize("query", ["limit=%C2%B2", "limit=%D9%A3"])  # "²", Arabic-Indic "٣": isdigit() but not int()
+def test_unicode_digits_are_a_400_not_a_500(client, query):
+    response = client.http.get(f"{P}/pipelines?{query}", headers=HEADERS)
+    assert response.status_code == 400
+
+
+def test_unicode_digit_path_parameter_is_a_400(client):
+    response = client.http.get(f"{P}/pipelines/%C2%B2/stages", headers=HEADERS)
+    assert response.status_code == 400

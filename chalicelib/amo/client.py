@@ -183,6 +183,15 @@ class AmoClient:
         """GET a resource; None when amoCRM answers 204 (empty list / no such page)."""
         return self.request("GET", path, params=params)
 
+    def get_one(self, path: str, params: dict | None = None) -> dict | None:
+        """One entity by id, or None when it does not exist: amoCRM answers that with 204 or
+        with 404 (reference §5.2), and both mean the same to a caller."""
+        try:
+            body = self.get(path, params)
+        except AmoNotFound:
+            return None
+        return body if isinstance(body, dict) and body else None
+
     def post(self, path: str, body: Any) -> Any:
         return self.request("POST", path, json=body)
 

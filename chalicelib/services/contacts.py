@@ -97,7 +97,7 @@ def contact_body(data: dict) -> dict:
 
 def refresh(contact_id: int) -> AmoContact:
     """Re-read one contact from amoCRM and store it (also refreshes the leads that use it)."""
-    raw = gateway.amo_client().get(f"/api/v4/contacts/{contact_id}")
+    raw = gateway.amo_client().get_one(f"/api/v4/contacts/{contact_id}")
     if not raw:
         raise NotFound(f"contact {contact_id} does not exist in amoCRM")
     items, errors = store([raw])

@@ -285,7 +285,7 @@ def upsert_one(raw_lead: Any) -> Lead | None:
 
 
 def fetch_and_upsert(amo_lead_id: int) -> Lead | None:
-    raw = gateway.amo_client().get(f"/api/v4/leads/{amo_lead_id}", {"with": "contacts"})
+    raw = gateway.amo_client().get_one(f"/api/v4/leads/{amo_lead_id}", {"with": "contacts"})
     if not raw:
         raise NotFound(f"lead {amo_lead_id} does not exist in amoCRM")
     return upsert_one(raw)

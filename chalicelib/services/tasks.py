@@ -36,7 +36,7 @@ def sync_page(raw_tasks: list[Any]) -> tuple[int, list[dict]]:
 
 
 def refresh(task_id: int) -> AmoTask:
-    raw = gateway.amo_client().get(f"/api/v4/tasks/{task_id}")
+    raw = gateway.amo_client().get_one(f"/api/v4/tasks/{task_id}")
     if not raw:
         raise NotFound(f"task {task_id} does not exist in amoCRM")
     sync_page([raw])

@@ -339,7 +339,23 @@ def set_tokens(access_token: str, refresh_token_value: str, expires_in: int = 86
         token.save()
 
     retry_on_conflict(attempt)
+    _learn_account()
     return {"message": "tokens stored"}
+
+
+def _learn_account() -> None:
+    """Best effort after hand-stored tokens: record which account they belong to, so webhooks
+    can be checked against it. A failure here leaves the account unknown, nothing else."""
+    try:
+        account = gateway.amo_client().get("/api/v4/account") or {}
+    except Exception as error:  # the tokens are stored either way; `test` will show the problem
+        log.warning("could not read the account for the stored tokens: %s", type(error).__name__)
+        return
+    if isinstance(account.get("id"), int):
+        token = load_token()
+        if token is not None and not token.account_id:
+            token.update(actions=[AmoToken.account_id.set(account["id"]),
+                                  AmoToken.subdomain.set(account.get("subdomain"))], add_version_condition=False)
 
 
 def disconnect() -> dict:

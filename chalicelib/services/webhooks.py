@@ -55,7 +55,7 @@ def receive(raw_body: bytes | None, content_type: str | None, query: dict) -> di
         return _ack(0, [f"unreadable webhook body: {error}"])
     account_id = account_id_of(data)
     expected = _connected_account(account_id)
-    if expected is None or account_id != expected:
+    if expected is not _UNKNOWN and (expected is None or account_id != expected):
         reason = ("the service is not connected to amoCRM" if expected is None
                   else f"account {account_id} is not the connected account")
         _log_activity("delivery", None, "webhook.foreign", "ignored", account_id, received_at,
@@ -76,16 +76,20 @@ def receive(raw_body: bytes | None, content_type: str | None, query: dict) -> di
 
 _known_account: tuple[int, float] | None = None
 KNOWN_ACCOUNT_SECONDS = 300
+_UNKNOWN = object()  # connected, but through hand-set tokens whose account could not be read
 
 
-def _connected_account(claimed: int | None) -> int | None:
-    """The connected account id. A match is remembered for a few minutes, so a busy webhook
-    Lambda does not read the token item for every delivery; a mismatch is always re-read."""
+def _connected_account(claimed: int | None) -> Any:
+    """The connected account id (None: not connected). A match is remembered for a few
+    minutes, so a busy webhook Lambda does not read the token item for every delivery; a
+    mismatch is always re-read."""
     global _known_account
     now = time.monotonic()
     if _known_account and claimed == _known_account[0] and now - _known_account[1] < KNOWN_ACCOUNT_SECONDS:
         return claimed
     token = tokens.load_token()
+    if token is not None and token.access_token and not token.account_id:
+        return _UNKNOWN
     account_id = token.account_id if token else None
     _known_account = (account_id, now) if account_id is not None else None
     return account_id

@@ -358,3 +358,30 @@ def test_unregister_deletes_by_destination(fake, amo):
     amo.delete(f"{HOST}/api/v4/webhooks", status=204)
     assert webhooks.unregister("https://api.example.com/hook")["message"] == "webhook unregistered"
     assert json.loads(amo.calls[-1].request.body) == {"destination": "https://api.example.com/hook"}
+
+
+def test_an_entity_amocrm_answers_404_for_is_not_found_like_a_204(client, fake):
+    fake.mock.add("GET", f"{HOST}/api/v4/leads/424242", status=404, headers={"Content-Type": "application/problem+json"},
+                  json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Not found"})
+    response = deliver(client, wb.lead_event("update", 424242))
+    assert response.json_body == {"status": "ok", "processed": 1, "errors": []}
+    assert [i.outcome for i in AmoActivityLog.query("leads#424242")] == ["not_found"]
+
+
+def test_hand_set_tokens_learn_their_account_so_webhooks_are_accepted(client, amo, monkeypatch):
+    monkeypatch.setenv("ENABLE_DEV_ENDPOINTS", "true")
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+    client.http.post(f"{P}/set-tokens", headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
+                     body=json.dumps({"access_token": "a", "refresh_token": "r"}))
+    from chalicelib.services import tokens
+    assert tokens.load_token().account_id == fixtures.ACCOUNT_ID
+    assert deliver(client, wb.lead_note(1)).json_body["processed"] == 1
+
+
+def test_hand_set_tokens_of_an_unknown_account_still_let_webhooks_in(client, amo, monkeypatch):
+    monkeypatch.setenv("ENABLE_DEV_ENDPOINTS", "true")
+    amo.get(f"{HOST}/api/v4/account", status=403, headers={"Content-Type": "application/problem+json"},
+            json={"title": "Forbidden", "type": "https://httpstatus.es/403", "status": 403, "detail": "Denied"})
+    client.http.post(f"{P}/set-tokens", headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
+                     body=json.dumps({"access_token": "a", "refresh_token": "r"}))
+    assert deliver(client, wb.lead_note(1)).json_body["processed"] == 1
