@@ -291,8 +291,27 @@ def fetch_and_upsert(amo_lead_id: int) -> Lead | None:
     return upsert_one(raw)
 
 
+def _status_of_stage(pipeline_id: int | None, status_id: int | None) -> str | None:
+    if status_id in (WON_STATUS_ID, LOST_STATUS_ID):
+        return CLOSED
+    return pipelines.mapped_status_of(pipeline_id, status_id)
+
+
+def _create_from_status_event(amo_lead_id: int, old_pipeline_id: int | None, old_status_id: int | None) -> str:
+    """A status change of a lead we have not seen yet: fetch it, and since the event names the
+    stage it left, notify the change from that stage's status (when it maps to a different one)."""
+    lead = fetch_and_upsert(amo_lead_id)
+    if lead is None:
+        return "stale"
+    previous = _status_of_stage(old_pipeline_id, old_status_id) if old_status_id else None
+    if previous and previous != lead.status:
+        notifications.record_status_change(lead, previous, lead.amo_updated_at or int(utc_now().timestamp()))
+    return "applied"
+
+
 def apply_status(amo_lead_id: int, pipeline_id: int | None, status_id: int | None,
-                 changed_at: int | None) -> str:
+                 changed_at: int | None, old_pipeline_id: int | None = None,
+                 old_status_id: int | None = None) -> str:
     """A `leads[status]` webhook: move our Lead to the stage's mapped status and notify.
 
     Uses the webhook's own fields (no amoCRM call) when we know the lead; an unknown lead is
@@ -303,15 +322,14 @@ def apply_status(amo_lead_id: int, pipeline_id: int | None, status_id: int | Non
     try:
         existing = Lead.get(lead_id_for(amo_lead_id), consistent_read=True)
     except Lead.DoesNotExist:
-        return "applied" if fetch_and_upsert(amo_lead_id) else "stale"
+        return _create_from_status_event(amo_lead_id, old_pipeline_id or pipeline_id, old_status_id)
     if changed_at is not None and (existing.amo_updated_at or 0) > changed_at:
         return "stale"
     if (existing.amo_pipeline_id, existing.amo_status_id) == (pipeline_id, status_id) and \
             (changed_at is None or existing.amo_updated_at == changed_at):
         return "unchanged"
     previous = existing.status
-    info_status = CLOSED if status_id in (WON_STATUS_ID, LOST_STATUS_ID) else (
-        pipelines.mapped_status_of(pipeline_id, status_id) or previous or NEW)
+    info_status = _status_of_stage(pipeline_id, status_id) or previous or NEW
     occurred_at = changed_at or int(utc_now().timestamp())
     condition = Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= occurred_at)
     try:

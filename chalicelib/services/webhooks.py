@@ -177,7 +177,8 @@ def _apply(event: WebhookEvent) -> str:
         if event.entity == "leads":
             if event.action == "status":
                 return leads.apply_status(entity_id, event.number("pipeline_id"), event.number("status_id"),
-                                          event.changed_at)
+                                          event.changed_at, event.number("old_pipeline_id"),
+                                          event.number("old_status_id"))
             if event.action in ("add", "update", "restore"):
                 return "applied" if leads.fetch_and_upsert(entity_id) else "stale"
             if event.action == "delete":

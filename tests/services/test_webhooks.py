@@ -68,6 +68,15 @@ def test_status_change_updates_the_lead_and_notifies_the_main_backend(client, fa
     assert not [c for c in amo.calls if c.request.url.startswith(f"{HOST}/api/v4/leads/17657")][1:]
 
 
+def test_a_status_change_of_a_lead_not_yet_mirrored_notifies_from_the_stage_it_left(client, fake, amo):
+    fake.contacts[1] = contact(1)
+    fake.leads = [lead(777, status_id=NEGOTIATION, contact_ids=(1,), updated_at=1700000500)]
+    deliver(client, wb.lead_status(777, NEGOTIATION, SALES, 1700000500, INITIAL))
+    assert Lead.get(leads.lead_id_for(777)).status == "IN_PROGRESS"
+    bodies = [json.loads(c.request.body) for c in main_backend_calls(amo)]
+    assert [(b["amoLeadId"], b["previousStatus"], b["status"]) for b in bodies] == [(777, "NEW", "IN_PROGRESS")]
+
+
 def test_the_same_delivery_twice_applies_once_and_notifies_once(client, fake, amo):
     seed_lead(fake)
     pairs = wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL)
