@@ -204,6 +204,8 @@ def resume(job_id: str, time_left: TimeLeft | None = None) -> dict:
     limit = int(params.get("limit") or 0)
     outcome = _run(job.entity, params.get("filters") or {}, limit, int(job.next_page), int(job.synced or 0),
                    time_left, None)
+    if outcome.next_page == job.next_page:  # not even one page fitted: let SQS retry, then dead-letter
+        raise RuntimeError(f"sync job {job_id} had no time to make progress")
     if outcome.next_page is not None:
         job.invocations = (job.invocations or 1) + 1
         _hand_over(job.entity, params.get("filters") or {}, limit, outcome, job.started_at,

@@ -224,3 +224,15 @@ def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_o
     stored_ids = sorted(l.amo_lead_id for l in Lead.scan())
     assert stored_ids == [5000 + i for i in range(1100)]
     assert SyncState.get("leads").last_success_started_at == job.started_at
+
+
+def test_a_continuation_without_time_for_one_page_fails_instead_of_requeueing_forever(amo_data, monkeypatch):
+    queue_url = boto3.client("sqs").create_queue(QueueName="amocrm-sync")["QueueUrl"]
+    monkeypatch.setenv("SYNC_QUEUE_URL", queue_url)
+    amo_data.leads = [lead(6000 + i) for i in range(600)]
+    first = sync.sync_leads_from_amo(limit=0, time_left=lambda: 5.0)  # out of time from the start
+    assert first["status"] == "continuing" and first["synced"] == 0
+    with pytest.raises(RuntimeError, match="no time"):
+        sync.resume(first["jobId"], time_left=lambda: 5.0)
+    assert sync.resume(first["jobId"], time_left=lambda: 900.0)["status"] == "done"
+    assert len(list(Lead.scan())) == 600
