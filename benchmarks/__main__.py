@@ -6,10 +6,8 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from benchmarks import cold_start

@@ -101,19 +101,20 @@ class FakeAmo:
         self.urls.append(request.url)
         return self._page(self.tasks, "tasks", request, "/api/v4/tasks")
 
-    def _get_lead(self, request):
-        lead_id = int(urlsplit(request.url).path.rsplit("/", 1)[1])
-        found = next((l for l in self.leads if l["id"] == lead_id), None)
+    @staticmethod
+    def _one(items, request):
+        """A single entity by the id at the end of the path; amoCRM answers 204 when there is none."""
+        wanted = int(urlsplit(request.url).path.rsplit("/", 1)[1])
+        found = next((item for item in items if item["id"] == wanted), None)
         if found is None:
             return 204, {}, ""
         return 200, {"Content-Type": "application/hal+json"}, json.dumps(found)
 
+    def _get_lead(self, request):
+        return self._one(self.leads, request)
+
     def _get_task(self, request):
-        task_id = int(urlsplit(request.url).path.rsplit("/", 1)[1])
-        found = next((t for t in self.tasks if t["id"] == task_id), None)
-        if found is None:
-            return 204, {}, ""
-        return 200, {"Content-Type": "application/hal+json"}, json.dumps(found)
+        return self._one(self.tasks, request)
 
     def requests_to(self, path):
         return [u for u in self.urls if urlsplit(u).path == path]

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import responses
 
 from chalicelib.models import AmoContact, AmoTask, Lead
 from chalicelib.services import leads, pipelines

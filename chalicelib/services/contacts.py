@@ -5,7 +5,6 @@ import logging
 from typing import Any, Iterable
 
 from chalicelib.amo.entities import ContactInfo, MalformedEntity, created_id, read_contact
-from chalicelib.amo.errors import AmoNotFound
 from chalicelib.models import AmoContact, Lead
 from chalicelib.services import gateway, mirror
 from chalicelib.services.errors import InvalidInput, NotFound
@@ -133,9 +132,6 @@ def update_contact(contact_id: int, data: dict) -> dict:
     body = contact_body(data)
     if not body:
         raise InvalidInput("nothing to update: give name, first_name, last_name, phone, email or responsible_user_id")
-    try:
-        gateway.amo_client().patch(f"/api/v4/contacts/{contact_id}", body)
-    except AmoNotFound:
-        raise NotFound(f"contact {contact_id} does not exist in amoCRM") from None
+    gateway.amo_client().patch(f"/api/v4/contacts/{contact_id}", body)  # an unknown id: amoCRM's 404
     refresh(contact_id)
     return {"message": "contact updated", "amoContactId": contact_id}

@@ -22,7 +22,6 @@ from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import settings
 from chalicelib.amo.entities import LeadInfo, MalformedEntity, created_id, first_value, read_contact, read_lead
-from chalicelib.amo.errors import AmoNotFound
 from chalicelib.locking import is_conflict
 from chalicelib.models import AmoContact, Lead, utc_now
 from chalicelib.services import contacts, gateway, mirror, notifications, pipelines
@@ -392,20 +391,14 @@ def update_lead(amo_lead_id: int, lead_data: dict) -> dict:
     body = lead_body(lead_data)
     if not body:
         raise InvalidInput(f"leadData has nothing to update: give one of {', '.join(LEAD_FIELDS)}")
-    try:
-        gateway.amo_client().patch(f"/api/v4/leads/{amo_lead_id}", body)
-    except AmoNotFound:
-        raise NotFound(f"lead {amo_lead_id} does not exist in amoCRM") from None
+    gateway.amo_client().patch(f"/api/v4/leads/{amo_lead_id}", body)  # an unknown id: amoCRM's 404
     fetch_and_upsert(amo_lead_id)
     return {"message": "lead updated", "amoLeadId": amo_lead_id}
 
 
 def add_note(amo_lead_id: int, text: str) -> dict:
-    try:
-        created = gateway.amo_client().post(f"/api/v4/leads/{amo_lead_id}/notes",
-                                            [{"note_type": "common", "params": {"text": text}}])
-    except AmoNotFound:
-        raise NotFound(f"lead {amo_lead_id} does not exist in amoCRM") from None
+    created = gateway.amo_client().post(f"/api/v4/leads/{amo_lead_id}/notes",
+                                        [{"note_type": "common", "params": {"text": text}}])
     note_id = created_id(created, "notes")
     return {"message": "note added", "amoLeadId": amo_lead_id, "noteId": note_id}
 

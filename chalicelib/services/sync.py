@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Protocol
 
-from chalicelib import settings
 from chalicelib.amo.client import PAGE_LIMIT
 from chalicelib.models import SyncJob, SyncState
 from chalicelib.services import contacts, gateway, leads, pipelines, queues, tasks

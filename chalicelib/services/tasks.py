@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.amo.entities import MalformedEntity, TaskInfo, created_id, read_task
-from chalicelib.amo.errors import AmoNotFound
 from chalicelib.models import AmoTask, utc_now
 from chalicelib.services import gateway, mirror
 from chalicelib.services.errors import InvalidInput, NotFound
@@ -81,10 +80,7 @@ def complete_task(task_id: int, result_text: str | None = None) -> dict:
     body: dict[str, Any] = {"is_completed": True}
     if result_text:
         body["result"] = {"text": result_text}
-    try:
-        gateway.amo_client().patch(f"/api/v4/tasks/{task_id}", body)
-    except AmoNotFound:
-        raise NotFound(f"task {task_id} does not exist in amoCRM") from None
+    gateway.amo_client().patch(f"/api/v4/tasks/{task_id}", body)  # an unknown id: amoCRM's 404
     task = refresh(task_id)
     return {"message": "task completed", "status": "completed", "data": task.to_dict()}
 

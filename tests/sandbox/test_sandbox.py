@@ -1,6 +1,5 @@
 """The sandbox behaves like amoCRM where the service depends on it (reference §11)."""
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import requests
 

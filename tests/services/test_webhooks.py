@@ -5,7 +5,7 @@ import boto3
 import pytest
 import requests
 
-from chalicelib.models import AmoActivityLog, AmoContact, AmoTask, IdempotencyRecord, Lead, Notification
+from chalicelib.models import AmoActivityLog, AmoContact, AmoTask, Lead, Notification
 from chalicelib.services import leads, notifications, pipelines, webhooks
 from tests import fixtures, webhook_bodies as wb
 from tests.conftest import API_KEY
