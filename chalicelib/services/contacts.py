@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from chalicelib.amo.entities import ContactInfo, MalformedEntity, created_id, read_contact
+from chalicelib.amo.entities import ContactInfo, created_id, read_contact
 from chalicelib.models import AmoContact, Lead
 from chalicelib.services import gateway, mirror
 from chalicelib.services.errors import InvalidInput, NotFound
@@ -27,12 +27,8 @@ def to_item(info: ContactInfo) -> AmoContact:
 def store(raw_contacts: Iterable[Any], known_new: bool = False) -> tuple[list[AmoContact], list[dict]]:
     """Upsert amoCRM contact objects; returns (every valid contact, per-item errors).
     `known_new`: the caller has just seen they are not stored, so skip reading them first."""
-    items, errors = [], []
-    for raw in raw_contacts:
-        try:
-            items.append(to_item(read_contact(raw)))
-        except MalformedEntity as error:
-            errors.append({"id": raw.get("id") if isinstance(raw, dict) else None, "message": str(error)})
+    infos, errors = mirror.read_all(raw_contacts, read_contact)
+    items = [to_item(info) for info in infos]
     mirror.upsert_changed(AmoContact, list(items), FIELDS, stored={} if known_new else None)
     return items, errors
 

@@ -178,13 +178,10 @@ class LeadPageWriter:
     # -- pages ------------------------------------------------------------------------------
 
     def add_page(self, raw_leads: list[Any]) -> None:
+        read, errors = mirror.read_all(raw_leads, read_lead)
+        self.errors.extend(errors)
         infos = []
-        for raw in raw_leads:
-            try:
-                info = read_lead(raw)
-            except MalformedEntity as error:
-                self.errors.append({"id": raw.get("id") if isinstance(raw, dict) else None, "message": str(error)})
-                continue
+        for info in read:
             if not self._stage_known(info):
                 self.errors.append({"id": info.id, "message": f"stage {info.status_id} of pipeline "
                                     f"{info.pipeline_id} is not known in amoCRM's pipelines; lead skipped"})

@@ -9,12 +9,30 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
+from chalicelib.amo.entities import MalformedEntity
 from chalicelib.models import BaseModel, utc_now
 from chalicelib.services.paging import decode_cursor, encode_cursor
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 BATCH_GET_SIZE = 100
+
+
+def item_error(raw: Any, message: str) -> dict:
+    """One entry of a sync's `errors`: the amoCRM id (when there is one) and what was wrong."""
+    return {"id": raw.get("id") if isinstance(raw, dict) else None, "message": message}
+
+
+def read_all(raw_items: Iterable[Any], read: Callable[[Any], T]) -> tuple[list[T], list[dict]]:
+    """Read every amoCRM object with `read`; the malformed ones become `errors` entries."""
+    infos, errors = [], []
+    for raw in raw_items:
+        try:
+            infos.append(read(raw))
+        except MalformedEntity as error:
+            errors.append(item_error(raw, str(error)))
+    return infos, errors
 
 
 def batch_get(model: type[M], keys: Iterable[Any]) -> dict[Any, M]:

@@ -11,9 +11,10 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
+from chalicelib.amo.entities import MalformedEntity, require_int
 from chalicelib.locking import is_conflict
 from chalicelib.models import AmoPipeline, AmoStage, utc_now
-from chalicelib.services import gateway, stage_names
+from chalicelib.services import gateway, mirror, stage_names
 from chalicelib.services.errors import InvalidInput, NotFound
 from chalicelib.services.paging import page_of_sorted
 from chalicelib.services.stage_names import STATUSES
@@ -21,7 +22,6 @@ from chalicelib.services.stage_names import STATUSES
 log = logging.getLogger(__name__)
 
 DEFAULT_AUTO_APPLY_CONFIDENCE = 0.6
-_STAGE_FIELDS = ("name", "sort", "color", "type", "account_id")
 
 
 def sync_pipelines() -> dict:
@@ -39,16 +39,16 @@ def sync_pipelines() -> dict:
     for raw in pipelines:
         pipeline_id = raw.get("id") if isinstance(raw, dict) else None
         try:
-            _int(raw, "id")
+            require_int(raw, "id", "pipeline")
             _upsert_pipeline(raw, known_pipelines.pop(pipeline_id, None))
             for status in (raw.get("_embedded") or {}).get("statuses") or []:
-                stage_id = _int(status, "id")
+                stage_id = require_int(status, "id", f"a status of pipeline {pipeline_id}")
                 stages_written += _upsert_stage(pipeline_id, stage_id, status,
                                                 known_stages.pop((pipeline_id, stage_id), None))
             synced += 1
-        except (InvalidInput, PynamoDBException) as error:
+        except (MalformedEntity, TypeError, ValueError, PynamoDBException) as error:
             failed.add(pipeline_id)
-            errors.append({"id": pipeline_id, "message": str(error)})
+            errors.append(mirror.item_error(raw, str(error)))
     # What amoCRM no longer has is removed, except what belongs to a pipeline that failed to sync.
     removed = 0
     for (pipeline_id, _), stage in known_stages.items():
@@ -60,13 +60,6 @@ def sync_pipelines() -> dict:
             pipeline.delete()
     log.info("pipelines synced: %d pipelines, %d stages written, %d removed", synced, stages_written, removed)
     return {"synced": synced, "stagesWritten": stages_written, "stagesRemoved": removed, "errors": errors}
-
-
-def _int(raw: Any, field: str) -> int:
-    value = raw.get(field) if isinstance(raw, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"amoCRM sent an item without an integer {field}")
-    return value
 
 
 def _upsert_pipeline(raw: dict, existing: AmoPipeline | None) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.amo.entities import MalformedEntity, TaskInfo, created_id, read_task
+from chalicelib.amo.entities import TaskInfo, created_id, read_task
 from chalicelib.models import AmoTask, utc_now
 from chalicelib.services import gateway, mirror
 from chalicelib.services.errors import InvalidInput, NotFound
@@ -24,12 +24,8 @@ def to_item(info: TaskInfo) -> AmoTask:
 
 
 def sync_page(raw_tasks: list[Any]) -> tuple[int, list[dict]]:
-    items, errors = [], []
-    for raw in raw_tasks:
-        try:
-            items.append(to_item(read_task(raw)))
-        except MalformedEntity as error:
-            errors.append({"id": raw.get("id") if isinstance(raw, dict) else None, "message": str(error)})
+    infos, errors = mirror.read_all(raw_tasks, read_task)
+    items = [to_item(info) for info in infos]
     mirror.upsert_changed(AmoTask, list(items), FIELDS)
     return len(items), errors
 

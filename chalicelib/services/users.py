@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from chalicelib.amo.errors import AmoForbidden
 from chalicelib.models import AmoRole, AmoUser, BaseModel
-from chalicelib.services import gateway
+from chalicelib.services import gateway, mirror
 from chalicelib.services.paging import page_of_sorted
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,7 @@ def _mirror(path: str, key: str, params: dict, build: Callable[[dict], BaseModel
             for page in gateway.amo_client().iter_pages(path, key, params):
                 for raw in page:
                     if not isinstance(raw, dict) or not isinstance(raw.get("id"), int):
-                        errors.append({"id": raw.get("id") if isinstance(raw, dict) else None,
-                                       "message": f"amoCRM sent a {key[:-1]} without an integer id"})
+                        errors.append(mirror.item_error(raw, f"amoCRM sent a {key[:-1]} without an integer id"))
                         continue
                     item = build(raw)
                     item.touch()
