@@ -162,7 +162,6 @@ class AmoClient:
                  sleep: Callable[[float], None] = time.sleep,
                  rand: Callable[[], float] = random.random):
         self.base_url = base_url.rstrip("/")
-        self._base = urlsplit(self.base_url)
         self.tokens = tokens
         self.session = session or new_session()
         self.limiter = limiter or RateLimiter()
@@ -171,6 +170,11 @@ class AmoClient:
         self._sleep = sleep
         self._rand = rand
         self._local = threading.local()
+
+    def using(self, tokens: TokenSource) -> "AmoClient":
+        """The same account, session and rate limiter, authorized by another token source."""
+        return AmoClient(self.base_url, tokens, session=self.session, limiter=self.limiter, retry=self.retry,
+                         timeouts=self.timeouts, sleep=self._sleep, rand=self._rand)
 
     @property
     def last_latency(self) -> float:

@@ -262,9 +262,7 @@ def exchange_code(code: str, state: str | None = None, referer: str | None = Non
     except AmoTokenRevoked:
         raise InvalidInput("amoCRM rejected the authorization code (expired, used or not issued "
                            "for this integration)") from None
-    account = AmoClient(settings.amo_base_url(), StaticToken(pair.access_token),
-                        session=_oauth_client().session,
-                        limiter=_oauth_client().limiter).get("/api/v4/account") or {}
+    account = _oauth_client().using(StaticToken(pair.access_token)).get("/api/v4/account") or {}
     account_id = account.get("id")
     subdomain = account.get("subdomain")
     if not isinstance(account_id, int):
