@@ -280,7 +280,7 @@ class SyncJob(BaseModel):
     entity = UnicodeAttribute()
     status = UnicodeAttribute(default="running")  # running | done | failed
     params = JSONAttribute(default=dict)
-    next_page = NumberAttribute(default=1)
+    next_page = NumberAttribute(null=True)  # where a running job resumes
     synced = NumberAttribute(default=0)
     errors = JSONAttribute(default=list)
     started_at = NumberAttribute()

@@ -161,32 +161,34 @@ def sync_entity(entity: str, limit: int = 50, filters: dict | None = None, incre
             params["filter[updated_at][from]"] = since
     if not queues.sync_queue_configured():
         time_left = None  # nowhere to continue: run to the end
+    # only a complete, unfiltered run tells the next incremental run where to start
+    record_state = not filters and limit == 0
     outcome = _run(entity, params, limit, 1, 0, time_left, progress)
     result = outcome.as_result()
     if outcome.next_page is not None:
-        result["jobId"] = _hand_over(entity, params, limit, outcome, started_at,
-                                     record_state=not filters)
-    elif not filters and limit == 0:
+        job = SyncJob(job_id=uuid.uuid4().hex, entity=entity, started_at=started_at, synced=0, errors=[],
+                      params={"filters": params, "limit": limit, "record_state": record_state})
+        result["jobId"] = _hand_over(job, outcome)
+    elif record_state:
         _record_success(entity, started_at, result)
     return result
 
 
-def _hand_over(entity: str, params: dict, limit: int, outcome: Outcome, started_at: float,
-               record_state: bool, job: SyncJob | None = None) -> str:
-    if job is None:
-        job = SyncJob(job_id=uuid.uuid4().hex, entity=entity, started_at=started_at,
-                      params={"filters": params, "limit": limit, "record_state": record_state},
-                      synced=0, errors=[])
+def _add_outcome(job: SyncJob, outcome: Outcome, status: str) -> None:
     job.next_page = outcome.next_page
     job.synced = (job.synced or 0) + outcome.synced
     job.errors = (job.errors or []) + outcome.errors[:200]
-    job.status = "running"
+    job.status = status
     job.expires_at = datetime.now(timezone.utc) + JOB_RETENTION
     job.touch()
     job.save()
+
+
+def _hand_over(job: SyncJob, outcome: Outcome) -> str:
+    _add_outcome(job, outcome, "running")
     queues.send_sync_continuation(job.job_id)
     log.info("%s sync continues in a new invocation from page %s (job %s, %d so far)",
-             entity, job.next_page, job.job_id, job.synced)
+             job.entity, job.next_page, job.job_id, job.synced)
     return job.job_id
 
 
@@ -207,15 +209,10 @@ def resume(job_id: str, time_left: TimeLeft | None = None) -> dict:
         raise RuntimeError(f"sync job {job_id} had no time to make progress")
     if outcome.next_page is not None:
         job.invocations = (job.invocations or 1) + 1
-        _hand_over(job.entity, params.get("filters") or {}, limit, outcome, job.started_at,
-                   params.get("record_state", False), job)
+        _hand_over(job, outcome)
         return {"jobId": job_id, "status": "continuing", "synced": job.synced}
-    job.synced = (job.synced or 0) + outcome.synced
-    job.errors = (job.errors or []) + outcome.errors[:200]
-    job.status = "done"
-    job.touch()
-    job.save()
-    if params.get("record_state") and limit == 0:
+    _add_outcome(job, outcome, "done")
+    if params.get("record_state"):
         _record_success(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
     return {"jobId": job_id, "status": "done", "synced": job.synced}
 
@@ -226,7 +223,7 @@ def get_job(job_id: str) -> dict:
     except SyncJob.DoesNotExist:
         raise NotFound(f"sync job {job_id} is not known") from None
     return {"jobId": job.job_id, "entity": job.entity, "status": job.status, "synced": job.synced,
-            "errors": job.errors, "nextPage": job.next_page if job.status == "running" else None,
+            "errors": job.errors, "nextPage": job.next_page,
             "invocations": job.invocations}
 
 
