@@ -28,9 +28,14 @@ def store(raw_contacts: Iterable[Any], known_new: bool = False) -> tuple[list[Am
     """Upsert amoCRM contact objects; returns (every valid contact, per-item errors).
     `known_new`: the caller has just seen they are not stored, so skip reading them first."""
     infos, errors = mirror.read_all(raw_contacts, read_contact)
+    return save(infos, known_new), errors
+
+
+def save(infos: list[ContactInfo], known_new: bool = False) -> list[AmoContact]:
+    """Upsert contacts already read from amoCRM objects."""
     items = [to_item(info) for info in infos]
     mirror.upsert_changed(AmoContact, list(items), FIELDS, stored={} if known_new else None)
-    return items, errors
+    return items
 
 
 def id_chunks(ids: list[int]) -> Iterable[list[int]]:

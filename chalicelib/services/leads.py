@@ -112,6 +112,7 @@ class LeadPageWriter:
     # -- contacts ---------------------------------------------------------------------------
 
     def _remember(self, contact_id: int, guest: Guest | None) -> None:
+        """Keep a contact's guest fields for the leads to come (least recently used go first)."""
         self.cache[contact_id] = guest
         self.cache.move_to_end(contact_id)
         while len(self.cache) > CONTACT_CACHE_SIZE:
@@ -133,21 +134,11 @@ class LeadPageWriter:
 
     def _fetch_contacts(self, ids: list[int]) -> dict[int, Guest]:
         """GET the contacts; storing them is a separate job, so waiting leads need not wait for it."""
-        raw = contacts.fetch_raw(ids)
-        self._writes_lock_submit(contacts.store, raw, True)
-        guests = {}
-        for item in raw:
-            try:
-                info = read_contact(item)
-            except MalformedEntity:
-                continue
-            guests[info.id] = Guest(info.name, info.phone, info.email)
-        return guests
-
-    def _writes_lock_submit(self, fn: Any, *args: Any) -> None:
-        future = self._pool.submit(fn, *args)
+        infos, _ = mirror.read_all(contacts.fetch_raw(ids), read_contact)
+        future = self._pool.submit(contacts.save, infos, True)
         with self._lock:
             self._side_jobs.append(future)
+        return {info.id: Guest(info.name, info.phone, info.email) for info in infos}
 
     def _collect_fetches(self, wait: bool) -> None:
         still_running = []
@@ -157,11 +148,8 @@ class LeadPageWriter:
                 continue
             fetched = future.result()
             for contact_id in ids:
-                self.cache[contact_id] = fetched.get(contact_id)  # None: deleted in amoCRM
-                self.cache.move_to_end(contact_id)
+                self._remember(contact_id, fetched.get(contact_id))  # None: deleted in amoCRM
             self.requested.difference_update(ids)
-        while len(self.cache) > CONTACT_CACHE_SIZE:
-            self.cache.popitem(last=False)
         self._fetches = still_running
 
     # -- stages -----------------------------------------------------------------------------
