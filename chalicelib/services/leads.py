@@ -252,7 +252,7 @@ def upsert_one(raw_lead: Any) -> Lead | None:
         if existing is not None and (existing.amo_updated_at or 0) > info.updated_at:
             return None
         lead = build(info, contact, mapped, existing)
-        if existing is not None and all(getattr(existing, f) == getattr(lead, f) for f in FIELDS):
+        if existing is not None and mirror.same(existing, lead, FIELDS):
             return existing
         lead.touch()
         condition = (Lead.id.does_not_exist() if existing is None
@@ -275,19 +275,13 @@ def fetch_and_upsert(amo_lead_id: int) -> Lead | None:
     return upsert_one(raw)
 
 
-def _status_of_stage(pipeline_id: int | None, status_id: int | None) -> str | None:
-    if status_id in (WON_STATUS_ID, LOST_STATUS_ID):
-        return CLOSED
-    return pipelines.mapped_status_of(pipeline_id, status_id)
-
-
 def _create_from_status_event(amo_lead_id: int, old_pipeline_id: int | None, old_status_id: int | None) -> str:
     """A status change of a lead we have not seen yet: fetch it, and since the event names the
     stage it left, notify the change from that stage's status (when it maps to a different one)."""
     lead = fetch_and_upsert(amo_lead_id)
     if lead is None:
         return "stale"
-    previous = _status_of_stage(old_pipeline_id, old_status_id) if old_status_id else None
+    previous = pipelines.mapped_status_of(old_pipeline_id, old_status_id) if old_status_id else None
     if previous and previous != lead.status:
         notifications.record_status_change(lead, previous, lead.amo_updated_at or int(utc_now().timestamp()))
     return "applied"
@@ -313,7 +307,7 @@ def apply_status(amo_lead_id: int, pipeline_id: int | None, status_id: int | Non
             (changed_at is None or existing.amo_updated_at == changed_at):
         return "unchanged"
     previous = existing.status
-    info_status = _status_of_stage(pipeline_id, status_id) or previous or NEW
+    info_status = pipelines.mapped_status_of(pipeline_id, status_id) or previous or NEW
     occurred_at = changed_at or int(utc_now().timestamp())
     condition = Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= occurred_at)
     try:

@@ -46,7 +46,8 @@ def batch_get(model: type[M], keys: Iterable[Any]) -> dict[Any, M]:
     return found
 
 
-def _same(old: BaseModel, new: BaseModel, fields: Sequence[str]) -> bool:
+def same(old: BaseModel, new: BaseModel, fields: Sequence[str]) -> bool:
+    """True when writing `new` over `old` would change none of `fields`."""
     return all(getattr(old, f) == getattr(new, f) for f in fields)
 
 
@@ -65,7 +66,7 @@ def upsert_changed(model: type[M], items: list[M], fields: Sequence[str],
         if old is not None:
             if (getattr(old, version_field) or 0) > (getattr(item, version_field) or 0):
                 continue  # amoCRM sent older data than we have
-            if _same(old, item, fields):
+            if same(old, item, fields):
                 continue
         item.created_at = old.created_at if old is not None and old.created_at else now
         item.updated_at = now
