@@ -88,3 +88,13 @@ def client():
 @pytest.fixture
 def dev_endpoints(monkeypatch):
     monkeypatch.setenv("ENABLE_DEV_ENDPOINTS", "true")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how many requests the fuzz run generated (reported in CI's output)."""
+    import sys
+
+    fuzz = sys.modules.get("tests.test_fuzz")
+    if fuzz is not None and fuzz.CASES["count"]:
+        terminalreporter.write_line(f"fuzz: {fuzz.CASES['count']} generated requests over "
+                                    f"{len(fuzz.OPERATIONS)} operations")
