@@ -1,19 +1,18 @@
 """Every Chalice decorator of the service and nothing else: each handler parses its input,
 calls one service function and shapes the response (STYLE.md)."""
-import json
-
 from chalice import Chalice, Rate, Response
 
-from chalicelib import logs, settings, validation, web
+from chalicelib import logs, settings, validation, web, wiring
 from chalicelib.services import (
+    connection,
     contacts,
     idempotency,
     leads,
     notifications,
     pipelines,
+    queue_batch,
     sync,
     tasks,
-    tokens,
     users,
     webhooks,
 )
@@ -39,7 +38,7 @@ def guard_and_tag(event, get_response):
 def callback():
     params = web.query(app.current_request)
     code = validation.string(params, "code")
-    result = tokens.exchange_code(code, state=params.get("state"), referer=params.get("referer"))
+    result = connection.exchange_code(wiring.amo(), code, state=params.get("state"), referer=params.get("referer"))
     return web.confirmation_page(app.current_request, result)
 
 
@@ -47,25 +46,25 @@ def callback():
 @web.maps_errors
 def exchange_api_key():
     body = validation.body_object(app.current_request.json_body)
-    result = tokens.exchange_api_key_for_code(validation.string(body, "login", max_length=320),
-                                              validation.string(body, "api_key", max_length=200),
-                                              validation.string(body, "state", required=False, max_length=200))
+    result = connection.exchange_api_key_for_code(wiring.amo(), validation.string(body, "login", max_length=320),
+                                                  validation.string(body, "api_key", max_length=200),
+                                                  validation.string(body, "state", required=False, max_length=200))
     return Response(body=result, status_code=202)
 
 
 @app.route(f"{P}/test", methods=["GET"])
 @web.maps_errors
 def test_connection():
-    return tokens.get_connection_status()
+    return connection.get_connection_status(wiring.amo())
 
 
 @app.route(f"{P}/set-tokens", methods=["POST"])
 @web.maps_errors
 def set_tokens():
     body = validation.body_object(app.current_request.json_body)
-    return tokens.set_tokens(validation.string(body, "access_token", max_length=8000),
-                             validation.string(body, "refresh_token", max_length=8000),
-                             validation.integer(body, "expires_in", required=False, minimum=1, default=86400))
+    return connection.set_tokens(wiring.amo(), validation.string(body, "access_token", max_length=8000),
+                                 validation.string(body, "refresh_token", max_length=8000),
+                                 validation.integer(body, "expires_in", required=False, minimum=1, default=86400))
 
 
 # -- pipelines, stages and status mapping ---------------------------------------------------------
@@ -73,7 +72,7 @@ def set_tokens():
 @app.route(f"{P}/sync-pipelines", methods=["POST"])
 @web.maps_errors
 def sync_pipelines():
-    return pipelines.sync_pipelines()
+    return pipelines.sync_pipelines(wiring.amo())
 
 
 @app.route(f"{P}/pipelines", methods=["GET"])
@@ -117,7 +116,7 @@ def mapping_auto_apply():
 @app.route(f"{P}/sync-users", methods=["POST"])
 @web.maps_errors
 def sync_users():
-    return users.sync_users()
+    return users.sync_users(wiring.amo())
 
 
 @app.route(f"{P}/users", methods=["GET"])
@@ -129,7 +128,7 @@ def list_users():
 @app.route(f"{P}/sync-roles", methods=["POST"])
 @web.maps_errors
 def sync_roles():
-    return users.sync_roles()
+    return users.sync_roles(wiring.amo())
 
 
 @app.route(f"{P}/roles", methods=["GET"])
@@ -144,7 +143,7 @@ def list_roles():
 @web.maps_errors
 def sync_leads():
     limit = validation.query_int(app.current_request.query_params, "limit", 50)
-    return sync.sync_leads_from_amo(limit, time_left=web.time_left_for_route(app))
+    return sync.sync_leads_from_amo(wiring.amo(), limit, time_left=web.time_left_for_route(app))
 
 
 @app.route(f"{P}/create-lead", methods=["POST"])
@@ -154,7 +153,7 @@ def create_lead():
     lead_data = validation.lead_data(body.get("leadData"))
     contact = validation.contact_data(body["contact"]) if body.get("contact") is not None else None
     key = app.current_request.headers.get("idempotency-key")
-    return idempotency.run_once("create-lead", key, body, lambda: leads.create_lead(lead_data, contact))
+    return idempotency.run_once("create-lead", key, body, lambda: leads.create_lead(wiring.amo(), lead_data, contact))
 
 
 @app.route(f"{P}/update-lead", methods=["POST"])
@@ -162,20 +161,20 @@ def create_lead():
 def update_lead():
     body = validation.body_object(app.current_request.json_body)
     amo_lead_id = validation.integer(body, "leadId", minimum=1)
-    return leads.update_lead(amo_lead_id, validation.lead_data(body.get("leadData")))
+    return leads.update_lead(wiring.amo(), amo_lead_id, validation.lead_data(body.get("leadData")))
 
 
 @app.route(f"{P}/sync-lead", methods=["POST"])
 @web.maps_errors
 def sync_lead():
     body = validation.body_object(app.current_request.json_body)
-    return leads.sync_lead(validation.body_object(body.get("lead"), "lead"))
+    return leads.sync_lead(wiring.amo(), validation.body_object(body.get("lead"), "lead"))
 
 
 @app.route(f"{P}/test-lead", methods=["POST"])
 @web.maps_errors
 def test_lead():
-    return leads.create_test_lead()
+    return leads.create_test_lead(wiring.amo())
 
 
 @app.route(f"{P}/leads/{{amoLeadId}}", methods=["GET"])
@@ -188,7 +187,8 @@ def get_lead(amoLeadId):
 @web.maps_errors
 def add_lead_note(amoLeadId):
     body = validation.body_object(app.current_request.json_body)
-    return leads.add_note(validation.path_int(amoLeadId, "amoLeadId"), validation.string(body, "text", max_length=20000))
+    return leads.add_note(wiring.amo(), validation.path_int(amoLeadId, "amoLeadId"),
+                          validation.string(body, "text", max_length=20000))
 
 
 # -- contacts and tasks --------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def add_lead_note(amoLeadId):
 @web.maps_errors
 def sync_contacts():
     limit = validation.query_int(app.current_request.query_params, "limit", 50)
-    return sync.sync_contacts(limit, time_left=web.time_left_for_route(app))
+    return sync.sync_contacts(wiring.amo(), limit, time_left=web.time_left_for_route(app))
 
 
 @app.route(f"{P}/contacts", methods=["GET"])
@@ -209,21 +209,22 @@ def list_contacts():
 @app.route(f"{P}/contacts", methods=["POST"])
 @web.maps_errors
 def create_contact():
-    return contacts.create_contact(validation.contact_data(app.current_request.json_body, "request body"))
+    return contacts.create_contact(wiring.amo(), validation.contact_data(app.current_request.json_body, "request body"))
 
 
 @app.route(f"{P}/contacts/{{contactId}}", methods=["PATCH"])
 @web.maps_errors
 def update_contact(contactId):
     data = validation.contact_data(app.current_request.json_body, "request body", require_name=False)
-    return contacts.update_contact(validation.path_int(contactId, "contactId"), data)
+    return contacts.update_contact(wiring.amo(), validation.path_int(contactId, "contactId"), data)
 
 
 @app.route(f"{P}/sync-tasks", methods=["POST"])
 @web.maps_errors
 def sync_tasks():
     params = app.current_request.query_params
-    return sync.sync_tasks(validation.query_int(params, "limit", 50), validation.query_bool(params, "is_completed"),
+    return sync.sync_tasks(wiring.amo(), validation.query_int(params, "limit", 50),
+                           validation.query_bool(params, "is_completed"),
                            validation.entity_type_param(params), time_left=web.time_left_for_route(app))
 
 
@@ -237,14 +238,14 @@ def list_tasks():
 @app.route(f"{P}/tasks", methods=["POST"])
 @web.maps_errors
 def create_task():
-    return tasks.create_task(validation.task_data(app.current_request.json_body))
+    return tasks.create_task(wiring.amo(), validation.task_data(app.current_request.json_body))
 
 
 @app.route(f"{P}/tasks/{{taskId}}/complete", methods=["PATCH"])
 @web.maps_errors
 def complete_task(taskId):
     body = validation.body_object(web.optional_json(app.current_request))
-    return tasks.complete_task(validation.path_int(taskId, "taskId"),
+    return tasks.complete_task(wiring.amo(), validation.path_int(taskId, "taskId"),
                                validation.string(body, "result_text", required=False, max_length=5000))
 
 
@@ -254,7 +255,7 @@ def complete_task(taskId):
 @web.maps_errors
 def sync_all():
     params = app.current_request.query_params
-    return sync.sync_all(validation.query_int(params, "leadsLimit", 0),
+    return sync.sync_all(wiring.amo(), validation.query_int(params, "leadsLimit", 0),
                          full=validation.query_bool(params, "full") is not False,
                          time_left=web.time_left_for_route(app))
 
@@ -268,14 +269,15 @@ def sync_job(jobId):
 @app.on_sqs_message(queue=settings.sync_queue_name(), batch_size=1, name="continue-sync")
 def continue_sync(event):
     """Resumes a sync that handed over before its invocation ran out of time."""
-    for record in event:
-        sync.resume(json.loads(record.body)["jobId"], web.time_left_for_event(event.context))
+    time_left = web.time_left_for_event(event.context)
+    return queue_batch.run([record.to_dict() for record in event],
+                           lambda message: sync.resume_message(wiring.amo(), message.json(), time_left), "sync")
 
 
 @app.schedule(Rate(settings.sync_schedule_minutes(), unit=Rate.MINUTES), name="incremental-sync")
 def scheduled_sync(event):
     """Heals missed webhooks: leads, contacts and tasks changed since the last run."""
-    return sync.sync_all(0, full=False, time_left=web.time_left_for_event(event.context), related=True)
+    return sync.sync_all(wiring.amo(), 0, full=False, time_left=web.time_left_for_event(event.context), related=True)
 
 
 # -- webhooks and Main Backend notifications ----------------------------------------------------
@@ -285,7 +287,7 @@ def scheduled_sync(event):
 @web.maps_errors
 def webhook():
     request = app.current_request
-    return webhooks.receive(request.raw_body, request.headers.get("content-type"), web.query(request))
+    return webhooks.receive(request.raw_body, request.headers.get("content-type"), web.query(request), wiring.amo)
 
 
 @app.route(f"{P}/webhook/register", methods=["POST", "DELETE"])
@@ -294,7 +296,8 @@ def webhook_register():
     request = app.current_request
     body = validation.body_object(web.optional_json(request))
     url = validation.string(body, "url", required=False) or web.own_url(request, "webhook")
-    return webhooks.register(url) if request.method == "POST" else webhooks.unregister(url)
+    amo = wiring.amo()
+    return webhooks.register(amo, url) if request.method == "POST" else webhooks.unregister(amo, url)
 
 
 @app.route(f"{P}/activity", methods=["GET"])
@@ -307,12 +310,13 @@ def webhook_activity():
 
 @app.on_sqs_message(queue=settings.webhook_queue_name(), batch_size=10, name="process-webhooks")
 def process_webhooks(event):
-    return webhooks.handle_queue_batch([record.to_dict() for record in event])
+    return queue_batch.run([record.to_dict() for record in event],
+                           lambda message: webhooks.handle_message(wiring.amo(), message.json()), "webhook")
 
 
 @app.on_sqs_message(queue=settings.notify_queue_name(), batch_size=10, name="deliver-notifications")
 def deliver_notifications(event):
-    return notifications.handle_queue_batch([record.to_dict() for record in event])
+    return queue_batch.run([record.to_dict() for record in event], notifications.handle_message, "notification")
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS), name="notification-sweeper")
@@ -331,4 +335,4 @@ def openapi():
 @app.schedule(Rate(12, unit=Rate.HOURS), name="refresh-token")
 def scheduled_token_refresh(event):
     """Keeps the ~3-month refresh token alive even when nothing else calls amoCRM."""
-    return tokens.keep_alive()
+    return wiring.token_store().keep_alive()

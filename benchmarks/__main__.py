@@ -1,3 +1,4 @@
+from chalicelib import wiring
 """`python -m benchmarks [--quick]`: sync against the floor, memory, incremental sync,
 webhook acknowledgement and cold start. Prints one table per part; never part of the tests."""
 from __future__ import annotations
@@ -26,7 +27,7 @@ def _child(stack: Stack, *args: str) -> dict:
 
 def _connect(stack: Stack) -> None:
     code = http("POST", f"{stack.sandbox_url}/_sandbox/issue-code", {})[1]["code"]
-    subprocess.run([sys.executable, "-c", f"from chalicelib.services import tokens; tokens.exchange_code({code!r})"],
+    subprocess.run([sys.executable, "-c", f"from chalicelib import wiring; from chalicelib.services import connection; connection.exchange_code(wiring.amo(), {code!r})"],
                    cwd=ROOT, env=stack.env, check=True, capture_output=True)
 
 

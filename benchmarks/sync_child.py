@@ -8,9 +8,9 @@ import sys
 import threading
 import time
 
-from chalicelib import logs
+from chalicelib import logs, wiring
 from chalicelib.models import ALL_MODELS
-from chalicelib.services import sync, tokens
+from chalicelib.services import sync
 
 
 def discard_entity_writes() -> None:
@@ -49,9 +49,9 @@ def main() -> None:
         events.register("provide-client-params.dynamodb.BatchWriteItem", count)
         events.register("before-call.dynamodb.*", before)
         events.register("after-call.dynamodb.*", after)
-    tokens.get_access_token()  # connect-time work is not part of the sync
+    wiring.token_store().get_access_token()  # connect-time work is not part of the sync
     started = time.monotonic()
-    result = sync.sync_all(0, full=mode == "full")
+    result = sync.sync_all(wiring.amo(), 0, full=mode == "full")
     elapsed = time.monotonic() - started
     print(json.dumps({"seconds": elapsed, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "synced": result["leads"]["synced"], "errors": len(result["leads"]["errors"]),

@@ -11,9 +11,9 @@ import sys
 import time
 from typing import Callable
 
-from chalicelib import logs, settings
+from chalicelib import logs, settings, wiring
 from chalicelib.amo.errors import AmoError
-from chalicelib.services import admin, notifications, pipelines, sync, tokens, webhooks
+from chalicelib.services import admin, connection, notifications, pipelines, sync, webhooks
 from chalicelib.services.errors import ServiceError
 
 
@@ -67,7 +67,7 @@ def cmd_create_tables(_: argparse.Namespace) -> int:
 
 
 def cmd_status(_: argparse.Namespace) -> int:
-    report = admin.status()
+    report = admin.status(wiring.amo)
     print("Configuration")
     _print_rows([(k, v) for k, v in report["config"].items()])
     if report["config_problems"]:
@@ -82,21 +82,23 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 
 def cmd_refresh_token(_: argparse.Namespace) -> int:
-    result = tokens.refresh_token(force=True)
+    result = wiring.token_store().refresh_token(force=True)
     print(f"token refreshed; access token valid until {result['expiresAt']} (unix time)")
     return 0
 
 
 def cmd_sync_all(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    results = sync.sync_all(args.leads_limit, full=args.full, progress=ProgressLine(), related=args.related)
+    results = sync.sync_all(wiring.amo(), args.leads_limit, full=args.full, progress=ProgressLine(),
+                            related=args.related)
     return _summary(results, time.monotonic() - started)
 
 
 def _sync_one(entity: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         started = time.monotonic()
-        result = sync.sync_entity(entity, args.limit, incremental=not args.full, progress=ProgressLine())
+        result = sync.sync_entity(wiring.amo(), entity, args.limit, incremental=not args.full,
+                                  progress=ProgressLine())
         return _summary({entity: result}, time.monotonic() - started)
 
     return run
@@ -104,17 +106,17 @@ def _sync_one(entity: str) -> Callable[[argparse.Namespace], int]:
 
 def cmd_sync_pipelines(_: argparse.Namespace) -> int:
     started = time.monotonic()
-    return _summary({"pipelines": pipelines.sync_pipelines()}, time.monotonic() - started)
+    return _summary({"pipelines": pipelines.sync_pipelines(wiring.amo())}, time.monotonic() - started)
 
 
 def cmd_register_webhook(args: argparse.Namespace) -> int:
-    result = webhooks.register(args.url)
+    result = webhooks.register(wiring.amo(), args.url)
     print(f"{result['message']}: {result['destination']}\n  events: {', '.join(result['settings'])}")
     return 0
 
 
 def cmd_unregister_webhook(args: argparse.Namespace) -> int:
-    print(f"{webhooks.unregister(args.url)['message']}")
+    print(f"{webhooks.unregister(wiring.amo(), args.url)['message']}")
     return 0
 
 
@@ -132,7 +134,7 @@ def cmd_redrive(_: argparse.Namespace) -> int:
 
 
 def cmd_disconnect(_: argparse.Namespace) -> int:
-    print(tokens.disconnect()["message"])
+    print(connection.disconnect()["message"])
     return 0
 
 

@@ -27,6 +27,7 @@ from chalice import (
 )
 
 from chalicelib import settings
+from chalicelib.memo import memoize
 from chalicelib.amo.errors import (
     AmoBlocked,
     AmoError,
@@ -167,7 +168,7 @@ def own_url(request: Any, path_suffix: str) -> str:
 _OPENAPI = Path(__file__).with_name("openapi.json")
 
 
-@functools.lru_cache(maxsize=1)
+@memoize()
 def openapi_document() -> dict:
     """The OpenAPI description (chalicelib/openapi.json, written by scripts/build_openapi.py)."""
     return json.loads(_OPENAPI.read_text())

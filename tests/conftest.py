@@ -36,9 +36,9 @@ def aws(request):
     if request.node.get_closest_marker("e2e"):
         yield
         return
-    from chalicelib.services import webhooks
+    from chalicelib import memo
 
-    webhooks._known_account = None  # a per-warm-Lambda cache must not leak between tests
+    memo.clear_all()  # what a warm Lambda remembers must not leak between tests
     with mock_aws():
         for model in ALL_MODELS:
             model.create_table(wait=True)

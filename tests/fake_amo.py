@@ -64,6 +64,7 @@ class FakeAmo:
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/tasks(\?.*)?$"), self._list_tasks)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/leads/\d+(\?.*)?$"), self._get_lead)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/tasks/\d+(\?.*)?$"), self._get_task)
+        mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/contacts/\d+(\?.*)?$"), self._get_contact)
 
     @staticmethod
     def _page(items, key, request, path):
@@ -115,6 +116,10 @@ class FakeAmo:
 
     def _get_task(self, request):
         return self._one(self.tasks, request)
+
+    def _get_contact(self, request):
+        self.urls.append(request.url)
+        return self._one(list(self.contacts.values()), request)
 
     def requests_to(self, path):
         return [u for u in self.urls if urlsplit(u).path == path]

@@ -1,6 +1,7 @@
 """The operator CLI: exit codes, summaries, nothing secret printed."""
 import pytest
 
+from chalicelib import wiring
 from chalicelib import cli
 from chalicelib.services import pipelines
 from tests import fixtures
@@ -12,7 +13,7 @@ from tests.fixtures import HAL, HOST, PROBLEM, store_tokens
 def fake(amo):
     store_tokens("secret-access-1", "secret-refresh-1")
     amo.get(f"{HOST}/api/v4/leads/pipelines", json=fixtures.pipelines_body(), headers=HAL)
-    pipelines.sync_pipelines()
+    pipelines.sync_pipelines(wiring.amo())
     return FakeAmo(amo)
 
 

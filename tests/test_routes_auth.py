@@ -50,7 +50,7 @@ def test_dev_route_is_404_when_dev_endpoints_are_disabled(client, path):
 
 
 def stored_token_or_none():
-    from chalicelib.services.tokens import load_token
+    from chalicelib.services.token_store import load_token
 
     return load_token()
 

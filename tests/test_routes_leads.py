@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from chalicelib import wiring
 from chalicelib.models import AmoContact, AmoTask, Lead
 from chalicelib.services import leads, pipelines
 from tests import fixtures
@@ -18,7 +19,7 @@ HEADERS = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
 def fake(amo):
     store_tokens()
     amo.get(f"{HOST}/api/v4/leads/pipelines", json=fixtures.pipelines_body(), headers=HAL)
-    pipelines.sync_pipelines()
+    pipelines.sync_pipelines(wiring.amo())
     return FakeAmo(amo)
 
 
@@ -200,8 +201,7 @@ def test_create_task_validation(client):
 def test_contacts_create_and_list(client, fake):
     def create(request):
         sent = json.loads(request.body)[0]
-        fake.mock.add("GET", f"{HOST}/api/v4/contacts/321", json=contact(321, sent["name"], "+7 999 1234567"),
-                      headers=HAL)
+        fake.contacts[321] = contact(321, sent["name"], "+7 999 1234567")
         return 200, HAL, json.dumps({"_links": {}, "_embedded": {"contacts": [{"id": 321, "request_id": "0"}]}})
 
     fake.mock.add_callback("POST", f"{HOST}/api/v4/contacts", create)
@@ -217,8 +217,7 @@ def test_updating_a_contact_refreshes_the_guest_fields_of_its_leads(client, fake
     fake.leads = [lead(950, contact_ids=(5,))]
     client.http.post(f"{P}/sync-leads?limit=0", headers=HEADERS)
     fake.mock.add("PATCH", f"{HOST}/api/v4/contacts/5", json={"id": 5, "updated_at": 1700000900}, headers=HAL)
-    fake.mock.add("GET", f"{HOST}/api/v4/contacts/5", json=contact(5, "New Name", "+2", updated_at=1700000900),
-                  headers=HAL)
+    fake.contacts[5] = contact(5, "New Name", "+2", updated_at=1700000900)
 
     response = client.http.patch(f"{P}/contacts/5", headers=HEADERS, body=json.dumps({"name": "New Name"}))
 

@@ -100,8 +100,8 @@ def test_sync_without_a_connection_is_409_with_a_clear_message(client):
 
 def test_amocrm_down_is_a_clean_502(client, amo, monkeypatch):
     store_tokens()
-    from chalicelib.services import gateway
-    monkeypatch.setattr(gateway.amo_client(), "_sleep", lambda s: None)
+    from chalicelib import wiring
+    monkeypatch.setattr(wiring.amo().client, "_sleep", lambda s: None)
     amo.get(f"{HOST}/api/v4/leads/pipelines", status=503)
     response = client.http.post(f"{P}/sync-pipelines", headers=HEADERS)
     assert response.status_code == 502 and "503" in response.json_body["Message"]

@@ -1,20 +1,15 @@
-"""HTTP transport to amoCRM API v4: bearer auth, pacing, retries, 204s, HAL paging, typed errors.
+"""HTTP transport to amoCRM API v4: bearer auth, admission by a limiter, retries, 204s, typed errors.
 
 Knows amoCRM's wire formats and nothing of DynamoDB: the access token comes from a
-`TokenSource` (the tokens service implements it).
+`TokenSource` (the token store implements it) and every request start is admitted by a
+`Limiter` (see ratelimit.py). What is retried, and when, is decided by `RetryPolicy`
+(retry.py); a 401 triggers exactly one token refresh and one more send.
 
-Retry rules:
-- 429, 502/503/504, timeouts and connection failures are retried with capped exponential
-  backoff and jitter; a Retry-After header is honoured (and pauses the shared limiter).
-- A write (POST/PATCH) is re-sent only when amoCRM certainly did not process it: after a
-  429, or when the connection could not even be opened. After a read timeout, a dropped
-  connection or a 5xx the write may have landed, so it is never re-sent: AmoUnavailable
-  tells the caller the outcome is unknown.
-- A 401 triggers exactly one token refresh and one retry.
+Resources (leads.py, contacts.py, …) build on `get`, `get_one`, `post`, `patch`, `delete`
+and `iter_pages`; nothing outside amo/ builds URLs.
 """
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import threading
@@ -37,32 +32,19 @@ from chalicelib.amo.errors import (
     AmoUnavailable,
     AmoValidationError,
 )
-from chalicelib.amo.ratelimit import RateLimiter
+from chalicelib.amo.pages import embedded, next_href
+from chalicelib.amo.ratelimit import Limiter, RateLimiter
+from chalicelib.amo.retry import Attempt, RetryPolicy, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 250
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class TokenSource(Protocol):
     def access_token(self) -> str: ...
 
     def refresh_after_unauthorized(self, rejected_token: str) -> str: ...
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 6
-    base_delay: float = 0.2
-    max_delay: float = 4.0
-    max_retry_after: float = 30.0
-
-    def backoff(self, attempt: int, rand: Callable[[], float]) -> float:
-        """Equal jitter: half the capped exponential delay, plus a random share of the other half."""
-        delay = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return delay / 2 + rand() * delay / 2
 
 
 @dataclass(frozen=True)
@@ -93,19 +75,6 @@ def _never_sent(error: requests.ConnectionError) -> bool:
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
-def _retry_after_seconds(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
-
-
 def _problem_message(body: Any, fallback: str) -> str:
     if not isinstance(body, dict):
         return fallback
@@ -130,8 +99,10 @@ def _looks_like_html(response: requests.Response) -> bool:
 def raise_for_status(response: requests.Response, what: str) -> None:
     """Turn an amoCRM error response into the matching typed exception."""
     status = response.status_code
-    if status < 400:
+    if status < 300 or status == 304:
         return
+    if status < 400:  # a redirect would re-send the token or the client secret elsewhere
+        raise AmoError(f"amoCRM {what} answered a redirect ({status}); redirects are not followed", status)
     body = _json_or_none(response)
     message = f"amoCRM {what} failed ({status}): " + _problem_message(body, response.reason or "error")
     if status == 400:
@@ -156,7 +127,7 @@ def raise_for_status(response: requests.Response, what: str) -> None:
 class AmoClient:
     def __init__(self, base_url: str, tokens: TokenSource | None = None, *,
                  session: requests.Session | None = None,
-                 limiter: RateLimiter | None = None,
+                 limiter: Limiter | None = None,
                  retry: RetryPolicy = RetryPolicy(),
                  timeouts: Timeouts = Timeouts(),
                  sleep: Callable[[float], None] = time.sleep,
@@ -171,8 +142,8 @@ class AmoClient:
         self._rand = rand
         self._local = threading.local()
 
-    def using(self, tokens: TokenSource) -> "AmoClient":
-        """The same account, session and rate limiter, authorized by another token source."""
+    def using(self, tokens: TokenSource | None) -> "AmoClient":
+        """The same account, session and limiter, authorized by another token source."""
         return AmoClient(self.base_url, tokens, session=self.session, limiter=self.limiter, retry=self.retry,
                          timeouts=self.timeouts, sleep=self._sleep, rand=self._rand)
 
@@ -225,32 +196,22 @@ class AmoClient:
             return None
         return _json_or_none(response)
 
-    def iter_pages(self, path: str, embedded_key: str,
-                   params: dict | None = None) -> Iterator[list[dict]]:
-        """Yield one page of `_embedded[embedded_key]` at a time, following `_links.next`.
+    def iter_pages(self, path: str, key: str, params: dict | None = None) -> Iterator[list[dict]]:
+        """Yield one page of `_embedded[key]` at a time, following `_links.next`.
 
         Pages are requested with limit=250 and paging stops on a 204 or when there is no
         next link. Only the current page is held in memory.
         """
-        query = {"limit": PAGE_LIMIT, **(params or {})}
-        url = self._url(path, query)
+        url: str | None = self._url(path, {"limit": PAGE_LIMIT, **(params or {})})
         seen: set[str] = set()
         while url and url not in seen:
             seen.add(url)
             body = self.request("GET", url)
             if not body:
                 return
-            yield (body.get("_embedded") or {}).get(embedded_key) or []
-            url = self._next_link(body)
-
-    def get_page(self, path: str, embedded_key: str, page: int,
-                 params: dict | None = None) -> tuple[list[dict], bool]:
-        """One page by number: (items, has_next). Lets callers keep several pages in flight."""
-        body = self.get(path, {"limit": PAGE_LIMIT, **(params or {}), "page": page})
-        if not body:
-            return [], False
-        items = (body.get("_embedded") or {}).get(embedded_key) or []
-        return items, bool(self._next_link(body))
+            yield embedded(body, key)
+            href = next_href(body)
+            url = self._url(href, None) if href else None
 
     # -- internals --------------------------------------------------------------------------
 
@@ -270,50 +231,40 @@ class AmoClient:
             query = f"{query}&{encoded}" if query else encoded
         return f"{url}?{query}" if query else url
 
-    def _next_link(self, body: dict) -> str | None:
-        href = (((body.get("_links") or {}).get("next") or {}).get("href"))
-        return self._url(href, None) if href else None
+    def _attempt(self, method: str, url: str, body: Any, headers: dict, timeouts: Timeouts) -> Attempt:
+        sent = time.monotonic()
+        try:
+            response = self.session.request(method, url, json=body, headers=headers, timeout=timeouts.pair,
+                                            allow_redirects=False)
+        except requests.ConnectionError as error:
+            return Attempt(failure=f"connection failed ({type(error).__name__})", reached_server=not _never_sent(error))
+        except requests.Timeout:
+            return Attempt(failure=f"no answer within {timeouts.read:g}s")
+        self._local.latency = time.monotonic() - sent
+        return Attempt(response=response)
 
-    def _send(self, method: str, url: str, body: Any, headers: dict,
-              timeouts: Timeouts) -> requests.Response:
-        idempotent = method in IDEMPOTENT_METHODS
+    def _send(self, method: str, url: str, body: Any, headers: dict, timeouts: Timeouts) -> requests.Response:
+        """Send until amoCRM gives an answer worth returning, under the retry rules."""
         path = urlsplit(url).path
-        last_error = ""
-        for attempt in range(1, self.retry.max_attempts + 1):
+        number = 0
+        while True:
+            number += 1
             self.limiter.acquire()
-            sent = time.monotonic()
-            try:
-                response = self.session.request(method, url, json=body, headers=headers,
-                                                timeout=timeouts.pair)
-                self._local.latency = time.monotonic() - sent
-            except requests.ConnectionError as error:
-                if not (idempotent or _never_sent(error)):
-                    raise AmoUnavailable(f"amoCRM {method} {path}: connection lost after sending; "
-                                         "not re-sent because it may have been applied") from None
-                last_error = f"connection failed ({type(error).__name__})"
-                delay = self.retry.backoff(attempt, self._rand)
-            except requests.Timeout:
-                if not idempotent:
-                    raise AmoUnavailable(f"amoCRM {method} {path}: no answer within "
-                                         f"{timeouts.read:g}s; not re-sent because it may have "
-                                         "been applied") from None
-                last_error = "timed out"
-                delay = self.retry.backoff(attempt, self._rand)
-            else:
-                status = response.status_code
-                if status not in RETRYABLE_STATUSES or (status != 429 and not idempotent):
-                    return response
-                last_error = f"HTTP {status}"
-                retry_after = _retry_after_seconds(response)
-                if retry_after is not None and retry_after > self.retry.max_retry_after:
-                    return response
-                delay = retry_after if retry_after is not None else self.retry.backoff(attempt, self._rand)
-                if status == 429:
-                    self.limiter.pause(delay)
-                if attempt == self.retry.max_attempts:
-                    return response
-            log.warning("amoCRM %s %s: %s, retry %d in %.2fs", method, path, last_error, attempt, delay)
-            if attempt < self.retry.max_attempts:
-                self._sleep(delay)
-        raise AmoUnavailable(f"amoCRM {method} {path}: {last_error} after "
-                             f"{self.retry.max_attempts} attempts")
+            attempt = self._attempt(method, url, body, headers, timeouts)
+            delay = self.retry.delay(attempt, number, self._rand) if self.retry.is_transient(attempt) else None
+            if attempt.status == 429:  # everyone waits, not only this request
+                self.limiter.pause(retry_after_seconds(attempt.response) or delay or self.retry.base_delay)
+            if delay is None or not self.retry.should_retry(method, attempt, number):
+                return self._final(method, path, attempt, number)
+            log.warning("amoCRM %s %s: %s, retry %d in %.2fs", method, path,
+                        attempt.failure or f"HTTP {attempt.status}", number, delay)
+            self._sleep(delay)
+
+    def _final(self, method: str, path: str, attempt: Attempt, number: int) -> requests.Response:
+        """The answer to hand back, or the error that says why there is none."""
+        if attempt.response is not None:
+            return attempt.response
+        if not self.retry.may_resend(method, attempt):
+            raise AmoUnavailable(f"amoCRM {method} {path}: {attempt.failure}; not re-sent because it may "
+                                 "have been applied")
+        raise AmoUnavailable(f"amoCRM {method} {path}: {attempt.failure} after {number} attempts")

@@ -1,12 +1,14 @@
 """amoCRM's OAuth 2.0 endpoints (reference §1): code exchange, refresh, API-key exchange.
 
-Calls go to the configured account host (AMO_BASE_URL), never to the `referer` a callback
-carries: the client secret must not be sent to a host named in a query parameter.
+Calls go to the configured account host, never to the `referer` a callback carries: the
+client secret must not be sent to a host named in a query parameter. The credentials are
+read on every call, so a rotated secret is picked up without a restart.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from chalicelib.amo.client import AmoClient, Timeouts
 from chalicelib.amo.errors import AmoAuthError, AmoError, AmoTokenRevoked, AmoValidationError
@@ -38,49 +40,41 @@ class TokenPair:
             raise AmoError("amoCRM token response lacks access_token/refresh_token") from None
 
 
-def _token_request(client: AmoClient, body: dict, what: str) -> TokenPair:
-    try:
-        response = client.request("POST", "/oauth2/access_token", json=body, authorized=False,
-                                  timeouts=TOKEN_TIMEOUTS)
-    except (AmoAuthError, AmoValidationError) as error:
-        # 400/401 OAuthProblemJson: the code or refresh token is spent, revoked or invalid,
-        # or the client credentials are wrong. Either way a person must re-authorize.
-        raise AmoTokenRevoked(f"{what} rejected by amoCRM: {error}", error.status, error.detail) from None
-    if not isinstance(response, dict):
-        raise AmoError(f"{what}: amoCRM answered without a token body")
-    return TokenPair.from_response(response)
+class OAuth:
+    """The integration's OAuth calls on one account host (unauthenticated requests of `client`)."""
 
+    def __init__(self, client: AmoClient, credentials: Callable[[], OAuthCredentials]):
+        self.client = client.using(None)
+        self.credentials = credentials
 
-def exchange_code(client: AmoClient, credentials: OAuthCredentials, code: str) -> TokenPair:
-    return _token_request(client, {
-        "client_id": credentials.client_id,
-        "client_secret": credentials.client_secret,
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": credentials.redirect_uri,
-    }, "authorization code exchange")
+    def _token_request(self, grant: dict, what: str) -> TokenPair:
+        credentials = self.credentials()
+        body = {"client_id": credentials.client_id, "client_secret": credentials.client_secret, **grant,
+                "redirect_uri": credentials.redirect_uri}
+        try:
+            response = self.client.request("POST", "/oauth2/access_token", json=body, authorized=False,
+                                           timeouts=TOKEN_TIMEOUTS)
+        except (AmoAuthError, AmoValidationError) as error:
+            # 400/401 OAuthProblemJson: the code or refresh token is spent, revoked or invalid,
+            # or the client credentials are wrong. Either way a person must re-authorize.
+            raise AmoTokenRevoked(f"{what} rejected by amoCRM: {error}", error.status, error.detail) from None
+        if not isinstance(response, dict):
+            raise AmoError(f"{what}: amoCRM answered without a token body")
+        return TokenPair.from_response(response)
 
+    def exchange_code(self, code: str) -> TokenPair:
+        return self._token_request({"grant_type": "authorization_code", "code": code},
+                                   "authorization code exchange")
 
-def refresh(client: AmoClient, credentials: OAuthCredentials, refresh_token: str) -> TokenPair:
-    return _token_request(client, {
-        "client_id": credentials.client_id,
-        "client_secret": credentials.client_secret,
-        "grant_type": "refresh_token",
-        "refresh_token": refresh_token,
-        "redirect_uri": credentials.redirect_uri,
-    }, "token refresh")
+    def refresh(self, refresh_token: str) -> TokenPair:
+        return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token}, "token refresh")
 
-
-def exchange_api_key(client: AmoClient, credentials: OAuthCredentials, login: str, api_key: str,
-                     state: str) -> None:
-    """Ask amoCRM to deliver an authorization code to the redirect URI (answer: 202, no body)."""
-    client.request("POST", "/oauth2/exchange_api_key", authorized=False, timeouts=TOKEN_TIMEOUTS, json={
-        "login": login,
-        "api_key": api_key,
-        "client_uuid": credentials.client_id,
-        "client_secret": credentials.client_secret,
-        "state": state,
-    })
+    def exchange_api_key(self, login: str, api_key: str, state: str) -> None:
+        """Ask amoCRM to deliver an authorization code to the redirect URI (answer: 202, no body)."""
+        credentials = self.credentials()
+        self.client.request("POST", "/oauth2/exchange_api_key", authorized=False, timeouts=TOKEN_TIMEOUTS, json={
+            "login": login, "api_key": api_key, "client_uuid": credentials.client_id,
+            "client_secret": credentials.client_secret, "state": state})
 
 
 class StaticToken:

@@ -15,7 +15,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Callable
+from typing import Callable, Protocol
+
+
+class Limiter(Protocol):
+    """Admits request starts towards amoCRM (this process's limiter, or the shared budget)."""
+
+    def acquire(self) -> float: ...
+
+    def pause(self, seconds: float) -> None: ...
 
 
 class RateLimiter:
@@ -49,14 +57,3 @@ class RateLimiter:
         with self._lock:
             self._next_slot = max(self._next_slot, self._clock() + seconds)
 
-
-_shared: dict[float, RateLimiter] = {}
-_shared_lock = threading.Lock()
-
-
-def shared_limiter(rate_per_second: float) -> RateLimiter:
-    """The process-wide limiter for a given rate (one amoCRM account per deployment)."""
-    with _shared_lock:
-        if rate_per_second not in _shared:
-            _shared[rate_per_second] = RateLimiter(rate_per_second)
-        return _shared[rate_per_second]

@@ -1,14 +1,15 @@
 """Operator tasks: create tables, report configuration and health."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from pynamodb.exceptions import PynamoDBException
 from botocore.exceptions import BotoCoreError
+from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import settings
+from chalicelib.amo.api import AmoApi
 from chalicelib.models import ALL_MODELS
-from chalicelib.services import notifications, tokens
+from chalicelib.services import connection, notifications
 
 
 def create_tables() -> list[tuple[str, str]]:
@@ -41,7 +42,9 @@ def _table_rows() -> tuple[list[tuple[str, str]], bool]:
     return rows, ok
 
 
-def status() -> dict[str, Any]:
+def status(amo: Callable[[], AmoApi]) -> dict[str, Any]:
+    """Configuration, tables and the amoCRM connection; `amo` builds the API (it may fail on a
+    configuration problem, which is then reported like any other)."""
     config = {
         "AMO_BASE_URL": _safe(settings.amo_base_url),
         "AWS endpoint": settings.aws_endpoint_url() or "AWS default",
@@ -50,16 +53,16 @@ def status() -> dict[str, Any]:
         "webhook secret": "set" if settings.amo_webhook_secret() else "not set",
     }
     tables, tables_ok = _table_rows()
-    connection: dict[str, Any] = {"connected": False}
     if tables_ok:
         try:
-            connection = tokens.get_connection_status()
+            link = connection.get_connection_status(amo())
         except settings.ConfigError as error:
-            connection = {"connected": False, "error": str(error)}
-    if tables_ok:
-        connection.update(notifications.dead_letters())
+            link = {"connected": False, "error": str(error)}
+        link.update(notifications.dead_letters())
+    else:
+        link = {"connected": False}
     return {"config": config, "config_problems": settings.validate_all(), "tables": tables,
-            "tables_ok": tables_ok, "connection": connection}
+            "tables_ok": tables_ok, "connection": link}
 
 
 def _safe(read) -> str:

@@ -6,7 +6,6 @@ redelivered, a sync after the webhook) records one notification.
 """
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timedelta, timezone
 
@@ -15,12 +14,20 @@ from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import settings
 from chalicelib.locking import is_conflict
+from chalicelib.memo import memoize
 from chalicelib.models import Lead, Notification, utc_now
 from chalicelib.services import queues
+from chalicelib.services.errors import ServiceError
+from chalicelib.services.queue_batch import MalformedMessage, Message
 
 log = logging.getLogger(__name__)
 
 RETENTION = timedelta(days=30)
+
+
+class NotDelivered(ServiceError):
+    """The Main Backend did not accept a notification this time; it is retried."""
+
 EVENT = "lead.status_changed"
 
 
@@ -64,14 +71,9 @@ def record_status_change(lead: Lead, previous_status: str | None, occurred_at: i
 
 MAX_ATTEMPTS = 20
 TIMEOUTS = (3.05, 10.0)
-_session: requests.Session | None = None
-
-
+@memoize()
 def _http() -> requests.Session:
-    global _session
-    if _session is None:
-        _session = requests.Session()
-    return _session
+    return requests.Session()
 
 
 def dispatch(event_id: str) -> None:
@@ -120,20 +122,19 @@ def mark_dead(event_id: str) -> None:
         return
 
 
-def handle_queue_batch(records: list[dict]) -> dict:
-    """SQS consumer: deliver each message; failures come back for a retry with a longer delay."""
-    failures = []
-    for record in records:
-        event_id = json.loads(record["body"])["eventId"]
-        if deliver(event_id):
-            continue
-        receives = int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1))
-        if receives >= MAX_ATTEMPTS:
-            mark_dead(event_id)  # SQS moves the message to the dead-letter queue after this receive
-        else:
-            queues.delay_notification(record["receiptHandle"], min(900, 30 * 2 ** (receives - 1)))
-        failures.append({"itemIdentifier": record["messageId"]})
-    return {"batchItemFailures": failures}
+def handle_message(message: Message) -> None:
+    """The notification queue's consumer: deliver one; on failure back off (longer after every
+    receive) or, at the last receive, mark it dead, and raise so SQS keeps or dead-letters it."""
+    event_id = message.json().get("eventId")
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedMessage("notification message has no eventId")
+    if deliver(event_id):
+        return
+    if message.receive_count >= MAX_ATTEMPTS:
+        mark_dead(event_id)  # SQS moves the message to the dead-letter queue after this receive
+    else:
+        queues.delay_notification(message.receipt_handle, min(900, 30 * 2 ** (message.receive_count - 1)))
+    raise NotDelivered(f"notification {event_id} not delivered (receive {message.receive_count})")
 
 
 def deliver_pending(limit: int = 500) -> dict:

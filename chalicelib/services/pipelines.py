@@ -11,10 +11,12 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib.amo.entities import MalformedEntity, require_int
+from chalicelib.amo.api import AmoApi
+from chalicelib.amo.entities import MalformedEntity
+from chalicelib.amo.pipelines import PipelineInfo, StageInfo, read_pipeline
 from chalicelib.locking import is_conflict
 from chalicelib.models import AmoPipeline, AmoStage, utc_now
-from chalicelib.services import gateway, mirror, stage_names
+from chalicelib.services import mirror, stage_names
 from chalicelib.services.errors import InvalidInput, NotFound
 from chalicelib.services.paging import page_of_sorted
 from chalicelib.services.stage_names import STATUSES
@@ -24,11 +26,10 @@ log = logging.getLogger(__name__)
 DEFAULT_AUTO_APPLY_CONFIDENCE = 0.6
 
 
-def sync_pipelines() -> dict:
-    """Mirror `GET /api/v4/leads/pipelines` (pipelines ≤ 50, each with its statuses)."""
-    body = gateway.amo_client().get("/api/v4/leads/pipelines") or {}
-    pipelines = (body.get("_embedded") or {}).get("pipelines") or []
-    if not pipelines:  # every account has at least one: never wipe the mirror on an odd answer
+def sync_pipelines(amo: AmoApi) -> dict:
+    """Mirror amoCRM's pipelines (≤ 50, each with its statuses); mappings are kept."""
+    raw_pipelines = amo.pipelines.all()
+    if not raw_pipelines:  # every account has at least one: never wipe the mirror on an odd answer
         return {"synced": 0, "stagesWritten": 0, "stagesRemoved": 0,
                 "errors": [{"id": None, "message": "amoCRM returned no pipelines; nothing changed"}]}
     known_stages = {(s.pipeline_id, s.id): s for s in AmoStage.scan()}
@@ -36,18 +37,15 @@ def sync_pipelines() -> dict:
     errors: list[dict] = []
     synced = stages_written = 0
     failed: set[Any] = set()
-    for raw in pipelines:
-        pipeline_id = raw.get("id") if isinstance(raw, dict) else None
+    for raw in raw_pipelines:
         try:
-            require_int(raw, "id", "pipeline")
-            _upsert_pipeline(raw, known_pipelines.pop(pipeline_id, None))
-            for status in (raw.get("_embedded") or {}).get("statuses") or []:
-                stage_id = require_int(status, "id", f"a status of pipeline {pipeline_id}")
-                stages_written += _upsert_stage(pipeline_id, stage_id, status,
-                                                known_stages.pop((pipeline_id, stage_id), None))
+            info = read_pipeline(raw)
+            _upsert_pipeline(info, known_pipelines.pop(info.id, None))
+            for stage in info.stages:
+                stages_written += _upsert_stage(stage, known_stages.pop((stage.pipeline_id, stage.id), None))
             synced += 1
-        except (MalformedEntity, TypeError, ValueError, PynamoDBException) as error:
-            failed.add(pipeline_id)
+        except (MalformedEntity, PynamoDBException) as error:
+            failed.add(raw.get("id") if isinstance(raw, dict) else None)
             errors.append(mirror.item_error(raw, str(error)))
     # What amoCRM no longer has is removed, except what belongs to a pipeline that failed to sync.
     removed = 0
@@ -62,25 +60,26 @@ def sync_pipelines() -> dict:
     return {"synced": synced, "stagesWritten": stages_written, "stagesRemoved": removed, "errors": errors}
 
 
-def _upsert_pipeline(raw: dict, existing: AmoPipeline | None) -> None:
-    values = {"name": str(raw.get("name") or ""), "sort": int(raw.get("sort") or 0),
-              "is_main": bool(raw.get("is_main")), "is_unsorted_on": bool(raw.get("is_unsorted_on")),
-              "is_archive": bool(raw.get("is_archive")), "account_id": raw.get("account_id")}
+PIPELINE_FIELDS = ("name", "sort", "is_main", "is_unsorted_on", "is_archive", "account_id")
+STAGE_FIELDS = ("name", "sort", "color", "type", "account_id")
+
+
+def _upsert_pipeline(info: PipelineInfo, existing: AmoPipeline | None) -> None:
+    values = {k: getattr(info, k) for k in PIPELINE_FIELDS}
     if existing is not None and all(getattr(existing, k) == v for k, v in values.items()):
         return
-    pipeline = existing or AmoPipeline(id=raw["id"])
+    pipeline = existing or AmoPipeline(id=info.id)
     for key, value in values.items():
         setattr(pipeline, key, value)
     pipeline.touch()
     pipeline.save()
 
 
-def _upsert_stage(pipeline_id: int, stage_id: int, raw: dict, existing: AmoStage | None) -> int:
-    values = {"name": str(raw.get("name") or ""), "sort": int(raw.get("sort") or 0),
-              "color": raw.get("color"), "type": int(raw.get("type") or 0), "account_id": raw.get("account_id")}
+def _upsert_stage(info: StageInfo, existing: AmoStage | None) -> int:
+    values = {k: getattr(info, k) for k in STAGE_FIELDS}
     if existing is not None and all(getattr(existing, k) == v for k, v in values.items()):
         return 0
-    stage = existing or AmoStage(pipeline_id=pipeline_id, id=stage_id)
+    stage = existing or AmoStage(pipeline_id=info.pipeline_id, id=info.id)
     stage.touch()
     if existing is None:
         for key, value in values.items():

@@ -2,22 +2,16 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import boto3
 
 from chalicelib import settings
-
-_client = None
-_lock = threading.Lock()
+from chalicelib.memo import memoize
 
 
+@memoize()
 def sqs():
-    global _client
-    with _lock:
-        if _client is None:
-            _client = boto3.client("sqs")  # honours AWS_ENDPOINT_URL (moto server locally)
-        return _client
+    return boto3.client("sqs")  # honours AWS_ENDPOINT_URL (moto server locally)
 
 
 def sync_queue_configured() -> bool:

@@ -1,8 +1,8 @@
 """Syncing lists from amoCRM: leads, contacts, tasks; sync-all; incremental runs; continuation.
 
 - `limit` caps the items taken (0 = all); amoCRM is always paged with limit=250.
-- Incremental runs fetch `filter[updated_at][from]` = the start of the last complete run minus
-  an overlap window, which heals webhooks that never arrived.
+- Incremental runs fetch what amoCRM changed between the start of the last complete run
+  (minus an overlap window, which heals webhooks that never arrived) and this run's start.
 - A run that is about to exceed its time (Lambda's 15 minutes, API Gateway's 29 seconds)
   finishes the page in hand, saves where it is (a SyncJob) and continues in a fresh invocation
   through the sync queue. Pages are addressed by number and every write is an idempotent
@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -18,11 +19,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Protocol
 
+from chalicelib.amo.api import AmoApi
 from chalicelib.amo.client import PAGE_LIMIT
+from chalicelib.amo.filters import ListFilter, TaskFilter
+from chalicelib.amo.pages import PageFetcher
+from chalicelib.amo.resource import ListResource
 from chalicelib.models import SyncJob, SyncState
-from chalicelib.services import contacts, gateway, leads, pipelines, queues, tasks
-from chalicelib.services.errors import InvalidInput, NotFound
-from chalicelib.services.fetch import PageFetcher
+from chalicelib.services import contacts, pipelines, queues, tasks
+from chalicelib.services.errors import InvalidInput, NotFound, ServiceError
+from chalicelib.services.lead_sync import LeadPageWriter
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,11 @@ RESERVE_SECONDS = 20  # stop starting pages when less than this is left
 JOB_RETENTION = timedelta(days=7)
 
 TimeLeft = Callable[[], float]
+
+
+class NoProgress(ServiceError):
+    """A continuation could not finish even one page in its time: SQS retries it, then dead-letters it."""
+
 Progress = Callable[[dict], None]
 
 
@@ -67,17 +77,15 @@ class SimpleWriter:
 
 @dataclass(frozen=True)
 class EntitySync:
-    path: str
-    key: str
-    base_params: dict
-    writer: Callable[[], PageWriter]
+    resource: Callable[[AmoApi], ListResource]
+    filter_type: type[ListFilter]
+    writer: Callable[[AmoApi], PageWriter]
 
 
 ENTITIES: dict[str, EntitySync] = {
-    "leads": EntitySync("/api/v4/leads", "leads", {"with": "contacts", "order[id]": "asc"}, leads.LeadPageWriter),
-    "contacts": EntitySync("/api/v4/contacts", "contacts", {"order[id]": "asc"},
-                           lambda: SimpleWriter(contacts.sync_page)),
-    "tasks": EntitySync("/api/v4/tasks", "tasks", {"order[id]": "asc"}, lambda: SimpleWriter(tasks.sync_page)),
+    "leads": EntitySync(lambda amo: amo.leads, ListFilter, LeadPageWriter),
+    "contacts": EntitySync(lambda amo: amo.contacts, ListFilter, lambda amo: SimpleWriter(contacts.sync_page)),
+    "tasks": EntitySync(lambda amo: amo.tasks, TaskFilter, lambda amo: SimpleWriter(tasks.sync_page)),
 }
 
 
@@ -94,14 +102,13 @@ class Outcome:
         return result
 
 
-def _run(entity: str, params: dict, limit: int, first_page: int, already: int,
+def _run(amo: AmoApi, entity: str, where: ListFilter, limit: int, first_page: int, already: int,
          time_left: TimeLeft | None, progress: Progress | None) -> Outcome:
     spec = ENTITIES[entity]
     remaining = limit - already if limit else None
     last_page = math.ceil(limit / PAGE_LIMIT) if limit else None
-    fetcher = PageFetcher(gateway.amo_client(), spec.path, spec.key, {**spec.base_params, **params},
-                          first_page=first_page, last_page=last_page)
-    writer = spec.writer()
+    fetcher = spec.resource(amo).pages(where, first_page=first_page, last_page=last_page)
+    writer = spec.writer(amo)
     outcome = Outcome()
     out_of_time = (lambda: time_left() < RESERVE_SECONDS) if time_left else (lambda: False)
     try:
@@ -148,26 +155,27 @@ def _record_success(entity: str, started_at: float, result: dict) -> None:
     state.save()
 
 
-def sync_entity(entity: str, limit: int = 50, filters: dict | None = None, incremental: bool = False,
-                time_left: TimeLeft | None = None, progress: Progress | None = None) -> dict:
+def sync_entity(amo: AmoApi, entity: str, limit: int = 50, where: ListFilter | None = None,
+                incremental: bool = False, time_left: TimeLeft | None = None,
+                progress: Progress | None = None) -> dict:
     """Sync one entity; `{synced, errors}` or, when it continues elsewhere, also `{status, jobId}`."""
     if entity not in ENTITIES:
         raise InvalidInput(f"unknown entity {entity}")
     started_at = time.time()
-    params = dict(filters or {})
+    # only a complete, unfiltered run tells the next incremental run where to start
+    record_state = where is None and limit == 0
+    where = where or ENTITIES[entity].filter_type()
     if incremental:
         since = _incremental_from(entity)
         if since is not None:
-            params["filter[updated_at][from]"] = since
+            where = dataclasses.replace(where, updated_from=since, updated_to=int(started_at))
     if not queues.sync_queue_configured():
         time_left = None  # nowhere to continue: run to the end
-    # only a complete, unfiltered run tells the next incremental run where to start
-    record_state = not filters and limit == 0
-    outcome = _run(entity, params, limit, 1, 0, time_left, progress)
+    outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress)
     result = outcome.as_result()
     if outcome.next_page is not None:
         job = SyncJob(job_id=uuid.uuid4().hex, entity=entity, started_at=started_at, synced=0, errors=[],
-                      params={"filters": params, "limit": limit, "record_state": record_state})
+                      params={"filter": dataclasses.asdict(where), "limit": limit, "record_state": record_state})
         result["jobId"] = _hand_over(job, outcome)
     elif record_state:
         _record_success(entity, started_at, result)
@@ -192,7 +200,7 @@ def _hand_over(job: SyncJob, outcome: Outcome) -> str:
     return job.job_id
 
 
-def resume(job_id: str, time_left: TimeLeft | None = None) -> dict:
+def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None) -> dict:
     """Continue a handed-over sync (the sync queue's consumer calls this)."""
     try:
         job = SyncJob.get(job_id, consistent_read=True)
@@ -203,10 +211,12 @@ def resume(job_id: str, time_left: TimeLeft | None = None) -> dict:
         return {"jobId": job_id, "status": job.status}
     params = job.params or {}
     limit = int(params.get("limit") or 0)
-    outcome = _run(job.entity, params.get("filters") or {}, limit, int(job.next_page), int(job.synced or 0),
+    filter_type = ENTITIES[job.entity].filter_type
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in (params.get("filter") or {}).items()}
+    outcome = _run(amo, job.entity, filter_type(**saved), limit, int(job.next_page), int(job.synced or 0),
                    time_left, None)
     if outcome.next_page == job.next_page:  # not even one page fitted: let SQS retry, then dead-letter
-        raise RuntimeError(f"sync job {job_id} had no time to make progress")
+        raise NoProgress(f"sync job {job_id} had no time to make progress")
     if outcome.next_page is not None:
         job.invocations = (job.invocations or 1) + 1
         _hand_over(job, outcome)
@@ -215,6 +225,14 @@ def resume(job_id: str, time_left: TimeLeft | None = None) -> dict:
     if params.get("record_state"):
         _record_success(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
     return {"jobId": job_id, "status": "done", "synced": job.synced}
+
+
+def resume_message(amo: AmoApi, message: dict, time_left: TimeLeft | None = None) -> dict:
+    """The sync queue's consumer: `{"jobId": …}` as `_hand_over` queued it."""
+    job_id = message.get("jobId")
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidInput("sync continuation message has no jobId")
+    return resume(amo, job_id, time_left)
 
 
 def get_job(job_id: str) -> dict:
@@ -229,35 +247,33 @@ def get_job(job_id: str) -> dict:
 
 # -- the service methods of SPEC §4 -----------------------------------------------------------------
 
-def sync_leads_from_amo(limit: int = 50, time_left: TimeLeft | None = None,
+def sync_leads_from_amo(amo: AmoApi, limit: int = 50, time_left: TimeLeft | None = None,
                         progress: Progress | None = None, incremental: bool = False) -> dict:
-    return sync_entity("leads", limit, incremental=incremental, time_left=time_left, progress=progress)
+    return sync_entity(amo, "leads", limit, incremental=incremental, time_left=time_left, progress=progress)
 
 
-def sync_contacts(limit: int = 50, time_left: TimeLeft | None = None, progress: Progress | None = None,
-                  incremental: bool = False) -> dict:
-    return sync_entity("contacts", limit, incremental=incremental, time_left=time_left, progress=progress)
+def sync_contacts(amo: AmoApi, limit: int = 50, time_left: TimeLeft | None = None,
+                  progress: Progress | None = None, incremental: bool = False) -> dict:
+    return sync_entity(amo, "contacts", limit, incremental=incremental, time_left=time_left, progress=progress)
 
 
-def sync_tasks(limit: int = 50, is_completed: bool | None = None, entity_type: str | None = None,
+def sync_tasks(amo: AmoApi, limit: int = 50, is_completed: bool | None = None, entity_type: str | None = None,
                time_left: TimeLeft | None = None, progress: Progress | None = None,
                incremental: bool = False) -> dict:
-    filters: dict[str, Any] = {}
-    if is_completed is not None:
-        filters["filter[is_completed]"] = 1 if is_completed else 0
-    if entity_type is not None:
-        filters["filter[entity_type]"] = entity_type
-    return sync_entity("tasks", limit, filters, incremental=incremental, time_left=time_left, progress=progress)
+    where = TaskFilter(is_completed=is_completed, entity_type=entity_type)
+    return sync_entity(amo, "tasks", limit, where if where != TaskFilter() else None, incremental=incremental,
+                       time_left=time_left, progress=progress)
 
 
-def sync_all(leads_limit: int = 0, full: bool = True, time_left: TimeLeft | None = None,
+def sync_all(amo: AmoApi, leads_limit: int = 0, full: bool = True, time_left: TimeLeft | None = None,
              progress: Progress | None = None, related: bool = False) -> dict:
     """Pipelines and stages, then leads (incremental unless `full`); `related` adds contacts
     and tasks (the schedule uses it to heal missed webhooks of every kind)."""
-    result: dict[str, Any] = {"pipelines": pipelines.sync_pipelines()}
-    result["leads"] = sync_entity("leads", leads_limit, incremental=not full, time_left=time_left,
+    result: dict[str, Any] = {"pipelines": pipelines.sync_pipelines(amo)}
+    result["leads"] = sync_entity(amo, "leads", leads_limit, incremental=not full, time_left=time_left,
                                   progress=progress)
     if related:
         for entity in ("contacts", "tasks"):
-            result[entity] = sync_entity(entity, 0, incremental=not full, time_left=time_left, progress=progress)
+            result[entity] = sync_entity(amo, entity, 0, incremental=not full, time_left=time_left,
+                                         progress=progress)
     return result

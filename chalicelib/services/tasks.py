@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.amo.entities import TaskInfo, created_id, read_task
+from chalicelib.amo.api import AmoApi
+from chalicelib.amo.tasks import TaskInfo, read_task
 from chalicelib.models import AmoTask, utc_now
-from chalicelib.services import gateway, mirror
-from chalicelib.services.errors import InvalidInput, NotFound
+from chalicelib.services import mirror
+from chalicelib.services.errors import NotFound
 
 FIELDS = ("text", "task_type_id", "complete_till", "is_completed", "responsible_user_id", "entity_id",
           "entity_type", "duration", "result_text", "created_by", "updated_by", "amo_created_at",
           "amo_updated_at", "account_id", "is_unlinked")
-ENTITY_TYPES = ("leads", "contacts", "companies")
 
 
 def to_item(info: TaskInfo) -> AmoTask:
@@ -30,8 +30,8 @@ def sync_page(raw_tasks: list[Any]) -> tuple[int, list[dict]]:
     return len(items), errors
 
 
-def refresh(task_id: int) -> AmoTask:
-    raw = gateway.amo_client().get_one(f"/api/v4/tasks/{task_id}")
+def refresh(amo: AmoApi, task_id: int) -> AmoTask:
+    raw = amo.tasks.get(task_id)
     if not raw:
         raise NotFound(f"task {task_id} does not exist in amoCRM")
     sync_page([raw])
@@ -54,30 +54,22 @@ def get_tasks(limit: int, cursor: str | None, is_completed: bool | None = None,
         limit, cursor, lambda t: t.to_dict())
 
 
-def create_task(data: dict) -> dict:
-    body = {k: data[k] for k in ("text", "complete_till", "entity_id", "entity_type", "task_type_id",
-                                 "responsible_user_id", "duration") if data.get(k) is not None}
-    created = gateway.amo_client().post("/api/v4/tasks", [{**body, "request_id": "0"}])
-    task_id = created_id(created, "tasks")
-    if not isinstance(task_id, int):
-        raise InvalidInput("amoCRM did not return the new task's id")
-    task = refresh(task_id)
+def create_task(amo: AmoApi, data: dict) -> dict:
+    task_id = amo.tasks.create(data)
+    task = refresh(amo, task_id)
     return {"amoTaskId": task_id, "data": task.to_dict()}
 
 
-def complete_task(task_id: int, result_text: str | None = None) -> dict:
+def complete_task(amo: AmoApi, task_id: int, result_text: str | None = None) -> dict:
     """Complete in amoCRM, then store; an already completed task is returned as it is."""
     try:
         task = AmoTask.get(task_id)
     except AmoTask.DoesNotExist:
-        task = refresh(task_id)
+        task = refresh(amo, task_id)
     if task.is_completed:
         return {"message": "task was already completed", "status": "completed", "data": task.to_dict()}
-    body: dict[str, Any] = {"is_completed": True}
-    if result_text:
-        body["result"] = {"text": result_text}
-    gateway.amo_client().patch(f"/api/v4/tasks/{task_id}", body)  # an unknown id: amoCRM's 404
-    task = refresh(task_id)
+    amo.tasks.complete(task_id, result_text)  # an unknown id: amoCRM's 404
+    task = refresh(amo, task_id)
     return {"message": "task completed", "status": "completed", "data": task.to_dict()}
 
 

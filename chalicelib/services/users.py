@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+from chalicelib.amo.api import AmoApi
+from chalicelib.amo.entities import MalformedEntity
 from chalicelib.amo.errors import AmoForbidden
+from chalicelib.amo.users import RoleInfo, UserInfo, read_role, read_user
 from chalicelib.models import AmoRole, AmoUser, BaseModel
-from chalicelib.services import gateway, mirror
+from chalicelib.services import mirror
 from chalicelib.services.paging import page_of_sorted
 
 log = logging.getLogger(__name__)
@@ -15,36 +18,34 @@ NOT_ADMIN = ("amoCRM refused the list (403): the user who authorized the integra
              "account administrator; re-authorize as an administrator")
 
 
-def _user_from(raw: dict) -> AmoUser:
-    roles = (raw.get("_embedded") or {}).get("roles") or []
-    rights = raw.get("rights") or {}
-    role_id = rights.get("role_id") or (roles[0].get("id") if roles else None)
-    return AmoUser(id=raw["id"], name=str(raw.get("name") or ""), email=raw.get("email"),
-                   lang=raw.get("lang"), role_id=role_id, account_id=raw.get("account_id"))
+def _user_item(info: UserInfo) -> AmoUser:
+    return AmoUser(id=info.id, name=info.name, email=info.email, lang=info.lang, role_id=info.role_id,
+                   account_id=info.account_id)
 
 
-def _role_from(raw: dict) -> AmoRole:
-    return AmoRole(id=raw["id"], name=str(raw.get("name") or ""), account_id=raw.get("account_id"))
+def _role_item(info: RoleInfo) -> AmoRole:
+    return AmoRole(id=info.id, name=info.name, account_id=info.account_id)
 
 
-def _mirror(path: str, key: str, params: dict, build: Callable[[dict], BaseModel],
-            model: type[BaseModel]) -> dict:
+def _mirror(what: str, pages: Iterator[list[Any]], read: Callable[[Any], Any],
+            to_item: Callable[[Any], BaseModel], model: type[BaseModel]) -> dict:
     """Replace the table's contents with amoCRM's list; per-item problems go to `errors`."""
     errors: list[dict[str, Any]] = []
     seen: set[int] = set()
     try:
         with model.batch_write() as batch:
-            for page in gateway.amo_client().iter_pages(path, key, params):
+            for page in pages:
                 for raw in page:
-                    if not isinstance(raw, dict) or not isinstance(raw.get("id"), int):
-                        errors.append(mirror.item_error(raw, f"amoCRM sent a {key[:-1]} without an integer id"))
+                    try:
+                        item = to_item(read(raw))
+                    except MalformedEntity as error:
+                        errors.append(mirror.item_error(raw, f"amoCRM sent a {what} without an integer id ({error})"))
                         continue
-                    item = build(raw)
                     item.touch()
                     batch.save(item)
                     seen.add(item.id)
     except AmoForbidden:
-        log.warning("%s sync refused by amoCRM: not an administrator", key)
+        log.warning("%s sync refused by amoCRM: not an administrator", what)
         return {"synced": 0, "errors": [{"id": None, "message": NOT_ADMIN}]}
     if not errors:
         with model.batch_write() as batch:
@@ -54,12 +55,12 @@ def _mirror(path: str, key: str, params: dict, build: Callable[[dict], BaseModel
     return {"synced": len(seen), "errors": errors}
 
 
-def sync_users() -> dict:
-    return _mirror("/api/v4/users", "users", {"with": "role"}, _user_from, AmoUser)
+def sync_users(amo: AmoApi) -> dict:
+    return _mirror("user", amo.users.pages(), read_user, _user_item, AmoUser)
 
 
-def sync_roles() -> dict:
-    return _mirror("/api/v4/roles", "roles", {}, _role_from, AmoRole)
+def sync_roles(amo: AmoApi) -> dict:
+    return _mirror("role", amo.roles.pages(), read_role, _role_item, AmoRole)
 
 
 def get_users(limit: int, cursor: str | None) -> dict:

@@ -16,15 +16,17 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chalicelib import settings
-from chalicelib.amo.errors import AmoError
-from chalicelib.amo.webhooks import MalformedWebhook, WebhookEvent, account_id_of, decode_body, events_of
+from chalicelib.amo.api import AmoApi
+from chalicelib.amo.webhook_body import MalformedWebhook, WebhookEvent, account_id_of, decode_body, events_of
+from chalicelib.memo import memoize
 from chalicelib.models import AmoActivityLog, IdempotencyRecord
-from chalicelib.services import contacts, gateway, leads, queues, tasks, tokens
-from chalicelib.services.errors import InvalidInput, NotFound, ServiceError, Unauthenticated
+from chalicelib.services.queue_batch import describe
+from chalicelib.services import contacts, leads, queues, tasks, token_store
+from chalicelib.services.errors import InvalidInput, NotFound, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,9 @@ def authenticate(query: dict) -> None:
         raise Unauthenticated("missing or wrong webhook secret")
 
 
-def receive(raw_body: bytes | None, content_type: str | None, query: dict) -> dict:
-    """Handle one delivery; always `{status: 'ok', processed, errors}` once authentic."""
+def receive(raw_body: bytes | None, content_type: str | None, query: dict, amo: Callable[[], AmoApi]) -> dict:
+    """Handle one delivery; always `{status: 'ok', processed, errors}` once authentic.
+    `amo` gives the amoCRM API when events are applied here (no queue, or the queue refused)."""
     authenticate(query)
     received_at = time.time()
     try:
@@ -63,47 +66,46 @@ def receive(raw_body: bytes | None, content_type: str | None, query: dict) -> di
         return _ack(0, [f"ignored: {reason}"])
     events, problems = events_of(data)
     if queues.webhook_queue_configured():
-        return _enqueue(events, problems, account_id, received_at)
+        return _enqueue(events, problems, account_id, received_at, amo)
     processed, errors = 0, list(problems)
     for event in events:
         try:
-            process_event(event, account_id, received_at)
+            process_event(amo(), event, account_id, received_at)
             processed += 1
         except Exception as error:  # recorded in the activity log; the delivery is still accepted
-            errors.append(f"{event.entity}[{event.action}] {event.entity_id}: {_describe(error)}")
+            errors.append(f"{event.entity}[{event.action}] {event.entity_id}: {describe(error)}")
     return _ack(processed, errors)
 
 
-_known_account: tuple[int, float] | None = None
 KNOWN_ACCOUNT_SECONDS = 300
 _UNKNOWN = object()  # connected, but through hand-set tokens whose account could not be read
 
 
-def _connected_account(claimed: int | None) -> Any:
-    """The connected account id (None: not connected). A match is remembered for a few
-    minutes, so a busy webhook Lambda does not read the token item for every delivery; a
-    mismatch is always re-read."""
-    global _known_account
-    now = time.monotonic()
-    if _known_account and claimed == _known_account[0] and now - _known_account[1] < KNOWN_ACCOUNT_SECONDS:
-        return claimed
-    token = tokens.load_token()
+@memoize(ttl=KNOWN_ACCOUNT_SECONDS)
+def _stored_account() -> Any:
+    """The connected account id (None: not connected), remembered for a few minutes so a busy
+    webhook Lambda does not read the token item for every delivery."""
+    token = token_store.load_token()
     if token is not None and token.access_token and not token.account_id:
         return _UNKNOWN
-    account_id = token.account_id if token else None
-    _known_account = (account_id, now) if account_id is not None else None
-    return account_id
+    return token.account_id if token else None
+
+
+def _connected_account(claimed: int | None) -> Any:
+    """The connected account; a claim that does not match the remembered one is always re-read."""
+    known = _stored_account()
+    if known is _UNKNOWN or (known is not None and known == claimed):
+        return known
+    _stored_account.forget()  # type: ignore[attr-defined]
+    return _stored_account()
 
 
 def _ack(processed: int, errors: list[str]) -> dict:
     return {"status": "ok", "processed": processed, "errors": errors}
 
 
-def _describe(error: Exception) -> str:
-    return str(error) if isinstance(error, (ServiceError, AmoError)) else f"internal error ({type(error).__name__})"
-
-
-def _enqueue(events: list[WebhookEvent], problems: list[str], account_id: int, received_at: float) -> dict:
+def _enqueue(events: list[WebhookEvent], problems: list[str], account_id: int, received_at: float,
+             amo: Callable[[], AmoApi]) -> dict:
     bodies = [json.dumps({"entity": e.entity, "action": e.action, "item": e.item, "eventId": e.event_id,
                           "accountId": account_id, "receivedAt": received_at}) for e in events]
     rejected = set(queues.send_webhook_events(bodies)) if bodies else set()
@@ -111,9 +113,9 @@ def _enqueue(events: list[WebhookEvent], problems: list[str], account_id: int, r
     for event, body in zip(events, bodies):
         if body in rejected:  # SQS refused it: do not lose it, apply it now
             try:
-                process_event(event, account_id, received_at)
+                process_event(amo(), event, account_id, received_at)
             except Exception as error:
-                errors.append(f"{event.entity}[{event.action}] {event.entity_id}: {_describe(error)}")
+                errors.append(f"{event.entity}[{event.action}] {event.entity_id}: {describe(error)}")
     _log_activity("delivery", None, "webhook.delivery", "queued", account_id, received_at,
                   {"events": [f"{e.entity}[{e.action}] {e.entity_id}" for e in events][:50], "problems": problems})
     return _ack(len(events), errors)
@@ -121,27 +123,24 @@ def _enqueue(events: list[WebhookEvent], problems: list[str], account_id: int, r
 
 # -- processing (queue consumer and inline path) ----------------------------------------------------
 
-def handle_queue_batch(records: list[dict]) -> dict:
-    """SQS consumer: each message on its own; only failed ones are reported back for a retry
-    (after a bounded number of receives SQS moves a poison message to the dead-letter queue)."""
-    failures = []
-    for record in records:
-        try:
-            message = json.loads(record["body"])
-            event = WebhookEvent(message["entity"], message["action"], message["item"], message["eventId"])
-            process_event(event, message.get("accountId"), message.get("receivedAt") or time.time())
-        except Exception as error:
-            log.warning("webhook message %s failed: %s", record.get("messageId"), _describe(error))
-            failures.append({"itemIdentifier": record["messageId"]})
-    return {"batchItemFailures": failures}
+def handle_message(amo: AmoApi, message: dict) -> str:
+    """The webhook queue's consumer: one queued event (see `_enqueue` for its shape)."""
+    try:
+        event = WebhookEvent(str(message["entity"]), str(message["action"]), dict(message["item"]),
+                             str(message["eventId"]))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput("queued webhook event lacks entity, action, item or eventId") from None
+    received_at = message.get("receivedAt")
+    return process_event(amo, event, message.get("accountId"),
+                         received_at if isinstance(received_at, (int, float)) else time.time())
 
 
-def process_webhook(event: WebhookEvent, account_id: int | None = None) -> str:
+def process_webhook(amo: AmoApi, event: WebhookEvent, account_id: int | None = None) -> str:
     """Apply one webhook event (SPEC §4 name); returns its outcome."""
-    return process_event(event, account_id, time.time())
+    return process_event(amo, event, account_id, time.time())
 
 
-def process_event(event: WebhookEvent, account_id: int | None, received_at: float) -> str:
+def process_event(amo: AmoApi, event: WebhookEvent, account_id: int | None, received_at: float) -> str:
     mark = f"webhook:{event.event_id}"
     try:
         IdempotencyRecord.get(mark)
@@ -151,10 +150,10 @@ def process_event(event: WebhookEvent, account_id: int | None, received_at: floa
     except IdempotencyRecord.DoesNotExist:
         pass
     try:
-        outcome = _apply(event)
+        outcome = _apply(amo, event)
     except Exception as error:
         _log_activity(event.entity, event.entity_id, f"{event.entity}.{event.action}", "failed", account_id,
-                      received_at, {**event.item, "_error": _describe(error)}, event.event_id)
+                      received_at, {**event.item, "_error": describe(error)}, event.event_id)
         raise
     IdempotencyRecord(key=mark, state="done", request_hash=event.event_id, response={"outcome": outcome},
                       expires_at=datetime.now(timezone.utc) + APPLIED_MARK_RETENTION).save()
@@ -167,7 +166,7 @@ HANDLED = {("leads", "add"), ("leads", "update"), ("leads", "restore"), ("leads"
            ("contacts", "add"), ("contacts", "update"), ("tasks", "add"), ("tasks", "update"), ("tasks", "delete")}
 
 
-def _apply(event: WebhookEvent) -> str:
+def _apply(amo: AmoApi, event: WebhookEvent) -> str:
     if (event.entity, event.action) not in HANDLED:
         return "ignored"  # notes, responsible, companies, chats…: logged, nothing to mirror
     entity_id = event.entity_id
@@ -176,21 +175,21 @@ def _apply(event: WebhookEvent) -> str:
     try:
         if event.entity == "leads":
             if event.action == "status":
-                return leads.apply_status(entity_id, event.number("pipeline_id"), event.number("status_id"),
+                return leads.apply_status(amo, entity_id, event.number("pipeline_id"), event.number("status_id"),
                                           event.changed_at, event.number("old_pipeline_id"),
                                           event.number("old_status_id"))
             if event.action in ("add", "update", "restore"):
-                return "applied" if leads.fetch_and_upsert(entity_id) else "stale"
+                return "applied" if leads.fetch_and_upsert(amo, entity_id) else "stale"
             if event.action == "delete":
                 return "unlinked" if leads.unlink(entity_id) else "unknown"
         if event.entity == "contacts" and event.action in ("add", "update"):
             if event.item.get("type") == "company":
                 return "ignored"
-            contacts.refresh(entity_id)
+            contacts.refresh(amo, entity_id)
             return "applied"
         if event.entity == "tasks":
             if event.action in ("add", "update"):
-                tasks.refresh(entity_id)
+                tasks.refresh(amo, entity_id)
                 return "applied"
             if event.action == "delete":
                 return "unlinked" if tasks.unlink(entity_id) else "unknown"
@@ -251,22 +250,19 @@ def _destination(url: str | None) -> str:
     return _with_secret(url)
 
 
-def register(url: str | None = None) -> dict:
+def register(amo: AmoApi, url: str | None = None) -> dict:
     """Subscribe our webhook URL for exactly the events we handle; idempotent by destination."""
     destination = _destination(url)
-    client = gateway.amo_client()
-    found = client.get("/api/v4/webhooks", {"filter[destination]": destination}) or {}
-    existing = next((w for w in (found.get("_embedded") or {}).get("webhooks") or []
-                     if w.get("destination") == destination), None)
-    if existing and sorted(existing.get("settings") or []) == sorted(SUBSCRIBED_EVENTS) and not existing.get("disabled"):
+    existing = amo.webhooks.find(destination)
+    if existing and sorted(existing.settings) == sorted(SUBSCRIBED_EVENTS) and not existing.disabled:
         message = "webhook already registered"
     else:
-        client.post("/api/v4/webhooks", {"destination": destination, "settings": SUBSCRIBED_EVENTS, "sort": 10})
+        amo.webhooks.subscribe(destination, SUBSCRIBED_EVENTS)
         message = "webhook settings updated" if existing else "webhook registered"
     return {"message": message, "destination": _masked(destination), "settings": SUBSCRIBED_EVENTS}
 
 
-def unregister(url: str | None = None) -> dict:
+def unregister(amo: AmoApi, url: str | None = None) -> dict:
     destination = _destination(url)
-    gateway.amo_client().delete("/api/v4/webhooks", {"destination": destination})
+    amo.webhooks.unsubscribe(destination)
     return {"message": "webhook unregistered", "destination": _masked(destination), "settings": []}

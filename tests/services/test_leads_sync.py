@@ -5,9 +5,10 @@ import json
 import boto3
 import pytest
 
+from chalicelib import wiring
 from chalicelib.amo.errors import AmoBlocked
 from chalicelib.models import AmoContact, Lead, Notification, SyncJob, SyncState
-from chalicelib.services import leads, pipelines, sync
+from chalicelib.services import lead_sync, leads, pipelines, sync
 from chalicelib.services.errors import ReauthorizationRequired
 from tests import fixtures
 from tests.fake_amo import FakeAmo, contact, lead
@@ -22,7 +23,7 @@ def amo_data(amo, monkeypatch):
     """Connected account with the two reference pipelines synced and mapped; a fake amoCRM."""
     store_tokens()
     amo.get(f"{HOST}/api/v4/leads/pipelines", json=fixtures.pipelines_body(), headers=HAL)
-    pipelines.sync_pipelines()
+    pipelines.sync_pipelines(wiring.amo())
     pipelines.update_stage_mapping(NEGOTIATION, "IN_PROGRESS")
     pipelines.update_stage_mapping(INITIAL, "NEW")
     return FakeAmo(amo)
@@ -40,7 +41,7 @@ def test_lead_fields_come_from_the_main_contact_and_the_stage_mapping(amo_data, 
         {"field_id": 900001, "field_name": "Объект", "field_code": None, "field_type": "text",
          "values": [{"value": "PROP-1042"}]}])]
 
-    assert sync.sync_leads_from_amo(limit=0) == {"synced": 1, "errors": []}
+    assert sync.sync_leads_from_amo(wiring.amo(), limit=0) == {"synced": 1, "errors": []}
 
     record = stored(10)
     assert (record.amo_contact_id, record.guest_name, record.guest_phone, record.guest_email) == (
@@ -55,22 +56,22 @@ def test_first_contact_is_used_when_none_is_main(amo_data):
     raw = lead(11, contact_ids=(5,))
     raw["_embedded"]["contacts"][0]["is_main"] = False
     amo_data.leads = [raw]
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
     assert stored(11).guest_name == "Anna Smith"
 
 
 def test_won_and_lost_are_closed_and_unmapped_stages_are_new(amo_data):
     amo_data.leads = [lead(20, pipeline_id=RENTALS, status_id=142), lead(21, status_id=143),
                       lead(22, status_id=DECISION)]
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
     assert [stored(i).status for i in (20, 21, 22)] == ["CLOSED", "CLOSED", "NEW"]
 
 
 def test_an_unmapped_stage_keeps_the_existing_status(amo_data):
     amo_data.leads = [lead(23, status_id=NEGOTIATION)]
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
     amo_data.leads = [lead(23, status_id=DECISION, updated_at=1700000100)]
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
     assert (stored(23).status, stored(23).amo_status_id) == ("IN_PROGRESS", DECISION)
 
 
@@ -79,7 +80,7 @@ def test_contacts_are_fetched_in_batches_not_one_per_lead(amo_data, monkeypatch)
     amo_data.contacts = {c: contact(c, f"Гость {c}") for c in range(1000, 1600)}
     amo_data.leads = [lead(100 + i, contact_ids=(1000 + i,)) for i in range(600)]
 
-    result = sync.sync_leads_from_amo(limit=0)
+    result = sync.sync_leads_from_amo(wiring.amo(), limit=0)
 
     assert result["synced"] == 600
     assert len(amo_data.requests_to("/api/v4/leads")) == 3  # ceil(600/250)
@@ -94,16 +95,16 @@ def test_contacts_are_fetched_in_batches_not_one_per_lead(amo_data, monkeypatch)
 def test_contacts_already_mirrored_are_not_fetched_again(amo_data):
     amo_data.contacts = {1: contact(1)}
     amo_data.leads = [lead(30, contact_ids=(1,))]
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
     amo_data.urls.clear()
     amo_data.leads = [lead(30, contact_ids=(1,), updated_at=1700000500), lead(31, contact_ids=(1,))]
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
     assert amo_data.requests_to("/api/v4/contacts") == []
 
 
 def test_limit_caps_the_number_of_leads(amo_data):
     amo_data.leads = [lead(1000 + i) for i in range(300)]
-    assert sync.sync_leads_from_amo(limit=50)["synced"] == 50
+    assert sync.sync_leads_from_amo(wiring.amo(), limit=50)["synced"] == 50
     assert len(list(Lead.scan())) == 50
     assert all("limit=250" in u for u in amo_data.requests_to("/api/v4/leads"))
 
@@ -111,32 +112,32 @@ def test_limit_caps_the_number_of_leads(amo_data):
 def test_syncing_twice_writes_nothing_the_second_time(amo_data):
     amo_data.contacts = {1: contact(1)}
     amo_data.leads = [lead(40 + i, contact_ids=(1,)) for i in range(30)]
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
     before = {l.id: l.updated_at for l in Lead.scan()}
 
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
 
     assert {l.id: l.updated_at for l in Lead.scan()} == before
 
 
 def test_an_older_update_never_overwrites_a_newer_record(amo_data):
     amo_data.leads = [lead(50, status_id=NEGOTIATION, updated_at=1700000900)]
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
     amo_data.leads = [lead(50, status_id=INITIAL, updated_at=1700000100)]
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
     assert (stored(50).amo_status_id, stored(50).status) == (NEGOTIATION, "IN_PROGRESS")
-    assert leads.upsert_one(lead(50, status_id=INITIAL, updated_at=1700000100)) is None
+    assert leads.upsert_one(wiring.amo(), lead(50, status_id=INITIAL, updated_at=1700000100)) is None
 
 
 def test_a_status_change_seen_by_sync_records_one_notification(amo_data, monkeypatch):
     monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", "https://main.example.com/hooks/amocrm")
     amo_data.leads = [lead(60, status_id=INITIAL)]
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
     assert list(Notification.scan()) == []  # a new lead is not a change
     amo_data.leads = [lead(60, status_id=NEGOTIATION, updated_at=1700000600)]
 
-    sync.sync_leads_from_amo(limit=0)
-    sync.sync_leads_from_amo(limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
 
     notes = list(Notification.scan())
     assert len(notes) == 1
@@ -152,7 +153,7 @@ def test_malformed_leads_and_unknown_stages_are_reported_and_the_sync_carries_on
     broken["pipeline_id"] = None
     amo_data.leads = [lead(70), broken, lead(72, status_id=99999), lead(73)]
 
-    result = sync.sync_leads_from_amo(limit=0)
+    result = sync.sync_leads_from_amo(wiring.amo(), limit=0)
 
     assert result["synced"] == 2
     assert {e["id"] for e in result["errors"]} == {71, 72}
@@ -168,23 +169,23 @@ def test_a_revoked_connection_stops_the_sync_with_a_clear_error(amo_data, amo):
     amo.post(f"{HOST}/oauth2/access_token", status=401, json=fixtures.REVOKED, headers=PROBLEM)
     amo_data.leads = [lead(80)]
     with pytest.raises(ReauthorizationRequired):
-        sync.sync_leads_from_amo(limit=0)
+        sync.sync_leads_from_amo(wiring.amo(), limit=0)
 
 
 def test_a_blocked_account_stops_the_sync(amo_data, amo):
     amo.replace("GET", f"{HOST}/api/v4/leads/pipelines", status=403, body=fixtures.BLOCKED_HTML,
                 headers={"Content-Type": "text/html"})
     with pytest.raises(AmoBlocked):
-        sync.sync_all(0)
+        sync.sync_all(wiring.amo(), 0)
 
 
 def test_incremental_sync_asks_only_for_changes_since_the_last_run_minus_overlap(amo_data):
     amo_data.leads = [lead(90, updated_at=1700000000)]
-    sync.sync_all(0, full=True)
+    sync.sync_all(wiring.amo(), 0, full=True)
     started = SyncState.get("leads").last_success_started_at
     amo_data.urls.clear()
 
-    sync.sync_all(0, full=False)
+    sync.sync_all(wiring.amo(), 0, full=False)
 
     url = amo_data.requests_to("/api/v4/leads")[0]
     assert f"filter%5Bupdated_at%5D%5Bfrom%5D={int(started - sync.OVERLAP_SECONDS)}" in url
@@ -197,12 +198,12 @@ def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_o
     amo_data.contacts = {c: contact(c, f"Гость {c}") for c in range(1, 301)}
     amo_data.leads = [lead(5000 + i, contact_ids=(1 + i % 300,)) for i in range(1100)]
     pages_written = []
-    real_add_page = leads.LeadPageWriter.add_page
-    monkeypatch.setattr(leads.LeadPageWriter, "add_page",
+    real_add_page = lead_sync.LeadPageWriter.add_page
+    monkeypatch.setattr(lead_sync.LeadPageWriter, "add_page",
                         lambda self, raw: (pages_written.append(len(raw)), real_add_page(self, raw)))
 
     # time runs low once two pages are in: the invocation must hand over
-    first = sync.sync_leads_from_amo(limit=0, time_left=lambda: 100.0 if len(pages_written) < 2 else 5.0)
+    first = sync.sync_leads_from_amo(wiring.amo(), limit=0, time_left=lambda: 100.0 if len(pages_written) < 2 else 5.0)
 
     assert first["status"] == "continuing" and first["synced"] == 500
     job = SyncJob.get(first["jobId"])
@@ -214,7 +215,7 @@ def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_o
                           "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
                           "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:amocrm-sync",
                           "awsRegion": "us-east-1"}]}
-    monkeypatch.setattr(leads.LeadPageWriter, "add_page", real_add_page)
+    monkeypatch.setattr(lead_sync.LeadPageWriter, "add_page", real_add_page)
     # chalice's test context allows 3 s; give the continuation a real Lambda's 15 minutes
     monkeypatch.setattr("chalicelib.web.time_left_for_event", lambda context: (lambda: 900.0))
     client.lambda_.invoke("continue-sync", event)
@@ -230,9 +231,9 @@ def test_a_continuation_without_time_for_one_page_fails_instead_of_requeueing_fo
     queue_url = boto3.client("sqs").create_queue(QueueName="amocrm-sync")["QueueUrl"]
     monkeypatch.setenv("SYNC_QUEUE_URL", queue_url)
     amo_data.leads = [lead(6000 + i) for i in range(600)]
-    first = sync.sync_leads_from_amo(limit=0, time_left=lambda: 5.0)  # out of time from the start
+    first = sync.sync_leads_from_amo(wiring.amo(), limit=0, time_left=lambda: 5.0)  # out of time from the start
     assert first["status"] == "continuing" and first["synced"] == 0
-    with pytest.raises(RuntimeError, match="no time"):
-        sync.resume(first["jobId"], time_left=lambda: 5.0)
-    assert sync.resume(first["jobId"], time_left=lambda: 900.0)["status"] == "done"
+    with pytest.raises(sync.NoProgress, match="no time"):
+        sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 5.0)
+    assert sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 900.0)["status"] == "done"
     assert len(list(Lead.scan())) == 600

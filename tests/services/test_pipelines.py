@@ -1,6 +1,7 @@
 """Pipelines and stages: sync, re-sync keeping mappings, manual mapping, auto-apply."""
 import pytest
 
+from chalicelib import wiring
 from chalicelib.models import AmoPipeline, AmoStage
 from chalicelib.services import pipelines
 from chalicelib.services.errors import InvalidInput, NotFound
@@ -15,7 +16,7 @@ SALES, RENTALS = 3177727, 3177731
 def synced(amo):
     store_tokens()
     amo.get(PIPELINES_URL, json=fixtures.pipelines_body(), headers=HAL)
-    return pipelines.sync_pipelines()
+    return pipelines.sync_pipelines(wiring.amo())
 
 
 def stage(pipeline_id, stage_id):
@@ -39,7 +40,7 @@ def test_resync_updates_names_keeps_manual_mappings_and_drops_vanished_stages(sy
     del body["_embedded"]["pipelines"][0]["_embedded"]["statuses"][3]  # "Принимают решение" deleted
     amo.replace("GET", PIPELINES_URL, json=body, headers=HAL)
 
-    result = pipelines.sync_pipelines()
+    result = pipelines.sync_pipelines(wiring.amo())
 
     assert result["stagesRemoved"] == 1 and result["errors"] == []
     negotiation = stage(SALES, 58141811)
@@ -52,14 +53,14 @@ def test_resync_updates_names_keeps_manual_mappings_and_drops_vanished_stages(sy
 
 
 def test_resync_with_nothing_changed_writes_nothing(synced, amo):
-    assert pipelines.sync_pipelines()["stagesWritten"] == 0
+    assert pipelines.sync_pipelines(wiring.amo())["stagesWritten"] == 0
 
 
 def test_a_pipeline_removed_in_amocrm_is_removed_with_its_stages(synced, amo):
     body = fixtures.pipelines_body()
     body["_embedded"]["pipelines"].pop(1)
     amo.replace("GET", PIPELINES_URL, json=body, headers=HAL)
-    pipelines.sync_pipelines()
+    pipelines.sync_pipelines(wiring.amo())
     assert {p.id for p in AmoPipeline.scan()} == {SALES}
     assert list(AmoStage.query(RENTALS)) == []
 
@@ -69,14 +70,14 @@ def test_a_malformed_pipeline_is_reported_and_the_rest_synced(amo):
     body = fixtures.pipelines_body()
     body["_embedded"]["pipelines"][1]["_embedded"]["statuses"][1]["id"] = "oops"
     amo.get(PIPELINES_URL, json=body, headers=HAL)
-    result = pipelines.sync_pipelines()
+    result = pipelines.sync_pipelines(wiring.amo())
     assert result["synced"] == 1
     assert result["errors"][0]["id"] == RENTALS and "integer id" in result["errors"][0]["message"]
 
 
 def test_an_empty_answer_never_wipes_the_mirror(synced, amo):
     amo.replace("GET", PIPELINES_URL, status=204)
-    result = pipelines.sync_pipelines()
+    result = pipelines.sync_pipelines(wiring.amo())
     assert result["errors"] and len(list(AmoPipeline.scan())) == 2
 
 

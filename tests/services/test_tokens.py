@@ -5,7 +5,8 @@ import threading
 import pytest
 import responses
 
-from chalicelib.services import tokens
+from chalicelib import wiring
+from chalicelib.services import connection, token_store
 from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, ReauthorizationRequired
 from tests import fixtures
 from tests.fixtures import HAL, HOST, PROBLEM, store_tokens, stored_token
@@ -21,7 +22,7 @@ def test_code_exchange_stores_tokens_account_and_domain(amo):
     amo.post(TOKEN_URL, json=fixtures.token_body("access-new", "refresh-new"), headers=HAL)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
 
-    result = tokens.exchange_code("auth-code", referer="testaccount.amocrm.ru")
+    result = connection.exchange_code(wiring.amo(), "auth-code", referer="testaccount.amocrm.ru")
 
     assert result == {"message": "amoCRM connected", "accountId": fixtures.ACCOUNT_ID,
                       "domain": "testaccount.amocrm.ru"}
@@ -41,7 +42,7 @@ def test_rejected_code_is_invalid_input_and_keeps_existing_tokens(amo):
                    "type": "https://developers.amocrm.ru/v3/errors/OAuthProblemJson", "status": 400,
                    "detail": "В запросе отсутствует ряд параметров или параметры невалидны"})
     with pytest.raises(InvalidInput, match="authorization code"):
-        tokens.exchange_code("stale-code")
+        connection.exchange_code(wiring.amo(), "stale-code")
     assert stored_token().access_token == "working-access"
 
 
@@ -51,7 +52,7 @@ def test_callback_for_another_account_is_rejected_and_old_tokens_kept(amo):
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(account_id=999, subdomain="testaccount"),
             headers=HAL)
     with pytest.raises(Conflict, match="already connected"):
-        tokens.exchange_code("code")
+        connection.exchange_code(wiring.amo(), "code")
     token = stored_token()
     assert (token.access_token, token.account_id) == ("working-access", fixtures.ACCOUNT_ID)
 
@@ -60,36 +61,36 @@ def test_callback_for_a_different_subdomain_than_configured_is_rejected(amo):
     amo.post(TOKEN_URL, json=fixtures.token_body(), headers=HAL)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(subdomain="someoneelse"), headers=HAL)
     with pytest.raises(Forbidden, match="someoneelse"):
-        tokens.exchange_code("code")
-    assert tokens.load_token() is None
+        connection.exchange_code(wiring.amo(), "code")
+    assert token_store.load_token() is None
 
 
 def test_referer_of_another_account_is_rejected_before_the_code_is_spent(amo):
     with pytest.raises(Forbidden):
-        tokens.exchange_code("code", referer="intruder.amocrm.ru")
+        connection.exchange_code(wiring.amo(), "code", referer="intruder.amocrm.ru")
     assert len(amo.calls) == 0
 
 
 def test_issued_state_is_accepted_once(amo):
     amo.post(TOKEN_URL, json=fixtures.token_body(), headers=HAL)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
-    state = tokens.issue_state()
+    state = connection.issue_state()
 
-    tokens.exchange_code("code", state=state)
+    connection.exchange_code(wiring.amo(), "code", state=state)
 
     with pytest.raises(Forbidden, match="state"):
-        tokens.exchange_code("code", state=state)
+        connection.exchange_code(wiring.amo(), "code", state=state)
 
 
 def test_unknown_state_is_rejected_without_calling_amocrm(amo):
     with pytest.raises(Forbidden, match="state"):
-        tokens.exchange_code("code", state="never-issued")
+        connection.exchange_code(wiring.amo(), "code", state="never-issued")
     assert len(amo.calls) == 0
 
 
 def test_fresh_token_is_used_without_refresh(amo):
     store_tokens("access-1", expires_in=3600)
-    assert tokens.get_access_token() == "access-1"
+    assert wiring.token_store().get_access_token() == "access-1"
     assert len(amo.calls) == 0
 
 
@@ -97,8 +98,8 @@ def test_token_expiring_within_five_minutes_is_refreshed_once(amo):
     store_tokens("access-1", "refresh-1", expires_in=120)
     amo.post(TOKEN_URL, json=fixtures.token_body("access-2", "refresh-2"), headers=HAL)
 
-    assert tokens.get_access_token() == "access-2"
-    assert tokens.get_access_token() == "access-2"
+    assert wiring.token_store().get_access_token() == "access-2"
+    assert wiring.token_store().get_access_token() == "access-2"
 
     assert len(amo.calls) == 1
     assert sent_json(amo.calls[0])["refresh_token"] == "refresh-1"
@@ -115,7 +116,7 @@ def test_eight_threads_on_an_expired_token_cause_exactly_one_refresh(amo, atomic
     def worker():
         barrier.wait()
         try:
-            results.append(tokens.get_access_token())
+            results.append(wiring.token_store().get_access_token())
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
 
@@ -136,14 +137,14 @@ def test_revoked_refresh_token_marks_reauthorization_and_does_not_loop(amo):
     amo.post(TOKEN_URL, status=401, json=fixtures.REVOKED, headers=PROBLEM)
 
     with pytest.raises(ReauthorizationRequired):
-        tokens.get_access_token()
+        wiring.token_store().get_access_token()
     with pytest.raises(ReauthorizationRequired):
-        tokens.get_access_token()
+        wiring.token_store().get_access_token()
 
     assert len(amo.calls) == 1
     token = stored_token()
     assert token.needs_reauth is True and "re-authorize" in token.last_error
-    status = tokens.get_connection_status()
+    status = connection.get_connection_status(wiring.amo())
     assert status["connected"] is False and status["needsReauthorization"] is True
 
 
@@ -151,49 +152,47 @@ def test_new_code_after_revocation_reconnects(amo):
     store_tokens("access-1", "refresh-spent", expires_in=-10)
     amo.post(TOKEN_URL, status=401, json=fixtures.REVOKED, headers=PROBLEM)
     with pytest.raises(ReauthorizationRequired):
-        tokens.get_access_token()
+        wiring.token_store().get_access_token()
     amo.replace(responses.POST, TOKEN_URL, json=fixtures.token_body("access-9", "refresh-9"), headers=HAL)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
 
-    tokens.exchange_code("new-code")
+    connection.exchange_code(wiring.amo(), "new-code")
 
-    assert tokens.get_access_token() == "access-9"
+    assert wiring.token_store().get_access_token() == "access-9"
     assert stored_token().needs_reauth is False
 
 
 def test_api_call_answered_401_refreshes_and_retries_transparently(amo):
-    from chalicelib.services.gateway import amo_client
-
     store_tokens("access-1", "refresh-1", expires_in=3600)
     amo.get(f"{HOST}/api/v4/account", status=401, json=fixtures.UNAUTHORIZED, headers=PROBLEM)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
     amo.post(TOKEN_URL, json=fixtures.token_body("access-2", "refresh-2"), headers=HAL)
 
-    assert amo_client().get("/api/v4/account")["id"] == fixtures.ACCOUNT_ID
+    assert wiring.amo().account.get().id == fixtures.ACCOUNT_ID
     assert amo.calls[-1].request.headers["Authorization"] == "Bearer access-2"
 
 
 def test_connection_status_reports_a_live_call(amo):
     store_tokens()
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
-    assert tokens.get_connection_status() == {
+    assert connection.get_connection_status(wiring.amo()) == {
         "connected": True, "hasTokens": True, "domain": "testaccount.amocrm.ru",
         "accountId": fixtures.ACCOUNT_ID, "needsReauthorization": False,
         "expiresAt": stored_token().expires_at}
 
 
 def test_connection_status_without_tokens():
-    status = tokens.get_connection_status()
+    status = connection.get_connection_status(wiring.amo())
     assert status["connected"] is False and status["hasTokens"] is False
 
 
 def test_api_key_exchange_issues_a_state_and_sends_client_credentials(amo):
     amo.post(f"{HOST}/oauth2/exchange_api_key", status=202, body=b"")
 
-    result = tokens.exchange_api_key_for_code("user@example.com", "legacy-key", state="mystate")
+    result = connection.exchange_api_key_for_code(wiring.amo(), "user@example.com", "legacy-key", state="mystate")
 
     assert result["state"] == "mystate"
     body = sent_json(amo.calls[0])
     assert body == {"login": "user@example.com", "api_key": "legacy-key", "client_uuid": "client-id-123",
                     "client_secret": "client-secret-xyz", "state": "mystate"}
-    tokens._consume_state("mystate")  # issued, so the callback will accept it once
+    connection.consume_state("mystate")  # issued, so the callback will accept it once

@@ -5,6 +5,7 @@ import boto3
 import pytest
 import requests
 
+from chalicelib import wiring
 from chalicelib.models import AmoActivityLog, AmoContact, AmoTask, Lead, Notification
 from chalicelib.services import leads, notifications, pipelines, webhooks
 from tests import fixtures, webhook_bodies as wb
@@ -23,7 +24,7 @@ def fake(amo, monkeypatch):
     monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", MAIN)
     store_tokens()
     amo.get(f"{HOST}/api/v4/leads/pipelines", json=fixtures.pipelines_body(), headers=HAL)
-    pipelines.sync_pipelines()
+    pipelines.sync_pipelines(wiring.amo())
     pipelines.update_stage_mapping(INITIAL, "NEW")
     pipelines.update_stage_mapping(NEGOTIATION, "IN_PROGRESS")
     amo.post(MAIN, json={"ok": True})
@@ -41,7 +42,7 @@ def main_backend_calls(amo):
 def seed_lead(fake, lead_id=17657, status_id=INITIAL, updated_at=1700000000):
     fake.contacts[1] = contact(1)
     fake.leads = [lead(lead_id, status_id=status_id, contact_ids=(1,), updated_at=updated_at)]
-    leads.fetch_and_upsert(lead_id)
+    leads.fetch_and_upsert(wiring.amo(), lead_id)
 
 
 def test_a_form_encoded_delivery_is_accepted_not_415(client, fake):
@@ -283,7 +284,7 @@ def test_main_backend_down_then_up_delivers_every_notification_once(client, fake
     fake.contacts[1] = contact(1)
     fake.leads = [lead(i, status_id=INITIAL, contact_ids=(1,)) for i in (1, 2, 3)]
     for i in (1, 2, 3):
-        leads.fetch_and_upsert(i)
+        leads.fetch_and_upsert(wiring.amo(), i)
     for i in (1, 2, 3):
         deliver(client, wb.lead_status(i, NEGOTIATION, SALES, 1700000500, INITIAL))
     assert {n.state for n in Notification.scan()} == {"pending"}
@@ -359,13 +360,13 @@ def test_register_is_idempotent(fake, amo):
         {"id": 839656, "destination": destination, "created_at": 1575539157, "updated_at": 1575539157,
          "account_id": fixtures.ACCOUNT_ID, "created_by": 8375357, "sort": 10, "disabled": False,
          "settings": webhooks.SUBSCRIBED_EVENTS}]}})
-    assert webhooks.register(destination)["message"] == "webhook already registered"
+    assert webhooks.register(wiring.amo(), destination)["message"] == "webhook already registered"
     assert not [c for c in amo.calls if c.request.method == "POST"]
 
 
 def test_unregister_deletes_by_destination(fake, amo):
     amo.delete(f"{HOST}/api/v4/webhooks", status=204)
-    assert webhooks.unregister("https://api.example.com/hook")["message"] == "webhook unregistered"
+    assert webhooks.unregister(wiring.amo(), "https://api.example.com/hook")["message"] == "webhook unregistered"
     assert json.loads(amo.calls[-1].request.body) == {"destination": "https://api.example.com/hook"}
 
 
@@ -382,8 +383,8 @@ def test_hand_set_tokens_learn_their_account_so_webhooks_are_accepted(client, am
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
     client.http.post(f"{P}/set-tokens", headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
                      body=json.dumps({"access_token": "a", "refresh_token": "r"}))
-    from chalicelib.services import tokens
-    assert tokens.load_token().account_id == fixtures.ACCOUNT_ID
+    from chalicelib.services import token_store
+    assert token_store.load_token().account_id == fixtures.ACCOUNT_ID
     assert deliver(client, wb.lead_note(1)).json_body["processed"] == 1
 
 

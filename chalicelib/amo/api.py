@@ -1,0 +1,40 @@
+"""amoCRM's API v4 for one account, one attribute per resource.
+
+Services receive an `AmoApi` from the edge and speak in resources and Python values
+(`amo.leads.get(17657)`, `amo.contacts.by_ids(ids)`), never in URLs or HAL envelopes.
+"""
+from __future__ import annotations
+
+from chalicelib.amo.account import Account
+from chalicelib.amo.client import AmoClient, TokenSource
+from chalicelib.amo.contacts import Contacts
+from chalicelib.amo.leads import Leads
+from chalicelib.amo.notes import LeadNotes
+from chalicelib.amo.oauth import OAuth, StaticToken
+from chalicelib.amo.pipelines import Pipelines
+from chalicelib.amo.tasks import Tasks
+from chalicelib.amo.users import Roles, Users
+from chalicelib.amo.webhooks import Webhooks
+
+
+class AmoApi:
+    def __init__(self, client: AmoClient, oauth: OAuth):
+        self.client = client
+        self.oauth = oauth
+        self.account = Account(client)
+        self.leads = Leads(client)
+        self.lead_notes = LeadNotes(client)
+        self.contacts = Contacts(client)
+        self.tasks = Tasks(client)
+        self.pipelines = Pipelines(client)
+        self.users = Users(client)
+        self.roles = Roles(client)
+        self.webhooks = Webhooks(client)
+
+    def authorized_by(self, tokens: TokenSource) -> "AmoApi":
+        """The same account, session and limiter, with another token source."""
+        return AmoApi(self.client.using(tokens), self.oauth)
+
+    def with_access_token(self, access_token: str) -> "AmoApi":
+        """Calls made with one known access token (e.g. to identify the account of a fresh code)."""
+        return self.authorized_by(StaticToken(access_token))

@@ -1,0 +1,90 @@
+"""amoCRM leads (reference §5): `/api/v4/leads`, always listed with their contacts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.amo.entities import MalformedEntity, created_id, optional_int, require_int
+from chalicelib.amo.errors import AmoError
+from chalicelib.amo.resource import ListResource
+
+WON_STATUS_ID, LOST_STATUS_ID = 142, 143
+WRITABLE_FIELDS = ("name", "price", "status_id", "pipeline_id", "responsible_user_id", "custom_fields_values",
+                   "_embedded", "loss_reason_id")
+
+
+@dataclass(frozen=True)
+class LeadInfo:
+    id: int
+    name: str
+    price: int | None
+    responsible_user_id: int | None
+    pipeline_id: int
+    status_id: int
+    main_contact_id: int | None
+    custom_fields: list | None
+    updated_at: int
+    account_id: int | None
+    is_deleted: bool
+
+
+def main_contact_id(raw: dict) -> int | None:
+    """The lead's main contact (`is_main`), else its first contact (SPEC §2)."""
+    contacts = [c for c in ((raw.get("_embedded") or {}).get("contacts") or [])
+                if isinstance(c, dict) and isinstance(c.get("id"), int) and not isinstance(c.get("id"), bool)]
+    main = next((c for c in contacts if c.get("is_main")), contacts[0] if contacts else None)
+    return main["id"] if main else None
+
+
+def read_lead(raw: Any) -> LeadInfo:
+    lead_id = require_int(raw, "id", "lead")
+    price = raw.get("price")
+    if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float))):
+        raise MalformedEntity(f"lead {lead_id} has a non-numeric price")
+    fields = raw.get("custom_fields_values")
+    return LeadInfo(id=lead_id, name=str(raw.get("name") or ""),
+                    price=int(price) if price is not None else None,
+                    responsible_user_id=optional_int(raw, "responsible_user_id"),
+                    pipeline_id=require_int(raw, "pipeline_id", f"lead {lead_id}"),
+                    status_id=require_int(raw, "status_id", f"lead {lead_id}"),
+                    main_contact_id=main_contact_id(raw),
+                    custom_fields=fields if isinstance(fields, list) else None,
+                    updated_at=require_int(raw, "updated_at", f"lead {lead_id}"),
+                    account_id=optional_int(raw, "account_id"), is_deleted=bool(raw.get("is_deleted")))
+
+
+def writable(lead_data: dict) -> dict:
+    """The part of a lead object amoCRM accepts on create and update."""
+    return {k: v for k, v in lead_data.items() if k in WRITABLE_FIELDS}
+
+
+class Leads(ListResource):
+    path = "/api/v4/leads"
+    key = "leads"
+    list_params = {"with": "contacts", "order[id]": "asc"}
+    one_params = {"with": "contacts"}
+
+    def create(self, lead: dict, tags: tuple[str, ...] = ()) -> int:
+        """POST one lead (a one-element array, as amoCRM takes), with tags by name; its new id."""
+        body = {**writable(lead), "request_id": "0"}
+        if tags:
+            body["_embedded"] = {**(body.get("_embedded") or {}), "tags": [{"name": t} for t in tags]}
+        return _new_id(created_id(self.client.post(self.path, [body]), "leads"))
+
+    def create_with_contact(self, lead: dict, contact: dict) -> int:
+        """The lead and its contact in one call (`/leads/complex`, which answers a plain array)."""
+        body = {**writable(lead), "request_id": "0"}
+        body["_embedded"] = {**(body.get("_embedded") or {}), "contacts": [contact]}
+        created = self.client.post(f"{self.path}/complex", [body])
+        first = created[0] if isinstance(created, list) and created and isinstance(created[0], dict) else {}
+        return _new_id(optional_int(first, "id"))
+
+    def update(self, lead_id: int, lead: dict) -> None:
+        """PATCH one lead with a single object (an unknown id answers 404)."""
+        self.client.patch(f"{self.path}/{int(lead_id)}", writable(lead))
+
+
+def _new_id(value: int | None) -> int:
+    if value is None:
+        raise AmoError("amoCRM did not return the new lead's id")
+    return value

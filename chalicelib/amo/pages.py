@@ -1,0 +1,151 @@
+"""HAL list pages, and fetching them with several requests in flight, in page order.
+
+amoCRM lists are HAL pages: `_embedded.<key>` holds the items, `_links.next` says whether
+another page follows, and a page past the end is a 204 with no body (reference §3.3).
+
+One page of 250 leads can take longer than amoCRM's 1/7 s request slot, so fetching one page
+at a time cannot reach the rate limit. Pages are addressable by number, so `PageFetcher`
+keeps a window of page requests in flight and hands pages to the caller in order.
+
+The fetcher is a bounded producer/consumer around one condition variable:
+- workers take the next page number while fewer than `window` requests run, fewer than
+  `window + BUFFERED_PAGES` pages are unconsumed, the end has not been seen and the caller
+  has not asked to stop; a worker that finishes a page takes the next number at once, so the
+  caller's own work on a page never leaves the connection idle;
+- the window adapts to the observed wire latency: wide enough to keep the limiter busy, no
+  wider, because requests past the last page are wasted (amoCRM answers them 204);
+- the caller receives pages strictly in order and stops at the first empty page or the
+  first page without a next link.
+Memory is bounded by the window plus a small buffer.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+MAX_WINDOW = 6
+BUFFERED_PAGES = 2  # fetched pages waiting for the caller, on top of the requests in flight
+
+
+@dataclass
+class Page:
+    number: int
+    items: list[dict]
+    has_next: bool
+
+
+def embedded(body: Any, key: str) -> list[dict]:
+    """The `_embedded[key]` items of a HAL body (an empty list for 204 or an odd body)."""
+    if not isinstance(body, dict):
+        return []
+    items = (body.get("_embedded") or {}).get(key) if isinstance(body.get("_embedded"), dict) else None
+    return items if isinstance(items, list) else []
+
+
+def next_href(body: Any) -> str | None:
+    """`_links.next.href` of a HAL body, if any."""
+    links = body.get("_links") if isinstance(body, dict) else None
+    nxt = links.get("next") if isinstance(links, dict) else None
+    href = nxt.get("href") if isinstance(nxt, dict) else None
+    return href if isinstance(href, str) and href else None
+
+
+class PageFetcher:
+    """Pages `first_page`, `first_page + 1`, … (up to `last_page`) of one list, in order.
+
+    `fetch(number)` requests one page; `latency()` reports the last request's wire time and
+    `interval()` the limiter's spacing between request starts (both size the window).
+    """
+
+    def __init__(self, fetch: Callable[[int], Page], *, first_page: int = 1, last_page: int | None = None,
+                 max_window: int = MAX_WINDOW, latency: Callable[[], float] = lambda: 0.0,
+                 interval: float = 0.15):
+        self._fetch_page = fetch
+        self._latency_of_last = latency
+        self._interval = interval or 0.15
+        self.next_to_yield = first_page
+        self.last_page = last_page
+        self.max_window = max_window
+        self.exhausted = False  # True once the last page has been handed out
+        self._cond = threading.Condition()
+        self._results: dict[int, Page | BaseException] = {}
+        self._next_to_request = first_page
+        self._running = 0
+        self._latency = 0.0
+        self._end_seen = False
+        self._closed = False
+        self._should_stop: Callable[[], bool] = lambda: False
+
+    # -- rules ----------------------------------------------------------------------------------
+
+    def window(self) -> int:
+        """Requests in flight: enough to cover one page's latency with send slots, at least one."""
+        return max(1, min(self.max_window, math.ceil(self._latency / self._interval)))
+
+    def _may_start_another(self) -> bool:
+        """Called under the lock: may a worker request the next page number now?"""
+        return (not self._closed and not self._end_seen and self._running < self.window()
+                and len(self._results) + self._running < self.window() + BUFFERED_PAGES
+                and (self.last_page is None or self._next_to_request <= self.last_page)
+                and not self._should_stop())
+
+    # -- workers --------------------------------------------------------------------------------
+
+    def _start_workers(self) -> None:
+        """Called under the lock: one worker per request the rules allow now."""
+        while self._may_start_another():
+            number = self._next_to_request
+            self._next_to_request += 1
+            self._running += 1
+            threading.Thread(target=self._work, args=(number,), name=f"amo-page-{number}", daemon=True).start()
+
+    def _work(self, number: int) -> None:
+        try:
+            result: Page | BaseException = self._fetch_page(number)
+        except BaseException as error:  # handed to the caller, who re-raises it in order
+            result = error
+        latency = self._latency_of_last()
+        with self._cond:
+            self._running -= 1
+            self._latency = latency if not self._latency else 0.7 * self._latency + 0.3 * latency
+            if isinstance(result, Page) and (not result.items or not result.has_next):
+                self._end_seen = True
+            if not self._closed:
+                self._results[number] = result
+                self._start_workers()
+            self._cond.notify_all()
+
+    # -- the caller -----------------------------------------------------------------------------
+
+    def pages(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Page]:
+        """Yield pages in order until the last one (or `should_stop()` before a page is started)."""
+        self._should_stop = should_stop
+        try:
+            with self._cond:
+                self._start_workers()
+            while True:
+                with self._cond:
+                    while self.next_to_yield not in self._results:
+                        if self._running == 0 and not self._may_start_another():
+                            # stopped before requesting it (or past `last_page`)
+                            self.exhausted = self.last_page is not None and self.next_to_yield > self.last_page
+                            return
+                        self._start_workers()
+                        if self.next_to_yield not in self._results:
+                            self._cond.wait(0.5)
+                    result = self._results.pop(self.next_to_yield)
+                    self._start_workers()
+                if isinstance(result, BaseException):
+                    raise result
+                self.next_to_yield += 1
+                if result.items:
+                    yield result
+                if not result.items or not result.has_next:
+                    self.exhausted = True
+                    return
+        finally:
+            with self._cond:
+                self._closed = True
+                self._results.clear()

@@ -1,0 +1,175 @@
+"""Connecting amoCRM: OAuth state, the callback, the API-key exchange, hand-set tokens, status.
+
+Every check of a callback happens before anything is written, so a rejected or failed
+callback never replaces tokens that already work.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib import settings
+from chalicelib.amo.api import AmoApi
+from chalicelib.amo.errors import AmoError, AmoTokenRevoked
+from chalicelib.amo.oauth import TokenPair
+from chalicelib.locking import is_conflict
+from chalicelib.models import AmoToken, OAuthState
+from chalicelib.services import token_store
+from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotConnected, ReauthorizationRequired
+
+log = logging.getLogger(__name__)
+
+STATE_TTL_SECONDS = 1800
+_AMO_HOST = re.compile(r"^([a-z0-9-]+)\.(amocrm\.ru|amocrm\.com|kommo\.com)$")
+
+
+# -- state --------------------------------------------------------------------------------------
+
+def issue_state(state: str | None = None, purpose: str = "authorize") -> str:
+    """Record a state value as issued by us (single use, expires after 30 minutes)."""
+    state = state or secrets.token_urlsafe(24)
+    record = OAuthState(state=state, purpose=purpose)
+    record.expires_at = datetime.fromtimestamp(time.time() + STATE_TTL_SECONDS, timezone.utc)
+    record.touch()
+    record.save()
+    return state
+
+
+def consume_state(state: str) -> None:
+    try:
+        record = OAuthState.get(state, consistent_read=True)
+    except OAuthState.DoesNotExist:
+        raise Forbidden("unknown or already used state") from None
+    expires_at = record.expires_at.timestamp() if record.expires_at else 0
+    try:
+        record.delete(condition=OAuthState.state.exists())
+    except PynamoDBException as error:
+        if is_conflict(error):
+            raise Forbidden("unknown or already used state") from None
+        raise
+    if expires_at < time.time():
+        raise Forbidden("state has expired; start the authorization again")
+
+
+# -- the account ----------------------------------------------------------------------------------
+
+def expected_subdomain() -> str | None:
+    """`<sub>` when AMO_BASE_URL's host is `<sub>.amocrm.ru|amocrm.com|kommo.com`, else None."""
+    match = _AMO_HOST.match((urlsplit(settings.amo_base_url()).hostname or "").lower())
+    return match.group(1) if match else None
+
+
+def _check_referer(referer: str | None) -> None:
+    if not referer:
+        return
+    host = (urlsplit(referer if "//" in referer else "//" + referer).hostname or "").lower()
+    match = _AMO_HOST.match(host)
+    wanted = expected_subdomain()
+    if match and wanted and match.group(1) != wanted:
+        raise Forbidden(f"callback comes from account '{match.group(1)}', not the configured '{wanted}'")
+
+
+def _account_domain(referer: str | None, subdomain: str | None) -> str:
+    if referer:
+        host = urlsplit(referer if "//" in referer else "//" + referer).hostname
+        if host:
+            return host.lower()
+    return urlsplit(settings.amo_base_url()).netloc or (subdomain or "")
+
+
+# -- the service methods of SPEC §4 ------------------------------------------------------------------
+
+def exchange_api_key_for_code(amo: AmoApi, login: str, api_key: str, state: str | None = None) -> dict:
+    """Ask amoCRM to send an authorization code to our callback (with a state we issued)."""
+    state = issue_state(state, purpose="exchange_api_key")
+    amo.oauth.exchange_api_key(login, api_key, state)
+    return {"message": "amoCRM will deliver an authorization code to the callback", "state": state}
+
+
+def exchange_code(amo: AmoApi, code: str, state: str | None = None, referer: str | None = None) -> dict:
+    """Handle the OAuth redirect: exchange the code, identify the account, store the tokens."""
+    if state:
+        consume_state(state)
+    _check_referer(referer)
+    try:
+        pair = amo.oauth.exchange_code(code)
+    except AmoTokenRevoked:
+        raise InvalidInput("amoCRM rejected the authorization code (expired, used or not issued "
+                           "for this integration)") from None
+    account = amo.with_access_token(pair.access_token).account.get()
+    wanted = expected_subdomain()
+    if wanted and account.subdomain != wanted:
+        raise Forbidden(f"the authorized account '{account.subdomain}' is not the configured account '{wanted}'")
+    domain = _account_domain(referer, account.subdomain)
+    _save_connection(pair, account.id, account.subdomain, domain)
+    log.info("amoCRM connected: account %s (%s)", account.id, domain)
+    return {"message": "amoCRM connected", "accountId": account.id, "domain": domain}
+
+
+def _save_connection(pair: TokenPair, account_id: int, subdomain: str | None, domain: str) -> None:
+    def change(token: AmoToken | None) -> AmoToken:
+        if token is not None and token.account_id and token.account_id != account_id:
+            raise Conflict(f"already connected to amoCRM account {token.account_id}; disconnect it before "
+                           f"connecting account {account_id}")
+        token = token or AmoToken()
+        token_store.apply_pair(token, pair, time.time())
+        token.account_id, token.subdomain, token.domain = account_id, subdomain, domain
+        return token
+
+    token_store.save(change)
+
+
+def set_tokens(amo: AmoApi, access_token: str, refresh_token_value: str, expires_in: int = 86400) -> dict:
+    """Development only: store a token pair by hand (keeps the known account, if any)."""
+    pair = TokenPair(access_token, refresh_token_value, int(time.time()) + expires_in)
+
+    def change(token: AmoToken | None) -> AmoToken:
+        token = token or AmoToken()
+        token_store.apply_pair(token, pair, time.time())
+        return token
+
+    token_store.save(change)
+    _learn_account(amo)
+    return {"message": "tokens stored"}
+
+
+def _learn_account(amo: AmoApi) -> None:
+    """Best effort after hand-stored tokens: record which account they belong to, so webhooks
+    can be checked against it. A failure here leaves the account unknown, nothing else."""
+    try:
+        account = amo.account.get()
+    except Exception as error:  # the tokens are stored either way; `test` will show the problem
+        log.warning("could not read the account for the stored tokens: %s", type(error).__name__)
+        return
+    token_store.record_account(account.id, account.subdomain)
+
+
+def disconnect() -> dict:
+    """Forget the stored tokens so another account can be connected."""
+    token_store.disconnect()
+    return {"message": "amoCRM disconnected"}
+
+
+def get_connection_status(amo: AmoApi) -> dict:
+    """`connected` is true only when a live amoCRM call with the stored token succeeded."""
+    token = token_store.load_token()
+    status: dict[str, Any] = {"connected": False, **token_store.describe(token)}
+    if not status["hasTokens"]:
+        status["error"] = "not connected: install the integration in amoCRM"
+        return status
+    try:
+        account = amo.account.get()
+    except (AmoError, NotConnected, ReauthorizationRequired) as error:
+        status["error"] = str(error)
+        status["needsReauthorization"] = isinstance(error, ReauthorizationRequired)
+        return status
+    status["connected"] = True
+    status["accountId"] = account.id
+    return status

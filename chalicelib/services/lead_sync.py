@@ -1,0 +1,109 @@
+"""Pages of amoCRM leads turned into Lead records, with as few amoCRM requests as possible.
+
+A sync of L leads with C contacts not yet mirrored costs about ceil(L/250) + ceil(C/250)
+requests: contacts come from `GuestDirectory` (cache, DynamoDB, amoCRM in batches of 250).
+Reading the next page, fetching contacts and writing leads overlap on a small thread pool.
+
+The rules, each applied in one place below:
+1. A lead waits while its main contact is pending in the directory; a lead without a
+   contact, or whose contact is known, is ready (`_take_ready`).
+2. Contacts are requested as soon as 250 are missing; when FLUSH_AT_BUFFERED_LEADS leads
+   wait, every missing contact is requested and the sync waits for them (`add_page`). So
+   the number of waiting leads, and memory, stays bounded however large the account.
+3. Ready leads are written as one job on the pool; at most MAX_OUTSTANDING_JOBS jobs are
+   outstanding, the oldest is awaited first (`_submit_write`).
+4. A write stores only what changed and records a notification for every status change
+   (`_write`, through leads.write_batch).
+5. A lead in a stage amoCRM's pipelines do not list triggers one pipeline re-sync per run;
+   if the stage is still unknown the lead is skipped with an error (`_stage_known`).
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from chalicelib.amo.api import AmoApi
+from chalicelib.amo.leads import LOST_STATUS_ID, WON_STATUS_ID, LeadInfo, read_lead
+from chalicelib.services import contacts, leads, mirror, pipelines
+from chalicelib.services.guests import Guest, GuestDirectory
+
+FLUSH_AT_BUFFERED_LEADS = 2000
+MAX_OUTSTANDING_JOBS = 6
+WORKERS = 4
+
+
+class LeadPageWriter:
+    def __init__(self, amo: AmoApi) -> None:
+        self.amo = amo
+        self.stage_map = pipelines.status_map()
+        self.pipelines_refreshed = False
+        self.waiting: list[LeadInfo] = []
+        self.synced = 0
+        self.errors: list[dict] = []
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="lead-sync")
+        self.guests = GuestDirectory(amo, self._pool, contacts.save_new)
+        self._writes: list[Future] = []
+        self._lock = threading.Lock()
+
+    # -- pages ----------------------------------------------------------------------------------
+
+    def add_page(self, raw_leads: list[Any]) -> None:
+        read, errors = mirror.read_all(raw_leads, read_lead)
+        self.errors.extend(errors)
+        infos = [info for info in read if self._stage_known(info)]
+        self.guests.learn(i.main_contact_id for i in infos if i.main_contact_id)
+        self.waiting.extend(infos)
+        self.guests.request_full_batches()
+        too_many_waiting = len(self.waiting) >= FLUSH_AT_BUFFERED_LEADS
+        if too_many_waiting:
+            self.guests.request_all()
+        self.guests.collect(wait=too_many_waiting)
+        self._submit_write(self._take_ready())
+
+    def flush(self) -> None:
+        """Fetch every still-missing contact, write every waiting lead, wait for all of it."""
+        self.guests.request_all()
+        self.guests.collect(wait=True)
+        self._submit_write(self._take_ready())
+        for job in self._writes:
+            job.result()
+        self._writes = []
+        self.guests.finish_saves()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # -- rules ----------------------------------------------------------------------------------
+
+    def _stage_known(self, info: LeadInfo) -> bool:
+        if info.status_id in (WON_STATUS_ID, LOST_STATUS_ID) or (info.pipeline_id, info.status_id) in self.stage_map:
+            return True
+        if not self.pipelines_refreshed:  # a stage added since the last pipeline sync
+            self.pipelines_refreshed = True
+            pipelines.sync_pipelines(self.amo)
+            self.stage_map = pipelines.status_map()
+        if (info.pipeline_id, info.status_id) in self.stage_map:
+            return True
+        self.errors.append({"id": info.id, "message": f"stage {info.status_id} of pipeline {info.pipeline_id} "
+                            "is not known in amoCRM's pipelines; lead skipped"})
+        return False
+
+    def _take_ready(self) -> list[LeadInfo]:
+        ready = [i for i in self.waiting if not self.guests.is_pending(i.main_contact_id)]
+        self.waiting = [i for i in self.waiting if self.guests.is_pending(i.main_contact_id)]
+        return ready
+
+    def _submit_write(self, ready: list[LeadInfo]) -> None:
+        if not ready:
+            return
+        guests = {i.main_contact_id: self.guests.guest(i.main_contact_id) for i in ready if i.main_contact_id}
+        while len(self._writes) >= MAX_OUTSTANDING_JOBS:
+            self._writes.pop(0).result()
+        self._writes.append(self._pool.submit(self._write, ready, guests, dict(self.stage_map)))
+
+    def _write(self, ready: list[LeadInfo], guests: dict[int, Guest | None],
+               stage_map: dict[tuple[int, int], str | None]) -> None:
+        leads.write_batch(ready, guests, stage_map)
+        with self._lock:
+            self.synced += len(ready)

@@ -1,0 +1,259 @@
+"""The stored OAuth tokens and their refresh: the `TokenSource` every amoCRM call uses.
+
+amoCRM refresh tokens are single-use: refreshing returns a new pair and revokes the old
+refresh token. Two invocations that both refresh with the same token leave one of them
+holding a revoked token, and the integration is dead until a person re-authorizes. So:
+- a refresh happens only under a lease on the token item (a conditional write): exactly one
+  invocation calls amoCRM, the others poll the item until the new pair appears;
+- the new pair is written before it is handed to anyone; if DynamoDB refuses that write even
+  after retries, this process keeps the pair, uses it, and writes it again on every later
+  call until the write succeeds (the only copy of a valid refresh token must not be dropped);
+- a refusal by amoCRM marks the connection for re-authorization only if this invocation
+  still owns the lease and the stored refresh token is still the one it sent: otherwise
+  someone else refreshed meanwhile, and their pair is used;
+- the token request's own retries fit inside the lease (see TOKEN_RETRY).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from typing import Any, Callable
+
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib.amo.errors import AmoError, AmoTokenRevoked
+from chalicelib.amo.oauth import OAuth, TokenPair
+from chalicelib.amo.retry import RetryPolicy
+from chalicelib.locking import is_conflict, retry_on_conflict
+from chalicelib.models import AmoToken
+from chalicelib.services.errors import NotConnected, ReauthorizationRequired
+
+log = logging.getLogger(__name__)
+
+REFRESH_BEFORE_EXPIRY_SECONDS = 300
+LEASE_SECONDS = 60
+# 3 attempts, at most 5 s apart, each at most 5 s to connect (a token POST that may have been
+# sent is never re-sent): well inside the lease, so nobody else takes it while we still try.
+TOKEN_RETRY = RetryPolicy(max_attempts=3, max_retry_after=5.0)
+SAVE_ATTEMPTS = 6
+
+
+def load_token() -> AmoToken | None:
+    try:
+        return AmoToken.get(AmoToken.SINGLETON_KEY, consistent_read=True)
+    except AmoToken.DoesNotExist:
+        return None
+
+
+def usable(token: AmoToken | None) -> AmoToken:
+    if token is None or not token.access_token:
+        raise NotConnected("amoCRM is not connected: install the integration so amoCRM calls the callback")
+    if token.needs_reauth:
+        raise ReauthorizationRequired("amoCRM needs re-authorization: "
+                                      + (token.last_error or "the refresh token is no longer valid"))
+    return token
+
+
+def apply_pair(token: AmoToken, pair: TokenPair, now: float) -> None:
+    token.access_token = pair.access_token
+    token.refresh_token = pair.refresh_token
+    token.expires_at = pair.expires_at
+    token.last_refreshed_at = now
+    token.needs_reauth = False
+    token.last_error = None
+    token.refresh_lease_owner = None
+    token.refresh_lease_until = None
+    token.touch()
+
+
+def save(change: Callable[[AmoToken | None], AmoToken]) -> None:
+    """Read, change and write the token item under its version (retried when someone else won)."""
+    def attempt() -> None:
+        current = load_token()
+        token = change(current)
+        token.save(condition=AmoToken.pk.does_not_exist() if current is None else None)
+
+    retry_on_conflict(attempt)
+
+
+def record_account(account_id: int, subdomain: str | None) -> None:
+    """Remember which account hand-stored tokens belong to (only if none is known yet)."""
+    token = load_token()
+    if token is not None and not token.account_id:
+        token.update(actions=[AmoToken.account_id.set(account_id), AmoToken.subdomain.set(subdomain)],
+                     add_version_condition=False)
+
+
+def update_stored(actions: list, condition: Any = None) -> bool:
+    """Apply `actions` to the stored token item (no version check: the condition says what
+    must hold); False when there is no item any more."""
+    token = load_token()
+    if token is None:
+        return False
+    token.update(actions=actions, condition=condition, add_version_condition=False)
+    return True
+
+
+def disconnect() -> None:
+    token = load_token()
+    if token is not None:
+        token.delete(add_version_condition=False)
+
+
+class TokenStore:
+    """TokenSource backed by the token item; refreshes through `oauth` under the lease."""
+
+    def __init__(self, oauth: OAuth, *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.oauth = oauth
+        self._clock = clock
+        self._sleep = sleep
+        self._unsaved: TokenPair | None = None  # a rotated pair DynamoDB has not accepted yet
+
+    # -- TokenSource ----------------------------------------------------------------------------
+
+    def access_token(self) -> str:
+        return self.get_access_token()
+
+    def refresh_after_unauthorized(self, rejected_token: str) -> str:
+        return self._refresh_under_lease(still_needed=lambda t: t.access_token == rejected_token)
+
+    # -- the service methods of SPEC §4 -----------------------------------------------------------
+
+    def get_access_token(self) -> str:
+        """A valid access token, refreshed first when it expires within 5 minutes."""
+        pending = self._unsaved
+        if pending is not None and not self._save_unsaved():
+            return pending.access_token
+        token = usable(load_token())
+        if not self._expiring(token):
+            return token.access_token
+        return self._refresh_under_lease(still_needed=self._expiring)
+
+    def refresh_token(self, force: bool = True) -> dict:
+        """Refresh now (the schedule and the CLI call this so the refresh token never lapses)."""
+        started = self._clock()
+        if force:
+            self._refresh_under_lease(still_needed=lambda t: (t.last_refreshed_at or 0) < started)
+        else:
+            self.get_access_token()
+        token = usable(load_token())
+        return {"refreshed": True, "expiresAt": int(token.expires_at or 0)}
+
+    def keep_alive(self) -> dict:
+        """Scheduled refresh: refresh when connected; when not, say why instead of failing."""
+        try:
+            return self.refresh_token(force=True)
+        except (NotConnected, ReauthorizationRequired) as error:
+            log.warning("scheduled token refresh skipped: %s", error)
+            return {"refreshed": False, "reason": str(error)}
+
+    # -- the lease ------------------------------------------------------------------------------
+
+    def _expiring(self, token: AmoToken) -> bool:
+        return (token.expires_at or 0) - self._clock() <= REFRESH_BEFORE_EXPIRY_SECONDS
+
+    def _refresh_under_lease(self, still_needed: Callable[[AmoToken], bool]) -> str:
+        """Refresh once across all concurrent invocations; everyone gets the resulting token.
+
+        `still_needed(token)` tells, on every re-read, whether the stored token still needs a
+        refresh; when another invocation has refreshed meanwhile it is False and we use its result.
+        """
+        owner = uuid.uuid4().hex
+        deadline = self._clock() + LEASE_SECONDS + 5
+        while True:
+            token = usable(load_token())
+            if not still_needed(token):
+                return token.access_token
+            if (token.refresh_lease_until or 0) < self._clock() and self._take_lease(token, owner):
+                return self._refresh_holding_lease(token, owner)
+            if self._clock() > deadline:
+                raise AmoError("timed out waiting for another invocation to refresh the amoCRM token")
+            self._sleep(0.05 + random.random() * 0.1)
+
+    def _take_lease(self, token: AmoToken, owner: str) -> bool:
+        now = self._clock()
+        try:
+            token.update(actions=[AmoToken.refresh_lease_owner.set(owner),
+                                  AmoToken.refresh_lease_until.set(now + LEASE_SECONDS)],
+                         condition=(AmoToken.refresh_lease_until.does_not_exist()
+                                    | (AmoToken.refresh_lease_until < now)))
+            return True
+        except PynamoDBException as error:
+            if is_conflict(error):
+                return False
+            raise
+
+    def _refresh_holding_lease(self, token: AmoToken, owner: str) -> str:
+        sent = token.refresh_token
+        try:
+            pair = self.oauth.refresh(sent)
+        except AmoTokenRevoked as error:
+            return self._refused(sent, owner, error)
+        except Exception:
+            self._release_lease(owner)
+            raise
+        self._store_rotated(pair)
+        log.info("amoCRM access token refreshed; expires at %d", pair.expires_at)
+        return pair.access_token
+
+    def _refused(self, sent: str, owner: str, error: AmoTokenRevoked) -> str:
+        """amoCRM refused the refresh token we sent. Only if it is still the stored one, and the
+        lease still ours, is the connection really dead; otherwise use the pair stored meanwhile."""
+        try:
+            update_stored([AmoToken.needs_reauth.set(True),
+                           AmoToken.last_error.set("amoCRM refused the refresh token (revoked or already used); "
+                                                   "re-authorize the integration"),
+                           AmoToken.refresh_lease_owner.remove(), AmoToken.refresh_lease_until.remove()],
+                          condition=(AmoToken.refresh_lease_owner == owner) & (AmoToken.refresh_token == sent))
+        except PynamoDBException as conflict:
+            if not is_conflict(conflict):
+                raise
+            log.warning("amoCRM refused a refresh token that another invocation had already replaced")
+            return usable(load_token()).access_token
+        log.error("amoCRM refused the refresh token; re-authorization required (%s)", error.status)
+        raise ReauthorizationRequired("amoCRM refused the refresh token; re-authorize the integration") from None
+
+    def _store_rotated(self, pair: TokenPair) -> None:
+        """Persist the freshly rotated pair. No version condition: this pair is now the only valid
+        one, so it must win even if the lease expired meanwhile."""
+        self._unsaved = pair
+        for attempt in range(SAVE_ATTEMPTS):
+            if self._save_unsaved():
+                return
+            self._sleep(min(2.0, 0.2 * 2 ** attempt))
+        log.error("saving the rotated amoCRM token pair failed %d times; this process keeps it and retries "
+                  "on its next amoCRM call", SAVE_ATTEMPTS)
+
+    def _save_unsaved(self) -> bool:
+        pair = self._unsaved
+        if pair is None:
+            return True
+        try:
+            update_stored([AmoToken.access_token.set(pair.access_token),
+                           AmoToken.refresh_token.set(pair.refresh_token), AmoToken.expires_at.set(pair.expires_at),
+                           AmoToken.last_refreshed_at.set(self._clock()), AmoToken.needs_reauth.set(False),
+                           AmoToken.last_error.remove(), AmoToken.refresh_lease_owner.remove(),
+                           AmoToken.refresh_lease_until.remove()])
+        except PynamoDBException:
+            log.warning("saving the rotated amoCRM token pair failed; will retry")
+            return False
+        self._unsaved = None
+        return True
+
+    def _release_lease(self, owner: str) -> None:
+        try:
+            update_stored([AmoToken.refresh_lease_owner.remove(), AmoToken.refresh_lease_until.remove()],
+                          condition=AmoToken.refresh_lease_owner == owner)
+        except PynamoDBException:
+            log.warning("could not release the token refresh lease; it expires by itself")
+
+
+def describe(token: AmoToken | None) -> dict[str, Any]:
+    """What `status` shows about the stored tokens (never the tokens themselves)."""
+    return {"hasTokens": bool(token and token.access_token), "domain": token.domain if token else None,
+            "accountId": token.account_id if token else None,
+            "needsReauthorization": bool(token and token.needs_reauth),
+            **({"expiresAt": int(token.expires_at)} if token is not None and token.expires_at else {})}
