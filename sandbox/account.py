@@ -1,0 +1,70 @@
+"""The account every resource shares: its data tables, the lock, new ids, links, and
+`GET /api/v4/account`.
+
+Each resource module (leads.py, contacts.py, …) is a mixin over this class; `state.Sandbox`
+puts them together and owns the data.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from sandbox import query, seed
+from sandbox.config import Config
+
+if TYPE_CHECKING:
+    from sandbox.traffic import Stats
+
+
+def now() -> int:
+    return int(time.time())
+
+
+class Account:
+    config: Config
+    lock: threading.RLock
+    pipelines: dict[int, dict]
+    roles: dict[int, dict]
+    users: dict[int, dict]
+    contacts: dict[int, dict]
+    leads: dict[int, dict]
+    tasks: dict[int, dict]
+    notes: dict[int, dict]
+    next_id: int
+    stats: Stats
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def base_url(self) -> str:
+        return self.config.public_url.rstrip("/")
+
+    def link(self, path: str) -> dict:
+        return {"self": {"href": f"{self.base_url()}{path}"}}
+
+    def page(self, items: list, key: str, path: str, params: dict,
+             render: Callable[[Any], dict]) -> tuple[int, Any]:
+        return query.page(items, key, self.base_url() + path, params, render)
+
+    def first_user_id(self) -> int:
+        return next(iter(self.users))
+
+    def emit(self, events: list[tuple[str, str, dict]]) -> None:
+        """Send (entity, action, legacy item) webhook events; subscriptions.py implements it."""
+        raise NotImplementedError
+
+    def account(self) -> dict:
+        return {"id": self.config.account_id, "name": "Sandbox Realty", "subdomain": self.config.subdomain,
+                "created_at": seed.BASE_TIME, "created_by": 0, "updated_at": seed.BASE_TIME, "updated_by": 0,
+                "current_user_id": self.first_user_id(), "country": "RU", "currency": "RUB",
+                "currency_symbol": "₽", "customers_mode": "disabled", "is_unsorted_on": True,
+                "mobile_feature_version": 0, "is_loss_reason_enabled": True, "is_helpbot_enabled": False,
+                "is_technical_account": True, "contact_name_display_order": 1,
+                "_links": self.link("/api/v4/account")}
+
+    def account_block(self) -> dict:
+        """The `account[...]` part of every webhook body."""
+        return {"subdomain": self.config.subdomain, "id": self.config.account_id,
+                "_links": {"self": f"https://{self.config.subdomain}.amocrm.ru"}}
