@@ -6,6 +6,7 @@ import signal
 import sys
 
 from sandbox import seed
+from sandbox.config import CHOICES
 from sandbox.server import serve
 from sandbox.state import Config, Sandbox
 
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-lifetime", type=int, default=86400, help="access token lifetime, seconds")
     parser.add_argument("--rate-limit", type=float, default=7.0, help="requests per rolling second before 429")
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--filters", choices=CHOICES["filters"], default=Config.filters,
+                        help="list filters: on, ignored (account not enrolled), range-only (one bound → 204)")
     defaults = seed.SeedSize()
     for name in ("pipelines", "users", "contacts", "leads", "tasks", "seed"):
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
@@ -28,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = Config(client_id=args.client_id, client_secret=args.client_secret, redirect_uri=args.redirect_uri,
                     webhook_url=args.webhook_url, token_lifetime=args.token_lifetime,
-                    rate_limit=args.rate_limit, latency_ms=args.latency_ms)
+                    rate_limit=args.rate_limit, latency_ms=args.latency_ms, filters=args.filters)
     size = seed.SeedSize(pipelines=args.pipelines, users=args.users, contacts=args.contacts,
                          leads=args.leads, tasks=args.tasks, seed=args.seed)
     server = serve(args.host, args.port, Sandbox(config, size))

@@ -1,11 +1,16 @@
 """The sandbox's switches: set at start (`python -m sandbox …`, `Config(...)`) or through
-`POST /_sandbox/config`."""
+`POST /_sandbox/config`. Switches that model differences between real amoCRM accounts keep the
+behaviour the sandbox always had as their default."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sandbox.errors import problem
+
+CHOICES: dict[str, tuple] = {
+    "filters": ("on", "ignored", "range-only"),
+}
 
 
 @dataclass
@@ -26,16 +31,37 @@ class Config:
     task_key: str = "task"
     webhook_url: str = ""
     public_url: str = ""
+    # on: every list filter works; ignored: the account is not enrolled in API filtering (filters
+    # are dropped silently); range-only: a range filter with one bound answers 204
+    filters: str = "on"
 
     def update(self, body: Any) -> dict:
         """Apply `POST /_sandbox/config`: every key must exist; values take the key's type."""
         if not isinstance(body, dict):
             raise problem(400, "Bad Request", "config body must be an object")
+        types = {f.name: f.type for f in fields(self)}
+        changes = {}
         for key, value in body.items():
-            if not hasattr(self, key):
+            if key not in types:
                 raise problem(400, "Bad Request", f"unknown config key {key}")
-            current = getattr(self, key)
-            if isinstance(current, bool):
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-            setattr(self, key, type(current)(value))
+            changes[key] = _coerce(key, types[key], value)
+        for key, value in changes.items():
+            setattr(self, key, value)
         return vars(self)
+
+
+def _coerce(key: str, type_: str, value: Any) -> Any:
+    optional = type_.endswith("| None")
+    if optional and value in (None, ""):
+        return None
+    kind = type_.split("|")[0].strip()
+    try:
+        if kind == "bool":
+            coerced = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        else:
+            coerced = {"int": int, "float": float, "str": str}[kind](value)
+    except (TypeError, ValueError):
+        raise problem(400, "Bad Request", f"{key} must be of type {type_}") from None
+    if key in CHOICES and coerced not in CHOICES[key]:
+        raise problem(400, "Bad Request", f"{key} must be one of {', '.join(map(str, CHOICES[key]))}")
+    return coerced

@@ -29,6 +29,9 @@ class Contacts(Account):
 
     def list_contacts(self, query: dict) -> tuple[int, Any]:
         with_ = q.with_(query)
+        query = q.as_filtered_by(query, self.config.filters)
+        if query is None:
+            return 204, None
         ids = set(q.int_list(query, "filter[id]"))
         updated_from, updated_to = q.bounds(query, "filter[updated_at]")
         with self.lock:

@@ -26,6 +26,9 @@ class Leads(Account):
 
     def list_leads(self, query: dict) -> tuple[int, Any]:
         with_ = q.with_(query)
+        query = q.as_filtered_by(query, self.config.filters)
+        if query is None:
+            return 204, None
         ids = set(q.int_list(query, "filter[id]"))
         pipeline_ids = set(q.int_list(query, "filter[pipeline_id]"))
         updated_from, updated_to = q.bounds(query, "filter[updated_at]")

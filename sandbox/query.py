@@ -51,6 +51,20 @@ def bounds(query: dict, name: str) -> tuple[int | None, int | None]:
     return number(first(query, f"{name}[from]")), number(first(query, f"{name}[to]"))
 
 
+def as_filtered_by(query: dict, mode: str) -> dict | None:
+    """The list query as an account in filter `mode` reads it (Config.filters); None means the
+    account answers 204 without looking: a range filter with one bound on a range-only account."""
+    if mode == "ignored":
+        return {key: found for key, found in query.items() if not key.startswith("filter[")}
+    if mode == "range-only":
+        for key in query:
+            if key.startswith("filter[") and key.endswith(("][from]", "][to]")):
+                name = key[:key.rindex("[")]
+                if not (first(query, f"{name}[from]") and first(query, f"{name}[to]")):
+                    return None
+    return query
+
+
 def in_range(value: int, low: int | None, high: int | None) -> bool:
     return (low is None or value >= low) and (high is None or value <= high)
 

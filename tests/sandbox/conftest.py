@@ -43,6 +43,15 @@ def api(sandbox, token):
     return call
 
 
+@pytest.fixture
+def control(sandbox):
+    """The control API over HTTP: `control("/config", {...})` POSTs, `method=` for others."""
+    def call(path, body=None, method="POST"):
+        return requests.request(method, f"{sandbox.base_url()}/_sandbox{path}", json=body)
+
+    return call
+
+
 class Receiver:
     """A tiny HTTP server that records what is POSTed to it (a stand-in webhook endpoint)."""
 
