@@ -1,9 +1,20 @@
-"""OAuth: authorization codes, the token endpoint's grants (single-use refresh tokens), the API-key
-exchange and the Bearer check of every API call."""
+"""OAuth: authorization codes, the token endpoint's grants (single-use refresh tokens), long-lived
+tokens, the API-key exchange and the Bearer check of every API call.
+
+Access tokens are JWTs, as amoCRM's are (reference §1.4): a client may read `exp` and
+`api_domain` from them. The sandbox signs them with HS256 and its own key (amoCRM uses RS256);
+it recognises tokens by lookup, not by signature.
+"""
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import secrets
+import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from sandbox.account import Account, now
 from sandbox.errors import oauth_problem, problem
@@ -13,10 +24,15 @@ BAD_REQUEST = "Некорректный запрос"
 INVALID_PARAMETERS = "В запросе отсутствует ряд параметров или параметры невалидны"
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 class OAuth(Account):
     codes: dict[str, dict]
     access_tokens: dict[str, int]  # token → expiry (unix seconds)
     refresh_tokens: dict[str, bool]  # token → still usable
+    signing_key: bytes
 
     def issue_code(self, redirect_uri: str) -> str:
         with self.lock:
@@ -24,10 +40,25 @@ class OAuth(Account):
             self.codes[code] = {"redirect_uri": redirect_uri, "expires": now() + CODE_LIFETIME}
             return code
 
+    def api_domain(self) -> str:
+        return urlsplit(self.base_url()).netloc or f"{self.config.subdomain}.amocrm.ru"
+
+    def _access_token(self, lifetime: int) -> tuple[str, int]:
+        """A new access token (a JWT shaped like amoCRM's) valid for `lifetime` seconds, and its expiry."""
+        issued = now()
+        claims = {"aud": self.config.client_id, "jti": str(uuid.uuid4()), "iat": issued, "nbf": issued,
+                  "exp": issued + lifetime, "sub": str(self.first_user_id()), "grant_type": "",
+                  "account_id": self.config.account_id, "base_domain": "amocrm.ru", "version": 2,
+                  "scopes": ["crm", "notifications"], "api_domain": self.api_domain()}
+        signed = _b64(json.dumps({"typ": "JWT", "alg": "HS256"}).encode()) + "." + _b64(json.dumps(claims).encode())
+        signature = hmac.new(self.signing_key, signed.encode(), hashlib.sha256).digest()
+        token = f"{signed}.{_b64(signature)}"
+        self.access_tokens[token] = claims["exp"]
+        return token, claims["exp"]
+
     def _issue_pair(self) -> dict:
-        access = "sbx." + secrets.token_urlsafe(32)
+        access, _ = self._access_token(self.config.token_lifetime)
         refresh = "def50200" + secrets.token_hex(32)
-        self.access_tokens[access] = now() + self.config.token_lifetime
         self.refresh_tokens[refresh] = True
         return {"token_type": "Bearer", "expires_in": self.config.token_lifetime, "access_token": access,
                 "refresh_token": refresh, "server_time": now()}
@@ -55,6 +86,17 @@ class OAuth(Account):
                 self.stats.refreshes += 1
                 return self._issue_pair()
         raise oauth_problem(400, BAD_REQUEST, "Unsupported grant_type")
+
+    def long_lived_token(self, body: Any) -> dict:
+        """A private integration's long-lived token (reference §1.5): no refresh token, the API takes
+        it until it expires. Kommo allows 1 day to 5 years; the sandbox takes any positive lifetime."""
+        body = {} if body is None else body
+        lifetime = body.get("lifetime", 86400) if isinstance(body, dict) else None
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1:
+            raise problem(400, "Bad Request", "lifetime must be a positive number of seconds")
+        with self.lock:
+            token, expires_at = self._access_token(lifetime)
+        return {"access_token": token, "expires_at": expires_at}
 
     def check_api_key_exchange(self, body: Any) -> dict:
         if not isinstance(body, dict) or not body.get("login") or not body.get("api_key"):

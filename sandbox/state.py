@@ -15,6 +15,7 @@ Operations raise ApiError with amoCRM's status codes and problem+json bodies; th
 """
 from __future__ import annotations
 
+import secrets
 import threading
 
 from sandbox import seed
@@ -48,6 +49,7 @@ class Sandbox(OAuth, Traffic, Pipelines, Users, Leads, Contacts, Tasks, Notes, S
             self.codes: dict[str, dict] = {}
             self.access_tokens: dict[str, int] = {}
             self.refresh_tokens: dict[str, bool] = {}
+            self.signing_key = secrets.token_bytes(32)
             self.webhooks: dict[str, dict] = {}
             self.stats = Stats()
             self.arrivals: list[float] = []
