@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--client-id", default=Config.client_id)
     parser.add_argument("--client-secret", default=Config.client_secret)
+    parser.add_argument("--subdomain", default=Config.subdomain, help="the account's subdomain")
     parser.add_argument("--redirect-uri", default="", help="the integration's registered redirect URI")
     parser.add_argument("--webhook-url", default="", help="send every webhook here (besides /api/v4/webhooks subscriptions)")
     parser.add_argument("--token-lifetime", type=int, default=86400, help="access token lifetime, seconds")
@@ -29,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     args = parser.parse_args(argv)
 
-    config = Config(client_id=args.client_id, client_secret=args.client_secret, redirect_uri=args.redirect_uri,
-                    webhook_url=args.webhook_url, token_lifetime=args.token_lifetime,
+    config = Config(client_id=args.client_id, client_secret=args.client_secret, subdomain=args.subdomain,
+                    redirect_uri=args.redirect_uri, webhook_url=args.webhook_url, token_lifetime=args.token_lifetime,
                     rate_limit=args.rate_limit, latency_ms=args.latency_ms, filters=args.filters)
     size = seed.SeedSize(pipelines=args.pipelines, users=args.users, contacts=args.contacts,
                          leads=args.leads, tasks=args.tasks, seed=args.seed)

@@ -6,12 +6,14 @@ puts them together and owns the data.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from sandbox import query, seed
 from sandbox.config import Config
+from sandbox.errors import problem
 
 if TYPE_CHECKING:
     from sandbox.traffic import Stats
@@ -63,6 +65,16 @@ class Account:
                 "mobile_feature_version": 0, "is_loss_reason_enabled": True, "is_helpbot_enabled": False,
                 "is_technical_account": True, "contact_name_display_order": 1,
                 "_links": self.link("/api/v4/account")}
+
+    def rename(self, body: Any) -> dict:
+        """Control action: the account's subdomain changes (reference §1.6). Refresh tokens issued
+        before then answer 404 until their holder asks /oauth2/account/current/subdomain."""
+        subdomain = body.get("subdomain") if isinstance(body, dict) else None
+        if not isinstance(subdomain, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", subdomain):
+            raise problem(400, "Bad Request", "subdomain must be lower-case letters, digits and dashes")
+        with self.lock:
+            previous, self.config.subdomain = self.config.subdomain, subdomain
+        return {"subdomain": subdomain, "previous": previous, "domain": f"{subdomain}.amocrm.ru"}
 
     def account_block(self) -> dict:
         """The `account[...]` part of every webhook body."""

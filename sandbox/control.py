@@ -32,6 +32,7 @@ class Controls:
             ("POST", r"/config", lambda r: (200, s.config.update(r.body))),
             ("POST", r"/expire-tokens", lambda r: (200, {"expired": s.expire_tokens()})),
             ("POST", r"/long-lived-token", lambda r: (200, s.long_lived_token(r.body))),
+            ("POST", r"/rename", lambda r: (200, s.rename(r.body))),
             ("GET", r"/stats", lambda r: (200, s.stats_view())),
             ("POST", r"/stats/reset", lambda r: (s.reset_stats(), (200, {"ok": True}))[1]),
             ("POST", r"/install", lambda r: (200, self.install(r.body or {}))),

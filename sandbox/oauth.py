@@ -13,6 +13,7 @@ import hmac
 import json
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,10 +29,16 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+@dataclass
+class RefreshToken:
+    subdomain: str  # the account's subdomain as the holder last learnt it
+    spent: bool = False
+
+
 class OAuth(Account):
     codes: dict[str, dict]
     access_tokens: dict[str, int]  # token → expiry (unix seconds)
-    refresh_tokens: dict[str, bool]  # token → still usable
+    refresh_tokens: dict[str, RefreshToken]
     signing_key: bytes
 
     def issue_code(self, redirect_uri: str) -> str:
@@ -59,7 +66,7 @@ class OAuth(Account):
     def _issue_pair(self) -> dict:
         access, _ = self._access_token(self.config.token_lifetime)
         refresh = "def50200" + secrets.token_hex(32)
-        self.refresh_tokens[refresh] = True
+        self.refresh_tokens[refresh] = RefreshToken(self.config.subdomain)
         return {"token_type": "Bearer", "expires_in": self.config.token_lifetime, "access_token": access,
                 "refresh_token": refresh, "server_time": now()}
 
@@ -79,13 +86,30 @@ class OAuth(Account):
                 self.stats.code_grants += 1
                 return self._issue_pair()
             if grant == "refresh_token":
-                token = str(body.get("refresh_token"))
-                if not self.refresh_tokens.get(token):
-                    raise oauth_problem(401, BAD_REQUEST, INVALID_PARAMETERS, hint="Token has been revoked")
-                self.refresh_tokens[token] = False  # single use: rotated below
+                record = self._live_refresh_token(str(body.get("refresh_token")))
+                if record.subdomain != self.config.subdomain:
+                    # the holder still calls the account's old domain, which no longer exists
+                    raise problem(404, "Not Found", "Account not found")
+                record.spent = True  # single use: rotated below
                 self.stats.refreshes += 1
                 return self._issue_pair()
         raise oauth_problem(400, BAD_REQUEST, "Unsupported grant_type")
+
+    def _live_refresh_token(self, token: str) -> RefreshToken:
+        record = self.refresh_tokens.get(token)
+        if record is None or record.spent:
+            raise oauth_problem(401, BAD_REQUEST, INVALID_PARAMETERS, hint="Token has been revoked")
+        return record
+
+    def current_subdomain(self, refresh_token: str | None) -> dict:
+        """`GET /oauth2/account/current/subdomain` with `X-Refresh-Token`: how the official SDK learns
+        a renamed account's domain after its refresh failed (reference §1.6); the refresh works after."""
+        with self.lock:
+            self.stats.subdomain_lookups += 1
+            record = self._live_refresh_token(refresh_token or "")
+            record.subdomain = self.config.subdomain
+            return {"id": self.config.account_id, "subdomain": self.config.subdomain,
+                    "domain": f"{self.config.subdomain}.amocrm.ru", "top_level_domain": "ru"}
 
     def long_lived_token(self, body: Any) -> dict:
         """A private integration's long-lived token (reference §1.5): no refresh token, the API takes

@@ -89,4 +89,6 @@ def oauth_routes(s: Sandbox, deliver_exchanged_code: Callable[[dict], None]) -> 
     return table(
         ("POST", r"/oauth2/access_token", lambda r: (200, s.token_grant(r.body))),
         ("POST", r"/oauth2/exchange_api_key", exchange),
+        ("GET", r"/oauth2/account/current/subdomain",
+         lambda r: (200, s.current_subdomain(r.headers.get("X-Refresh-Token")))),
     )

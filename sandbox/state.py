@@ -24,7 +24,7 @@ from sandbox.contacts import Contacts
 from sandbox.errors import ApiError, problem
 from sandbox.leads import Leads
 from sandbox.notes import Notes
-from sandbox.oauth import OAuth
+from sandbox.oauth import OAuth, RefreshToken
 from sandbox.pipelines import Pipelines
 from sandbox.subscriptions import Subscriptions
 from sandbox.tasks import Tasks
@@ -48,7 +48,7 @@ class Sandbox(OAuth, Traffic, Pipelines, Users, Leads, Contacts, Tasks, Notes, S
             self.seed(size or seed.SeedSize())
             self.codes: dict[str, dict] = {}
             self.access_tokens: dict[str, int] = {}
-            self.refresh_tokens: dict[str, bool] = {}
+            self.refresh_tokens: dict[str, RefreshToken] = {}
             self.signing_key = secrets.token_bytes(32)
             self.webhooks: dict[str, dict] = {}
             self.stats = Stats()

@@ -21,6 +21,7 @@ class Stats:
     peak_rps: int = 0
     refreshes: int = 0
     code_grants: int = 0
+    subdomain_lookups: int = 0
 
 
 class Traffic(Account):
