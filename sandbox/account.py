@@ -53,7 +53,7 @@ class Account:
     def first_user_id(self) -> int:
         return next(iter(self.users))
 
-    def emit(self, events: list[tuple[str, str, dict]]) -> None:
+    def emit(self, events: list[tuple[str, str, dict]], status_format: str | None = None) -> None:
         """Send (entity, action, legacy item) webhook events; subscriptions.py implements it."""
         raise NotImplementedError
 

@@ -10,6 +10,7 @@ from sandbox.errors import problem
 
 CHOICES: dict[str, tuple] = {
     "filters": ("on", "ignored", "range-only"),
+    "webhook_format": ("full", "compact"),
 }
 
 
@@ -34,6 +35,8 @@ class Config:
     # on: every list filter works; ignored: the account is not enrolled in API filtering (filters
     # are dropped silently); range-only: a range filter with one bound answers 204
     filters: str = "on"
+    # full: account webhooks for stage changes; compact: the digital-pipeline robot's format
+    webhook_format: str = "full"
 
     def update(self, body: Any) -> dict:
         """Apply `POST /_sandbox/config`: every key must exist; values take the key's type."""

@@ -150,7 +150,8 @@ class Leads(Account):
             return created
         return {"_links": self.link("/api/v4/leads"), "_embedded": {"leads": created}}
 
-    def update_leads(self, items: Any, single_id: int | None = None) -> Any:
+    def update_leads(self, items: Any, single_id: int | None = None, status_format: str | None = None) -> Any:
+        """PATCH; `status_format` overrides Config.webhook_format for the stage-change webhooks."""
         items = q.patch_items(items, single_id)
         updated, events, all_errors = [], [], []
         with self.lock:
@@ -183,7 +184,7 @@ class Leads(Account):
                 if "request_id" in item or single_id is None:
                     entry["request_id"] = str(item.get("request_id", index))
                 updated.append(entry)
-        self.emit(events)
+        self.emit(events, status_format)
         if single_id is not None:
             return updated[0]
         return {"_links": self.link("/api/v4/leads"), "_embedded": {"leads": updated}}

@@ -7,7 +7,7 @@ from typing import Any
 from sandbox import query as q
 from sandbox.account import Account, now
 from sandbox.errors import problem, validation_error
-from sandbox.webhooks import SETTING_FOR, Dispatcher
+from sandbox.webhooks import SETTING_FOR, Dispatcher, compact_status
 
 
 class Subscriptions(Account):
@@ -53,16 +53,21 @@ class Subscriptions(Account):
         with self.lock:
             self.webhooks.pop(body["destination"], None)
 
-    def emit(self, events: list[tuple[str, str, dict]]) -> None:
+    def emit(self, events: list[tuple[str, str, dict]], status_format: str | None = None) -> None:
         """Queue each (entity, action, legacy item) for every enabled subscription asking for it,
-        and for the catch-all `webhook_url`."""
+        and for the catch-all `webhook_url`. Stage changes go out in `status_format` (default:
+        Config.webhook_format)."""
         with self.lock:
             hooks = [h for h in self.webhooks.values() if not h["disabled"]]
             fallback = self.config.webhook_url
+            compact_statuses = (status_format or self.config.webhook_format) == "compact"
         for entity, action, item in events:
+            compact = compact_statuses and (entity, action) == ("leads", "status")
+            if compact:
+                item = compact_status(item)
             setting = SETTING_FOR.get(("task" if entity in ("task", "tasks") else entity, action))
             destinations = {h["destination"] for h in hooks if setting in h["settings"]}
             if fallback:
                 destinations.add(fallback)
             for destination in destinations:
-                self.dispatcher.enqueue(destination, entity, action, item)
+                self.dispatcher.enqueue(destination, entity, action, item, compact=compact)

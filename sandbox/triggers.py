@@ -27,6 +27,10 @@ class Triggers(Account):
     def trigger(self, body: dict) -> dict:
         entity, action = body.get("entity", "leads"), body.get("action", "status")
         entity_id = body.get("id")
+        if body.get("format") not in (None, "full", "compact"):
+            raise problem(400, "Bad Request", "format must be full or compact")
+        if body.get("format") and (entity, action) != ("leads", "status"):
+            raise problem(400, "Bad Request", "format applies to leads/status only")
         if entity == "leads" and action == "status":
             return self._move_lead(entity_id, body)
         if entity == "leads" and action == "update":
@@ -62,6 +66,7 @@ class Triggers(Account):
                 stages = self.stages_in_order(pipeline_id)
                 current = stages.index(lead["status_id"]) if lead["status_id"] in stages else 0
                 status_id = stages[(current + 1) % len(stages)]
-        self.update_leads([{"id": lead["id"], "pipeline_id": pipeline_id, "status_id": status_id}])
+        self.update_leads([{"id": lead["id"], "pipeline_id": pipeline_id, "status_id": status_id}],
+                          status_format=body.get("format"))
         return {"entity": "leads", "action": "status", "id": lead["id"], "status_id": status_id,
                 "pipeline_id": pipeline_id}
