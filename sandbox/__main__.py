@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="list filters: on, ignored (account not enrolled), range-only (one bound → 204)")
     parser.add_argument("--webhook-format", choices=CHOICES["webhook_format"], default=Config.webhook_format,
                         help="stage-change webhooks: full account webhooks or the robot's compact ones")
+    parser.add_argument("--retry-after", type=int, default=None, help="send Retry-After: N with every 429")
     defaults = seed.SeedSize()
     for name in ("pipelines", "users", "contacts", "leads", "tasks", "seed"):
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     config = Config(client_id=args.client_id, client_secret=args.client_secret, subdomain=args.subdomain,
                     redirect_uri=args.redirect_uri, webhook_url=args.webhook_url, token_lifetime=args.token_lifetime,
                     rate_limit=args.rate_limit, latency_ms=args.latency_ms, filters=args.filters,
-                    webhook_format=args.webhook_format)
+                    webhook_format=args.webhook_format, retry_after=args.retry_after)
     size = seed.SeedSize(pipelines=args.pipelines, users=args.users, contacts=args.contacts,
                          leads=args.leads, tasks=args.tasks, seed=args.seed)
     server = serve(args.host, args.port, Sandbox(config, size))

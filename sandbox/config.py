@@ -37,6 +37,8 @@ class Config:
     filters: str = "on"
     # full: account webhooks for stage changes; compact: the digital-pipeline robot's format
     webhook_format: str = "full"
+    retry_after: int | None = None  # seconds sent in Retry-After with every 429 (None: no header)
+    rate_limited_until: float = 0.0  # unix time: until then every API request answers 429
 
     def update(self, body: Any) -> dict:
         """Apply `POST /_sandbox/config`: every key must exist; values take the key's type."""

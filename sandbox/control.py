@@ -35,6 +35,7 @@ class Controls:
             ("POST", r"/rename", lambda r: (200, s.rename(r.body))),
             ("GET", r"/stats", lambda r: (200, s.stats_view())),
             ("POST", r"/stats/reset", lambda r: (s.reset_stats(), (200, {"ok": True}))[1]),
+            ("POST", r"/throttle", lambda r: (200, s.throttle(r.body))),
             ("POST", r"/install", lambda r: (200, self.install(r.body or {}))),
             ("POST", r"/issue-code", lambda r: (200, {"code": s.issue_code((r.body or {}).get("redirect_uri")
                                                                             or s.config.redirect_uri)})),

@@ -77,7 +77,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
-    def _send(self, status: int, body: Any, content_type: str = "application/hal+json") -> None:
+    def _send(self, status: int, body: Any, content_type: str = "application/hal+json",
+              headers: dict[str, str] | None = None) -> None:
         if isinstance(body, (dict, list)):
             payload = json.dumps(body, ensure_ascii=False).encode()
         elif isinstance(body, str):
@@ -89,6 +90,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", content_type + ("; charset=utf-8" if "html" in content_type else ""))
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("X-Request-Id", f"{time.time_ns():x}")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         if payload:
             self.wfile.write(payload)
@@ -133,8 +136,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(403, BLOCKED_PAGE, "text/html")
             return True
         if not sandbox.admit(f"{method} {_path_key(path)}"):
-            sandbox.record_status(429)
-            self._send(429, "Too Many Requests", "text/plain")
+            self._too_many()
             return True
         if config.latency_ms:
             time.sleep(config.latency_ms / 1000.0)
@@ -142,11 +144,20 @@ class Handler(BaseHTTPRequestHandler):
         if roll < config.error_rate_429 + config.error_rate_503:
             status = 429 if roll < config.error_rate_429 else 503
             sandbox.record_fault()
-            sandbox.record_status(status)
-            self._send(status, "Service temporarily unavailable" if status == 503 else "Too Many Requests",
-                       "text/plain")
+            if status == 429:
+                self._too_many()
+            else:
+                sandbox.record_status(503)
+                self._send(503, "Service temporarily unavailable", "text/plain")
             return True
         return False
+
+    def _too_many(self) -> None:
+        sandbox = self.server.sandbox
+        retry_after = sandbox.retry_after()
+        sandbox.record_status(429)
+        self._send(429, "Too Many Requests", "text/plain",
+                   {"Retry-After": str(retry_after)} if retry_after is not None else None)
 
     def _dispatch(self, method: str, path: str, request: Request, routes: list[Route],
                   content_type: str, counted: bool = True) -> None:

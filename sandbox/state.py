@@ -53,6 +53,8 @@ class Sandbox(OAuth, Traffic, Pipelines, Users, Leads, Contacts, Tasks, Notes, S
             self.webhooks: dict[str, dict] = {}
             self.stats = Stats()
             self.arrivals: list[float] = []
+            self.recent: list[float] = []
+            self.throttled = (0.0, None)
 
     def seed(self, size: seed.SeedSize) -> dict:
         with self.lock:
