@@ -39,6 +39,10 @@ class Config:
     webhook_format: str = "full"
     retry_after: int | None = None  # seconds sent in Retry-After with every 429 (None: no header)
     rate_limited_until: float = 0.0  # unix time: until then every API request answers 429
+    webhook_timeout: float = 2.0  # a webhook answered later than this counts as invalid
+    webhook_disable_after: int = 100  # more invalid answers than this within the window disable a hook
+    webhook_disable_window: float = 7200.0
+    repost_reenables: bool = True  # re-POSTing a disabled hook's destination enables it again
 
     def update(self, body: Any) -> dict:
         """Apply `POST /_sandbox/config`: every key must exist; values take the key's type."""

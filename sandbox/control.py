@@ -45,6 +45,7 @@ class Controls:
             ("POST", r"/main-backend/notifications", self.main_backend_receive),
             ("GET", r"/main-backend/notifications", lambda r: (200, {"notifications": self.main_backend})),
             ("POST", r"/main-backend/config", lambda r: (200, self.main_backend_config(r.body or {}))),
+            ("POST", r"/webhooks/disable", lambda r: (200, s.disable_webhook(r.body))),
             ("GET", r"/webhook-deliveries", lambda r: (200, {"deliveries": s.dispatcher.deliveries})),
             ("POST", r"/flush-webhooks", lambda r: (s.dispatcher.flush(), (200, {"ok": True}))[1]),
         )

@@ -192,6 +192,9 @@ class Leads(Account):
     def _lead_events(self, old: dict, new: dict, events: list) -> None:
         if (old["status_id"], old["pipeline_id"]) != (new["status_id"], new["pipeline_id"]):
             events.append(("leads", "status", legacy_lead(new, old)))
+        if old["responsible_user_id"] != new["responsible_user_id"]:
+            events.append(("leads", "responsible", {**legacy_lead(new),
+                                                    "old_responsible_user_id": old["responsible_user_id"]}))
         events.append(("leads", "update", legacy_lead(new)))
 
     def delete_lead(self, lead_id: int) -> None:
@@ -203,3 +206,16 @@ class Leads(Account):
             lead["is_deleted"] = True
         self.emit([("leads", "delete", {"id": lead_id, "status_id": lead["status_id"],
                                          "pipeline_id": lead["pipeline_id"]})])
+
+    def restore_lead(self, lead_id: int) -> None:
+        """Control action: a deleted lead comes back from the bin and fires leads[restore]."""
+        with self.lock:
+            lead = self.leads.get(lead_id)
+            if lead is None:
+                raise problem(404, "Not Found", "Lead not found")
+            if not lead.get("is_deleted"):
+                raise problem(400, "Bad Request", "Lead is not deleted")
+            lead["is_deleted"] = False
+            lead["updated_at"] = now()
+            item = legacy_lead(lead)
+        self.emit([("leads", "restore", item)])

@@ -40,7 +40,8 @@ class Sandbox(OAuth, Traffic, Pipelines, Users, Leads, Contacts, Tasks, Notes, S
     def __init__(self, config: Config | None = None, size: seed.SeedSize | None = None):
         self.config = config or Config()
         self.lock = threading.RLock()
-        self.dispatcher = Dispatcher(self.account_block)
+        self.dispatcher = Dispatcher(self.account_block, answered=self.record_answer,
+                                     answer_limit=lambda: self.config.webhook_timeout)
         self.reset(size)
 
     def reset(self, size: seed.SeedSize | None = None) -> None:
@@ -51,6 +52,7 @@ class Sandbox(OAuth, Traffic, Pipelines, Users, Leads, Contacts, Tasks, Notes, S
             self.refresh_tokens: dict[str, RefreshToken] = {}
             self.signing_key = secrets.token_bytes(32)
             self.webhooks: dict[str, dict] = {}
+            self.invalid_answers: dict[str, list[float]] = {}
             self.stats = Stats()
             self.arrivals: list[float] = []
             self.recent: list[float] = []

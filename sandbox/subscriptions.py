@@ -1,7 +1,9 @@
-"""Webhook subscriptions (`/api/v4/webhooks`, admin only) and fanning events out to them."""
+"""Webhook subscriptions (`/api/v4/webhooks`, admin only), fanning events out to them, and
+disabling the ones whose destination keeps failing (reference §9.5, §13)."""
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 from sandbox import query as q
@@ -12,6 +14,7 @@ from sandbox.webhooks import SETTING_FOR, Dispatcher, compact_status
 
 class Subscriptions(Account):
     webhooks: dict[str, dict]  # destination → subscription
+    invalid_answers: dict[str, list[float]]  # destination → monotonic times of its invalid answers
     dispatcher: Dispatcher
 
     def list_webhooks(self, query: dict) -> tuple[int, Any]:
@@ -38,9 +41,13 @@ class Subscriptions(Account):
                  "detail": "One or more of the given values is invalid."}]}])
         with self.lock:
             moment = now()
-            hook = self.webhooks.get(body["destination"]) or {
+            existing = self.webhooks.get(body["destination"])
+            hook = existing or {
                 "id": self.new_id(), "destination": body["destination"], "created_at": moment,
                 "account_id": self.config.account_id, "created_by": self.first_user_id(), "disabled": False}
+            if existing and self.config.repost_reenables:
+                hook["disabled"] = False
+                self.invalid_answers.pop(hook["destination"], None)
             hook.update({"settings": list(dict.fromkeys(settings)), "sort": int(body.get("sort") or 10),
                          "updated_at": moment})
             self.webhooks[hook["destination"]] = hook
@@ -52,6 +59,33 @@ class Subscriptions(Account):
             raise problem(400, "Bad Request", "destination is required")
         with self.lock:
             self.webhooks.pop(body["destination"], None)
+            self.invalid_answers.pop(body["destination"], None)
+
+    def disable_webhook(self, body: Any) -> dict:
+        """Control action: the subscription for `destination` is disabled at once."""
+        destination = body.get("destination") if isinstance(body, dict) else None
+        with self.lock:
+            hook = self.webhooks.get(destination)
+            if hook is None:
+                raise problem(404, "Not Found", "No webhook subscription for this destination")
+            hook["disabled"] = True
+            return copy.deepcopy(hook)
+
+    def record_answer(self, destination: str, valid: bool) -> None:
+        """amoCRM's rule: more than `webhook_disable_after` invalid answers within the window, the
+        last one invalid, and the subscription is disabled until re-enabled."""
+        if valid:
+            return
+        with self.lock:
+            hook = self.webhooks.get(destination)
+            if hook is None:
+                return
+            moment = time.monotonic()
+            window = self.config.webhook_disable_window
+            recent = [t for t in self.invalid_answers.get(destination, []) if moment - t < window]
+            self.invalid_answers[destination] = recent + [moment]
+            if len(self.invalid_answers[destination]) > self.config.webhook_disable_after:
+                hook["disabled"] = True
 
     def emit(self, events: list[tuple[str, str, dict]], status_format: str | None = None) -> None:
         """Queue each (entity, action, legacy item) for every enabled subscription asking for it,

@@ -2,6 +2,8 @@
 (`POST /_sandbox/trigger-webhook`, `POST /_sandbox/touch`)."""
 from __future__ import annotations
 
+from typing import Callable
+
 from sandbox.account import Account, now
 from sandbox.errors import problem
 from sandbox.webhooks import legacy_lead
@@ -25,41 +27,34 @@ class Triggers(Account):
         return ids
 
     def trigger(self, body: dict) -> dict:
+        """`{entity, action, id?, …}`: the entity (or the first fitting one) changes; the answer says which."""
         entity, action = body.get("entity", "leads"), body.get("action", "status")
-        entity_id = body.get("id")
+        entity = "task" if entity == "tasks" else entity
+        actions: dict[tuple[str, str], Callable[[dict], dict]] = {
+            ("leads", "status"): self._move_lead, ("leads", "update"): self._rename_lead,
+            ("leads", "delete"): self._delete_lead, ("leads", "restore"): self._restore_lead,
+            ("leads", "responsible"): self._reassign_lead, ("contacts", "update"): self._rename_contact,
+            ("task", "update"): self._edit_task, ("task", "delete"): self._delete_task,
+        }
+        if (entity, action) not in actions:
+            raise problem(400, "Bad Request", f"unsupported trigger {entity}/{action}")
         if body.get("format") not in (None, "full", "compact"):
             raise problem(400, "Bad Request", "format must be full or compact")
         if body.get("format") and (entity, action) != ("leads", "status"):
             raise problem(400, "Bad Request", "format applies to leads/status only")
-        if entity == "leads" and action == "status":
-            return self._move_lead(entity_id, body)
-        if entity == "leads" and action == "update":
-            lead = self.leads.get(entity_id) or next(iter(self.leads.values()))
-            self.update_leads([{"id": lead["id"], "name": body.get("name", lead["name"] + " (изм.)")}])
-            return {"entity": "leads", "action": "update", "id": lead["id"]}
-        if entity == "leads" and action == "delete":
-            self.delete_lead(entity_id)
-            return {"entity": "leads", "action": "delete", "id": entity_id}
-        if entity == "contacts" and action == "update":
-            contact = self.contacts.get(entity_id) or next(iter(self.contacts.values()))
-            self.update_contacts([{"id": contact["id"], "name": body.get("name", contact["name"])}])
-            return {"entity": "contacts", "action": "update", "id": contact["id"]}
-        if entity in ("task", "tasks") and action == "update":
-            task = self.tasks.get(entity_id) or next(iter(self.tasks.values()))
-            self.update_tasks([{"id": task["id"], "text": body.get("text", task["text"])}])
-            return {"entity": "task", "action": "update", "id": task["id"]}
-        if entity in ("task", "tasks") and action == "delete":
-            self.delete_task(entity_id)
-            return {"entity": "task", "action": "delete", "id": entity_id}
-        raise problem(400, "Bad Request", f"unsupported trigger {entity}/{action}")
+        return {"entity": entity, "action": action, **actions[(entity, action)](body)}
 
-    def _move_lead(self, lead_id: int | None, body: dict) -> dict:
-        """The lead (or the first live one) goes to `status_id`, or to its pipeline's next stage."""
+    def _live_lead(self, lead_id: int | None) -> dict:
+        lead = self.leads.get(lead_id) if lead_id else next(
+            (l for l in self.leads.values() if not l.get("is_deleted")), None)
+        if lead is None:
+            raise problem(404, "Not Found", "Lead not found")
+        return lead
+
+    def _move_lead(self, body: dict) -> dict:
+        """To `status_id`, or to the next stage of its pipeline."""
         with self.lock:
-            lead = self.leads.get(lead_id) if lead_id else next(
-                (l for l in self.leads.values() if not l.get("is_deleted")), None)
-            if lead is None:
-                raise problem(404, "Not Found", "Lead not found")
+            lead = self._live_lead(body.get("id"))
             pipeline_id = body.get("pipeline_id", lead["pipeline_id"])
             status_id = body.get("status_id")
             if status_id is None:
@@ -68,5 +63,45 @@ class Triggers(Account):
                 status_id = stages[(current + 1) % len(stages)]
         self.update_leads([{"id": lead["id"], "pipeline_id": pipeline_id, "status_id": status_id}],
                           status_format=body.get("format"))
-        return {"entity": "leads", "action": "status", "id": lead["id"], "status_id": status_id,
-                "pipeline_id": pipeline_id}
+        return {"id": lead["id"], "status_id": status_id, "pipeline_id": pipeline_id}
+
+    def _rename_lead(self, body: dict) -> dict:
+        lead = self.leads.get(body.get("id")) or next(iter(self.leads.values()))
+        self.update_leads([{"id": lead["id"], "name": body.get("name", lead["name"] + " (изм.)")}])
+        return {"id": lead["id"]}
+
+    def _reassign_lead(self, body: dict) -> dict:
+        """To `responsible_user_id`, or to the user after the current one."""
+        with self.lock:
+            lead = self._live_lead(body.get("id"))
+            old = lead["responsible_user_id"]
+            users = sorted(self.users)
+            new = body.get("responsible_user_id") or users[(users.index(old) + 1) % len(users) if old in users else 0]
+        self.update_leads([{"id": lead["id"], "responsible_user_id": new}])
+        return {"id": lead["id"], "responsible_user_id": new, "old_responsible_user_id": old}
+
+    def _delete_lead(self, body: dict) -> dict:
+        self.delete_lead(body.get("id"))
+        return {"id": body.get("id")}
+
+    def _restore_lead(self, body: dict) -> dict:
+        """The lead `id`, or the first deleted one, comes back."""
+        lead_id = body.get("id") or next((i for i, l in self.leads.items() if l.get("is_deleted")), None)
+        if lead_id is None:
+            raise problem(404, "Not Found", "No deleted lead to restore")
+        self.restore_lead(lead_id)
+        return {"id": lead_id}
+
+    def _rename_contact(self, body: dict) -> dict:
+        contact = self.contacts.get(body.get("id")) or next(iter(self.contacts.values()))
+        self.update_contacts([{"id": contact["id"], "name": body.get("name", contact["name"])}])
+        return {"id": contact["id"]}
+
+    def _edit_task(self, body: dict) -> dict:
+        task = self.tasks.get(body.get("id")) or next(iter(self.tasks.values()))
+        self.update_tasks([{"id": task["id"], "text": body.get("text", task["text"])}])
+        return {"id": task["id"]}
+
+    def _delete_task(self, body: dict) -> dict:
+        self.delete_task(body.get("id"))
+        return {"id": body.get("id")}

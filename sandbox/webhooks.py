@@ -113,10 +113,18 @@ def legacy_task(task: dict) -> dict:
 
 
 class Dispatcher:
-    """Collects events per destination and POSTs them in batches from a background thread."""
+    """Collects events per destination and POSTs them in batches from a background thread.
 
-    def __init__(self, account_block: Callable[[], dict], batch_window: float = 0.15):
+    Each answer is reported to `answered(destination, valid)`: valid means a status in 100–299
+    within `answer_limit()` seconds, amoCRM's rule for counting failed hooks (reference §13).
+    """
+
+    def __init__(self, account_block: Callable[[], dict], batch_window: float = 0.15,
+                 answered: Callable[[str, bool], None] | None = None,
+                 answer_limit: Callable[[], float] = lambda: 2.0):
         self._account_block = account_block
+        self._answered = answered
+        self._answer_limit = answer_limit
         self._batch_window = batch_window
         self._lock = threading.Condition()
         # (destination, 0) batches account webhooks; each compact event gets a key of its own
@@ -176,15 +184,20 @@ class Dispatcher:
         encoded = form_encode(body).encode()
         request = urllib.request.Request(destination, data=encoded, method="POST", headers={
             "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "amoCRM-Webhooks/3.0"})
+        limit = self._answer_limit()
         started = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+        try:  # wait longer than the limit, so a slow answer's status is still recorded
+            with urllib.request.urlopen(request, timeout=max(5.0, limit)) as response:
                 status = response.status
         except urllib.error.HTTPError as error:
             status = error.code
         except (urllib.error.URLError, OSError) as error:
             status = f"failed: {error}"
+        seconds = time.monotonic() - started
+        valid = isinstance(status, int) and 100 <= status <= 299 and seconds <= limit
         self.deliveries.append({"destination": destination, "status": status, "events": len(events),
-                                "format": "compact" if compact else "full",
-                                "body": encoded.decode(), "seconds": round(time.monotonic() - started, 3)})
+                                "format": "compact" if compact else "full", "valid": valid,
+                                "body": encoded.decode(), "seconds": round(seconds, 3)})
         del self.deliveries[:-200]
+        if self._answered is not None:
+            self._answered(destination, valid)
