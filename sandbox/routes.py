@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Mapping
 
 from sandbox.errors import problem
@@ -42,6 +44,28 @@ def no_content(_: Any) -> tuple[int, None]:
     return 204, None
 
 
+def if_modified_since(handler: Callable[..., tuple[int, Any]]) -> Callable[..., tuple[int, Any]]:
+    """A single-entity GET answers 304 with no body when the entity has not changed since the
+    request's `If-Modified-Since` (Kommo recommends the header for repeated reads, reference §13)."""
+    def conditional(request: Request, *groups: str) -> tuple[int, Any]:
+        status, body = handler(request, *groups)
+        since = _http_date(request.headers.get("If-Modified-Since"))
+        if status == 200 and since is not None and body["updated_at"] <= since:
+            return 304, None
+        return status, body
+
+    return conditional
+
+
+def _http_date(value: str | None) -> int | None:
+    """An HTTP date as unix seconds (dates without a zone are GMT); None when absent or unreadable."""
+    try:
+        moment = parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+    return None if moment is None else int(moment.replace(tzinfo=moment.tzinfo or timezone.utc).timestamp())
+
+
 def api_routes(s: Sandbox) -> list[Route]:
     return table(
         ("GET", r"/api/v4/account", lambda r: (200, s.account())),
@@ -63,17 +87,17 @@ def api_routes(s: Sandbox) -> list[Route]:
         ("POST", r"/api/v4/leads/notes", lambda r: (200, s.create_notes(r.body))),
         ("GET", r"/api/v4/leads/(\d+)/notes", lambda r, i: s.list_notes(int(i), r.query)),
         ("POST", r"/api/v4/leads/(\d+)/notes", lambda r, i: (200, s.create_notes(r.body, int(i)))),
-        ("GET", r"/api/v4/leads/(\d+)", lambda r, i: s.get_lead(int(i), r.query)),
+        ("GET", r"/api/v4/leads/(\d+)", if_modified_since(lambda r, i: s.get_lead(int(i), r.query))),
         ("PATCH", r"/api/v4/leads/(\d+)", lambda r, i: (200, s.update_leads(r.body, int(i)))),
         ("GET", r"/api/v4/contacts", lambda r: s.list_contacts(r.query)),
         ("POST", r"/api/v4/contacts", lambda r: (200, s.create_contacts(r.body))),
         ("PATCH", r"/api/v4/contacts", lambda r: (200, s.update_contacts(r.body))),
-        ("GET", r"/api/v4/contacts/(\d+)", lambda r, i: s.get_contact(int(i), r.query)),
+        ("GET", r"/api/v4/contacts/(\d+)", if_modified_since(lambda r, i: s.get_contact(int(i), r.query))),
         ("PATCH", r"/api/v4/contacts/(\d+)", lambda r, i: (200, s.update_contacts(r.body, int(i)))),
         ("GET", r"/api/v4/tasks", lambda r: s.list_tasks(r.query)),
         ("POST", r"/api/v4/tasks", lambda r: (200, s.create_tasks(r.body))),
         ("PATCH", r"/api/v4/tasks", lambda r: (200, s.update_tasks(r.body))),
-        ("GET", r"/api/v4/tasks/(\d+)", lambda r, i: s.get_task(int(i))),
+        ("GET", r"/api/v4/tasks/(\d+)", if_modified_since(lambda r, i: s.get_task(int(i)))),
         ("PATCH", r"/api/v4/tasks/(\d+)", lambda r, i: (200, s.update_tasks(r.body, int(i)))),
         ("GET", r"/api/v4/webhooks", lambda r: s.list_webhooks(r.query)),
         ("POST", r"/api/v4/webhooks", lambda r: (200, s.subscribe(r.body))),
