@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhook-format", choices=CHOICES["webhook_format"], default=Config.webhook_format,
                         help="stage-change webhooks: full account webhooks or the robot's compact ones")
     parser.add_argument("--retry-after", type=int, default=None, help="send Retry-After: N with every 429")
+    parser.add_argument("--error-shape", choices=CHOICES["error_shape"], default=Config.error_shape,
+                        help="400 body for invalid leads, contacts and tasks")
+    parser.add_argument("--missing-entity-status", type=int, choices=CHOICES["missing_entity_status"],
+                        default=Config.missing_entity_status, help="single GET of an entity that does not exist")
     defaults = seed.SeedSize()
     for name in ("pipelines", "users", "contacts", "leads", "tasks", "seed"):
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
@@ -36,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     config = Config(client_id=args.client_id, client_secret=args.client_secret, subdomain=args.subdomain,
                     redirect_uri=args.redirect_uri, webhook_url=args.webhook_url, token_lifetime=args.token_lifetime,
                     rate_limit=args.rate_limit, latency_ms=args.latency_ms, filters=args.filters,
-                    webhook_format=args.webhook_format, retry_after=args.retry_after)
+                    webhook_format=args.webhook_format, retry_after=args.retry_after,
+                    error_shape=args.error_shape, missing_entity_status=args.missing_entity_status)
     size = seed.SeedSize(pipelines=args.pipelines, users=args.users, contacts=args.contacts,
                          leads=args.leads, tasks=args.tasks, seed=args.seed)
     server = serve(args.host, args.port, Sandbox(config, size))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from sandbox import query, seed
 from sandbox.config import Config
-from sandbox.errors import problem
+from sandbox.errors import ApiError, problem, validation_failure
 
 if TYPE_CHECKING:
     from sandbox.traffic import Stats
@@ -49,6 +49,16 @@ class Account:
     def page(self, items: list, key: str, path: str, params: dict,
              render: Callable[[Any], dict]) -> tuple[int, Any]:
         return query.page(items, key, self.base_url() + path, params, render)
+
+    def invalid(self, entries: list[dict]) -> ApiError:
+        """The 400 for invalid leads, contacts or tasks, in the account's Config.error_shape."""
+        return validation_failure(self.config.error_shape, entries)
+
+    def missing(self, what: str) -> tuple[int, None]:
+        """A single GET of an entity that does not exist: 204 or 404 (Config.missing_entity_status)."""
+        if self.config.missing_entity_status == 404:
+            raise problem(404, "Not Found", f"{what} not found")
+        return 204, None
 
     def first_user_id(self) -> int:
         return next(iter(self.users))

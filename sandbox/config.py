@@ -11,6 +11,8 @@ from sandbox.errors import problem
 CHOICES: dict[str, tuple] = {
     "filters": ("on", "ignored", "range-only"),
     "webhook_format": ("full", "compact"),
+    "error_shape": ("validation-errors", "errors-map", "errors-array"),
+    "missing_entity_status": (204, 404),
 }
 
 
@@ -43,6 +45,8 @@ class Config:
     webhook_disable_after: int = 100  # more invalid answers than this within the window disable a hook
     webhook_disable_window: float = 7200.0
     repost_reenables: bool = True  # re-POSTing a disabled hook's destination enables it again
+    error_shape: str = "validation-errors"  # the 400 body for invalid leads, contacts and tasks
+    missing_entity_status: int = 204  # a single GET of an entity that does not exist
 
     def update(self, body: Any) -> dict:
         """Apply `POST /_sandbox/config`: every key must exist; values take the key's type."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from sandbox import query as q
 from sandbox.account import Account, now
-from sandbox.errors import problem, validation_error
+from sandbox.errors import problem
 from sandbox.fields import merge_custom_fields
 from sandbox.webhooks import legacy_contact
 
@@ -46,7 +46,7 @@ class Contacts(Account):
         with self.lock:
             contact = self.contacts.get(contact_id)
             if contact is None or contact.get("is_deleted"):
-                return 204, None
+                return self.missing("Contact")
             return 200, self.render_contact(contact, q.with_(query))
 
     def _apply_contact_fields(self, contact: dict, item: dict, errors: list, path: str) -> None:
@@ -73,7 +73,7 @@ class Contacts(Account):
         errors: list = []
         self._apply_contact_fields(contact, item, errors, "")
         if errors:
-            raise validation_error([{"request_id": str(item.get("request_id", "0")), "errors": errors}])
+            raise self.invalid([{"request_id": str(item.get("request_id", "0")), "errors": errors}])
         if not contact["name"]:
             contact["name"] = " ".join(p for p in (contact["first_name"], contact["last_name"]) if p)
         self.contacts[contact["id"]] = contact
@@ -86,7 +86,7 @@ class Contacts(Account):
         with self.lock:
             for index, item in enumerate(items):
                 if not isinstance(item, dict):
-                    raise validation_error([{"request_id": str(index), "errors": [
+                    raise self.invalid([{"request_id": str(index), "errors": [
                         {"code": "InvalidType", "path": "", "detail": "Each item must be an object"}]}])
             for index, item in enumerate(items):
                 contact_id = self.create_contact({**item, "request_id": item.get("request_id", str(index))}, events)
@@ -107,7 +107,8 @@ class Contacts(Account):
                 errors: list = []
                 self._apply_contact_fields(draft, item, errors, "")
                 if errors:
-                    raise validation_error([{"request_id": str(item.get("request_id", index)), "errors": errors}])
+                    raise self.invalid([{"request_id": str(item.get("request_id", index)), "id": contact_id,
+                                         "errors": errors}])
                 draft["updated_at"] = now()
                 self.contacts[contact_id] = draft
                 events.append(("contacts", "update", legacy_contact(draft, self.leads_of_contact(contact_id))))

@@ -7,7 +7,7 @@ from typing import Any
 
 from sandbox import query as q
 from sandbox.account import Account, now
-from sandbox.errors import problem, validation_error
+from sandbox.errors import problem
 from sandbox.fields import merge_custom_fields
 from sandbox.webhooks import legacy_lead
 
@@ -45,7 +45,7 @@ class Leads(Account):
         with self.lock:
             lead = self.leads.get(lead_id)
             if lead is None or lead.get("is_deleted"):
-                return 204, None
+                return self.missing("Lead")
             return 200, self.render_lead(lead, q.with_(query))
 
     def _apply_lead_fields(self, lead: dict, item: dict, errors: list, path: str) -> None:
@@ -129,7 +129,7 @@ class Leads(Account):
                     all_errors.append({"request_id": str(item.get("request_id", index)), "errors": errors})
                 drafts.append((index, item, lead, contact_item))
             if all_errors:
-                raise validation_error(all_errors)
+                raise self.invalid(all_errors)
             for index, item, lead, contact_item in drafts:
                 contact_id = None
                 if contact_item is not None:
@@ -162,7 +162,7 @@ class Leads(Account):
                 if lead_id not in self.leads or self.leads[lead_id].get("is_deleted"):
                     if single_id is not None:
                         raise problem(404, "Not Found", "Lead not found")
-                    all_errors.append({"request_id": str(index), "errors": [
+                    all_errors.append({"request_id": str(index), "id": lead_id, "errors": [
                         {"code": "NotFound", "path": "id", "detail": "Lead not found"}]})
                     continue
                 draft = copy.deepcopy(self.leads[lead_id])
@@ -170,10 +170,11 @@ class Leads(Account):
                 if "status_id" in item or "pipeline_id" in item:
                     self._apply_stage(draft, item, errors, "")
                 if errors:
-                    all_errors.append({"request_id": str(item.get("request_id", index)), "errors": errors})
+                    all_errors.append({"request_id": str(item.get("request_id", index)), "id": lead_id,
+                                       "errors": errors})
                 staged.append((index, item, draft))
             if all_errors:
-                raise validation_error(all_errors)
+                raise self.invalid(all_errors)
             for index, item, draft in staged:
                 old = self.leads[draft["id"]]
                 draft["updated_at"] = now()

@@ -6,7 +6,7 @@ from typing import Any
 
 from sandbox import query as q
 from sandbox.account import Account, now
-from sandbox.errors import problem, validation_error
+from sandbox.errors import problem
 from sandbox.webhooks import legacy_task
 
 
@@ -19,7 +19,7 @@ class Tasks(Account):
         entity_type = q.first(query, "filter[entity_type]")
         entity_ids = set(q.int_list(query, "filter[entity_id]"))
         if entity_ids and not entity_type:
-            raise validation_error([{"request_id": "0", "errors": [{
+            raise self.invalid([{"request_id": "0", "errors": [{
                 "code": "FieldMissing", "path": "filter.entity_type",
                 "detail": "filter[entity_type] is required with filter[entity_id]"}]}])
         completed_raw = q.first(query, "filter[is_completed]")
@@ -41,7 +41,7 @@ class Tasks(Account):
     def get_task(self, task_id: int) -> tuple[int, Any]:
         with self.lock:
             task = self.tasks.get(task_id)
-            return (200, self.render_task(task)) if task else (204, None)
+            return (200, self.render_task(task)) if task else self.missing("Task")
 
     def create_tasks(self, items: Any) -> dict:
         items = q.require_list(items)
@@ -62,7 +62,7 @@ class Tasks(Account):
                 if errors:
                     all_errors.append({"request_id": str(item.get("request_id", index)), "errors": errors})
             if all_errors:
-                raise validation_error(all_errors)
+                raise self.invalid(all_errors)
             for index, item in enumerate(items):
                 moment = now()
                 task = {"id": self.new_id(), "created_by": 0, "updated_by": 0, "created_at": moment,
