@@ -142,9 +142,8 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(config.latency_ms / 1000.0)
         roll = self.server.rng.random()
         if roll < config.error_rate_429 + config.error_rate_503:
-            status = 429 if roll < config.error_rate_429 else 503
             sandbox.record_fault()
-            if status == 429:
+            if roll < config.error_rate_429:
                 self._too_many()
             else:
                 sandbox.record_status(503)

@@ -93,7 +93,8 @@ class Subscriptions(Account):
         Config.webhook_format)."""
         with self.lock:
             hooks = [h for h in self.webhooks.values() if not h["disabled"]]
-            fallback = self.config.webhook_url
+            disabled = {h["destination"] for h in self.webhooks.values() if h["disabled"]}
+            fallback = self.config.webhook_url if self.config.webhook_url not in disabled else ""
             compact_statuses = (status_format or self.config.webhook_format) == "compact"
         for entity, action, item in events:
             compact = compact_statuses and (entity, action) == ("leads", "status")

@@ -94,3 +94,11 @@ def test_restore_needs_a_deleted_lead(sandbox, control):
     assert control("/trigger-webhook", {"entity": "leads", "action": "restore"}).status_code == 404
     live = sorted(sandbox.leads)[0]
     assert control("/trigger-webhook", {"entity": "leads", "action": "restore", "id": live}).status_code == 400
+
+
+def test_a_disabled_subscription_gets_nothing_even_as_the_catch_all_webhook_url(api, control, receiver):
+    control("/config", {"webhook_url": receiver.url})
+    api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["status_lead"]})
+    control("/webhooks/disable", {"destination": receiver.url})
+    fire(control)
+    assert receiver.bodies == []
