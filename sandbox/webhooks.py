@@ -1,7 +1,9 @@
 """amoCRM-style account webhooks: legacy field names, PHP bracket keys, form encoding, batching.
 
 Events that happen within a short window are sent to a destination in one body, with
-several entities and several items per body, as amoCRM does (reference §9).
+several entities and several items per body, as amoCRM does (reference §9). Stage changes can
+instead come in the digital-pipeline robot's compact format: one lead per body, ids only
+(reference §9.4).
 """
 from __future__ import annotations
 
@@ -75,6 +77,13 @@ def legacy_lead(lead: dict, old: dict | None = None) -> dict:
     return item
 
 
+def compact_status(item: dict) -> dict:
+    """A `leads[status]` item as the robot sends it: no timestamps, no other fields (reference §13)."""
+    return {"id": item["id"], "status_id": item["status_id"], "pipeline_id": item["pipeline_id"],
+            "old_status_id": item["old_status_id"],
+            "old_pipeline_id": item.get("old_pipeline_id", item["pipeline_id"])}
+
+
 def legacy_contact(contact: dict, linked_lead_ids: list[int]) -> dict:
     item = {
         "id": contact["id"], "name": contact.get("name", ""),
@@ -104,22 +113,36 @@ def legacy_task(task: dict) -> dict:
 
 
 class Dispatcher:
-    """Collects events per destination and POSTs them in batches from a background thread."""
+    """Collects events per destination and POSTs them in batches from a background thread.
 
-    def __init__(self, account_block: Callable[[], dict], batch_window: float = 0.15):
+    Each answer is reported to `answered(destination, valid)`: valid means a status in 100–299
+    within `answer_limit()` seconds, amoCRM's rule for counting failed hooks (reference §13).
+    """
+
+    def __init__(self, account_block: Callable[[], dict], batch_window: float = 0.15,
+                 answered: Callable[[str, bool], None] | None = None,
+                 answer_limit: Callable[[], float] = lambda: 2.0):
         self._account_block = account_block
+        self._answered = answered
+        self._answer_limit = answer_limit
         self._batch_window = batch_window
         self._lock = threading.Condition()
-        self._pending: dict[str, list[tuple[str, str, dict]]] = {}
+        # (destination, 0) batches account webhooks; each compact event gets a key of its own
+        self._pending: dict[tuple[str, int], list[tuple[str, str, dict]]] = {}
+        self._compact_sequence = 0
         self.deliveries: list[dict] = []
         self._stopped = False
         self._sending = False
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
         self._thread.start()
 
-    def enqueue(self, destination: str, entity: str, action: str, item: dict) -> None:
+    def enqueue(self, destination: str, entity: str, action: str, item: dict, compact: bool = False) -> None:
         with self._lock:
-            self._pending.setdefault(destination, []).append((entity, action, item))
+            batch = 0
+            if compact:
+                self._compact_sequence += 1
+                batch = self._compact_sequence
+            self._pending.setdefault((destination, batch), []).append((entity, action, item))
             self._lock.notify()
 
     def flush(self, timeout: float = 5.0) -> None:
@@ -147,27 +170,34 @@ class Dispatcher:
             time.sleep(self._batch_window)  # let more events join this batch
             with self._lock:
                 batches, self._pending = self._pending, {}
-            for destination, events in batches.items():
-                self._deliver(destination, events)
+            for (destination, batch), events in batches.items():
+                self._deliver(destination, events, compact=batch != 0)
             with self._lock:
                 self._sending = False
 
-    def _deliver(self, destination: str, events: list[tuple[str, str, dict]]) -> None:
+    def _deliver(self, destination: str, events: list[tuple[str, str, dict]], compact: bool) -> None:
         body: dict[str, Any] = {}
         for entity, action, item in events:
             body.setdefault(entity, {}).setdefault(action, []).append(item)
-        body["account"] = self._account_block()
+        account = self._account_block()
+        body["account"] = {"id": account["id"], "subdomain": account["subdomain"]} if compact else account
         encoded = form_encode(body).encode()
         request = urllib.request.Request(destination, data=encoded, method="POST", headers={
             "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "amoCRM-Webhooks/3.0"})
+        limit = self._answer_limit()
         started = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+        try:  # wait longer than the limit, so a slow answer's status is still recorded
+            with urllib.request.urlopen(request, timeout=max(5.0, limit)) as response:
                 status = response.status
         except urllib.error.HTTPError as error:
             status = error.code
         except (urllib.error.URLError, OSError) as error:
             status = f"failed: {error}"
+        seconds = time.monotonic() - started
+        valid = isinstance(status, int) and 100 <= status <= 299 and seconds <= limit
         self.deliveries.append({"destination": destination, "status": status, "events": len(events),
-                                "body": encoded.decode(), "seconds": round(time.monotonic() - started, 3)})
+                                "format": "compact" if compact else "full", "valid": valid,
+                                "body": encoded.decode(), "seconds": round(seconds, 3)})
         del self.deliveries[:-200]
+        if self._answered is not None:
+            self._answered(destination, valid)

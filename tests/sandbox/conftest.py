@@ -1,4 +1,5 @@
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
@@ -43,11 +44,23 @@ def api(sandbox, token):
     return call
 
 
+@pytest.fixture
+def control(sandbox):
+    """The control API over HTTP: `control("/config", {...})` POSTs, `method=` for others."""
+    def call(path, body=None, method="POST"):
+        return requests.request(method, f"{sandbox.base_url()}/_sandbox{path}", json=body)
+
+    return call
+
+
 class Receiver:
-    """A tiny HTTP server that records what is POSTed to it (a stand-in webhook endpoint)."""
+    """A tiny HTTP server that records what is POSTed to it (a stand-in webhook endpoint);
+    it answers `status` after `delay` seconds."""
 
     def __init__(self):
         self.bodies = []
+        self.status = 200
+        self.delay = 0.0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,7 +70,8 @@ class Receiver:
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.bodies.append((self.headers["Content-Type"], raw.decode(), self.path))
-                self.send_response(200)
+                time.sleep(outer.delay)
+                self.send_response(outer.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -73,6 +87,14 @@ class Receiver:
 
 @pytest.fixture
 def receiver():
+    rec = Receiver()
+    yield rec
+    rec.server.shutdown()
+    rec.server.server_close()
+
+
+@pytest.fixture
+def other_receiver():
     rec = Receiver()
     yield rec
     rec.server.shutdown()

@@ -73,7 +73,7 @@ def test_expired_access_token_is_401(sandbox, api):
 
 def test_more_than_7_requests_in_a_rolling_second_are_refused(sandbox, monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr("sandbox.state.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("sandbox.traffic.time.monotonic", lambda: now[0])
     sandbox.arrivals = []
     assert [sandbox.admit("GET /api/v4/account") for _ in range(12)] == [True] * 7 + [False] * 5
     now[0] += 0.999

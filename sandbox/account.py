@@ -1,0 +1,92 @@
+"""The account every resource shares: its data tables, the lock, new ids, links, and
+`GET /api/v4/account`.
+
+Each resource module (leads.py, contacts.py, …) is a mixin over this class; `state.Sandbox`
+puts them together and owns the data.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from sandbox import query, seed
+from sandbox.config import Config
+from sandbox.errors import ApiError, problem, validation_failure
+
+if TYPE_CHECKING:
+    from sandbox.traffic import Stats
+
+
+def now() -> int:
+    return int(time.time())
+
+
+class Account:
+    config: Config
+    lock: threading.RLock
+    pipelines: dict[int, dict]
+    roles: dict[int, dict]
+    users: dict[int, dict]
+    contacts: dict[int, dict]
+    leads: dict[int, dict]
+    tasks: dict[int, dict]
+    notes: dict[int, dict]
+    next_id: int
+    stats: Stats
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def base_url(self) -> str:
+        return self.config.public_url.rstrip("/")
+
+    def link(self, path: str) -> dict:
+        return {"self": {"href": f"{self.base_url()}{path}"}}
+
+    def page(self, items: list, key: str, path: str, params: dict,
+             render: Callable[[Any], dict]) -> tuple[int, Any]:
+        return query.page(items, key, self.base_url() + path, params, render)
+
+    def invalid(self, entries: list[dict]) -> ApiError:
+        """The 400 for invalid leads, contacts or tasks, in the account's Config.error_shape."""
+        return validation_failure(self.config.error_shape, entries)
+
+    def missing(self, what: str) -> tuple[int, None]:
+        """A single GET of an entity that does not exist: 204 or 404 (Config.missing_entity_status)."""
+        if self.config.missing_entity_status == 404:
+            raise problem(404, "Not Found", f"{what} not found")
+        return 204, None
+
+    def first_user_id(self) -> int:
+        return next(iter(self.users))
+
+    def emit(self, events: list[tuple[str, str, dict]], status_format: str | None = None) -> None:
+        """Send (entity, action, legacy item) webhook events; subscriptions.py implements it."""
+        raise NotImplementedError
+
+    def account(self) -> dict:
+        return {"id": self.config.account_id, "name": "Sandbox Realty", "subdomain": self.config.subdomain,
+                "created_at": seed.BASE_TIME, "created_by": 0, "updated_at": seed.BASE_TIME, "updated_by": 0,
+                "current_user_id": self.first_user_id(), "country": "RU", "currency": "RUB",
+                "currency_symbol": "₽", "customers_mode": "disabled", "is_unsorted_on": True,
+                "mobile_feature_version": 0, "is_loss_reason_enabled": True, "is_helpbot_enabled": False,
+                "is_technical_account": True, "contact_name_display_order": 1,
+                "_links": self.link("/api/v4/account")}
+
+    def rename(self, body: Any) -> dict:
+        """Control action: the account's subdomain changes (reference §1.6). Refresh tokens issued
+        before then answer 404 until their holder asks /oauth2/account/current/subdomain."""
+        subdomain = body.get("subdomain") if isinstance(body, dict) else None
+        if not isinstance(subdomain, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", subdomain):
+            raise problem(400, "Bad Request", "subdomain must be lower-case letters, digits and dashes")
+        with self.lock:
+            previous, self.config.subdomain = self.config.subdomain, subdomain
+        return {"subdomain": subdomain, "previous": previous, "domain": f"{subdomain}.amocrm.ru"}
+
+    def account_block(self) -> dict:
+        """The `account[...]` part of every webhook body."""
+        return {"subdomain": self.config.subdomain, "id": self.config.account_id,
+                "_links": {"self": f"https://{self.config.subdomain}.amocrm.ru"}}

@@ -1,0 +1,63 @@
+"""Pipelines and their statuses (142/143 in every pipeline, one unsorted stage each)."""
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.account import Account
+from sandbox.errors import problem
+
+
+class Pipelines(Account):
+    def render_pipeline(self, pipeline: dict) -> dict:
+        out = {k: v for k, v in pipeline.items() if k != "statuses"}
+        out["_links"] = self.link(f"/api/v4/leads/pipelines/{pipeline['id']}")
+        out["_embedded"] = {"statuses": [
+            {**s, "_links": self.link(f"/api/v4/leads/pipelines/{pipeline['id']}/statuses/{s['id']}")}
+            for s in sorted(pipeline["statuses"], key=lambda s: s["sort"])]}
+        return out
+
+    def list_pipelines(self) -> dict:
+        with self.lock:
+            pipelines = sorted(self.pipelines.values(), key=lambda p: p["sort"])
+            return {"_total_items": len(pipelines), "_links": self.link("/api/v4/leads/pipelines"),
+                    "_embedded": {"pipelines": [self.render_pipeline(p) for p in pipelines]}}
+
+    def get_pipeline(self, pipeline_id: int) -> dict:
+        with self.lock:
+            if pipeline_id not in self.pipelines:
+                raise problem(404, "Not Found", "Pipeline not found")
+            return self.render_pipeline(self.pipelines[pipeline_id])
+
+    def update_status(self, pipeline_id: int, status_id: int, item: Any) -> dict:
+        with self.lock:
+            pipeline = self.pipelines.get(pipeline_id)
+            status = next((s for s in (pipeline or {}).get("statuses", []) if s["id"] == status_id), None)
+            if status is None:
+                raise problem(404, "Not Found", "Status not found")
+            if not isinstance(item, dict):
+                raise problem(400, "Bad Request", "Body must be an object")
+            for key in ("name", "sort", "color"):
+                if key in item:
+                    status[key] = item[key]
+            return {**status, "_links": self.link(f"/api/v4/leads/pipelines/{pipeline_id}/statuses/{status_id}")}
+
+    def delete_status(self, pipeline_id: int, status_id: int) -> None:
+        with self.lock:
+            pipeline = self.pipelines.get(pipeline_id)
+            if pipeline is None or status_id in (142, 143) or not any(s["id"] == status_id for s in pipeline["statuses"]):
+                raise problem(404, "Not Found", "Status not found or not deletable")
+            pipeline["statuses"] = [s for s in pipeline["statuses"] if s["id"] != status_id]
+
+    def stage_exists(self, pipeline_id: int, status_id: int) -> bool:
+        pipeline = self.pipelines.get(pipeline_id)
+        return bool(pipeline) and any(s["id"] == status_id for s in pipeline["statuses"])
+
+    def stages_in_order(self, pipeline_id: int) -> list[int]:
+        return [s["id"] for s in sorted(self.pipelines[pipeline_id]["statuses"], key=lambda s: s["sort"])]
+
+    def default_stage(self, pipeline_id: int) -> int:
+        statuses = sorted(self.pipelines[pipeline_id]["statuses"], key=lambda s: s["sort"])
+        return next(s["id"] for s in statuses if s["type"] == 0)
+
+    def main_pipeline(self) -> int:
+        return next((p["id"] for p in self.pipelines.values() if p["is_main"]), next(iter(self.pipelines)))

@@ -1,0 +1,112 @@
+"""Traffic: the rolling-second rate limit and throttling (429, Retry-After) and the counters behind
+`GET /_sandbox/stats`."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sandbox.account import Account
+from sandbox.errors import problem
+
+if TYPE_CHECKING:
+    from sandbox.webhooks import Dispatcher
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    by_path: dict = field(default_factory=dict)
+    statuses: dict = field(default_factory=dict)
+    rate_limited: int = 0
+    injected_faults: int = 0
+    peak_rps: int = 0  # most requests (admitted or not) in any rolling second
+    refreshes: int = 0
+    code_grants: int = 0
+    subdomain_lookups: int = 0
+    first_request_at: float | None = None  # unix time of the first API request since the reset
+    last_request_at: float | None = None
+    per_second: dict[int, int] = field(default_factory=dict)  # wall-clock second → API requests
+
+
+class Traffic(Account):
+    arrivals: list[float]  # monotonic times of the requests admitted in the last second
+    recent: list[float]  # monotonic times of every request in the last second (for peak_rps)
+    throttled: tuple[float, int | None]  # the last POST /_sandbox/throttle: (until, its Retry-After)
+    dispatcher: Dispatcher
+
+    def admit(self, path_key: str) -> bool:
+        """Count one API request; False when it is refused (→ 429): throttled, or over the rate limit."""
+        moment, wall = time.monotonic(), time.time()
+        with self.lock:
+            self._count(path_key, moment, wall)
+            self.arrivals = [t for t in self.arrivals if moment - t < 1.0]
+            allowed = wall >= self.config.rate_limited_until and len(self.arrivals) < self.config.rate_limit
+            if allowed:
+                self.arrivals.append(moment)
+            else:
+                self.stats.rate_limited += 1
+            return allowed
+
+    def _count(self, path_key: str, moment: float, wall: float) -> None:
+        stats = self.stats
+        stats.requests += 1
+        stats.by_path[path_key] = stats.by_path.get(path_key, 0) + 1
+        stats.first_request_at = stats.first_request_at or wall
+        stats.last_request_at = wall
+        stats.per_second[int(wall)] = stats.per_second.get(int(wall), 0) + 1
+        # the busiest rolling second always ends at an arrival, so checking at each arrival finds it
+        self.recent = [t for t in self.recent if moment - t < 1.0] + [moment]
+        stats.peak_rps = max(stats.peak_rps, len(self.recent))
+
+    def retry_after(self) -> int | None:
+        """Seconds for the Retry-After header of a 429, or None to send none."""
+        with self.lock:
+            remaining = self.config.rate_limited_until - time.time()
+            if remaining <= 0:
+                return self.config.retry_after
+            until, given = self.throttled
+            if given is not None and until == self.config.rate_limited_until:
+                return given
+            return self.config.retry_after if self.config.retry_after is not None else math.ceil(remaining)
+
+    def throttle(self, body: Any) -> dict:
+        """Control action: every API request answers 429 for `seconds` (0 lifts it), with
+        Retry-After `retry_after` (default: Config.retry_after, else the seconds left)."""
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        given = body.get("retry_after") if isinstance(body, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise problem(400, "Bad Request", "seconds must be a number >= 0")
+        if given is not None and (isinstance(given, bool) or not isinstance(given, int) or given < 0):
+            raise problem(400, "Bad Request", "retry_after must be a whole number of seconds >= 0")
+        with self.lock:
+            self.config.rate_limited_until = time.time() + seconds if seconds else 0.0
+            self.throttled = (self.config.rate_limited_until, given)
+            return {"rate_limited_until": self.config.rate_limited_until, "retry_after": given}
+
+    def record_status(self, status: int) -> None:
+        with self.lock:
+            key = str(status)
+            self.stats.statuses[key] = self.stats.statuses.get(key, 0) + 1
+
+    def record_fault(self) -> None:
+        with self.lock:
+            self.stats.injected_faults += 1
+
+    def reset_stats(self) -> None:
+        with self.lock:
+            self.stats = Stats()
+            self.recent = []
+
+    def stats_view(self) -> dict:
+        """The counters; `requests_by_second[i]` counts API requests in wall-clock second
+        `requests_by_second_from + i` (from the first request since the reset to the last)."""
+        with self.lock:
+            view = asdict(self.stats)
+            per_second = view.pop("per_second")
+            start = min(per_second, default=None)
+            view["requests_by_second_from"] = start
+            view["requests_by_second"] = [per_second.get(second, 0)
+                                          for second in range(start, max(per_second) + 1)] if per_second else []
+            return {**view, "deliveries": len(self.dispatcher.deliveries)}

@@ -1,0 +1,107 @@
+"""Control actions that change data the way a person in amoCRM would, firing the webhooks
+(`POST /_sandbox/trigger-webhook`, `POST /_sandbox/touch`)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from sandbox.account import Account, now
+from sandbox.errors import problem
+from sandbox.webhooks import legacy_lead
+
+
+class Triggers(Account):
+    def touch(self, entity: str, count: int, fire_webhooks: bool = False) -> list[int]:
+        """Change `count` entities (their updated_at moves to now)."""
+        table = {"leads": self.leads, "contacts": self.contacts, "tasks": self.tasks}.get(entity)
+        if table is None:
+            raise problem(400, "Bad Request", "entity must be leads, contacts or tasks")
+        events = []
+        with self.lock:
+            ids = sorted(table)[:: max(1, len(table) // max(1, count))][:count]
+            for entity_id in ids:
+                table[entity_id]["updated_at"] = now()
+                if entity == "leads":
+                    events.append(("leads", "update", legacy_lead(table[entity_id])))
+        if fire_webhooks:
+            self.emit(events)
+        return ids
+
+    def trigger(self, body: dict) -> dict:
+        """`{entity, action, id?, …}`: the entity (or the first fitting one) changes; the answer says which."""
+        entity, action = body.get("entity", "leads"), body.get("action", "status")
+        entity = "task" if entity == "tasks" else entity
+        actions: dict[tuple[str, str], Callable[[dict], dict]] = {
+            ("leads", "status"): self._move_lead, ("leads", "update"): self._rename_lead,
+            ("leads", "delete"): self._delete_lead, ("leads", "restore"): self._restore_lead,
+            ("leads", "responsible"): self._reassign_lead, ("contacts", "update"): self._rename_contact,
+            ("task", "update"): self._edit_task, ("task", "delete"): self._delete_task,
+        }
+        if (entity, action) not in actions:
+            raise problem(400, "Bad Request", f"unsupported trigger {entity}/{action}")
+        if body.get("format") not in (None, "full", "compact"):
+            raise problem(400, "Bad Request", "format must be full or compact")
+        if body.get("format") and (entity, action) != ("leads", "status"):
+            raise problem(400, "Bad Request", "format applies to leads/status only")
+        return {"entity": entity, "action": action, **actions[(entity, action)](body)}
+
+    def _live_lead(self, lead_id: int | None) -> dict:
+        lead = self.leads.get(lead_id) if lead_id else next(
+            (l for l in self.leads.values() if not l.get("is_deleted")), None)
+        if lead is None:
+            raise problem(404, "Not Found", "Lead not found")
+        return lead
+
+    def _move_lead(self, body: dict) -> dict:
+        """To `status_id`, or to the next stage of its pipeline."""
+        with self.lock:
+            lead = self._live_lead(body.get("id"))
+            pipeline_id = body.get("pipeline_id", lead["pipeline_id"])
+            status_id = body.get("status_id")
+            if status_id is None:
+                stages = self.stages_in_order(pipeline_id)
+                current = stages.index(lead["status_id"]) if lead["status_id"] in stages else 0
+                status_id = stages[(current + 1) % len(stages)]
+        self.update_leads([{"id": lead["id"], "pipeline_id": pipeline_id, "status_id": status_id}],
+                          status_format=body.get("format"))
+        return {"id": lead["id"], "status_id": status_id, "pipeline_id": pipeline_id}
+
+    def _rename_lead(self, body: dict) -> dict:
+        lead = self.leads.get(body.get("id")) or next(iter(self.leads.values()))
+        self.update_leads([{"id": lead["id"], "name": body.get("name", lead["name"] + " (изм.)")}])
+        return {"id": lead["id"]}
+
+    def _reassign_lead(self, body: dict) -> dict:
+        """To `responsible_user_id`, or to the user after the current one."""
+        with self.lock:
+            lead = self._live_lead(body.get("id"))
+            old = lead["responsible_user_id"]
+            users = sorted(self.users)
+            new = body.get("responsible_user_id") or users[(users.index(old) + 1) % len(users) if old in users else 0]
+        self.update_leads([{"id": lead["id"], "responsible_user_id": new}])
+        return {"id": lead["id"], "responsible_user_id": new, "old_responsible_user_id": old}
+
+    def _delete_lead(self, body: dict) -> dict:
+        self.delete_lead(body.get("id"))
+        return {"id": body.get("id")}
+
+    def _restore_lead(self, body: dict) -> dict:
+        """The lead `id`, or the first deleted one, comes back."""
+        lead_id = body.get("id") or next((i for i, l in self.leads.items() if l.get("is_deleted")), None)
+        if lead_id is None:
+            raise problem(404, "Not Found", "No deleted lead to restore")
+        self.restore_lead(lead_id)
+        return {"id": lead_id}
+
+    def _rename_contact(self, body: dict) -> dict:
+        contact = self.contacts.get(body.get("id")) or next(iter(self.contacts.values()))
+        self.update_contacts([{"id": contact["id"], "name": body.get("name", contact["name"])}])
+        return {"id": contact["id"]}
+
+    def _edit_task(self, body: dict) -> dict:
+        task = self.tasks.get(body.get("id")) or next(iter(self.tasks.values()))
+        self.update_tasks([{"id": task["id"], "text": body.get("text", task["text"])}])
+        return {"id": task["id"]}
+
+    def _delete_task(self, body: dict) -> dict:
+        self.delete_task(body.get("id"))
+        return {"id": body.get("id")}
