@@ -66,7 +66,7 @@ CONCEPTS = (
         pt contato
         tr temas iletisim
         id kontak
-    """)),
+    """), negated=NEW),
     # a call alone may be the first call or a later one: it votes only as part of a first contact
     Concept("call", None, WEAK, _stems("""
         ru звон обзвон
@@ -79,7 +79,7 @@ CONCEPTS = (
     """)),
     # somebody already took the lead: "Contacted", "Разобрано"; negated it is still new ("Неразобранное")
     Concept("handled", IN_PROGRESS, STRONG, _stems("""
-        ru разобран обработан обработк связал дозвон
+        ru разобран обработан обработк связал
         uk розібран оброблен
         en contacted sorted processed handled reached
         es contactad procesad atendid
@@ -205,15 +205,24 @@ CONCEPTS = (
         tr bekle
         id menunggu tunggu
     """), pending=True),
-    Concept("deposit", IN_PROGRESS, STRONG, _stems("""
-        ru частичн предоплат аванс задат
-        uk частков передоплат аванс завдат
-        en partial deposit prepay
-        es parcial abono anticipo
-        pt parcial sinal
-        tr kismi kapora
+    Concept("partial", IN_PROGRESS, STRONG, _stems("""
+        ru частичн
+        uk частков
+        en partial
+        es parcial
+        pt parcial
+        tr kismi
         id sebagian
     """), pending=True),
+    Concept("deposit", IN_PROGRESS, STRONG, _stems("""
+        ru предоплат аванс задат
+        uk передоплат аванс завдат
+        en deposit prepay
+        es abono anticipo
+        pt sinal
+        tr kapora
+        id panjar
+    """)),
     Concept("payment", IN_PROGRESS, STRONG, _stems("""
         ru счет оплат платеж
         uk рахун оплат платіж
@@ -269,10 +278,10 @@ CONCEPTS = (
     Concept("lost", CLOSED, STRONG, _stems("""
         ru отказ провал проигр отмен отвал слив потерян
         uk відмов провал програ скасов втрачен
-        en lost lose cancel reject declin fail junk spam
-        es perdid cancelad rechaz descart
-        pt perdid cancelad recusad descart
-        tr kaybed kayip iptal redded basarisiz terk
+        en lost lose cancel reject declin fail junk spam refund
+        es perdid cancelad rechaz descart reembols devoluc
+        pt perdid cancelad recusad descart reembols devoluc
+        tr kaybed kayip iptal redded basarisiz terk iade
         id hilang gagal batal ditolak tolak
     """), outcome="lost"),
     Concept("closed", CLOSED, STRONG, _stems("""
