@@ -16,7 +16,11 @@ from urllib.parse import parse_qsl
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
+_DIGITS = re.compile(r"-?[0-9]{1,16}")
 MAX_BODY_BYTES = 1_000_000
+MAX_FIELDS = 20_000
+MAX_DEPTH = 8  # amoCRM's deepest key: leads[add][0][custom_fields][0][values][0][value]
+MAX_INT = 2**53 - 1
 
 TASK_KEYS = ("task", "tasks")  # the reference could not settle which one amoCRM sends
 ENTITY_KEYS = ("leads", "contacts", "companies", "customers", "unsorted", "message", "talk") + TASK_KEYS
@@ -26,12 +30,32 @@ class MalformedWebhook(ValueError):
     """The body is not an amoCRM webhook (not parseable, or no entity block at all)."""
 
 
+def strict_int(value: Any) -> int | None:
+    """An id or timestamp from outside: ASCII digits only (no spaces, underscores, other
+    scripts' digits, floats or exponents) and within ±2^53; anything else is None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _DIGITS.fullmatch(value):
+        number = int(value)
+    else:
+        return None
+    return number if -MAX_INT <= number <= MAX_INT else None
+
+
 def parse_nested_form(body: str) -> dict:
     """PHP-style bracket keys → nested dicts; runs of keys 0..n-1 become lists."""
     root: dict = {}
-    for key, value in parse_qsl(body, keep_blank_values=True, max_num_fields=20_000):
+    try:
+        pairs = parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise MalformedWebhook(f"more than {MAX_FIELDS} form fields") from None
+    for key, value in pairs:
         match = _KEY.match(key)
         parts = [match.group(1)] + _PART.findall(match.group(2)) if match else [key]
+        if len(parts) > MAX_DEPTH:
+            raise MalformedWebhook(f"key {key[:80]!r} is nested deeper than {MAX_DEPTH} levels")
         node = root
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1
@@ -56,6 +80,19 @@ def _listify(node: Any) -> Any:
     return items
 
 
+def _depth(data: Any) -> int:
+    """How deeply lists and objects nest (without recursion: the input is hostile)."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def decode_body(raw: bytes | str | None, content_type: str | None) -> dict:
     """The webhook as nested dicts, from a form body (amoCRM) or JSON with the same shape."""
     if raw is None or len(raw) == 0:
@@ -66,8 +103,10 @@ def decode_body(raw: bytes | str | None, content_type: str | None) -> dict:
     if "json" in (content_type or "").lower():
         try:
             data = json.loads(text)
-        except ValueError:
-            raise MalformedWebhook("body is not valid JSON") from None
+        except (ValueError, RecursionError):
+            raise MalformedWebhook("body is not valid JSON (or nested too deeply)") from None
+        if _depth(data) > MAX_DEPTH:
+            raise MalformedWebhook(f"body is nested deeper than {MAX_DEPTH} levels")
     else:
         data = parse_nested_form(text)
     if not isinstance(data, dict):
@@ -84,17 +123,10 @@ class WebhookEvent:
 
     @property
     def entity_id(self) -> int | None:
-        value = self.item.get("id")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return None
+        return strict_int(self.item.get("id"))
 
     def number(self, field: str) -> int | None:
-        try:
-            return int(self.item.get(field))
-        except (TypeError, ValueError):
-            return None
+        return strict_int(self.item.get(field))
 
     @property
     def changed_at(self) -> int | None:
@@ -103,19 +135,18 @@ class WebhookEvent:
 
 
 def _event_id(entity: str, action: str, item: dict) -> str:
-    """Same change, same id: amoCRM's redeliveries and SQS's redeliveries collapse onto it."""
-    identity = [entity, action, item.get("id"), item.get("updated_at") or item.get("last_modified"),
-                item.get("status_id"), item.get("pipeline_id")]
-    digest = hashlib.sha256(json.dumps(identity, default=str).encode()).hexdigest()[:24]
-    return f"{entity}-{action}-{item.get('id')}-{digest}"
+    """Same change, same id: amoCRM's redeliveries and SQS's redeliveries collapse onto it.
+    Built from the parsed numbers, so " 17657" and "17657" cannot become two events."""
+    identity = [entity, action, strict_int(item.get("id")),
+                strict_int(item.get("updated_at")) or strict_int(item.get("last_modified")),
+                strict_int(item.get("status_id")), strict_int(item.get("pipeline_id"))]
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:24]
+    return f"{entity}-{action}-{identity[2]}-{digest}"
 
 
 def account_id_of(data: dict) -> int | None:
     account = data.get("account")
-    try:
-        return int(account.get("id")) if isinstance(account, dict) else None
-    except (TypeError, ValueError):
-        return None
+    return strict_int(account.get("id")) if isinstance(account, dict) else None
 
 
 def events_of(data: dict) -> tuple[list[WebhookEvent], list[str]]:

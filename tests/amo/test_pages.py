@@ -1,0 +1,98 @@
+"""PageFetcher: pages in order with several requests in flight, stopping where amoCRM's list ends."""
+import threading
+import time
+
+import pytest
+
+from chalicelib.amo.pages import Page, PageFetcher, embedded, next_href
+
+
+class FakeList:
+    """A list of `total` items in pages of `size`; records which pages were asked for and how
+    many requests ran at once."""
+
+    def __init__(self, total, size=3, latency=0.0, fail_on=None):
+        self.total, self.size, self.latency, self.fail_on = total, size, latency, fail_on
+        self.asked: list[int] = []
+        self.running = 0
+        self.max_running = 0
+        self.lock = threading.Lock()
+
+    def fetch(self, number):
+        with self.lock:
+            self.asked.append(number)
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        try:
+            time.sleep(self.latency)
+            if number == self.fail_on:
+                raise RuntimeError(f"page {number} failed")
+            start = (number - 1) * self.size
+            items = [{"id": i} for i in range(start, min(start + self.size, self.total))]
+            return Page(number, items, start + self.size < self.total)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def ids(pages):
+    return [item["id"] for page in pages for item in page.items]
+
+
+def test_every_page_comes_in_order_and_the_fetcher_is_exhausted():
+    data = FakeList(total=10)
+    fetcher = PageFetcher(data.fetch)
+    assert ids(fetcher.pages()) == list(range(10))
+    assert fetcher.exhausted
+
+
+def test_slow_pages_are_fetched_several_at_a_time_but_never_more_than_the_window():
+    data = FakeList(total=30, latency=0.05)
+    fetcher = PageFetcher(data.fetch, latency=lambda: 0.05, interval=0.01, max_window=4)
+    assert ids(fetcher.pages()) == list(range(30))
+    assert 2 <= data.max_running <= 4
+
+
+def test_requests_past_the_end_are_few():
+    data = FakeList(total=9, latency=0.02)  # pages 1-3, page 3 has no next link
+    fetcher = PageFetcher(data.fetch, latency=lambda: 0.02, interval=0.01, max_window=4)
+    list(fetcher.pages())
+    assert max(data.asked) <= 3 + 4  # at most one window of speculative requests
+
+
+def test_last_page_caps_what_is_requested():
+    data = FakeList(total=100)
+    fetcher = PageFetcher(data.fetch, last_page=2)
+    assert ids(fetcher.pages()) == list(range(6))
+    assert max(data.asked) == 2 and fetcher.exhausted
+
+
+def test_should_stop_ends_before_the_next_page_is_started_and_says_where_to_resume():
+    data = FakeList(total=30)
+    fetcher = PageFetcher(data.fetch, first_page=2)
+    seen = []
+    for page in fetcher.pages(should_stop=lambda: len(seen) >= 2):
+        seen.append(page.number)
+    assert seen[:2] == [2, 3]
+    assert not fetcher.exhausted and fetcher.next_to_yield == seen[-1] + 1
+
+
+def test_a_failing_page_raises_to_the_caller_in_its_turn():
+    data = FakeList(total=30, fail_on=3)
+    got = []
+    with pytest.raises(RuntimeError, match="page 3 failed"):
+        for page in PageFetcher(data.fetch).pages():
+            got.append(page.number)
+    assert got == [1, 2]
+
+
+def test_an_empty_first_page_yields_nothing():
+    assert list(PageFetcher(FakeList(total=0).fetch).pages()) == []
+
+
+def test_hal_helpers_read_embedded_items_and_the_next_link():
+    body = {"_embedded": {"leads": [{"id": 1}]}, "_links": {"next": {"href": "https://x/api/v4/leads?page=2"}}}
+    assert embedded(body, "leads") == [{"id": 1}]
+    assert next_href(body) == "https://x/api/v4/leads?page=2"
+    assert embedded(None, "leads") == [] and embedded({"_embedded": []}, "leads") == []
+    assert next_href({"_links": {}}) is None

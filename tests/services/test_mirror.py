@@ -1,0 +1,54 @@
+"""mirror: changed-only batch upserts that never replace a newer amoCRM version, and scan paging."""
+from chalicelib.amo.contacts import read_contact
+from chalicelib.models import AmoContact
+from chalicelib.services import contacts, mirror
+from tests.fake_amo import contact
+
+
+def item(contact_id, name, updated_at):
+    return contacts.to_item(read_contact(contact(contact_id, name, updated_at=updated_at)))
+
+
+def test_read_all_keeps_good_objects_and_reports_bad_ones_by_id():
+    infos, errors = mirror.read_all([contact(1), {"id": "x"}, "junk", contact(2)], read_contact)
+    assert [i.id for i in infos] == [1, 2]
+    assert errors == [{"id": "x", "message": "contact has no integer id"},
+                      {"id": None, "message": "contact has no integer id"}]
+
+
+def test_new_items_are_written_and_unchanged_ones_are_not():
+    written = mirror.upsert_changed(AmoContact, [item(1, "Anna", 100), item(2, "Boris", 100)], contacts.FIELDS)
+    assert [(old, new.id) for old, new in written] == [(None, 1), (None, 2)]
+    first_write = AmoContact.get(1).updated_at
+
+    again = mirror.upsert_changed(AmoContact, [item(1, "Anna", 100), item(2, "Borys", 101)], contacts.FIELDS)
+
+    assert [new.id for _, new in again] == [2]
+    assert again[0][0].name == "Boris"  # the previous version is handed back
+    assert AmoContact.get(1).updated_at == first_write and AmoContact.get(2).name == "Borys"
+
+
+def test_an_older_amocrm_version_never_replaces_a_newer_one():
+    mirror.upsert_changed(AmoContact, [item(1, "New", 200)], contacts.FIELDS)
+    assert mirror.upsert_changed(AmoContact, [item(1, "Old", 150)], contacts.FIELDS) == []
+    assert AmoContact.get(1).name == "New"
+
+
+def test_batch_get_reads_more_than_one_call_s_worth_of_keys():
+    mirror.upsert_changed(AmoContact, [item(i, f"C{i}", 1) for i in range(1, 251)], contacts.FIELDS)
+    found = mirror.batch_get(AmoContact, list(range(1, 260)) + [5, 5])
+    assert sorted(found) == list(range(1, 251))
+
+
+def test_page_of_scan_pages_with_an_opaque_cursor_until_the_end():
+    mirror.upsert_changed(AmoContact, [item(i, f"C{i}", 1) for i in range(1, 8)], contacts.FIELDS)
+    seen, cursor = [], None
+    while True:
+        page = mirror.page_of_scan(lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start), 3, cursor,
+                                   lambda c: c.id)
+        seen.extend(page["data"])
+        assert page["count"] == len(page["data"]) <= 3
+        cursor = page.get("nextCursor")
+        if not cursor:
+            break
+    assert sorted(seen) == list(range(1, 8))
