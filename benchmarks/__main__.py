@@ -1,4 +1,3 @@
-from chalicelib import wiring
 """`python -m benchmarks [--quick]`: sync against the floor, memory, incremental sync,
 webhook acknowledgement and cold start. Prints one table per part; never part of the tests."""
 from __future__ import annotations
@@ -27,7 +26,9 @@ def _child(stack: Stack, *args: str) -> dict:
 
 def _connect(stack: Stack) -> None:
     code = http("POST", f"{stack.sandbox_url}/_sandbox/issue-code", {})[1]["code"]
-    subprocess.run([sys.executable, "-c", f"from chalicelib import wiring; from chalicelib.services import connection; connection.exchange_code(wiring.amo(), {code!r})"],
+    connect = ("from chalicelib import wiring; from chalicelib.services import connection; "
+               f"connection.exchange_code(wiring.amo(), {code!r})")
+    subprocess.run([sys.executable, "-c", connect],
                    cwd=ROOT, env=stack.env, check=True, capture_output=True)
 
 

@@ -34,8 +34,8 @@ class _PrefixedTableName(type):
         return settings.table_prefix() + cls.table_suffix
 
 
-def _meta(suffix: str) -> type:
-    return _PrefixedTableName("Meta", (), {"table_suffix": suffix, "billing_mode": "PAY_PER_REQUEST"})
+def _meta(suffix: str, **options: object) -> type:
+    return _PrefixedTableName("Meta", (), {"table_suffix": suffix, "billing_mode": "PAY_PER_REQUEST", **options})
 
 
 def utc_now() -> datetime:
@@ -313,7 +313,28 @@ class Notification(BaseModel):
     expires_at = TTLAttribute(null=True)
 
 
+class RateBudget(BaseModel):
+    """The deployment's shared amoCRM request budget (amo/budget.py): one item per block of
+    time slots (`block#<n>`: counters of slots handed out) and one `state` item (pauses, the
+    block by amoCRM, which lanes have work). Calls fail fast: the caller falls back to its own
+    pace rather than wait on this table."""
+
+    Meta = _meta("rate-budget", connect_timeout_seconds=1, read_timeout_seconds=1, max_retry_attempts=1,
+                 base_backoff_ms=20)
+    STATE_KEY = "state"
+
+    key = UnicodeAttribute(hash_key=True)
+    g = NumberAttribute(null=True)
+    p = NumberAttribute(null=True)
+    paused_until = NumberAttribute(null=True)
+    blocked_until = NumberAttribute(null=True)
+    blocked_count = NumberAttribute(null=True)
+    bulk_until = NumberAttribute(null=True)
+    interactive_until = NumberAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     AmoToken, OAuthState, AmoPipeline, AmoStage, AmoUser, AmoRole,
-    AmoContact, AmoTask, Lead, AmoActivityLog, SyncState, SyncJob, IdempotencyRecord, Notification,
+    AmoContact, AmoTask, Lead, AmoActivityLog, SyncState, SyncJob, IdempotencyRecord, Notification, RateBudget,
 )

@@ -99,6 +99,15 @@ def amo_rate_limit_per_second() -> float:
     return _positive_float("AMO_RATE_LIMIT_RPS", 7.0)
 
 
+def amo_rate_budget() -> str:
+    """`shared` (default): every process of the deployment admits its amoCRM requests through
+    one budget in DynamoDB. `local`: each process paces itself (tests, one-off scripts)."""
+    value = (_get("AMO_RATE_BUDGET") or "shared").lower()
+    if value not in ("shared", "local"):
+        raise ConfigError(f"AMO_RATE_BUDGET must be shared or local, got {value!r}")
+    return value
+
+
 def main_backend_api_key() -> str:
     return _required("MAIN_BACKEND_API_KEY")
 

@@ -14,6 +14,7 @@ os.environ.update({
     "MAIN_BACKEND_API_KEY": "main-backend-key",
     "TABLE_PREFIX": "test-",
     "AMO_RATE_LIMIT_RPS": "1000",
+    "AMO_RATE_BUDGET": "local",  # the shared budget has tests of its own (tests/amo/test_budget.py)
 })
 for _var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE",
              "ENABLE_DEV_ENDPOINTS", "AMO_WEBHOOK_SECRET", "MAIN_BACKEND_WEBHOOK_URL",

@@ -12,6 +12,7 @@ from chalicelib.amo.leads import Leads
 from chalicelib.amo.notes import LeadNotes
 from chalicelib.amo.oauth import OAuth, StaticToken
 from chalicelib.amo.pipelines import Pipelines
+from chalicelib.amo.ratelimit import BULK
 from chalicelib.amo.tasks import Tasks
 from chalicelib.amo.users import Roles, Users
 from chalicelib.amo.webhooks import Webhooks
@@ -30,6 +31,15 @@ class AmoApi:
         self.users = Users(client)
         self.roles = Roles(client)
         self.webhooks = Webhooks(client)
+
+    def bulk(self) -> "AmoApi":
+        """The same API admitted in the budget's bulk lane: syncs use it, so interactive work
+        (routes, webhooks) keeps its share while they run."""
+        return AmoApi(self.client.using(lane=BULK), self.oauth)
+
+    def budget(self) -> dict:
+        """What the request budget says now (paused, blocked, shared or local)."""
+        return self.client.limiter.describe()
 
     def authorized_by(self, tokens: TokenSource) -> "AmoApi":
         """The same account, session and limiter, with another token source."""

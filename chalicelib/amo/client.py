@@ -33,12 +33,13 @@ from chalicelib.amo.errors import (
     AmoValidationError,
 )
 from chalicelib.amo.pages import embedded, next_href
-from chalicelib.amo.ratelimit import Limiter, RateLimiter
+from chalicelib.amo.ratelimit import INTERACTIVE, Limiter, RateLimiter
 from chalicelib.amo.retry import Attempt, RetryPolicy, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 250
+BLOCK_SECONDS = 300.0  # after amoCRM's block page, nobody asks again for this long
 
 
 class TokenSource(Protocol):
@@ -96,6 +97,12 @@ def _looks_like_html(response: requests.Response) -> bool:
     return "html" in content_type or response.content.lstrip()[:1] == b"<"
 
 
+def is_block_page(response: requests.Response | None) -> bool:
+    """amoCRM's account/IP block: a 403 with nginx's HTML page instead of problem+json (§3.4)."""
+    return (response is not None and response.status_code == 403 and _json_or_none(response) is None
+            and _looks_like_html(response))
+
+
 def raise_for_status(response: requests.Response, what: str) -> None:
     """Turn an amoCRM error response into the matching typed exception."""
     status = response.status_code
@@ -111,7 +118,7 @@ def raise_for_status(response: requests.Response, what: str) -> None:
     if status == 401:
         raise AmoAuthError(message, status, body)
     if status == 403:
-        if body is None and _looks_like_html(response):
+        if is_block_page(response):
             raise AmoBlocked(f"amoCRM {what} failed (403): the account or IP is blocked by amoCRM "
                              "(HTML 403 page); contact amoCRM support", status)
         raise AmoForbidden(message, status, body)
@@ -131,8 +138,10 @@ class AmoClient:
                  retry: RetryPolicy = RetryPolicy(),
                  timeouts: Timeouts = Timeouts(),
                  sleep: Callable[[float], None] = time.sleep,
-                 rand: Callable[[], float] = random.random):
+                 rand: Callable[[], float] = random.random,
+                 lane: str = INTERACTIVE):
         self.base_url = base_url.rstrip("/")
+        self.lane = lane
         self.tokens = tokens
         self.session = session or new_session()
         self.limiter = limiter or RateLimiter()
@@ -142,10 +151,12 @@ class AmoClient:
         self._rand = rand
         self._local = threading.local()
 
-    def using(self, tokens: TokenSource | None) -> "AmoClient":
-        """The same account, session and limiter, authorized by another token source."""
-        return AmoClient(self.base_url, tokens, session=self.session, limiter=self.limiter, retry=self.retry,
-                         timeouts=self.timeouts, sleep=self._sleep, rand=self._rand)
+    def using(self, tokens: TokenSource | None = None, lane: str | None = None) -> "AmoClient":
+        """The same account, session and limiter, authorized by another token source or
+        admitted in another lane of the budget (a sync is `bulk`, everything else interactive)."""
+        return AmoClient(self.base_url, tokens if tokens is not None else self.tokens, session=self.session,
+                         limiter=self.limiter, retry=self.retry, timeouts=self.timeouts, sleep=self._sleep,
+                         rand=self._rand, lane=lane or self.lane)
 
     @property
     def last_latency(self) -> float:
@@ -249,8 +260,10 @@ class AmoClient:
         number = 0
         while True:
             number += 1
-            self.limiter.acquire()
+            self.limiter.acquire(self.lane)
             attempt = self._attempt(method, url, body, headers, timeouts)
+            if is_block_page(attempt.response):  # every process stops asking, not only this one
+                self.limiter.block(BLOCK_SECONDS)
             delay = self.retry.delay(attempt, number, self._rand) if self.retry.is_transient(attempt) else None
             if attempt.status == 429:  # everyone waits, not only this request
                 self.limiter.pause(retry_after_seconds(attempt.response) or delay or self.retry.base_delay)

@@ -44,7 +44,7 @@ class OAuth:
     """The integration's OAuth calls on one account host (unauthenticated requests of `client`)."""
 
     def __init__(self, client: AmoClient, credentials: Callable[[], OAuthCredentials]):
-        self.client = client.using(None)
+        self.client = client
         self.credentials = credentials
 
     def _token_request(self, grant: dict, what: str) -> TokenPair:

@@ -1,6 +1,9 @@
-"""The request limiter shared by every thread of the process that talks to amoCRM.
+"""Admitting request starts towards amoCRM: the `Limiter` protocol and this process's own limiter.
 
-amoCRM counts requests per rolling second (7 allowed). Two rules together keep us under it:
+amoCRM counts requests per rolling second (7 allowed per integration). The deployment-wide
+limiter is the shared budget (budget.py); `RateLimiter` paces one process and is what the
+budget falls back to when its table cannot be reached. Two rules together keep it under
+the rate:
 - pacing: consecutive sends are at least `(1 + margin) / rate` apart, so the rate is spread
   evenly instead of arriving in bursts;
 - a sliding window over the *actual* send times: a send waits until the `rate`-th previous
@@ -9,6 +12,9 @@ amoCRM counts requests per rolling second (7 allowed). Two rules together keep u
   slots alone would allow.
 No slot is reserved while a caller sleeps; it re-checks when it wakes. Many requests can be
 in flight at once: only their start times are limited.
+
+A pause (429 with Retry-After) or a block (amoCRM's HTML 403) holds every later send back;
+a caller that would have to wait longer than MAX_WAIT_SECONDS gets the error at once instead.
 """
 from __future__ import annotations
 
@@ -17,13 +23,34 @@ import time
 from collections import deque
 from typing import Callable, Protocol
 
+from chalicelib.amo.errors import AmoBlocked, AmoRateLimited
+
+INTERACTIVE, BULK = "interactive", "bulk"
+MAX_WAIT_SECONDS = 10.0
+
 
 class Limiter(Protocol):
     """Admits request starts towards amoCRM (this process's limiter, or the shared budget)."""
 
-    def acquire(self) -> float: ...
+    interval: float
+
+    def acquire(self, lane: str = INTERACTIVE) -> float: ...
 
     def pause(self, seconds: float) -> None: ...
+
+    def block(self, seconds: float) -> None: ...
+
+    def describe(self) -> dict: ...
+
+
+def refuse_long_wait(until: float, now: float, blocked: bool) -> None:
+    """Raise when honouring a pause would take longer than a caller should wait."""
+    if until - now <= MAX_WAIT_SECONDS:
+        return
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
+    if blocked:
+        raise AmoBlocked(f"amoCRM has blocked this integration (HTML 403); no request is sent before {when}", 403)
+    raise AmoRateLimited(f"amoCRM asked to pause (429 Retry-After); no request is sent before {when}", 429)
 
 
 class RateLimiter:
@@ -38,12 +65,14 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._sends: deque[float] = deque(maxlen=self.rate)
         self._next_slot = 0.0
+        self._blocked_until = 0.0
 
-    def acquire(self) -> float:
+    def acquire(self, lane: str = INTERACTIVE) -> float:
         """Block until this caller may send; returns the send time (on the limiter's clock)."""
         while True:
             with self._lock:
                 now = self._clock()
+                refuse_long_wait(self._next_slot, now, blocked=self._blocked_until > now)
                 earliest = max(self._next_slot,
                                self._sends[0] + self.window if len(self._sends) == self.rate else now)
                 if earliest <= now:
@@ -57,3 +86,11 @@ class RateLimiter:
         with self._lock:
             self._next_slot = max(self._next_slot, self._clock() + seconds)
 
+    def block(self, seconds: float) -> None:
+        """amoCRM's block page: nothing is sent for `seconds`; callers fail fast meanwhile."""
+        with self._lock:
+            self._blocked_until = self._clock() + seconds
+            self._next_slot = max(self._next_slot, self._blocked_until)
+
+    def describe(self) -> dict:
+        return {"mode": "this process only", "ratePerSecond": self.rate}

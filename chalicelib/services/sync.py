@@ -161,6 +161,7 @@ def sync_entity(amo: AmoApi, entity: str, limit: int = 50, where: ListFilter | N
     """Sync one entity; `{synced, errors}` or, when it continues elsewhere, also `{status, jobId}`."""
     if entity not in ENTITIES:
         raise InvalidInput(f"unknown entity {entity}")
+    amo = amo.bulk()  # interactive work keeps its share of the budget while a sync runs
     started_at = time.time()
     # only a complete, unfiltered run tells the next incremental run where to start
     record_state = where is None and limit == 0
@@ -209,6 +210,7 @@ def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None) -> dict:
         return {"jobId": job_id, "status": "unknown"}
     if job.status != "running":
         return {"jobId": job_id, "status": job.status}
+    amo = amo.bulk()
     params = job.params or {}
     limit = int(params.get("limit") or 0)
     filter_type = ENTITIES[job.entity].filter_type
@@ -269,6 +271,7 @@ def sync_all(amo: AmoApi, leads_limit: int = 0, full: bool = True, time_left: Ti
              progress: Progress | None = None, related: bool = False) -> dict:
     """Pipelines and stages, then leads (incremental unless `full`); `related` adds contacts
     and tasks (the schedule uses it to heal missed webhooks of every kind)."""
+    amo = amo.bulk()
     result: dict[str, Any] = {"pipelines": pipelines.sync_pipelines(amo)}
     result["leads"] = sync_entity(amo, "leads", leads_limit, incremental=not full, time_left=time_left,
                                   progress=progress)

@@ -17,11 +17,20 @@ from tests.fixtures import HAL, HOST, PROBLEM
 
 
 class NoLimit:
-    def acquire(self):
+    interval = 0.0
+    blocked = None
+
+    def acquire(self, lane="interactive"):
         return 0.0
 
     def pause(self, seconds):
         self.paused = seconds
+
+    def block(self, seconds):
+        self.blocked = seconds
+
+    def describe(self):
+        return {}
 
 
 class FixedToken:

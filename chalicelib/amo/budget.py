@@ -1,0 +1,289 @@
+"""One amoCRM request budget for the whole deployment: every Lambda, CLI run and local process.
+
+amoCRM limits the integration, not a process (reference §3.4, §13), so request starts are
+admitted through shared time slots kept in a small table (`BudgetStore`):
+
+- Time is cut into blocks of `rate` slots. A block lasts `(1 + margin)` seconds, so the slots
+  are `(1 + margin) / rate` apart and any rolling second holds at most `rate` slot starts; the
+  margin absorbs clock skew between hosts and a thread that wakes a little late.
+- A slot is used by exactly one process: a process claims slots by adding to the block's
+  counter (one atomic update hands out several consecutive slots, so the common case pays
+  well under one table call per request) and sends each request at its slot's start. A slot
+  whose start passed more than TOLERANCE ago is dropped, never used late.
+- Nobody claims further ahead than HORIZON, so a process that dies holding slots wastes at
+  most that much of the budget; nothing waits for it.
+- Fair share: some slot positions of every block are reserved. While interactive work (API
+  routes, webhooks) is waiting, a sync (`bulk` lane) may not take them; otherwise anyone may.
+  Interactive claimers take reserved positions first while a sync runs. Each lane announces
+  itself in the shared state for a few seconds at a time.
+- One pause for everyone: a 429 with Retry-After, or amoCRM's HTML 403 block, is written to
+  the shared state; every process honours it at its next state read (at most STATE_TTL old),
+  and a caller that would wait longer than MAX_WAIT_SECONDS gets the error at once.
+- When the table cannot be reached, the process falls back to its own conservative pace
+  (`fallback`, a quarter of the rate) for FALLBACK_SECONDS, then tries the table again.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from chalicelib.amo.ratelimit import BULK, INTERACTIVE, RateLimiter, refuse_long_wait
+
+log = logging.getLogger(__name__)
+
+TOLERANCE = 0.03  # a slot may be used this late
+CLAIM_LEAD = 0.02  # slots this close are not worth claiming (the claim itself takes time)
+HORIZON = 1.2  # never claim slots further ahead than this
+MAX_CLAIM = 4
+STATE_TTL = 0.5
+LANE_SIGNAL_SECONDS = 3.0
+FALLBACK_SECONDS = 10.0
+SLOT_TTL_SECONDS = 3600
+
+
+class BudgetUnavailable(Exception):
+    """The budget's table could not be read or written (the store wraps its own errors)."""
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    paused_until: float = 0.0
+    blocked_until: float = 0.0
+    blocked_count: int = 0
+    bulk_until: float = 0.0
+    interactive_until: float = 0.0
+
+
+class BudgetStore(Protocol):
+    def claim(self, block: int, counter: str, count: int, first: int, expires: float) -> int:
+        """Add `count` to the block's `counter` (starting from `first` if the block is new);
+        return the counter's new value. Atomic across every process."""
+
+    def state(self) -> BudgetState: ...
+
+    def signal(self, lane: str, until: float) -> None:
+        """Announce that `lane` has work until `until` (never moves an announcement back)."""
+
+    def pause(self, until: float) -> None: ...
+
+    def block(self, until: float, now: float) -> bool:
+        """Record amoCRM's block; True only for the call that starts a new block episode
+        (nobody saw a block in the `until - now` before)."""
+
+
+class SlotPlan:
+    """Where the slots of a block lie in time, and which positions are reserved."""
+
+    def __init__(self, rate: float, margin: float):
+        self.per_block = max(1, int(rate))
+        self.block_seconds = (1.0 + margin) * self.per_block / rate
+        self.width = self.block_seconds / self.per_block
+        reserved = self.per_block * 2 // 7
+        step = self.per_block / reserved if reserved else 0
+        self.positions = {"p": [int((k + 0.5) * step) for k in range(reserved)]}
+        self.positions["g"] = [i for i in range(self.per_block) if i not in self.positions["p"]]
+
+    def block_at(self, t: float) -> int:
+        return math.floor(t / self.block_seconds)
+
+    def start(self, block: int, counter: str, index: int) -> float:
+        return block * self.block_seconds + self.positions[counter][index] * self.width
+
+    def first_index(self, block: int, counter: str, t: float) -> int:
+        """Index of the first position of `counter` in `block` that starts at or after `t`."""
+        return next((i for i in range(len(self.positions[counter])) if self.start(block, counter, i) >= t),
+                    len(self.positions[counter]))
+
+
+class SharedBudget:
+    def __init__(self, store: BudgetStore, rate: float, *, margin: float = 0.1,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 fallback: RateLimiter | None = None):
+        self.store = store
+        self.plan = SlotPlan(rate, margin)
+        self.interval = self.plan.width
+        self._clock = clock
+        self._sleep = sleep
+        self._fallback = fallback or RateLimiter(max(1.0, rate / 4))
+        self._lock = threading.Lock()
+        self._granted: list[float] = []  # a heap of claimed slot start times
+        self._waiting = {BULK: 0, INTERACTIVE: 0}
+        self._claiming = False
+        self._next_claim_at = 0.0  # while everything up to the horizon is taken
+        self._full: set[tuple[int, str]] = set()  # (block, counter) pairs known to be handed out
+        self._state = BudgetState()
+        self._state_read_at = -math.inf
+        self._store_down_until = 0.0
+        self.store_calls = 0
+
+    # -- the Limiter protocol ---------------------------------------------------------------------
+
+    def acquire(self, lane: str = INTERACTIVE) -> float:
+        with self._lock:
+            self._waiting[lane] += 1
+        try:
+            while True:
+                now = self._clock()
+                if now < self._store_down_until:
+                    return self._fallback.acquire(lane)
+                self._honour_pause(now)
+                sent, wait = self._take_or_claim(lane, now)
+                if sent is not None:
+                    return sent
+                if wait > 0:
+                    self._sleep(wait)
+        finally:
+            with self._lock:
+                self._waiting[lane] -= 1
+
+    def pause(self, seconds: float) -> None:
+        until = self._clock() + seconds
+        self._drop_slots_before(until)
+        self._fallback.pause(seconds)
+        self._store_call(lambda: self.store.pause(until))
+        self._state_read_at = -math.inf
+
+    def block(self, seconds: float) -> None:
+        now = self._clock()
+        until = now + seconds
+        self._drop_slots_before(until)
+        self._fallback.block(seconds)
+        if self._store_call(lambda: self.store.block(until, now)):
+            log.error("amoCRM blocked this integration (HTML 403 on every call); nothing is sent until %s",
+                      time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)))
+        self._state_read_at = -math.inf
+
+    def describe(self) -> dict:
+        state = self._fresh_state(self._clock())
+        shared = self._clock() >= self._store_down_until
+        return {"mode": "shared by the deployment" if shared else "this process only (budget table unreachable)",
+                "ratePerSecond": self.plan.per_block,
+                "pausedUntil": _iso(state.paused_until), "blockedUntil": _iso(state.blocked_until),
+                "blockedCount": state.blocked_count}
+
+    # -- slots ------------------------------------------------------------------------------------
+
+    def _take_or_claim(self, lane: str, now: float) -> tuple[float | None, float]:
+        """(send time, 0) when a slot is due; else (None, seconds to wait) after claiming or not."""
+        with self._lock:
+            while self._granted and self._granted[0] < now - TOLERANCE:
+                heapq.heappop(self._granted)  # woke too late for it: never send in someone else's slot
+            due = self._granted[0] if self._granted else None
+            yields = lane == BULK and self._waiting[INTERACTIVE] > 0  # interactive threads go first
+            if due is not None and due <= now and not yields:
+                heapq.heappop(self._granted)
+                return now, 0.0
+            need = sum(self._waiting.values()) - len(self._granted)
+            if need <= 0 or self._claiming or now < self._next_claim_at:
+                later = due if due is not None and due > now else max(self._next_claim_at, now + 0.005)
+                return None, min(later - now, 0.25) if not yields else 0.002
+            self._claiming = True
+            lane = INTERACTIVE if self._waiting[INTERACTIVE] else lane
+        slots: list[float] = []
+        try:
+            slots = self._claim(lane, min(need, MAX_CLAIM), now)
+        except BudgetUnavailable:
+            self._fall_back()
+        finally:
+            with self._lock:
+                self._claiming = False
+                for slot in slots:
+                    heapq.heappush(self._granted, slot)
+        return None, 0.0
+
+    def _claim(self, lane: str, need: int, now: float) -> list[float]:
+        state = self._fresh_state(now)
+        self._announce(lane, state, now)
+        bulk_running, interactive_waiting = state.bulk_until > now, state.interactive_until > now
+        if lane == BULK:
+            order = ["g"] if interactive_waiting else ["g", "p"]
+        else:
+            order = ["p", "g"] if bulk_running else ["g", "p"]
+        slots: list[float] = []
+        block = self.plan.block_at(now + CLAIM_LEAD)
+        while len(slots) < need and block * self.plan.block_seconds <= now + HORIZON:
+            for counter in order:
+                if (block, counter) not in self._full:
+                    slots += self._claim_in_block(block, counter, need - len(slots), now)
+                if len(slots) >= need:
+                    break
+            block += 1
+        if len(slots) < need:  # everything up to the horizon is taken: wait for the next block to enter it
+            self._next_claim_at = block * self.plan.block_seconds - HORIZON
+        self._full = {(b, c) for b, c in self._full if (b + 1) * self.plan.block_seconds > now}
+        return slots
+
+    def _claim_in_block(self, block: int, counter: str, want: int, now: float) -> list[float]:
+        """Slots of one kind in one block; claims again while the counter lags behind the clock."""
+        positions = len(self.plan.positions[counter])
+        first = self.plan.first_index(block, counter, now + CLAIM_LEAD)
+        got: list[float] = []
+        while want > 0 and first < positions:
+            after = self.store.claim(block, counter, want, first, now + SLOT_TTL_SECONDS)
+            self.store_calls += 1
+            fresh = self._clock() - TOLERANCE
+            mine = [self.plan.start(block, counter, i) for i in range(max(0, after - want), min(after, positions))]
+            usable = [t for t in mine if t >= fresh]
+            got += usable
+            if after >= positions:
+                self._full.add((block, counter))
+            if after >= positions or len(usable) == len(mine):
+                break
+            want -= len(usable)
+            first = after
+        return got
+
+    def _announce(self, lane: str, state: BudgetState, now: float) -> None:
+        """Keep this lane's announcement fresh, so the other lane shares fairly."""
+        current = state.bulk_until if lane == BULK else state.interactive_until
+        others_matter = lane == BULK or state.bulk_until > now
+        if others_matter and current < now + LANE_SIGNAL_SECONDS / 3:
+            self.store.signal(lane, now + LANE_SIGNAL_SECONDS)
+            self.store_calls += 1
+            self._state_read_at = -math.inf
+
+    def _drop_slots_before(self, until: float) -> None:
+        with self._lock:
+            self._granted = [t for t in self._granted if t >= until]
+            heapq.heapify(self._granted)
+
+    # -- shared state -------------------------------------------------------------------------------
+
+    def _fresh_state(self, now: float) -> BudgetState:
+        if now - self._state_read_at >= STATE_TTL and now >= self._store_down_until:
+            try:
+                self._state = self.store.state()
+                self.store_calls += 1
+            except BudgetUnavailable:
+                self._fall_back()
+            self._state_read_at = now
+        return self._state
+
+    def _honour_pause(self, now: float) -> None:
+        state = self._fresh_state(now)
+        until = max(state.paused_until, state.blocked_until)
+        if until > now:
+            refuse_long_wait(until, now, blocked=state.blocked_until > now)
+            self._sleep(until - now)
+
+    def _store_call(self, call: Callable[[], object]) -> object:
+        try:
+            return call()
+        except BudgetUnavailable:
+            self._fall_back()
+            return None
+
+    def _fall_back(self) -> None:
+        if self._clock() >= self._store_down_until:
+            log.warning("the shared amoCRM budget cannot be reached; this process paces itself at %.2g "
+                        "requests/s for %ds", 1.0 / self._fallback.interval, FALLBACK_SECONDS)
+        self._store_down_until = self._clock() + FALLBACK_SECONDS
+
+
+def _iso(timestamp: float) -> str | None:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp)) if timestamp > time.time() else None

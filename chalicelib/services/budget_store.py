@@ -1,0 +1,87 @@
+"""The shared amoCRM budget's table (models.RateBudget) behind amo/budget.py's `BudgetStore`.
+
+Every call is one small DynamoDB request that fails fast (1 s timeouts, one retry): any
+failure becomes BudgetUnavailable, and the budget falls back to a local pace.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable, TypeVar
+
+from botocore.exceptions import BotoCoreError
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib.amo.budget import BudgetState, BudgetUnavailable
+from chalicelib.amo.ratelimit import BULK
+from chalicelib.locking import is_conflict
+from chalicelib.models import RateBudget
+
+T = TypeVar("T")
+
+
+def _guarded(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except (PynamoDBException, BotoCoreError) as error:
+        raise BudgetUnavailable(type(error).__name__) from None
+
+
+def _raise_unless_conflict(call: Callable[[], Any]) -> bool:
+    """True when the conditional write happened, False when its condition did not hold."""
+    try:
+        call()
+        return True
+    except PynamoDBException as error:
+        if is_conflict(error):
+            return False
+        raise
+
+
+class DynamoBudgetStore:
+    def claim(self, block: int, counter: str, count: int, first: int, expires: float) -> int:
+        def update() -> int:
+            item = RateBudget(key=f"block#{block}")
+            attribute = getattr(RateBudget, counter)
+            item.update(actions=[attribute.set((attribute | first) + count),
+                                 RateBudget.expires_at.set(datetime.fromtimestamp(expires, timezone.utc))])
+            return int(getattr(item, counter))
+
+        return _guarded(update)
+
+    def state(self) -> BudgetState:
+        def read() -> BudgetState:
+            try:
+                item = RateBudget.get(RateBudget.STATE_KEY, consistent_read=True)
+            except RateBudget.DoesNotExist:
+                return BudgetState()
+            return BudgetState(paused_until=item.paused_until or 0.0, blocked_until=item.blocked_until or 0.0,
+                               blocked_count=int(item.blocked_count or 0), bulk_until=item.bulk_until or 0.0,
+                               interactive_until=item.interactive_until or 0.0)
+
+        return _guarded(read)
+
+    def _move_forward(self, attribute: Any, until: float) -> bool:
+        """Set a time on the state item unless it already holds a later one."""
+        return _guarded(lambda: _raise_unless_conflict(lambda: RateBudget(key=RateBudget.STATE_KEY).update(
+            actions=[attribute.set(until)], condition=attribute.does_not_exist() | (attribute < until))))
+
+    def signal(self, lane: str, until: float) -> None:
+        self._move_forward(RateBudget.bulk_until if lane == BULK else RateBudget.interactive_until, until)
+
+    def pause(self, until: float) -> None:
+        self._move_forward(RateBudget.paused_until, until)
+
+    def block(self, until: float, now: float) -> bool:
+        """A new episode (no block seen for as long as this one lasts) is counted once."""
+        quiet_since = now - (until - now)
+
+        def new_episode() -> None:
+            RateBudget(key=RateBudget.STATE_KEY).update(
+                actions=[RateBudget.blocked_until.set(until),
+                         RateBudget.blocked_count.set((RateBudget.blocked_count | 0) + 1)],
+                condition=RateBudget.blocked_until.does_not_exist() | (RateBudget.blocked_until < quiet_since))
+
+        if _guarded(lambda: _raise_unless_conflict(new_episode)):
+            return True
+        self._move_forward(RateBudget.blocked_until, until)
+        return False
