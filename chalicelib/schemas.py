@@ -20,7 +20,7 @@ from chalicelib.services.paging import DEFAULT_LIMIT, MAX_LIMIT
 from chalicelib.services.stage_names import STATUSES
 from chalicelib.services.tasks import ENTITY_TYPES
 
-MAX_ID = 2**53 - 1  # the largest integer a JSON number carries exactly everywhere; DynamoDB takes 38 digits
+MAX_ID = 2**53 - 1  # the largest integer every JSON parser keeps exact; far below DynamoDB's 38 digits
 MAX_DEPTH = 32  # nesting of a JSON body; amoCRM's deepest objects need about 6
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?|\.[0-9]+")  # ASCII only: float() also takes "١.٥" and "1_0"
 

@@ -163,7 +163,8 @@ ROUTES: dict[str, dict[str, dict]] = {
     },
     "/activity": {"get": op("What webhooks did to an entity, newest first (the activity log)", LIST, params=[
         query("entity", {"type": "string", "enum": ["leads", "contacts", "tasks", "delivery"]}),
-        query("id", schemas.ID), query("limit", schemas.ACTIVITY_LIMIT)])},
+        query("id", schemas.Int(0), "the entity's id; 0 or absent for records without one (deliveries)"),
+        query("limit", schemas.ACTIVITY_LIMIT)])},
     "/openapi.json": {"get": op("This description", {"type": "object"}, errors=())},
 }
 

@@ -51,6 +51,31 @@ def test_it_is_served_behind_the_api_key(client):
     assert served.status_code == 200 and served.json_body["openapi"].startswith("3.")
 
 
+# -- integer parameters: the published range is the one enforced --------------------------------
+
+INTEGER_PARAMETERS = [(path, method, parameter) for path, methods in sorted(SPEC["paths"].items())
+                      for method, operation in sorted(methods.items()) for parameter in operation["parameters"]
+                      if parameter["schema"].get("type") == "integer"]
+
+
+@pytest.mark.parametrize("path,method,parameter", INTEGER_PARAMETERS,
+                         ids=[f"{m.upper()} {p[len(P):]} {q['name']}" for p, m, q in INTEGER_PARAMETERS])
+def test_integer_parameters_are_refused_exactly_outside_their_published_range(client, dev_endpoints, path, method,
+                                                                               parameter):
+    name, schema = parameter["name"], parameter["schema"]
+
+    def request(value):
+        url = re.sub(r"{(\w+)}", lambda m: str(value) if m.group(1) == name else "1", path)
+        if parameter["in"] == "query":
+            url += f"?{name}={value}"
+        response = client.http.request(method.upper(), url, body="{}",
+                                       headers={"X-API-Key": API_KEY, "Content-Type": "application/json"})
+        return response.status_code == 400 and response.json_body["Message"].startswith(f"{name} must")
+
+    assert request(schema["minimum"] - 1) and request(schema["maximum"] + 1)
+    assert not request(schema["minimum"]) and not request(schema["maximum"])
+
+
 # -- every JSON body: what the schema accepts passes the route, what it rejects is a 400 ---------
 
 # The service each route hands its validated body to: replaced by a recorder, so a request

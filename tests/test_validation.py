@@ -27,7 +27,8 @@ def rejected(call, *args, **kwargs) -> str:
 
 # -- integers from query strings and paths -------------------------------------------------------
 
-@pytest.mark.parametrize("raw", ["١٧٦٥٧", "1_7657", " 17657", "17657 ", "+17657", "-1", "1.0", "1e3", "²", "0x10"])
+@pytest.mark.parametrize("raw", ["١٧٦٥٧", "1_7657", " 17657", "17657 ", "+17657", "-1", "1.0", "1e3", "²",
+                                 "0x10"])
 def test_only_ascii_digits_make_an_integer_parameter(raw):
     assert "limit" in rejected(validation.query_int, {"limit": raw}, "limit", 50)
     assert "stageId must be a positive integer" in rejected(validation.path_int, raw, "stageId")
