@@ -46,7 +46,7 @@ SYNC_LIMIT = [query("limit", schemas.SYNC_LIMIT, "0 = everything")]
 
 def op(summary: str, ok: dict, *, params: list | None = None, status: str = "200", public: bool = False,
        errors: tuple[str, ...] = ("400",), form_body: dict | None = None) -> dict:
-    """One operation; its JSON request body, if any, is added by build() from schemas.BODIES."""
+    """One operation; its JSON request body, if any, comes from schemas.BODIES (with_json_bodies)."""
     operation: dict = {"summary": summary, "parameters": params or [],
                        "responses": {status: {"description": "OK", "content": {"application/json": {"schema": ok}}}}}
     for code in errors + (() if public else ("401",)) + ("503",):
