@@ -1,8 +1,9 @@
 """The HTTP edge's shared pieces: API-key guard, error mapping, small response helpers.
 
 Services raise ServiceError / AmoError / ConfigError; `maps_errors` turns each into one
-Chalice error with a message safe for the caller. Anything unexpected stays a generic 500
-(Chalice logs the traceback; `debug` is off, so the caller never sees it).
+Chalice error with a message safe for the caller, and DynamoDB throttling into a 503 with
+Retry-After. Anything unexpected stays a generic 500 (Chalice logs the traceback; `debug` is
+off, so the caller never sees it).
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from chalice import (
     TooManyRequestsError,
     UnauthorizedError,
 )
+from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import settings
+from chalicelib import schemas, settings
 from chalicelib.memo import memoize
 from chalicelib.amo.errors import (
     AmoBlocked,
@@ -52,8 +54,14 @@ class ServiceUnavailableError(ChaliceViewError):
     STATUS_CODE = 503
 
 
-def _error_response(status: int, code: str, message: str) -> Response:
-    return Response(body={"Code": code, "Message": message}, status_code=status)
+# What DynamoDB answers when a table or the account is over its capacity; botocore has already
+# retried by then, so the caller is asked to come back rather than shown a 500.
+THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+RETRY_AFTER_SECONDS = 2
+
+
+def _error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+    return Response(body={"Code": code, "Message": message}, status_code=status, headers=headers)
 
 
 def api_key_matches(presented: str | None) -> bool:
@@ -125,6 +133,17 @@ def maps_errors(view: Callable) -> Callable:
             if not isinstance(error, (InvalidInput, NotFound)):
                 log.warning("%s %s: %s", view.__name__, type(error).__name__, error)
             raise _translate(error) from None
+        except RecursionError:
+            # Only input nested deeper than the stack gets here: Chalice's json_body parses the
+            # body before any of our checks can see it (validation.body_object bounds the rest).
+            log.warning("%s: input nested too deeply", view.__name__, exc_info=True)
+            raise BadRequestError(f"request body is nested too deeply (at most {schemas.MAX_DEPTH} levels)") from None
+        except PynamoDBException as error:
+            if error.cause_response_code not in THROTTLED:
+                raise
+            log.warning("%s: DynamoDB throttled (%s)", view.__name__, error.cause_response_code)
+            return _error_response(503, "ServiceUnavailableError", "the database is busy; retry shortly",
+                                   {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     return wrapper
 

@@ -5,7 +5,9 @@ file). amoCRM is connected and answers as it does to bad input: reads find nothi
 writes fail validation (400 with `validation-errors`), a code exchange is refused (400
 OAuthProblemJson). So any 5xx would be the service's own fault, not amoCRM's. Each operation
 gets EXAMPLES generated requests: path parameters, query parameters (declared and stray) and
-bodies of any JSON shape, or raw text for the webhook.
+bodies of any JSON shape, or raw text for the webhook. Hostile values are mixed in: numbers
+json.dumps cannot write (5,000 digits, 1e400), Infinity and NaN, integers past 2^53, bodies
+nested past the stack, and digits int() takes but we must not ("١٧٦٥٧", "1_7657", " 17657").
 """
 import json
 import re
@@ -25,19 +27,28 @@ OPERATIONS = [(path, method) for path, methods in sorted(SPEC["paths"].items()) 
 EXAMPLES = 25
 CASES = {"count": 0}
 
+HOSTILE_NUMBERS = ["9" * 5000, "1e400", "-1e400", "Infinity", "NaN", str(2**53), "1" + "0" * 40, "3.0"]
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False) | st.text(max_size=40),
+    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.integers(-10**40, 10**40) | st.floats()
+    | st.text(max_size=40),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=12)
 scalars = st.one_of(st.integers(-5, 10**12).map(str), st.text(max_size=30), st.sampled_from(
-    ["0", "-1", "1.5", "true", "false", "NEW", "leads", "%%", "", "99999999999999999999"]))
+    ["0", "-1", "1.5", "true", "false", "NEW", "leads", "%%", "", "99999999999999999999", "9007199254740992",
+     "١٧٦٥٧", "1_7657", " 17657", "²", "9" * 5000, "1e400", "Infinity", "NaN"]))
+depths = st.integers(30, 3000)
 
 
 def body_strategy(operation):
+    """The body as JSON text: any JSON, an object of the declared fields, or hostile text."""
     fields = (((operation.get("requestBody") or {}).get("content") or {}).get("application/json", {})
               .get("schema", {}).get("properties") or {})
     known = st.fixed_dictionaries({}, optional={name: json_values for name in fields})
-    return st.one_of(json_values, known, known.flatmap(lambda d: st.just(d)))
+    hostile = st.one_of(
+        st.builds('{{"{}": {}}}'.format, st.sampled_from(sorted(fields) or ["id"]), st.sampled_from(HOSTILE_NUMBERS)),
+        depths.map(lambda depth: "[" * depth + "]" * depth),
+        depths.map(lambda depth: '{"a": ' * depth + "1" + "}" * depth))
+    return st.one_of(json_values.map(json.dumps), known.map(json.dumps), hostile)
 
 
 @pytest.fixture
@@ -74,7 +85,7 @@ def test_no_input_makes_a_route_answer_5xx(client, connected, path, method, data
         headers["Content-Type"] = "application/x-www-form-urlencoded"
         body = data.draw(st.text(max_size=200), label="form body")
     else:
-        body = json.dumps(data.draw(body_strategy(operation), label="body"))
+        body = data.draw(body_strategy(operation), label="body")
     if data.draw(st.booleans(), label="idempotency"):
         headers["Idempotency-Key"] = data.draw(st.text(min_size=1, max_size=20).filter(str.isprintable))
     response = client.http.request(method.upper(), url, headers=headers, body=body)
