@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
+from chalicelib.amo.tasks import ENTITY_TYPES
 from chalicelib.services.errors import InvalidInput
 from chalicelib.services.paging import DEFAULT_LIMIT, MAX_LIMIT
 from chalicelib.services.stage_names import STATUSES
-from chalicelib.services.tasks import ENTITY_TYPES
 
 MAX_ID = 2**53 - 1  # the largest integer every JSON parser keeps exact; far below DynamoDB's 38 digits
 MAX_DEPTH = 32  # nesting of a JSON body; amoCRM's deepest objects need about 6

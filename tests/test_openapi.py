@@ -82,8 +82,8 @@ def test_integer_parameters_are_refused_exactly_outside_their_published_range(cl
 # either reaches it (validation passed) or answers 400 before it. mappedStatus is checked by the
 # service itself, so its stand-in keeps that check.
 SERVICES = {
-    "POST /exchange-api-key": ("tokens", "exchange_api_key_for_code"),
-    "POST /set-tokens": ("tokens", "set_tokens"),
+    "POST /exchange-api-key": ("connection", "exchange_api_key_for_code"),
+    "POST /set-tokens": ("connection", "set_tokens"),
     "PUT /stages/{stageId}/mapping": ("pipelines", "update_stage_mapping"),
     "POST /mapping/auto-apply": ("pipelines", "apply_auto_mapping"),
     "POST /create-lead": ("leads", "create_lead"),
