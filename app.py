@@ -277,7 +277,7 @@ def continue_sync(event):
 @app.schedule(Rate(settings.sync_schedule_minutes(), unit=Rate.MINUTES), name="incremental-sync")
 def scheduled_sync(event):
     """Heals missed webhooks: leads, contacts and tasks changed since the last run."""
-    return sync.sync_all(wiring.amo(), 0, full=False, time_left=web.time_left_for_event(event.context), related=True)
+    return sync.scheduled_sync(wiring.amo(), web.time_left_for_event(event.context))
 
 
 # -- webhooks and Main Backend notifications ----------------------------------------------------

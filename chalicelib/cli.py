@@ -76,7 +76,9 @@ def cmd_status(_: argparse.Namespace) -> int:
     print("DynamoDB")
     _print_rows(report["tables"])
     print("amoCRM connection and notifications")
-    _print_rows([(k, str(v)) for k, v in report["connection"].items()])
+    _print_rows([(f"{k}.{sub}" if isinstance(v, dict) else k, str(value))
+                 for k, v in report["connection"].items()
+                 for sub, value in (v.items() if isinstance(v, dict) else [(None, v)])])
     healthy = report["tables_ok"] and report["connection"].get("connected") is True
     return 0 if healthy else 1
 

@@ -262,13 +262,18 @@ class AmoActivityLog(BaseModel):
 
 
 class SyncState(BaseModel):
-    """Per entity (leads, contacts, tasks): when the last complete sync started, for incremental runs."""
+    """Per entity (leads, contacts, tasks): when the last complete sync started, for incremental
+    runs. The item `running` is the lease of the one sync that may run at a time."""
 
     Meta = _meta("sync-state")
+    RUNNING_KEY = "running"
 
     entity = UnicodeAttribute(hash_key=True)
     last_success_started_at = NumberAttribute(null=True)
     last_result = JSONAttribute(null=True)
+    owner = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute(null=True)
+    job_id = UnicodeAttribute(null=True)
 
 
 class SyncJob(BaseModel):

@@ -38,6 +38,7 @@ from chalicelib.amo.errors import (
     AmoValidationError,
 )
 from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Unauthenticated
+from chalicelib.services.sync_lease import SyncRunning
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingExce
 RETRY_AFTER_SECONDS = 2
 
 
-def _error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
-    return Response(body={"Code": code, "Message": message}, status_code=status, headers=headers)
+def _error_response(status: int, code: str, message: str, headers: dict | None = None, **extra: Any) -> Response:
+    return Response(body={"Code": code, "Message": message, **extra}, status_code=status, headers=headers)
 
 
 def api_key_matches(presented: str | None) -> bool:
@@ -129,6 +130,8 @@ def maps_errors(view: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
+        except SyncRunning as error:  # 409 that names the running job, so the caller can follow it
+            return _error_response(409, "ConflictError", str(error), jobId=error.job_id)
         except (ServiceError, AmoError, settings.ConfigError) as error:
             if not isinstance(error, (InvalidInput, NotFound)):
                 log.warning("%s %s: %s", view.__name__, type(error).__name__, error)

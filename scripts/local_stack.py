@@ -146,7 +146,8 @@ class Stack:
         """Start moto, the sandbox (unless a real amoCRM is configured) and, with `api`, chalice local."""
         self.build_env()
         python = sys.executable
-        self._spawn("moto", [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)])
+        self._spawn("moto", [python, str(ROOT / "scripts" / "atomic_moto.py"), "-H", "127.0.0.1",
+                             "-p", str(self.moto_port)])
         if self.use_sandbox:
             seed_args = [f"--{k}={v}" for k, v in self.seed.items()]
             self._spawn("sandbox", [python, "-m", "sandbox", "--port", str(self.sandbox_port),

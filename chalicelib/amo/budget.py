@@ -17,7 +17,8 @@ admitted through shared time slots kept in a small table (`BudgetStore`):
   Interactive claimers take reserved positions first while a sync runs. Each lane announces
   itself in the shared state for a few seconds at a time.
 - One pause for everyone: a 429 with Retry-After, or amoCRM's HTML 403 block, is written to
-  the shared state; every process honours it at its next state read (at most STATE_TTL old),
+  the shared state; every process honours it from its next claim on (state read at most
+  STATE_TTL before),
   and a caller that would wait longer than MAX_WAIT_SECONDS gets the error at once.
 - When the table cannot be reached, the process falls back to its own conservative pace
   (`fallback`, a quarter of the rate) for FALLBACK_SECONDS, then tries the table again.
@@ -39,8 +40,9 @@ log = logging.getLogger(__name__)
 TOLERANCE = 0.03  # a slot may be used this late
 CLAIM_LEAD = 0.02  # slots this close are not worth claiming (the claim itself takes time)
 HORIZON = 1.2  # never claim slots further ahead than this
+BULK_HORIZON = 0.4  # a sync claims only what it is about to use, so interactive work can slot in
 MAX_CLAIM = 4
-STATE_TTL = 0.5
+STATE_TTL = 1.0
 LANE_SIGNAL_SECONDS = 3.0
 FALLBACK_SECONDS = 10.0
 SLOT_TTL_SECONDS = 3600
@@ -60,14 +62,15 @@ class BudgetState:
 
 
 class BudgetStore(Protocol):
-    def claim(self, block: int, counter: str, count: int, first: int, expires: float) -> int:
-        """Add `count` to the block's `counter` (starting from `first` if the block is new);
-        return the counter's new value. Atomic across every process."""
+    def claim(self, block: int, asks: dict[str, tuple[int, int]], expires: float) -> dict[str, int]:
+        """For each counter of the block, `(count, first)`: add `count` to it (starting from
+        `first` if it is new); return every counter's new value. One atomic update."""
 
     def state(self) -> BudgetState: ...
 
-    def signal(self, lane: str, until: float) -> None:
-        """Announce that `lane` has work until `until` (never moves an announcement back)."""
+    def signal(self, lane: str, until: float) -> BudgetState:
+        """Announce that `lane` has work until `until` (never moves an announcement back);
+        the state as it is after the write."""
 
     def pause(self, until: float) -> None: ...
 
@@ -178,7 +181,8 @@ class SharedBudget:
             if due is not None and due <= now and not yields:
                 heapq.heappop(self._granted)
                 return now, 0.0
-            need = sum(self._waiting.values()) - len(self._granted)
+            waiting = sum(self._waiting.values())
+            need = waiting - len(self._granted)
             if need <= 0 or self._claiming or now < self._next_claim_at:
                 later = due if due is not None and due > now else max(self._next_claim_at, now + 0.005)
                 return None, min(later - now, 0.25) if not yields else 0.002
@@ -186,7 +190,7 @@ class SharedBudget:
             lane = INTERACTIVE if self._waiting[INTERACTIVE] else lane
         slots: list[float] = []
         try:
-            slots = self._claim(lane, min(need, MAX_CLAIM), now)
+            slots = self._claim(lane, self._claim_size(lane, need, waiting), now)
         except BudgetUnavailable:
             self._fall_back()
         finally:
@@ -196,56 +200,89 @@ class SharedBudget:
                     heapq.heappush(self._granted, slot)
         return None, 0.0
 
+    @staticmethod
+    def _claim_size(lane: str, need: int, waiting: int) -> int:
+        """Several threads waiting, or a sync (which always has more to ask): claim ahead for
+        all of them at once, so the table is called once per several requests. A lone
+        interactive request claims just its own slot, so nothing is wasted."""
+        ahead = waiting + 1 if lane == BULK else waiting if waiting > 1 else 1
+        return max(1, min(MAX_CLAIM, max(need, ahead)))
+
     def _claim(self, lane: str, need: int, now: float) -> list[float]:
-        state = self._fresh_state(now)
-        self._announce(lane, state, now)
+        state = self._announce(lane, self._fresh_state(now), now)
         bulk_running, interactive_waiting = state.bulk_until > now, state.interactive_until > now
-        if lane == BULK:
-            order = ["g"] if interactive_waiting else ["g", "p"]
+        if lane == BULK and interactive_waiting:
+            kinds = ["g"]  # the reserved positions stay free for the work that is waiting
+        elif lane == INTERACTIVE and bulk_running:
+            kinds = ["p", "g"]  # reserved positions first: a sync has most of the others
         else:
-            order = ["p", "g"] if bulk_running else ["g", "p"]
+            kinds = ["g", "p"]
+        horizon = BULK_HORIZON if lane == BULK else HORIZON
         slots: list[float] = []
         block = self.plan.block_at(now + CLAIM_LEAD)
-        while len(slots) < need and block * self.plan.block_seconds <= now + HORIZON:
-            for counter in order:
-                if (block, counter) not in self._full:
-                    slots += self._claim_in_block(block, counter, need - len(slots), now)
-                if len(slots) >= need:
-                    break
+        while len(slots) < need and block * self.plan.block_seconds <= now + horizon:
+            open_kinds = [k for k in kinds if (block, k) not in self._full]
+            if open_kinds:
+                slots += self._claim_in_block(block, open_kinds, need - len(slots), now, now + horizon)
             block += 1
-        if len(slots) < need:  # everything up to the horizon is taken: wait for the next block to enter it
-            self._next_claim_at = block * self.plan.block_seconds - HORIZON
-        self._full = {(b, c) for b, c in self._full if (b + 1) * self.plan.block_seconds > now}
+        if len(slots) < need:  # everything up to the horizon is taken: look again a slot later
+            self._next_claim_at = now + self.plan.width
+        self._full = {(b, k) for b, k in self._full if (b + 1) * self.plan.block_seconds > now}
         return slots
 
-    def _claim_in_block(self, block: int, counter: str, want: int, now: float) -> list[float]:
-        """Slots of one kind in one block; claims again while the counter lags behind the clock."""
-        positions = len(self.plan.positions[counter])
-        first = self.plan.first_index(block, counter, now + CLAIM_LEAD)
+    def _split(self, block: int, kinds: list[str], want: int, now: float,
+               until: float) -> dict[str, tuple[int, int]]:
+        """How many slots of each kind to ask for in one update (the first kind first, the rest
+        in proportion to what is left of the block before `until`), and where each counter
+        starts if the block is new."""
+        firsts = {k: self.plan.first_index(block, k, now + CLAIM_LEAD) for k in kinds}
+        ends = {k: self.plan.first_index(block, k, until + 1e-9) for k in kinds}
+        left = {k: ends[k] - firsts[k] for k in kinds if ends[k] > firsts[k]}
+        if not left:
+            return {}
+        if kinds[0] == "p":  # interactive during a sync: the next reserved slot and the next free
+            return {k: (min(want, n), firsts[k]) for k, n in left.items()}  # one, the later kept for later
+        total = sum(left.values())
+        asks = {k: min(n, max(1, round(want * n / total))) for k, n in left.items()}
+        return {k: (n, firsts[k]) for k, n in asks.items() if n}
+
+    def _claim_in_block(self, block: int, kinds: list[str], want: int, now: float, until: float) -> list[float]:
+        """Slots of one block, before `until`, in one table update; again while the counters lag
+        behind the clock."""
         got: list[float] = []
-        while want > 0 and first < positions:
-            after = self.store.claim(block, counter, want, first, now + SLOT_TTL_SECONDS)
+        for _ in range(3):
+            asks = self._split(block, kinds, want - len(got), self._clock(), until)
+            if not asks:
+                break
+            afters = self.store.claim(block, asks, now + SLOT_TTL_SECONDS)
             self.store_calls += 1
             fresh = self._clock() - TOLERANCE
-            mine = [self.plan.start(block, counter, i) for i in range(max(0, after - want), min(after, positions))]
-            usable = [t for t in mine if t >= fresh]
-            got += usable
-            if after >= positions:
-                self._full.add((block, counter))
-            if after >= positions or len(usable) == len(mine):
+            lagged = False
+            for kind, (count, _) in asks.items():
+                positions = len(self.plan.positions[kind])
+                after = afters[kind]
+                mine = [self.plan.start(block, kind, i) for i in range(max(0, after - count), min(after, positions))]
+                usable = [t for t in mine if t >= fresh]
+                got += usable
+                lagged = lagged or len(usable) < len(mine)
+                if after >= positions:
+                    self._full.add((block, kind))
+            kinds = [k for k in kinds if (block, k) not in self._full]
+            if not lagged or len(got) >= want or not kinds:
                 break
-            want -= len(usable)
-            first = after
         return got
 
-    def _announce(self, lane: str, state: BudgetState, now: float) -> None:
-        """Keep this lane's announcement fresh, so the other lane shares fairly."""
+    def _announce(self, lane: str, state: BudgetState, now: float) -> BudgetState:
+        """Keep this lane's announcement fresh, so the other lane shares fairly; the write
+        answers with the whole state, which is then as fresh as it gets."""
         current = state.bulk_until if lane == BULK else state.interactive_until
         others_matter = lane == BULK or state.bulk_until > now
-        if others_matter and current < now + LANE_SIGNAL_SECONDS / 3:
-            self.store.signal(lane, now + LANE_SIGNAL_SECONDS)
-            self.store_calls += 1
-            self._state_read_at = -math.inf
+        if not others_matter or current >= now + LANE_SIGNAL_SECONDS / 3:
+            return state
+        self._state = self.store.signal(lane, now + LANE_SIGNAL_SECONDS)
+        self._state_read_at = now
+        self.store_calls += 1
+        return self._state
 
     def _drop_slots_before(self, until: float) -> None:
         with self._lock:
@@ -265,7 +302,8 @@ class SharedBudget:
         return self._state
 
     def _honour_pause(self, now: float) -> None:
-        state = self._fresh_state(now)
+        """The pause the shared state knows of (read when claiming, at most STATE_TTL old)."""
+        state = self._state
         until = max(state.paused_until, state.blocked_until)
         if until > now:
             refuse_long_wait(until, now, blocked=state.blocked_until > now)

@@ -26,6 +26,12 @@ def _guarded(call: Callable[[], T]) -> T:
         raise BudgetUnavailable(type(error).__name__) from None
 
 
+def _state_of(item: RateBudget) -> BudgetState:
+    return BudgetState(paused_until=item.paused_until or 0.0, blocked_until=item.blocked_until or 0.0,
+                       blocked_count=int(item.blocked_count or 0), bulk_until=item.bulk_until or 0.0,
+                       interactive_until=item.interactive_until or 0.0)
+
+
 def _raise_unless_conflict(call: Callable[[], Any]) -> bool:
     """True when the conditional write happened, False when its condition did not hold."""
     try:
@@ -38,35 +44,41 @@ def _raise_unless_conflict(call: Callable[[], Any]) -> bool:
 
 
 class DynamoBudgetStore:
-    def claim(self, block: int, counter: str, count: int, first: int, expires: float) -> int:
-        def update() -> int:
+    def claim(self, block: int, asks: dict[str, tuple[int, int]], expires: float) -> dict[str, int]:
+        def update() -> dict[str, int]:
             item = RateBudget(key=f"block#{block}")
-            attribute = getattr(RateBudget, counter)
-            item.update(actions=[attribute.set((attribute | first) + count),
-                                 RateBudget.expires_at.set(datetime.fromtimestamp(expires, timezone.utc))])
-            return int(getattr(item, counter))
+            actions: list = [RateBudget.expires_at.set(datetime.fromtimestamp(expires, timezone.utc))]
+            for counter, (count, first) in asks.items():
+                attribute = getattr(RateBudget, counter)
+                actions.append(attribute.set((attribute | first) + count))
+            item.update(actions=actions)
+            return {counter: int(getattr(item, counter)) for counter in asks}
 
         return _guarded(update)
 
     def state(self) -> BudgetState:
         def read() -> BudgetState:
             try:
-                item = RateBudget.get(RateBudget.STATE_KEY, consistent_read=True)
+                return _state_of(RateBudget.get(RateBudget.STATE_KEY, consistent_read=True))
             except RateBudget.DoesNotExist:
                 return BudgetState()
-            return BudgetState(paused_until=item.paused_until or 0.0, blocked_until=item.blocked_until or 0.0,
-                               blocked_count=int(item.blocked_count or 0), bulk_until=item.bulk_until or 0.0,
-                               interactive_until=item.interactive_until or 0.0)
 
         return _guarded(read)
 
-    def _move_forward(self, attribute: Any, until: float) -> bool:
-        """Set a time on the state item unless it already holds a later one."""
-        return _guarded(lambda: _raise_unless_conflict(lambda: RateBudget(key=RateBudget.STATE_KEY).update(
-            actions=[attribute.set(until)], condition=attribute.does_not_exist() | (attribute < until))))
+    def _move_forward(self, attribute: Any, until: float) -> BudgetState | None:
+        """Set a time on the state item unless it already holds a later one; the state after
+        the write (None when the stored time was already later)."""
+        def update() -> BudgetState | None:
+            item = RateBudget(key=RateBudget.STATE_KEY)
+            done = _raise_unless_conflict(lambda: item.update(
+                actions=[attribute.set(until)], condition=attribute.does_not_exist() | (attribute < until)))
+            return _state_of(item) if done else None
 
-    def signal(self, lane: str, until: float) -> None:
-        self._move_forward(RateBudget.bulk_until if lane == BULK else RateBudget.interactive_until, until)
+        return _guarded(update)
+
+    def signal(self, lane: str, until: float) -> BudgetState:
+        state = self._move_forward(RateBudget.bulk_until if lane == BULK else RateBudget.interactive_until, until)
+        return state if state is not None else self.state()
 
     def pause(self, until: float) -> None:
         self._move_forward(RateBudget.paused_until, until)

@@ -160,7 +160,7 @@ def disconnect() -> dict:
 def get_connection_status(amo: AmoApi) -> dict:
     """`connected` is true only when a live amoCRM call with the stored token succeeded."""
     token = token_store.load_token()
-    status: dict[str, Any] = {"connected": False, **token_store.describe(token)}
+    status: dict[str, Any] = {"connected": False, **token_store.describe(token), "budget": amo.budget()}
     if not status["hasTokens"]:
         status["error"] = "not connected: install the integration in amoCRM"
         return status

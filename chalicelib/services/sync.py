@@ -25,7 +25,7 @@ from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.amo.pages import PageFetcher
 from chalicelib.amo.resource import ListResource
 from chalicelib.models import SyncJob, SyncState
-from chalicelib.services import contacts, pipelines, queues, tasks
+from chalicelib.services import contacts, pipelines, queues, sync_lease, tasks
 from chalicelib.services.errors import InvalidInput, NotFound, ServiceError
 from chalicelib.services.lead_sync import LeadPageWriter
 
@@ -158,10 +158,16 @@ def _record_success(entity: str, started_at: float, result: dict) -> None:
 def sync_entity(amo: AmoApi, entity: str, limit: int = 50, where: ListFilter | None = None,
                 incremental: bool = False, time_left: TimeLeft | None = None,
                 progress: Progress | None = None) -> dict:
-    """Sync one entity; `{synced, errors}` or, when it continues elsewhere, also `{status, jobId}`."""
+    """Sync one entity; `{synced, errors}` or, when it continues elsewhere, also `{status, jobId}`.
+    Raises SyncRunning when another sync holds the lease."""
     if entity not in ENTITIES:
         raise InvalidInput(f"unknown entity {entity}")
-    amo = amo.bulk()  # interactive work keeps its share of the budget while a sync runs
+    with sync_lease.exclusive() as lease:
+        return _sync_entity(amo.bulk(), entity, limit, where, incremental, time_left, progress, lease)
+
+
+def _sync_entity(amo: AmoApi, entity: str, limit: int, where: ListFilter | None, incremental: bool,
+                 time_left: TimeLeft | None, progress: Progress | None, lease: sync_lease.Lease) -> dict:
     started_at = time.time()
     # only a complete, unfiltered run tells the next incremental run where to start
     record_state = where is None and limit == 0
@@ -176,8 +182,10 @@ def sync_entity(amo: AmoApi, entity: str, limit: int = 50, where: ListFilter | N
     result = outcome.as_result()
     if outcome.next_page is not None:
         job = SyncJob(job_id=uuid.uuid4().hex, entity=entity, started_at=started_at, synced=0, errors=[],
-                      params={"filter": dataclasses.asdict(where), "limit": limit, "record_state": record_state})
+                      params={"filter": dataclasses.asdict(where), "limit": limit, "record_state": record_state,
+                              "lease": lease.owner})
         result["jobId"] = _hand_over(job, outcome)
+        lease.hand_over(job.job_id)
     elif record_state:
         _record_success(entity, started_at, result)
     return result
@@ -212,6 +220,7 @@ def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None) -> dict:
         return {"jobId": job_id, "status": job.status}
     amo = amo.bulk()
     params = job.params or {}
+    sync_lease.renew(params.get("lease") or "")
     limit = int(params.get("limit") or 0)
     filter_type = ENTITIES[job.entity].filter_type
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in (params.get("filter") or {}).items()}
@@ -226,6 +235,7 @@ def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None) -> dict:
     _add_outcome(job, outcome, "done")
     if params.get("record_state"):
         _record_success(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
+    sync_lease.release(params.get("lease") or "")
     return {"jobId": job_id, "status": "done", "synced": job.synced}
 
 
@@ -272,11 +282,19 @@ def sync_all(amo: AmoApi, leads_limit: int = 0, full: bool = True, time_left: Ti
     """Pipelines and stages, then leads (incremental unless `full`); `related` adds contacts
     and tasks (the schedule uses it to heal missed webhooks of every kind)."""
     amo = amo.bulk()
-    result: dict[str, Any] = {"pipelines": pipelines.sync_pipelines(amo)}
-    result["leads"] = sync_entity(amo, "leads", leads_limit, incremental=not full, time_left=time_left,
-                                  progress=progress)
-    if related:
-        for entity in ("contacts", "tasks"):
-            result[entity] = sync_entity(amo, entity, 0, incremental=not full, time_left=time_left,
-                                         progress=progress)
+    with sync_lease.exclusive() as lease:
+        result: dict[str, Any] = {"pipelines": pipelines.sync_pipelines(amo)}
+        result["leads"] = _sync_entity(amo, "leads", leads_limit, None, not full, time_left, progress, lease)
+        if related:
+            for entity in ("contacts", "tasks"):
+                result[entity] = _sync_entity(amo, entity, 0, None, not full, time_left, progress, lease)
     return result
+
+
+def scheduled_sync(amo: AmoApi, time_left: TimeLeft | None = None) -> dict:
+    """The schedule's incremental run of leads, contacts and tasks; skipped while a sync runs."""
+    try:
+        return sync_all(amo, 0, full=False, time_left=time_left, related=True)
+    except sync_lease.SyncRunning as running:
+        log.info("scheduled sync skipped: %s", running)
+        return {"skipped": True, "runningJobId": running.job_id}

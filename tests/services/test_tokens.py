@@ -178,7 +178,7 @@ def test_connection_status_reports_a_live_call(amo):
     assert connection.get_connection_status(wiring.amo()) == {
         "connected": True, "hasTokens": True, "domain": "testaccount.amocrm.ru",
         "accountId": fixtures.ACCOUNT_ID, "needsReauthorization": False,
-        "expiresAt": stored_token().expires_at}
+        "expiresAt": stored_token().expires_at, "budget": {"mode": "this process only", "ratePerSecond": 1000}}
 
 
 def test_connection_status_without_tokens():

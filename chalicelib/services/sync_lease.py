@@ -1,0 +1,97 @@
+"""At most one sync runs at a time in the whole deployment.
+
+Two syncs at once would share the amoCRM budget for no gain and write the same items twice.
+A run takes a lease (a conditional write on SyncState `running`); a second run gets
+SyncRunning (409 with the running job's id; the schedule skips). A run that hands over to a
+continuation passes the lease on with it: the continuation renews it and releases it when
+the job is done. A holder that died stops blocking others when its lease expires, just after
+the longest a Lambda can run.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib.locking import is_conflict
+from chalicelib.models import SyncState
+from chalicelib.services.errors import Conflict
+
+LEASE_SECONDS = 16 * 60  # Lambda's 15 minutes, and a little more
+
+
+class SyncRunning(Conflict):
+    def __init__(self, job_id: str | None):
+        super().__init__(f"a sync is already running (job {job_id}); follow it at sync-jobs/{job_id}"
+                         if job_id else "a sync is already running")
+        self.job_id = job_id
+
+
+class Lease:
+    def __init__(self, owner: str):
+        self.owner = owner
+        self.handed_over = False
+
+    def hand_over(self, job_id: str) -> None:
+        """A continuation carries the run on: the lease stays taken, and names its job."""
+        self.handed_over = True
+        _update(self.owner, job_id=job_id)
+
+
+def _update(owner: str, job_id: str | None = None) -> None:
+    actions = [SyncState.lease_until.set(time.time() + LEASE_SECONDS)]
+    if job_id:
+        actions.append(SyncState.job_id.set(job_id))
+    try:
+        SyncState(entity=SyncState.RUNNING_KEY).update(actions=actions, condition=SyncState.owner == owner)
+    except PynamoDBException as error:
+        if not is_conflict(error):
+            raise
+
+
+def take(owner: str | None = None) -> Lease:
+    owner = owner or uuid.uuid4().hex
+    now = time.time()
+    lease = SyncState(entity=SyncState.RUNNING_KEY, owner=owner, lease_until=now + LEASE_SECONDS, job_id=owner)
+    try:
+        lease.save(condition=SyncState.entity.does_not_exist() | (SyncState.lease_until < now)
+                   | (SyncState.owner == owner))
+    except PynamoDBException as error:
+        if not is_conflict(error):
+            raise
+        raise SyncRunning(running_job()) from None
+    return Lease(owner)
+
+
+def renew(owner: str) -> None:
+    _update(owner)
+
+
+def release(owner: str) -> None:
+    try:
+        SyncState(entity=SyncState.RUNNING_KEY).delete(condition=SyncState.owner == owner)
+    except PynamoDBException as error:
+        if not is_conflict(error):
+            raise
+
+
+def running_job() -> str | None:
+    try:
+        item = SyncState.get(SyncState.RUNNING_KEY, consistent_read=True)
+    except SyncState.DoesNotExist:
+        return None
+    return item.job_id if (item.lease_until or 0) >= time.time() else None
+
+
+@contextmanager
+def exclusive() -> Iterator[Lease]:
+    """The one running sync; released on the way out unless a continuation carries it on."""
+    lease = take()
+    try:
+        yield lease
+    finally:
+        if not lease.handed_over:
+            release(lease.owner)

@@ -1,0 +1,39 @@
+"""The moto server (local DynamoDB and SQS), answering one request at a time.
+
+DynamoDB applies each conditional write and each atomic counter update as one step; moto's
+threaded server evaluates them without a lock, so two processes could both win a lease or
+both be handed the same rate-budget slot. Serialising requests gives the local stack
+DynamoDB's real semantics (at the local load, the cost is nothing measurable).
+
+`python scripts/atomic_moto.py -H 127.0.0.1 -p 5055`
+"""
+from __future__ import annotations
+
+import argparse
+import threading
+
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
+
+
+def serialised(app):
+    lock = threading.Lock()
+
+    def call(environ, start_response):
+        with lock:
+            return list(app(environ, start_response))
+
+    return call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5055)
+    args = parser.parse_args()
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(args.host, args.port, serialised(app), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""At most one sync at a time: a second one is refused with the running job's id, the schedule
+skips, a continuation carries the lease and gives it back when done, a dead holder expires."""
+import time
+
+import boto3
+import pytest
+
+from chalicelib import wiring
+from chalicelib.models import SyncState
+from chalicelib.services import pipelines, sync, sync_lease
+from tests import fixtures
+from tests.conftest import API_KEY
+from tests.fake_amo import FakeAmo, lead
+from tests.fixtures import HAL, HOST, store_tokens
+
+P = "/integrations/amo-crm"
+
+
+@pytest.fixture
+def fake(amo):
+    store_tokens()
+    amo.get(f"{HOST}/api/v4/leads/pipelines", json=fixtures.pipelines_body(), headers=HAL)
+    pipelines.sync_pipelines(wiring.amo())
+    fake = FakeAmo(amo)
+    fake.leads = [lead(100 + i) for i in range(30)]
+    return fake
+
+
+def test_a_second_sync_all_while_one_runs_is_409_with_the_running_job(client, fake):
+    running = sync_lease.take()
+    response = client.http.post(f"{P}/sync-all", headers={"X-API-Key": API_KEY})
+    assert response.status_code == 409
+    assert response.json_body["jobId"] == running.owner and "already running" in response.json_body["Message"]
+    sync_lease.release(running.owner)
+    assert client.http.post(f"{P}/sync-all", headers={"X-API-Key": API_KEY}).status_code == 200
+
+
+def test_the_schedule_skips_while_a_sync_runs(fake):
+    running = sync_lease.take()
+    assert sync.scheduled_sync(wiring.amo()) == {"skipped": True, "runningJobId": running.owner}
+    assert fake.requests_to("/api/v4/leads") == []
+
+
+def test_a_finished_sync_gives_the_lease_back(fake):
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)  # not refused: the first one released it
+    assert sync_lease.running_job() is None
+
+
+def test_a_failing_sync_gives_the_lease_back_too(fake, amo):
+    fake.leads = []
+    amo.replace("GET", f"{HOST}/api/v4/leads/pipelines", status=400, json=fixtures.VALIDATION)
+    with pytest.raises(Exception):
+        sync.sync_all(wiring.amo())
+    assert sync_lease.running_job() is None
+
+
+def test_a_continuation_carries_the_lease_until_its_job_is_done(fake, monkeypatch):
+    monkeypatch.setenv("SYNC_QUEUE_URL", boto3.client("sqs").create_queue(QueueName="amocrm-sync")["QueueUrl"])
+    fake.leads = [lead(1000 + i) for i in range(600)]
+    first = sync.sync_leads_from_amo(wiring.amo(), limit=0, time_left=lambda: 5.0)
+    assert first["status"] == "continuing"
+    assert sync_lease.running_job() == first["jobId"]
+    with pytest.raises(sync_lease.SyncRunning):
+        sync.sync_leads_from_amo(wiring.amo(), limit=0)
+    assert sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 900.0)["status"] == "done"
+    assert sync_lease.running_job() is None
+
+
+def test_the_lease_of_a_holder_that_died_expires(fake):
+    dead = sync_lease.take()
+    SyncState(entity=SyncState.RUNNING_KEY).update(actions=[SyncState.lease_until.set(time.time() - 1)],
+                                                   condition=SyncState.owner == dead.owner)
+    assert sync.sync_leads_from_amo(wiring.amo(), limit=0)["synced"] == 30
