@@ -4,6 +4,7 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib import logs, settings, validation, web, wiring
 from chalicelib.services import (
+    activity,
     connection,
     contacts,
     idempotency,
@@ -14,6 +15,7 @@ from chalicelib.services import (
     sync,
     tasks,
     users,
+    webhook_events,
     webhooks,
 )
 
@@ -304,14 +306,13 @@ def webhook_register():
 @web.maps_errors
 def webhook_activity():
     params = web.query(app.current_request)
-    return webhooks.activity(params.get("entity", ""), validation.query_int(params, "id", 0) or None,
+    return activity.activity(params.get("entity", ""), validation.query_int(params, "id", 0) or None,
                              validation.query_int(params, "limit", 50, minimum=1, maximum=1000))
 
 
 @app.on_sqs_message(queue=settings.webhook_queue_name(), batch_size=10, name="process-webhooks")
 def process_webhooks(event):
-    return queue_batch.run([record.to_dict() for record in event],
-                           lambda message: webhooks.handle_message(wiring.amo(), message.json()), "webhook")
+    return webhook_events.handle_queue_batch(wiring.amo(), [record.to_dict() for record in event])
 
 
 @app.on_sqs_message(queue=settings.notify_queue_name(), batch_size=10, name="deliver-notifications")

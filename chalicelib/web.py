@@ -37,7 +37,15 @@ from chalicelib.amo.errors import (
     AmoRateLimited,
     AmoValidationError,
 )
-from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Unauthenticated
+from chalicelib.services.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    Unauthenticated,
+)
 from chalicelib.services.sync_lease import SyncRunning
 
 log = logging.getLogger(__name__)
@@ -53,6 +61,10 @@ class BadGatewayError(ChaliceViewError):
 
 class ServiceUnavailableError(ChaliceViewError):
     STATUS_CODE = 503
+
+
+class RequestEntityTooLargeError(ChaliceViewError):
+    STATUS_CODE = 413
 
 
 # What DynamoDB answers when a table or the account is over its capacity; botocore has already
@@ -101,6 +113,8 @@ def _translate(error: Exception) -> ChaliceViewError:
         return ForbiddenError(str(error))
     if isinstance(error, Conflict):
         return ConflictError(str(error))
+    if isinstance(error, PayloadTooLarge):
+        return RequestEntityTooLargeError(str(error))
     if isinstance(error, settings.ConfigError):
         return ServiceUnavailableError(f"service is not configured: {error}")
     if isinstance(error, AmoValidationError):

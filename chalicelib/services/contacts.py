@@ -63,11 +63,19 @@ def get_contacts(limit: int, cursor: str | None) -> dict:
 
 def refresh(amo: AmoApi, contact_id: int) -> AmoContact:
     """Re-read one contact from amoCRM and store it (also refreshes the leads that use it)."""
-    contact = fetch_one(amo, contact_id)
-    if contact is None:
+    raw = amo.contacts.get(contact_id)
+    if not raw:
         raise NotFound(f"contact {contact_id} does not exist in amoCRM")
-    refresh_guest_fields(contact)
-    return contact
+    return apply(raw)
+
+
+def apply(raw: dict) -> AmoContact:
+    """Store one amoCRM contact object and refresh the guest fields of the leads that use it."""
+    items, errors = store([raw])
+    if errors:
+        raise InvalidInput(errors[0]["message"])
+    refresh_guest_fields(items[0])
+    return items[0]
 
 
 def refresh_guest_fields(contact: AmoContact) -> int:

@@ -19,7 +19,11 @@ def sync_queue_configured() -> bool:
 
 
 def send_sync_continuation(job_id: str) -> None:
-    sqs().send_message(QueueUrl=settings.sync_queue_url(), MessageBody=json.dumps({"jobId": job_id}))
+    send_sync_request({"jobId": job_id})
+
+
+def send_sync_request(message: dict) -> None:
+    sqs().send_message(QueueUrl=settings.sync_queue_url(), MessageBody=json.dumps(message))
 
 
 def notify_queue_configured() -> bool:

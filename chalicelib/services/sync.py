@@ -239,8 +239,33 @@ def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None) -> dict:
     return {"jobId": job_id, "status": "done", "synced": job.synced}
 
 
+SYNCABLE = ("leads", "contacts", "tasks")
+
+
+def request_incremental(amo: Callable[[], AmoApi], entities: list[str]) -> None:
+    """Catch up on these entities soon: through the sync queue when there is one, else now."""
+    entities = [e for e in entities if e in SYNCABLE]
+    if queues.sync_queue_configured():
+        queues.send_sync_request({"incremental": entities})
+    else:
+        run_incremental(amo(), entities)
+
+
+def run_incremental(amo: AmoApi, entities: list[str], time_left: TimeLeft | None = None) -> dict:
+    """An incremental run of some entities; skipped (the running sync covers them) while one runs."""
+    try:
+        with sync_lease.exclusive() as lease:
+            return {entity: _sync_entity(amo.bulk(), entity, 0, None, True, time_left, None, lease)
+                    for entity in entities if entity in SYNCABLE}
+    except sync_lease.SyncRunning as running:
+        return {"skipped": True, "runningJobId": running.job_id}
+
+
 def resume_message(amo: AmoApi, message: dict, time_left: TimeLeft | None = None) -> dict:
-    """The sync queue's consumer: `{"jobId": …}` as `_hand_over` queued it."""
+    """The sync queue's consumer: `{"jobId": …}` as `_hand_over` queued it, or
+    `{"incremental": [entity, …]}` as `request_incremental` did."""
+    if isinstance(message.get("incremental"), list):
+        return run_incremental(amo, [str(e) for e in message["incremental"]], time_left)
     job_id = message.get("jobId")
     if not isinstance(job_id, str) or not job_id:
         raise InvalidInput("sync continuation message has no jobId")

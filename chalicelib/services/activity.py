@@ -1,0 +1,37 @@
+"""The activity log: one record per webhook event (and per delivery), readable per entity, expiring by TTL."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from chalicelib.models import AmoActivityLog
+from chalicelib.services.errors import InvalidInput
+
+ACTIVITY_RETENTION = timedelta(days=30)
+PAYLOAD_FRAGMENT_CHARS = 2000
+ACTIVITY_ENTITIES = ("leads", "contacts", "tasks", "delivery")
+
+
+def record(entity: str, entity_id: int | None, event_type: str, outcome: str, account_id: int | None,
+           received_at: float, payload: Any, event_id: str | None = None) -> None:
+    fragment = json.dumps(payload, ensure_ascii=False, default=str)
+    if len(fragment) > PAYLOAD_FRAGMENT_CHARS:
+        fragment = json.dumps({"truncated": fragment[:PAYLOAD_FRAGMENT_CHARS]}, ensure_ascii=False)
+    item = AmoActivityLog(entity_key=f"{entity}#{entity_id if entity_id is not None else '-'}",
+                          event_key=f"{int(received_at * 1000):013d}#{event_id or time.time_ns()}",
+                          event_type=event_type, entity_type=entity, entity_id=entity_id, account_id=account_id,
+                          received_at=received_at, outcome=outcome, payload=json.loads(fragment),
+                          expires_at=datetime.now(timezone.utc) + ACTIVITY_RETENTION)
+    item.touch()
+    item.save()
+
+
+def activity(entity: str, entity_id: int | None, limit: int = 50) -> dict:
+    """Newest first: what webhooks did to one entity (or, entity `delivery`, the deliveries)."""
+    if entity not in ACTIVITY_ENTITIES:
+        raise InvalidInput(f"entity must be one of {', '.join(ACTIVITY_ENTITIES)}")
+    key = f"{entity}#{entity_id if entity_id is not None else '-'}"
+    data = [i.to_dict() for i in AmoActivityLog.query(key, scan_index_forward=False, limit=limit)]
+    return {"data": data, "count": len(data)}

@@ -1,0 +1,198 @@
+"""Applying amoCRM webhook events: each change once, with as few amoCRM requests as possible.
+
+The queue's consumer and the inline path (under `chalice local`, where no queue runs) share
+this module. Rules, in the order they are applied to an event:
+1. An event already applied (its id is marked) is a duplicate: logged, nothing else.
+2. An add/update whose `updated_at` we already hold (amoCRM echoing our own write, or a
+   redelivery) is current: nothing is fetched.
+3. The objects a batch of events needs are fetched once per id, and in batches of up to 250
+   ids when several are needed (`Prefetched`); an id filter that amoCRM ignored is noticed
+   (ids that were not asked for) and those events fall back to one GET each.
+4. Effects are idempotent anyway (upserts guarded by amoCRM's updated_at, one outbox item per
+   notification), so a redelivery can never apply twice or notify twice.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Iterable
+
+from chalicelib.amo.api import AmoApi
+from chalicelib.amo.errors import AmoError
+from chalicelib.amo.webhook_body import WebhookEvent
+from chalicelib.models import AmoContact, AmoTask, IdempotencyRecord, Lead
+from chalicelib.services import activity, contacts, leads, mirror, queue_batch, tasks
+from chalicelib.services.errors import InvalidInput, NotFound
+from chalicelib.services.queue_batch import Message, describe
+
+log = logging.getLogger(__name__)
+
+APPLIED_MARK_RETENTION = timedelta(days=7)
+HANDLED = {("leads", "add"), ("leads", "update"), ("leads", "restore"), ("leads", "status"), ("leads", "delete"),
+           ("contacts", "add"), ("contacts", "update"), ("tasks", "add"), ("tasks", "update"), ("tasks", "delete")}
+FETCHED = {("leads", "add"), ("leads", "update"), ("leads", "restore"), ("contacts", "add"), ("contacts", "update"),
+           ("tasks", "add"), ("tasks", "update")}
+
+
+def _needs_fetch(event: WebhookEvent) -> bool:
+    return (event.entity, event.action) in FETCHED and event.entity_id is not None \
+        and event.item.get("type") != "company"
+
+
+# -- what we hold, and what amoCRM is asked for ------------------------------------------------------
+
+def _stored_versions(entity: str, ids: list[int]) -> dict[int, int | None]:
+    """amoCRM's updated_at of what we store, by amoCRM id."""
+    if entity == "leads":
+        found = mirror.batch_get(Lead, [leads.lead_id_for(i) for i in ids])
+        return {lead.amo_lead_id: lead.amo_updated_at for lead in found.values() if lead.amo_lead_id}
+    model = AmoContact if entity == "contacts" else AmoTask
+    return {item.id: item.amo_updated_at for item in mirror.batch_get(model, ids).values()}
+
+
+def _is_current(event: WebhookEvent, versions: dict[int, int | None]) -> bool:
+    held, changed = versions.get(event.entity_id or 0), event.changed_at
+    return held is not None and changed is not None and held >= changed
+
+
+class Prefetched:
+    """The amoCRM objects a batch of events needs, by (entity, id), and which events are current."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, int], dict] = {}
+        self.current: set[str] = set()
+
+    @classmethod
+    def load(cls, amo: AmoApi, events: Iterable[WebhookEvent]) -> "Prefetched":
+        prefetched = cls()
+        wanted: dict[str, list[WebhookEvent]] = {}
+        for event in events:
+            if _needs_fetch(event):
+                wanted.setdefault(event.entity, []).append(event)
+        for entity, entity_events in wanted.items():
+            try:
+                prefetched._load(amo, entity, entity_events)
+            except AmoError as error:  # each event then fetches on its own, and fails on its own
+                log.warning("could not fetch %s for a batch of webhook events: %s", entity, error)
+        return prefetched
+
+    def _load(self, amo: AmoApi, entity: str, events: list[WebhookEvent]) -> None:
+        versions = _stored_versions(entity, sorted({e.entity_id for e in events if e.entity_id}))
+        self.current |= {e.event_id for e in events if _is_current(e, versions)}
+        ids = sorted({e.entity_id for e in events if e.event_id not in self.current and e.entity_id})
+        if len(ids) < 2:
+            return  # one object: one GET either way, made where it is needed
+        found = {raw["id"]: raw for raw in getattr(amo, entity).by_ids(ids) if isinstance(raw, dict)}
+        if set(found) - set(ids):
+            log.warning("amoCRM ignored the id filter on %s; fetching them one by one", entity)
+            return
+        self.objects.update(((entity, entity_id), raw) for entity_id, raw in found.items())
+
+    def raw(self, amo: AmoApi, entity: str, entity_id: int) -> dict:
+        """The object, from the batch or by one GET; NotFound when amoCRM says it is gone."""
+        raw = self.objects.get((entity, entity_id)) or getattr(amo, entity).get(entity_id)
+        if not raw:
+            raise NotFound(f"{entity[:-1]} {entity_id} does not exist in amoCRM")
+        return raw
+
+
+# -- consumers ----------------------------------------------------------------------------------------
+
+def event_of(message: dict) -> WebhookEvent:
+    try:
+        return WebhookEvent(str(message["entity"]), str(message["action"]), dict(message["item"]),
+                            str(message["eventId"]))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput("queued webhook event lacks entity, action, item or eventId") from None
+
+
+def handle_queue_batch(amo: AmoApi, records: list[dict]) -> dict:
+    """The webhook queue's consumer: the batch's objects are fetched together, then each
+    message is applied on its own (a failing one is retried alone)."""
+    events = []
+    for record in records:
+        try:
+            events.append(event_of(Message.from_record(record).json()))
+        except (queue_batch.MalformedMessage, InvalidInput):
+            continue  # reported by the runner below, on its own
+    prefetched = Prefetched.load(amo, events)
+
+    def handle(message: Message) -> str:
+        data = message.json()
+        received_at = data.get("receivedAt")
+        return process_event(amo, event_of(data), data.get("accountId"),
+                             received_at if isinstance(received_at, (int, float)) else time.time(), prefetched)
+
+    return queue_batch.run(records, handle, "webhook")
+
+
+def process_events(amo: AmoApi, events: list[WebhookEvent], account_id: int | None,
+                   received_at: float) -> tuple[int, list[str]]:
+    """The inline path: every event of a delivery; (applied, errors), a failure never stops the rest."""
+    prefetched = Prefetched.load(amo, events)
+    processed, errors = 0, []
+    for event in events:
+        try:
+            process_event(amo, event, account_id, received_at, prefetched)
+            processed += 1
+        except Exception as error:  # recorded in the activity log; the delivery is still accepted
+            errors.append(f"{event.entity}[{event.action}] {event.entity_id}: {describe(error)}")
+    return processed, errors
+
+
+def process_webhook(amo: AmoApi, event: WebhookEvent, account_id: int | None = None) -> str:
+    """Apply one webhook event (SPEC §4 name); returns its outcome."""
+    return process_event(amo, event, account_id, time.time())
+
+
+def process_event(amo: AmoApi, event: WebhookEvent, account_id: int | None, received_at: float,
+                  prefetched: Prefetched | None = None) -> str:
+    mark = f"webhook:{event.event_id}"
+    event_type = f"{event.entity}.{event.action}"
+    try:
+        IdempotencyRecord.get(mark)
+        activity.record(event.entity, event.entity_id, event_type, "duplicate", account_id, received_at,
+                        event.item, event.event_id)
+        return "duplicate"
+    except IdempotencyRecord.DoesNotExist:
+        pass
+    try:
+        outcome = _apply(amo, event, prefetched or Prefetched.load(amo, [event]))
+    except Exception as error:
+        activity.record(event.entity, event.entity_id, event_type, "failed", account_id, received_at,
+                        {**event.item, "_error": describe(error)}, event.event_id)
+        raise
+    IdempotencyRecord(key=mark, state="done", request_hash=event.event_id, response={"outcome": outcome},
+                      expires_at=datetime.now(timezone.utc) + APPLIED_MARK_RETENTION).save()
+    activity.record(event.entity, event.entity_id, event_type, outcome, account_id, received_at, event.item,
+                    event.event_id)
+    return outcome
+
+
+def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> str:
+    if (event.entity, event.action) not in HANDLED or event.item.get("type") == "company":
+        return "ignored"  # notes, responsible, companies, chats…: logged, nothing to mirror
+    entity_id = event.entity_id
+    if entity_id is None:
+        raise InvalidInput(f"{event.entity}[{event.action}] item has no numeric id")
+    if event.event_id in prefetched.current:
+        return "current"
+    try:
+        if (event.entity, event.action) == ("leads", "status"):
+            return leads.apply_status(amo, entity_id, event.number("pipeline_id"), event.number("status_id"),
+                                      event.changed_at, event.number("old_pipeline_id"),
+                                      event.number("old_status_id"))
+        if event.action == "delete":
+            unlinked = leads.unlink(entity_id) if event.entity == "leads" else tasks.unlink(entity_id)
+            return "unlinked" if unlinked else "unknown"
+        raw = prefetched.raw(amo, event.entity, entity_id)
+        if event.entity == "leads":
+            return "applied" if leads.upsert_one(amo, raw) else "stale"
+        if event.entity == "contacts":
+            contacts.apply(raw)
+        else:
+            tasks.sync_page([raw])
+        return "applied"
+    except NotFound:
+        return "not_found"  # gone in amoCRM by the time we asked: nothing to mirror
