@@ -84,6 +84,10 @@ class Backend:
     def sandbox(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         return http(method, f"{self.sandbox_url}{path}", body)
 
+    def stats(self) -> dict:
+        """The sandbox's counters: requests per path, statuses, refreshes, 429s (GET /_sandbox/stats)."""
+        return self.sandbox("GET", "/_sandbox/stats")[1]
+
     def connect(self) -> dict:
         """Press "Install" in the sandbox: it redirects to the service's callback with a code."""
         status, body = self.sandbox("POST", "/_sandbox/install", {})

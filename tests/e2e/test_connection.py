@@ -3,10 +3,6 @@ trace; installing the same account again."""
 ACCOUNT_ID = 30896271  # the sandbox's account
 
 
-def stats(backend):
-    return backend.sandbox("GET", "/_sandbox/stats")[1]
-
-
 def test_install_connects_and_test_reports_the_account_without_its_tokens(backend):
     installed = backend.connect()
 
@@ -28,22 +24,22 @@ def test_a_protected_route_needs_the_api_key(backend):
 
 
 def test_an_expired_access_token_is_refreshed_transparently(backend):
-    before = stats(backend)
+    before = backend.stats()
     backend.sandbox("POST", "/_sandbox/expire-tokens")
 
     status, body = backend.call("GET", "test")
 
     assert status == 200 and body["connected"] is True
-    after = stats(backend)
+    after = backend.stats()
     assert after["refreshes"] == before["refreshes"] + 1
     assert after["statuses"].get("401", 0) == before["statuses"].get("401", 0) + 1  # refused once, then refreshed
 
 
 def test_installing_the_same_account_again_keeps_it_connected(backend):
-    grants = stats(backend)["code_grants"]
+    grants = backend.stats()["code_grants"]
 
     backend.connect()
 
-    assert stats(backend)["code_grants"] == grants + 1
+    assert backend.stats()["code_grants"] == grants + 1
     status, body = backend.call("GET", "test")
     assert status == 200 and body["connected"] is True and body["accountId"] == ACCOUNT_ID

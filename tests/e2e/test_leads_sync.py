@@ -22,10 +22,6 @@ def mapped(backend):
     return backend
 
 
-def stats(backend):
-    return backend.sandbox("GET", "/_sandbox/stats")[1]
-
-
 def grew(before, after, *keys):
     """How much a (nested) counter of the sandbox's stats grew."""
     def value(snapshot):
@@ -41,12 +37,12 @@ def exported(backend, entity):
 
 def test_a_full_sync_mirrors_every_lead_with_its_main_contact_in_few_requests(mapped):
     backend = mapped
-    before = stats(backend)
+    before = backend.stats()
 
     status, result = backend.call("POST", "sync-leads?limit=0")
 
     assert status == 200 and result == {"synced": LEADS, "errors": []}
-    after = stats(backend)
+    after = backend.stats()
     # pages of 250, never one request per lead or per contact (N+1)
     assert grew(before, after, "by_path", "GET /api/v4/leads/{id}") == 0
     assert grew(before, after, "by_path", "GET /api/v4/contacts/{id}") == 0
@@ -94,20 +90,20 @@ def test_limit_50_syncs_exactly_50(mapped):
 
 def test_injected_429s_and_503s_are_retried_until_every_lead_is_synced(mapped):
     backend = mapped
-    before = stats(backend)
+    before = backend.stats()
     # every request answers 429 (with Retry-After) for the first 2 s; one in five answers 503:
     # a sync makes only a few requests, so sync again until a 503 has certainly been injected
     backend.sandbox("POST", "/_sandbox/config", {"error_rate_503": 0.2})
     backend.sandbox("POST", "/_sandbox/throttle", {"seconds": 2})
     results = []
     try:
-        while len(results) < 15 and not grew(before, stats(backend), "statuses", "503"):  # 45+ rolls of 1 in 5
+        while len(results) < 15 and not grew(before, backend.stats(), "statuses", "503"):  # 45+ rolls of 1 in 5
             results.append(backend.call("POST", "sync-all?leadsLimit=0"))
     finally:
         backend.sandbox("POST", "/_sandbox/throttle", {"seconds": 0})
         backend.sandbox("POST", "/_sandbox/config", {"error_rate_503": 0.0})
 
-    after = stats(backend)
+    after = backend.stats()
     assert grew(before, after, "statuses", "429") >= 1 and grew(before, after, "statuses", "503") >= 1
     for status, result in results:
         assert status == 200
@@ -116,7 +112,7 @@ def test_injected_429s_and_503s_are_retried_until_every_lead_is_synced(mapped):
 
 def test_a_token_that_expires_in_the_middle_of_a_sync_is_refreshed_without_a_trace(mapped):
     backend = mapped
-    before = stats(backend)
+    before = backend.stats()
     # slow every request down, and expire every token as soon as the sync has asked for its
     # first page: the rest of the sync runs into the expired token
     backend.sandbox("POST", "/_sandbox/config", {"latency_ms": 400})
@@ -125,7 +121,7 @@ def test_a_token_that_expires_in_the_middle_of_a_sync_is_refreshed_without_a_tra
     def expire_once_the_sync_has_started():
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if grew(before, stats(backend), "by_path", "GET /api/v4/leads"):
+            if grew(before, backend.stats(), "by_path", "GET /api/v4/leads"):
                 backend.sandbox("POST", "/_sandbox/expire-tokens")
                 expired.set()
                 return
@@ -141,7 +137,7 @@ def test_a_token_that_expires_in_the_middle_of_a_sync_is_refreshed_without_a_tra
 
     assert expired.is_set()
     assert status == 200 and result == {"synced": LEADS, "errors": []}
-    after = stats(backend)
+    after = backend.stats()
     assert grew(before, after, "statuses", "401") >= 1, "the expiry did not land in the middle of the sync"
     assert grew(before, after, "refreshes") == 1  # once, however many requests met the expired token
 
@@ -151,13 +147,13 @@ def test_creating_a_lead_with_its_contact_twice_under_one_key_creates_it_once(ma
     body = {"leadData": {"name": "Бронь: кв. 12, 3 ночи", "price": 4500},
             "contact": {"name": "Тарас Шевченко", "phone": "+380671234567", "email": "taras@ukr.net"}}
     key = {"Idempotency-Key": "booking-12-3-nights"}
-    before = stats(backend)
+    before = backend.stats()
 
     first = backend.call("POST", "create-lead", body, headers=key)
     again = backend.call("POST", "create-lead", body, headers=key)
 
     assert first[0] == again[0] == 200 and first[1] == again[1]
-    assert grew(before, stats(backend), "by_path", "POST /api/v4/leads/complex") == 1  # lead + contact in one call
+    assert grew(before, backend.stats(), "by_path", "POST /api/v4/leads/complex") == 1  # lead + contact in one call
     created = [l for l in exported(backend, "leads").values() if l["name"] == body["leadData"]["name"]]
     assert len(created) == 1
     contact = exported(backend, "contacts")[created[0]["contacts"][0]["id"]]
