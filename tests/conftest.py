@@ -32,11 +32,8 @@ AMO = os.environ["AMO_BASE_URL"]
 
 
 @pytest.fixture(autouse=True)
-def aws(request):
-    """A fresh in-process DynamoDB with every table (not for e2e tests, which use the stack)."""
-    if request.node.get_closest_marker("e2e"):
-        yield
-        return
+def aws():
+    """A fresh in-process DynamoDB with every table (tests/e2e and tests/sandbox override it)."""
     from chalicelib import memo
 
     memo.clear_all()  # what a warm Lambda remembers must not leak between tests
@@ -66,12 +63,9 @@ def atomic_moto(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def amo(request, aws):
+def amo(aws):
     """amoCRM as `responses` mocks; any unregistered request fails instead of reaching a network.
     Started inside mock_aws: moto patches requests too and would let unmatched calls out."""
-    if request.node.get_closest_marker("e2e"):
-        yield None
-        return
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 

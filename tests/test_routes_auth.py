@@ -86,22 +86,6 @@ def test_callback_with_unknown_state_is_rejected(client, amo):
     assert len(amo.calls) == 0
 
 
-def test_callback_connects_and_test_reports_connected(client, amo):
-    amo.post(f"{HOST}/oauth2/access_token", json=fixtures.token_body("secret-access-7f3", "secret-refresh-9c1"),
-             headers=HAL)
-    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
-
-    response = client.http.get(f"{P}/callback?code=abc&referer=testaccount.amocrm.ru&from_widget=1")
-    assert "secret-" not in response.body.decode()
-    assert response.status_code == 200
-    assert response.json_body["accountId"] == fixtures.ACCOUNT_ID
-
-    status = client.http.get(f"{P}/test", headers=KEY)
-    assert status.json_body["connected"] is True
-    assert status.json_body["domain"] == "testaccount.amocrm.ru"
-    assert "secret-" not in status.body.decode()
-
-
 def test_callback_from_a_browser_gets_a_short_html_page(client, amo):
     amo.post(f"{HOST}/oauth2/access_token", json=fixtures.token_body(), headers=HAL)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)

@@ -47,46 +47,6 @@ def test_create_lead_validation_names_the_field(client, fake, body, message):
     assert not any(c.request.method == "POST" for c in fake.mock.calls)
 
 
-def test_create_lead_with_contact_uses_one_complex_call_and_stores_the_lead(client, fake):
-    def complex_(request):
-        sent = json.loads(request.body)
-        assert sent[0]["_embedded"]["contacts"][0]["custom_fields_values"][0]["field_code"] == "PHONE"
-        fake.contacts[777] = contact(777, "Олена Коваленко", "+380501112233", "olena@example.ua")
-        fake.leads.append(lead(555, contact_ids=(777,), price=sent[0]["price"]))
-        return 200, {"Content-Type": "application/json"}, json.dumps(
-            [{"id": 555, "contact_id": 777, "company_id": None, "request_id": ["0"], "merged": False}])
-
-    fake.mock.add_callback("POST", f"{HOST}/api/v4/leads/complex", complex_)
-    response = post(client, "create-lead", {"leadData": {"name": "Бронь", "price": 3200},
-                                            "contact": {"name": "Олена Коваленко", "phone": "+380501112233",
-                                                        "email": "olena@example.ua"}})
-    assert response.status_code == 200
-    assert response.json_body == {"amoLeadId": 555, "leadId": leads.lead_id_for(555)}
-    stored = Lead.get(leads.lead_id_for(555))
-    assert (stored.price, stored.guest_phone, stored.amo_contact_id) == (3200, "+380501112233", 777)
-
-
-def test_create_lead_is_idempotent_by_key(client, fake):
-    created = []
-
-    def create(request):
-        new_id = 600 + len(created)
-        created.append(new_id)
-        fake.leads.append(lead(new_id))
-        return 200, HAL, json.dumps({"_links": {}, "_embedded": {"leads": [{"id": new_id, "request_id": "0"}]}})
-
-    fake.mock.add_callback("POST", f"{HOST}/api/v4/leads", create)
-    body = {"leadData": {"name": "Бронь", "price": 100}}
-    first = post(client, "create-lead", body, {"Idempotency-Key": "booking-42"})
-    again = post(client, "create-lead", body, {"Idempotency-Key": "booking-42"})
-    other = post(client, "create-lead", {"leadData": {"name": "Другое"}}, {"Idempotency-Key": "booking-42"})
-
-    assert first.status_code == again.status_code == 200
-    assert first.json_body == again.json_body
-    assert created == [600]
-    assert other.status_code == 400 and "different request" in other.json_body["Message"]
-
-
 def test_failed_create_releases_the_idempotency_key(client, fake):
     fake.mock.add("POST", f"{HOST}/api/v4/leads", status=400, json=fixtures.VALIDATION, headers=PROBLEM)
     response = post(client, "create-lead", {"leadData": {"name": "x"}}, {"Idempotency-Key": "k1"})

@@ -1,34 +1,51 @@
-"""End-to-end fixtures: the real local stack (moto server, sandbox, `chalice local`) on free
-ports, started once per test session and stopped by pid at the end."""
+"""The end-to-end behaviours run twice: in-process (`inprocess`) and against the local stack
+over HTTP (`stack`, marker `e2e`, so `pytest -m "not e2e"` runs only the in-process half).
+
+`backend` is module-scoped: each test module starts from a freshly installed account (see
+backends.py), and the tests of a module share it, so each is written to hold whatever the
+module's earlier tests did. The stack is started once per session, on the first `stack` test.
+"""
 import pytest
 
-from scripts.local_stack import Stack, free_port, http
+from scripts.local_stack import Stack, free_port
+from tests.e2e.backends import PROPERTY_FIELD_ID, SEED, WEBHOOK_SECRET, InProcess, OnStack
 
 
-class Service:
-    """The running stack, driven over HTTP like the Main Backend and an operator would."""
+@pytest.fixture(autouse=True)
+def aws():
+    """Each backend brings its own DynamoDB (overrides the suite-wide per-test moto)."""
+    yield
 
-    def __init__(self, stack: Stack):
-        self.stack = stack
 
-    def call(self, method: str, path: str, body=None, key: bool = True, timeout: float = 120):
-        headers = {"X-API-Key": self.stack.api_key} if key else {}
-        return http(method, f"{self.stack.api_url}/{path.lstrip('/')}", body, headers, timeout)
-
-    def sandbox(self, method: str, path: str, body=None):
-        return http(method, f"{self.stack.sandbox_url}{path}", body)
+@pytest.fixture(autouse=True)
+def amo():
+    """amoCRM is the sandbox, over real HTTP (overrides the suite-wide `responses` mock)."""
+    yield None
 
 
 @pytest.fixture(scope="session")
-def service():
-    stack = Stack(moto_port=free_port(), sandbox_port=free_port(), api_port=free_port(),
-                  seed={"leads": 300, "contacts": 150, "tasks": 60},
-                  # the suite's in-process settings (conftest.py) must not leak into the stack:
-                  # the service paces at amoCRM's real 7 rps against the sandbox's real limit
-                  extra_env={"TABLE_PREFIX": "e2e-", "AMO_BASE_URL": "", "AMO_RATE_LIMIT_RPS": "7"})
+def stack():
+    sandbox_port = free_port()
+    stack = Stack(moto_port=free_port(), sandbox_port=sandbox_port, api_port=free_port(), seed=SEED,
+                  # whatever this process's environment says (tests/conftest.py, an in-process
+                  # backend), the stack gets the settings the in-process backend uses
+                  extra_env={"TABLE_PREFIX": "e2e-", "AMO_BASE_URL": "", "AMO_RATE_LIMIT_RPS": "7",
+                             "AMO_WEBHOOK_SECRET": WEBHOOK_SECRET, "AMO_PROPERTY_FIELD_ID": PROPERTY_FIELD_ID,
+                             "ENABLE_DEV_ENDPOINTS": "true", "MAIN_BACKEND_WEBHOOK_URL":
+                                 f"http://127.0.0.1:{sandbox_port}/_sandbox/main-backend/notifications"})
     try:
         stack.start()
-        stack.connect()
-        yield Service(stack)
+        yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="module", params=["inprocess", pytest.param("stack", marks=pytest.mark.e2e)])
+def backend(request):
+    if request.param == "stack":
+        backend = OnStack(request.getfixturevalue("stack"))
+        backend.fresh_account()
+        yield backend
+    else:
+        with InProcess() as backend:
+            yield backend

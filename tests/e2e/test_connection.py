@@ -1,33 +1,45 @@
-"""OAuth over real HTTP: install → connected; expired access token → transparent refresh."""
-import pytest
+"""Connecting to amoCRM: install → connected; the API key; expired tokens refreshed without a
+trace; installing the same account again."""
+ACCOUNT_ID = 30896271  # the sandbox's account
 
-pytestmark = pytest.mark.e2e
 
+def test_install_connects_and_test_reports_the_account_without_its_tokens(backend):
+    installed = backend.connect()
 
-def test_install_connects_and_test_reports_connected(service):
-    status, body = service.call("GET", "test")
+    status, body = backend.call("GET", "test")
+
     assert status == 200
-    assert body["connected"] is True and body["hasTokens"] is True
-    assert body["domain"] == "sandbox.amocrm.ru"
+    assert {k: body[k] for k in ("connected", "hasTokens", "domain", "accountId", "needsReauthorization")} == {
+        "connected": True, "hasTokens": True, "domain": "sandbox.amocrm.ru", "accountId": ACCOUNT_ID,
+        "needsReauthorization": False}
+    assert isinstance(body["expiresAt"], (int, float)) and body["expiresAt"] > 0
+    # access tokens are JWTs ("eyJ…"), refresh tokens start "def502": neither is ever shown
+    for shown in (installed["callback_body"], str(body)):
+        assert "eyJ" not in shown and "def502" not in shown
 
 
-def test_protected_route_needs_the_api_key(service):
-    status, _ = service.call("GET", "test", key=False)
+def test_a_protected_route_needs_the_api_key(backend):
+    status, _ = backend.call("GET", "test", key=False)
     assert status == 401
 
 
-def test_expired_access_token_is_refreshed_transparently(service):
-    _, before = service.sandbox("GET", "/_sandbox/stats")
-    service.sandbox("POST", "/_sandbox/expire-tokens")
+def test_an_expired_access_token_is_refreshed_transparently(backend):
+    before = backend.stats()
+    backend.sandbox("POST", "/_sandbox/expire-tokens")
 
-    status, body = service.call("GET", "test")
+    status, body = backend.call("GET", "test")
 
     assert status == 200 and body["connected"] is True
-    _, after = service.sandbox("GET", "/_sandbox/stats")
+    after = backend.stats()
     assert after["refreshes"] == before["refreshes"] + 1
+    assert after["statuses"].get("401", 0) == before["statuses"].get("401", 0) + 1  # refused once, then refreshed
 
 
-def test_second_install_of_the_same_account_keeps_working(service):
-    service.stack.connect()
-    status, body = service.call("GET", "test")
-    assert body["connected"] is True
+def test_installing_the_same_account_again_keeps_it_connected(backend):
+    grants = backend.stats()["code_grants"]
+
+    backend.connect()
+
+    assert backend.stats()["code_grants"] == grants + 1
+    status, body = backend.call("GET", "test")
+    assert status == 200 and body["connected"] is True and body["accountId"] == ACCOUNT_ID

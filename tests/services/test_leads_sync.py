@@ -33,24 +33,6 @@ def stored(amo_lead_id):
     return Lead.get(leads.lead_id_for(amo_lead_id))
 
 
-def test_lead_fields_come_from_the_main_contact_and_the_stage_mapping(amo_data, monkeypatch):
-    monkeypatch.setenv("AMO_PROPERTY_FIELD_ID", "900001")
-    amo_data.contacts = {1: contact(1, "Второй Контакт", "+7 900 000-00-00", "second@x.ru"),
-                         2: contact(2, "Олена Коваленко", "+380501112233", "olena@example.ua")}
-    amo_data.leads = [lead(10, status_id=NEGOTIATION, contact_ids=(2, 1), price=4500, custom_fields=[
-        {"field_id": 900001, "field_name": "Объект", "field_code": None, "field_type": "text",
-         "values": [{"value": "PROP-1042"}]}])]
-
-    assert sync.sync_leads_from_amo(wiring.amo(), limit=0) == {"synced": 1, "errors": []}
-
-    record = stored(10)
-    assert (record.amo_contact_id, record.guest_name, record.guest_phone, record.guest_email) == (
-        2, "Олена Коваленко", "+380501112233", "olena@example.ua")
-    assert (record.status, record.amo_pipeline_id, record.amo_status_id) == ("IN_PROGRESS", SALES, NEGOTIATION)
-    assert (record.price, record.property_id, record.responsible_user_id) == (4500, "PROP-1042", 8375357)
-    assert record.custom_fields[0]["values"][0]["value"] == "PROP-1042"
-
-
 def test_first_contact_is_used_when_none_is_main(amo_data):
     amo_data.contacts = {5: contact(5, "Anna Smith")}
     raw = lead(11, contact_ids=(5,))
@@ -107,17 +89,6 @@ def test_limit_caps_the_number_of_leads(amo_data):
     assert sync.sync_leads_from_amo(wiring.amo(), limit=50)["synced"] == 50
     assert len(list(Lead.scan())) == 50
     assert all("limit=250" in u for u in amo_data.requests_to("/api/v4/leads"))
-
-
-def test_syncing_twice_writes_nothing_the_second_time(amo_data):
-    amo_data.contacts = {1: contact(1)}
-    amo_data.leads = [lead(40 + i, contact_ids=(1,)) for i in range(30)]
-    sync.sync_leads_from_amo(wiring.amo(), limit=0)
-    before = {l.id: l.updated_at for l in Lead.scan()}
-
-    sync.sync_leads_from_amo(wiring.amo(), limit=0)
-
-    assert {l.id: l.updated_at for l in Lead.scan()} == before
 
 
 def test_an_older_update_never_overwrites_a_newer_record(amo_data):

@@ -162,25 +162,6 @@ def test_new_code_after_revocation_reconnects(amo):
     assert stored_token().needs_reauth is False
 
 
-def test_api_call_answered_401_refreshes_and_retries_transparently(amo):
-    store_tokens("access-1", "refresh-1", expires_in=3600)
-    amo.get(f"{HOST}/api/v4/account", status=401, json=fixtures.UNAUTHORIZED, headers=PROBLEM)
-    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
-    amo.post(TOKEN_URL, json=fixtures.token_body("access-2", "refresh-2"), headers=HAL)
-
-    assert wiring.amo().account.get().id == fixtures.ACCOUNT_ID
-    assert amo.calls[-1].request.headers["Authorization"] == "Bearer access-2"
-
-
-def test_connection_status_reports_a_live_call(amo):
-    store_tokens()
-    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
-    assert connection.get_connection_status(wiring.amo()) == {
-        "connected": True, "hasTokens": True, "domain": "testaccount.amocrm.ru",
-        "accountId": fixtures.ACCOUNT_ID, "needsReauthorization": False,
-        "expiresAt": stored_token().expires_at, "budget": {"mode": "this process only", "ratePerSecond": 1000}}
-
-
 def test_connection_status_without_tokens():
     status = connection.get_connection_status(wiring.amo())
     assert status["connected"] is False and status["hasTokens"] is False
