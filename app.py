@@ -268,7 +268,7 @@ def sync_job(jobId):
     return sync.get_job(validation.string({"jobId": jobId}, "jobId", max_length=64))
 
 
-@app.on_sqs_message(queue=settings.sync_queue_name(), batch_size=1, name="continue-sync")
+@app.on_sqs_message(queue=settings.sync_queue_name(), batch_size=1, name="continue-sync", maximum_concurrency=2)
 def continue_sync(event):
     """Resumes a sync that handed over before its invocation ran out of time."""
     time_left = web.time_left_for_event(event.context)
@@ -310,7 +310,8 @@ def webhook_activity():
                              validation.query_int(params, "limit", 50, minimum=1, maximum=1000))
 
 
-@app.on_sqs_message(queue=settings.webhook_queue_name(), batch_size=10, name="process-webhooks")
+@app.on_sqs_message(queue=settings.webhook_queue_name(), batch_size=25, maximum_batching_window_in_seconds=1,
+                    maximum_concurrency=2, name="process-webhooks")
 def process_webhooks(event):
     return webhook_events.handle_queue_batch(wiring.amo(), [record.to_dict() for record in event])
 

@@ -115,3 +115,12 @@ def test_the_package_builds_and_passes_cfn_lint(tmp_path):
     assert linted.returncode == 0, linted.stdout[-3000:]
     size_mb = (out / "deployment.zip").stat().st_size / 1e6
     assert size_mb < 50, f"Lambda package is {size_mb:.1f} MB zipped (the limit is 50 MB)"
+    sam = json.loads((out / "sam.json").read_text())
+    functions = {name: r["Properties"] for name, r in sam["Resources"].items()
+                 if r["Type"] == "AWS::Serverless::Function"}
+    # concurrency is a second line behind the shared amoCRM budget: few consumers, one sync at a time
+    for name in ("ProcessWebhooks", "ContinueSync"):
+        (source,) = [e for e in functions[name]["Events"].values() if e["Type"] == "SQS"]
+        assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}, name
+    assert functions["IncrementalSync"]["ReservedConcurrentExecutions"] == 1
+    assert functions["ContinueSync"]["ReservedConcurrentExecutions"] == 2
