@@ -99,6 +99,12 @@ def amo_rate_limit_per_second() -> float:
     return _positive_float("AMO_RATE_LIMIT_RPS", 7.0)
 
 
+def amo_rate_margin_seconds() -> float:
+    """How much longer than a second the shared budget spreads `AMO_RATE_LIMIT_RPS` request
+    starts over (default 0.05): covers clock skew between hosts and late-waking threads."""
+    return _positive_float("AMO_RATE_MARGIN_SECONDS", 0.05)
+
+
 def amo_rate_budget() -> str:
     """`shared` (default): every process of the deployment admits its amoCRM requests through
     one budget in DynamoDB. `local`: each process paces itself (tests, one-off scripts)."""

@@ -18,13 +18,13 @@ from chalicelib.services.budget_store import DynamoBudgetStore
 from chalicelib.services.token_store import TOKEN_RETRY, TokenStore
 
 
-def _limiter(rate: float, budget: str) -> Limiter:
-    return SharedBudget(DynamoBudgetStore(), rate) if budget == "shared" else RateLimiter(rate)
+def _limiter(rate: float, margin: float, budget: str) -> Limiter:
+    return SharedBudget(DynamoBudgetStore(), rate, margin=margin) if budget == "shared" else RateLimiter(rate)
 
 
 @memoize()
-def _connection(base_url: str, rate: float, budget: str) -> tuple[AmoApi, TokenStore]:
-    transport = AmoClient(base_url, limiter=_limiter(rate, budget))
+def _connection(base_url: str, rate: float, margin: float, budget: str) -> tuple[AmoApi, TokenStore]:
+    transport = AmoClient(base_url, limiter=_limiter(rate, margin, budget))
     oauth = OAuth(AmoClient(base_url, session=transport.session, limiter=transport.limiter, retry=TOKEN_RETRY),
                   settings.oauth_credentials)
     store = TokenStore(oauth)
@@ -32,7 +32,8 @@ def _connection(base_url: str, rate: float, budget: str) -> tuple[AmoApi, TokenS
 
 
 def _current() -> tuple[AmoApi, TokenStore]:
-    return _connection(settings.amo_base_url(), settings.amo_rate_limit_per_second(), settings.amo_rate_budget())
+    return _connection(settings.amo_base_url(), settings.amo_rate_limit_per_second(),
+                       settings.amo_rate_margin_seconds(), settings.amo_rate_budget())
 
 
 def amo() -> AmoApi:

@@ -158,13 +158,19 @@ class Stack:
             wait_until(lambda: http("GET", f"{self.sandbox_url}/_sandbox/health", timeout=2)[0] == 200, "sandbox")
         subprocess.run([python, "-m", "chalicelib.cli", "create-tables"], cwd=ROOT, env=self.env, check=True,
                        stdout=subprocess.DEVNULL)
-        if not api:
-            return self
-        chalice = str(Path(python).parent / "chalice")
-        self._spawn("api", [chalice, "local", "--host", "127.0.0.1", "--port", str(self.api_port),
-                            "--no-autoreload", "--stage", "dev"])
-        wait_until(lambda: http("GET", f"{self.api_url}/test", timeout=5)[0] in (200, 401), "chalice local", 60)
+        if api:
+            self.start_api(self.api_port)
         return self
+
+    def start_api(self, port: int, name: str = "api") -> str:
+        """One more `chalice local` on `port`, sharing this stack's tables, tokens and budget
+        (as Lambda containers share them); returns its API base URL."""
+        chalice = str(Path(sys.executable).parent / "chalice")
+        self._spawn(name, [chalice, "local", "--host", "127.0.0.1", "--port", str(port), "--no-autoreload",
+                           "--stage", "dev"])
+        url = f"http://127.0.0.1:{port}{API_PREFIX}"
+        wait_until(lambda: http("GET", f"{url}/test", timeout=5)[0] in (200, 401), f"chalice local ({name})", 60)
+        return url
 
     def connect(self) -> dict:
         """Press "Install" in the sandbox: amoCRM redirects to our callback with a code."""

@@ -4,8 +4,11 @@ amoCRM limits the integration, not a process (reference §3.4, §13), so request
 admitted through shared time slots kept in a small table (`BudgetStore`):
 
 - Time is cut into blocks of `rate` slots. A block lasts `(1 + margin)` seconds, so the slots
-  are `(1 + margin) / rate` apart and any rolling second holds at most `rate` slot starts; the
-  margin absorbs clock skew between hosts and a thread that wakes a little late.
+  are `(1 + margin) / rate` apart and any rolling second holds at most `rate` slot starts. A
+  slot is used at most TOLERANCE after its start, so `rate + 1` consecutive starts span at
+  least `1 + margin - TOLERANCE` seconds: with the default margin of 0.05 s, clocks may
+  differ by up to 15 ms between hosts (Lambda's are NTP-synced to well under that); set
+  AMO_RATE_MARGIN_SECONDS higher for hosts whose clocks drift more.
 - A slot is used by exactly one process: a process claims slots by adding to the block's
   counter (one atomic update hands out several consecutive slots, so the common case pays
   well under one table call per request) and sends each request at its slot's start. A slot
@@ -25,7 +28,9 @@ admitted through shared time slots kept in a small table (`BudgetStore`):
 """
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import logging
 import math
 import threading
@@ -37,8 +42,11 @@ from chalicelib.amo.ratelimit import BULK, INTERACTIVE, RateLimiter, refuse_long
 
 log = logging.getLogger(__name__)
 
-TOLERANCE = 0.03  # a slot may be used this late
-CLAIM_LEAD = 0.02  # slots this close are not worth claiming (the claim itself takes time)
+TOLERANCE = 0.02  # a slot may be used this late
+HANDOFF = 0.004  # a due slot waits this long for the caller whose turn it is
+EARLY = 0.002  # a caller wakes this much before its slot and then waits out the rest in short sleeps
+CLAIM_LEAD = 0.01  # slots this close are not worth claiming (the claim itself takes time) …
+MAX_LEAD = 0.1  # … and the lead grows with how long claims actually take, up to this
 HORIZON = 1.2  # never claim slots further ahead than this
 BULK_HORIZON = 0.4  # a sync claims only what it is about to use, so interactive work can slot in
 MAX_CLAIM = 4
@@ -104,7 +112,7 @@ class SlotPlan:
 
 
 class SharedBudget:
-    def __init__(self, store: BudgetStore, rate: float, *, margin: float = 0.1,
+    def __init__(self, store: BudgetStore, rate: float, *, margin: float = 0.05,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  fallback: RateLimiter | None = None):
         self.store = store
@@ -115,34 +123,38 @@ class SharedBudget:
         self._fallback = fallback or RateLimiter(max(1.0, rate / 4))
         self._lock = threading.Lock()
         self._granted: list[float] = []  # a heap of claimed slot start times
-        self._waiting = {BULK: 0, INTERACTIVE: 0}
+        self._queue: list[tuple[int, int]] = []  # waiting callers: (0 interactive | 1 bulk, arrival)
+        self._tickets = itertools.count()
         self._claiming = False
         self._next_claim_at = 0.0  # while everything up to the horizon is taken
         self._full: set[tuple[int, str]] = set()  # (block, counter) pairs known to be handed out
+        self._seen: dict[tuple[int, str], int] = {}  # the highest value this process saw each counter at
         self._state = BudgetState()
         self._state_read_at = -math.inf
         self._store_down_until = 0.0
+        self._lead = CLAIM_LEAD
         self.store_calls = 0
 
     # -- the Limiter protocol ---------------------------------------------------------------------
 
     def acquire(self, lane: str = INTERACTIVE) -> float:
         with self._lock:
-            self._waiting[lane] += 1
+            ticket = (0 if lane == INTERACTIVE else 1, next(self._tickets))
+            bisect.insort(self._queue, ticket)
         try:
             while True:
                 now = self._clock()
                 if now < self._store_down_until:
                     return self._fallback.acquire(lane)
                 self._honour_pause(now)
-                sent, wait = self._take_or_claim(lane, now)
+                sent, wait = self._take_or_claim(ticket, lane, now)
                 if sent is not None:
                     return sent
                 if wait > 0:
                     self._sleep(wait)
         finally:
             with self._lock:
-                self._waiting[lane] -= 1
+                self._queue.remove(ticket)
 
     def pause(self, seconds: float) -> None:
         until = self._clock() + seconds
@@ -171,23 +183,28 @@ class SharedBudget:
 
     # -- slots ------------------------------------------------------------------------------------
 
-    def _take_or_claim(self, lane: str, now: float) -> tuple[float | None, float]:
-        """(send time, 0) when a slot is due; else (None, seconds to wait) after claiming or not."""
+    def _take_or_claim(self, ticket: tuple[int, int], lane: str, now: float) -> tuple[float | None, float]:
+        """(send time, 0) when a slot is due for this caller; else (None, seconds to wait), after
+        claiming slots for everyone waiting or not. A due slot goes to the caller that has
+        waited longest (interactive callers first); if that one is a moment late, to anyone."""
         with self._lock:
             while self._granted and self._granted[0] < now - TOLERANCE:
                 heapq.heappop(self._granted)  # woke too late for it: never send in someone else's slot
             due = self._granted[0] if self._granted else None
-            yields = lane == BULK and self._waiting[INTERACTIVE] > 0  # interactive threads go first
-            if due is not None and due <= now and not yields:
+            first = self._queue[0] == ticket
+            if due is not None and (due <= now if first else due + HANDOFF <= now):
                 heapq.heappop(self._granted)
                 return now, 0.0
-            waiting = sum(self._waiting.values())
-            need = waiting - len(self._granted)
+            waiting = len(self._queue)
+            interactive = self._queue[0][0] == 0
+            # a sync keeps one slot in hand, so it claims the next ones before the last is due
+            need = waiting + (0 if interactive else 1) - len(self._granted)
             if need <= 0 or self._claiming or now < self._next_claim_at:
-                later = due if due is not None and due > now else max(self._next_claim_at, now + 0.005)
-                return None, min(later - now, 0.25) if not yields else 0.002
+                if due is not None and due > now:
+                    return None, max(0.0005, due - now - EARLY if first else due + HANDOFF - now)
+                return None, min(max(self._next_claim_at - now, 0.002), 0.25)
             self._claiming = True
-            lane = INTERACTIVE if self._waiting[INTERACTIVE] else lane
+            lane = INTERACTIVE if interactive else lane
         slots: list[float] = []
         try:
             slots = self._claim(lane, self._claim_size(lane, need, waiting), now)
@@ -195,9 +212,15 @@ class SharedBudget:
             self._fall_back()
         finally:
             with self._lock:
-                self._claiming = False
                 for slot in slots:
                     heapq.heappush(self._granted, slot)
+        try:  # the shared state, read after the claim: its slots are already usable meanwhile
+            self._refresh_state(lane, self._clock())
+        except BudgetUnavailable:
+            self._fall_back()
+        finally:
+            with self._lock:
+                self._claiming = False
         return None, 0.0
 
     @staticmethod
@@ -209,58 +232,72 @@ class SharedBudget:
         return max(1, min(MAX_CLAIM, max(need, ahead)))
 
     def _claim(self, lane: str, need: int, now: float) -> list[float]:
-        state = self._announce(lane, self._fresh_state(now), now)
+        if self._state_read_at == -math.inf:  # the first claim must know of a pause before sending
+            self._refresh_state(lane, now)
+        state = self._state
         bulk_running, interactive_waiting = state.bulk_until > now, state.interactive_until > now
         if lane == BULK and interactive_waiting:
             kinds = ["g"]  # the reserved positions stay free for the work that is waiting
         elif lane == INTERACTIVE and bulk_running:
-            kinds = ["p", "g"]  # reserved positions first: a sync has most of the others
+            # reserved positions; a lone caller also asks for the next free one (it keeps the later
+            # slot for its next request), more callers do not, or a sync would starve
+            kinds = ["p", "g"] if need == 1 else ["p"]
         else:
             kinds = ["g", "p"]
+        reserved_first = lane == INTERACTIVE and bulk_running
         horizon = BULK_HORIZON if lane == BULK else HORIZON
         slots: list[float] = []
-        block = self.plan.block_at(now + CLAIM_LEAD)
+        block = self.plan.block_at(now + self._lead)
         while len(slots) < need and block * self.plan.block_seconds <= now + horizon:
             open_kinds = [k for k in kinds if (block, k) not in self._full]
             if open_kinds:
-                slots += self._claim_in_block(block, open_kinds, need - len(slots), now, now + horizon)
+                slots += self._claim_in_block(block, open_kinds, need - len(slots), now, now + horizon,
+                                              reserved_first)
             block += 1
         if len(slots) < need:  # everything up to the horizon is taken: look again a slot later
             self._next_claim_at = now + self.plan.width
         self._full = {(b, k) for b, k in self._full if (b + 1) * self.plan.block_seconds > now}
+        self._seen = {(b, k): n for (b, k), n in self._seen.items() if (b + 1) * self.plan.block_seconds > now}
         return slots
 
-    def _split(self, block: int, kinds: list[str], want: int, now: float,
-               until: float) -> dict[str, tuple[int, int]]:
-        """How many slots of each kind to ask for in one update (the first kind first, the rest
-        in proportion to what is left of the block before `until`), and where each counter
-        starts if the block is new."""
-        firsts = {k: self.plan.first_index(block, k, now + CLAIM_LEAD) for k in kinds}
+    def _split(self, block: int, kinds: list[str], want: int, now: float, until: float,
+               reserved_first: bool) -> dict[str, tuple[int, int]]:
+        """How many slots of each kind to ask for in one update, and where each counter starts
+        if the block is new. Normally the `want` earliest positions still open (as far as this
+        process has seen the counters), so one process's slots follow each other without gaps;
+        an interactive claim during a sync asks for one of each kind and keeps the later."""
+        firsts = {k: self.plan.first_index(block, k, now + self._lead) for k in kinds}
         ends = {k: self.plan.first_index(block, k, until + 1e-9) for k in kinds}
-        left = {k: ends[k] - firsts[k] for k in kinds if ends[k] > firsts[k]}
-        if not left:
-            return {}
-        if kinds[0] == "p":  # interactive during a sync: the next reserved slot and the next free
-            return {k: (min(want, n), firsts[k]) for k, n in left.items()}  # one, the later kept for later
-        total = sum(left.values())
-        asks = {k: min(n, max(1, round(want * n / total))) for k, n in left.items()}
-        return {k: (n, firsts[k]) for k, n in asks.items() if n}
+        starts = {k: max(firsts[k], self._seen.get((block, k), 0)) for k in kinds}
+        left = {k: ends[k] - starts[k] for k in kinds if ends[k] > starts[k]}
+        if reserved_first:  # one general slot at most: it is for a lone caller (see _claim)
+            return {k: (min(want if k == "p" else 1, n), firsts[k]) for k, n in left.items()}
+        upcoming = sorted((self.plan.start(block, k, i), k) for k in left for i in range(starts[k], ends[k]))
+        counts: dict[str, int] = {}
+        for _, kind in upcoming[:want]:
+            counts[kind] = counts.get(kind, 0) + 1
+        return {k: (n, firsts[k]) for k, n in counts.items()}
 
-    def _claim_in_block(self, block: int, kinds: list[str], want: int, now: float, until: float) -> list[float]:
+    def _claim_in_block(self, block: int, kinds: list[str], want: int, now: float, until: float,
+                        reserved_first: bool) -> list[float]:
         """Slots of one block, before `until`, in one table update; again while the counters lag
         behind the clock."""
         got: list[float] = []
         for _ in range(3):
-            asks = self._split(block, kinds, want - len(got), self._clock(), until)
+            asks = self._split(block, kinds, want - len(got), self._clock(), until, reserved_first)
             if not asks:
                 break
+            asked = self._clock()
             afters = self.store.claim(block, asks, now + SLOT_TTL_SECONDS)
             self.store_calls += 1
+            took = self._clock() - asked  # the lead: slots closer than about two claims are not asked for
+            self._lead = min(MAX_LEAD, max(CLAIM_LEAD, 0.7 * self._lead + 0.3 * 2 * took))
             fresh = self._clock() - TOLERANCE
             lagged = False
             for kind, (count, _) in asks.items():
                 positions = len(self.plan.positions[kind])
                 after = afters[kind]
+                self._seen[(block, kind)] = after
                 mine = [self.plan.start(block, kind, i) for i in range(max(0, after - count), min(after, positions))]
                 usable = [t for t in mine if t >= fresh]
                 got += usable
@@ -271,6 +308,9 @@ class SharedBudget:
             if not lagged or len(got) >= want or not kinds:
                 break
         return got
+
+    def _refresh_state(self, lane: str, now: float) -> None:
+        self._announce(lane, self._fresh_state(now), now)
 
     def _announce(self, lane: str, state: BudgetState, now: float) -> BudgetState:
         """Keep this lane's announcement fresh, so the other lane shares fairly; the write

@@ -183,3 +183,18 @@ def test_interactive_work_keeps_its_share_while_a_sync_uses_the_rest(atomic_moto
     assert max_in_rolling_second(bulk_sends + [0.0] * 0) <= 7
     alone = [t for t in bulk_sends if t < min(bulk_sends) + 1.8]
     assert len(alone) >= 10  # before anyone else wanted in, the sync had the whole budget
+
+
+def test_a_sync_keeps_most_of_the_budget_however_much_interactive_work_piles_up(atomic_moto):
+    vt = VirtualTime()
+    sync, api = budget(vt), budget(vt)
+    bulk_sends: list[float] = []
+    interactive_sends: list[float] = []
+    vt.run(*[sender(sync, bulk_sends, 20, BULK, vt) for _ in range(3)],
+           *[sender(api, interactive_sends, 10, INTERACTIVE, vt) for _ in range(6)])
+    both = sorted(bulk_sends + interactive_sends)
+    assert max_in_rolling_second(both) <= 7
+    start, end = min(both) + 2.0, min(max(bulk_sends), max(interactive_sends))  # both busy, shares known
+    span = end - start
+    assert sum(start <= t < end for t in bulk_sends) / span >= 3.5  # the sync is not starved (was 1/s)
+    assert sum(start <= t < end for t in interactive_sends) / span >= 1.5  # interactive gets its share

@@ -30,6 +30,7 @@ def stack():
                   # whatever this process's environment says (tests/conftest.py, an in-process
                   # backend), the stack gets the settings the in-process backend uses
                   extra_env={"TABLE_PREFIX": "e2e-", "AMO_BASE_URL": "", "AMO_RATE_LIMIT_RPS": "7",
+                             "AMO_RATE_BUDGET": "shared",
                              "AMO_WEBHOOK_SECRET": WEBHOOK_SECRET, "AMO_PROPERTY_FIELD_ID": PROPERTY_FIELD_ID,
                              "ENABLE_DEV_ENDPOINTS": "true", "MAIN_BACKEND_WEBHOOK_URL":
                                  f"http://127.0.0.1:{sandbox_port}/_sandbox/main-backend/notifications"})
