@@ -118,6 +118,27 @@ def main_backend_api_key() -> str:
     return _required("MAIN_BACKEND_API_KEY")
 
 
+def main_backend_outbound_api_key() -> str:
+    """The key sent to the Main Backend with each notification; MAIN_BACKEND_API_KEY when unset
+    (set it to keep the key that authenticates callers of this service from ever leaving it)."""
+    return _get("MAIN_BACKEND_OUTBOUND_API_KEY") or main_backend_api_key()
+
+
+def main_backend_signing_secret() -> str:
+    """When set, every notification carries `X-Signature: t=<unix time>,v1=<HMAC-SHA256>`."""
+    return _get("MAIN_BACKEND_SIGNING_SECRET")
+
+
+def amo_long_lived_token() -> str:
+    """A long-lived access token (Kommo private integrations): used instead of OAuth, never refreshed."""
+    return _get("AMO_LONG_LIVED_TOKEN")
+
+
+def deployed() -> bool:
+    """True inside AWS Lambda (not under `chalice local`, the tests or the CLI): stricter rules apply."""
+    return bool(_get("AWS_LAMBDA_FUNCTION_NAME")) and not _get("AWS_CHALICE_CLI_MODE")
+
+
 def main_backend_webhook_url() -> str:
     return _url("MAIN_BACKEND_WEBHOOK_URL", required=False)
 
