@@ -2,8 +2,9 @@
 
 DynamoDB applies each conditional write and each atomic counter update as one step; moto's
 threaded server evaluates them without a lock, so two processes could both win a lease or
-both be handed the same rate-budget slot. Serialising requests gives the local stack
-DynamoDB's real semantics (at the local load, the cost is nothing measurable).
+both be handed the same rate-budget slot. Single-item writes and transactions (where
+conditions and counters live) therefore run one at a time; reads, queries and batch writes
+run alongside them as before, so a big sync's writes do not queue everything else.
 
 `python scripts/atomic_moto.py -H 127.0.0.1 -p 5055`
 """
@@ -16,10 +17,15 @@ from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_
 from werkzeug.serving import run_simple
 
 
+ATOMIC = {f"DynamoDB_20120810.{op}" for op in ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems")}
+
+
 def serialised(app):
     lock = threading.Lock()
 
     def call(environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET") not in ATOMIC:
+            return app(environ, start_response)
         with lock:
             return list(app(environ, start_response))
 

@@ -6,19 +6,20 @@ admitted through shared time slots kept in a small table (`BudgetStore`):
 - Time is cut into blocks of `rate` slots. A block lasts `(1 + margin)` seconds, so the slots
   are `(1 + margin) / rate` apart and any rolling second holds at most `rate` slot starts. A
   slot is used at most TOLERANCE after its start, so `rate + 1` consecutive starts span at
-  least `1 + margin - TOLERANCE` seconds: with the default margin of 0.05 s, clocks may
-  differ by up to 15 ms between hosts (Lambda's are NTP-synced to well under that); set
-  AMO_RATE_MARGIN_SECONDS higher for hosts whose clocks drift more.
+  least `1 + margin - TOLERANCE` seconds: with the default margin of 0.1 s, 80 ms are left
+  for jitter on the way to amoCRM and clock skew between hosts (Lambda's clocks are
+  NTP-synced to well under a millisecond); AMO_RATE_MARGIN_SECONDS sets it.
 - A slot is used by exactly one process: a process claims slots by adding to the block's
   counter (one atomic update hands out several consecutive slots, so the common case pays
   well under one table call per request) and sends each request at its slot's start. A slot
   whose start passed more than TOLERANCE ago is dropped, never used late.
 - Nobody claims further ahead than HORIZON, so a process that dies holding slots wastes at
   most that much of the budget; nothing waits for it.
-- Fair share: some slot positions of every block are reserved. While interactive work (API
-  routes, webhooks) is waiting, a sync (`bulk` lane) may not take them; otherwise anyone may.
-  Interactive claimers take reserved positions first while a sync runs. Each lane announces
-  itself in the shared state for a few seconds at a time.
+- Fair share: two of every seven slot positions are reserved. While interactive work (API
+  routes, webhooks) is waiting, a sync (`bulk` lane) may not take them, so it uses at most
+  five of seven; interactive work takes them first and then competes for the rest, so a
+  slow sync leaves nothing unused. Each lane announces itself in the shared state for a few
+  seconds at a time.
 - One pause for everyone: a 429 with Retry-After, or amoCRM's HTML 403 block, is written to
   the shared state; every process honours it from its next claim on (state read at most
   STATE_TTL before),
@@ -35,9 +36,14 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, Protocol
+from collections.abc import Callable
 
+from chalicelib.amo.budget_slots import (
+    BudgetState,
+    BudgetStore,
+    BudgetUnavailable,
+    SlotPlan,
+)
 from chalicelib.amo.ratelimit import BULK, INTERACTIVE, RateLimiter, refuse_long_wait
 
 log = logging.getLogger(__name__)
@@ -56,63 +62,8 @@ FALLBACK_SECONDS = 10.0
 SLOT_TTL_SECONDS = 3600
 
 
-class BudgetUnavailable(Exception):
-    """The budget's table could not be read or written (the store wraps its own errors)."""
-
-
-@dataclass(frozen=True)
-class BudgetState:
-    paused_until: float = 0.0
-    blocked_until: float = 0.0
-    blocked_count: int = 0
-    bulk_until: float = 0.0
-    interactive_until: float = 0.0
-
-
-class BudgetStore(Protocol):
-    def claim(self, block: int, asks: dict[str, tuple[int, int]], expires: float) -> dict[str, int]:
-        """For each counter of the block, `(count, first)`: add `count` to it (starting from
-        `first` if it is new); return every counter's new value. One atomic update."""
-
-    def state(self) -> BudgetState: ...
-
-    def signal(self, lane: str, until: float) -> BudgetState:
-        """Announce that `lane` has work until `until` (never moves an announcement back);
-        the state as it is after the write."""
-
-    def pause(self, until: float) -> None: ...
-
-    def block(self, until: float, now: float) -> bool:
-        """Record amoCRM's block; True only for the call that starts a new block episode
-        (nobody saw a block in the `until - now` before)."""
-
-
-class SlotPlan:
-    """Where the slots of a block lie in time, and which positions are reserved."""
-
-    def __init__(self, rate: float, margin: float):
-        self.per_block = max(1, int(rate))
-        self.block_seconds = (1.0 + margin) * self.per_block / rate
-        self.width = self.block_seconds / self.per_block
-        reserved = self.per_block * 2 // 7
-        step = self.per_block / reserved if reserved else 0
-        self.positions = {"p": [int((k + 0.5) * step) for k in range(reserved)]}
-        self.positions["g"] = [i for i in range(self.per_block) if i not in self.positions["p"]]
-
-    def block_at(self, t: float) -> int:
-        return math.floor(t / self.block_seconds)
-
-    def start(self, block: int, counter: str, index: int) -> float:
-        return block * self.block_seconds + self.positions[counter][index] * self.width
-
-    def first_index(self, block: int, counter: str, t: float) -> int:
-        """Index of the first position of `counter` in `block` that starts at or after `t`."""
-        return next((i for i in range(len(self.positions[counter])) if self.start(block, counter, i) >= t),
-                    len(self.positions[counter]))
-
-
 class SharedBudget:
-    def __init__(self, store: BudgetStore, rate: float, *, margin: float = 0.05,
+    def __init__(self, store: BudgetStore, rate: float, *, margin: float = 0.1,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  fallback: RateLimiter | None = None):
         self.store = store
@@ -133,6 +84,7 @@ class SharedBudget:
         self._state_read_at = -math.inf
         self._store_down_until = 0.0
         self._lead = CLAIM_LEAD
+        self._lone = False
         self.store_calls = 0
 
     # -- the Limiter protocol ---------------------------------------------------------------------
@@ -225,10 +177,10 @@ class SharedBudget:
 
     @staticmethod
     def _claim_size(lane: str, need: int, waiting: int) -> int:
-        """Several threads waiting, or a sync (which always has more to ask): claim ahead for
-        all of them at once, so the table is called once per several requests. A lone
-        interactive request claims just its own slot, so nothing is wasted."""
-        ahead = waiting + 1 if lane == BULK else waiting if waiting > 1 else 1
+        """Several waiting callers claim for all of them at once, and a sync one more (it always
+        has more to ask), so the table is called once per several requests; a lone interactive
+        request claims just its own slot, so nothing is wasted."""
+        ahead = waiting + 1 if lane == BULK else max(1, waiting)
         return max(1, min(MAX_CLAIM, max(need, ahead)))
 
     def _claim(self, lane: str, need: int, now: float) -> list[float]:
@@ -238,13 +190,10 @@ class SharedBudget:
         bulk_running, interactive_waiting = state.bulk_until > now, state.interactive_until > now
         if lane == BULK and interactive_waiting:
             kinds = ["g"]  # the reserved positions stay free for the work that is waiting
-        elif lane == INTERACTIVE and bulk_running:
-            # reserved positions; a lone caller also asks for the next free one (it keeps the later
-            # slot for its next request), more callers do not, or a sync would starve
-            kinds = ["p", "g"] if need == 1 else ["p"]
         else:
-            kinds = ["g", "p"]
+            kinds = ["p", "g"] if lane == INTERACTIVE and bulk_running else ["g", "p"]
         reserved_first = lane == INTERACTIVE and bulk_running
+        self._lone = need == 1
         horizon = BULK_HORIZON if lane == BULK else HORIZON
         slots: list[float] = []
         block = self.plan.block_at(now + self._lead)
@@ -270,13 +219,23 @@ class SharedBudget:
         ends = {k: self.plan.first_index(block, k, until + 1e-9) for k in kinds}
         starts = {k: max(firsts[k], self._seen.get((block, k), 0)) for k in kinds}
         left = {k: ends[k] - starts[k] for k in kinds if ends[k] > starts[k]}
-        if reserved_first:  # one general slot at most: it is for a lone caller (see _claim)
-            return {k: (min(want if k == "p" else 1, n), firsts[k]) for k, n in left.items()}
+        if reserved_first:  # interactive during a sync: see `_shares`
+            return self._shares(block, firsts, starts, left, want, now)
         upcoming = sorted((self.plan.start(block, k, i), k) for k in left for i in range(starts[k], ends[k]))
         counts: dict[str, int] = {}
         for _, kind in upcoming[:want]:
             counts[kind] = counts.get(kind, 0) + 1
         return {k: (n, firsts[k]) for k, n in counts.items()}
+
+    def _shares(self, block: int, firsts: dict[str, int], starts: dict[str, int], left: dict[str, int],
+                want: int, now: float) -> dict[str, tuple[int, int]]:
+        """Interactive work while a sync runs: the reserved positions first, then the general
+        ones in turn with the sync (nothing is left unused when the sync asks less than 5 of 7);
+        a lone caller asks for one of each and keeps the later slot for its next request."""
+        asks = {"p": min(want, left.get("p", 0))}
+        if "g" in left:
+            asks["g"] = min(left["g"], 1 if self._lone else want - asks["p"])
+        return {k: (n, firsts[k]) for k, n in asks.items() if n}
 
     def _claim_in_block(self, block: int, kinds: list[str], want: int, now: float, until: float,
                         reserved_first: bool) -> list[float]:

@@ -11,7 +11,7 @@ from typing import Any, Callable, TypeVar
 from botocore.exceptions import BotoCoreError
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib.amo.budget import BudgetState, BudgetUnavailable
+from chalicelib.amo.budget_slots import BudgetState, BudgetUnavailable
 from chalicelib.amo.ratelimit import BULK
 from chalicelib.locking import is_conflict
 from chalicelib.models import RateBudget
