@@ -23,10 +23,22 @@ def discard_entity_writes() -> None:
         (None, item) for item in items]
 
 
+def without_sync_lease() -> None:
+    """`--no-lease`: the fleet benchmark runs several syncs at once to load the shared budget;
+    deployed, the sync lease would let only one of them run."""
+    import contextlib
+
+    from chalicelib.services import sync_lease
+
+    sync_lease.exclusive = contextlib.contextmanager(lambda: (yield sync_lease.Lease("benchmark")))
+
+
 def main() -> None:
     mode = sys.argv[1]  # full | incremental
     if "--writes" in sys.argv and sys.argv[sys.argv.index("--writes") + 1] == "discard":
         discard_entity_writes()
+    if "--no-lease" in sys.argv:
+        without_sync_lease()
     logs.configure(40)
     writes = {"calls": 0, "items": 0}
 
@@ -53,7 +65,9 @@ def main() -> None:
     started = time.monotonic()
     result = sync.sync_all(wiring.amo(), 0, full=mode == "full")
     elapsed = time.monotonic() - started
-    print(json.dumps({"seconds": elapsed, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    limiter = wiring.amo().client.limiter
+    print(json.dumps({"seconds": elapsed, "budget_calls": getattr(limiter, "store_calls", 0),
+                      "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "synced": result["leads"]["synced"], "errors": len(result["leads"]["errors"]),
                       "batch_write_calls": writes["calls"], "batch_write_items": writes["items"],
                       "dynamodb_calls": dynamo["calls"], "dynamodb_seconds": round(dynamo["seconds"], 2)}))
