@@ -30,13 +30,19 @@ def _required(name: str) -> str:
     return value
 
 
-def _url(name: str, required: bool = True) -> str:
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _url(name: str, required: bool = True, https: bool = False) -> str:
+    """An http(s) URL; `https` requires TLS except towards this machine (a local stand-in)."""
     value = _required(name) if required else _get(name)
     if not value:
         return ""
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    if https and parsed.scheme != "https" and parsed.hostname not in LOOPBACK:
+        raise ConfigError(f"{name} must be an https URL (plain http only towards this machine), got {value!r}")
     return value.rstrip("/")
 
 
@@ -64,8 +70,9 @@ def _positive_float(name: str, default: float) -> float:
 
 
 def amo_base_url() -> str:
-    """Base URL of the amoCRM account; every amoCRM call goes there."""
-    return _url("AMO_BASE_URL")
+    """Base URL of the amoCRM account; every amoCRM call goes there (tokens and the client secret
+    too, so only over https, except to a local sandbox)."""
+    return _url("AMO_BASE_URL", https=True)
 
 
 def amo_client_id() -> str:
@@ -101,8 +108,9 @@ def amo_rate_limit_per_second() -> float:
 
 def amo_rate_margin_seconds() -> float:
     """How much longer than a second the shared budget spreads `AMO_RATE_LIMIT_RPS` request
-    starts over (default 0.05): covers clock skew between hosts and late-waking threads."""
-    return _positive_float("AMO_RATE_MARGIN_SECONDS", 0.05)
+    starts over (default 0.1): covers jitter on the way to amoCRM, clock skew between hosts
+    and late-waking threads."""
+    return _positive_float("AMO_RATE_MARGIN_SECONDS", 0.1)
 
 
 def amo_rate_budget() -> str:
@@ -140,7 +148,8 @@ def deployed() -> bool:
 
 
 def main_backend_webhook_url() -> str:
-    return _url("MAIN_BACKEND_WEBHOOK_URL", required=False)
+    """Where notifications go; deployed, only over https (they carry our API key)."""
+    return _url("MAIN_BACKEND_WEBHOOK_URL", required=False, https=deployed())
 
 
 def table_prefix() -> str:

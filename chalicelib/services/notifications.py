@@ -6,7 +6,11 @@ redelivered, a sync after the webhook) records one notification.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 
 import requests
@@ -71,9 +75,27 @@ def record_status_change(lead: Lead, previous_status: str | None, occurred_at: i
 
 MAX_ATTEMPTS = 20
 TIMEOUTS = (3.05, 10.0)
+
+
 @memoize()
 def _http() -> requests.Session:
     return requests.Session()
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`: the Main Backend recomputes it over
+    the raw body, compares in constant time and refuses a `t` more than 5 minutes old (replay)."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def _headers(event_id: str, body: bytes) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "X-API-Key": settings.main_backend_outbound_api_key(),
+               "Idempotency-Key": event_id, "User-Agent": "amocrm-integration-service/1.0"}
+    secret = settings.main_backend_signing_secret()
+    if secret:
+        headers["X-Signature"] = signature(secret, int(time.time()), body)
+    return headers
 
 
 def dispatch(event_id: str) -> None:
@@ -97,12 +119,13 @@ def deliver(event_id: str) -> bool:
         note.update(actions=[Notification.state.set("skipped")])
         return True
     error = None
+    body = json.dumps(note.payload, ensure_ascii=False, separators=(",", ":")).encode()
     try:
-        response = _http().post(url, json=note.payload, timeout=TIMEOUTS, headers={
-            "X-API-Key": settings.main_backend_api_key(), "Idempotency-Key": event_id,
-            "User-Agent": "amocrm-integration-service/1.0"})
+        response = _http().post(url, data=body, headers=_headers(event_id, body), timeout=TIMEOUTS,
+                                allow_redirects=False)
         if not 200 <= response.status_code < 300:
-            error = f"Main Backend answered {response.status_code}"
+            redirect = " (a redirect; not followed)" if 300 <= response.status_code < 400 else ""
+            error = f"Main Backend answered {response.status_code}{redirect}"
     except requests.RequestException as exc:
         error = f"Main Backend unreachable ({type(exc).__name__})"
     actions = [Notification.attempts.add(1), Notification.updated_at.set(utc_now())]
