@@ -155,7 +155,10 @@ def create_lead():
     lead_data = validation.lead_data(body.get("leadData"))
     contact = validation.contact_data(body["contact"]) if body.get("contact") is not None else None
     key = app.current_request.headers.get("idempotency-key")
-    return idempotency.run_once("create-lead", key, body, lambda: leads.create_lead(wiring.amo(), lead_data, contact))
+    return idempotency.run_once("create-lead", key, body,
+                                lambda checkpoint: leads.create_lead(wiring.amo(), lead_data, contact,
+                                                                     checkpoint=checkpoint),
+                                time_left=web.time_left_for_route(app))
 
 
 @app.route(f"{P}/update-lead", methods=["POST"])

@@ -299,9 +299,10 @@ class IdempotencyRecord(BaseModel):
     Meta = _meta("idempotency")
 
     key = UnicodeAttribute(hash_key=True)
-    state = UnicodeAttribute(default="in_progress")  # in_progress | done
+    state = UnicodeAttribute(default="in_progress")  # in_progress | applied | done | unknown
     request_hash = UnicodeAttribute()
     response = JSONAttribute(null=True)
+    running_until = NumberAttribute(null=True)  # an in-progress attempt's own deadline (unix time)
     expires_at = TTLAttribute()
 
 

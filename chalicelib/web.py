@@ -35,6 +35,7 @@ from chalicelib.amo.errors import (
     AmoError,
     AmoNotFound,
     AmoRateLimited,
+    AmoUnavailable,
     AmoValidationError,
 )
 from chalicelib.services.errors import (
@@ -125,6 +126,9 @@ def _translate(error: Exception) -> ChaliceViewError:
         return TooManyRequestsError(str(error))
     if isinstance(error, AmoBlocked):
         return ServiceUnavailableError(str(error))
+    if isinstance(error, AmoUnavailable) and error.outcome_unknown:
+        return BadGatewayError(f"{error}; the outcome is unknown: retry with the same Idempotency-Key "
+                               "(or check amoCRM), never with a new one")
     return BadGatewayError(str(error))
 
 

@@ -202,7 +202,11 @@ class AmoClient:
             token = self._tokens().refresh_after_unauthorized(token)
             headers["Authorization"] = f"Bearer {token}"
             response = self._send(method, url, json, headers, timeouts or self.timeouts)
-        raise_for_status(response, f"{method} {urlsplit(url).path}")
+        try:
+            raise_for_status(response, f"{method} {urlsplit(url).path}")
+        except AmoUnavailable as error:  # a 5xx to a write: amoCRM may have applied it anyway
+            error.outcome_unknown = not self.retry.may_resend(method, Attempt(response=response))
+            raise
         if response.status_code == 204:
             return None
         return _json_or_none(response)
@@ -279,5 +283,5 @@ class AmoClient:
             return attempt.response
         if not self.retry.may_resend(method, attempt):
             raise AmoUnavailable(f"amoCRM {method} {path}: {attempt.failure}; not re-sent because it may "
-                                 "have been applied")
+                                 "have been applied", outcome_unknown=True)
         raise AmoUnavailable(f"amoCRM {method} {path}: {attempt.failure} after {number} attempts")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -196,14 +196,18 @@ def sync_lead(amo: AmoApi, raw_lead: Any) -> dict:
 
 # -- writes for the Main Backend ------------------------------------------------------------------
 
-def create_lead(amo: AmoApi, lead_data: dict, contact: dict | None = None, tags: tuple[str, ...] = ()) -> dict:
-    """Create the lead in amoCRM (with its contact in the same call) and the linked Lead."""
+def create_lead(amo: AmoApi, lead_data: dict, contact: dict | None = None, tags: tuple[str, ...] = (),
+                checkpoint: Callable[[dict], None] = lambda result: None) -> dict:
+    """Create the lead in amoCRM (with its contact in the same call) and the linked Lead.
+    `checkpoint` hears of the new lead the moment amoCRM has created it (see idempotency)."""
     if contact:
         amo_lead_id = amo.leads.create_with_contact(lead_data, contact_body(contact))
     else:
         amo_lead_id = amo.leads.create(lead_data, tags)
+    result = {"amoLeadId": amo_lead_id, "leadId": lead_id_for(amo_lead_id)}
+    checkpoint(result)
     fetch_and_upsert(amo, amo_lead_id)
-    return {"amoLeadId": amo_lead_id, "leadId": lead_id_for(amo_lead_id)}
+    return result
 
 
 def update_lead(amo: AmoApi, amo_lead_id: int, lead_data: dict) -> dict:

@@ -1,44 +1,120 @@
-"""Idempotency-Key: the first result is replayed; a different body or a request still running is refused."""
+"""Idempotency-Key: the first result is replayed; a different body or a request still running is
+refused; once amoCRM may have been changed the key is never released; a dead attempt's key
+frees itself at its deadline; an expired record counts as absent."""
+import time
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
+from chalicelib.amo.errors import AmoUnavailable, AmoValidationError
+from chalicelib.models import IdempotencyRecord
 from chalicelib.services import idempotency
 from chalicelib.services.errors import Conflict, InvalidInput
 
 
+def run(key, work, request=None, **kwargs):
+    return idempotency.run_once("create-lead", key, request if request is not None else {"a": 1}, work, **kwargs)
+
+
 def test_without_a_key_the_work_simply_runs_each_time():
     calls = []
-    idempotency.run_once("scope", None, {}, lambda: calls.append(1) or {"n": len(calls)})
-    idempotency.run_once("scope", None, {}, lambda: calls.append(1) or {"n": len(calls)})
+    idempotency.run_once("scope", None, {}, lambda cp: calls.append(1) or {"n": len(calls)})
+    idempotency.run_once("scope", None, {}, lambda cp: calls.append(1) or {"n": len(calls)})
     assert len(calls) == 2
 
 
 def test_the_same_key_and_body_replays_the_first_result_without_running_again():
     calls = []
-    first = idempotency.run_once("create-lead", "k1", {"a": 1}, lambda: calls.append(1) or {"id": 7})
-    second = idempotency.run_once("create-lead", "k1", {"a": 1}, lambda: calls.append(1) or {"id": 8})
-    assert first == second == {"id": 7} and len(calls) == 1
+    assert run("k1", lambda cp: calls.append(1) or {"id": 7}) == {"id": 7}
+    assert run("k1", lambda cp: calls.append(1) or {"id": 8}) == {"id": 7}
+    assert len(calls) == 1
 
 
 def test_the_same_key_with_another_body_is_refused():
-    idempotency.run_once("create-lead", "k2", {"a": 1}, lambda: {"id": 7})
+    run("k2", lambda cp: {"id": 7})
     with pytest.raises(InvalidInput, match="different request"):
-        idempotency.run_once("create-lead", "k2", {"a": 2}, lambda: {"id": 8})
+        run("k2", lambda cp: {"id": 8}, request={"a": 2})
 
 
 def test_keys_of_different_scopes_do_not_meet():
-    assert idempotency.run_once("a", "k", {}, lambda: {"from": "a"}) == {"from": "a"}
-    assert idempotency.run_once("b", "k", {}, lambda: {"from": "b"}) == {"from": "b"}
+    assert idempotency.run_once("a", "k", {}, lambda cp: {"from": "a"}) == {"from": "a"}
+    assert idempotency.run_once("b", "k", {}, lambda cp: {"from": "b"}) == {"from": "b"}
 
 
 def test_a_retry_while_the_first_request_still_runs_is_a_conflict():
-    def first():
+    def first(cp):
         with pytest.raises(Conflict, match="still in progress"):
-            idempotency.run_once("create-lead", "k3", {}, lambda: {"id": 2})
+            run("k3", lambda cp: {"id": 2})
         return {"id": 1}
 
-    assert idempotency.run_once("create-lead", "k3", {}, first) == {"id": 1}
+    assert run("k3", first) == {"id": 1}
 
 
 def test_an_overlong_key_is_bad_input():
     with pytest.raises(InvalidInput):
-        idempotency.run_once("create-lead", "k" * 201, {}, lambda: {})
+        run("k" * 201, lambda cp: {})
+
+
+def test_once_amocrm_created_the_lead_a_later_failure_never_frees_the_key():
+    """Regression: the follow-up fetch failed after the POST, the key was deleted, and a retry
+    with the same key created a second lead."""
+    posts = []
+
+    def create(checkpoint):
+        posts.append(1)
+        checkpoint({"amoLeadId": 17657, "leadId": "l-17657"})
+        raise AmoUnavailable("amoCRM GET /api/v4/leads/17657 failed (503)")
+
+    assert run("k4", create) == {"amoLeadId": 17657, "leadId": "l-17657"}
+    assert run("k4", create) == {"amoLeadId": 17657, "leadId": "l-17657"}
+    assert posts == [1]
+
+
+def test_a_lost_answer_to_the_post_keeps_the_key_and_says_outcome_unknown():
+    def create(checkpoint):
+        raise AmoUnavailable("amoCRM POST /api/v4/leads: no answer; not re-sent", outcome_unknown=True)
+
+    with pytest.raises(AmoUnavailable):
+        run("k5", create)
+    with pytest.raises(idempotency.OutcomeUnknown, match="do not retry with a new key"):
+        run("k5", lambda cp: {"id": 1})
+
+
+def test_a_failure_before_any_effect_frees_the_key_for_a_retry():
+    def refused(checkpoint):
+        raise AmoValidationError("amoCRM POST /api/v4/leads failed (400)", 400)
+
+    with pytest.raises(AmoValidationError):
+        run("k6", refused)
+    assert run("k6", lambda cp: {"id": 9}) == {"id": 9}
+
+
+def test_the_key_of_an_attempt_that_died_is_free_once_its_deadline_passed():
+    """Regression: a claimed key whose Lambda died answered 409 for a day."""
+    IdempotencyRecord(key="create-lead:k7", request_hash=idempotency._fingerprint("create-lead", {"a": 1}),
+                      state="in_progress", running_until=time.time() - 1,
+                      expires_at=datetime.now(timezone.utc) + timedelta(hours=23)).save()
+    assert run("k7", lambda cp: {"id": 3}) == {"id": 3}
+
+
+def test_an_attempt_still_within_its_deadline_keeps_the_key():
+    IdempotencyRecord(key="create-lead:k8", request_hash=idempotency._fingerprint("create-lead", {"a": 1}),
+                      state="in_progress", running_until=time.time() + 20,
+                      expires_at=datetime.now(timezone.utc) + timedelta(hours=23)).save()
+    with pytest.raises(Conflict, match="in progress"):
+        run("k8", lambda cp: {"id": 3})
+
+
+def test_an_expired_record_counts_as_absent_before_ttl_removes_it():
+    IdempotencyRecord(key="create-lead:k9", request_hash="another request", state="done", response={"id": 1},
+                      expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)).save()
+    assert run("k9", lambda cp: {"id": 4}) == {"id": 4}
+
+
+def test_the_claimed_key_lasts_only_as_long_as_the_invocation_may_run():
+    def check(checkpoint):
+        stored = IdempotencyRecord.get("create-lead:k10")
+        assert time.time() + 4 <= stored.running_until <= time.time() + 6
+        return {"id": 5}
+
+    run("k10", check, time_left=lambda: 5.0)
