@@ -18,6 +18,7 @@ from chalicelib.locking import is_conflict
 from chalicelib.models import AmoPipeline, AmoStage, utc_now
 from chalicelib.services import mirror, stage_names
 from chalicelib.services.errors import InvalidInput, NotFound
+from chalicelib.services.lead_status import StageMapping
 from chalicelib.services.paging import page_of_sorted
 from chalicelib.services.stage_names import STATUSES
 
@@ -152,6 +153,10 @@ def _suggestions() -> list[tuple[AmoStage, stage_names.Suggestion]]:
     return result
 
 
+def mapping_of_stage(stage: AmoStage) -> StageMapping:
+    return StageMapping(stage.mapped_status or None, stage.mapping_version, stage.mapped_at)
+
+
 def get_suggested_mappings() -> dict:
     data = [{"stageId": stage.id, "pipelineId": stage.pipeline_id, "stageName": stage.name,
              "currentStatus": stage.mapped_status, "mappingSource": stage.mapping_source,
@@ -183,18 +188,24 @@ def apply_auto_mapping(min_confidence: float = DEFAULT_AUTO_APPLY_CONFIDENCE) ->
     return {"applied": applied, "skipped": skipped, "errors": errors}
 
 
-def mapped_status_of(pipeline_id: int | None, status_id: int | None) -> str | None:
-    """Our status for an amoCRM (pipeline, stage): 142/143 are always CLOSED; None when unmapped."""
-    if status_id in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID):
-        return stage_names.CLOSED
+def mapping_of(pipeline_id: int | None, status_id: int | None) -> StageMapping | None:
+    """The mapping of an amoCRM (pipeline, stage), read now; None for a stage we do not know."""
     if pipeline_id is None or status_id is None:
         return None
     try:
-        return AmoStage.get(pipeline_id, status_id).mapped_status or None
+        return mapping_of_stage(AmoStage.get(pipeline_id, status_id, consistent_read=True))
     except AmoStage.DoesNotExist:
         return None
 
 
-def status_map() -> dict[tuple[int, int], str | None]:
-    """Every known (pipeline, stage) and its mapped status, for mapping many leads at once."""
-    return {(s.pipeline_id, s.id): (s.mapped_status or None) for s in AmoStage.scan()}
+def mapped_status_of(pipeline_id: int | None, status_id: int | None) -> str | None:
+    """Our status for an amoCRM (pipeline, stage): 142/143 are always CLOSED; None when unmapped."""
+    if status_id in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID):
+        return stage_names.CLOSED
+    mapping = mapping_of(pipeline_id, status_id)
+    return mapping.status if mapping is not None else None
+
+
+def status_map() -> dict[tuple[int, int], StageMapping]:
+    """Every known (pipeline, stage) and its mapping, for mapping many leads at once."""
+    return {(s.pipeline_id, s.id): mapping_of_stage(s) for s in AmoStage.scan()}
