@@ -104,6 +104,12 @@ def mapping_suggestions():
     return pipelines.get_suggested_mappings()
 
 
+@app.route(f"{P}/mapping/status", methods=["GET"])
+@web.maps_errors
+def mapping_status():
+    return pipelines.mapping_status()
+
+
 @app.route(f"{P}/mapping/auto-apply", methods=["POST"])
 @web.maps_errors
 def mapping_auto_apply():

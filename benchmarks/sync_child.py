@@ -19,8 +19,7 @@ def discard_entity_writes() -> None:
     from chalicelib.services import mirror
 
     mirror.batch_get = lambda model, keys: {}
-    mirror.upsert_changed = lambda model, items, fields, version_field="amo_updated_at", stored=None: [
-        (None, item) for item in items]
+    mirror.upsert_changed = lambda model, items, fields, **_: mirror.Upserted(written=[(None, i) for i in items])
 
 
 def without_sync_lease() -> None:

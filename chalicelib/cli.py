@@ -75,12 +75,25 @@ def cmd_status(_: argparse.Namespace) -> int:
             print(f"  ! {problem}")
     print("DynamoDB")
     _print_rows(report["tables"])
+    if report["mapping"] is not None:
+        _print_unmapped(report["mapping"])
     print("amoCRM connection and notifications")
     _print_rows([(f"{k}.{sub}" if isinstance(v, dict) else k, str(value))
                  for k, v in report["connection"].items()
                  for sub, value in (v.items() if isinstance(v, dict) else [(None, v)])])
     healthy = report["tables_ok"] and report["connection"].get("connected") is True
     return 0 if healthy else 1
+
+
+def _print_unmapped(mapping: dict) -> None:
+    print("Stage mapping")
+    if not mapping["data"]:
+        print("  every stage is mapped")
+        return
+    print(f"  {mapping['count']} stage(s) without a mapping hold {mapping['unmappedLeads']} lead(s) "
+          "(map them: PUT stages/{id}/mapping or POST mapping/auto-apply)")
+    _print_rows([(f"{s['pipelineName']} / {s['stageName']} ({s['pipelineId']}/{s['stageId']})",
+                  f"{s['leads']} lead(s)") for s in mapping["data"]])
 
 
 def cmd_refresh_token(_: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 from chalicelib import settings
@@ -36,6 +36,11 @@ class _PrefixedTableName(type):
 
 def _meta(suffix: str, **options: object) -> type:
     return _PrefixedTableName("Meta", (), {"table_suffix": suffix, "billing_mode": "PAY_PER_REQUEST", **options})
+
+
+def _index(name: str, projection: object = None) -> type:
+    """`Meta` of a global secondary index: its name and projection (all attributes unless given)."""
+    return type("Meta", (), {"index_name": name, "projection": projection or AllProjection()})
 
 
 def utc_now() -> datetime:
@@ -113,10 +118,7 @@ class AmoPipeline(BaseModel):
 class StageIdIndex(GlobalSecondaryIndex):
     """Finds every pipeline's copy of a stage id (142 and 143 exist in every pipeline)."""
 
-    class Meta:
-        index_name = "stage-id-index"
-        projection = AllProjection()
-
+    Meta = _index("stage-id-index")
     id = NumberAttribute(hash_key=True)
 
 
@@ -131,6 +133,8 @@ class AmoStage(BaseModel):
     type = NumberAttribute(default=0)
     mapped_status = UnicodeAttribute(null=True)
     mapping_source = UnicodeAttribute(null=True)
+    mapped_at = NumberAttribute(null=True)  # unix seconds of the last change of mapped_status
+    mapping_version = NumberAttribute(null=True)  # +1 on every change of mapped_status
     account_id = NumberAttribute(null=True)
     by_stage_id = StageIdIndex()
 
@@ -172,10 +176,7 @@ class AmoContact(BaseModel):
 class TaskEntityIndex(GlobalSecondaryIndex):
     """Tasks of one entity: (entity_type, entity_id)."""
 
-    class Meta:
-        index_name = "entity-index"
-        projection = AllProjection()
-
+    Meta = _index("entity-index")
     entity_type = UnicodeAttribute(hash_key=True)
     entity_id = NumberAttribute(range_key=True)
 
@@ -203,21 +204,24 @@ class AmoTask(BaseModel):
 
 
 class AmoLeadIdIndex(GlobalSecondaryIndex):
-    class Meta:
-        index_name = "amo-lead-id-index"
-        projection = AllProjection()
-
+    Meta = _index("amo-lead-id-index")
     amo_lead_id = NumberAttribute(hash_key=True)
 
 
 class AmoContactIdIndex(GlobalSecondaryIndex):
     """Leads whose main contact is a given amoCRM contact (to refresh their guest fields)."""
 
-    class Meta:
-        index_name = "amo-contact-id-index"
-        projection = AllProjection()
-
+    Meta = _index("amo-contact-id-index")
     amo_contact_id = NumberAttribute(hash_key=True)
+
+
+class LeadStageIndex(GlobalSecondaryIndex):
+    """Leads in one amoCRM stage: (stage id, pipeline id), with just what re-deriving their status
+    needs, so the index stays small however large custom fields are."""
+
+    Meta = _index("stage-index", IncludeProjection(["status", "amo_lead_id"]))
+    amo_status_id = NumberAttribute(hash_key=True)
+    amo_pipeline_id = NumberAttribute(range_key=True)
 
 
 class Lead(BaseModel):
@@ -242,6 +246,7 @@ class Lead(BaseModel):
     account_id = NumberAttribute(null=True)
     by_amo_lead_id = AmoLeadIdIndex()
     by_amo_contact_id = AmoContactIdIndex()
+    by_stage = LeadStageIndex()
 
 
 class AmoActivityLog(BaseModel):

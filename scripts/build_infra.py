@@ -39,6 +39,13 @@ def _type(attribute) -> str:
     return "N" if isinstance(attribute, NumberAttribute) else "S"
 
 
+def projection(spec) -> dict:
+    result = {"ProjectionType": spec.projection_type}
+    if spec.non_key_attributes:
+        result["NonKeyAttributes"] = list(spec.non_key_attributes)
+    return result
+
+
 def table(model) -> dict:
     attributes = model.get_attributes()
     keys = [(name, "HASH" if a.is_hash_key else "RANGE") for name, a in attributes.items()
@@ -53,7 +60,7 @@ def table(model) -> dict:
         used.update(name for name, _ in index_keys)
         indexes.append({"IndexName": index.Meta.index_name,
                         "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in index_keys],
-                        "Projection": {"ProjectionType": "ALL"}})
+                        "Projection": projection(index.Meta.projection)})
     properties = {
         "TableName": {"Fn::Sub": "${TablePrefix}" + model.Meta.table_suffix},
         "BillingMode": "PAY_PER_REQUEST",

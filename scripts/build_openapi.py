@@ -26,6 +26,28 @@ LIST = {"type": "object", "required": ["data", "count"], "properties": {
     "data": {"type": "array", "items": ENTITY}, "count": INT, "nextCursor": STR}}
 MESSAGE = {"type": "object", "properties": {"message": STR}, "additionalProperties": True}
 ERROR_BODY = {"type": "object", "properties": {"Code": STR, "Message": STR}}
+# what a stage mapping change did to the leads in the stage: re-derived now, or a background job
+REDERIVED = {"leadsChanged": {**INT, "description": "leads whose status the mapping changed (re-derived now)"},
+             "jobId": {**STR, "description": "when many leads are affected: the background job re-deriving "
+                                             "them (GET sync-jobs/{jobId})"},
+             "status": {"type": "string", "enum": ["continuing"]}}
+
+# what the service POSTs to MAIN_BACKEND_WEBHOOK_URL on every lead status change (a webhook of ours)
+STATUS = {"type": "string", "enum": ["NEW", "IN_PROGRESS", "CLOSED"]}
+NOTIFICATION = {"type": "object", "required": ["event", "eventId", "leadId", "amoLeadId", "status", "previousStatus",
+                                               "pipelineId", "stageId", "occurredAt"], "properties": {
+    "event": {"type": "string", "const": "lead.status_changed"},
+    "eventId": {**STR, "description": "stable id of this change, also sent as Idempotency-Key: a notification "
+                                      "delivered more than once carries the same one"},
+    "leadId": STR, "amoLeadId": INT, "status": STATUS, "previousStatus": {**STATUS, "type": ["string", "null"]},
+    "pipelineId": INT, "stageId": INT,
+    "occurredAt": {**STR, "format": "date-time", "description": "when the change happened (see reason)"},
+    "reason": {"type": "string", "enum": ["amo_stage_changed", "mapping_changed"], "description": (
+        "why the status changed. amo_stage_changed: the lead moved to another stage in amoCRM, occurredAt is "
+        "amoCRM's time of the move. mapping_changed: the lead's stage is the same but an operator mapped it to "
+        "another status, occurredAt is when the mapping changed (or when the change was found, for a mapping "
+        "changed before the service recorded such times). Added later: absent from notifications recorded "
+        "before it existed.")}}}
 
 
 def query(name: str, schema: dict | schemas.Spec | schemas.Bool, description: str = "") -> dict:
@@ -103,11 +125,17 @@ ROUTES: dict[str, dict[str, dict]] = {
     "/pipelines": {"get": op("Pipelines, sorted by sort", LIST, params=PAGING)},
     "/pipelines/{pipelineId}/stages": {"get": op("Stages of a pipeline, sorted by sort", LIST,
                                                  params=[path("pipelineId")] + PAGING, errors=("400", "404"))},
-    "/stages/{stageId}/mapping": {"put": op("Set a manual status mapping", MESSAGE, params=[path("stageId")],
-                                            errors=("400", "404"))},
+    "/stages/{stageId}/mapping": {"put": op("Set a manual status mapping; the stage's leads are re-derived at once",
+                                            obj({"message": STR, "data": {"type": ["object", "array"]}, **REDERIVED}),
+                                            params=[path("stageId")], errors=("400", "404"))},
     "/mapping/suggestions": {"get": op("Suggested status for every stage", LIST, errors=())},
-    "/mapping/auto-apply": {"post": op("Apply suggestions to unmapped stages", obj({
-        "applied": INT, "skipped": INT, "errors": ERRORS}), params=[query("minConfidence", schemas.FRACTION)])},
+    "/mapping/status": {"get": op("Stages without a mapping and how many leads sit in each", obj({
+        "data": {"type": "array", "items": obj({"pipelineId": INT, "pipelineName": STR, "stageId": INT,
+                                                "stageName": STR, "leads": INT})},
+        "count": INT, "unmappedLeads": INT}), errors=())},
+    "/mapping/auto-apply": {"post": op("Apply suggestions to unmapped stages; their leads are re-derived at once",
+                                       obj({"applied": INT, "skipped": INT, "errors": ERRORS, **REDERIVED}),
+                                       params=[query("minConfidence", schemas.FRACTION)])},
     "/sync-users": {"post": op("Mirror users (with roles)", SYNC_RESULT, errors=("409", "502"))},
     "/users": {"get": op("Users, sorted by name", LIST, params=PAGING)},
     "/sync-roles": {"post": op("Mirror roles", SYNC_RESULT, errors=("409", "502"))},
@@ -150,7 +178,8 @@ ROUTES: dict[str, dict[str, dict]] = {
                              params=[query("leadsLimit", schemas.Int(0, default=0), "0 = every lead"),
                                      query("full", schemas.Bool(default=True))],
                              errors=("400", "409", "502"))},
-    "/sync-jobs/{jobId}": {"get": op("Progress of a sync continuing in the background", ENTITY,
+    "/sync-jobs/{jobId}": {"get": op("Progress of a sync or a mapping's re-derivation continuing in the background",
+                                     ENTITY,
                                      params=[path("jobId", STR)], errors=("400", "404"))},
     "/webhook": {"post": op("amoCRM webhooks", obj({"status": STR, "processed": INT,
                                                     "errors": {"type": "array", "items": STR}}),
@@ -180,6 +209,11 @@ def build() -> dict:
         "components": {"securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
         "security": [{"ApiKey": []}],
         "paths": {P + route: methods for route, methods in with_json_bodies(ROUTES).items()},
+        "webhooks": {"leadStatusChanged": {"post": {
+            "summary": "Sent to MAIN_BACKEND_WEBHOOK_URL on every lead status change, at least once, with headers "
+                       "X-API-Key and Idempotency-Key (= eventId); any 2xx answer acknowledges it",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": NOTIFICATION}}},
+            "responses": {"200": {"description": "Received"}}}}},
     }
 
 

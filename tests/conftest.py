@@ -31,12 +31,31 @@ API_KEY = "main-backend-key"
 AMO = os.environ["AMO_BASE_URL"]
 
 
+def serialise_moto(monkeypatch) -> None:
+    """Moto answers one request at a time, as scripts/atomic_moto.py makes the local stack's do.
+    Moto copies every table a transaction touches (to roll it back) without a lock, so a
+    transaction next to another thread's writes fails in moto as it never does in DynamoDB."""
+    import threading
+
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.RLock()
+    original = BotocoreStubber.__call__
+
+    def serialised(self, *args, **kwargs):
+        with lock:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", serialised)
+
+
 @pytest.fixture(autouse=True)
-def aws():
+def aws(monkeypatch):
     """A fresh in-process DynamoDB with every table (tests/e2e and tests/sandbox override it)."""
     from chalicelib import memo
 
     memo.clear_all()  # what a warm Lambda remembers must not leak between tests
+    serialise_moto(monkeypatch)
     with mock_aws():
         for model in ALL_MODELS:
             model.create_table(wait=True)

@@ -55,3 +55,17 @@ def test_status_without_configuration_says_what_is_missing(monkeypatch, capsys):
     assert cli.main(["status"]) == 1
     out = capsys.readouterr().out
     assert "AMO_CLIENT_SECRET is not set" in out and "client-secret" not in out
+
+
+def test_status_lists_the_stages_still_to_map_with_their_leads(fake, amo, capsys):
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+    fake.leads = [lead(30, status_id=58141815), lead(31, status_id=58141815), lead(32, status_id=142)]
+    cli.main(["sync-leads", "--limit", "0"])
+    capsys.readouterr()
+
+    cli.main(["status"])
+
+    out = capsys.readouterr().out
+    assert "7 stage(s) without a mapping hold 2 lead(s)" in out
+    line = next(line for line in out.splitlines() if "(3177727/58141815)" in line)
+    assert line.strip().startswith("Воронка / Принимают решение") and line.endswith(" 2 lead(s)")

@@ -42,6 +42,8 @@ def test_every_model_has_its_table_with_the_same_keys_and_indexes(model):
     expected_indexes = {i["index_name"]: _keys(i["key_schema"]) for i in schema.get("global_secondary_indexes", [])}
     actual_indexes = {i["IndexName"]: _keys(i["KeySchema"]) for i in table.get("GlobalSecondaryIndexes", [])}
     assert actual_indexes == expected_indexes
+    projections = {i["IndexName"]: i["Projection"] for i in table.get("GlobalSecondaryIndexes", [])}
+    assert projections == {i["index_name"]: i["projection"] for i in schema.get("global_secondary_indexes", [])}
     definitions = {d["AttributeName"]: d["AttributeType"] for d in schema["attribute_definitions"]}
     for index in schema.get("global_secondary_indexes", []):
         definitions.update({d["AttributeName"]: d["AttributeType"] for d in index["attribute_definitions"]})

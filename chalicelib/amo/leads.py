@@ -1,10 +1,11 @@
 """amoCRM leads (reference §5): `/api/v4/leads`, always listed with their contacts."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.amo.entities import MalformedEntity, created_id, optional_int, require_int
+from chalicelib.amo.entities import MAX_INT, MalformedEntity, created_id, optional_int, require_int
 from chalicelib.amo.errors import AmoError
 from chalicelib.amo.resource import ListResource
 
@@ -41,6 +42,9 @@ def read_lead(raw: Any) -> LeadInfo:
     price = raw.get("price")
     if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float))):
         raise MalformedEntity(f"lead {lead_id} has a non-numeric price")
+    finite = price is None or isinstance(price, int) or math.isfinite(price)
+    if not finite or abs(price or 0) > MAX_INT:
+        raise MalformedEntity(f"lead {lead_id} has a price that is not a finite number within ±2^53")
     fields = raw.get("custom_fields_values")
     return LeadInfo(id=lead_id, name=str(raw.get("name") or ""),
                     price=int(price) if price is not None else None,

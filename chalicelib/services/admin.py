@@ -9,7 +9,7 @@ from pynamodb.exceptions import PynamoDBException
 from chalicelib import settings
 from chalicelib.amo.api import AmoApi
 from chalicelib.models import ALL_MODELS
-from chalicelib.services import connection, notifications
+from chalicelib.services import connection, notifications, pipelines
 
 
 def create_tables() -> list[tuple[str, str]]:
@@ -43,8 +43,8 @@ def _table_rows() -> tuple[list[tuple[str, str]], bool]:
 
 
 def status(amo: Callable[[], AmoApi]) -> dict[str, Any]:
-    """Configuration, tables and the amoCRM connection; `amo` builds the API (it may fail on a
-    configuration problem, which is then reported like any other)."""
+    """Configuration, tables, unmapped stages and the amoCRM connection; `amo` builds the API (it
+    may fail on a configuration problem, which is then reported like any other)."""
     config = {
         "AMO_BASE_URL": _safe(settings.amo_base_url),
         "AWS endpoint": settings.aws_endpoint_url() or "AWS default",
@@ -53,6 +53,7 @@ def status(amo: Callable[[], AmoApi]) -> dict[str, Any]:
         "webhook secret": "set" if settings.amo_webhook_secret() else "not set",
     }
     tables, tables_ok = _table_rows()
+    mapping = pipelines.mapping_status() if tables_ok else None
     if tables_ok:
         try:
             link = connection.get_connection_status(amo())
@@ -62,7 +63,7 @@ def status(amo: Callable[[], AmoApi]) -> dict[str, Any]:
     else:
         link = {"connected": False}
     return {"config": config, "config_problems": settings.validate_all(), "tables": tables,
-            "tables_ok": tables_ok, "connection": link}
+            "tables_ok": tables_ok, "connection": link, "mapping": mapping}
 
 
 def _safe(read) -> str:

@@ -23,21 +23,23 @@ def to_item(info: ContactInfo) -> AmoContact:
 
 
 def store(raw_contacts: Iterable[Any]) -> tuple[list[AmoContact], list[dict]]:
-    """Upsert amoCRM contact objects; returns (every valid contact, per-item errors)."""
+    """Upsert amoCRM contact objects; returns (every contact stored or current, per-item errors)."""
     infos, errors = mirror.read_all(raw_contacts, read_contact)
-    return save(infos), errors
+    items, refused = save(infos)
+    return items, errors + refused
 
 
-def save(infos: list[ContactInfo], known_new: bool = False) -> list[AmoContact]:
-    """Upsert contacts already read from amoCRM objects. `known_new`: the caller has just seen
-    they are not stored, so skip reading them first."""
+def save(infos: list[ContactInfo], known_new: bool = False) -> tuple[list[AmoContact], list[dict]]:
+    """Upsert contacts already read from amoCRM objects; (the contacts, the ones DynamoDB refused
+    as `errors`). `known_new`: the caller has just seen they are not stored, so skip reading them."""
     items = [to_item(info) for info in infos]
-    mirror.upsert_changed(AmoContact, list(items), FIELDS, stored={} if known_new else None)
-    return items
+    result = mirror.upsert_changed(AmoContact, list(items), FIELDS, stored={} if known_new else None)
+    refused = {error["id"] for error in result.errors}
+    return [item for item in items if item.id not in refused], result.errors
 
 
 def save_new(infos: list[ContactInfo]) -> list[AmoContact]:
-    return save(infos, known_new=True)
+    return save(infos, known_new=True)[0]
 
 
 def fetch_one(amo: AmoApi, contact_id: int) -> AmoContact | None:

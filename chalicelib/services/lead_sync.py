@@ -12,8 +12,10 @@ The rules, each applied in one place below:
    the number of waiting leads, and memory, stays bounded however large the account.
 3. Ready leads are written as one job on the pool; at most MAX_OUTSTANDING_JOBS jobs are
    outstanding, the oldest is awaited first (`_submit_write`).
-4. A write stores only what changed and records a notification for every status change
-   (`_write`, through leads.write_batch).
+4. A write stores only what changed, never over a newer version, and records a notification
+   for every status change in the same transaction; a lead DynamoDB refuses is an error, the
+   rest carry on (`_write`, through leads.write_batch). Each page is mapped with the stage
+   mappings as they are when it arrives, so a mapping changed mid-sync applies from then on.
 5. A lead in a stage amoCRM's pipelines do not list triggers one pipeline re-sync per run;
    if the stage is still unknown the lead is skipped with an error (`_stage_known`).
 """
@@ -27,6 +29,7 @@ from chalicelib.amo.api import AmoApi
 from chalicelib.amo.leads import LOST_STATUS_ID, WON_STATUS_ID, LeadInfo, read_lead
 from chalicelib.services import contacts, leads, mirror, pipelines
 from chalicelib.services.guests import Guest, GuestDirectory
+from chalicelib.services.lead_status import StageMapping
 
 FLUSH_AT_BUFFERED_LEADS = 2000
 MAX_OUTSTANDING_JOBS = 6
@@ -49,6 +52,7 @@ class LeadPageWriter:
     # -- pages ----------------------------------------------------------------------------------
 
     def add_page(self, raw_leads: list[Any]) -> None:
+        self.stage_map = pipelines.status_map()
         read, errors = mirror.read_all(raw_leads, read_lead)
         self.errors.extend(errors)
         infos = [info for info in read if self._stage_known(info)]
@@ -103,7 +107,8 @@ class LeadPageWriter:
         self._writes.append(self._pool.submit(self._write, ready, guests, dict(self.stage_map)))
 
     def _write(self, ready: list[LeadInfo], guests: dict[int, Guest | None],
-               stage_map: dict[tuple[int, int], str | None]) -> None:
-        leads.write_batch(ready, guests, stage_map)
+               stage_map: dict[tuple[int, int], StageMapping]) -> None:
+        errors = leads.write_batch(ready, guests, stage_map)
         with self._lock:
-            self.synced += len(ready)
+            self.synced += len(ready) - len(errors)
+            self.errors.extend(errors)

@@ -6,12 +6,16 @@ create-or-update is a single conditional write.
 
 Lead fields come from amoCRM as SPEC §2 says: the main contact (`is_main`, else the first)
 gives the guest's name, first PHONE and first EMAIL; the status is the mapping of the
-lead's (pipeline, stage), with 142/143 always CLOSED; an unmapped stage keeps an existing
-lead's status and makes a new one NEW.
+lead's (pipeline, stage) (lead_status.derive). Every path that changes a status writes the
+lead and its notification in one transaction (lead_status.write), and never over a newer
+version: a write is conditional on amoCRM's `updated_at` and on the status it was decided
+from, and a lost condition reads the lead again and decides anew.
 """
 from __future__ import annotations
 
+import json
 import logging
+import time
 import uuid
 from typing import Any, Callable
 
@@ -21,13 +25,12 @@ from chalicelib import settings
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.contacts import contact_body
 from chalicelib.amo.entities import MalformedEntity, first_value
-from chalicelib.amo.leads import LOST_STATUS_ID, WON_STATUS_ID, WRITABLE_FIELDS, LeadInfo, read_lead, writable
-from chalicelib.locking import is_conflict
+from chalicelib.amo.leads import WRITABLE_FIELDS, LeadInfo, read_lead, writable
 from chalicelib.models import AmoContact, Lead, utc_now
-from chalicelib.services import contacts, mirror, notifications, pipelines
-from chalicelib.services.errors import InvalidInput, NotFound
+from chalicelib.services import contacts, lead_status, mirror, pipelines
+from chalicelib.services.errors import Conflict, InvalidInput, NotFound
 from chalicelib.services.guests import Guest
-from chalicelib.services.stage_names import CLOSED, NEW
+from chalicelib.services.lead_status import StageMapping
 
 log = logging.getLogger(__name__)
 
@@ -35,48 +38,83 @@ _NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c55-9d0b-6b7e4c1d2a10")
 FIELDS = ("amo_lead_id", "amo_contact_id", "responsible_user_id", "status", "amo_pipeline_id", "amo_status_id",
           "guest_name", "guest_phone", "guest_email", "price", "property_id", "custom_fields", "amo_updated_at",
           "account_id")
+MAX_CUSTOM_FIELDS_BYTES = 200_000  # of JSON, as stored; a DynamoDB item holds at most 400 KB
+_UNREAD: Any = object()
 
 
 def lead_id_for(amo_lead_id: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"amocrm-lead:{amo_lead_id}"))
 
 
-def _status(info: LeadInfo, mapped: str | None, existing: Lead | None) -> str:
-    if info.status_id in (WON_STATUS_ID, LOST_STATUS_ID):
-        return CLOSED
-    if mapped:
-        return mapped
-    return existing.status if existing is not None and existing.status else NEW
+def bounded_custom_fields(fields: list | None) -> list | None:
+    """amoCRM's custom fields as they are, or, when they would not fit in a DynamoDB item, the
+    ones that fit followed by a marker naming what was left out."""
+    if fields is None:
+        return None
+    size = len(json.dumps(fields))
+    if size <= MAX_CUSTOM_FIELDS_BYTES:
+        return fields
+    kept, used, omitted = [], 1_000, []  # room for the marker
+    for field in fields:
+        length = len(json.dumps(field)) + 2
+        if used + length <= MAX_CUSTOM_FIELDS_BYTES:
+            kept.append(field)
+            used += length
+        else:
+            omitted.append(field.get("field_id") if isinstance(field, dict) else None)
+    return kept + [{"truncated": True, "omitted_field_ids": omitted[:50], "omitted_fields": len(omitted),
+                    "original_bytes": size}]
 
 
-def build(info: LeadInfo, contact: Guest | AmoContact | None, mapped: str | None, existing: Lead | None) -> Lead:
+def build(info: LeadInfo, contact: Guest | AmoContact | None, mapping: StageMapping | None,
+          existing: Lead | None) -> Lead:
     property_field = settings.amo_property_field_id()
     return Lead(id=existing.id if existing is not None else lead_id_for(info.id), amo_lead_id=info.id,
                 amo_contact_id=info.main_contact_id, responsible_user_id=info.responsible_user_id,
-                status=_status(info, mapped, existing), amo_pipeline_id=info.pipeline_id,
-                amo_status_id=info.status_id,
+                status=lead_status.derive(info.status_id, mapping, existing.status if existing is not None else None),
+                amo_pipeline_id=info.pipeline_id, amo_status_id=info.status_id,
                 guest_name=(contact.name or None) if contact else None,
                 guest_phone=contact.phone if contact else None, guest_email=contact.email if contact else None,
                 price=info.price,
                 property_id=first_value(info.custom_fields, field_id=property_field) if property_field else None,
-                custom_fields=info.custom_fields, amo_updated_at=info.updated_at, account_id=info.account_id,
-                created_at=existing.created_at if existing is not None else None)
-
-
-def _notify_if_status_changed(old: Lead | None, new: Lead) -> None:
-    if old is not None and old.status != new.status:
-        notifications.record_status_change(new, old.status, new.amo_updated_at or 0)
+                custom_fields=bounded_custom_fields(info.custom_fields), amo_updated_at=info.updated_at,
+                account_id=info.account_id, created_at=existing.created_at if existing is not None else None)
 
 
 def write_batch(infos: list[LeadInfo], guests: dict[int, Guest | None],
-                stage_map: dict[tuple[int, int], str | None]) -> None:
-    """Upsert many leads at once (what changed only) and notify their status changes."""
+                stage_map: dict[tuple[int, int], StageMapping]) -> list[dict]:
+    """Upsert many leads at once (what changed only): new ones in batches, changed ones each on
+    condition that nothing newer landed meanwhile, a status change together with its
+    notification. Returns `errors` entries for the leads that could not be stored."""
     stored = mirror.batch_get(Lead, [lead_id_for(i.id) for i in infos])
-    items = [build(info, guests.get(info.main_contact_id) if info.main_contact_id else None,
-                   stage_map.get((info.pipeline_id, info.status_id)), stored.get(lead_id_for(info.id)))
-             for info in infos]
-    for old, new in mirror.upsert_changed(Lead, items, FIELDS, stored=stored):
-        _notify_if_status_changed(old, new)
+    by_id = {info.id: info for info in infos}
+    plain, changing = [], []
+    for info in infos:
+        old = stored.get(lead_id_for(info.id))
+        lead = build(info, _guest(guests, info), stage_map.get((info.pipeline_id, info.status_id)), old)
+        if old is not None and old.status != lead.status and (old.amo_updated_at or 0) <= info.updated_at:
+            changing.append((info, old))
+        else:
+            plain.append(lead)
+    result = mirror.upsert_changed(Lead, plain, FIELDS, stored=stored, guard=lambda old: Lead.status == old.status,
+                                   item_id=lambda lead: lead.amo_lead_id)
+    retry = [(info, old, stage_map.get((info.pipeline_id, info.status_id))) for info, old in changing]
+    retry += [(by_id[lead.amo_lead_id], _UNREAD, _UNREAD) for lead in result.conflicts]
+    errors = result.errors
+    for info, old, mapping in retry:
+        try:
+            _upsert(info, _guest(guests, info), old, mapping)
+        except Conflict as error:
+            errors.append({"id": info.id, "message": str(error)})
+        except PynamoDBException as error:
+            if not mirror.refused(error):
+                raise
+            errors.append(mirror.refusal(info.id, error))
+    return errors
+
+
+def _guest(guests: dict[int, Guest | None], info: LeadInfo) -> Guest | None:
+    return guests.get(info.main_contact_id) if info.main_contact_id else None
 
 
 # -- one lead at a time (webhooks, sync-lead, writes) ---------------------------------------------
@@ -90,56 +128,60 @@ def _contact_for(amo: AmoApi, info: LeadInfo) -> AmoContact | None:
         return contacts.fetch_one(amo, info.main_contact_id)
 
 
-def upsert_one(amo: AmoApi, raw_lead: Any) -> Lead | None:
-    """Create or update the Lead of one amoCRM lead object; None when what we store is newer."""
+def _stored(amo_lead_id: int) -> Lead | None:
     try:
-        info = read_lead(raw_lead)
-    except MalformedEntity as error:
-        raise InvalidInput(str(error)) from None
-    contact = _contact_for(amo, info)
-    mapped = pipelines.mapped_status_of(info.pipeline_id, info.status_id)
-    for _ in range(3):
-        try:
-            existing = Lead.get(lead_id_for(info.id), consistent_read=True)
-        except Lead.DoesNotExist:
-            existing = None
+        return Lead.get(lead_id_for(amo_lead_id), consistent_read=True)
+    except Lead.DoesNotExist:
+        return None
+
+
+def _upsert(info: LeadInfo, contact: Guest | AmoContact | None, existing: Any = _UNREAD, mapping: Any = _UNREAD,
+            came_from: str | None = None) -> Lead | None:
+    """Create or update the Lead of `info`; None when what we store is newer. `existing` and
+    `mapping` spare their reads on the first attempt; a lost condition reads both again.
+    `came_from`: the status a lead we do not store yet had before this change (notified)."""
+    for attempt in range(3):
+        if attempt or existing is _UNREAD:
+            existing = _stored(info.id)
+        if attempt or mapping is _UNREAD:
+            mapping = pipelines.mapping_of(info.pipeline_id, info.status_id)
         if existing is not None and (existing.amo_updated_at or 0) > info.updated_at:
             return None
-        lead = build(info, contact, mapped, existing)
+        lead = build(info, contact, mapping, existing)
         if existing is not None and mirror.same(existing, lead, FIELDS):
             return existing
         lead.touch()
-        condition = (Lead.id.does_not_exist() if existing is None
-                     else Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= info.updated_at))
-        try:
-            lead.save(condition=condition)
-        except PynamoDBException as error:
-            if is_conflict(error):
-                continue  # someone wrote meanwhile: re-read and decide again
-            raise
-        _notify_if_status_changed(existing, lead)
-        return lead
-    return None
+        if existing is None:
+            condition = Lead.id.does_not_exist()
+            change = lead_status.stage_changed(lead, came_from, info.updated_at) \
+                if came_from and came_from != lead.status else None
+        else:
+            condition = ((Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= info.updated_at))
+                         & (Lead.status == existing.status))
+            change = lead_status.change_between(existing, lead, mapping, info.updated_at)
+        if lead_status.write(lead, condition, change, mapping):
+            return lead
+    raise Conflict(f"lead {info.id} kept changing while it was being written; try again")
 
 
-def fetch_and_upsert(amo: AmoApi, amo_lead_id: int) -> Lead | None:
+def _read(raw_lead: Any) -> LeadInfo:
+    try:
+        return read_lead(raw_lead)
+    except MalformedEntity as error:
+        raise InvalidInput(str(error)) from None
+
+
+def upsert_one(amo: AmoApi, raw_lead: Any, came_from: str | None = None) -> Lead | None:
+    """Create or update the Lead of one amoCRM lead object; None when what we store is newer."""
+    info = _read(raw_lead)
+    return _upsert(info, _contact_for(amo, info), came_from=came_from)
+
+
+def fetch_and_upsert(amo: AmoApi, amo_lead_id: int, came_from: str | None = None) -> Lead | None:
     raw = amo.leads.get(amo_lead_id)
     if not raw:
         raise NotFound(f"lead {amo_lead_id} does not exist in amoCRM")
-    return upsert_one(amo, raw)
-
-
-def _create_from_status_event(amo: AmoApi, amo_lead_id: int, old_pipeline_id: int | None,
-                              old_status_id: int | None) -> str:
-    """A status change of a lead we have not seen yet: fetch it, and since the event names the
-    stage it left, notify the change from that stage's status (when it maps to a different one)."""
-    lead = fetch_and_upsert(amo, amo_lead_id)
-    if lead is None:
-        return "stale"
-    previous = pipelines.mapped_status_of(old_pipeline_id, old_status_id) if old_status_id else None
-    if previous and previous != lead.status:
-        notifications.record_status_change(lead, previous, lead.amo_updated_at or int(utc_now().timestamp()))
-    return "applied"
+    return upsert_one(amo, raw, came_from)
 
 
 def apply_status(amo: AmoApi, amo_lead_id: int, pipeline_id: int | None, status_id: int | None,
@@ -148,34 +190,40 @@ def apply_status(amo: AmoApi, amo_lead_id: int, pipeline_id: int | None, status_
     """A `leads[status]` webhook: move our Lead to the stage's mapped status and notify.
 
     Uses the webhook's own fields (no amoCRM call) when we know the lead; an unknown lead is
-    fetched and created. An event older than what we store is ignored.
+    fetched and created. An event older than what we store is ignored. An event without a
+    stage, or with a time in the future (a forged or broken clock would freeze the lead: every
+    later genuine change would look older), is checked with amoCRM instead.
     """
-    if pipeline_id is None or status_id is None:
+    if pipeline_id is None or status_id is None or lead_status.in_future(changed_at):
         return "applied" if fetch_and_upsert(amo, amo_lead_id) else "stale"
-    try:
-        existing = Lead.get(lead_id_for(amo_lead_id), consistent_read=True)
-    except Lead.DoesNotExist:
-        return _create_from_status_event(amo, amo_lead_id, old_pipeline_id or pipeline_id, old_status_id)
-    if changed_at is not None and (existing.amo_updated_at or 0) > changed_at:
-        return "stale"
-    if (existing.amo_pipeline_id, existing.amo_status_id) == (pipeline_id, status_id) and \
-            (changed_at is None or existing.amo_updated_at == changed_at):
-        return "unchanged"
-    previous = existing.status
-    info_status = pipelines.mapped_status_of(pipeline_id, status_id) or previous or NEW
-    occurred_at = changed_at or int(utc_now().timestamp())
-    condition = Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= occurred_at)
-    try:
-        existing.update(actions=[Lead.amo_pipeline_id.set(pipeline_id), Lead.amo_status_id.set(status_id),
-                                 Lead.status.set(info_status), Lead.amo_updated_at.set(occurred_at),
-                                 Lead.updated_at.set(utc_now())], condition=condition)
-    except PynamoDBException as error:
-        if is_conflict(error):
+    for _ in range(3):
+        existing = _stored(amo_lead_id)
+        if existing is None:  # a lead we have not seen: notify the change from the stage it left
+            came_from = pipelines.mapped_status_of(old_pipeline_id or pipeline_id, old_status_id) \
+                if old_status_id else None
+            return "applied" if fetch_and_upsert(amo, amo_lead_id, came_from) else "stale"
+        if changed_at is not None and (existing.amo_updated_at or 0) > changed_at:
             return "stale"
-        raise
-    if previous != existing.status:
-        notifications.record_status_change(existing, previous, occurred_at)
-    return "applied"
+        stage = (existing.amo_pipeline_id, existing.amo_status_id)
+        if stage == (pipeline_id, status_id) and (changed_at is None or existing.amo_updated_at == changed_at):
+            return "unchanged"
+        mapping = pipelines.mapping_of(pipeline_id, status_id)
+        previous = existing.status
+        occurred_at = changed_at or int(time.time())
+        existing.status = lead_status.derive(status_id, mapping, previous)
+        existing.amo_pipeline_id, existing.amo_status_id, existing.amo_updated_at = pipeline_id, status_id, occurred_at
+        change = None
+        if existing.status != previous:
+            change = lead_status.stage_changed(existing, previous, occurred_at) if stage != (pipeline_id, status_id) \
+                else lead_status.mapping_changed(existing, previous, mapping)
+        condition = ((Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= occurred_at))
+                     & (Lead.status == previous))
+        if lead_status.write(existing, condition, change, mapping, actions=[
+                Lead.amo_pipeline_id.set(pipeline_id), Lead.amo_status_id.set(status_id),
+                Lead.status.set(existing.status), Lead.amo_updated_at.set(occurred_at),
+                Lead.updated_at.set(utc_now())]):
+            return "applied"
+    raise Conflict(f"lead {amo_lead_id} kept changing while its status event was applied; try again")
 
 
 def get_lead(amo_lead_id: int) -> dict:
@@ -187,10 +235,12 @@ def get_lead(amo_lead_id: int) -> dict:
 def sync_lead(amo: AmoApi, raw_lead: Any) -> dict:
     if not isinstance(raw_lead, dict):
         raise InvalidInput("lead must be an amoCRM lead object")
-    lead = upsert_one(amo, raw_lead)
+    info = _read(raw_lead)
+    if lead_status.in_future(info.updated_at):
+        raise InvalidInput(f"lead.updated_at is more than {lead_status.MAX_FUTURE_SECONDS} seconds in the future")
+    lead = _upsert(info, _contact_for(amo, info))
     if lead is None:
-        stored = Lead.get(lead_id_for(raw_lead["id"]))
-        return {"message": "a newer version of this lead is already stored", "leadId": stored.id}
+        return {"message": "a newer version of this lead is already stored", "leadId": lead_id_for(info.id)}
     return {"message": "lead synced", "leadId": lead.id}
 
 

@@ -1,15 +1,27 @@
-"""Writing mirrored amoCRM entities: changed-only batch upserts, and scan paging for big tables.
+"""Writing mirrored amoCRM entities: changed-only upserts, and scan paging for big tables.
 
 Upserts read the stored items first (BatchGetItem, 100 keys a call) and write only what
-changed (BatchWriteItem, 25 items a call, unprocessed items retried by PynamoDB), so a second
-sync of unchanged data writes nothing, and a stored item with a newer amoCRM `updated_at` is
-never replaced by an older one.
+changed, so a second sync of unchanged data writes nothing:
+- items not stored yet go in batches (BatchWriteItem, 25 a call, unprocessed items retried by
+  PynamoDB), the fast path of a first sync;
+- changed items are each written on condition that what is stored is not newer (amoCRM's
+  `updated_at`): a webhook that landed between the read and the write is never overwritten by
+  the older data a sync holds. A lost condition is reported back (`conflicts`), not retried.
+- DynamoDB refuses a whole batch for one item it cannot take (over 400 KB, a number over 38
+  digits). Such a batch is written again item by item; the items refused go to `errors` and
+  the rest of the sync carries on.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
+
+from botocore.exceptions import ParamValidationError
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.expressions.condition import Condition
 
 from chalicelib.amo.entities import MalformedEntity
+from chalicelib.locking import is_conflict
 from chalicelib.models import BaseModel, utc_now
 from chalicelib.services.paging import decode_cursor, encode_cursor
 
@@ -17,6 +29,7 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 BATCH_GET_SIZE = 100
+BATCH_WRITE_SIZE = 25
 
 
 def item_error(raw: Any, message: str) -> dict:
@@ -51,15 +64,36 @@ def same(old: BaseModel, new: BaseModel, fields: Sequence[str]) -> bool:
     return all(getattr(old, f) == getattr(new, f) for f in fields)
 
 
-def upsert_changed(model: type[M], items: list[M], fields: Sequence[str],
-                   version_field: str = "amo_updated_at",
-                   stored: dict[Any, M] | None = None) -> list[tuple[M | None, M]]:
-    """Write the items that are new or changed; returns (previous, written) pairs.
-    `stored` saves the read when the caller has already fetched the current items."""
+@dataclass
+class Upserted(Generic[M]):
+    written: list[tuple[M | None, M]] = field(default_factory=list)  # (what was stored, what replaced it)
+    conflicts: list[M] = field(default_factory=list)  # stored item changed since it was read: not written
+    errors: list[dict] = field(default_factory=list)  # refused by DynamoDB: not written
+
+
+def refused(error: PynamoDBException) -> bool:
+    """True when DynamoDB (or the client, before sending) refuses the item itself: retrying
+    cannot help, unlike throttling or a network error."""
+    return error.cause_response_code == "ValidationException" or isinstance(error.cause, ParamValidationError)
+
+
+def refusal(item_id: Any, error: PynamoDBException) -> dict:
+    reason = error.cause_response_message or str(error.cause or error)
+    return {"id": item_id, "message": f"not stored, DynamoDB refused it: {reason[:200]}"}
+
+
+def upsert_changed(model: type[M], items: list[M], fields: Sequence[str], version_field: str = "amo_updated_at",
+                   stored: dict[Any, M] | None = None, guard: Callable[[M], Condition] | None = None,
+                   item_id: Callable[[M], Any] | None = None) -> Upserted[M]:
+    """Write the items that are new or changed. `stored` saves the read when the caller has
+    already fetched the current items; `guard(stored item)` adds to the condition of a changed
+    item's write; `item_id` names an item in `errors` (default: its hash key)."""
     hash_name = model._hash_keyname
+    item_id = item_id or (lambda item: getattr(item, hash_name))
     if stored is None:
         stored = batch_get(model, [getattr(i, hash_name) for i in items])
-    written: list[tuple[M | None, M]] = []
+    result: Upserted[M] = Upserted()
+    new: list[M] = []
     now = utc_now()
     for item in items:
         old = stored.get(getattr(item, hash_name))
@@ -70,12 +104,46 @@ def upsert_changed(model: type[M], items: list[M], fields: Sequence[str],
                 continue
         item.created_at = old.created_at if old is not None and old.created_at else now
         item.updated_at = now
-        written.append((old, item))
-    if written:
+        if old is None:
+            new.append(item)
+            continue
+        version = getattr(model, version_field)
+        condition = version.does_not_exist()
+        if getattr(item, version_field) is not None:
+            condition = condition | (version <= getattr(item, version_field))
+        try:
+            item.save(condition=condition & guard(old) if guard else condition)
+            result.written.append((old, item))
+        except PynamoDBException as error:
+            if is_conflict(error):
+                result.conflicts.append(item)
+            elif refused(error):
+                result.errors.append(refusal(item_id(item), error))
+            else:
+                raise
+    for start in range(0, len(new), BATCH_WRITE_SIZE):
+        _batch_put(model, new[start:start + BATCH_WRITE_SIZE], result, item_id)
+    return result
+
+
+def _batch_put(model: type[M], chunk: list[M], result: Upserted[M], item_id: Callable[[M], Any]) -> None:
+    try:
         with model.batch_write() as batch:
-            for _, item in written:
+            for item in chunk:
                 batch.save(item)
-    return written
+        result.written.extend((None, item) for item in chunk)
+        return
+    except PynamoDBException as error:
+        if not refused(error):
+            raise
+    for item in chunk:  # one item spoilt the whole call: write them one by one to find it
+        try:
+            item.save()
+            result.written.append((None, item))
+        except PynamoDBException as error:
+            if not refused(error):
+                raise
+            result.errors.append(refusal(item_id(item), error))
 
 
 def page_of_scan(run: Callable[[dict | None, int], Any], limit: int, cursor: str | None,

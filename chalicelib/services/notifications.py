@@ -1,8 +1,9 @@
 """Main Backend notifications: every lead status change is recorded here, once per event id.
 
-`record_status_change` is the one entry point for syncs and webhooks alike. The outbox item
-is written with a does-not-exist condition, so the same change seen twice (a webhook
-redelivered, a sync after the webhook) records one notification.
+`outbox_item` builds the record of one change; lead_status.py writes it in the same
+transaction as the lead, with a does-not-exist condition, so the same change seen twice (a
+webhook redelivered, a sync after the webhook, a re-derivation retried) records one
+notification. `recorded` then starts its delivery.
 """
 from __future__ import annotations
 
@@ -14,10 +15,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import requests
-from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import settings
-from chalicelib.locking import is_conflict
 from chalicelib.memo import memoize
 from chalicelib.models import Lead, Notification, utc_now
 from chalicelib.services import queues
@@ -33,6 +32,8 @@ class NotDelivered(ServiceError):
     """The Main Backend did not accept a notification this time; it is retried."""
 
 EVENT = "lead.status_changed"
+# why the status changed: the lead moved in amoCRM, or the mapping of its stage changed
+AMO_STAGE_CHANGED, MAPPING_CHANGED = "amo_stage_changed", "mapping_changed"
 
 
 def event_id_for(lead: Lead, occurred_at: int) -> str:
@@ -40,29 +41,36 @@ def event_id_for(lead: Lead, occurred_at: int) -> str:
     return f"lead-status-{lead.amo_lead_id}-{lead.amo_pipeline_id}-{lead.amo_status_id}-{occurred_at}"
 
 
-def record_status_change(lead: Lead, previous_status: str | None, occurred_at: int) -> str | None:
-    """Queue the notification for a status change; returns its event id (None if already recorded)."""
-    event_id = event_id_for(lead, occurred_at)
+def outbox_item(lead: Lead, previous_status: str | None, occurred_at: int, reason: str,
+                event_id: str) -> Notification:
+    """The outbox record of one status change of `lead` (which already holds the new status)."""
     payload = {
         "event": EVENT, "eventId": event_id, "leadId": lead.id, "amoLeadId": lead.amo_lead_id,
         "status": lead.status, "previousStatus": previous_status, "pipelineId": lead.amo_pipeline_id,
         "stageId": lead.amo_status_id,
         "occurredAt": datetime.fromtimestamp(occurred_at, timezone.utc).isoformat().replace("+00:00", "Z"),
+        "reason": reason,
     }
-    state = "pending" if settings.main_backend_webhook_url() else "skipped"
-    item = Notification(event_id=event_id, payload=payload, state=state)
+    item = Notification(event_id=event_id, payload=payload,
+                        state="pending" if settings.main_backend_webhook_url() else "skipped")
     item.expires_at = datetime.now(timezone.utc) + RETENTION
     item.touch()
+    return item
+
+
+def recorded(note: Notification) -> None:
+    """A change's outbox record is committed: start its delivery. A failure to start it is only
+    logged: the item stays pending and the sweeper sends it."""
+    payload = note.payload
+    log.info("lead %s status %s -> %s recorded (%s, %s)", payload["amoLeadId"], payload["previousStatus"],
+             payload["status"], payload["reason"], note.state)
+    if note.state != "pending":
+        return
     try:
-        item.save(condition=Notification.event_id.does_not_exist())
-    except PynamoDBException as error:
-        if is_conflict(error):
-            return None
-        raise
-    log.info("lead %s status %s -> %s recorded (%s)", lead.amo_lead_id, previous_status, lead.status, state)
-    if state == "pending":
-        dispatch(event_id)
-    return event_id
+        dispatch(note.event_id)
+    except Exception as error:  # the outbox item is safe; only its first attempt failed
+        log.warning("notification %s recorded, not dispatched yet (%s); the sweeper sends it",
+                    note.event_id, type(error).__name__)
 
 
 # -- delivery -------------------------------------------------------------------------------------

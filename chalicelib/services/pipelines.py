@@ -3,10 +3,14 @@
 Stages are keyed by (pipeline_id, id): amoCRM's won/lost statuses 142 and 143 exist in every
 pipeline with the same id. A re-sync rewrites only what amoCRM owns (name, sort, colour,
 type) with UpdateItem, so a mapping set meanwhile is never overwritten.
+
+A mapping takes effect at once: setting one (by hand or auto-applied) records when it changed
+and bumps its version, then re-derives the status of every lead in the stage (rederive.py).
 """
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
@@ -16,9 +20,11 @@ from chalicelib.amo.entities import MalformedEntity
 from chalicelib.amo.pipelines import PipelineInfo, StageInfo, read_pipeline
 from chalicelib.locking import is_conflict
 from chalicelib.models import AmoPipeline, AmoStage, utc_now
-from chalicelib.services import mirror, stage_names
+from chalicelib.services import mirror, rederive, stage_names
 from chalicelib.services.errors import InvalidInput, NotFound
+from chalicelib.services.lead_status import StageMapping
 from chalicelib.services.paging import page_of_sorted
+from chalicelib.services.rederive import MappedStage
 from chalicelib.services.stage_names import STATUSES
 
 log = logging.getLogger(__name__)
@@ -130,11 +136,24 @@ def update_stage_mapping(stage_id: int, mapped_status: Any, pipeline_id: int | N
     if len(stages) > 1 and stage_id not in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID):
         pipelines = ", ".join(str(s.pipeline_id) for s in stages)
         raise InvalidInput(f"stage {stage_id} exists in pipelines {pipelines}: pass pipelineId")
-    for stage in stages:
-        stage.update(actions=[AmoStage.mapped_status.set(status), AmoStage.mapping_source.set("manual"),
-                              AmoStage.updated_at.set(utc_now())])
+    mapped = [_set_mapping(stage, status, "manual") for stage in stages]
     data: Any = stages[0].to_dict() if len(stages) == 1 else [s.to_dict() for s in stages]
-    return {"message": f"stage {stage_id} mapped to {status} in {len(stages)} pipeline(s)", "data": data}
+    return {"message": f"stage {stage_id} mapped to {status} in {len(stages)} pipeline(s)", "data": data,
+            **rederive.rederive(mapped)}
+
+
+def _set_mapping(stage: AmoStage, status: str, source: str, condition: Any = None) -> MappedStage:
+    """Map the stage; a new status is a new version of its mapping, stamped with the time."""
+    actions = [AmoStage.mapped_status.set(status), AmoStage.mapping_source.set(source),
+               AmoStage.updated_at.set(utc_now())]
+    if stage.mapped_status != status:
+        actions += [AmoStage.mapped_at.set(int(time.time())), AmoStage.mapping_version.add(1)]
+    stage.update(actions=actions, condition=condition)
+    return MappedStage(stage.pipeline_id, stage.id, mapping_of_stage(stage))
+
+
+def mapping_of_stage(stage: AmoStage) -> StageMapping:
+    return StageMapping(stage.mapped_status or None, stage.mapping_version, stage.mapped_at)
 
 
 def _suggestions() -> list[tuple[AmoStage, stage_names.Suggestion]]:
@@ -163,7 +182,8 @@ def get_suggested_mappings() -> dict:
 
 def apply_auto_mapping(min_confidence: float = DEFAULT_AUTO_APPLY_CONFIDENCE) -> dict:
     """Map every unmapped stage whose suggestion is confident enough; never touch a mapped one."""
-    applied, skipped, errors = 0, 0, []
+    applied: list[MappedStage] = []
+    skipped, errors = 0, []
     for stage, suggestion in _suggestions():
         if stage.mapped_status:
             continue
@@ -171,30 +191,45 @@ def apply_auto_mapping(min_confidence: float = DEFAULT_AUTO_APPLY_CONFIDENCE) ->
             skipped += 1
             continue
         try:
-            stage.update(actions=[AmoStage.mapped_status.set(suggestion.status),
-                                  AmoStage.mapping_source.set("auto"),
-                                  AmoStage.updated_at.set(utc_now())],
-                         condition=AmoStage.mapped_status.does_not_exist())
-            applied += 1
+            applied.append(_set_mapping(stage, suggestion.status, "auto", AmoStage.mapped_status.does_not_exist()))
         except PynamoDBException as error:
             if is_conflict(error):  # mapped by someone else meanwhile: theirs stands
                 continue
             errors.append({"stageId": stage.id, "pipelineId": stage.pipeline_id, "message": str(error)})
-    return {"applied": applied, "skipped": skipped, "errors": errors}
+    return {"applied": len(applied), "skipped": skipped, "errors": errors, **rederive.rederive(applied)}
+
+
+def mapping_status() -> dict:
+    """Stages without a mapping (142/143 need none) and how many leads sit in each: what an
+    operator still has to map. Their leads keep their status (a new lead is NEW)."""
+    pipeline_order = {p.id: (p.sort, p.id, p.name) for p in AmoPipeline.scan()}
+    unmapped = sorted((s for s in AmoStage.scan() if not s.mapped_status
+                       and s.id not in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID)),
+                      key=lambda s: (pipeline_order.get(s.pipeline_id, (0, s.pipeline_id, "")), s.sort, s.id))
+    data = [{"pipelineId": s.pipeline_id, "pipelineName": pipeline_order.get(s.pipeline_id, (0, 0, ""))[2],
+             "stageId": s.id, "stageName": s.name, "leads": rederive.leads_in(s.pipeline_id, s.id)}
+            for s in unmapped]
+    return {"data": data, "count": len(data), "unmappedLeads": sum(item["leads"] for item in data)}
+
+
+def mapping_of(pipeline_id: int | None, status_id: int | None) -> StageMapping | None:
+    """The mapping of an amoCRM (pipeline, stage), read now; None for a stage we do not know."""
+    if pipeline_id is None or status_id is None:
+        return None
+    try:
+        return mapping_of_stage(AmoStage.get(pipeline_id, status_id, consistent_read=True))
+    except AmoStage.DoesNotExist:
+        return None
 
 
 def mapped_status_of(pipeline_id: int | None, status_id: int | None) -> str | None:
     """Our status for an amoCRM (pipeline, stage): 142/143 are always CLOSED; None when unmapped."""
     if status_id in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID):
         return stage_names.CLOSED
-    if pipeline_id is None or status_id is None:
-        return None
-    try:
-        return AmoStage.get(pipeline_id, status_id).mapped_status or None
-    except AmoStage.DoesNotExist:
-        return None
+    mapping = mapping_of(pipeline_id, status_id)
+    return mapping.status if mapping is not None else None
 
 
-def status_map() -> dict[tuple[int, int], str | None]:
-    """Every known (pipeline, stage) and its mapped status, for mapping many leads at once."""
-    return {(s.pipeline_id, s.id): (s.mapped_status or None) for s in AmoStage.scan()}
+def status_map() -> dict[tuple[int, int], StageMapping]:
+    """Every known (pipeline, stage) and its mapping, for mapping many leads at once."""
+    return {(s.pipeline_id, s.id): mapping_of_stage(s) for s in AmoStage.scan()}

@@ -25,7 +25,7 @@ from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.amo.pages import PageFetcher
 from chalicelib.amo.resource import ListResource
 from chalicelib.models import SyncJob, SyncState
-from chalicelib.services import contacts, pipelines, queues, sync_lease, tasks
+from chalicelib.services import contacts, pipelines, queues, rederive, sync_lease, tasks
 from chalicelib.services.errors import InvalidInput, NotFound, ServiceError
 from chalicelib.services.lead_sync import LeadPageWriter
 
@@ -262,10 +262,13 @@ def run_incremental(amo: AmoApi, entities: list[str], time_left: TimeLeft | None
 
 
 def resume_message(amo: AmoApi, message: dict, time_left: TimeLeft | None = None) -> dict:
-    """The sync queue's consumer: `{"jobId": …}` as `_hand_over` queued it, or
-    `{"incremental": [entity, …]}` as `request_incremental` did."""
+    """The sync queue's consumer: `{"jobId": …}` as `_hand_over` queued it,
+    `{"incremental": [entity, …]}` as `request_incremental` did, or `{"rederive": <job id>}`,
+    a stage mapping's re-derivation (rederive.py)."""
     if isinstance(message.get("incremental"), list):
         return run_incremental(amo, [str(e) for e in message["incremental"]], time_left)
+    if "rederive" in message:
+        return rederive.resume(message["rederive"], time_left)
     job_id = message.get("jobId")
     if not isinstance(job_id, str) or not job_id:
         raise InvalidInput("sync continuation message has no jobId")
@@ -277,9 +280,12 @@ def get_job(job_id: str) -> dict:
         job = SyncJob.get(job_id)
     except SyncJob.DoesNotExist:
         raise NotFound(f"sync job {job_id} is not known") from None
-    return {"jobId": job.job_id, "entity": job.entity, "status": job.status, "synced": job.synced,
-            "errors": job.errors, "nextPage": job.next_page,
-            "invocations": job.invocations}
+    result = {"jobId": job.job_id, "entity": job.entity, "status": job.status, "synced": job.synced,
+              "errors": job.errors, "nextPage": job.next_page,
+              "invocations": job.invocations}
+    if job.entity == rederive.ENTITY:  # a stage mapping's re-derivation: `synced` counts leads that changed
+        result["leadsChanged"] = job.synced
+    return result
 
 
 # -- the service methods of SPEC §4 -----------------------------------------------------------------

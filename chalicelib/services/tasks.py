@@ -26,8 +26,8 @@ def to_item(info: TaskInfo) -> AmoTask:
 def sync_page(raw_tasks: list[Any]) -> tuple[int, list[dict]]:
     infos, errors = mirror.read_all(raw_tasks, read_task)
     items = [to_item(info) for info in infos]
-    mirror.upsert_changed(AmoTask, list(items), FIELDS)
-    return len(items), errors
+    refused = mirror.upsert_changed(AmoTask, list(items), FIELDS).errors
+    return len(items) - len(refused), errors + refused
 
 
 def refresh(amo: AmoApi, task_id: int) -> AmoTask:

@@ -37,6 +37,7 @@ from sandbox.seed import SeedSize
 from sandbox.server import start_in_thread
 from sandbox.state import Config, Sandbox
 from scripts.local_stack import API_PREFIX, Stack, http
+from tests.conftest import serialise_moto
 
 # one account for the whole suite on both backends: 2 pages of leads (250 a page), 1 of contacts
 SEED = {"pipelines": 2, "users": 5, "leads": 300, "contacts": 150, "tasks": 60}
@@ -253,6 +254,7 @@ class InProcess(Backend):
         self.api_key = os.environ["MAIN_BACKEND_API_KEY"]  # tests/conftest.py's
 
         memo.clear_all()  # a cold Lambda: nothing remembered from other tests
+        serialise_moto(env)
         exit.enter_context(mock_aws())
         for model in ALL_MODELS:
             model.create_table(wait=True)

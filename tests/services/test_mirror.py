@@ -17,11 +17,11 @@ def test_read_all_keeps_good_objects_and_reports_bad_ones_by_id():
 
 
 def test_new_items_are_written_and_unchanged_ones_are_not():
-    written = mirror.upsert_changed(AmoContact, [item(1, "Anna", 100), item(2, "Boris", 100)], contacts.FIELDS)
+    written = mirror.upsert_changed(AmoContact, [item(1, "Anna", 100), item(2, "Boris", 100)], contacts.FIELDS).written
     assert [(old, new.id) for old, new in written] == [(None, 1), (None, 2)]
     first_write = AmoContact.get(1).updated_at
 
-    again = mirror.upsert_changed(AmoContact, [item(1, "Anna", 100), item(2, "Borys", 101)], contacts.FIELDS)
+    again = mirror.upsert_changed(AmoContact, [item(1, "Anna", 100), item(2, "Borys", 101)], contacts.FIELDS).written
 
     assert [new.id for _, new in again] == [2]
     assert again[0][0].name == "Boris"  # the previous version is handed back
@@ -30,7 +30,7 @@ def test_new_items_are_written_and_unchanged_ones_are_not():
 
 def test_an_older_amocrm_version_never_replaces_a_newer_one():
     mirror.upsert_changed(AmoContact, [item(1, "New", 200)], contacts.FIELDS)
-    assert mirror.upsert_changed(AmoContact, [item(1, "Old", 150)], contacts.FIELDS) == []
+    assert mirror.upsert_changed(AmoContact, [item(1, "Old", 150)], contacts.FIELDS).written == []
     assert AmoContact.get(1).name == "New"
 
 
