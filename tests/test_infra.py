@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.models import ALL_MODELS
+from scripts.infra_spec import FUNCTIONS, RUNTIME, SECRET_OF, SECRETS_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = json.loads((ROOT / "infra" / "prod-resources.json").read_text())
@@ -86,17 +87,18 @@ def test_every_queue_url_setting_the_code_reads_is_given_to_every_function():
 
     read = {"SYNC_QUEUE_URL", "WEBHOOK_QUEUE_URL", "NOTIFY_QUEUE_URL", "NOTIFY_DLQ_URL"}
     assert all(name in Path(settings.__file__).read_text() for name in read)
-    for function in ("APIHandler", "ContinueSync", "IncrementalSync", "ProcessWebhooks", "DeliverNotifications",
-                     "NotificationSweeper", "RefreshToken"):
+    for function in FUNCTIONS:
         variables = TEMPLATE["Resources"][function]["Properties"]["Environment"]["Variables"]
         assert read <= set(variables)
 
 
-def test_the_committed_template_is_what_the_generator_writes():
-    sys.path.insert(0, str(ROOT))
-    from scripts.build_infra import build
+def test_the_committed_template_and_policies_are_what_the_generator_writes():
+    from scripts.build_infra import build, policies
 
     assert json.loads(json.dumps(build())) == TEMPLATE, "run scripts/build_infra.py and commit the result"
+    for name, document in policies().items():
+        committed = json.loads((ROOT / ".chalice" / name).read_text())
+        assert json.loads(json.dumps(document)) == committed, f"{name}: run scripts/build_infra.py"
 
 
 def test_the_package_builds_and_passes_cfn_lint(tmp_path):
