@@ -29,7 +29,7 @@ _state = {"cold": True}
 
 def correlation_id_of(event: Any) -> str:
     if isinstance(event, Request):
-        headers = event.headers or {}
+        headers: Any = event.headers or {}
         return logs.clean(headers.get("x-request-id")) or logs.clean((event.context or {}).get("requestId"))
     if isinstance(event, SQSEvent):
         carried = {Message.from_record(record).correlation_id for record in event.to_dict().get("Records") or []}

@@ -31,7 +31,7 @@ NO_ID = "-"
 MAX_ID_LENGTH = 64
 
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default=NO_ID)
-_invocation: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("invocation", default={})
+_invocation: contextvars.ContextVar[tuple[tuple[str, Any], ...]] = contextvars.ContextVar("invocation", default=())
 
 
 def new_correlation_id() -> str:
@@ -59,7 +59,7 @@ def invocation(candidate: object, **keys: Any) -> Iterator[str]:
     """One Lambda invocation (or local request): its correlation id (a new one when `candidate`
     is empty) and keys every line of it carries (cold_start, function_request_id)."""
     id_token = correlation_id.set(clean(candidate) or new_correlation_id())
-    keys_token = _invocation.set({k: v for k, v in keys.items() if v is not None})
+    keys_token = _invocation.set(tuple((k, v) for k, v in keys.items() if v is not None))
     try:
         yield correlation_id.get()
     finally:
@@ -86,7 +86,7 @@ class _ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.correlation_id = correlation_id.get()
-        for key, value in _invocation.get().items():
+        for key, value in _invocation.get():
             setattr(record, key, value)
         return True
 
@@ -97,9 +97,14 @@ class JsonFormatter(LambdaPowertoolsFormatter):
     and exception_name for errors."""
 
     def __init__(self) -> None:
-        super().__init__(utc=True, use_rfc3339=True, serialize_stacktrace=False, name="%(name)s",
-                         service=os.environ.get("POWERTOOLS_SERVICE_NAME") or None,
-                         log_record_order=["level", "message", "correlation_id", "timestamp"])
+        super().__init__(
+            utc=True,
+            use_rfc3339=True,
+            serialize_stacktrace=False,
+            name="%(name)s",
+            service=os.environ.get("POWERTOOLS_SERVICE_NAME") or None,
+            log_record_order=["level", "message", "correlation_id", "timestamp"],
+        )
 
 
 class _CurrentStreamHandler(logging.StreamHandler):
@@ -109,7 +114,7 @@ class _CurrentStreamHandler(logging.StreamHandler):
         self._stream_name = stream_name
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return getattr(sys, self._stream_name)
 

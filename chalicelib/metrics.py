@@ -79,9 +79,10 @@ def _document(dimensions: dict[str, str], metrics: dict[str, list[float]], units
 
     provider = AmazonCloudWatchEMFProvider(
         namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
-        service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "amocrm-integration")
-    for name, value in dimensions.items():
-        provider.add_dimension(name=name, value=value)
+        service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "amocrm-integration",
+    )
+    for dimension, label in dimensions.items():
+        provider.add_dimension(name=dimension, value=label)
     for name, recorded in sorted(metrics.items()):
         for value in recorded:
             provider.add_metric(name=name, unit=units.get(name, "None"), value=value)

@@ -41,7 +41,7 @@ def resolve(value: str, optional: bool = False) -> str:
     does not have is unset ("")."""
     if not is_reference(value):
         return value
-    secret_id, _, key = value[len(PREFIX):].partition("#")
+    secret_id, _, key = value[len(PREFIX) :].partition("#")
     if not secret_id:
         raise SecretUnavailable("the reference names no secret")
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError

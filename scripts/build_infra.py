@@ -12,6 +12,7 @@ Chalice's own, and the per-function IAM policies .chalice/policy-<function>.json
 tests/test_infra.py checks the committed files against the models and the code, so they cannot
 drift apart. Run it after changing a model or a function: `.venv/bin/python scripts/build_infra.py`.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,20 +51,30 @@ def _type(attribute) -> str:
 
 def table(model) -> dict:
     attributes = model.get_attributes()
-    keys = [(name, "HASH" if a.is_hash_key else "RANGE") for name, a in attributes.items()
-            if a.is_hash_key or a.is_range_key]
+    keys = [
+        (name, "HASH" if a.is_hash_key else "RANGE")
+        for name, a in attributes.items()
+        if a.is_hash_key or a.is_range_key
+    ]
     keys.sort(key=lambda k: k[1] != "HASH")
     used = {name for name, _ in keys}
     indexes = []
     for index in model._indexes.values():
-        index_keys = [(name, "HASH" if a.is_hash_key else "RANGE") for name, a in
-                      index.Meta.attributes.items() if a.is_hash_key or a.is_range_key]
+        index_keys = [
+            (name, "HASH" if a.is_hash_key else "RANGE")
+            for name, a in index.Meta.attributes.items()
+            if a.is_hash_key or a.is_range_key
+        ]
         index_keys.sort(key=lambda k: k[1] != "HASH")
         used.update(name for name, _ in index_keys)
-        indexes.append({"IndexName": index.Meta.index_name,
-                        "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in index_keys],
-                        "Projection": {"ProjectionType": "ALL"}})
-    properties = {
+        indexes.append(
+            {
+                "IndexName": index.Meta.index_name,
+                "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in index_keys],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        )
+    properties: dict = {
         "TableName": {"Fn::Sub": "${TablePrefix}" + model.Meta.table_suffix},
         "BillingMode": "PAY_PER_REQUEST",
         "AttributeDefinitions": [{"AttributeName": n, "AttributeType": _type(attributes[n])} for n in sorted(used)],
@@ -76,8 +87,12 @@ def table(model) -> dict:
     ttl = [name for name, a in attributes.items() if isinstance(a, TTLAttribute)]
     if ttl:
         properties["TimeToLiveSpecification"] = {"AttributeName": ttl[0], "Enabled": True}
-    return {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
-            "Properties": properties}
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": properties,
+    }
 
 
 def _timeout(config_name: str) -> int:
@@ -87,32 +102,59 @@ def _timeout(config_name: str) -> int:
 
 def _queues(resources: dict, outputs: dict) -> None:
     for queue_id, (suffix, consumer, receives) in QUEUES.items():
-        resources[f"{queue_id}DLQ"] = {"Type": "AWS::SQS::Queue", "Properties": {
-            "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix + "-dlq"},
-            "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}}
-        resources[queue_id] = {"Type": "AWS::SQS::Queue", "Properties": {
-            "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix},
-            "VisibilityTimeout": 6 * _timeout(FUNCTIONS[consumer].name), "MessageRetentionPeriod": 1209600,
-            "SqsManagedSseEnabled": True,
-            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [f"{queue_id}DLQ", "Arn"]},
-                              "maxReceiveCount": receives}}}
+        resources[f"{queue_id}DLQ"] = {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix + "-dlq"},
+                "MessageRetentionPeriod": 1209600,
+                "SqsManagedSseEnabled": True,
+            },
+        }
+        resources[queue_id] = {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix},
+                "VisibilityTimeout": 6 * _timeout(FUNCTIONS[consumer].name),
+                "MessageRetentionPeriod": 1209600,
+                "SqsManagedSseEnabled": True,
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": {"Fn::GetAtt": [f"{queue_id}DLQ", "Arn"]},
+                    "maxReceiveCount": receives,
+                },
+            },
+        }
         # the queue-URL Ref in the environment (below) already orders the queue before its consumer
-        resources[consumer] = {"Properties": {"Events": {f"{consumer}SqsEventSource": {"Properties": {
-            "FunctionResponseTypes": ["ReportBatchItemFailures"]}}}}}
+        resources[consumer] = {
+            "Properties": {
+                "Events": {
+                    f"{consumer}SqsEventSource": {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}
+                }
+            }
+        }
         outputs[queue_id] = {"Value": {"Ref": queue_id}}
         outputs[f"{queue_id}DLQ"] = {"Value": {"Ref": f"{queue_id}DLQ"}}
 
 
 def _functions(resources: dict) -> None:
-    variables = {env: {"Ref": queue_id} for queue_id, env in QUEUE_ENV.items()}
-    variables.update({"NOTIFY_DLQ_URL": {"Ref": "NotifyQueueDLQ"}, "TABLE_PREFIX": {"Ref": "TablePrefix"},
-                      "POWERTOOLS_SERVICE_NAME": {"Ref": "AWS::StackName"},
-                      "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE})
+    variables: dict[str, object] = {env: {"Ref": queue_id} for queue_id, env in QUEUE_ENV.items()}
+    variables.update(
+        {
+            "NOTIFY_DLQ_URL": {"Ref": "NotifyQueueDLQ"},
+            "TABLE_PREFIX": {"Ref": "TablePrefix"},
+            "POWERTOOLS_SERVICE_NAME": {"Ref": "AWS::StackName"},
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
+    )
     for function_id, function in FUNCTIONS.items():
         resources[f"{function_id}LogGroup"] = infra_monitoring.log_group(function.name)
         entry = resources.setdefault(function_id, {}).setdefault("Properties", {})
-        entry.update({"Runtime": RUNTIME, "Environment": {"Variables": variables},
-                      "LoggingConfig": {"LogFormat": "JSON", "LogGroup": {"Ref": f"{function_id}LogGroup"}}})
+        entry.update(
+            {
+                "Runtime": RUNTIME,
+                "Environment": {"Variables": variables},
+                "LoggingConfig": {"LogFormat": "JSON", "LogGroup": {"Ref": f"{function_id}LogGroup"}},
+            }
+        )
 
 
 def build() -> dict:
@@ -121,22 +163,43 @@ def build() -> dict:
     _queues(resources, outputs)
     _functions(resources)
     # the API's name is the stack's, so its metrics (the 5xx alarm) never mix two stages' APIs
-    resources["RestAPI"] = {"Properties": {"Name": {"Ref": "AWS::StackName"}, "TracingEnabled": True,
-                                           "DefinitionBody": {"info": {"title": {"Ref": "AWS::StackName"}}}}}
+    resources["RestAPI"] = {
+        "Properties": {
+            "Name": {"Ref": "AWS::StackName"},
+            "TracingEnabled": True,
+            "DefinitionBody": {"info": {"title": {"Ref": "AWS::StackName"}}},
+        }
+    }
     alarms = infra_monitoring.alarms()
     resources.update(alarms)
     resources.update(infra_monitoring.topic())
     resources["Dashboard"] = infra_monitoring.dashboard(sorted(alarms))
     outputs["AlarmTopic"] = {"Value": {"Ref": "AlarmTopic"}}
-    outputs["Dashboard"] = {"Value": {"Fn::Sub": "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home"
-                                                 "?region=${AWS::Region}#dashboards:name=${Dashboard}"}}
-    parameters = {"TablePrefix": {"Type": "String", "Default": STAGE_PREFIX,
-                                  "Description": "prefix of every table and queue name (TABLE_PREFIX)"},
-                  "SecretsPrefix": {"Type": "String", "Default": SECRETS_PREFIX,
-                                    "Description": "prefix of the stage's Secrets Manager secrets"},
-                  **infra_monitoring.parameters()}
-    return {"Parameters": parameters, "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [
-        {"Ref": "AlarmEmail"}, ""]}]}}, "Resources": resources, "Outputs": outputs}
+    outputs["Dashboard"] = {
+        "Value": {
+            "Fn::Sub": "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home"
+            "?region=${AWS::Region}#dashboards:name=${Dashboard}"
+        }
+    }
+    parameters = {
+        "TablePrefix": {
+            "Type": "String",
+            "Default": STAGE_PREFIX,
+            "Description": "prefix of every table and queue name (TABLE_PREFIX)",
+        },
+        "SecretsPrefix": {
+            "Type": "String",
+            "Default": SECRETS_PREFIX,
+            "Description": "prefix of the stage's Secrets Manager secrets",
+        },
+        **infra_monitoring.parameters(),
+    }
+    return {
+        "Parameters": parameters,
+        "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
+        "Resources": resources,
+        "Outputs": outputs,
+    }
 
 
 def policies() -> dict[str, dict]:

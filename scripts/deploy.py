@@ -12,6 +12,7 @@ destroy STAGE: delete the stack. What stays behind, said at the end: the DynamoD
 bucket (never part of the stack). Log groups, queues (with any dead letters), alarms, the
 dashboard, the topic, functions, roles and the API go with the stack.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,10 @@ def stage_settings(stage: str) -> dict[str, str]:
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     env = config.get("stages", {}).get(stage, {}).get("environment_variables") or {}
     if not env.get("AMO_BASE_URL"):
-        raise DeployError(f"stage {stage!r} sets no AMO_BASE_URL in .chalice/config.json: it is not a deployed "
-                          "stage (dev is the local one, SPEC §5); copy the prod stage to add one")
+        raise DeployError(
+            f"stage {stage!r} sets no AMO_BASE_URL in .chalice/config.json: it is not a deployed "
+            "stage (dev is the local one, SPEC §5); copy the prod stage to add one"
+        )
     return env
 
 
@@ -56,8 +59,12 @@ def parameters(stage: str, env: dict[str, str], alarm_email: str, retention_days
     for name, value in env.items():
         if value.startswith("secretsmanager:") and not value.startswith(f"secretsmanager:{prefix}"):
             raise DeployError(f"{name} refers to {value.split('#')[0]}; stage {stage} keeps its secrets under {prefix}")
-    values = {"TablePrefix": env.get("TABLE_PREFIX") or f"amocrm-{stage}-", "SecretsPrefix": prefix,
-              "AlarmEmail": alarm_email, "LogRetentionDays": str(retention_days)}
+    values = {
+        "TablePrefix": env.get("TABLE_PREFIX") or f"amocrm-{stage}-",
+        "SecretsPrefix": prefix,
+        "AlarmEmail": alarm_email,
+        "LogRetentionDays": str(retention_days),
+    }
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
 
 
@@ -71,10 +78,21 @@ def ensure_bucket(s3: Any, account: str, region: str, name: str | None = None) -
             raise
     options = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     s3.create_bucket(Bucket=bucket, **options)
-    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
-    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
-        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
     print(f"created deployment bucket {bucket}")
     return bucket
 
@@ -87,12 +105,13 @@ def ensure_secrets(secretsmanager: Any, stage: str) -> list[str]:
         try:
             secretsmanager.describe_secret(SecretId=name)
         except secretsmanager.exceptions.ResourceNotFoundException:
-            secretsmanager.create_secret(Name=name, SecretString="{}",
-                                         Description=f"{APP} {stage}: {', '.join(keys)}")
+            secretsmanager.create_secret(Name=name, SecretString="{}", Description=f"{APP} {stage}: {', '.join(keys)}")
             created.append(name)
             example = json.dumps(dict.fromkeys(keys, "…"), ensure_ascii=False)
-            print(f"created the empty secret {name}; fill it: aws secretsmanager put-secret-value "
-                  f"--secret-id {name} --secret-string '{example}'")
+            print(
+                f"created the empty secret {name}; fill it: aws secretsmanager put-secret-value "
+                f"--secret-id {name} --secret-string '{example}'"
+            )
     return created
 
 
@@ -118,9 +137,14 @@ def apply_change_set(cloudformation: Any, stack: str, template_url: str, stack_p
     except cloudformation.exceptions.ClientError:
         kind = "CREATE"
     name = f"deploy-{hashlib.sha256(template_url.encode()).hexdigest()[:12]}"
-    cloudformation.create_change_set(StackName=stack, ChangeSetName=name, ChangeSetType=kind,
-                                     TemplateURL=template_url, Parameters=stack_parameters,
-                                     Capabilities=CAPABILITIES)
+    cloudformation.create_change_set(
+        StackName=stack,
+        ChangeSetName=name,
+        ChangeSetType=kind,
+        TemplateURL=template_url,
+        Parameters=stack_parameters,
+        Capabilities=CAPABILITIES,
+    )
     try:
         cloudformation.get_waiter("change_set_create_complete").wait(StackName=stack, ChangeSetName=name)
     except Exception:
@@ -162,8 +186,9 @@ def left_behind(cloudformation: Any, stack: str) -> list[str]:
     template = json.loads(template) if isinstance(template, str) else template
     retained = {k for k, r in template["Resources"].items() if r.get("DeletionPolicy") == "Retain"}
     resources = cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
-    return sorted(f"{r['ResourceType']} {r['PhysicalResourceId']}" for r in resources
-                  if r["LogicalResourceId"] in retained)
+    return sorted(
+        f"{r['ResourceType']} {r['PhysicalResourceId']}" for r in resources if r["LogicalResourceId"] in retained
+    )
 
 
 def destroy(args: argparse.Namespace) -> None:

@@ -6,6 +6,7 @@ queues it sends to, the queue it consumes, and the Secrets Manager secrets it re
 setting lives in which secret is SECRET_OF; deployed stages refer to them by name
 (`secretsmanager:<SecretsPrefix><secret>#<VARIABLE>`, see chalicelib/secrets.py).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,12 +49,15 @@ class Function:
 # The API serves every route, so it reads every secret: the webhook route needs only the webhook
 # secret, but Chalice puts all routes in one function. Consumers and schedules read only theirs.
 FUNCTIONS = {
-    "APIHandler": Function("api_handler", ("amocrm", "webhook", "main-backend"),
-                           ("WebhookQueue", "SyncQueue", "NotifyQueue"), reads_dead_letters=True),
+    "APIHandler": Function(
+        "api_handler",
+        ("amocrm", "webhook", "main-backend"),
+        ("WebhookQueue", "SyncQueue", "NotifyQueue"),
+        reads_dead_letters=True,
+    ),
     "ContinueSync": Function("continue-sync", ("amocrm",), ("SyncQueue", "NotifyQueue"), consumes="SyncQueue"),
     "IncrementalSync": Function("incremental-sync", ("amocrm",), ("SyncQueue", "NotifyQueue")),
-    "ProcessWebhooks": Function("process-webhooks", ("amocrm",), ("SyncQueue", "NotifyQueue"),
-                                consumes="WebhookQueue"),
+    "ProcessWebhooks": Function("process-webhooks", ("amocrm",), ("SyncQueue", "NotifyQueue"), consumes="WebhookQueue"),
     "DeliverNotifications": Function("deliver-notifications", ("main-backend",), consumes="NotifyQueue"),
     "NotificationSweeper": Function("notification-sweeper", ("main-backend",)),
     "RefreshToken": Function("refresh-token", ("amocrm",)),

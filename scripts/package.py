@@ -12,6 +12,7 @@
 
 tests/test_infra.py builds the package this way and checks its contents against the pins.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,10 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 def check_python() -> None:
     running = f"python{sys.version_info.major}.{sys.version_info.minor}"
     if running != RUNTIME:
-        sys.exit(f"the Lambda runtime is {RUNTIME}; package with it (this is {running}): wheels are built for "
-                 "the interpreter that runs chalice")
+        sys.exit(
+            f"the Lambda runtime is {RUNTIME}; package with it (this is {running}): wheels are built for "
+            "the interpreter that runs chalice"
+        )
 
 
 def _kept(name: str) -> bool:
@@ -73,14 +76,28 @@ def build(stage: str, out: Path) -> None:
         shutil.rmtree(out)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
-    subprocess.run([str(bin_dir / "chalice"), "package", "--stage", stage, "--merge-template",
-                    "infra/prod-resources.json", str(out)], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [
+            str(bin_dir / "chalice"),
+            "package",
+            "--stage",
+            stage,
+            "--merge-template",
+            "infra/prod-resources.json",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     archive = out / "deployment.zip"
     before = sizes(archive)
     slim(archive)
     after = sizes(archive)
-    print(f"deployment.zip: {before[0]:.1f} MB zipped / {before[1]:.1f} MB unzipped as Chalice built it, "
-          f"{after[0]:.1f} / {after[1]:.1f} MB slimmed")
+    print(
+        f"deployment.zip: {before[0]:.1f} MB zipped / {before[1]:.1f} MB unzipped as Chalice built it, "
+        f"{after[0]:.1f} / {after[1]:.1f} MB slimmed"
+    )
     subprocess.run([str(bin_dir / "cfn-lint"), str(out / "sam.json")], check=True)
 
 

@@ -1,5 +1,6 @@
 """Infrastructure cannot drift from the code: every table the models define and every queue the
 code uses is in the merge template, and the packaged template passes cfn-lint."""
+
 import importlib.metadata
 import json
 import os
@@ -65,13 +66,19 @@ def test_table_prefix_of_prod_matches_the_template_default():
 def test_every_queue_the_code_consumes_exists_with_a_dead_letter_queue_and_partial_batches():
     from app import app
 
-    queues = {r["Properties"]["QueueName"]["Fn::Sub"].replace("${TablePrefix}", PROD_ENV["TABLE_PREFIX"]): (lid, r)
-              for lid, r in TEMPLATE["Resources"].items() if r.get("Type") == "AWS::SQS::Queue"}
+    queues = {
+        r["Properties"]["QueueName"]["Fn::Sub"].replace("${TablePrefix}", PROD_ENV["TABLE_PREFIX"]): (lid, r)
+        for lid, r in TEMPLATE["Resources"].items()
+        if r.get("Type") == "AWS::SQS::Queue"
+    }
     consumers = [s for s in app.event_sources if getattr(s, "queue", None)]
     assert consumers
     for source in consumers:
-        env_name = {"continue-sync": "SYNC_QUEUE_NAME", "process-webhooks": "WEBHOOK_QUEUE_NAME",
-                    "deliver-notifications": "NOTIFY_QUEUE_NAME"}[source.name]
+        env_name = {
+            "continue-sync": "SYNC_QUEUE_NAME",
+            "process-webhooks": "WEBHOOK_QUEUE_NAME",
+            "deliver-notifications": "NOTIFY_QUEUE_NAME",
+        }[source.name]
         queue_name = PROD_ENV[env_name]
         assert queue_name in queues, f"{source.name} consumes {queue_name}, which the template lacks"
         logical_id, queue = queues[queue_name]
@@ -82,7 +89,8 @@ def test_every_queue_the_code_consumes_exists_with_a_dead_letter_queue_and_parti
         assert queue["Properties"]["VisibilityTimeout"] >= 6 * timeout
         events = TEMPLATE["Resources"][function_id]["Properties"]["Events"]
         assert events[f"{function_id}SqsEventSource"]["Properties"]["FunctionResponseTypes"] == [
-            "ReportBatchItemFailures"]
+            "ReportBatchItemFailures"
+        ]
 
 
 def test_every_queue_url_setting_the_code_reads_is_given_to_every_function():
@@ -132,11 +140,21 @@ def test_every_aws_service_the_code_calls_is_one_the_package_keeps():
 
 def test_the_package_holds_exactly_the_pinned_dependencies_and_runs_on_its_own(tmp_path):
     project = tmp_path / "project"  # a copy: packaging must not leave files in the work tree
-    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".venv", ".git", ".local", "out", "__pycache__",
-                                                                 ".pytest_cache", ".chalice/deployments"))
+    shutil.copytree(
+        ROOT,
+        project,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", ".local", "out", "__pycache__", ".pytest_cache", ".chalice/deployments"
+        ),
+    )
     out = tmp_path / "out"
-    built = subprocess.run([sys.executable, "scripts/package.py", "--stage", "prod", str(out)], cwd=project,
-                           capture_output=True, text=True, timeout=900)
+    built = subprocess.run(
+        [sys.executable, "scripts/package.py", "--stage", "prod", str(out)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert built.returncode == 0, (built.stdout + built.stderr)[-3000:]  # chalice package, then cfn-lint
     archive = out / "deployment.zip"
     assert archive.stat().st_size < 8e6, f"{archive.stat().st_size / 1e6:.1f} MB zipped"
@@ -151,18 +169,34 @@ def test_the_package_holds_exactly_the_pinned_dependencies_and_runs_on_its_own(t
     assert shipped == _pins(ROOT / "requirements.txt")
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert {n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") > 2} == {
-        "dynamodb", "sqs", "secretsmanager"}
+        "dynamodb",
+        "sqs",
+        "secretsmanager",
+    }
     # the package alone (no site-packages): the app imports and the clients it uses can be built
-    smoke = ("import app, boto3, botocore; assert botocore.__file__.startswith(%r); "
-             "[boto3.client(s) for s in ('dynamodb', 'sqs', 'secretsmanager')]" % str(tmp_path / "unzipped"))
-    ran = subprocess.run([sys.executable, "-S", "-c", smoke], cwd=tmp_path / "unzipped", capture_output=True,
-                         text=True, timeout=120, env={"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION":
-                                                      "us-east-1", "PYTHONPATH": str(tmp_path / "unzipped")})
+    unzipped = str(tmp_path / "unzipped")
+    smoke = (
+        f"import app, boto3, botocore; assert botocore.__file__.startswith({unzipped!r}); "
+        "[boto3.client(s) for s in ('dynamodb', 'sqs', 'secretsmanager')]"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-S", "-c", smoke],
+        cwd=tmp_path / "unzipped",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PYTHONPATH": str(tmp_path / "unzipped"),
+        },
+    )
     assert ran.returncode == 0, ran.stderr[-2000:]
 
     sam = json.loads((out / "sam.json").read_text())
-    functions = {name: r["Properties"] for name, r in sam["Resources"].items()
-                 if r["Type"] == "AWS::Serverless::Function"}
+    functions = {
+        name: r["Properties"] for name, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"
+    }
     assert set(functions) == set(FUNCTIONS)
     for name, properties in functions.items():
         assert (properties["Runtime"], properties["Tracing"]) == (RUNTIME, "Active"), name

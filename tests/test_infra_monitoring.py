@@ -1,6 +1,7 @@
 """The deployed stack pages someone for every failure the service can have, and keeps its secrets
 out of the Lambda configuration: alarms, their topic, log groups, tracing, the dashboard, the
 per-function roles and the secret references, checked on the generated template and policies."""
+
 import json
 import re
 from pathlib import Path
@@ -36,18 +37,27 @@ def test_the_functions_the_infrastructure_knows_are_exactly_app_pys():
 
 
 def _alarm_on(namespace, metric, **dimensions):
-    found = [a for a in alarms().values() if a["Namespace"] == namespace and a["MetricName"] == metric
-             and all({"Name": k, "Value": v} in a["Dimensions"] for k, v in dimensions.items())]
+    found = [
+        a
+        for a in alarms().values()
+        if a["Namespace"] == namespace
+        and a["MetricName"] == metric
+        and all({"Name": k, "Value": v} in a["Dimensions"] for k, v in dimensions.items())
+    ]
     assert len(found) == 1, f"one alarm on {namespace} {metric} {dimensions}, found {len(found)}"
     return found[0]
 
 
 @pytest.mark.parametrize("queue_id", QUEUES)
 def test_any_message_in_a_dead_letter_queue_pages(queue_id):
-    alarm = _alarm_on("AWS/SQS", "ApproximateNumberOfMessagesVisible",
-                      QueueName={"Fn::GetAtt": [f"{queue_id}DLQ", "QueueName"]})
+    alarm = _alarm_on(
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName={"Fn::GetAtt": [f"{queue_id}DLQ", "QueueName"]}
+    )
     assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
-        "Maximum", 1, "GreaterThanOrEqualToThreshold")
+        "Maximum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
     assert RESOURCES[f"{queue_id}DLQ"]["Type"] == "AWS::SQS::Queue"
 
 
@@ -58,17 +68,24 @@ def test_errors_and_throttles_of_every_function_page(function_id):
         assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 1)
 
 
-@pytest.mark.parametrize(("metric", "statistic", "comparison", "threshold", "missing"), [
-    ("NotificationsDead", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
-    ("AmoBlocked", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
-    ("NeedsReauthorization", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
-    ("SyncLag", "Maximum", "GreaterThanThreshold", 3600, "breaching"),  # a sync that stops reporting pages too
-    ("LongLivedTokenDaysLeft", "Minimum", "LessThanThreshold", 14, "notBreaching"),
-])
+@pytest.mark.parametrize(
+    ("metric", "statistic", "comparison", "threshold", "missing"),
+    [
+        ("NotificationsDead", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
+        ("AmoBlocked", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
+        ("NeedsReauthorization", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
+        ("SyncLag", "Maximum", "GreaterThanThreshold", 3600, "breaching"),  # a sync that stops reporting pages too
+        ("LongLivedTokenDaysLeft", "Minimum", "LessThanThreshold", 14, "notBreaching"),
+    ],
+)
 def test_the_services_own_failures_page(metric, statistic, comparison, threshold, missing):
     alarm = _alarm_on("AmoCrmIntegration", metric, service={"Ref": "AWS::StackName"})
     assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"], alarm["TreatMissingData"]) == (
-        statistic, comparison, threshold, missing)
+        statistic,
+        comparison,
+        threshold,
+        missing,
+    )
     assert metric in EMITTED, f"no code emits {metric}"
 
 
@@ -85,8 +102,11 @@ def test_every_alarm_notifies_the_topic_which_mails_the_address_given():
         assert alarm["AlarmDescription"], name
     assert RESOURCES["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
     subscription = RESOURCES["AlarmEmailSubscription"]
-    assert subscription["Properties"] == {"TopicArn": {"Ref": "AlarmTopic"}, "Protocol": "email",
-                                          "Endpoint": {"Ref": "AlarmEmail"}}
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
     assert subscription["Condition"] in TEMPLATE["Conditions"] and "AlarmEmail" in TEMPLATE["Parameters"]
     assert len(alarms()) == 3 + 1 + 2 * len(FUNCTIONS) + 5
 
@@ -128,14 +148,20 @@ def test_no_secret_sits_in_the_deployed_configuration_only_references_to_secrets
 
 
 def _resources_of(policy: dict, action_prefix: str) -> list:
-    return [r for s in policy["Statement"] if any(a.startswith(action_prefix) for a in s["Action"])
-            for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+    return [
+        r
+        for s in policy["Statement"]
+        if any(a.startswith(action_prefix) for a in s["Action"])
+        for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    ]
 
 
 def test_each_function_may_read_only_its_own_secrets_the_webhook_consumer_none_of_the_main_backends():
     for function_id, function in FUNCTIONS.items():
-        granted = {r["Fn::Sub"].split("${SecretsPrefix}")[1].removesuffix("-??????")
-                   for r in _resources_of(POLICIES[function_id], "secretsmanager:")}
+        granted = {
+            r["Fn::Sub"].split("${SecretsPrefix}")[1].removesuffix("-??????")
+            for r in _resources_of(POLICIES[function_id], "secretsmanager:")
+        }
         assert granted == set(function.secrets), function_id
         assert all(s in SECRETS for s in granted)
     assert "main-backend" not in FUNCTIONS["ProcessWebhooks"].secrets

@@ -2,6 +2,7 @@
 Backend notification) carries one correlation id; queue consumers and schedules log the id they
 were given, worker threads keep it, an unhandled error is one JSON line, and the metrics come
 out as CloudWatch embedded metric format."""
+
 import json
 import logging
 import threading
@@ -12,16 +13,8 @@ import pytest
 from chalicelib import logs, metrics
 from chalicelib.amo.pages import Page, PageFetcher
 from tests import webhook_bodies as wb
-from tests.services.test_webhooks import (  # noqa: F401 (fixture)
-    INITIAL,
-    MAIN,
-    NEGOTIATION,
-    SALES,
-    deliver,
-    fake,
-    main_backend_calls,
-    seed_lead,
-)
+from tests.services.test_webhooks import INITIAL, NEGOTIATION, SALES, main_backend_calls, seed_lead
+from tests.services.test_webhooks import fake as fake  # noqa: F401 (a fixture)
 
 log = logging.getLogger("tests.observability")
 
@@ -37,17 +30,29 @@ def log_lines(capsys) -> list[dict]:
 
 def lambda_record(message: dict, number: int) -> dict:
     """An SQS message as Lambda hands it to the function (attribute keys in camel case)."""
-    attributes = {name: {"stringValue": value["StringValue"], "dataType": value["DataType"]}
-                  for name, value in (message.get("MessageAttributes") or {}).items()}
-    return {"messageId": f"m-{number}", "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
-            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": attributes, "md5OfBody": "",
-            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-            "awsRegion": "us-east-1"}
+    attributes = {
+        name: {"stringValue": value["StringValue"], "dataType": value["DataType"]}
+        for name, value in (message.get("MessageAttributes") or {}).items()
+    }
+    return {
+        "messageId": f"m-{number}",
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": attributes,
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": "us-east-1",
+    }
 
 
 def received(queue_url: str) -> list[dict]:
-    return boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                               MessageAttributeNames=["All"]).get("Messages", [])
+    return (
+        boto3.client("sqs")
+        .receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        .get("Messages", [])
+    )
 
 
 @pytest.fixture
@@ -59,22 +64,27 @@ def queues(monkeypatch):
     return urls
 
 
-def test_every_line_of_one_webhooks_journey_carries_the_callers_request_id(client, fake, amo, queues, capsys):
+def test_every_line_of_one_webhooks_journey_carries_the_callers_request_id(client, fake, amo, queues, capsys):  # noqa: F811
     # GIVEN a lead whose stage change amoCRM reports, with the caller's X-Request-Id
     seed_lead(fake)
     capsys.readouterr()
-    response = client.http.post("/integrations/amo-crm/webhook", body=wb.encode(
-        wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL) + wb.account()),
-        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Request-Id": "journey-1"})
+    response = client.http.post(
+        "/integrations/amo-crm/webhook",
+        body=wb.encode(wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL) + wb.account()),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Request-Id": "journey-1"},
+    )
     assert response.json_body["processed"] == 1
 
     # WHEN the webhook consumer and then the notification consumer run on what was queued
     webhook_messages = received(queues["webhooks"])
     assert webhook_messages[0]["MessageAttributes"]["correlation_id"]["StringValue"] == "journey-1"
-    client.lambda_.invoke("process-webhooks", {"Records": [lambda_record(m, i) for i, m in enumerate(webhook_messages)]})
+    client.lambda_.invoke(
+        "process-webhooks", {"Records": [lambda_record(m, i) for i, m in enumerate(webhook_messages)]}
+    )
     notify_messages = received(queues["notifications"])
-    result = client.lambda_.invoke("deliver-notifications",
-                                   {"Records": [lambda_record(m, i) for i, m in enumerate(notify_messages)]})
+    result = client.lambda_.invoke(
+        "deliver-notifications", {"Records": [lambda_record(m, i) for i, m in enumerate(notify_messages)]}
+    )
 
     # THEN the Main Backend got it, and every log line from the route to the delivery has the id
     assert result.payload == {"batchItemFailures": []} and len(main_backend_calls(amo)) == 1
@@ -83,25 +93,33 @@ def test_every_line_of_one_webhooks_journey_carries_the_callers_request_id(clien
     assert journey and {line["correlation_id"] for line in journey} == {"journey-1"}
 
 
-def test_a_queue_consumer_logs_each_records_own_id_and_a_batch_without_one_gets_the_lambda_request_id(
-        client, capsys):
-    records = [{"messageId": f"m-{i}", "receiptHandle": f"r-{i}", "body": "{poison", "attributes": {},
-                "messageAttributes": {"correlation_id": {"stringValue": cid, "dataType": "String"}} if cid else {}}
-               for i, cid in enumerate(["first-id", "second-id", None])]
+def test_a_queue_consumer_logs_each_records_own_id_and_a_batch_without_one_gets_the_lambda_request_id(client, capsys):
+    records = [
+        {
+            "messageId": f"m-{i}",
+            "receiptHandle": f"r-{i}",
+            "body": "{poison",
+            "attributes": {},
+            "messageAttributes": {"correlation_id": {"stringValue": cid, "dataType": "String"}} if cid else {},
+        }
+        for i, cid in enumerate(["first-id", "second-id", None])
+    ]
     capsys.readouterr()
 
     client.lambda_.invoke("process-webhooks", {"Records": records})
 
-    failures = {line["message"].split()[2]: line["correlation_id"] for line in log_lines(capsys)
-                if "failed" in str(line["message"])}
+    failures = {
+        line["message"].split()[2]: line["correlation_id"]
+        for line in log_lines(capsys)
+        if "failed" in str(line["message"])
+    }
     assert failures["m-0"] == "first-id" and failures["m-1"] == "second-id"
     assert failures["m-2"] not in ("first-id", "second-id", logs.NO_ID)
 
 
 def test_a_schedule_logs_under_its_event_id_and_an_unhandled_error_is_one_json_line(client, capsys):
     # GIVEN no amoCRM connection, so the scheduled sync fails
-    event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={},
-                                            resources=[])
+    event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={}, resources=[])
     event["id"] = "schedule-event-7"
     capsys.readouterr()
 
@@ -119,8 +137,9 @@ def test_a_route_error_is_logged_by_chalice_as_one_json_line_with_the_request_id
 
     monkeypatch.setattr(connection, "get_connection_status", lambda amo: 1 / 0)
     capsys.readouterr()
-    response = client.http.get("/integrations/amo-crm/test",
-                               headers={"X-API-Key": "main-backend-key", "X-Request-Id": "req-500"})
+    response = client.http.get(
+        "/integrations/amo-crm/test", headers={"X-API-Key": "main-backend-key", "X-Request-Id": "req-500"}
+    )
     assert response.status_code == 500
     errors = [line for line in log_lines(capsys) if line["level"] == "ERROR"]
     assert [(e["correlation_id"], e["exception_name"]) for e in errors] == [("req-500", "ZeroDivisionError")]
@@ -159,12 +178,15 @@ def test_metrics_are_written_as_embedded_metric_format_only_when_deployed(client
     assert [line for line in lines(capsys) if "_aws" in line] == documents
 
     metrics.count("AmoRequests")  # a local invocation: recorded, then dropped
-    client.lambda_.invoke("notification-sweeper", client.events.generate_cw_event(
-        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+    client.lambda_.invoke(
+        "notification-sweeper",
+        client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]),
+    )
     assert metrics.flush(emit=False) == [] and not [line for line in lines(capsys) if "_aws" in line]
 
 
 # -- where the metrics are counted ----------------------------------------------------------------
+
 
 def totals(documents: list[dict]) -> dict[str, float]:
     found: dict[str, float] = {}
@@ -190,8 +212,12 @@ def test_the_amocrm_transport_counts_requests_429s_retries_and_blocks(amo):
     with pytest.raises(AmoBlocked):
         gateway.get("/api/v4/users")
 
-    assert totals(metrics.flush(emit=False)) == {"AmoRequests": 3, "AmoRateLimited": 1, "AmoRetries": 1,
-                                                 "AmoBlocked": 1}
+    assert totals(metrics.flush(emit=False)) == {
+        "AmoRequests": 3,
+        "AmoRateLimited": 1,
+        "AmoRetries": 1,
+        "AmoBlocked": 1,
+    }
 
 
 def test_a_refused_refresh_token_counts_a_failure_and_needs_reauthorization(amo):

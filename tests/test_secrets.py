@@ -1,5 +1,6 @@
 """Secret settings: deployed stages refer to Secrets Manager and read the value at run time
 (cached a few minutes, so a rotation needs no redeploy); locally they come from the environment."""
+
 import json
 from datetime import datetime, timedelta
 
@@ -17,11 +18,14 @@ def deployed(monkeypatch):
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "amocrm-integration-prod-APIHandler")
     monkeypatch.setenv("AMO_CLIENT_SECRET", f"secretsmanager:{SECRET}#AMO_CLIENT_SECRET")
     monkeypatch.setenv("AMO_LONG_LIVED_TOKEN", f"secretsmanager:{SECRET}#AMO_LONG_LIVED_TOKEN")
-    monkeypatch.setenv("MAIN_BACKEND_API_KEY", "secretsmanager:amocrm-integration/prod/main-backend#MAIN_BACKEND_API_KEY")
+    monkeypatch.setenv(
+        "MAIN_BACKEND_API_KEY", "secretsmanager:amocrm-integration/prod/main-backend#MAIN_BACKEND_API_KEY"
+    )
     client = boto3.client("secretsmanager")
     client.create_secret(Name=SECRET, SecretString=json.dumps({"AMO_CLIENT_SECRET": "sm-client-secret"}))
-    client.create_secret(Name="amocrm-integration/prod/main-backend",
-                         SecretString=json.dumps({"MAIN_BACKEND_API_KEY": "sm-api-key"}))
+    client.create_secret(
+        Name="amocrm-integration/prod/main-backend", SecretString=json.dumps({"MAIN_BACKEND_API_KEY": "sm-api-key"})
+    )
     return client
 
 
@@ -51,7 +55,9 @@ def test_a_rotated_secret_applies_once_the_cache_expires_without_a_redeploy(depl
 
 def test_a_missing_secret_or_key_is_a_config_error_that_names_the_variable_not_a_value(deployed, monkeypatch):
     monkeypatch.setenv("AMO_CLIENT_SECRET", "secretsmanager:amocrm-integration/prod/nope#AMO_CLIENT_SECRET")
-    with pytest.raises(settings.ConfigError, match="AMO_CLIENT_SECRET: cannot read secret amocrm-integration/prod/nope"):
+    with pytest.raises(
+        settings.ConfigError, match="AMO_CLIENT_SECRET: cannot read secret amocrm-integration/prod/nope"
+    ):
         settings.amo_client_secret()
     monkeypatch.setenv("AMO_CLIENT_SECRET", f"secretsmanager:{SECRET}#NO_SUCH_KEY")
     with pytest.raises(settings.ConfigError, match="has no key NO_SUCH_KEY"):

@@ -80,7 +80,7 @@ def webhook_queue_configured() -> bool:
 
 def send_webhook_events(bodies: list[str]) -> list[str]:
     """Queue events (10 per call); returns the bodies SQS did not accept."""
-    failed = []
+    failed: list[str] = []
     attributes = _attributes()
     for start in range(0, len(bodies), 10):
         chunk = bodies[start:start + 10]

@@ -5,6 +5,7 @@ call fails until someone issues a new one. The refresh-token schedule reports th
 as the metric `LongLivedTokenDaysLeft`, and the template alarms below 14 days. The token is
 read, never verified (amoCRM does that) and never logged.
 """
+
 from __future__ import annotations
 
 import base64
