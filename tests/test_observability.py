@@ -19,6 +19,12 @@ from tests.services.test_webhooks import fake as fake  # noqa: F401 (a fixture)
 log = logging.getLogger("tests.observability")
 
 
+@pytest.fixture(autouse=True)
+def json_logs_on_stdout():
+    """As app.py configures them (another test, the CLI's, may have sent them elsewhere)."""
+    logs.configure(logging.INFO)
+
+
 def lines(capsys) -> list[dict]:
     """Every JSON log line written to stdout so far (EMF documents included)."""
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
