@@ -2,7 +2,7 @@
 calls one service function and shapes the response (STYLE.md)."""
 from chalice import Chalice, Rate, Response
 
-from chalicelib import logs, settings, validation, web, wiring
+from chalicelib import invocation, logs, settings, validation, web, wiring
 from chalicelib.services import (
     activity,
     connection,
@@ -14,22 +14,27 @@ from chalicelib.services import (
     queue_batch,
     sync,
     tasks,
+    token_expiry,
     users,
     webhook_events,
     webhooks,
 )
 
-app = Chalice(app_name="amocrm-integration")
+app = Chalice(app_name="amocrm-integration", configure_logs=False)  # app.log propagates to logs' JSON handler
 app.debug = False
 logs.configure()
 
 P = web.API_PREFIX
 
 
+@app.middleware("all")
+def observe(event, get_response):
+    """Correlation id, cold start, one JSON line for an unhandled error, metrics: every handler."""
+    return invocation.around(event, get_response)
+
+
 @app.middleware("http")
-def guard_and_tag(event, get_response):
-    logs.correlation_id.set((event.headers.get("x-request-id") or "")[:64] or event.context.get("requestId")
-                            or logs.new_correlation_id())
+def guard(event, get_response):
     return web.guard(event.context.get("resourcePath", ""), event.headers) or get_response(event)
 
 
@@ -345,5 +350,6 @@ def openapi():
 
 @app.schedule(Rate(12, unit=Rate.HOURS), name="refresh-token")
 def scheduled_token_refresh(event):
-    """Keeps the ~3-month refresh token alive even when nothing else calls amoCRM."""
-    return wiring.token_store().keep_alive()
+    """Keeps the ~3-month refresh token alive even when nothing else calls amoCRM, and reports
+    how long a long-lived token has left."""
+    return token_expiry.keep_alive(wiring.token_store())

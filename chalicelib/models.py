@@ -321,6 +321,7 @@ class Notification(BaseModel):
     state = UnicodeAttribute(default="pending")  # pending | sent | skipped | dead
     attempts = NumberAttribute(default=0)
     last_error = UnicodeAttribute(null=True)
+    correlation_id = UnicodeAttribute(null=True)  # of the change that recorded it: its delivery logs under it
     expires_at = TTLAttribute(null=True)
 
 

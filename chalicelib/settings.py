@@ -3,13 +3,15 @@
 Nothing is read at import: Lambda, `chalice local`, the tests and the CLI may all set the
 environment after this module is imported (SPEC §5). Required values raise ConfigError
 naming the variable, so a misconfigured deployment says what is wrong instead of failing
-somewhere deep inside a request.
+somewhere deep inside a request. Secret settings (`_secret`) may hold a Secrets Manager
+reference instead of the value, as deployed stages do (secrets.py).
 """
 from __future__ import annotations
 
 import os
 from urllib.parse import urlparse
 
+from chalicelib import secrets
 from chalicelib.amo.oauth import OAuthCredentials
 
 DEFAULT_TABLE_PREFIX = "amocrm-"
@@ -28,6 +30,15 @@ def _required(name: str) -> str:
     if not value:
         raise ConfigError(f"{name} is not set")
     return value
+
+
+def _secret(name: str, required: bool = False) -> str:
+    """A secret setting: the variable's value, or what the Secrets Manager reference in it names."""
+    value = _required(name) if required else _get(name)
+    try:
+        return secrets.resolve(value, optional=not required).strip()
+    except secrets.SecretUnavailable as error:
+        raise ConfigError(f"{name}: {error}") from None
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -76,11 +87,11 @@ def amo_base_url() -> str:
 
 
 def amo_client_id() -> str:
-    return _required("AMO_CLIENT_ID")
+    return _secret("AMO_CLIENT_ID", required=True)  # not a secret, but kept beside the client secret
 
 
 def amo_client_secret() -> str:
-    return _required("AMO_CLIENT_SECRET")
+    return _secret("AMO_CLIENT_SECRET", required=True)
 
 
 def amo_redirect_uri() -> str:
@@ -98,7 +109,7 @@ def amo_property_field_id() -> int | None:
 
 
 def amo_webhook_secret() -> str:
-    return _get("AMO_WEBHOOK_SECRET")
+    return _secret("AMO_WEBHOOK_SECRET")
 
 
 def amo_rate_limit_per_second() -> float:
@@ -123,23 +134,23 @@ def amo_rate_budget() -> str:
 
 
 def main_backend_api_key() -> str:
-    return _required("MAIN_BACKEND_API_KEY")
+    return _secret("MAIN_BACKEND_API_KEY", required=True)
 
 
 def main_backend_outbound_api_key() -> str:
     """The key sent to the Main Backend with each notification; MAIN_BACKEND_API_KEY when unset
     (set it to keep the key that authenticates callers of this service from ever leaving it)."""
-    return _get("MAIN_BACKEND_OUTBOUND_API_KEY") or main_backend_api_key()
+    return _secret("MAIN_BACKEND_OUTBOUND_API_KEY") or main_backend_api_key()
 
 
 def main_backend_signing_secret() -> str:
     """When set, every notification carries `X-Signature: t=<unix time>,v1=<HMAC-SHA256>`."""
-    return _get("MAIN_BACKEND_SIGNING_SECRET")
+    return _secret("MAIN_BACKEND_SIGNING_SECRET")
 
 
 def amo_long_lived_token() -> str:
     """A long-lived access token (Kommo private integrations): used instead of OAuth, never refreshed."""
-    return _get("AMO_LONG_LIVED_TOKEN")
+    return _secret("AMO_LONG_LIVED_TOKEN")
 
 
 def deployed() -> bool:
@@ -210,12 +221,18 @@ def public_webhook_url() -> str:
     return _url("WEBHOOK_PUBLIC_URL", required=False)
 
 
+SECRET_VARIABLES = ("AMO_CLIENT_SECRET", "AMO_WEBHOOK_SECRET", "AMO_LONG_LIVED_TOKEN", "MAIN_BACKEND_API_KEY",
+                    "MAIN_BACKEND_OUTBOUND_API_KEY", "MAIN_BACKEND_SIGNING_SECRET")
+
+
 def validate_all() -> list[str]:
     """Problems with the configuration, one message per variable; empty when all is well."""
     checks = (amo_base_url, amo_client_id, amo_client_secret, amo_redirect_uri,
               amo_property_field_id, amo_rate_limit_per_second, main_backend_api_key,
               main_backend_webhook_url)
-    problems = []
+    problems = [f"{name} holds its value in the Lambda configuration; deployed stages refer to Secrets Manager "
+                f"({secrets.PREFIX}<secret>#{name})" for name in SECRET_VARIABLES
+                if deployed() and _get(name) and not secrets.is_reference(_get(name))]
     for check in checks:
         try:
             check()

@@ -1,11 +1,18 @@
 """Writes infra/prod-resources.json, the template `chalice package --merge-template` merges into
-Chalice's own: every DynamoDB table of chalicelib/models.py, the SQS queues with their
-dead-letter queues, partial-batch responses on the queue consumers, queue URLs in every
-function's environment, and stack Outputs. tests/test_infra.py checks the committed file
-against the models and the code, so the two cannot drift apart.
+Chalice's own, and the per-function IAM policies .chalice/policy-<function>.json:
 
-Run it after changing a model: `.venv/bin/python scripts/build_infra.py`.
+- every DynamoDB table of chalicelib/models.py (retained when the stack is deleted);
+- the SQS queues with their dead-letter queues, partial-batch responses on their consumers;
+- per function: the queue URLs, table prefix and Powertools names in its environment, the
+  pinned runtime, its log group (JSON format, retention) and its own role's policy
+  (scripts/infra_iam.py);
+- the alarms, their SNS topic and e-mail subscription, the dashboard (scripts/infra_monitoring.py);
+- X-Ray tracing on the API, and stack Outputs.
+
+tests/test_infra.py checks the committed files against the models and the code, so they cannot
+drift apart. Run it after changing a model or a function: `.venv/bin/python scripts/build_infra.py`.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,17 +25,20 @@ sys.path.insert(0, str(ROOT))
 from pynamodb.attributes import NumberAttribute, TTLAttribute  # noqa: E402
 
 from chalicelib.models import ALL_MODELS  # noqa: E402
+from scripts import infra_iam, infra_monitoring  # noqa: E402
+from scripts.infra_spec import (  # noqa: E402
+    FUNCTIONS,
+    METRICS_NAMESPACE,
+    QUEUE_ENV,
+    QUEUES,
+    RUNTIME,
+    SECRETS_PREFIX,
+    STAGE_PREFIX,
+)
 
-STAGE_PREFIX = "amocrm-prod-"
-# logical id: (queue name suffix, consumer function, its timeout in s, receives before the DLQ)
-QUEUES = {
-    "SyncQueue": ("sync", "ContinueSync", 900, 3),
-    "WebhookQueue": ("webhooks", "ProcessWebhooks", 60, 5),
-    "NotifyQueue": ("notifications", "DeliverNotifications", 60, 20),
-}
-QUEUE_ENV = {"SyncQueue": "SYNC_QUEUE_URL", "WebhookQueue": "WEBHOOK_QUEUE_URL", "NotifyQueue": "NOTIFY_QUEUE_URL"}
-FUNCTIONS = ["APIHandler", "ContinueSync", "IncrementalSync", "ProcessWebhooks", "DeliverNotifications",
-             "NotificationSweeper", "RefreshToken"]
+TEMPLATE = ROOT / "infra" / "prod-resources.json"
+POLICIES = ROOT / ".chalice"
+CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 
 
 def logical_id(model) -> str:
@@ -48,20 +58,30 @@ def projection(spec) -> dict:
 
 def table(model) -> dict:
     attributes = model.get_attributes()
-    keys = [(name, "HASH" if a.is_hash_key else "RANGE") for name, a in attributes.items()
-            if a.is_hash_key or a.is_range_key]
+    keys = [
+        (name, "HASH" if a.is_hash_key else "RANGE")
+        for name, a in attributes.items()
+        if a.is_hash_key or a.is_range_key
+    ]
     keys.sort(key=lambda k: k[1] != "HASH")
     used = {name for name, _ in keys}
     indexes = []
     for index in model._indexes.values():
-        index_keys = [(name, "HASH" if a.is_hash_key else "RANGE") for name, a in
-                      index.Meta.attributes.items() if a.is_hash_key or a.is_range_key]
+        index_keys = [
+            (name, "HASH" if a.is_hash_key else "RANGE")
+            for name, a in index.Meta.attributes.items()
+            if a.is_hash_key or a.is_range_key
+        ]
         index_keys.sort(key=lambda k: k[1] != "HASH")
         used.update(name for name, _ in index_keys)
-        indexes.append({"IndexName": index.Meta.index_name,
-                        "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in index_keys],
-                        "Projection": projection(index.Meta.projection)})
-    properties = {
+        indexes.append(
+            {
+                "IndexName": index.Meta.index_name,
+                "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in index_keys],
+                "Projection": projection(index.Meta.projection),
+            }
+        )
+    properties: dict = {
         "TableName": {"Fn::Sub": "${TablePrefix}" + model.Meta.table_suffix},
         "BillingMode": "PAY_PER_REQUEST",
         "AttributeDefinitions": [{"AttributeName": n, "AttributeType": _type(attributes[n])} for n in sorted(used)],
@@ -74,41 +94,136 @@ def table(model) -> dict:
     ttl = [name for name, a in attributes.items() if isinstance(a, TTLAttribute)]
     if ttl:
         properties["TimeToLiveSpecification"] = {"AttributeName": ttl[0], "Enabled": True}
-    return {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
-            "Properties": properties}
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": properties,
+    }
+
+
+def _timeout(config_name: str) -> int:
+    prod = CONFIG["stages"]["prod"]
+    return prod["lambda_functions"].get(config_name, {}).get("lambda_timeout") or prod.get("lambda_timeout", 60)
+
+
+def _queues(resources: dict, outputs: dict) -> None:
+    for queue_id, (suffix, consumer, receives) in QUEUES.items():
+        resources[f"{queue_id}DLQ"] = {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix + "-dlq"},
+                "MessageRetentionPeriod": 1209600,
+                "SqsManagedSseEnabled": True,
+            },
+        }
+        resources[queue_id] = {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix},
+                "VisibilityTimeout": 6 * _timeout(FUNCTIONS[consumer].name),
+                "MessageRetentionPeriod": 1209600,
+                "SqsManagedSseEnabled": True,
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": {"Fn::GetAtt": [f"{queue_id}DLQ", "Arn"]},
+                    "maxReceiveCount": receives,
+                },
+            },
+        }
+        # the queue-URL Ref in the environment (below) already orders the queue before its consumer
+        resources[consumer] = {
+            "Properties": {
+                "Events": {
+                    f"{consumer}SqsEventSource": {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}
+                }
+            }
+        }
+        outputs[queue_id] = {"Value": {"Ref": queue_id}}
+        outputs[f"{queue_id}DLQ"] = {"Value": {"Ref": f"{queue_id}DLQ"}}
+
+
+def _functions(resources: dict) -> None:
+    variables: dict[str, object] = {env: {"Ref": queue_id} for queue_id, env in QUEUE_ENV.items()}
+    variables.update(
+        {
+            "NOTIFY_DLQ_URL": {"Ref": "NotifyQueueDLQ"},
+            "TABLE_PREFIX": {"Ref": "TablePrefix"},
+            "POWERTOOLS_SERVICE_NAME": {"Ref": "AWS::StackName"},
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
+    )
+    for function_id, function in FUNCTIONS.items():
+        resources[f"{function_id}LogGroup"] = infra_monitoring.log_group(function.name)
+        entry = resources.setdefault(function_id, {}).setdefault("Properties", {})
+        entry.update(
+            {
+                "Runtime": RUNTIME,
+                "Environment": {"Variables": variables},
+                "LoggingConfig": {"LogFormat": "JSON", "LogGroup": {"Ref": f"{function_id}LogGroup"}},
+            }
+        )
 
 
 def build() -> dict:
     resources: dict = {logical_id(m): table(m) for m in ALL_MODELS}
     outputs: dict = {logical_id(m): {"Value": {"Ref": logical_id(m)}} for m in ALL_MODELS}
-    for queue_id, (suffix, consumer, timeout, receives) in QUEUES.items():
-        resources[f"{queue_id}DLQ"] = {"Type": "AWS::SQS::Queue", "Properties": {
-            "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix + "-dlq"},
-            "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}}
-        resources[queue_id] = {"Type": "AWS::SQS::Queue", "Properties": {
-            "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix},
-            "VisibilityTimeout": 6 * timeout, "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True,
-            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [f"{queue_id}DLQ", "Arn"]},
-                              "maxReceiveCount": receives}}}
-        # the queue-URL Ref in the environment (below) already orders the queue before its consumer
-        resources[consumer] = {"Properties": {"Events": {
-            f"{consumer}SqsEventSource": {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}}}
-        outputs[queue_id] = {"Value": {"Ref": queue_id}}
-        outputs[f"{queue_id}DLQ"] = {"Value": {"Ref": f"{queue_id}DLQ"}}
-    variables = {env: {"Ref": queue_id} for queue_id, env in QUEUE_ENV.items()}
-    variables["NOTIFY_DLQ_URL"] = {"Ref": "NotifyQueueDLQ"}
-    for function in FUNCTIONS:
-        entry = resources.setdefault(function, {})
-        entry.setdefault("Properties", {})["Environment"] = {"Variables": variables}
-    return {"Parameters": {"TablePrefix": {"Type": "String", "Default": STAGE_PREFIX,
-                                           "Description": "prefix of every table and queue name (TABLE_PREFIX)"}},
-            "Resources": resources, "Outputs": outputs}
+    _queues(resources, outputs)
+    _functions(resources)
+    # the API's name is the stack's, so its metrics (the 5xx alarm) never mix two stages' APIs
+    resources["RestAPI"] = {
+        "Properties": {
+            "Name": {"Ref": "AWS::StackName"},
+            "TracingEnabled": True,
+            "DefinitionBody": {"info": {"title": {"Ref": "AWS::StackName"}}},
+        }
+    }
+    alarms = infra_monitoring.alarms()
+    resources.update(alarms)
+    resources.update(infra_monitoring.topic())
+    resources["Dashboard"] = infra_monitoring.dashboard(sorted(alarms))
+    outputs["AlarmTopic"] = {"Value": {"Ref": "AlarmTopic"}}
+    outputs["Dashboard"] = {
+        "Value": {
+            "Fn::Sub": "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home"
+            "?region=${AWS::Region}#dashboards:name=${Dashboard}"
+        }
+    }
+    parameters = {
+        "TablePrefix": {
+            "Type": "String",
+            "Default": STAGE_PREFIX,
+            "Description": "prefix of every table and queue name (TABLE_PREFIX)",
+        },
+        "SecretsPrefix": {
+            "Type": "String",
+            "Default": SECRETS_PREFIX,
+            "Description": "prefix of the stage's Secrets Manager secrets",
+        },
+        **infra_monitoring.parameters(),
+    }
+    return {
+        "Parameters": parameters,
+        "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
+        "Resources": resources,
+        "Outputs": outputs,
+    }
+
+
+def policies() -> dict[str, dict]:
+    tables = [logical_id(m) for m in ALL_MODELS]
+    indexed = [logical_id(m) for m in ALL_MODELS if m._indexes]
+    return infra_iam.policies(tables, indexed)
+
+
+def _write(path: Path, document: dict) -> None:
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
 
 
 def main() -> None:
-    path = ROOT / "infra" / "prod-resources.json"
-    path.write_text(json.dumps(build(), indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {path.relative_to(ROOT)}")
+    _write(TEMPLATE, build())
+    for name, document in policies().items():
+        _write(POLICIES / name, document)
 
 
 if __name__ == "__main__":

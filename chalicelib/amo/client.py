@@ -22,6 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from chalicelib import metrics
 from chalicelib.amo.errors import (
     AmoAuthError,
     AmoBlocked,
@@ -264,15 +265,23 @@ class AmoClient:
         number = 0
         while True:
             number += 1
-            self.limiter.acquire(self.lane)
+            try:
+                self.limiter.acquire(self.lane)
+            except AmoBlocked:
+                metrics.count("AmoBlocked")
+                raise
             attempt = self._attempt(method, url, body, headers, timeouts)
+            metrics.count("AmoRequests")
             if is_block_page(attempt.response):  # every process stops asking, not only this one
+                metrics.count("AmoBlocked")
                 self.limiter.block(BLOCK_SECONDS)
             delay = self.retry.delay(attempt, number, self._rand) if self.retry.is_transient(attempt) else None
             if attempt.status == 429:  # everyone waits, not only this request
+                metrics.count("AmoRateLimited")
                 self.limiter.pause(retry_after_seconds(attempt.response) or delay or self.retry.base_delay)
             if delay is None or not self.retry.should_retry(method, attempt, number):
                 return self._final(method, path, attempt, number)
+            metrics.count("AmoRetries")
             log.warning("amoCRM %s %s: %s, retry %d in %.2fs", method, path,
                         attempt.failure or f"HTTP {attempt.status}", number, delay)
             self._sleep(delay)

@@ -20,6 +20,7 @@ Memory is bounded by the window plus a small buffer.
 """
 from __future__ import annotations
 
+import contextvars
 import math
 import threading
 from dataclasses import dataclass
@@ -99,7 +100,9 @@ class PageFetcher:
             number = self._next_to_request
             self._next_to_request += 1
             self._running += 1
-            threading.Thread(target=self._work, args=(number,), name=f"amo-page-{number}", daemon=True).start()
+            # in a copy of the caller's context: the worker's log lines keep the correlation id
+            threading.Thread(target=contextvars.copy_context().run, args=(self._work, number),
+                             name=f"amo-page-{number}", daemon=True).start()
 
     def _work(self, number: int) -> None:
         try:

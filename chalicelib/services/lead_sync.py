@@ -22,9 +22,10 @@ The rules, each applied in one place below:
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
+from chalicelib import logs
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.leads import LOST_STATUS_ID, WON_STATUS_ID, LeadInfo, read_lead
 from chalicelib.services import contacts, leads, mirror, pipelines
@@ -44,7 +45,7 @@ class LeadPageWriter:
         self.waiting: list[LeadInfo] = []
         self.synced = 0
         self.errors: list[dict] = []
-        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="lead-sync")
+        self._pool = logs.ThreadPool(max_workers=WORKERS, thread_name_prefix="lead-sync")
         self.guests = GuestDirectory(amo, self._pool, contacts.save_new)
         self._writes: list[Future] = []
         self._lock = threading.Lock()

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
-from chalicelib import settings
+from chalicelib import logs, metrics, settings
 from chalicelib.memo import memoize
 from chalicelib.models import Lead, Notification, utc_now
 from chalicelib.services import queues
@@ -51,8 +51,8 @@ def outbox_item(lead: Lead, previous_status: str | None, occurred_at: int, reaso
         "occurredAt": datetime.fromtimestamp(occurred_at, timezone.utc).isoformat().replace("+00:00", "Z"),
         "reason": reason,
     }
-    item = Notification(event_id=event_id, payload=payload,
-                        state="pending" if settings.main_backend_webhook_url() else "skipped")
+    state = "pending" if settings.main_backend_webhook_url() else "skipped"
+    item = Notification(event_id=event_id, payload=payload, state=state, correlation_id=logs.current_id())
     item.expires_at = datetime.now(timezone.utc) + RETENTION
     item.touch()
     return item
@@ -115,13 +115,20 @@ def dispatch(event_id: str) -> None:
 
 
 def deliver(event_id: str) -> bool:
-    """POST one notification; True when it is delivered (or needs no delivery)."""
+    """POST one notification; True when it is delivered (or needs no delivery). Logged under
+    the correlation id of the change that recorded it, whoever delivers it (queue, sweeper, CLI)."""
     try:
         note = Notification.get(event_id, consistent_read=True)
     except Notification.DoesNotExist:
         return True
     if note.state in ("sent", "skipped"):
         return True
+    with logs.bound(note.correlation_id):
+        return _post(note)
+
+
+def _post(note: Notification) -> bool:
+    event_id = note.event_id
     url = settings.main_backend_webhook_url()
     if not url:
         note.update(actions=[Notification.state.set("skipped")])
@@ -139,6 +146,7 @@ def deliver(event_id: str) -> bool:
     actions = [Notification.attempts.add(1), Notification.updated_at.set(utc_now())]
     if error is None:
         note.update(actions=actions + [Notification.state.set("sent"), Notification.last_error.remove()])
+        metrics.count("NotificationsSent")
         log.info("notification %s delivered", event_id)
         return True
     note.update(actions=actions + [Notification.last_error.set(error)])
@@ -151,6 +159,8 @@ def mark_dead(event_id: str) -> None:
         Notification.get(event_id).update(actions=[Notification.state.set("dead")])
     except Notification.DoesNotExist:
         return
+    metrics.count("NotificationsDead")
+    log.error("notification %s is dead after %d attempts; `cli redrive` sends it again", event_id, MAX_ATTEMPTS)
 
 
 def handle_message(message: Message) -> None:
@@ -164,6 +174,7 @@ def handle_message(message: Message) -> None:
     if message.receive_count >= MAX_ATTEMPTS:
         mark_dead(event_id)  # SQS moves the message to the dead-letter queue after this receive
     else:
+        metrics.count("NotificationsRetried")
         queues.delay_notification(message.receipt_handle, min(900, 30 * 2 ** (message.receive_count - 1)))
     raise NotDelivered(f"notification {event_id} not delivered (receive {message.receive_count})")
 
@@ -173,6 +184,8 @@ def deliver_pending(limit: int = 500) -> dict:
     pending = sorted((n for n in Notification.scan(Notification.state == "pending")),
                      key=lambda n: n.created_at or utc_now())[:limit]
     delivered = sum(1 for note in pending if deliver(note.event_id))
+    if len(pending) > delivered:
+        metrics.count("NotificationsRetried", len(pending) - delivered)
     return {"pending": len(pending), "delivered": delivered}
 
 

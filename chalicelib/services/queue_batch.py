@@ -3,7 +3,8 @@
 Every consumer runs its records through `run`: a record whose handler raises is reported
 back, so SQS offers it again later (and after the queue's maxReceiveCount moves it to the
 dead-letter queue); the others count as done. A body that is not a JSON object is just a
-failing record: it never takes its neighbours down with it.
+failing record: it never takes its neighbours down with it. Each record is handled, and its
+failure logged, under the correlation id it carries (queues.py sets it).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from chalicelib import logs
 from chalicelib.amo.errors import AmoError
 from chalicelib.services.errors import ServiceError
 
@@ -28,6 +30,7 @@ class Message:
     body: str
     receipt_handle: str
     receive_count: int
+    correlation_id: str = ""
 
     @classmethod
     def from_record(cls, record: dict) -> "Message":
@@ -36,8 +39,10 @@ class Message:
             receives = int(attributes.get("ApproximateReceiveCount", 1))
         except (TypeError, ValueError):
             receives = 1
+        carried = ((record.get("messageAttributes") or {}).get("correlation_id") or {}).get("stringValue")
         return cls(message_id=str(record.get("messageId") or ""), body=str(record.get("body") or ""),
-                   receipt_handle=str(record.get("receiptHandle") or ""), receive_count=receives)
+                   receipt_handle=str(record.get("receiptHandle") or ""), receive_count=receives,
+                   correlation_id=logs.clean(carried))
 
     def json(self) -> dict[str, Any]:
         try:
@@ -59,9 +64,10 @@ def run(records: Iterable[dict], handle: Callable[[Message], object], what: str)
     failures = []
     for record in records:
         message = Message.from_record(record)
-        try:
-            handle(message)
-        except Exception as error:
-            log.warning("%s message %s failed: %s", what, message.message_id, describe(error))
-            failures.append({"itemIdentifier": message.message_id})
+        with logs.bound(message.correlation_id):
+            try:
+                handle(message)
+            except Exception as error:
+                log.warning("%s message %s failed: %s", what, message.message_id, describe(error))
+                failures.append({"itemIdentifier": message.message_id})
     return {"batchItemFailures": failures}

@@ -1,17 +1,28 @@
-"""SQS: where work that must not be lost goes. The client is created once, on first use."""
+"""SQS: where work that must not be lost goes. The client is created once, on first use.
+
+Every message carries the sender's correlation id as the message attribute `correlation_id`,
+so the consumer logs under the same id (queue_batch.run binds it per record).
+"""
 from __future__ import annotations
 
 import json
 
 import boto3
 
-from chalicelib import settings
+from chalicelib import logs, settings
 from chalicelib.memo import memoize
+
+CORRELATION_ATTRIBUTE = "correlation_id"
 
 
 @memoize()
 def sqs():
     return boto3.client("sqs")  # honours AWS_ENDPOINT_URL (moto server locally)
+
+
+def _attributes() -> dict:
+    current = logs.current_id()
+    return {CORRELATION_ATTRIBUTE: {"DataType": "String", "StringValue": current}} if current else {}
 
 
 def sync_queue_configured() -> bool:
@@ -23,7 +34,8 @@ def send_sync_continuation(job_id: str) -> None:
 
 
 def send_sync_request(message: dict) -> None:
-    sqs().send_message(QueueUrl=settings.sync_queue_url(), MessageBody=json.dumps(message))
+    sqs().send_message(QueueUrl=settings.sync_queue_url(), MessageBody=json.dumps(message),
+                       MessageAttributes=_attributes())
 
 
 def notify_queue_configured() -> bool:
@@ -31,7 +43,8 @@ def notify_queue_configured() -> bool:
 
 
 def send_notification(event_id: str) -> None:
-    sqs().send_message(QueueUrl=settings.notify_queue_url(), MessageBody=json.dumps({"eventId": event_id}))
+    sqs().send_message(QueueUrl=settings.notify_queue_url(), MessageBody=json.dumps({"eventId": event_id}),
+                       MessageAttributes=_attributes())
 
 
 def delay_notification(receipt_handle: str, seconds: int) -> None:
@@ -67,10 +80,11 @@ def webhook_queue_configured() -> bool:
 
 def send_webhook_events(bodies: list[str]) -> list[str]:
     """Queue events (10 per call); returns the bodies SQS did not accept."""
-    failed = []
+    failed: list[str] = []
+    attributes = _attributes()
     for start in range(0, len(bodies), 10):
         chunk = bodies[start:start + 10]
         answer = sqs().send_message_batch(QueueUrl=settings.webhook_queue_url(), Entries=[
-            {"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)])
+            {"Id": str(i), "MessageBody": body, "MessageAttributes": attributes} for i, body in enumerate(chunk)])
         failed.extend(chunk[int(f["Id"])] for f in answer.get("Failed", []))
     return failed

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Protocol
 
+from chalicelib import metrics
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.client import PAGE_LIMIT
 from chalicelib.amo.filters import ListFilter, TaskFilter
@@ -105,6 +106,7 @@ class Outcome:
 def _run(amo: AmoApi, entity: str, where: ListFilter, limit: int, first_page: int, already: int,
          time_left: TimeLeft | None, progress: Progress | None) -> Outcome:
     spec = ENTITIES[entity]
+    began = time.monotonic()
     remaining = limit - already if limit else None
     last_page = math.ceil(limit / PAGE_LIMIT) if limit else None
     fetcher = spec.resource(amo).pages(where, first_page=first_page, last_page=last_page)
@@ -116,6 +118,8 @@ def _run(amo: AmoApi, entity: str, where: ListFilter, limit: int, first_page: in
     finally:
         writer.close()
     outcome.synced, outcome.errors = writer.synced, writer.errors
+    metrics.count("SyncItems", outcome.synced, Entity=entity)
+    metrics.measure("SyncDuration", time.monotonic() - began, "Seconds", Entity=entity)
     if progress:
         progress({"entity": entity, "page": None, "synced": already + outcome.synced, "errors": len(outcome.errors)})
     return outcome
@@ -323,9 +327,23 @@ def sync_all(amo: AmoApi, leads_limit: int = 0, full: bool = True, time_left: Ti
 
 
 def scheduled_sync(amo: AmoApi, time_left: TimeLeft | None = None) -> dict:
-    """The schedule's incremental run of leads, contacts and tasks; skipped while a sync runs."""
+    """The schedule's incremental run of leads, contacts and tasks; skipped while a sync runs.
+    Whatever happens, it reports the lag (the alarm on it notices a sync that stopped advancing)."""
     try:
         return sync_all(amo, 0, full=False, time_left=time_left, related=True)
     except sync_lease.SyncRunning as running:
         log.info("scheduled sync skipped: %s", running)
         return {"skipped": True, "runningJobId": running.job_id}
+    finally:
+        report_lag()
+
+
+def report_lag(now: float | None = None) -> float | None:
+    """`SyncLag`: seconds since the start of the oldest last complete run of the scheduled
+    entities (None, and nothing reported, until each has completed once)."""
+    starts = [state.last_success_started_at for state in SyncState.batch_get(SYNCABLE)]
+    if len(starts) < len(SYNCABLE) or not all(starts):
+        return None
+    lag = max(0.0, (now or time.time()) - min(float(s) for s in starts if s))
+    metrics.measure("SyncLag", lag, "Seconds")
+    return lag

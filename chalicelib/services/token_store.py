@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from pynamodb.exceptions import PynamoDBException
 
+from chalicelib import metrics
 from chalicelib.amo.errors import AmoError, AmoTokenRevoked
 from chalicelib.amo.oauth import OAuth, TokenPair
 from chalicelib.amo.retry import RetryPolicy
@@ -51,6 +52,7 @@ def usable(token: AmoToken | None) -> AmoToken:
     if token is None or not token.access_token:
         raise NotConnected("amoCRM is not connected: install the integration so amoCRM calls the callback")
     if token.needs_reauth:
+        metrics.count("NeedsReauthorization")
         raise ReauthorizationRequired("amoCRM needs re-authorization: "
                                       + (token.last_error or "the refresh token is no longer valid"))
     return token
@@ -191,10 +193,13 @@ class TokenStore:
         try:
             pair = self.oauth.refresh(sent)
         except AmoTokenRevoked as error:
+            metrics.count("TokenRefreshFailures")
             return self._refused(sent, owner, error)
         except Exception:
+            metrics.count("TokenRefreshFailures")
             self._release_lease(owner)
             raise
+        metrics.count("TokenRefreshes")
         self._store_rotated(pair)
         log.info("amoCRM access token refreshed; expires at %d", pair.expires_at)
         return pair.access_token
@@ -213,6 +218,7 @@ class TokenStore:
                 raise
             log.warning("amoCRM refused a refresh token that another invocation had already replaced")
             return usable(load_token()).access_token
+        metrics.count("NeedsReauthorization")
         log.error("amoCRM refused the refresh token; re-authorization required (%s)", error.status)
         raise ReauthorizationRequired("amoCRM refused the refresh token; re-authorize the integration") from None
 

@@ -18,6 +18,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
+from chalicelib import metrics
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.errors import AmoError
 from chalicelib.amo.webhook_body import WebhookEvent
@@ -154,6 +155,7 @@ def process_event(amo: AmoApi, event: WebhookEvent, account_id: int | None, rece
         IdempotencyRecord.get(mark)
         activity.record(event.entity, event.entity_id, event_type, "duplicate", account_id, received_at,
                         event.item, event.event_id)
+        metrics.count("WebhookEvents", Outcome="duplicate")
         return "duplicate"
     except IdempotencyRecord.DoesNotExist:
         pass
@@ -162,11 +164,13 @@ def process_event(amo: AmoApi, event: WebhookEvent, account_id: int | None, rece
     except Exception as error:
         activity.record(event.entity, event.entity_id, event_type, "failed", account_id, received_at,
                         {**event.item, "_error": describe(error)}, event.event_id)
+        metrics.count("WebhookEvents", Outcome="failed")
         raise
     IdempotencyRecord(key=mark, state="done", request_hash=event.event_id, response={"outcome": outcome},
                       expires_at=datetime.now(timezone.utc) + APPLIED_MARK_RETENTION).save()
     activity.record(event.entity, event.entity_id, event_type, outcome, account_id, received_at, event.item,
                     event.event_id)
+    metrics.count("WebhookEvents", Outcome=outcome)
     return outcome
 
 

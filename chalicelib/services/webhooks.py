@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from chalicelib import settings
+from chalicelib import metrics, settings
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.webhook_body import (
     MAX_BODY_BYTES,
@@ -54,12 +54,14 @@ def receive(raw_body: bytes | None, content_type: str | None, query: dict, amo: 
     if raw_body is not None and len(raw_body) > MAX_BODY_BYTES:
         activity.record("delivery", None, "webhook.too_large", "rejected", None, received_at,
                         {"bytes": len(raw_body), "body": raw_body[:300].decode("utf-8", "replace")})
+        metrics.count("WebhookDeliveries", Outcome="too_large")
         raise PayloadTooLarge(f"webhook body of {len(raw_body)} bytes is over {MAX_BODY_BYTES}; not amoCRM's")
     try:
         data = decode_body(raw_body, content_type)
     except MalformedWebhook as error:
         activity.record("delivery", None, "webhook.malformed", "rejected", None, received_at,
                       {"error": str(error), "body": (raw_body or b"")[:500].decode("utf-8", "replace")})
+        metrics.count("WebhookDeliveries", Outcome="malformed")
         return _ack(0, [f"unreadable webhook body: {error}"])
     account_id = account_id_of(data)
     expected = _connected_account(account_id)
@@ -68,12 +70,14 @@ def receive(raw_body: bytes | None, content_type: str | None, query: dict, amo: 
                   else f"account {account_id} is not the connected account")
         activity.record("delivery", None, "webhook.foreign", "ignored", account_id, received_at,
                       {"error": reason, "account": data.get("account")})
+        metrics.count("WebhookDeliveries", Outcome="foreign")
         return _ack(0, [f"ignored: {reason}"])
     events, problems = events_of(data)
     if len(events) > MAX_EVENTS:
         return _too_many(events, account_id, received_at, amo)
     if queues.webhook_queue_configured():
         return _enqueue(events, problems, account_id, received_at, amo)
+    metrics.count("WebhookDeliveries", Outcome="inline")
     processed, errors = webhook_events.process_events(amo(), events, account_id, received_at) if events else (0, [])
     return _ack(processed, problems + errors)
 
@@ -110,6 +114,7 @@ def _too_many(events: list[WebhookEvent], account_id: int, received_at: float, a
     entities = sorted({e.entity for e in events if e.entity in sync.SYNCABLE})
     activity.record("delivery", None, "webhook.too_many_events", "synced_instead", account_id, received_at,
                     {"events": len(events), "entities": entities})
+    metrics.count("WebhookDeliveries", Outcome="too_many_events")
     log.warning("a webhook delivery named %d events (over %d); an incremental sync of %s runs instead",
                 len(events), MAX_EVENTS, ", ".join(entities) or "nothing")
     if entities:
@@ -127,6 +132,7 @@ def _enqueue(events: list[WebhookEvent], problems: list[str], account_id: int, r
     errors = list(problems)
     if refused:  # SQS refused them: do not lose them, apply them now
         errors += webhook_events.process_events(amo(), refused, account_id, received_at)[1]
+    metrics.count("WebhookDeliveries", Outcome="queued")
     activity.record("delivery", None, "webhook.delivery", "queued", account_id, received_at,
                   {"events": [f"{e.entity}[{e.action}] {e.entity_id}" for e in events][:50], "problems": problems})
     return _ack(len(events), errors)

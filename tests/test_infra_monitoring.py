@@ -1,0 +1,182 @@
+"""The deployed stack pages someone for every failure the service can have, and keeps its secrets
+out of the Lambda configuration: alarms, their topic, log groups, tracing, the dashboard, the
+per-function roles and the secret references, checked on the generated template and policies."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from scripts.infra_spec import FUNCTIONS, QUEUES, SECRET_OF, SECRETS, SECRETS_PREFIX
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = json.loads((ROOT / "infra" / "prod-resources.json").read_text())
+RESOURCES = TEMPLATE["Resources"]
+CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+PROD_ENV = CONFIG["stages"]["prod"]["environment_variables"]
+POLICIES = {name: json.loads((ROOT / ".chalice" / f.policy_file).read_text()) for name, f in FUNCTIONS.items()}
+CODE = "\n".join(p.read_text() for p in (ROOT / "chalicelib").rglob("*.py"))
+EMITTED = set(re.findall(r'metrics\.(?:count|measure)\("(\w+)"', CODE))
+
+
+def alarms() -> dict[str, dict]:
+    return {k: r["Properties"] for k, r in RESOURCES.items() if r.get("Type") == "AWS::CloudWatch::Alarm"}
+
+
+def chalice_function_ids() -> set[str]:
+    """The logical ids Chalice gives app.py's functions in its template."""
+    from app import app
+
+    return {"APIHandler"} | {"".join(p.capitalize() for p in s.name.split("-")) for s in app.event_sources}
+
+
+def test_the_functions_the_infrastructure_knows_are_exactly_app_pys():
+    assert set(FUNCTIONS) == chalice_function_ids()
+    assert {f.name for f in FUNCTIONS.values()} == set(CONFIG["lambda_functions"])
+
+
+def _alarm_on(namespace, metric, **dimensions):
+    found = [
+        a
+        for a in alarms().values()
+        if a["Namespace"] == namespace
+        and a["MetricName"] == metric
+        and all({"Name": k, "Value": v} in a["Dimensions"] for k, v in dimensions.items())
+    ]
+    assert len(found) == 1, f"one alarm on {namespace} {metric} {dimensions}, found {len(found)}"
+    return found[0]
+
+
+@pytest.mark.parametrize("queue_id", QUEUES)
+def test_any_message_in_a_dead_letter_queue_pages(queue_id):
+    alarm = _alarm_on(
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName={"Fn::GetAtt": [f"{queue_id}DLQ", "QueueName"]}
+    )
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Maximum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert RESOURCES[f"{queue_id}DLQ"]["Type"] == "AWS::SQS::Queue"
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_errors_and_throttles_of_every_function_page(function_id):
+    for metric in ("Errors", "Throttles"):
+        alarm = _alarm_on("AWS/Lambda", metric, FunctionName={"Ref": function_id})
+        assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 1)
+
+
+@pytest.mark.parametrize(
+    ("metric", "statistic", "comparison", "threshold", "missing"),
+    [
+        ("NotificationsDead", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
+        ("AmoBlocked", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
+        ("NeedsReauthorization", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
+        ("SyncLag", "Maximum", "GreaterThanThreshold", 3600, "breaching"),  # a sync that stops reporting pages too
+        ("LongLivedTokenDaysLeft", "Minimum", "LessThanThreshold", 14, "notBreaching"),
+    ],
+)
+def test_the_services_own_failures_page(metric, statistic, comparison, threshold, missing):
+    alarm = _alarm_on("AmoCrmIntegration", metric, service={"Ref": "AWS::StackName"})
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"], alarm["TreatMissingData"]) == (
+        statistic,
+        comparison,
+        threshold,
+        missing,
+    )
+    assert metric in EMITTED, f"no code emits {metric}"
+
+
+def test_api_5xx_pages_on_this_stacks_api():
+    alarm = _alarm_on("AWS/ApiGateway", "5XXError", ApiName={"Ref": "AWS::StackName"}, Stage="api")
+    assert alarm["Threshold"] == 5
+    assert RESOURCES["RestAPI"]["Properties"]["Name"] == {"Ref": "AWS::StackName"}
+    assert CONFIG["stages"]["prod"]["api_gateway_stage"] == "api"
+
+
+def test_every_alarm_notifies_the_topic_which_mails_the_address_given():
+    for name, alarm in alarms().items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] == alarm["OKActions"], name
+        assert alarm["AlarmDescription"], name
+    assert RESOURCES["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    subscription = RESOURCES["AlarmEmailSubscription"]
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+    assert subscription["Condition"] in TEMPLATE["Conditions"] and "AlarmEmail" in TEMPLATE["Parameters"]
+    assert len(alarms()) == 3 + 1 + 2 * len(FUNCTIONS) + 5
+
+
+def test_every_function_logs_json_to_its_own_log_group_kept_30_days_by_default():
+    assert TEMPLATE["Parameters"]["LogRetentionDays"]["Default"] == 30
+    for function_id in FUNCTIONS:
+        logging = RESOURCES[function_id]["Properties"]["LoggingConfig"]
+        assert logging["LogFormat"] == "JSON"
+        group = RESOURCES[logging["LogGroup"]["Ref"]]
+        assert group["Type"] == "AWS::Logs::LogGroup"
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        statement = next(s for s in POLICIES[function_id]["Statement"] if s["Sid"] == "OwnLogGroup")
+        assert statement["Resource"] == {"Fn::GetAtt": [logging["LogGroup"]["Ref"], "Arn"]}
+
+
+def test_tracing_is_on_with_its_two_iam_actions():
+    assert CONFIG["xray"] is True and RESOURCES["RestAPI"]["Properties"]["TracingEnabled"] is True
+    for function_id, policy in POLICIES.items():
+        actions = {a for s in policy["Statement"] for a in s["Action"]}
+        assert {"xray:PutTraceSegments", "xray:PutTelemetryRecords"} <= actions, function_id
+
+
+def test_the_dashboard_shows_the_services_metrics_and_refers_only_to_real_resources():
+    body = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    shown = set(re.findall(r'"AmoCrmIntegration","(\w+)"', body)) | set(re.findall(r'MetricName=\\"(\w+)\\"', body))
+    assert EMITTED <= shown, f"not on the dashboard: {EMITTED - shown}"
+    for reference in re.findall(r"\$\{([\w:.]+)\}", body):
+        name = reference.split(".")[0]
+        assert name.startswith("AWS::") or name in RESOURCES or name in FUNCTIONS, reference
+    assert all(f"${{{a}.Arn}}" in body for a in alarms())
+
+
+def test_no_secret_sits_in_the_deployed_configuration_only_references_to_secrets_manager():
+    assert "{{resolve:" not in json.dumps(CONFIG)
+    for variable, secret in SECRET_OF.items():
+        assert PROD_ENV[variable] == f"secretsmanager:{SECRETS_PREFIX}{secret}#{variable}"
+    assert TEMPLATE["Parameters"]["SecretsPrefix"]["Default"] == SECRETS_PREFIX
+
+
+def _resources_of(policy: dict, action_prefix: str) -> list:
+    return [
+        r
+        for s in policy["Statement"]
+        if any(a.startswith(action_prefix) for a in s["Action"])
+        for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    ]
+
+
+def test_each_function_may_read_only_its_own_secrets_the_webhook_consumer_none_of_the_main_backends():
+    for function_id, function in FUNCTIONS.items():
+        granted = {
+            r["Fn::Sub"].split("${SecretsPrefix}")[1].removesuffix("-??????")
+            for r in _resources_of(POLICIES[function_id], "secretsmanager:")
+        }
+        assert granted == set(function.secrets), function_id
+        assert all(s in SECRETS for s in granted)
+    assert "main-backend" not in FUNCTIONS["ProcessWebhooks"].secrets
+    assert "amocrm" not in FUNCTIONS["DeliverNotifications"].secrets
+
+
+def test_every_arn_is_one_of_the_stacks_resources_or_scoped_to_its_region_and_account():
+    for function_id, policy in POLICIES.items():
+        for statement in policy["Statement"]:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for resource in resources:
+                if statement["Sid"] == "Tracing":
+                    assert resource == "*"  # X-Ray's actions take no resource
+                elif "Fn::GetAtt" in resource:
+                    assert resource["Fn::GetAtt"][0] in RESOURCES, (function_id, resource)
+                else:
+                    text = resource["Fn::Sub"]
+                    assert text.startswith("${") or ":${AWS::Region}:${AWS::AccountId}:" in text, (function_id, text)
