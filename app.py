@@ -1,5 +1,6 @@
 """Every Chalice decorator of the service and nothing else: each handler parses its input,
 calls one service function and shapes the response (STYLE.md)."""
+
 from chalice import Chalice, Rate, Response
 
 from chalicelib import invocation, logs, settings, validation, web, wiring
@@ -40,6 +41,7 @@ def guard(event, get_response):
 
 # -- OAuth and connection ------------------------------------------------------------------------
 
+
 @app.route(f"{P}/callback", methods=["GET"])
 @web.maps_errors
 def callback():
@@ -53,9 +55,12 @@ def callback():
 @web.maps_errors
 def exchange_api_key():
     body = validation.body_object(app.current_request.json_body)
-    result = connection.exchange_api_key_for_code(wiring.amo(), validation.string(body, "login", max_length=320),
-                                                  validation.string(body, "api_key", max_length=200),
-                                                  validation.string(body, "state", required=False, max_length=200))
+    result = connection.exchange_api_key_for_code(
+        wiring.amo(),
+        validation.string(body, "login", max_length=320),
+        validation.string(body, "api_key", max_length=200),
+        validation.string(body, "state", required=False, max_length=200),
+    )
     return Response(body=result, status_code=202)
 
 
@@ -69,12 +74,16 @@ def test_connection():
 @web.maps_errors
 def set_tokens():
     body = validation.body_object(app.current_request.json_body)
-    return connection.set_tokens(wiring.amo(), validation.string(body, "access_token", max_length=8000),
-                                 validation.string(body, "refresh_token", max_length=8000),
-                                 validation.integer(body, "expires_in", required=False, minimum=1, default=86400))
+    return connection.set_tokens(
+        wiring.amo(),
+        validation.string(body, "access_token", max_length=8000),
+        validation.string(body, "refresh_token", max_length=8000),
+        validation.integer(body, "expires_in", required=False, minimum=1, default=86400),
+    )
 
 
 # -- pipelines, stages and status mapping ---------------------------------------------------------
+
 
 @app.route(f"{P}/sync-pipelines", methods=["POST"])
 @web.maps_errors
@@ -91,16 +100,20 @@ def list_pipelines():
 @app.route(f"{P}/pipelines/{{pipelineId}}/stages", methods=["GET"])
 @web.maps_errors
 def list_stages(pipelineId):
-    return pipelines.get_stages(validation.path_int(pipelineId, "pipelineId"),
-                                *validation.page_params(app.current_request.query_params))
+    return pipelines.get_stages(
+        validation.path_int(pipelineId, "pipelineId"), *validation.page_params(app.current_request.query_params)
+    )
 
 
 @app.route(f"{P}/stages/{{stageId}}/mapping", methods=["PUT"])
 @web.maps_errors
 def map_stage(stageId):
     body = validation.body_object(app.current_request.json_body)
-    return pipelines.update_stage_mapping(validation.path_int(stageId, "stageId"), body.get("mappedStatus"),
-                                          validation.integer(body, "pipelineId", required=False, minimum=1))
+    return pipelines.update_stage_mapping(
+        validation.path_int(stageId, "stageId"),
+        body.get("mappedStatus"),
+        validation.integer(body, "pipelineId", required=False, minimum=1),
+    )
 
 
 @app.route(f"{P}/mapping/suggestions", methods=["GET"])
@@ -121,10 +134,12 @@ def mapping_auto_apply():
     body = validation.body_object(web.optional_json(app.current_request))
     options = {**web.query(app.current_request), **body}
     return pipelines.apply_auto_mapping(
-        validation.fraction(options, "minConfidence", pipelines.DEFAULT_AUTO_APPLY_CONFIDENCE))
+        validation.fraction(options, "minConfidence", pipelines.DEFAULT_AUTO_APPLY_CONFIDENCE)
+    )
 
 
 # -- users and roles -----------------------------------------------------------------------------
+
 
 @app.route(f"{P}/sync-users", methods=["POST"])
 @web.maps_errors
@@ -152,6 +167,7 @@ def list_roles():
 
 # -- leads ---------------------------------------------------------------------------------------
 
+
 @app.route(f"{P}/sync-leads", methods=["POST"])
 @web.maps_errors
 def sync_leads():
@@ -166,10 +182,13 @@ def create_lead():
     lead_data = validation.lead_data(body.get("leadData"))
     contact = validation.contact_data(body["contact"]) if body.get("contact") is not None else None
     key = app.current_request.headers.get("idempotency-key")
-    return idempotency.run_once("create-lead", key, body,
-                                lambda checkpoint: leads.create_lead(wiring.amo(), lead_data, contact,
-                                                                     checkpoint=checkpoint),
-                                time_left=web.time_left_for_route(app))
+    return idempotency.run_once(
+        "create-lead",
+        key,
+        body,
+        lambda checkpoint: leads.create_lead(wiring.amo(), lead_data, contact, checkpoint=checkpoint),
+        time_left=web.time_left_for_route(app),
+    )
 
 
 @app.route(f"{P}/update-lead", methods=["POST"])
@@ -203,11 +222,13 @@ def get_lead(amoLeadId):
 @web.maps_errors
 def add_lead_note(amoLeadId):
     body = validation.body_object(app.current_request.json_body)
-    return leads.add_note(wiring.amo(), validation.path_int(amoLeadId, "amoLeadId"),
-                          validation.string(body, "text", max_length=20000))
+    return leads.add_note(
+        wiring.amo(), validation.path_int(amoLeadId, "amoLeadId"), validation.string(body, "text", max_length=20000)
+    )
 
 
 # -- contacts and tasks --------------------------------------------------------------------------
+
 
 @app.route(f"{P}/sync-contacts", methods=["POST"])
 @web.maps_errors
@@ -239,9 +260,13 @@ def update_contact(contactId):
 @web.maps_errors
 def sync_tasks():
     params = app.current_request.query_params
-    return sync.sync_tasks(wiring.amo(), validation.query_int(params, "limit", 50),
-                           validation.query_bool(params, "is_completed"),
-                           validation.entity_type_param(params), time_left=web.time_left_for_route(app))
+    return sync.sync_tasks(
+        wiring.amo(),
+        validation.query_int(params, "limit", 50),
+        validation.query_bool(params, "is_completed"),
+        validation.entity_type_param(params),
+        time_left=web.time_left_for_route(app),
+    )
 
 
 @app.route(f"{P}/tasks", methods=["GET"])
@@ -261,19 +286,26 @@ def create_task():
 @web.maps_errors
 def complete_task(taskId):
     body = validation.body_object(web.optional_json(app.current_request))
-    return tasks.complete_task(wiring.amo(), validation.path_int(taskId, "taskId"),
-                               validation.string(body, "result_text", required=False, max_length=5000))
+    return tasks.complete_task(
+        wiring.amo(),
+        validation.path_int(taskId, "taskId"),
+        validation.string(body, "result_text", required=False, max_length=5000),
+    )
 
 
 # -- full and incremental sync -------------------------------------------------------------------
+
 
 @app.route(f"{P}/sync-all", methods=["POST"])
 @web.maps_errors
 def sync_all():
     params = app.current_request.query_params
-    return sync.sync_all(wiring.amo(), validation.query_int(params, "leadsLimit", 0),
-                         full=validation.query_bool(params, "full") is not False,
-                         time_left=web.time_left_for_route(app))
+    return sync.sync_all(
+        wiring.amo(),
+        validation.query_int(params, "leadsLimit", 0),
+        full=validation.query_bool(params, "full") is not False,
+        time_left=web.time_left_for_route(app),
+    )
 
 
 @app.route(f"{P}/sync-jobs/{{jobId}}", methods=["GET"])
@@ -286,8 +318,11 @@ def sync_job(jobId):
 def continue_sync(event):
     """Resumes a sync that handed over before its invocation ran out of time."""
     time_left = web.time_left_for_event(event.context)
-    return queue_batch.run([record.to_dict() for record in event],
-                           lambda message: sync.resume_message(wiring.amo(), message.json(), time_left), "sync")
+    return queue_batch.run(
+        [record.to_dict() for record in event],
+        lambda message: sync.resume_message(wiring.amo(), message.json(), time_left),
+        "sync",
+    )
 
 
 @app.schedule(Rate(settings.sync_schedule_minutes(), unit=Rate.MINUTES), name="incremental-sync")
@@ -298,8 +333,12 @@ def scheduled_sync(event):
 
 # -- webhooks and Main Backend notifications ----------------------------------------------------
 
-@app.route(f"{P}/webhook", methods=["POST"],
-           content_types=["application/x-www-form-urlencoded", "application/json", "text/plain"])
+
+@app.route(
+    f"{P}/webhook",
+    methods=["POST"],
+    content_types=["application/x-www-form-urlencoded", "application/json", "text/plain"],
+)
 @web.maps_errors
 def webhook():
     request = app.current_request
@@ -320,12 +359,20 @@ def webhook_register():
 @web.maps_errors
 def webhook_activity():
     params = web.query(app.current_request)
-    return activity.activity(params.get("entity", ""), validation.query_int(params, "id", 0) or None,
-                             validation.query_int(params, "limit", 50, minimum=1, maximum=1000))
+    return activity.activity(
+        params.get("entity", ""),
+        validation.query_int(params, "id", 0) or None,
+        validation.query_int(params, "limit", 50, minimum=1, maximum=1000),
+    )
 
 
-@app.on_sqs_message(queue=settings.webhook_queue_name(), batch_size=25, maximum_batching_window_in_seconds=1,
-                    maximum_concurrency=2, name="process-webhooks")
+@app.on_sqs_message(
+    queue=settings.webhook_queue_name(),
+    batch_size=25,
+    maximum_batching_window_in_seconds=1,
+    maximum_concurrency=2,
+    name="process-webhooks",
+)
 def process_webhooks(event):
     return webhook_events.handle_queue_batch(wiring.amo(), [record.to_dict() for record in event])
 
@@ -347,6 +394,7 @@ def openapi():
 
 
 # -- schedules -----------------------------------------------------------------------------------
+
 
 @app.schedule(Rate(12, unit=Rate.HOURS), name="refresh-token")
 def scheduled_token_refresh(event):

@@ -1,5 +1,6 @@
 """`python -m benchmarks [--quick]`: sync against the floor, memory, incremental sync,
 webhook acknowledgement and cold start. Prints one table per part; never part of the tests."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,9 @@ CORES = os.cpu_count()
 
 
 def _child(stack: Stack, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.sync_child", *args], cwd=ROOT, env=stack.env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.sync_child", *args], cwd=ROOT, env=stack.env, capture_output=True, text=True
+    )
     if out.returncode != 0:
         raise RuntimeError(f"sync child failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -26,10 +28,11 @@ def _child(stack: Stack, *args: str) -> dict:
 
 def _connect(stack: Stack) -> None:
     code = http("POST", f"{stack.sandbox_url}/_sandbox/issue-code", {})[1]["code"]
-    connect = ("from chalicelib import wiring; from chalicelib.services import connection; "
-               f"connection.exchange_code(wiring.amo(), {code!r})")
-    subprocess.run([sys.executable, "-c", connect],
-                   cwd=ROOT, env=stack.env, check=True, capture_output=True)
+    connect = (
+        "from chalicelib import wiring; from chalicelib.services import connection; "
+        f"connection.exchange_code(wiring.amo(), {code!r})"
+    )
+    subprocess.run([sys.executable, "-c", connect], cwd=ROOT, env=stack.env, check=True, capture_output=True)
 
 
 def _stats(stack: Stack) -> dict:
@@ -38,13 +41,21 @@ def _stats(stack: Stack) -> dict:
 
 def sync_scenario(leads: int, latency_ms: int, with_incremental: bool = False, writes: str = "dynamodb") -> dict:
     contacts = leads // 2
-    stack = Stack(moto_port=free_port(), sandbox_port=free_port(), api_port=free_port(),
-                  seed={"leads": leads, "contacts": contacts, "tasks": 0, "pipelines": 2},
-                  # MALLOC_ARENA_MAX as in .chalice/config.json: what Lambda runs with
-                  extra_env={"TABLE_PREFIX": f"bench-{leads}-{latency_ms}-", "AMO_RATE_LIMIT_RPS": "7",
-                             "MALLOC_ARENA_MAX": "2",
-                             "AMO_BASE_URL": "", "MAIN_BACKEND_WEBHOOK_URL": ""},
-                  log_dir=ROOT / ".local" / "bench-logs")
+    stack = Stack(
+        moto_port=free_port(),
+        sandbox_port=free_port(),
+        api_port=free_port(),
+        seed={"leads": leads, "contacts": contacts, "tasks": 0, "pipelines": 2},
+        # MALLOC_ARENA_MAX as in .chalice/config.json: what Lambda runs with
+        extra_env={
+            "TABLE_PREFIX": f"bench-{leads}-{latency_ms}-",
+            "AMO_RATE_LIMIT_RPS": "7",
+            "MALLOC_ARENA_MAX": "2",
+            "AMO_BASE_URL": "",
+            "MAIN_BACKEND_WEBHOOK_URL": "",
+        },
+        log_dir=ROOT / ".local" / "bench-logs",
+    )
     try:
         stack.start(api=False, sandbox_args=["--latency-ms", str(latency_ms)])
         _connect(stack)
@@ -53,23 +64,37 @@ def sync_scenario(leads: int, latency_ms: int, with_incremental: bool = False, w
         stats = _stats(stack)
         floor_requests = math.ceil(leads / 250) + math.ceil(min(contacts, leads) / 250)
         amo_requests = stats["requests"]
-        row = {"leads": leads, "latency_ms": latency_ms, "writes": writes, "amo_requests": amo_requests,
-               "floor_requests": floor_requests, "seconds": round(measured["seconds"], 2),
-               "floor_seconds": round(floor_requests / 7, 2),
-               "ratio": round(measured["seconds"] / (floor_requests / 7), 3), "429s": stats["rate_limited"],
-               "synced": measured["synced"], "batch_write_calls": measured["batch_write_calls"],
-               "items_per_call": round(measured["batch_write_items"] / max(1, measured["batch_write_calls"]), 1),
-               "max_rss_mb": round(measured["max_rss_mb"], 1), "peak_rps": stats["peak_rps"],
-               "dynamodb_calls": measured["dynamodb_calls"], "dynamodb_seconds": measured["dynamodb_seconds"]}
+        row = {
+            "leads": leads,
+            "latency_ms": latency_ms,
+            "writes": writes,
+            "amo_requests": amo_requests,
+            "floor_requests": floor_requests,
+            "seconds": round(measured["seconds"], 2),
+            "floor_seconds": round(floor_requests / 7, 2),
+            "ratio": round(measured["seconds"] / (floor_requests / 7), 3),
+            "429s": stats["rate_limited"],
+            "synced": measured["synced"],
+            "batch_write_calls": measured["batch_write_calls"],
+            "items_per_call": round(measured["batch_write_items"] / max(1, measured["batch_write_calls"]), 1),
+            "max_rss_mb": round(measured["max_rss_mb"], 1),
+            "peak_rps": stats["peak_rps"],
+            "dynamodb_calls": measured["dynamodb_calls"],
+            "dynamodb_seconds": measured["dynamodb_seconds"],
+        }
         if with_incremental:
             changed = max(1, leads // 100)
             http("POST", f"{stack.sandbox_url}/_sandbox/touch", {"entity": "leads", "count": changed})
             http("POST", f"{stack.sandbox_url}/_sandbox/stats/reset", {})
             incremental = _child(stack, "incremental")
             inc_stats = _stats(stack)
-            row["incremental"] = {"changed_leads": changed, "amo_requests": inc_stats["requests"],
-                                  "by_path": inc_stats["by_path"], "seconds": round(incremental["seconds"], 2),
-                                  "synced": incremental["synced"]}
+            row["incremental"] = {
+                "changed_leads": changed,
+                "amo_requests": inc_stats["requests"],
+                "by_path": inc_stats["by_path"],
+                "seconds": round(incremental["seconds"], 2),
+                "synced": incremental["synced"],
+            }
         return row
     finally:
         stack.stop()
@@ -91,19 +116,42 @@ def main() -> int:
     results: dict = {"cores": CORES}
 
     sizes = [5000] if args.quick else [5000, 50000]
-    rows = [sync_scenario(size, latency, with_incremental=(size == 5000 and latency == 50))
-            for size in sizes for latency in (50, 400)]
+    rows = [
+        sync_scenario(size, latency, with_incremental=(size == 5000 and latency == 50))
+        for size in sizes
+        for latency in (50, 400)
+    ]
     results["sync"] = rows
     amo_side = [sync_scenario(size, latency, writes="discard") for size in sizes for latency in (50, 400)]
     results["sync_amocrm_side"] = amo_side
-    print_table("1. Full sync against the floor ((ceil(L/250) + ceil(C/250)) / 7 s)", rows + amo_side,
-                ["leads", "latency_ms", "writes", "amo_requests", "floor_requests", "seconds", "floor_seconds", "ratio",
-                 "429s", "batch_write_calls", "items_per_call", "dynamodb_calls", "dynamodb_seconds", "peak_rps"])
+    print_table(
+        "1. Full sync against the floor ((ceil(L/250) + ceil(C/250)) / 7 s)",
+        rows + amo_side,
+        [
+            "leads",
+            "latency_ms",
+            "writes",
+            "amo_requests",
+            "floor_requests",
+            "seconds",
+            "floor_seconds",
+            "ratio",
+            "429s",
+            "batch_write_calls",
+            "items_per_call",
+            "dynamodb_calls",
+            "dynamodb_seconds",
+            "peak_rps",
+        ],
+    )
     memory = [{"leads": r["leads"], "latency_ms": r["latency_ms"], "max_rss_mb": r["max_rss_mb"]} for r in rows]
     print_table("2. Peak RSS of the sync process", memory, ["leads", "latency_ms", "max_rss_mb"])
     incremental = [dict(r["incremental"], leads=r["leads"]) for r in rows if "incremental" in r]
-    print_table("3. Incremental sync after changing 1% of the leads", incremental,
-                ["leads", "changed_leads", "amo_requests", "seconds", "synced"])
+    print_table(
+        "3. Incremental sync after changing 1% of the leads",
+        incremental,
+        ["leads", "changed_leads", "amo_requests", "seconds", "synced"],
+    )
     for row in incremental:
         print(f"   requests by path: {row['by_path']}")
 
@@ -112,13 +160,19 @@ def main() -> int:
 
     hooks = webhooks_bench.run(deliveries)
     results["webhooks"] = hooks
-    print_table(f"4. Webhook acknowledgement ({deliveries} deliveries through the route, in-process)", hooks,
-                ["path", "p50_ms", "p99_ms", "per_second", "aws_calls_per_delivery", "amo_calls"])
+    print_table(
+        f"4. Webhook acknowledgement ({deliveries} deliveries through the route, in-process)",
+        hooks,
+        ["path", "p50_ms", "p99_ms", "per_second", "aws_calls_per_delivery", "amo_calls"],
+    )
 
     cold = cold_start.run()
     results["cold_start"] = cold
-    print_table("5. Cold start (median of 10 fresh processes) and package size", [cold],
-                ["import_app_ms", "import_libraries_ms", "package_zip_mb", "package_unzipped_mb"])
+    print_table(
+        "5. Cold start (median of 10 fresh processes) and package size",
+        [cold],
+        ["import_app_ms", "import_libraries_ms", "package_zip_mb", "package_unzipped_mb"],
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

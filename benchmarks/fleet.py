@@ -11,6 +11,7 @@
 
 Prints one table per part; never part of the tests (the tests hold the limits, not speeds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,12 +31,21 @@ LATENCY_MS = 50
 
 
 def _stack(leads: int, budget: str, tag: str) -> Stack:
-    return Stack(moto_port=free_port(), sandbox_port=free_port(), api_port=free_port(),
-                 seed={"leads": leads, "contacts": leads // 2, "tasks": 0, "pipelines": 2},
-                 extra_env={"TABLE_PREFIX": f"fleet-bench-{tag}-", "AMO_RATE_LIMIT_RPS": "7",
-                            "AMO_RATE_BUDGET": budget, "MALLOC_ARENA_MAX": "2",
-                            "AMO_BASE_URL": "", "MAIN_BACKEND_WEBHOOK_URL": ""},
-                 log_dir=ROOT / ".local" / "fleet-bench-logs")
+    return Stack(
+        moto_port=free_port(),
+        sandbox_port=free_port(),
+        api_port=free_port(),
+        seed={"leads": leads, "contacts": leads // 2, "tasks": 0, "pipelines": 2},
+        extra_env={
+            "TABLE_PREFIX": f"fleet-bench-{tag}-",
+            "AMO_RATE_LIMIT_RPS": "7",
+            "AMO_RATE_BUDGET": budget,
+            "MALLOC_ARENA_MAX": "2",
+            "AMO_BASE_URL": "",
+            "MAIN_BACKEND_WEBHOOK_URL": "",
+        },
+        log_dir=ROOT / ".local" / "fleet-bench-logs",
+    )
 
 
 def _sandbox(stack: Stack, method: str, path: str, body=None):
@@ -57,9 +67,17 @@ def syncing_processes(processes: int, leads: int, budget: str = "shared") -> dic
         stack.start(api=False, sandbox_args=["--latency-ms", str(LATENCY_MS)])
         _connect(stack)
         _sandbox(stack, "POST", "/_sandbox/stats/reset", {})
-        children = [subprocess.Popen([sys.executable, "-m", "benchmarks.sync_child", "full", "--writes", "discard",
-                                      "--no-lease"], cwd=ROOT, env=stack.env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True) for _ in range(processes)]
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.sync_child", "full", "--writes", "discard", "--no-lease"],
+                cwd=ROOT,
+                env=stack.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(processes)
+        ]
         results = []
         for child in children:
             out, err = child.communicate(timeout=1800)
@@ -69,11 +87,17 @@ def syncing_processes(processes: int, leads: int, budget: str = "shared") -> dic
         stats = _sandbox(stack, "GET", "/_sandbox/stats")
         floor_requests = math.ceil(leads / 250) + math.ceil(leads / 2 / 250)
         seconds = max(r["seconds"] for r in results)
-        return {"processes": processes, "budget": budget, "amo_requests": stats["requests"],
-                "seconds": round(seconds, 2), "agg_rps": _busy_rate(stats),
-                "429s": stats["rate_limited"], "peak_rps": stats["peak_rps"],
-                "budget_calls_per_request": round(sum(r["budget_calls"] for r in results) / max(1, stats["requests"]), 2),
-                "ratio_to_floor": round(seconds / (processes * floor_requests / 7), 3)}
+        return {
+            "processes": processes,
+            "budget": budget,
+            "amo_requests": stats["requests"],
+            "seconds": round(seconds, 2),
+            "agg_rps": _busy_rate(stats),
+            "429s": stats["rate_limited"],
+            "peak_rps": stats["peak_rps"],
+            "budget_calls_per_request": round(sum(r["budget_calls"] for r in results) / max(1, stats["requests"]), 2),
+            "ratio_to_floor": round(seconds / (processes * floor_requests / 7), 3),
+        }
     finally:
         stack.stop()
 
@@ -100,14 +124,24 @@ def services(leads: int, tries: int) -> dict:
         for worker in workers:
             worker.join(60)
         stats = _sandbox(stack, "GET", "/_sandbox/stats")
-        callers = {"agg_rps": _busy_rate(stats, started, busy_until), "429s": stats["rate_limited"],
-                   "peak_rps": stats["peak_rps"]}
+        callers = {
+            "agg_rps": _busy_rate(stats, started, busy_until),
+            "429s": stats["rate_limited"],
+            "peak_rps": stats["peak_rps"],
+        }
 
         def create_lead(attempt: int) -> float:
             asked = time.monotonic()
-            status, _ = http("POST", f"{apis[attempt % 2]}/create-lead",
-                             {"leadData": {"name": f"Бронь під час синхронізації {attempt}"},
-                              "contact": {"name": "Гість Тест", "phone": f"+38050000{attempt:04d}"}}, headers, 300)
+            status, _ = http(
+                "POST",
+                f"{apis[attempt % 2]}/create-lead",
+                {
+                    "leadData": {"name": f"Бронь під час синхронізації {attempt}"},
+                    "contact": {"name": "Гість Тест", "phone": f"+38050000{attempt:04d}"},
+                },
+                headers,
+                300,
+            )
             if status != 200:
                 raise RuntimeError(f"create-lead answered {status}")
             return time.monotonic() - asked
@@ -115,16 +149,25 @@ def services(leads: int, tries: int) -> dict:
         idle = [create_lead(100 + attempt) for attempt in range(tries)]
         waits = []
         for attempt in range(tries):
-            sync = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "sync-all"], cwd=ROOT, env=stack.env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            sync = subprocess.Popen(
+                [sys.executable, "-m", "chalicelib.cli", "sync-all"],
+                cwd=ROOT,
+                env=stack.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             before = _sandbox(stack, "GET", "/_sandbox/stats")["requests"]
             while _sandbox(stack, "GET", "/_sandbox/stats")["requests"] < before + 10:
                 time.sleep(0.1)
             waits.append(create_lead(attempt))
             sync.wait(1800)
-        create = {"tries": tries, "idle_median_s": round(statistics.median(idle), 2),
-                  "median_s": round(statistics.median(waits), 2), "max_s": round(max(waits), 2),
-                  "bound_s": round(1 + 3 * LATENCY_MS / 1000, 2)}
+        create = {
+            "tries": tries,
+            "idle_median_s": round(statistics.median(idle), 2),
+            "median_s": round(statistics.median(waits), 2),
+            "max_s": round(max(waits), 2),
+            "bound_s": round(1 + 3 * LATENCY_MS / 1000, 2),
+        }
         return {"callers": callers, "create_lead": create}
     finally:
         stack.stop()
@@ -138,15 +181,32 @@ def main() -> int:
     leads = 2500 if args.quick else 5000
     counts = (1, 2) if args.quick else (1, 2, 4, 8)
     rows = [syncing_processes(1, leads, budget="local")] + [syncing_processes(n, leads) for n in counts]
-    print_table(f"Fleet 1. Processes each running a full sync of {leads} leads at once (amoCRM side, "
-                f"{LATENCY_MS} ms latency)", rows,
-                ["processes", "budget", "amo_requests", "seconds", "agg_rps", "429s", "peak_rps",
-                 "budget_calls_per_request", "ratio_to_floor"])
+    print_table(
+        f"Fleet 1. Processes each running a full sync of {leads} leads at once (amoCRM side, {LATENCY_MS} ms latency)",
+        rows,
+        [
+            "processes",
+            "budget",
+            "amo_requests",
+            "seconds",
+            "agg_rps",
+            "429s",
+            "peak_rps",
+            "budget_calls_per_request",
+            "ratio_to_floor",
+        ],
+    )
     both = services(leads, tries=3 if args.quick else 5)
-    print_table("Fleet 2. Two services, three callers each, one amoCRM request per call, 10 s", [both["callers"]],
-                ["agg_rps", "429s", "peak_rps"])
-    print_table("Fleet 3. create-lead alone and during a full sync (three amoCRM calls)", [both["create_lead"]],
-                ["tries", "idle_median_s", "median_s", "max_s", "bound_s"])
+    print_table(
+        "Fleet 2. Two services, three callers each, one amoCRM request per call, 10 s",
+        [both["callers"]],
+        ["agg_rps", "429s", "peak_rps"],
+    )
+    print_table(
+        "Fleet 3. create-lead alone and during a full sync (three amoCRM calls)",
+        [both["create_lead"]],
+        ["tries", "idle_median_s", "median_s", "max_s", "bound_s"],
+    )
     if args.json:
         args.json.write_text(json.dumps({"cores": CORES, "syncing": rows, **both}, indent=2))
     return 0

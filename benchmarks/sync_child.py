@@ -1,5 +1,6 @@
 """Runs one sync in its own process and prints what it measured as JSON (wall time, peak RSS,
 DynamoDB write calls and items). The parent points it at a moto server and a sandbox."""
+
 from __future__ import annotations
 
 import json
@@ -65,11 +66,21 @@ def main() -> None:
     result = sync.sync_all(wiring.amo(), 0, full=mode == "full")
     elapsed = time.monotonic() - started
     limiter = wiring.amo().client.limiter
-    print(json.dumps({"seconds": elapsed, "budget_calls": getattr(limiter, "store_calls", 0),
-                      "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "synced": result["leads"]["synced"], "errors": len(result["leads"]["errors"]),
-                      "batch_write_calls": writes["calls"], "batch_write_items": writes["items"],
-                      "dynamodb_calls": dynamo["calls"], "dynamodb_seconds": round(dynamo["seconds"], 2)}))
+    print(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "budget_calls": getattr(limiter, "store_calls", 0),
+                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "synced": result["leads"]["synced"],
+                "errors": len(result["leads"]["errors"]),
+                "batch_write_calls": writes["calls"],
+                "batch_write_items": writes["items"],
+                "dynamodb_calls": dynamo["calls"],
+                "dynamodb_seconds": round(dynamo["seconds"], 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,13 +3,14 @@
 Calls services only; never prints a token, key or secret. Exit code 0 on success, 1 on
 failure, 2 on bad usage.
 """
+
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from chalicelib import logs, settings, wiring
 from chalicelib.amo.errors import AmoError
@@ -27,8 +28,10 @@ class ProgressLine:
     def __call__(self, event: dict) -> None:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         page = f"page {event['page']:>5}" if event.get("page") else "done      "
-        line = (f"{event['entity']:<9} {page}  {event['synced']:>8} synced  "
-                f"{event['synced'] / elapsed:8.1f}/s  {event['errors']} errors")
+        line = (
+            f"{event['entity']:<9} {page}  {event['synced']:>8} synced  "
+            f"{event['synced'] / elapsed:8.1f}/s  {event['errors']} errors"
+        )
         if self.tty:
             sys.stderr.write("\r" + line + ("\n" if event.get("page") is None else ""))
         elif event.get("page") is None or event["page"] % 20 == 0:
@@ -78,9 +81,13 @@ def cmd_status(_: argparse.Namespace) -> int:
     if report["mapping"] is not None:
         _print_unmapped(report["mapping"])
     print("amoCRM connection and notifications")
-    _print_rows([(f"{k}.{sub}" if isinstance(v, dict) else k, str(value))
-                 for k, v in report["connection"].items()
-                 for sub, value in (v.items() if isinstance(v, dict) else [(None, v)])])
+    _print_rows(
+        [
+            (f"{k}.{sub}" if isinstance(v, dict) else k, str(value))
+            for k, v in report["connection"].items()
+            for sub, value in (v.items() if isinstance(v, dict) else [(None, v)])
+        ]
+    )
     healthy = report["tables_ok"] and report["connection"].get("connected") is True
     return 0 if healthy else 1
 
@@ -90,10 +97,16 @@ def _print_unmapped(mapping: dict) -> None:
     if not mapping["data"]:
         print("  every stage is mapped")
         return
-    print(f"  {mapping['count']} stage(s) without a mapping hold {mapping['unmappedLeads']} lead(s) "
-          "(map them: PUT stages/{id}/mapping or POST mapping/auto-apply)")
-    _print_rows([(f"{s['pipelineName']} / {s['stageName']} ({s['pipelineId']}/{s['stageId']})",
-                  f"{s['leads']} lead(s)") for s in mapping["data"]])
+    print(
+        f"  {mapping['count']} stage(s) without a mapping hold {mapping['unmappedLeads']} lead(s) "
+        "(map them: PUT stages/{id}/mapping or POST mapping/auto-apply)"
+    )
+    _print_rows(
+        [
+            (f"{s['pipelineName']} / {s['stageName']} ({s['pipelineId']}/{s['stageId']})", f"{s['leads']} lead(s)")
+            for s in mapping["data"]
+        ]
+    )
 
 
 def cmd_refresh_token(_: argparse.Namespace) -> int:
@@ -104,16 +117,16 @@ def cmd_refresh_token(_: argparse.Namespace) -> int:
 
 def cmd_sync_all(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    results = sync.sync_all(wiring.amo(), args.leads_limit, full=args.full, progress=ProgressLine(),
-                            related=args.related)
+    results = sync.sync_all(
+        wiring.amo(), args.leads_limit, full=args.full, progress=ProgressLine(), related=args.related
+    )
     return _summary(results, time.monotonic() - started)
 
 
 def _sync_one(entity: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         started = time.monotonic()
-        result = sync.sync_entity(wiring.amo(), entity, args.limit, incremental=not args.full,
-                                  progress=ProgressLine())
+        result = sync.sync_entity(wiring.amo(), entity, args.limit, incremental=not args.full, progress=ProgressLine())
         return _summary({entity: result}, time.monotonic() - started)
 
     return run
@@ -143,8 +156,10 @@ def cmd_deliver_notifications(_: argparse.Namespace) -> int:
 
 def cmd_redrive(_: argparse.Namespace) -> int:
     result = notifications.redrive()
-    print(f"dead-letter messages cleared {result['deadLetterMessagesCleared']}, "
-          f"notifications sent again {result['redriven']}")
+    print(
+        f"dead-letter messages cleared {result['deadLetterMessagesCleared']}, "
+        f"notifications sent again {result['redriven']}"
+    )
     return 0
 
 
@@ -171,8 +186,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chalicelib.cli",
-                                     description="Operate the amoCRM integration service.")
+    parser = argparse.ArgumentParser(
+        prog="python -m chalicelib.cli", description="Operate the amoCRM integration service."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (handler, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text)
@@ -186,10 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--limit", type=_non_negative, default=0, help="0 = all (default)")
         if name.startswith("sync-") and name != "sync-pipelines":
             mode = command.add_mutually_exclusive_group()
-            mode.add_argument("--full", dest="full", action="store_true", default=True,
-                              help="everything (default)")
-            mode.add_argument("--incremental", dest="full", action="store_false",
-                              help="only what changed since the last complete run (minus an overlap)")
+            mode.add_argument("--full", dest="full", action="store_true", default=True, help="everything (default)")
+            mode.add_argument(
+                "--incremental",
+                dest="full",
+                action="store_false",
+                help="only what changed since the last complete run (minus an overlap)",
+            )
     return parser
 
 

@@ -1,7 +1,9 @@
 """Optimistic locking in one place: recognise a lost conditional write, re-read, retry."""
+
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -10,9 +12,10 @@ T = TypeVar("T")
 
 def is_conflict(error: Exception) -> bool:
     """True when DynamoDB refused a write because its condition (version, lease…) did not hold."""
-    return (isinstance(error, PynamoDBException)
-            and error.cause_response_code in ("ConditionalCheckFailedException",
-                                              "TransactionCanceledException"))
+    return isinstance(error, PynamoDBException) and error.cause_response_code in (
+        "ConditionalCheckFailedException",
+        "TransactionCanceledException",
+    )
 
 
 def retry_on_conflict(attempt: Callable[[], T], attempts: int = 5) -> T:

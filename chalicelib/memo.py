@@ -6,12 +6,14 @@ two threads never build two of something that must be unique (a rate limiter, a 
 Settings are passed as arguments, so a changed setting (a test, `chalice local` after an
 edit) gets a new value instead of a stale one. `clear_all()` is for tests.
 """
+
 from __future__ import annotations
 
 import functools
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 _memoized: list[Any] = []

@@ -6,9 +6,10 @@ environment. PynamoDB rebuilds its cached connection when the name changes.
 Every table is on-demand (PAY_PER_REQUEST). No model sets `Meta.host`: botocore resolves
 AWS_ENDPOINT_URL itself, which is how the local stack reaches the moto server.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.attributes import (
@@ -44,7 +45,7 @@ def _index(name: str, projection: object = None) -> type:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class BaseModel(Model):
@@ -331,8 +332,9 @@ class RateBudget(BaseModel):
     block by amoCRM, which lanes have work). Calls fail fast: the caller falls back to its own
     pace rather than wait on this table."""
 
-    Meta = _meta("rate-budget", connect_timeout_seconds=1, read_timeout_seconds=1, max_retry_attempts=1,
-                 base_backoff_ms=20)
+    Meta = _meta(
+        "rate-budget", connect_timeout_seconds=1, read_timeout_seconds=1, max_retry_attempts=1, base_backoff_ms=20
+    )
     STATE_KEY = "state"
 
     key = UnicodeAttribute(hash_key=True)
@@ -347,6 +349,19 @@ class RateBudget(BaseModel):
 
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (
-    AmoToken, OAuthState, AmoPipeline, AmoStage, AmoUser, AmoRole,
-    AmoContact, AmoTask, Lead, AmoActivityLog, SyncState, SyncJob, IdempotencyRecord, Notification, RateBudget,
+    AmoToken,
+    OAuthState,
+    AmoPipeline,
+    AmoStage,
+    AmoUser,
+    AmoRole,
+    AmoContact,
+    AmoTask,
+    Lead,
+    AmoActivityLog,
+    SyncState,
+    SyncJob,
+    IdempotencyRecord,
+    Notification,
+    RateBudget,
 )

@@ -8,12 +8,14 @@ documents come from the same line. Conventions of every spec:
 - integers from outside lie within ±MAX_ID; a JSON number like 3.0 is the integer 3;
 - objects may carry fields they do not declare (amoCRM objects are passed through).
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any
 
 from chalicelib.amo.tasks import ENTITY_TYPES
 from chalicelib.services.errors import InvalidInput
@@ -40,8 +42,15 @@ class Str:
 
     def check(self, value: Any, name: str) -> str:
         if not isinstance(value, str) or len(value) > self.max_length:
-            raise fail(name, self.message or ("must be a string" if not isinstance(value, str)
-                                              else f"must be at most {self.max_length} characters"))
+            raise fail(
+                name,
+                self.message
+                or (
+                    "must be a string"
+                    if not isinstance(value, str)
+                    else f"must be at most {self.max_length} characters"
+                ),
+            )
         if self.enum and value not in self.enum:
             raise fail(name, f"must be one of {', '.join(self.enum)}")
         if self.pattern and not re.search(self.pattern, value):
@@ -89,8 +98,11 @@ class Int:
         return self.check(int(raw), name)
 
     def json_schema(self, required: bool) -> dict:
-        schema: dict = {"type": "integer" if required else ["integer", "null"],
-                        "minimum": self.minimum, "maximum": self.maximum}
+        schema: dict = {
+            "type": "integer" if required else ["integer", "null"],
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+        }
         if self.default is not None:
             schema["default"] = self.default
         return schema
@@ -104,8 +116,9 @@ class Num:
     def check(self, value: Any, name: str) -> float:
         if isinstance(value, str):
             return self.parse(value, name)
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or not self.minimum <= value <= self.maximum):  # NaN fails the comparison too
+        if (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not self.minimum <= value <= self.maximum
+        ):  # NaN fails the comparison too
             raise fail(name, f"must be a number between {self.minimum:g} and {self.maximum:g}")
         return float(value)
 
@@ -115,8 +128,7 @@ class Num:
         return self.check(float(raw), name)
 
     def json_schema(self, required: bool) -> dict:
-        return {"type": "number" if required else ["number", "null"],
-                "minimum": self.minimum, "maximum": self.maximum}
+        return {"type": "number" if required else ["number", "null"], "minimum": self.minimum, "maximum": self.maximum}
 
 
 @dataclass(frozen=True)
@@ -148,7 +160,8 @@ class List:
 @dataclass(frozen=True)
 class Obj:
     """A JSON object: its declared fields are checked, any others are kept as they are."""
-    fields: dict[str, "Spec"] = field(default_factory=dict)
+
+    fields: dict[str, Spec] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     any_of: tuple[str, ...] = ()  # at least one of these strings is given and not blank
     together: tuple[str, ...] = ()  # all of these are given, or none
@@ -179,16 +192,18 @@ class Obj:
         if self.required:
             schema["required"] = list(self.required)
         if self.any_of:
-            schema["anyOf"] = [{"required": [key], "properties": {key: {"type": "string", "pattern": r"\S"}}}
-                               for key in self.any_of]
+            schema["anyOf"] = [
+                {"required": [key], "properties": {key: {"type": "string", "pattern": r"\S"}}} for key in self.any_of
+            ]
         if self.together:
-            schema["allOf"] = [{"if": _given_schema(key),
-                                "then": _given_schema(*(other for other in self.together if other != key))}
-                               for key in self.together]
+            schema["allOf"] = [
+                {"if": _given_schema(key), "then": _given_schema(*(other for other in self.together if other != key))}
+                for key in self.together
+            ]
         return schema
 
 
-Spec = Union[Str, Int, Num, List, Obj]
+Spec = Str | Int | Num | List | Obj
 
 
 def take(spec: Spec, data: Mapping, key: str, *, required: bool, name: str = "") -> Any:
@@ -211,35 +226,62 @@ ID = Int(1, message="must be a positive integer below 2^53")
 FRACTION = Num(0, 1)
 EMAIL = Str(320, pattern="@", pattern_means="an e-mail address")
 
-LEAD_DATA = Obj({
-    "name": Str(message="must be a non-empty string of at most 2000 characters"),
-    "price": Int(0, message="must be a non-negative integer below 2^53"),
-    "pipeline_id": ID, "status_id": ID, "responsible_user_id": ID, "loss_reason_id": ID,
-    "custom_fields_values": List(), "_embedded": Obj(),
-}, description="amoCRM lead fields")
-CONTACT_FIELDS = {"name": Str(), "first_name": Str(), "last_name": Str(), "phone": Str(), "email": EMAIL,
-                  "responsible_user_id": ID}
+LEAD_DATA = Obj(
+    {
+        "name": Str(message="must be a non-empty string of at most 2000 characters"),
+        "price": Int(0, message="must be a non-negative integer below 2^53"),
+        "pipeline_id": ID,
+        "status_id": ID,
+        "responsible_user_id": ID,
+        "loss_reason_id": ID,
+        "custom_fields_values": List(),
+        "_embedded": Obj(),
+    },
+    description="amoCRM lead fields",
+)
+CONTACT_FIELDS = {
+    "name": Str(),
+    "first_name": Str(),
+    "last_name": Str(),
+    "phone": Str(),
+    "email": EMAIL,
+    "responsible_user_id": ID,
+}
 CONTACT = Obj(CONTACT_FIELDS, any_of=("name", "first_name", "last_name"))
 CONTACT_CHANGES = Obj(CONTACT_FIELDS)
-TASK = Obj({
-    "text": Str(5000), "complete_till": Int(0), "entity_type": Str(enum=ENTITY_TYPES), "entity_id": ID,
-    "task_type_id": ID, "responsible_user_id": ID, "duration": Int(0),
-}, required=("text", "complete_till"), together=("entity_id", "entity_type"))
+TASK = Obj(
+    {
+        "text": Str(5000),
+        "complete_till": Int(0),
+        "entity_type": Str(enum=ENTITY_TYPES),
+        "entity_id": ID,
+        "task_type_id": ID,
+        "responsible_user_id": ID,
+        "duration": Int(0),
+    },
+    required=("text", "complete_till"),
+    together=("entity_id", "entity_type"),
+)
 
 # -- bodies, by route (under /integrations/amo-crm) ----------------------------------------------
 
 BODIES: dict[str, Obj] = {
-    "POST /exchange-api-key": Obj({"login": Str(320), "api_key": Str(200), "state": Str(200)},
-                                  required=("login", "api_key")),
-    "POST /set-tokens": Obj({"access_token": Str(8000), "refresh_token": Str(8000),
-                             "expires_in": Int(1, default=86400)}, required=("access_token", "refresh_token")),
-    "PUT /stages/{stageId}/mapping": Obj({"mappedStatus": Str(enum=STATUSES), "pipelineId": ID},
-                                         required=("mappedStatus",)),
+    "POST /exchange-api-key": Obj(
+        {"login": Str(320), "api_key": Str(200), "state": Str(200)}, required=("login", "api_key")
+    ),
+    "POST /set-tokens": Obj(
+        {"access_token": Str(8000), "refresh_token": Str(8000), "expires_in": Int(1, default=86400)},
+        required=("access_token", "refresh_token"),
+    ),
+    "PUT /stages/{stageId}/mapping": Obj(
+        {"mappedStatus": Str(enum=STATUSES), "pipelineId": ID}, required=("mappedStatus",)
+    ),
     "POST /mapping/auto-apply": Obj({"minConfidence": FRACTION}),
     "POST /create-lead": Obj({"leadData": LEAD_DATA, "contact": CONTACT}, required=("leadData",)),
     "POST /update-lead": Obj({"leadId": ID, "leadData": LEAD_DATA}, required=("leadId", "leadData")),
-    "POST /sync-lead": Obj({"lead": Obj(description="an amoCRM lead object, as GET /api/v4/leads/{id} "
-                                                    "returns it")}, required=("lead",)),
+    "POST /sync-lead": Obj(
+        {"lead": Obj(description="an amoCRM lead object, as GET /api/v4/leads/{id} returns it")}, required=("lead",)
+    ),
     "POST /leads/{amoLeadId}/notes": Obj({"text": Str(20000)}, required=("text",)),
     "POST /contacts": CONTACT,
     "PATCH /contacts/{contactId}": CONTACT_CHANGES,
@@ -248,8 +290,9 @@ BODIES: dict[str, Obj] = {
     "POST /webhook/register": Obj({"url": Str()}),
     "DELETE /webhook/register": Obj({"url": Str()}),
 }
-BODY_MAY_BE_OMITTED = frozenset({"POST /mapping/auto-apply", "PATCH /tasks/{taskId}/complete",
-                                 "POST /webhook/register", "DELETE /webhook/register"})
+BODY_MAY_BE_OMITTED = frozenset(
+    {"POST /mapping/auto-apply", "PATCH /tasks/{taskId}/complete", "POST /webhook/register", "DELETE /webhook/register"}
+)
 
 # -- query parameters ------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ naming the variable, so a misconfigured deployment says what is wrong instead of
 somewhere deep inside a request. Secret settings (`_secret`) may hold a Secrets Manager
 reference instead of the value, as deployed stages do (secrets.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -100,8 +101,9 @@ def amo_redirect_uri() -> str:
 
 def oauth_credentials() -> OAuthCredentials:
     """The integration's OAuth credentials, read anew on every call (a rotated secret applies at once)."""
-    return OAuthCredentials(client_id=amo_client_id(), client_secret=amo_client_secret(),
-                            redirect_uri=amo_redirect_uri())
+    return OAuthCredentials(
+        client_id=amo_client_id(), client_secret=amo_client_secret(), redirect_uri=amo_redirect_uri()
+    )
 
 
 def amo_property_field_id() -> int | None:
@@ -221,18 +223,34 @@ def public_webhook_url() -> str:
     return _url("WEBHOOK_PUBLIC_URL", required=False)
 
 
-SECRET_VARIABLES = ("AMO_CLIENT_SECRET", "AMO_WEBHOOK_SECRET", "AMO_LONG_LIVED_TOKEN", "MAIN_BACKEND_API_KEY",
-                    "MAIN_BACKEND_OUTBOUND_API_KEY", "MAIN_BACKEND_SIGNING_SECRET")
+SECRET_VARIABLES = (
+    "AMO_CLIENT_SECRET",
+    "AMO_WEBHOOK_SECRET",
+    "AMO_LONG_LIVED_TOKEN",
+    "MAIN_BACKEND_API_KEY",
+    "MAIN_BACKEND_OUTBOUND_API_KEY",
+    "MAIN_BACKEND_SIGNING_SECRET",
+)
 
 
 def validate_all() -> list[str]:
     """Problems with the configuration, one message per variable; empty when all is well."""
-    checks = (amo_base_url, amo_client_id, amo_client_secret, amo_redirect_uri,
-              amo_property_field_id, amo_rate_limit_per_second, main_backend_api_key,
-              main_backend_webhook_url)
-    problems = [f"{name} holds its value in the Lambda configuration; deployed stages refer to Secrets Manager "
-                f"({secrets.PREFIX}<secret>#{name})" for name in SECRET_VARIABLES
-                if deployed() and _get(name) and not secrets.is_reference(_get(name))]
+    checks = (
+        amo_base_url,
+        amo_client_id,
+        amo_client_secret,
+        amo_redirect_uri,
+        amo_property_field_id,
+        amo_rate_limit_per_second,
+        main_backend_api_key,
+        main_backend_webhook_url,
+    )
+    problems = [
+        f"{name} holds its value in the Lambda configuration; deployed stages refer to Secrets Manager "
+        f"({secrets.PREFIX}<secret>#{name})"
+        for name in SECRET_VARIABLES
+        if deployed() and _get(name) and not secrets.is_reference(_get(name))
+    ]
     for check in checks:
         try:
             check()

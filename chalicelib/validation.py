@@ -1,6 +1,7 @@
 """Input validation at the edge: each helper returns a clean value or raises InvalidInput
 naming the offending field. The rules are the specs of chalicelib/schemas.py, which the OpenAPI
 description is built from too."""
+
 from __future__ import annotations
 
 import math
@@ -29,10 +30,15 @@ def _check_json(value: Any, name: str) -> None:
         if isinstance(item, (dict, list)):
             if len(path) >= MAX_DEPTH:
                 raise schemas.fail(name, f"is nested too deeply (at most {MAX_DEPTH} levels)")
-            pending.extend((child, path + (key,)) for key, child in
-                           (item.items() if isinstance(item, dict) else enumerate(item)))
-        elif (isinstance(item, float) and not (math.isfinite(item) and abs(item) <= MAX_ID)
-              or isinstance(item, int) and abs(item) > MAX_ID):
+            pending.extend(
+                (child, path + (key,)) for key, child in (item.items() if isinstance(item, dict) else enumerate(item))
+            )
+        elif (
+            isinstance(item, float)
+            and not (math.isfinite(item) and abs(item) <= MAX_ID)
+            or isinstance(item, int)
+            and abs(item) > MAX_ID
+        ):
             raise schemas.fail(_dotted(name, path), "must be a finite number no larger than 2^53-1")
 
 
@@ -51,14 +57,14 @@ def string(data: dict, field: str, *, required: bool = True, max_length: int = 2
     return schemas.take(schemas.Str(max_length), data, field, required=required)
 
 
-def integer(data: dict, field: str, *, required: bool = True, minimum: int | None = None,
-            default: int | None = None) -> int | None:
+def integer(
+    data: dict, field: str, *, required: bool = True, minimum: int | None = None, default: int | None = None
+) -> int | None:
     value = schemas.take(schemas.Int(-MAX_ID if minimum is None else minimum), data, field, required=required)
     return default if value is None else value
 
 
-def query_int(params: dict | None, name: str, default: int, *, minimum: int = 0,
-              maximum: int | None = None) -> int:
+def query_int(params: dict | None, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     """A non-negative integer query parameter (`?limit=50`); anything else is a 400."""
     return _param(params, name, schemas.Int(minimum, MAX_ID if maximum is None else maximum, default))
 

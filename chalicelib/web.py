@@ -5,6 +5,7 @@ Chalice error with a message safe for the caller, and DynamoDB throttling into a
 Retry-After. Anything unexpected stays a generic 500 (Chalice logs the traceback; `debug` is
 off, so the caller never sees it).
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,8 +14,9 @@ import html
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from chalice import (
     BadRequestError,
@@ -29,7 +31,6 @@ from chalice import (
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import schemas, settings
-from chalicelib.memo import memoize
 from chalicelib.amo.errors import (
     AmoBlocked,
     AmoError,
@@ -38,6 +39,7 @@ from chalicelib.amo.errors import (
     AmoUnavailable,
     AmoValidationError,
 )
+from chalicelib.memo import memoize
 from chalicelib.services.errors import (
     Conflict,
     Forbidden,
@@ -127,8 +129,10 @@ def _translate(error: Exception) -> ChaliceViewError:
     if isinstance(error, AmoBlocked):
         return ServiceUnavailableError(str(error))
     if isinstance(error, AmoUnavailable) and error.outcome_unknown:
-        return BadGatewayError(f"{error}; the outcome is unknown: retry with the same Idempotency-Key "
-                               "(or check amoCRM), never with a new one")
+        return BadGatewayError(
+            f"{error}; the outcome is unknown: retry with the same Idempotency-Key "
+            "(or check amoCRM), never with a new one"
+        )
     return BadGatewayError(str(error))
 
 
@@ -163,8 +167,12 @@ def maps_errors(view: Callable) -> Callable:
             if error.cause_response_code not in THROTTLED:
                 raise
             log.warning("%s: DynamoDB throttled (%s)", view.__name__, error.cause_response_code)
-            return _error_response(503, "ServiceUnavailableError", "the database is busy; retry shortly",
-                                   {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return _error_response(
+                503,
+                "ServiceUnavailableError",
+                "the database is busy; retry shortly",
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
 
     return wrapper
 
@@ -227,6 +235,8 @@ def confirmation_page(request: Any, payload: dict) -> Response:
         return Response(body=payload)
     text = html.escape(payload.get("message", ""))
     account = html.escape(str(payload.get("domain") or payload.get("accountId") or ""))
-    page = (f"<!doctype html><meta charset=utf-8><title>amoCRM</title>"
-            f"<h1>{text}</h1><p>{account}</p><p>You can close this window.</p>")
+    page = (
+        f"<!doctype html><meta charset=utf-8><title>amoCRM</title>"
+        f"<h1>{text}</h1><p>{account}</p><p>You can close this window.</p>"
+    )
     return Response(body=page, headers={"Content-Type": "text/html; charset=utf-8"})

@@ -5,6 +5,7 @@ and one token store shared by every thread of the process (and, through the budg
 by every process of the deployment). Services never import this module: they receive what
 they need as arguments, so a test or another caller can hand them anything.
 """
+
 from __future__ import annotations
 
 from chalicelib import settings
@@ -25,15 +26,21 @@ def _limiter(rate: float, margin: float, budget: str) -> Limiter:
 @memoize()
 def _connection(base_url: str, rate: float, margin: float, budget: str) -> tuple[AmoApi, TokenStore]:
     transport = AmoClient(base_url, limiter=_limiter(rate, margin, budget))
-    oauth = OAuth(AmoClient(base_url, session=transport.session, limiter=transport.limiter, retry=TOKEN_RETRY),
-                  settings.oauth_credentials)
+    oauth = OAuth(
+        AmoClient(base_url, session=transport.session, limiter=transport.limiter, retry=TOKEN_RETRY),
+        settings.oauth_credentials,
+    )
     store = TokenStore(oauth)
     return AmoApi(transport.using(store), oauth), store
 
 
 def _current() -> tuple[AmoApi, TokenStore]:
-    return _connection(settings.amo_base_url(), settings.amo_rate_limit_per_second(),
-                       settings.amo_rate_margin_seconds(), settings.amo_rate_budget())
+    return _connection(
+        settings.amo_base_url(),
+        settings.amo_rate_limit_per_second(),
+        settings.amo_rate_margin_seconds(),
+        settings.amo_rate_budget(),
+    )
 
 
 def amo() -> AmoApi:

@@ -1,4 +1,5 @@
 """Run the sandbox: `python -m sandbox --port 8790 [--leads 1200 …]`."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,31 +20,66 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-secret", default=Config.client_secret)
     parser.add_argument("--subdomain", default=Config.subdomain, help="the account's subdomain")
     parser.add_argument("--redirect-uri", default="", help="the integration's registered redirect URI")
-    parser.add_argument("--webhook-url", default="", help="send every webhook here (besides /api/v4/webhooks subscriptions)")
+    parser.add_argument(
+        "--webhook-url", default="", help="send every webhook here (besides /api/v4/webhooks subscriptions)"
+    )
     parser.add_argument("--token-lifetime", type=int, default=86400, help="access token lifetime, seconds")
     parser.add_argument("--rate-limit", type=float, default=7.0, help="requests per rolling second before 429")
     parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--filters", choices=CHOICES["filters"], default=Config.filters,
-                        help="list filters: on, ignored (account not enrolled), range-only (one bound → 204)")
-    parser.add_argument("--webhook-format", choices=CHOICES["webhook_format"], default=Config.webhook_format,
-                        help="stage-change webhooks: full account webhooks or the robot's compact ones")
+    parser.add_argument(
+        "--filters",
+        choices=CHOICES["filters"],
+        default=Config.filters,
+        help="list filters: on, ignored (account not enrolled), range-only (one bound → 204)",
+    )
+    parser.add_argument(
+        "--webhook-format",
+        choices=CHOICES["webhook_format"],
+        default=Config.webhook_format,
+        help="stage-change webhooks: full account webhooks or the robot's compact ones",
+    )
     parser.add_argument("--retry-after", type=int, default=None, help="send Retry-After: N with every 429")
-    parser.add_argument("--error-shape", choices=CHOICES["error_shape"], default=Config.error_shape,
-                        help="400 body for invalid leads, contacts and tasks")
-    parser.add_argument("--missing-entity-status", type=int, choices=CHOICES["missing_entity_status"],
-                        default=Config.missing_entity_status, help="single GET of an entity that does not exist")
+    parser.add_argument(
+        "--error-shape",
+        choices=CHOICES["error_shape"],
+        default=Config.error_shape,
+        help="400 body for invalid leads, contacts and tasks",
+    )
+    parser.add_argument(
+        "--missing-entity-status",
+        type=int,
+        choices=CHOICES["missing_entity_status"],
+        default=Config.missing_entity_status,
+        help="single GET of an entity that does not exist",
+    )
     defaults = seed.SeedSize()
     for name in ("pipelines", "users", "contacts", "leads", "tasks", "seed"):
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     args = parser.parse_args(argv)
 
-    config = Config(client_id=args.client_id, client_secret=args.client_secret, subdomain=args.subdomain,
-                    redirect_uri=args.redirect_uri, webhook_url=args.webhook_url, token_lifetime=args.token_lifetime,
-                    rate_limit=args.rate_limit, latency_ms=args.latency_ms, filters=args.filters,
-                    webhook_format=args.webhook_format, retry_after=args.retry_after,
-                    error_shape=args.error_shape, missing_entity_status=args.missing_entity_status)
-    size = seed.SeedSize(pipelines=args.pipelines, users=args.users, contacts=args.contacts,
-                         leads=args.leads, tasks=args.tasks, seed=args.seed)
+    config = Config(
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        subdomain=args.subdomain,
+        redirect_uri=args.redirect_uri,
+        webhook_url=args.webhook_url,
+        token_lifetime=args.token_lifetime,
+        rate_limit=args.rate_limit,
+        latency_ms=args.latency_ms,
+        filters=args.filters,
+        webhook_format=args.webhook_format,
+        retry_after=args.retry_after,
+        error_shape=args.error_shape,
+        missing_entity_status=args.missing_entity_status,
+    )
+    size = seed.SeedSize(
+        pipelines=args.pipelines,
+        users=args.users,
+        contacts=args.contacts,
+        leads=args.leads,
+        tasks=args.tasks,
+        seed=args.seed,
+    )
     server = serve(args.host, args.port, Sandbox(config, size))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"amoCRM sandbox on {config.public_url} ({server.sandbox.counts()})", flush=True)

@@ -4,12 +4,14 @@
 Each resource module (leads.py, contacts.py, …) is a mixin over this class; `state.Sandbox`
 puts them together and owns the data.
 """
+
 from __future__ import annotations
 
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sandbox import query, seed
 from sandbox.config import Config
@@ -46,8 +48,7 @@ class Account:
     def link(self, path: str) -> dict:
         return {"self": {"href": f"{self.base_url()}{path}"}}
 
-    def page(self, items: list, key: str, path: str, params: dict,
-             render: Callable[[Any], dict]) -> tuple[int, Any]:
+    def page(self, items: list, key: str, path: str, params: dict, render: Callable[[Any], dict]) -> tuple[int, Any]:
         return query.page(items, key, self.base_url() + path, params, render)
 
     def invalid(self, entries: list[dict]) -> ApiError:
@@ -68,13 +69,27 @@ class Account:
         raise NotImplementedError
 
     def account(self) -> dict:
-        return {"id": self.config.account_id, "name": "Sandbox Realty", "subdomain": self.config.subdomain,
-                "created_at": seed.BASE_TIME, "created_by": 0, "updated_at": seed.BASE_TIME, "updated_by": 0,
-                "current_user_id": self.first_user_id(), "country": "RU", "currency": "RUB",
-                "currency_symbol": "₽", "customers_mode": "disabled", "is_unsorted_on": True,
-                "mobile_feature_version": 0, "is_loss_reason_enabled": True, "is_helpbot_enabled": False,
-                "is_technical_account": True, "contact_name_display_order": 1,
-                "_links": self.link("/api/v4/account")}
+        return {
+            "id": self.config.account_id,
+            "name": "Sandbox Realty",
+            "subdomain": self.config.subdomain,
+            "created_at": seed.BASE_TIME,
+            "created_by": 0,
+            "updated_at": seed.BASE_TIME,
+            "updated_by": 0,
+            "current_user_id": self.first_user_id(),
+            "country": "RU",
+            "currency": "RUB",
+            "currency_symbol": "₽",
+            "customers_mode": "disabled",
+            "is_unsorted_on": True,
+            "mobile_feature_version": 0,
+            "is_loss_reason_enabled": True,
+            "is_helpbot_enabled": False,
+            "is_technical_account": True,
+            "contact_name_display_order": 1,
+            "_links": self.link("/api/v4/account"),
+        }
 
     def rename(self, body: Any) -> dict:
         """Control action: the account's subdomain changes (reference §1.6). Refresh tokens issued
@@ -88,5 +103,8 @@ class Account:
 
     def account_block(self) -> dict:
         """The `account[...]` part of every webhook body."""
-        return {"subdomain": self.config.subdomain, "id": self.config.account_id,
-                "_links": {"self": f"https://{self.config.subdomain}.amocrm.ru"}}
+        return {
+            "subdomain": self.config.subdomain,
+            "id": self.config.account_id,
+            "_links": {"self": f"https://{self.config.subdomain}.amocrm.ru"},
+        }

@@ -1,6 +1,7 @@
 """The sandbox's switches: set at start (`python -m sandbox …`, `Config(...)`) or through
 `POST /_sandbox/config`. Switches that model differences between real amoCRM accounts keep the
 behaviour the sandbox always had as their default."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields

@@ -1,5 +1,6 @@
 """Contacts: list (filters, `with=leads`), one, create, update. Phones and e-mails live only in
 `custom_fields_values`, as in amoCRM."""
+
 from __future__ import annotations
 
 import copy
@@ -14,16 +15,20 @@ from sandbox.webhooks import legacy_contact
 
 class Contacts(Account):
     def leads_of_contact(self, contact_id: int) -> list[int]:
-        return [lead_id for lead_id, lead in self.leads.items()
-                if any(c["id"] == contact_id for c in lead.get("contacts") or [])]
+        return [
+            lead_id
+            for lead_id, lead in self.leads.items()
+            if any(c["id"] == contact_id for c in lead.get("contacts") or [])
+        ]
 
     def render_contact(self, contact: dict, with_: set[str]) -> dict:
         out = copy.deepcopy(contact)
         out["_links"] = self.link(f"/api/v4/contacts/{contact['id']}")
         embedded: dict[str, Any] = {"tags": [], "companies": []}
         if "leads" in with_:
-            embedded["leads"] = [{"id": i, "_links": self.link(f"/api/v4/leads/{i}")}
-                                 for i in self.leads_of_contact(contact["id"])]
+            embedded["leads"] = [
+                {"id": i, "_links": self.link(f"/api/v4/leads/{i}")} for i in self.leads_of_contact(contact["id"])
+            ]
         out["_embedded"] = embedded
         return out
 
@@ -35,12 +40,15 @@ class Contacts(Account):
         ids = set(q.int_list(query, "filter[id]"))
         updated_from, updated_to = q.bounds(query, "filter[updated_at]")
         with self.lock:
-            contacts = [c for c in self.contacts.values()
-                        if (not ids or c["id"] in ids) and q.in_range(c["updated_at"], updated_from, updated_to)
-                        and not c.get("is_deleted")]
+            contacts = [
+                c
+                for c in self.contacts.values()
+                if (not ids or c["id"] in ids)
+                and q.in_range(c["updated_at"], updated_from, updated_to)
+                and not c.get("is_deleted")
+            ]
             contacts = q.ordered(contacts, query)
-            return self.page(contacts, "contacts", "/api/v4/contacts", query,
-                             lambda c: self.render_contact(c, with_))
+            return self.page(contacts, "contacts", "/api/v4/contacts", query, lambda c: self.render_contact(c, with_))
 
     def get_contact(self, contact_id: int, query: dict) -> tuple[int, Any]:
         with self.lock:
@@ -53,23 +61,42 @@ class Contacts(Account):
         for key in ("name", "first_name", "last_name"):
             if key in item:
                 if not isinstance(item[key], str):
-                    errors.append({"code": "InvalidType", "path": f"{path}{key}", "detail": "This value should be of type string."})
+                    errors.append(
+                        {
+                            "code": "InvalidType",
+                            "path": f"{path}{key}",
+                            "detail": "This value should be of type string.",
+                        }
+                    )
                 else:
                     contact[key] = item[key]
         if "responsible_user_id" in item:
             contact["responsible_user_id"] = item["responsible_user_id"]
         if "custom_fields_values" in item:
-            contact["custom_fields_values"] = merge_custom_fields(contact.get("custom_fields_values"),
-                                                                  item["custom_fields_values"], errors, path)
+            contact["custom_fields_values"] = merge_custom_fields(
+                contact.get("custom_fields_values"), item["custom_fields_values"], errors, path
+            )
 
     def create_contact(self, item: dict, events: list) -> int:
         """Store one contact (caller holds the lock) and queue its `contacts[add]` event."""
         moment = now()
-        contact = {"id": self.new_id(), "name": "", "first_name": "", "last_name": "",
-                   "responsible_user_id": self.first_user_id(), "group_id": 0, "created_by": 0,
-                   "updated_by": 0, "created_at": moment, "updated_at": moment, "closest_task_at": None,
-                   "is_deleted": False, "is_unsorted": False, "custom_fields_values": None,
-                   "account_id": self.config.account_id}
+        contact = {
+            "id": self.new_id(),
+            "name": "",
+            "first_name": "",
+            "last_name": "",
+            "responsible_user_id": self.first_user_id(),
+            "group_id": 0,
+            "created_by": 0,
+            "updated_by": 0,
+            "created_at": moment,
+            "updated_at": moment,
+            "closest_task_at": None,
+            "is_deleted": False,
+            "is_unsorted": False,
+            "custom_fields_values": None,
+            "account_id": self.config.account_id,
+        }
         errors: list = []
         self._apply_contact_fields(contact, item, errors, "")
         if errors:
@@ -86,12 +113,25 @@ class Contacts(Account):
         with self.lock:
             for index, item in enumerate(items):
                 if not isinstance(item, dict):
-                    raise self.invalid([{"request_id": str(index), "errors": [
-                        {"code": "InvalidType", "path": "", "detail": "Each item must be an object"}]}])
+                    raise self.invalid(
+                        [
+                            {
+                                "request_id": str(index),
+                                "errors": [
+                                    {"code": "InvalidType", "path": "", "detail": "Each item must be an object"}
+                                ],
+                            }
+                        ]
+                    )
             for index, item in enumerate(items):
                 contact_id = self.create_contact({**item, "request_id": item.get("request_id", str(index))}, events)
-                created.append({"id": contact_id, "request_id": str(item.get("request_id", index)),
-                                "_links": self.link(f"/api/v4/contacts/{contact_id}")})
+                created.append(
+                    {
+                        "id": contact_id,
+                        "request_id": str(item.get("request_id", index)),
+                        "_links": self.link(f"/api/v4/contacts/{contact_id}"),
+                    }
+                )
         self.emit(events)
         return {"_links": self.link("/api/v4/contacts"), "_embedded": {"contacts": created}}
 
@@ -107,14 +147,20 @@ class Contacts(Account):
                 errors: list = []
                 self._apply_contact_fields(draft, item, errors, "")
                 if errors:
-                    raise self.invalid([{"request_id": str(item.get("request_id", index)), "id": contact_id,
-                                         "errors": errors}])
+                    raise self.invalid(
+                        [{"request_id": str(item.get("request_id", index)), "id": contact_id, "errors": errors}]
+                    )
                 draft["updated_at"] = now()
                 self.contacts[contact_id] = draft
                 events.append(("contacts", "update", legacy_contact(draft, self.leads_of_contact(contact_id))))
-                updated.append({"id": contact_id, "updated_at": draft["updated_at"],
-                                "request_id": str(item.get("request_id", index)),
-                                "_links": self.link(f"/api/v4/contacts/{contact_id}")})
+                updated.append(
+                    {
+                        "id": contact_id,
+                        "updated_at": draft["updated_at"],
+                        "request_id": str(item.get("request_id", index)),
+                        "_links": self.link(f"/api/v4/contacts/{contact_id}"),
+                    }
+                )
         self.emit(events)
         if single_id is not None:
             return updated[0]

@@ -1,5 +1,6 @@
 """The control API under `/_sandbox` (not part of amoCRM): reset and seed, switches, stats, the
 "Install" button, webhook triggers, exports, and a stand-in Main Backend for the local run."""
+
 from __future__ import annotations
 
 import threading
@@ -37,8 +38,11 @@ class Controls:
             ("POST", r"/stats/reset", lambda r: (s.reset_stats(), (200, {"ok": True}))[1]),
             ("POST", r"/throttle", lambda r: (200, s.throttle(r.body))),
             ("POST", r"/install", lambda r: (200, self.install(r.body or {}))),
-            ("POST", r"/issue-code", lambda r: (200, {"code": s.issue_code((r.body or {}).get("redirect_uri")
-                                                                            or s.config.redirect_uri)})),
+            (
+                "POST",
+                r"/issue-code",
+                lambda r: (200, {"code": s.issue_code((r.body or {}).get("redirect_uri") or s.config.redirect_uri)}),
+            ),
             ("POST", r"/trigger-webhook", lambda r: (200, self.trigger(r.body or {}))),
             ("POST", r"/touch", lambda r: (200, self.touch(r.body or {}))),
             ("GET", r"/export/(leads|contacts|tasks)", lambda r, entity: (200, self.export(entity))),
@@ -51,8 +55,11 @@ class Controls:
         )
 
     def touch(self, body: dict) -> dict:
-        return {"changed": self.sandbox.touch(body.get("entity", "leads"), int(body.get("count", 1)),
-                                              bool(body.get("fire_webhooks", False)))}
+        return {
+            "changed": self.sandbox.touch(
+                body.get("entity", "leads"), int(body.get("count", 1)), bool(body.get("fire_webhooks", False))
+            )
+        }
 
     def trigger(self, body: dict) -> dict:
         result = self.sandbox.trigger(body)
@@ -94,12 +101,10 @@ class Controls:
         return browser_get(redirect_uri, params)
 
     def deliver_exchanged_code(self, grant: dict) -> None:
-        params = {"code": grant["code"], "referer": f"{self.sandbox.config.subdomain}.amocrm.ru",
-                  "from_exchange": "1"}
+        params = {"code": grant["code"], "referer": f"{self.sandbox.config.subdomain}.amocrm.ru", "from_exchange": "1"}
         if grant.get("state"):
             params["state"] = grant["state"]
-        threading.Thread(target=browser_get, args=(self.sandbox.config.redirect_uri, params),
-                         daemon=True).start()
+        threading.Thread(target=browser_get, args=(self.sandbox.config.redirect_uri, params), daemon=True).start()
 
 
 def browser_get(url: str, params: dict) -> dict:

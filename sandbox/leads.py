@@ -1,5 +1,6 @@
 """Leads: list (filters, `with=contacts`), one, create (also `complex` with a new contact), update
 (a stage change fires `leads[status]`)."""
+
 from __future__ import annotations
 
 import copy
@@ -18,9 +19,10 @@ class Leads(Account):
         out["_links"] = self.link(f"/api/v4/leads/{lead['id']}")
         embedded: dict[str, Any] = {"tags": copy.deepcopy(lead.get("tags") or []), "companies": []}
         if "contacts" in with_:
-            embedded["contacts"] = [{"id": c["id"], "is_main": c["is_main"],
-                                     "_links": self.link(f"/api/v4/contacts/{c['id']}")}
-                                    for c in lead.get("contacts") or []]
+            embedded["contacts"] = [
+                {"id": c["id"], "is_main": c["is_main"], "_links": self.link(f"/api/v4/contacts/{c['id']}")}
+                for c in lead.get("contacts") or []
+            ]
         out["_embedded"] = embedded
         return out
 
@@ -33,13 +35,16 @@ class Leads(Account):
         pipeline_ids = set(q.int_list(query, "filter[pipeline_id]"))
         updated_from, updated_to = q.bounds(query, "filter[updated_at]")
         with self.lock:
-            leads = [lead for lead in self.leads.values()
-                     if (not ids or lead["id"] in ids)
-                     and (not pipeline_ids or lead["pipeline_id"] in pipeline_ids)
-                     and q.in_range(lead["updated_at"], updated_from, updated_to)
-                     and not lead.get("is_deleted")]
+            leads = [
+                lead
+                for lead in self.leads.values()
+                if (not ids or lead["id"] in ids)
+                and (not pipeline_ids or lead["pipeline_id"] in pipeline_ids)
+                and q.in_range(lead["updated_at"], updated_from, updated_to)
+                and not lead.get("is_deleted")
+            ]
             leads = q.ordered(leads, query)
-            return self.page(leads, "leads", "/api/v4/leads", query, lambda l: self.render_lead(l, with_))
+            return self.page(leads, "leads", "/api/v4/leads", query, lambda item: self.render_lead(item, with_))
 
     def get_lead(self, lead_id: int, query: dict) -> tuple[int, Any]:
         with self.lock:
@@ -52,33 +57,48 @@ class Leads(Account):
         for key in ("name",):
             if key in item:
                 if not isinstance(item[key], str):
-                    errors.append({"code": "InvalidType", "path": f"{path}{key}", "detail": "This value should be of type string."})
+                    errors.append(
+                        {
+                            "code": "InvalidType",
+                            "path": f"{path}{key}",
+                            "detail": "This value should be of type string.",
+                        }
+                    )
                 else:
                     lead[key] = item[key]
         for key in ("price", "responsible_user_id", "loss_reason_id"):
             if key in item:
                 value = item[key]
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                    errors.append({"code": "InvalidType", "path": f"{path}{key}", "detail": "This value should be of type int."})
+                    errors.append(
+                        {"code": "InvalidType", "path": f"{path}{key}", "detail": "This value should be of type int."}
+                    )
                 else:
                     lead[key] = value
         if "custom_fields_values" in item:
-            lead["custom_fields_values"] = merge_custom_fields(lead.get("custom_fields_values"),
-                                                               item["custom_fields_values"], errors, path)
+            lead["custom_fields_values"] = merge_custom_fields(
+                lead.get("custom_fields_values"), item["custom_fields_values"], errors, path
+            )
         embedded = item.get("_embedded") or {}
         if isinstance(embedded, dict) and isinstance(embedded.get("contacts"), list):
             linked = []
             for index, contact in enumerate(embedded["contacts"]):
                 contact_id = contact.get("id") if isinstance(contact, dict) else None
                 if contact_id not in self.contacts:
-                    errors.append({"code": "NotFound", "path": f"{path}_embedded.contacts.{index}.id",
-                                   "detail": "Contact not found"})
+                    errors.append(
+                        {
+                            "code": "NotFound",
+                            "path": f"{path}_embedded.contacts.{index}.id",
+                            "detail": "Contact not found",
+                        }
+                    )
                     continue
                 linked.append({"id": contact_id, "is_main": bool(contact.get("is_main", index == 0))})
             lead["contacts"] = linked
         if isinstance(embedded, dict) and isinstance(embedded.get("tags"), list):
-            lead["tags"] = [{"id": self.new_id(), "name": str(t.get("name", ""))}
-                            for t in embedded["tags"] if isinstance(t, dict)]
+            lead["tags"] = [
+                {"id": self.new_id(), "name": str(t.get("name", ""))} for t in embedded["tags"] if isinstance(t, dict)
+            ]
 
     def _apply_stage(self, lead: dict, item: dict, errors: list, path: str) -> None:
         pipeline_id = item.get("pipeline_id", lead.get("pipeline_id"))
@@ -96,12 +116,29 @@ class Leads(Account):
 
     def _new_lead(self) -> dict:
         moment = now()
-        return {"id": 0, "name": "", "price": 0, "responsible_user_id": self.first_user_id(),
-                "group_id": 0, "status_id": 0, "pipeline_id": self.main_pipeline(),
-                "loss_reason_id": None, "created_by": 0, "updated_by": 0, "created_at": moment,
-                "updated_at": moment, "closed_at": None, "closest_task_at": None, "is_deleted": False,
-                "score": None, "labor_cost": None, "account_id": self.config.account_id,
-                "custom_fields_values": None, "tags": [], "contacts": []}
+        return {
+            "id": 0,
+            "name": "",
+            "price": 0,
+            "responsible_user_id": self.first_user_id(),
+            "group_id": 0,
+            "status_id": 0,
+            "pipeline_id": self.main_pipeline(),
+            "loss_reason_id": None,
+            "created_by": 0,
+            "updated_by": 0,
+            "created_at": moment,
+            "updated_at": moment,
+            "closed_at": None,
+            "closest_task_at": None,
+            "is_deleted": False,
+            "score": None,
+            "labor_cost": None,
+            "account_id": self.config.account_id,
+            "custom_fields_values": None,
+            "tags": [],
+            "contacts": [],
+        }
 
     def create_leads(self, items: Any, complex_: bool = False) -> Any:
         items = q.require_list(items)
@@ -112,19 +149,29 @@ class Leads(Account):
             for index, item in enumerate(items):
                 errors: list = []
                 if not isinstance(item, dict):
-                    all_errors.append({"request_id": str(index), "errors": [
-                        {"code": "InvalidType", "path": "", "detail": "Each item must be an object"}]})
+                    all_errors.append(
+                        {
+                            "request_id": str(index),
+                            "errors": [{"code": "InvalidType", "path": "", "detail": "Each item must be an object"}],
+                        }
+                    )
                     continue
                 lead = self._new_lead()
                 contact_item = None
                 if complex_:
-                    contacts = ((item.get("_embedded") or {}).get("contacts") or [])
+                    contacts = (item.get("_embedded") or {}).get("contacts") or []
                     contact_item = contacts[0] if contacts and isinstance(contacts[0], dict) else None
-                    item = {**item, "_embedded": {k: v for k, v in (item.get("_embedded") or {}).items()
-                                                  if k != "contacts"}}
+                    item = {
+                        **item,
+                        "_embedded": {k: v for k, v in (item.get("_embedded") or {}).items() if k != "contacts"},
+                    }
                 self._apply_lead_fields(lead, item, errors, "")
-                self._apply_stage(lead, {"pipeline_id": item.get("pipeline_id", lead["pipeline_id"]),
-                                         "status_id": item.get("status_id")}, errors, "")
+                self._apply_stage(
+                    lead,
+                    {"pipeline_id": item.get("pipeline_id", lead["pipeline_id"]), "status_id": item.get("status_id")},
+                    errors,
+                    "",
+                )
                 if errors:
                     all_errors.append({"request_id": str(item.get("request_id", index)), "errors": errors})
                 drafts.append((index, item, lead, contact_item))
@@ -140,11 +187,23 @@ class Leads(Account):
                 events.append(("leads", "add", legacy_lead(lead)))
                 request_id = item.get("request_id", str(index))
                 if complex_:
-                    created.append({"id": lead["id"], "contact_id": contact_id, "company_id": None,
-                                    "request_id": [str(request_id)], "merged": False})
+                    created.append(
+                        {
+                            "id": lead["id"],
+                            "contact_id": contact_id,
+                            "company_id": None,
+                            "request_id": [str(request_id)],
+                            "merged": False,
+                        }
+                    )
                 else:
-                    created.append({"id": lead["id"], "request_id": str(request_id),
-                                    "_links": self.link(f"/api/v4/leads/{lead['id']}")})
+                    created.append(
+                        {
+                            "id": lead["id"],
+                            "request_id": str(request_id),
+                            "_links": self.link(f"/api/v4/leads/{lead['id']}"),
+                        }
+                    )
         self.emit(events)
         if complex_:
             return created
@@ -162,16 +221,22 @@ class Leads(Account):
                 if lead_id not in self.leads or self.leads[lead_id].get("is_deleted"):
                     if single_id is not None:
                         raise problem(404, "Not Found", "Lead not found")
-                    all_errors.append({"request_id": str(index), "id": lead_id, "errors": [
-                        {"code": "NotFound", "path": "id", "detail": "Lead not found"}]})
+                    all_errors.append(
+                        {
+                            "request_id": str(index),
+                            "id": lead_id,
+                            "errors": [{"code": "NotFound", "path": "id", "detail": "Lead not found"}],
+                        }
+                    )
                     continue
                 draft = copy.deepcopy(self.leads[lead_id])
                 self._apply_lead_fields(draft, item, errors, "")
                 if "status_id" in item or "pipeline_id" in item:
                     self._apply_stage(draft, item, errors, "")
                 if errors:
-                    all_errors.append({"request_id": str(item.get("request_id", index)), "id": lead_id,
-                                       "errors": errors})
+                    all_errors.append(
+                        {"request_id": str(item.get("request_id", index)), "id": lead_id, "errors": errors}
+                    )
                 staged.append((index, item, draft))
             if all_errors:
                 raise self.invalid(all_errors)
@@ -180,8 +245,11 @@ class Leads(Account):
                 draft["updated_at"] = now()
                 self.leads[draft["id"]] = draft
                 self._lead_events(old, draft, events)
-                entry = {"id": draft["id"], "updated_at": draft["updated_at"],
-                         "_links": self.link(f"/api/v4/leads/{draft['id']}")}
+                entry = {
+                    "id": draft["id"],
+                    "updated_at": draft["updated_at"],
+                    "_links": self.link(f"/api/v4/leads/{draft['id']}"),
+                }
                 if "request_id" in item or single_id is None:
                     entry["request_id"] = str(item.get("request_id", index))
                 updated.append(entry)
@@ -194,8 +262,9 @@ class Leads(Account):
         if (old["status_id"], old["pipeline_id"]) != (new["status_id"], new["pipeline_id"]):
             events.append(("leads", "status", legacy_lead(new, old)))
         if old["responsible_user_id"] != new["responsible_user_id"]:
-            events.append(("leads", "responsible", {**legacy_lead(new),
-                                                    "old_responsible_user_id": old["responsible_user_id"]}))
+            events.append(
+                ("leads", "responsible", {**legacy_lead(new), "old_responsible_user_id": old["responsible_user_id"]})
+            )
         events.append(("leads", "update", legacy_lead(new)))
 
     def delete_lead(self, lead_id: int) -> None:
@@ -205,8 +274,9 @@ class Leads(Account):
             if lead is None:
                 raise problem(404, "Not Found", "Lead not found")
             lead["is_deleted"] = True
-        self.emit([("leads", "delete", {"id": lead_id, "status_id": lead["status_id"],
-                                         "pipeline_id": lead["pipeline_id"]})])
+        self.emit(
+            [("leads", "delete", {"id": lead_id, "status_id": lead["status_id"], "pipeline_id": lead["pipeline_id"]})]
+        )
 
     def restore_lead(self, lead_id: int) -> None:
         """Control action: a deleted lead comes back from the bin and fires leads[restore]."""

@@ -5,6 +5,7 @@ Access tokens are JWTs, as amoCRM's are (reference §1.4): a client may read `ex
 `api_domain` from them. The sandbox signs them with HS256 and its own key (amoCRM uses RS256);
 it recognises tokens by lookup, not by signature.
 """
+
 from __future__ import annotations
 
 import base64
@@ -53,10 +54,20 @@ class OAuth(Account):
     def _access_token(self, lifetime: int) -> tuple[str, int]:
         """A new access token (a JWT shaped like amoCRM's) valid for `lifetime` seconds, and its expiry."""
         issued = now()
-        claims = {"aud": self.config.client_id, "jti": str(uuid.uuid4()), "iat": issued, "nbf": issued,
-                  "exp": issued + lifetime, "sub": str(self.first_user_id()), "grant_type": "",
-                  "account_id": self.config.account_id, "base_domain": "amocrm.ru", "version": 2,
-                  "scopes": ["crm", "notifications"], "api_domain": self.api_domain()}
+        claims = {
+            "aud": self.config.client_id,
+            "jti": str(uuid.uuid4()),
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + lifetime,
+            "sub": str(self.first_user_id()),
+            "grant_type": "",
+            "account_id": self.config.account_id,
+            "base_domain": "amocrm.ru",
+            "version": 2,
+            "scopes": ["crm", "notifications"],
+            "api_domain": self.api_domain(),
+        }
         signed = _b64(json.dumps({"typ": "JWT", "alg": "HS256"}).encode()) + "." + _b64(json.dumps(claims).encode())
         signature = hmac.new(self.signing_key, signed.encode(), hashlib.sha256).digest()
         token = f"{signed}.{_b64(signature)}"
@@ -67,8 +78,13 @@ class OAuth(Account):
         access, _ = self._access_token(self.config.token_lifetime)
         refresh = "def50200" + secrets.token_hex(32)
         self.refresh_tokens[refresh] = RefreshToken(self.config.subdomain)
-        return {"token_type": "Bearer", "expires_in": self.config.token_lifetime, "access_token": access,
-                "refresh_token": refresh, "server_time": now()}
+        return {
+            "token_type": "Bearer",
+            "expires_in": self.config.token_lifetime,
+            "access_token": access,
+            "refresh_token": refresh,
+            "server_time": now(),
+        }
 
     def token_grant(self, body: Any) -> dict:
         if not isinstance(body, dict):
@@ -108,8 +124,12 @@ class OAuth(Account):
             self.stats.subdomain_lookups += 1
             record = self._live_refresh_token(refresh_token or "")
             record.subdomain = self.config.subdomain
-            return {"id": self.config.account_id, "subdomain": self.config.subdomain,
-                    "domain": f"{self.config.subdomain}.amocrm.ru", "top_level_domain": "ru"}
+            return {
+                "id": self.config.account_id,
+                "subdomain": self.config.subdomain,
+                "domain": f"{self.config.subdomain}.amocrm.ru",
+                "top_level_domain": "ru",
+            }
 
     def long_lived_token(self, body: Any) -> dict:
         """A private integration's long-lived token (reference §1.5): no refresh token, the API takes

@@ -1,4 +1,5 @@
 """Pipelines and their statuses (142/143 in every pipeline, one unsorted stage each)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,16 +12,22 @@ class Pipelines(Account):
     def render_pipeline(self, pipeline: dict) -> dict:
         out = {k: v for k, v in pipeline.items() if k != "statuses"}
         out["_links"] = self.link(f"/api/v4/leads/pipelines/{pipeline['id']}")
-        out["_embedded"] = {"statuses": [
-            {**s, "_links": self.link(f"/api/v4/leads/pipelines/{pipeline['id']}/statuses/{s['id']}")}
-            for s in sorted(pipeline["statuses"], key=lambda s: s["sort"])]}
+        out["_embedded"] = {
+            "statuses": [
+                {**s, "_links": self.link(f"/api/v4/leads/pipelines/{pipeline['id']}/statuses/{s['id']}")}
+                for s in sorted(pipeline["statuses"], key=lambda s: s["sort"])
+            ]
+        }
         return out
 
     def list_pipelines(self) -> dict:
         with self.lock:
             pipelines = sorted(self.pipelines.values(), key=lambda p: p["sort"])
-            return {"_total_items": len(pipelines), "_links": self.link("/api/v4/leads/pipelines"),
-                    "_embedded": {"pipelines": [self.render_pipeline(p) for p in pipelines]}}
+            return {
+                "_total_items": len(pipelines),
+                "_links": self.link("/api/v4/leads/pipelines"),
+                "_embedded": {"pipelines": [self.render_pipeline(p) for p in pipelines]},
+            }
 
     def get_pipeline(self, pipeline_id: int) -> dict:
         with self.lock:
@@ -44,7 +51,11 @@ class Pipelines(Account):
     def delete_status(self, pipeline_id: int, status_id: int) -> None:
         with self.lock:
             pipeline = self.pipelines.get(pipeline_id)
-            if pipeline is None or status_id in (142, 143) or not any(s["id"] == status_id for s in pipeline["statuses"]):
+            if (
+                pipeline is None
+                or status_id in (142, 143)
+                or not any(s["id"] == status_id for s in pipeline["statuses"])
+            ):
                 raise problem(404, "Not Found", "Status not found or not deletable")
             pipeline["statuses"] = [s for s in pipeline["statuses"] if s["id"] != status_id]
 

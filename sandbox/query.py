@@ -1,8 +1,10 @@
 """Reading amoCRM list queries (`filter[...]`, `with`, `order`, `page`/`limit`), writing HAL pages,
 and checking the shape of batch bodies."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sandbox.errors import problem
 
@@ -14,7 +16,7 @@ def values(query: dict, name: str) -> list[str]:
     """Every value of `name`, `name[]` and `name[0]`, `name[1]`…"""
     found = []
     for key, items in query.items():
-        if key == name or key == f"{name}[]" or (key.startswith(f"{name}[") and key[len(name) + 1:-1].isdigit()):
+        if key == name or key == f"{name}[]" or (key.startswith(f"{name}[") and key[len(name) + 1 : -1].isdigit()):
             found.extend(items)
     return found
 
@@ -45,6 +47,7 @@ def int_param(query: dict, name: str, default: int) -> int:
 
 def bounds(query: dict, name: str) -> tuple[int | None, int | None]:
     """`name[from]` and `name[to]` as ints (None when absent or not a number)."""
+
     def number(value: str | None) -> int | None:
         return int(value) if value and value.isascii() and value.isdigit() else None
 
@@ -59,7 +62,7 @@ def as_filtered_by(query: dict, mode: str) -> dict | None:
     if mode == "range-only":
         for key in query:
             if key.startswith("filter[") and key.endswith(("][from]", "][to]")):
-                name = key[:key.rindex("[")]
+                name = key[: key.rindex("[")]
                 if not (first(query, f"{name}[from]") and first(query, f"{name}[to]")):
                     return None
     return query
@@ -89,7 +92,7 @@ def page(items: list, key: str, url: str, query: dict, render: Callable[[Any], d
         raise problem(400, "Bad Request", f"limit must be between 1 and {MAX_LIMIT}")
     if number < 1:
         raise problem(400, "Bad Request", "page must be a positive integer")
-    chunk = items[(number - 1) * limit: number * limit]
+    chunk = items[(number - 1) * limit : number * limit]
     if not chunk:
         return 204, None
     links = {"self": {"href": f"{url}?page={number}&limit={limit}"}}

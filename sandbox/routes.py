@@ -1,13 +1,15 @@
 """amoCRM's paths: the route tables of API v4 (Bearer token) and of OAuth (no token), each
 route a method, a path pattern and a handler `(request, *path groups) -> (status, body)`."""
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from sandbox.errors import problem
 from sandbox.state import Sandbox
@@ -47,6 +49,7 @@ def no_content(_: Any) -> tuple[int, None]:
 def if_modified_since(handler: Callable[..., tuple[int, Any]]) -> Callable[..., tuple[int, Any]]:
     """A single-entity GET answers 304 with no body when the entity has not changed since the
     request's `If-Modified-Since` (Kommo recommends the header for repeated reads, reference §13)."""
+
     def conditional(request: Request, *groups: str) -> tuple[int, Any]:
         status, body = handler(request, *groups)
         since = _http_date(request.headers.get("If-Modified-Since"))
@@ -63,7 +66,7 @@ def _http_date(value: str | None) -> int | None:
         moment = parsedate_to_datetime(value) if value else None
     except (TypeError, ValueError):
         return None
-    return None if moment is None else int(moment.replace(tzinfo=moment.tzinfo or timezone.utc).timestamp())
+    return None if moment is None else int(moment.replace(tzinfo=moment.tzinfo or UTC).timestamp())
 
 
 def api_routes(s: Sandbox) -> list[Route]:
@@ -71,12 +74,21 @@ def api_routes(s: Sandbox) -> list[Route]:
         ("GET", r"/api/v4/account", lambda r: (200, s.account())),
         ("GET", r"/api/v4/leads/pipelines", lambda r: (200, s.list_pipelines())),
         ("GET", r"/api/v4/leads/pipelines/(\d+)", lambda r, p: (200, s.get_pipeline(int(p)))),
-        ("GET", r"/api/v4/leads/pipelines/(\d+)/statuses",
-         lambda r, p: (200, {"_embedded": {"statuses": s.get_pipeline(int(p))["_embedded"]["statuses"]}})),
-        ("PATCH", r"/api/v4/leads/pipelines/(\d+)/statuses/(\d+)",
-         lambda r, p, st: (200, s.update_status(int(p), int(st), r.body))),
-        ("DELETE", r"/api/v4/leads/pipelines/(\d+)/statuses/(\d+)",
-         lambda r, p, st: no_content(s.delete_status(int(p), int(st)))),
+        (
+            "GET",
+            r"/api/v4/leads/pipelines/(\d+)/statuses",
+            lambda r, p: (200, {"_embedded": {"statuses": s.get_pipeline(int(p))["_embedded"]["statuses"]}}),
+        ),
+        (
+            "PATCH",
+            r"/api/v4/leads/pipelines/(\d+)/statuses/(\d+)",
+            lambda r, p, st: (200, s.update_status(int(p), int(st), r.body)),
+        ),
+        (
+            "DELETE",
+            r"/api/v4/leads/pipelines/(\d+)/statuses/(\d+)",
+            lambda r, p, st: no_content(s.delete_status(int(p), int(st))),
+        ),
         ("GET", r"/api/v4/users", lambda r: s.list_users(r.query)),
         ("GET", r"/api/v4/roles", lambda r: s.list_roles(r.query)),
         ("GET", r"/api/v4/leads", lambda r: s.list_leads(r.query)),
@@ -113,6 +125,9 @@ def oauth_routes(s: Sandbox, deliver_exchanged_code: Callable[[dict], None]) -> 
     return table(
         ("POST", r"/oauth2/access_token", lambda r: (200, s.token_grant(r.body))),
         ("POST", r"/oauth2/exchange_api_key", exchange),
-        ("GET", r"/oauth2/account/current/subdomain",
-         lambda r: (200, s.current_subdomain(r.headers.get("X-Refresh-Token")))),
+        (
+            "GET",
+            r"/oauth2/account/current/subdomain",
+            lambda r: (200, s.current_subdomain(r.headers.get("X-Refresh-Token"))),
+        ),
     )

@@ -5,6 +5,7 @@ under a second. amoCRM behaviours reproduced here: HAL+JSON with `application/ha
 problem+json errors, 204 with no body for empty pages, the 7 rps limit (429), the HTML 403
 "blocked" page, added latency and random 429/503 faults. Route tables: routes.py, control.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,9 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sandbox.control import Controls
@@ -23,8 +25,10 @@ from sandbox.state import Config, Sandbox
 
 CONTROL = "/_sandbox"
 MAX_URL = 8000
-BLOCKED_PAGE = ("<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 Forbidden"
-                "</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+BLOCKED_PAGE = (
+    "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 Forbidden"
+    "</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
 NOT_FOUND = {"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Unknown path"}
 
 
@@ -77,8 +81,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
-    def _send(self, status: int, body: Any, content_type: str = "application/hal+json",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: Any, content_type: str = "application/hal+json", headers: dict[str, str] | None = None
+    ) -> None:
         if isinstance(body, (dict, list)):
             payload = json.dumps(body, ensure_ascii=False).encode()
         elif isinstance(body, str):
@@ -107,8 +112,14 @@ class Handler(BaseHTTPRequestHandler):
             self._send(414, "URI Too Long", "text/plain")
             return
         if path.startswith(CONTROL):
-            self._dispatch(method, path[len(CONTROL):] or "/", request, self.server.control_routes,
-                           "application/json", counted=False)
+            self._dispatch(
+                method,
+                path[len(CONTROL) :] or "/",
+                request,
+                self.server.control_routes,
+                "application/json",
+                counted=False,
+            )
             return
         if not (path.startswith("/api/v4/") or path.startswith("/oauth2/")):
             self._send(404, NOT_FOUND, "application/problem+json")
@@ -155,17 +166,30 @@ class Handler(BaseHTTPRequestHandler):
         sandbox = self.server.sandbox
         retry_after = sandbox.retry_after()
         sandbox.record_status(429)
-        self._send(429, "Too Many Requests", "text/plain",
-                   {"Retry-After": str(retry_after)} if retry_after is not None else None)
+        self._send(
+            429,
+            "Too Many Requests",
+            "text/plain",
+            {"Retry-After": str(retry_after)} if retry_after is not None else None,
+        )
 
-    def _dispatch(self, method: str, path: str, request: Request, routes: list[Route],
-                  content_type: str, counted: bool = True) -> None:
+    def _dispatch(
+        self, method: str, path: str, request: Request, routes: list[Route], content_type: str, counted: bool = True
+    ) -> None:
         route, groups, path_known = _match(routes, method, path)
         if route is not None:
             self._respond(lambda: route.handler(request, *groups), content_type, counted)
         elif path_known:
-            self._send(405, {"title": "Method Not Allowed", "type": "https://httpstatus.es/405", "status": 405,
-                             "detail": f"{method} is not allowed here"}, "application/problem+json")
+            self._send(
+                405,
+                {
+                    "title": "Method Not Allowed",
+                    "type": "https://httpstatus.es/405",
+                    "status": 405,
+                    "detail": f"{method} is not allowed here",
+                },
+                "application/problem+json",
+            )
         else:
             self._send(404, NOT_FOUND, "application/problem+json")
 

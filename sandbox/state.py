@@ -13,6 +13,7 @@ Operations raise ApiError with amoCRM's status codes and problem+json bodies; th
     subscriptions.py  /api/v4/webhooks and fanning events out (wire format: webhooks.py)
     triggers.py       control actions that change data and fire webhooks
 """
+
 from __future__ import annotations
 
 import secrets
@@ -40,8 +41,9 @@ class Sandbox(OAuth, Traffic, Pipelines, Users, Leads, Contacts, Tasks, Notes, S
     def __init__(self, config: Config | None = None, size: seed.SeedSize | None = None):
         self.config = config or Config()
         self.lock = threading.RLock()
-        self.dispatcher = Dispatcher(self.account_block, answered=self.record_answer,
-                                     answer_limit=lambda: self.config.webhook_timeout)
+        self.dispatcher = Dispatcher(
+            self.account_block, answered=self.record_answer, answer_limit=lambda: self.config.webhook_timeout
+        )
         self.reset(size)
 
     def reset(self, size: seed.SeedSize | None = None) -> None:
@@ -69,5 +71,10 @@ class Sandbox(OAuth, Traffic, Pipelines, Users, Leads, Contacts, Tasks, Notes, S
             return self.counts()
 
     def counts(self) -> dict:
-        return {"pipelines": len(self.pipelines), "users": len(self.users), "contacts": len(self.contacts),
-                "leads": len(self.leads), "tasks": len(self.tasks)}
+        return {
+            "pipelines": len(self.pipelines),
+            "users": len(self.users),
+            "contacts": len(self.contacts),
+            "leads": len(self.leads),
+            "tasks": len(self.tasks),
+        }

@@ -1,5 +1,6 @@
 """Webhook subscriptions (`/api/v4/webhooks`, admin only), fanning events out to them, and
 disabling the ones whose destination keeps failing (reference §9.5, §13)."""
+
 from __future__ import annotations
 
 import copy
@@ -24,32 +25,63 @@ class Subscriptions(Account):
             hooks = [h for h in self.webhooks.values() if destination is None or h["destination"] == destination]
             if not hooks:
                 return 204, None
-            return 200, {"_total_items": len(hooks), "_links": self.link("/api/v4/webhooks"),
-                         "_embedded": {"webhooks": copy.deepcopy(hooks)}}
+            return 200, {
+                "_total_items": len(hooks),
+                "_links": self.link("/api/v4/webhooks"),
+                "_embedded": {"webhooks": copy.deepcopy(hooks)},
+            }
 
     def subscribe(self, body: Any) -> dict:
         self.require_admin()
-        if not isinstance(body, dict) or not isinstance(body.get("destination"), str) \
-                or not body["destination"].startswith(("http://", "https://")):
-            raise validation_error([{"request_id": "0", "errors": [
-                {"code": "InvalidUrl", "path": "destination", "detail": "This value is not a valid URL."}]}])
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("destination"), str)
+            or not body["destination"].startswith(("http://", "https://"))
+        ):
+            raise validation_error(
+                [
+                    {
+                        "request_id": "0",
+                        "errors": [
+                            {"code": "InvalidUrl", "path": "destination", "detail": "This value is not a valid URL."}
+                        ],
+                    }
+                ]
+            )
         settings = body.get("settings")
         known = set(SETTING_FOR.values())
         if not isinstance(settings, list) or not settings or any(s not in known for s in settings):
-            raise validation_error([{"request_id": "0", "errors": [
-                {"code": "NotSupportedChoice", "path": "settings",
-                 "detail": "One or more of the given values is invalid."}]}])
+            raise validation_error(
+                [
+                    {
+                        "request_id": "0",
+                        "errors": [
+                            {
+                                "code": "NotSupportedChoice",
+                                "path": "settings",
+                                "detail": "One or more of the given values is invalid.",
+                            }
+                        ],
+                    }
+                ]
+            )
         with self.lock:
             moment = now()
             existing = self.webhooks.get(body["destination"])
             hook = existing or {
-                "id": self.new_id(), "destination": body["destination"], "created_at": moment,
-                "account_id": self.config.account_id, "created_by": self.first_user_id(), "disabled": False}
+                "id": self.new_id(),
+                "destination": body["destination"],
+                "created_at": moment,
+                "account_id": self.config.account_id,
+                "created_by": self.first_user_id(),
+                "disabled": False,
+            }
             if existing and self.config.repost_reenables:
                 hook["disabled"] = False
                 self.invalid_answers.pop(hook["destination"], None)
-            hook.update({"settings": list(dict.fromkeys(settings)), "sort": int(body.get("sort") or 10),
-                         "updated_at": moment})
+            hook.update(
+                {"settings": list(dict.fromkeys(settings)), "sort": int(body.get("sort") or 10), "updated_at": moment}
+            )
             self.webhooks[hook["destination"]] = hook
             return copy.deepcopy(hook)
 

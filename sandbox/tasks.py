@@ -1,4 +1,5 @@
 """Tasks: list (filters by entity, completion, `updated_at`), one, create, update (complete)."""
+
 from __future__ import annotations
 
 import copy
@@ -19,9 +20,20 @@ class Tasks(Account):
         entity_type = q.first(query, "filter[entity_type]")
         entity_ids = set(q.int_list(query, "filter[entity_id]"))
         if entity_ids and not entity_type:
-            raise self.invalid([{"request_id": "0", "errors": [{
-                "code": "FieldMissing", "path": "filter.entity_type",
-                "detail": "filter[entity_type] is required with filter[entity_id]"}]}])
+            raise self.invalid(
+                [
+                    {
+                        "request_id": "0",
+                        "errors": [
+                            {
+                                "code": "FieldMissing",
+                                "path": "filter.entity_type",
+                                "detail": "filter[entity_type] is required with filter[entity_id]",
+                            }
+                        ],
+                    }
+                ]
+            )
         completed_raw = q.first(query, "filter[is_completed]")
         completed = None if completed_raw in (None, "") else completed_raw in ("1", "true")
         updated_from, updated_to = q.bounds(query, "filter[updated_at]")
@@ -29,12 +41,15 @@ class Tasks(Account):
         if single_updated and single_updated.isascii() and single_updated.isdigit():
             updated_from = int(single_updated)
         with self.lock:
-            tasks = [t for t in self.tasks.values()
-                     if (not ids or t["id"] in ids)
-                     and (entity_type is None or t["entity_type"] == entity_type)
-                     and (not entity_ids or t["entity_id"] in entity_ids)
-                     and (completed is None or t["is_completed"] == completed)
-                     and q.in_range(t["updated_at"], updated_from, updated_to)]
+            tasks = [
+                t
+                for t in self.tasks.values()
+                if (not ids or t["id"] in ids)
+                and (entity_type is None or t["entity_type"] == entity_type)
+                and (not entity_ids or t["entity_id"] in entity_ids)
+                and (completed is None or t["is_completed"] == completed)
+                and q.in_range(t["updated_at"], updated_from, updated_to)
+            ]
             tasks = q.ordered(tasks, query)
             return self.page(tasks, "tasks", "/api/v4/tasks", query, self.render_task)
 
@@ -57,25 +72,46 @@ class Tasks(Account):
                     errors.append({"code": "FieldMissing", "path": "complete_till", "detail": "This field is missing."})
                 entity_type = item.get("entity_type")
                 if entity_type is not None and entity_type not in ("leads", "contacts", "companies", "customers"):
-                    errors.append({"code": "NotSupportedChoice", "path": "entity_type",
-                                   "detail": "The value you selected is not a valid choice."})
+                    errors.append(
+                        {
+                            "code": "NotSupportedChoice",
+                            "path": "entity_type",
+                            "detail": "The value you selected is not a valid choice.",
+                        }
+                    )
                 if errors:
                     all_errors.append({"request_id": str(item.get("request_id", index)), "errors": errors})
             if all_errors:
                 raise self.invalid(all_errors)
             for index, item in enumerate(items):
                 moment = now()
-                task = {"id": self.new_id(), "created_by": 0, "updated_by": 0, "created_at": moment,
-                        "updated_at": moment, "responsible_user_id": item.get("responsible_user_id", self.first_user_id()),
-                        "group_id": 0, "entity_id": item.get("entity_id"), "entity_type": item.get("entity_type"),
-                        "is_completed": bool(item.get("is_completed", False)),
-                        "task_type_id": item.get("task_type_id", 1), "text": item["text"],
-                        "duration": item.get("duration", 0), "complete_till": item["complete_till"],
-                        "result": item.get("result") or [], "account_id": self.config.account_id}
+                task = {
+                    "id": self.new_id(),
+                    "created_by": 0,
+                    "updated_by": 0,
+                    "created_at": moment,
+                    "updated_at": moment,
+                    "responsible_user_id": item.get("responsible_user_id", self.first_user_id()),
+                    "group_id": 0,
+                    "entity_id": item.get("entity_id"),
+                    "entity_type": item.get("entity_type"),
+                    "is_completed": bool(item.get("is_completed", False)),
+                    "task_type_id": item.get("task_type_id", 1),
+                    "text": item["text"],
+                    "duration": item.get("duration", 0),
+                    "complete_till": item["complete_till"],
+                    "result": item.get("result") or [],
+                    "account_id": self.config.account_id,
+                }
                 self.tasks[task["id"]] = task
                 events.append((self.config.task_key, "add", legacy_task(task)))
-                created.append({"id": task["id"], "request_id": str(item.get("request_id", index)),
-                                "_links": self.link(f"/api/v4/tasks/{task['id']}")})
+                created.append(
+                    {
+                        "id": task["id"],
+                        "request_id": str(item.get("request_id", index)),
+                        "_links": self.link(f"/api/v4/tasks/{task['id']}"),
+                    }
+                )
         self.emit(events)
         return {"_links": self.link("/api/v4/tasks"), "_embedded": {"tasks": created}}
 
@@ -98,9 +134,14 @@ class Tasks(Account):
                 task["updated_at"] = now()
                 self.tasks[task_id] = task
                 events.append((self.config.task_key, "update", legacy_task(task)))
-                updated.append({"id": task_id, "updated_at": task["updated_at"],
-                                "request_id": str(item.get("request_id", index)),
-                                "_links": self.link(f"/api/v4/tasks/{task_id}")})
+                updated.append(
+                    {
+                        "id": task_id,
+                        "updated_at": task["updated_at"],
+                        "request_id": str(item.get("request_id", index)),
+                        "_links": self.link(f"/api/v4/tasks/{task_id}"),
+                    }
+                )
         self.emit(events)
         if single_id is not None:
             return updated[0]

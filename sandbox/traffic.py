@@ -1,5 +1,6 @@
 """Traffic: the rolling-second rate limit and throttling (429, Retry-After) and the counters behind
 `GET /_sandbox/stats`."""
+
 from __future__ import annotations
 
 import math
@@ -107,6 +108,7 @@ class Traffic(Account):
             per_second = view.pop("per_second")
             start = min(per_second, default=None)
             view["requests_by_second_from"] = start
-            view["requests_by_second"] = [per_second.get(second, 0)
-                                          for second in range(start, max(per_second) + 1)] if per_second else []
+            view["requests_by_second"] = (
+                [per_second.get(second, 0) for second in range(start, max(per_second) + 1)] if per_second else []
+            )
             return {**view, "deliveries": len(self.dispatcher.deliveries)}

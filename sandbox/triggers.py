@@ -1,8 +1,9 @@
 """Control actions that change data the way a person in amoCRM would, firing the webhooks
 (`POST /_sandbox/trigger-webhook`, `POST /_sandbox/touch`)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sandbox.account import Account, now
 from sandbox.errors import problem
@@ -31,10 +32,14 @@ class Triggers(Account):
         entity, action = body.get("entity", "leads"), body.get("action", "status")
         entity = "task" if entity == "tasks" else entity
         actions: dict[tuple[str, str], Callable[[dict], dict]] = {
-            ("leads", "status"): self._move_lead, ("leads", "update"): self._rename_lead,
-            ("leads", "delete"): self._delete_lead, ("leads", "restore"): self._restore_lead,
-            ("leads", "responsible"): self._reassign_lead, ("contacts", "update"): self._rename_contact,
-            ("task", "update"): self._edit_task, ("task", "delete"): self._delete_task,
+            ("leads", "status"): self._move_lead,
+            ("leads", "update"): self._rename_lead,
+            ("leads", "delete"): self._delete_lead,
+            ("leads", "restore"): self._restore_lead,
+            ("leads", "responsible"): self._reassign_lead,
+            ("contacts", "update"): self._rename_contact,
+            ("task", "update"): self._edit_task,
+            ("task", "delete"): self._delete_task,
         }
         if (entity, action) not in actions:
             raise problem(400, "Bad Request", f"unsupported trigger {entity}/{action}")
@@ -45,8 +50,11 @@ class Triggers(Account):
         return {"entity": entity, "action": action, **actions[(entity, action)](body)}
 
     def _live_lead(self, lead_id: int | None) -> dict:
-        lead = self.leads.get(lead_id) if lead_id else next(
-            (l for l in self.leads.values() if not l.get("is_deleted")), None)
+        lead = (
+            self.leads.get(lead_id)
+            if lead_id
+            else next((item for item in self.leads.values() if not item.get("is_deleted")), None)
+        )
         if lead is None:
             raise problem(404, "Not Found", "Lead not found")
         return lead
@@ -61,8 +69,9 @@ class Triggers(Account):
                 stages = self.stages_in_order(pipeline_id)
                 current = stages.index(lead["status_id"]) if lead["status_id"] in stages else 0
                 status_id = stages[(current + 1) % len(stages)]
-        self.update_leads([{"id": lead["id"], "pipeline_id": pipeline_id, "status_id": status_id}],
-                          status_format=body.get("format"))
+        self.update_leads(
+            [{"id": lead["id"], "pipeline_id": pipeline_id, "status_id": status_id}], status_format=body.get("format")
+        )
         return {"id": lead["id"], "status_id": status_id, "pipeline_id": pipeline_id}
 
     def _rename_lead(self, body: dict) -> dict:
@@ -86,7 +95,7 @@ class Triggers(Account):
 
     def _restore_lead(self, body: dict) -> dict:
         """The lead `id`, or the first deleted one, comes back."""
-        lead_id = body.get("id") or next((i for i, l in self.leads.items() if l.get("is_deleted")), None)
+        lead_id = body.get("id") or next((i for i, item in self.leads.items() if item.get("is_deleted")), None)
         if lead_id is None:
             raise problem(404, "Not Found", "No deleted lead to restore")
         self.restore_lead(lead_id)

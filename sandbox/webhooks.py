@@ -5,22 +5,31 @@ several entities and several items per body, as amoCRM does (reference §9). Sta
 instead come in the digital-pipeline robot's compact format: one lead per body, ids only
 (reference §9.4).
 """
+
 from __future__ import annotations
 
 import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 SETTING_FOR = {
-    ("leads", "add"): "add_lead", ("leads", "update"): "update_lead", ("leads", "delete"): "delete_lead",
-    ("leads", "status"): "status_lead", ("leads", "restore"): "restore_lead",
-    ("leads", "responsible"): "responsible_lead", ("leads", "note"): "note_lead",
-    ("contacts", "add"): "add_contact", ("contacts", "update"): "update_contact",
-    ("contacts", "delete"): "delete_contact", ("task", "add"): "add_task",
-    ("task", "update"): "update_task", ("task", "delete"): "delete_task",
+    ("leads", "add"): "add_lead",
+    ("leads", "update"): "update_lead",
+    ("leads", "delete"): "delete_lead",
+    ("leads", "status"): "status_lead",
+    ("leads", "restore"): "restore_lead",
+    ("leads", "responsible"): "responsible_lead",
+    ("leads", "note"): "note_lead",
+    ("contacts", "add"): "add_contact",
+    ("contacts", "update"): "update_contact",
+    ("contacts", "delete"): "delete_contact",
+    ("task", "add"): "add_task",
+    ("task", "update"): "update_task",
+    ("task", "delete"): "delete_task",
 }
 
 
@@ -51,20 +60,29 @@ def _legacy_custom_fields(values: list | None) -> list[dict]:
         item: dict[str, Any] = {"id": field.get("field_id"), "name": field.get("field_name") or ""}
         if field.get("field_code"):
             item["code"] = field["field_code"]
-        item["values"] = [{"value": v.get("value"), **({"enum": v["enum_id"]} if v.get("enum_id") else {})}
-                          for v in field.get("values") or []]
+        item["values"] = [
+            {"value": v.get("value"), **({"enum": v["enum_id"]} if v.get("enum_id") else {})}
+            for v in field.get("values") or []
+        ]
         fields.append(item)
     return fields
 
 
 def legacy_lead(lead: dict, old: dict | None = None) -> dict:
     item = {
-        "id": lead["id"], "name": lead.get("name", ""), "status_id": lead["status_id"],
-        "price": lead.get("price") or 0, "responsible_user_id": lead.get("responsible_user_id"),
-        "last_modified": lead["updated_at"], "modified_user_id": lead.get("updated_by") or 0,
-        "created_user_id": lead.get("created_by") or 0, "date_create": lead["created_at"],
-        "pipeline_id": lead["pipeline_id"], "account_id": lead["account_id"],
-        "created_at": lead["created_at"], "updated_at": lead["updated_at"],
+        "id": lead["id"],
+        "name": lead.get("name", ""),
+        "status_id": lead["status_id"],
+        "price": lead.get("price") or 0,
+        "responsible_user_id": lead.get("responsible_user_id"),
+        "last_modified": lead["updated_at"],
+        "modified_user_id": lead.get("updated_by") or 0,
+        "created_user_id": lead.get("created_by") or 0,
+        "date_create": lead["created_at"],
+        "pipeline_id": lead["pipeline_id"],
+        "account_id": lead["account_id"],
+        "created_at": lead["created_at"],
+        "updated_at": lead["updated_at"],
     }
     if old is not None:
         item["old_status_id"] = old["status_id"]
@@ -79,19 +97,28 @@ def legacy_lead(lead: dict, old: dict | None = None) -> dict:
 
 def compact_status(item: dict) -> dict:
     """A `leads[status]` item as the robot sends it: no timestamps, no other fields (reference §13)."""
-    return {"id": item["id"], "status_id": item["status_id"], "pipeline_id": item["pipeline_id"],
-            "old_status_id": item["old_status_id"],
-            "old_pipeline_id": item.get("old_pipeline_id", item["pipeline_id"])}
+    return {
+        "id": item["id"],
+        "status_id": item["status_id"],
+        "pipeline_id": item["pipeline_id"],
+        "old_status_id": item["old_status_id"],
+        "old_pipeline_id": item.get("old_pipeline_id", item["pipeline_id"]),
+    }
 
 
 def legacy_contact(contact: dict, linked_lead_ids: list[int]) -> dict:
     item = {
-        "id": contact["id"], "name": contact.get("name", ""),
+        "id": contact["id"],
+        "name": contact.get("name", ""),
         "responsible_user_id": contact.get("responsible_user_id"),
-        "date_create": contact["created_at"], "last_modified": contact["updated_at"],
-        "modified_user_id": contact.get("updated_by") or 0, "created_user_id": contact.get("created_by") or 0,
-        "account_id": contact["account_id"], "created_at": contact["created_at"],
-        "updated_at": contact["updated_at"], "type": "contact",
+        "date_create": contact["created_at"],
+        "last_modified": contact["updated_at"],
+        "modified_user_id": contact.get("updated_by") or 0,
+        "created_user_id": contact.get("created_by") or 0,
+        "account_id": contact["account_id"],
+        "created_at": contact["created_at"],
+        "updated_at": contact["updated_at"],
+        "type": "contact",
     }
     if contact.get("custom_fields_values"):
         item["custom_fields"] = _legacy_custom_fields(contact["custom_fields_values"])
@@ -102,13 +129,20 @@ def legacy_contact(contact: dict, linked_lead_ids: list[int]) -> dict:
 
 def legacy_task(task: dict) -> dict:
     return {
-        "id": task["id"], "element_id": task.get("entity_id") or 0,
+        "id": task["id"],
+        "element_id": task.get("entity_id") or 0,
         "element_type": {"contacts": 1, "leads": 2, "companies": 3}.get(task.get("entity_type"), 2),
-        "text": task.get("text", ""), "status": 1 if task.get("is_completed") else 0,
-        "complete_till": task.get("complete_till"), "task_type": task.get("task_type_id"),
-        "responsible_user_id": task.get("responsible_user_id"), "date_create": task["created_at"],
-        "last_modified": task["updated_at"], "created_user_id": task.get("created_by") or 0,
-        "account_id": task["account_id"], "created_at": task["created_at"], "updated_at": task["updated_at"],
+        "text": task.get("text", ""),
+        "status": 1 if task.get("is_completed") else 0,
+        "complete_till": task.get("complete_till"),
+        "task_type": task.get("task_type_id"),
+        "responsible_user_id": task.get("responsible_user_id"),
+        "date_create": task["created_at"],
+        "last_modified": task["updated_at"],
+        "created_user_id": task.get("created_by") or 0,
+        "account_id": task["account_id"],
+        "created_at": task["created_at"],
+        "updated_at": task["updated_at"],
     }
 
 
@@ -119,9 +153,13 @@ class Dispatcher:
     within `answer_limit()` seconds, amoCRM's rule for counting failed hooks (reference §13).
     """
 
-    def __init__(self, account_block: Callable[[], dict], batch_window: float = 0.15,
-                 answered: Callable[[str, bool], None] | None = None,
-                 answer_limit: Callable[[], float] = lambda: 2.0):
+    def __init__(
+        self,
+        account_block: Callable[[], dict],
+        batch_window: float = 0.15,
+        answered: Callable[[str, bool], None] | None = None,
+        answer_limit: Callable[[], float] = lambda: 2.0,
+    ):
         self._account_block = account_block
         self._answered = answered
         self._answer_limit = answer_limit
@@ -182,8 +220,12 @@ class Dispatcher:
         account = self._account_block()
         body["account"] = {"id": account["id"], "subdomain": account["subdomain"]} if compact else account
         encoded = form_encode(body).encode()
-        request = urllib.request.Request(destination, data=encoded, method="POST", headers={
-            "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "amoCRM-Webhooks/3.0"})
+        request = urllib.request.Request(
+            destination,
+            data=encoded,
+            method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "amoCRM-Webhooks/3.0"},
+        )
         limit = self._answer_limit()
         started = time.monotonic()
         try:  # wait longer than the limit, so a slow answer's status is still recorded
@@ -195,9 +237,17 @@ class Dispatcher:
             status = f"failed: {error}"
         seconds = time.monotonic() - started
         valid = isinstance(status, int) and 100 <= status <= 299 and seconds <= limit
-        self.deliveries.append({"destination": destination, "status": status, "events": len(events),
-                                "format": "compact" if compact else "full", "valid": valid,
-                                "body": encoded.decode(), "seconds": round(seconds, 3)})
+        self.deliveries.append(
+            {
+                "destination": destination,
+                "status": status,
+                "events": len(events),
+                "format": "compact" if compact else "full",
+                "valid": valid,
+                "body": encoded.decode(),
+                "seconds": round(seconds, 3),
+            }
+        )
         del self.deliveries[:-200]
         if self._answered is not None:
             self._answered(destination, valid)

@@ -8,6 +8,7 @@ run alongside them as before, so a big sync's writes do not queue everything els
 
 `python scripts/atomic_moto.py -H 127.0.0.1 -p 5055`
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,6 @@ import threading
 
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
-
 
 ATOMIC = {f"DynamoDB_20120810.{op}" for op in ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems")}
 

@@ -3,6 +3,7 @@ GET /integrations/amo-crm/openapi.json. tests/test_openapi.py checks it against 
 
 Run it after adding or changing a route: `.venv/bin/python scripts/build_openapi.py`.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,37 +18,75 @@ from chalicelib import schemas  # noqa: E402
 
 INT = {"type": "integer"}
 STR = {"type": "string"}
-ERRORS = {"type": "array", "items": {"type": "object", "properties": {"id": {"type": ["integer", "null"]},
-                                                                     "message": STR}}}
-SYNC_RESULT = {"type": "object", "required": ["synced", "errors"], "properties": {
-    "synced": INT, "errors": ERRORS, "status": {"type": "string", "enum": ["continuing"]}, "jobId": STR}}
+ERRORS = {
+    "type": "array",
+    "items": {"type": "object", "properties": {"id": {"type": ["integer", "null"]}, "message": STR}},
+}
+SYNC_RESULT = {
+    "type": "object",
+    "required": ["synced", "errors"],
+    "properties": {"synced": INT, "errors": ERRORS, "status": {"type": "string", "enum": ["continuing"]}, "jobId": STR},
+}
 ENTITY = {"type": "object", "additionalProperties": True}
-LIST = {"type": "object", "required": ["data", "count"], "properties": {
-    "data": {"type": "array", "items": ENTITY}, "count": INT, "nextCursor": STR}}
+LIST = {
+    "type": "object",
+    "required": ["data", "count"],
+    "properties": {"data": {"type": "array", "items": ENTITY}, "count": INT, "nextCursor": STR},
+}
 MESSAGE = {"type": "object", "properties": {"message": STR}, "additionalProperties": True}
 ERROR_BODY = {"type": "object", "properties": {"Code": STR, "Message": STR}}
 # what a stage mapping change did to the leads in the stage: re-derived now, or a background job
-REDERIVED = {"leadsChanged": {**INT, "description": "leads whose status the mapping changed (re-derived now)"},
-             "jobId": {**STR, "description": "when many leads are affected: the background job re-deriving "
-                                             "them (GET sync-jobs/{jobId})"},
-             "status": {"type": "string", "enum": ["continuing"]}}
+REDERIVED = {
+    "leadsChanged": {**INT, "description": "leads whose status the mapping changed (re-derived now)"},
+    "jobId": {
+        **STR,
+        "description": "when many leads are affected: the background job re-deriving them (GET sync-jobs/{jobId})",
+    },
+    "status": {"type": "string", "enum": ["continuing"]},
+}
 
 # what the service POSTs to MAIN_BACKEND_WEBHOOK_URL on every lead status change (a webhook of ours)
 STATUS = {"type": "string", "enum": ["NEW", "IN_PROGRESS", "CLOSED"]}
-NOTIFICATION = {"type": "object", "required": ["event", "eventId", "leadId", "amoLeadId", "status", "previousStatus",
-                                               "pipelineId", "stageId", "occurredAt"], "properties": {
-    "event": {"type": "string", "const": "lead.status_changed"},
-    "eventId": {**STR, "description": "stable id of this change, also sent as Idempotency-Key: a notification "
-                                      "delivered more than once carries the same one"},
-    "leadId": STR, "amoLeadId": INT, "status": STATUS, "previousStatus": {**STATUS, "type": ["string", "null"]},
-    "pipelineId": INT, "stageId": INT,
-    "occurredAt": {**STR, "format": "date-time", "description": "when the change happened (see reason)"},
-    "reason": {"type": "string", "enum": ["amo_stage_changed", "mapping_changed"], "description": (
-        "why the status changed. amo_stage_changed: the lead moved to another stage in amoCRM, occurredAt is "
-        "amoCRM's time of the move. mapping_changed: the lead's stage is the same but an operator mapped it to "
-        "another status, occurredAt is when the mapping changed (or when the change was found, for a mapping "
-        "changed before the service recorded such times). Added later: absent from notifications recorded "
-        "before it existed.")}}}
+NOTIFICATION = {
+    "type": "object",
+    "required": [
+        "event",
+        "eventId",
+        "leadId",
+        "amoLeadId",
+        "status",
+        "previousStatus",
+        "pipelineId",
+        "stageId",
+        "occurredAt",
+    ],
+    "properties": {
+        "event": {"type": "string", "const": "lead.status_changed"},
+        "eventId": {
+            **STR,
+            "description": "stable id of this change, also sent as Idempotency-Key: a notification "
+            "delivered more than once carries the same one",
+        },
+        "leadId": STR,
+        "amoLeadId": INT,
+        "status": STATUS,
+        "previousStatus": {**STATUS, "type": ["string", "null"]},
+        "pipelineId": INT,
+        "stageId": INT,
+        "occurredAt": {**STR, "format": "date-time", "description": "when the change happened (see reason)"},
+        "reason": {
+            "type": "string",
+            "enum": ["amo_stage_changed", "mapping_changed"],
+            "description": (
+                "why the status changed. amo_stage_changed: the lead moved to another stage in amoCRM, occurredAt is "
+                "amoCRM's time of the move. mapping_changed: the lead's stage is the same but an operator mapped it to "
+                "another status, occurredAt is when the mapping changed (or when the change was found, for a mapping "
+                "changed before the service recorded such times). Added later: absent from notifications recorded "
+                "before it existed."
+            ),
+        },
+    },
+}
 
 
 def query(name: str, schema: dict | schemas.Spec | schemas.Bool, description: str = "") -> dict:
@@ -66,22 +105,40 @@ PAGING = [query("limit", schemas.PAGE_LIMIT), query("cursor", STR, "nextCursor o
 SYNC_LIMIT = [query("limit", schemas.SYNC_LIMIT, "0 = everything")]
 
 
-def op(summary: str, ok: dict, *, params: list | None = None, status: str = "200", public: bool = False,
-       errors: tuple[str, ...] = ("400",), form_body: dict | None = None) -> dict:
+def op(
+    summary: str,
+    ok: dict,
+    *,
+    params: list | None = None,
+    status: str = "200",
+    public: bool = False,
+    errors: tuple[str, ...] = ("400",),
+    form_body: dict | None = None,
+) -> dict:
     """One operation; its JSON request body, if any, comes from schemas.BODIES (with_json_bodies)."""
-    operation: dict = {"summary": summary, "parameters": params or [],
-                       "responses": {status: {"description": "OK", "content": {"application/json": {"schema": ok}}}}}
+    operation: dict = {
+        "summary": summary,
+        "parameters": params or [],
+        "responses": {status: {"description": "OK", "content": {"application/json": {"schema": ok}}}},
+    }
     for code in errors + (() if public else ("401",)) + ("503",):
-        operation["responses"][code] = {"description": {"400": "Bad input", "401": "Missing or wrong X-API-Key",
-                                                        "403": "Refused", "404": "Unknown id",
-                                                        "409": "Conflicts with the current state",
-                                                        "502": "amoCRM failed",
-                                                        "503": "Not configured, or the database is throttling "
-                                                               "(then with Retry-After)"}[code],
-                                        "content": {"application/json": {"schema": ERROR_BODY}}}
+        operation["responses"][code] = {
+            "description": {
+                "400": "Bad input",
+                "401": "Missing or wrong X-API-Key",
+                "403": "Refused",
+                "404": "Unknown id",
+                "409": "Conflicts with the current state",
+                "502": "amoCRM failed",
+                "503": "Not configured, or the database is throttling (then with Retry-After)",
+            }[code],
+            "content": {"application/json": {"schema": ERROR_BODY}},
+        }
     if form_body is not None:
-        operation["requestBody"] = {"required": False, "content": {
-            ct: {"schema": form_body} for ct in ("application/x-www-form-urlencoded", "application/json")}}
+        operation["requestBody"] = {
+            "required": False,
+            "content": {ct: {"schema": form_body} for ct in ("application/x-www-form-urlencoded", "application/json")},
+        }
     if public:
         operation["security"] = []
     return operation
@@ -99,9 +156,13 @@ def with_json_bodies(routes: dict[str, dict[str, dict]]) -> dict[str, dict[str, 
         for method, operation in methods.items():
             key = f"{method.upper()} {route}"
             if key in schemas.BODIES:
-                operation = {**operation, "requestBody": {
-                    "required": key not in schemas.BODY_MAY_BE_OMITTED,
-                    "content": {"application/json": {"schema": schemas.BODIES[key].json_schema()}}}}
+                operation = {
+                    **operation,
+                    "requestBody": {
+                        "required": key not in schemas.BODY_MAY_BE_OMITTED,
+                        "content": {"application/json": {"schema": schemas.BODIES[key].json_schema()}},
+                    },
+                }
             result[route][method] = operation
     return result
 
@@ -111,89 +172,192 @@ def obj(properties: dict, required: tuple[str, ...] = ()) -> dict:
 
 
 ROUTES: dict[str, dict[str, dict]] = {
-    "/callback": {"get": op("OAuth redirect target: exchange the code, store the tokens",
-                            obj({"message": STR, "accountId": INT, "domain": STR}), public=True,
-                            params=[query("code", STR), query("state", STR), query("referer", STR),
-                                    query("from_widget", STR), query("from_exchange", STR)],
-                            errors=("400", "403", "409"))},
+    "/callback": {
+        "get": op(
+            "OAuth redirect target: exchange the code, store the tokens",
+            obj({"message": STR, "accountId": INT, "domain": STR}),
+            public=True,
+            params=[
+                query("code", STR),
+                query("state", STR),
+                query("referer", STR),
+                query("from_widget", STR),
+                query("from_exchange", STR),
+            ],
+            errors=("400", "403", "409"),
+        )
+    },
     "/exchange-api-key": {"post": op("Ask amoCRM to deliver a code for a legacy API key", MESSAGE, status="202")},
-    "/test": {"get": op("Connection status (a live amoCRM call)", obj({
-        "connected": {"type": "boolean"}, "hasTokens": {"type": "boolean"}, "domain": {"type": ["string", "null"]},
-        "accountId": {"type": ["integer", "null"]}, "needsReauthorization": {"type": "boolean"}}), errors=())},
+    "/test": {
+        "get": op(
+            "Connection status (a live amoCRM call)",
+            obj(
+                {
+                    "connected": {"type": "boolean"},
+                    "hasTokens": {"type": "boolean"},
+                    "domain": {"type": ["string", "null"]},
+                    "accountId": {"type": ["integer", "null"]},
+                    "needsReauthorization": {"type": "boolean"},
+                }
+            ),
+            errors=(),
+        )
+    },
     "/set-tokens": {"post": op("Development only: store a token pair", MESSAGE, errors=("400", "404"))},
     "/sync-pipelines": {"post": op("Mirror pipelines and stages", SYNC_RESULT, errors=("409", "502"))},
     "/pipelines": {"get": op("Pipelines, sorted by sort", LIST, params=PAGING)},
-    "/pipelines/{pipelineId}/stages": {"get": op("Stages of a pipeline, sorted by sort", LIST,
-                                                 params=[path("pipelineId")] + PAGING, errors=("400", "404"))},
-    "/stages/{stageId}/mapping": {"put": op("Set a manual status mapping; the stage's leads are re-derived at once",
-                                            obj({"message": STR, "data": {"type": ["object", "array"]}, **REDERIVED}),
-                                            params=[path("stageId")], errors=("400", "404"))},
+    "/pipelines/{pipelineId}/stages": {
+        "get": op(
+            "Stages of a pipeline, sorted by sort", LIST, params=[path("pipelineId")] + PAGING, errors=("400", "404")
+        )
+    },
+    "/stages/{stageId}/mapping": {
+        "put": op(
+            "Set a manual status mapping; the stage's leads are re-derived at once",
+            obj({"message": STR, "data": {"type": ["object", "array"]}, **REDERIVED}),
+            params=[path("stageId")],
+            errors=("400", "404"),
+        )
+    },
     "/mapping/suggestions": {"get": op("Suggested status for every stage", LIST, errors=())},
-    "/mapping/status": {"get": op("Stages without a mapping and how many leads sit in each", obj({
-        "data": {"type": "array", "items": obj({"pipelineId": INT, "pipelineName": STR, "stageId": INT,
-                                                "stageName": STR, "leads": INT})},
-        "count": INT, "unmappedLeads": INT}), errors=())},
-    "/mapping/auto-apply": {"post": op("Apply suggestions to unmapped stages; their leads are re-derived at once",
-                                       obj({"applied": INT, "skipped": INT, "errors": ERRORS, **REDERIVED}),
-                                       params=[query("minConfidence", schemas.FRACTION)])},
+    "/mapping/status": {
+        "get": op(
+            "Stages without a mapping and how many leads sit in each",
+            obj(
+                {
+                    "data": {
+                        "type": "array",
+                        "items": obj(
+                            {"pipelineId": INT, "pipelineName": STR, "stageId": INT, "stageName": STR, "leads": INT}
+                        ),
+                    },
+                    "count": INT,
+                    "unmappedLeads": INT,
+                }
+            ),
+            errors=(),
+        )
+    },
+    "/mapping/auto-apply": {
+        "post": op(
+            "Apply suggestions to unmapped stages; their leads are re-derived at once",
+            obj({"applied": INT, "skipped": INT, "errors": ERRORS, **REDERIVED}),
+            params=[query("minConfidence", schemas.FRACTION)],
+        )
+    },
     "/sync-users": {"post": op("Mirror users (with roles)", SYNC_RESULT, errors=("409", "502"))},
     "/users": {"get": op("Users, sorted by name", LIST, params=PAGING)},
     "/sync-roles": {"post": op("Mirror roles", SYNC_RESULT, errors=("409", "502"))},
     "/roles": {"get": op("Roles, sorted by name", LIST, params=PAGING)},
-    "/sync-leads": {"post": op("Pull leads with their contacts", SYNC_RESULT, params=SYNC_LIMIT,
-                               errors=("400", "409", "502"))},
-    "/create-lead": {"post": op("Create a lead (and its contact) in amoCRM and locally",
-                                obj({"amoLeadId": INT, "leadId": STR}),
-                                params=[{"name": "Idempotency-Key", "in": "header", "required": False,
-                                         "schema": STR}], errors=("400", "409", "502"))},
-    "/update-lead": {"post": op("Update a lead in amoCRM and locally", obj({"message": STR, "amoLeadId": INT}),
-                                errors=("400", "404", "502"))},
-    "/sync-lead": {"post": op("Upsert the local lead from an amoCRM lead object", obj({"message": STR,
-                                                                                      "leadId": STR}))},
-    "/test-lead": {"post": op("Development only: create a marked test lead", obj({"amoLeadId": INT}),
-                              errors=("404", "502"))},
-    "/leads/{amoLeadId}": {"get": op("The local lead of an amoCRM lead", ENTITY, params=[path("amoLeadId")],
-                                     errors=("400", "404"))},
-    "/leads/{amoLeadId}/notes": {"post": op("Add a common note to the lead", MESSAGE, params=[path("amoLeadId")],
-                                            errors=("400", "404", "502"))},
+    "/sync-leads": {
+        "post": op("Pull leads with their contacts", SYNC_RESULT, params=SYNC_LIMIT, errors=("400", "409", "502"))
+    },
+    "/create-lead": {
+        "post": op(
+            "Create a lead (and its contact) in amoCRM and locally",
+            obj({"amoLeadId": INT, "leadId": STR}),
+            params=[{"name": "Idempotency-Key", "in": "header", "required": False, "schema": STR}],
+            errors=("400", "409", "502"),
+        )
+    },
+    "/update-lead": {
+        "post": op(
+            "Update a lead in amoCRM and locally", obj({"message": STR, "amoLeadId": INT}), errors=("400", "404", "502")
+        )
+    },
+    "/sync-lead": {
+        "post": op("Upsert the local lead from an amoCRM lead object", obj({"message": STR, "leadId": STR}))
+    },
+    "/test-lead": {
+        "post": op("Development only: create a marked test lead", obj({"amoLeadId": INT}), errors=("404", "502"))
+    },
+    "/leads/{amoLeadId}": {
+        "get": op("The local lead of an amoCRM lead", ENTITY, params=[path("amoLeadId")], errors=("400", "404"))
+    },
+    "/leads/{amoLeadId}/notes": {
+        "post": op("Add a common note to the lead", MESSAGE, params=[path("amoLeadId")], errors=("400", "404", "502"))
+    },
     "/sync-contacts": {"post": op("Pull contacts", SYNC_RESULT, params=SYNC_LIMIT, errors=("400", "409", "502"))},
     "/contacts": {
         "get": op("Mirrored contacts", LIST, params=PAGING),
         "post": op("Create a contact in amoCRM", obj({"amoContactId": INT}), errors=("400", "502")),
     },
-    "/contacts/{contactId}": {"patch": op("Update a contact in amoCRM", MESSAGE, params=[path("contactId")],
-                                         errors=("400", "404", "502"))},
-    "/sync-tasks": {"post": op("Pull tasks", SYNC_RESULT, errors=("400", "409", "502"), params=SYNC_LIMIT + [
-        query("is_completed", schemas.Bool()), query("entity_type", schemas.ENTITY_TYPE)])},
+    "/contacts/{contactId}": {
+        "patch": op("Update a contact in amoCRM", MESSAGE, params=[path("contactId")], errors=("400", "404", "502"))
+    },
+    "/sync-tasks": {
+        "post": op(
+            "Pull tasks",
+            SYNC_RESULT,
+            errors=("400", "409", "502"),
+            params=SYNC_LIMIT + [query("is_completed", schemas.Bool()), query("entity_type", schemas.ENTITY_TYPE)],
+        )
+    },
     "/tasks": {
-        "get": op("Mirrored tasks", LIST, params=PAGING + [
-            query("is_completed", schemas.Bool()), query("entity_type", schemas.ENTITY_TYPE),
-            query("entity_id", schemas.ID)]),
+        "get": op(
+            "Mirrored tasks",
+            LIST,
+            params=PAGING
+            + [
+                query("is_completed", schemas.Bool()),
+                query("entity_type", schemas.ENTITY_TYPE),
+                query("entity_id", schemas.ID),
+            ],
+        ),
         "post": op("Create a task in amoCRM", obj({"amoTaskId": INT, "data": ENTITY}), errors=("400", "502")),
     },
-    "/tasks/{taskId}/complete": {"patch": op("Complete a task", obj({"message": STR, "status": STR, "data": ENTITY}),
-                                             params=[path("taskId")], errors=("400", "404", "502"))},
-    "/sync-all": {"post": op("Pipelines and stages, then leads", obj({"pipelines": SYNC_RESULT,
-                                                                      "leads": SYNC_RESULT}),
-                             params=[query("leadsLimit", schemas.Int(0, default=0), "0 = every lead"),
-                                     query("full", schemas.Bool(default=True))],
-                             errors=("400", "409", "502"))},
-    "/sync-jobs/{jobId}": {"get": op("Progress of a sync or a mapping's re-derivation continuing in the background",
-                                     ENTITY,
-                                     params=[path("jobId", STR)], errors=("400", "404"))},
-    "/webhook": {"post": op("amoCRM webhooks", obj({"status": STR, "processed": INT,
-                                                    "errors": {"type": "array", "items": STR}}),
-                            public=True, errors=("401",), params=[query("secret", STR)],
-                            form_body={"type": "object",
-                                       "description": "PHP bracket keys, e.g. leads[status][0][id]"})},
+    "/tasks/{taskId}/complete": {
+        "patch": op(
+            "Complete a task",
+            obj({"message": STR, "status": STR, "data": ENTITY}),
+            params=[path("taskId")],
+            errors=("400", "404", "502"),
+        )
+    },
+    "/sync-all": {
+        "post": op(
+            "Pipelines and stages, then leads",
+            obj({"pipelines": SYNC_RESULT, "leads": SYNC_RESULT}),
+            params=[
+                query("leadsLimit", schemas.Int(0, default=0), "0 = every lead"),
+                query("full", schemas.Bool(default=True)),
+            ],
+            errors=("400", "409", "502"),
+        )
+    },
+    "/sync-jobs/{jobId}": {
+        "get": op(
+            "Progress of a sync or a mapping's re-derivation continuing in the background",
+            ENTITY,
+            params=[path("jobId", STR)],
+            errors=("400", "404"),
+        )
+    },
+    "/webhook": {
+        "post": op(
+            "amoCRM webhooks",
+            obj({"status": STR, "processed": INT, "errors": {"type": "array", "items": STR}}),
+            public=True,
+            errors=("401",),
+            params=[query("secret", STR)],
+            form_body={"type": "object", "description": "PHP bracket keys, e.g. leads[status][0][id]"},
+        )
+    },
     "/webhook/register": {
         "post": op("Subscribe this service's webhook in amoCRM", MESSAGE, errors=("400", "409", "502")),
         "delete": op("Unsubscribe it", MESSAGE, errors=("400", "409", "502")),
     },
-    "/activity": {"get": op("What webhooks did to an entity, newest first (the activity log)", LIST, params=[
-        query("entity", {"type": "string", "enum": ["leads", "contacts", "tasks", "delivery"]}),
-        query("id", schemas.Int(0), "the entity's id; 0 or absent for records without one (deliveries)"),
-        query("limit", schemas.ACTIVITY_LIMIT)])},
+    "/activity": {
+        "get": op(
+            "What webhooks did to an entity, newest first (the activity log)",
+            LIST,
+            params=[
+                query("entity", {"type": "string", "enum": ["leads", "contacts", "tasks", "delivery"]}),
+                query("id", schemas.Int(0), "the entity's id; 0 or absent for records without one (deliveries)"),
+                query("limit", schemas.ACTIVITY_LIMIT),
+            ],
+        )
+    },
     "/openapi.json": {"get": op("This description", {"type": "object"}, errors=())},
 }
 
@@ -201,19 +365,28 @@ ROUTES: dict[str, dict[str, dict]] = {
 def build() -> dict:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "amoCRM integration service", "version": "1.0.0",
-                 "description": "Connects one amoCRM (Kommo) account to the Main Backend. In every JSON request "
-                                "body, numbers are finite and no larger than 2^53-1 in size and nesting is at most "
-                                f"{schemas.MAX_DEPTH} levels deep; anything else is a 400."},
+        "info": {
+            "title": "amoCRM integration service",
+            "version": "1.0.0",
+            "description": "Connects one amoCRM (Kommo) account to the Main Backend. In every JSON request "
+            "body, numbers are finite and no larger than 2^53-1 in size and nesting is at most "
+            f"{schemas.MAX_DEPTH} levels deep; anything else is a 400.",
+        },
         "servers": [{"url": "/"}],
         "components": {"securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
         "security": [{"ApiKey": []}],
         "paths": {P + route: methods for route, methods in with_json_bodies(ROUTES).items()},
-        "webhooks": {"leadStatusChanged": {"post": {
-            "summary": "Sent to MAIN_BACKEND_WEBHOOK_URL on every lead status change, at least once, with headers "
-                       "X-API-Key and Idempotency-Key (= eventId); any 2xx answer acknowledges it",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": NOTIFICATION}}},
-            "responses": {"200": {"description": "Received"}}}}},
+        "webhooks": {
+            "leadStatusChanged": {
+                "post": {
+                    "summary": "Sent to MAIN_BACKEND_WEBHOOK_URL on every lead status change, at least once, "
+                    "with headers "
+                    "X-API-Key and Idempotency-Key (= eventId); any 2xx answer acknowledges it",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": NOTIFICATION}}},
+                    "responses": {"200": {"description": "Received"}},
+                }
+            }
+        },
     }
 
 

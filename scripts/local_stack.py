@@ -5,6 +5,7 @@ install flow. `make run` calls this; the e2e tests use `Stack` directly.
 With AMO_BASE_URL (and the other AMO_* settings) in the environment or in `.env`, the
 sandbox is not started and the service talks to that amoCRM account instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,11 +45,13 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def http(method: str, url: str, body: dict | None = None, headers: dict | None = None,
-         timeout: float = 30) -> tuple[int, dict | str]:
+def http(
+    method: str, url: str, body: dict | None = None, headers: dict | None = None, timeout: float = 30
+) -> tuple[int, dict | str]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, raw = response.status, response.read()
@@ -105,16 +108,24 @@ class Stack:
         self.use_sandbox = not env.get("AMO_BASE_URL")
         redirect = f"{self.api_url}/callback"
         defaults = {
-            "AWS_ENDPOINT_URL": self.moto_url, "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-            "TABLE_PREFIX": "local-", "MAIN_BACKEND_API_KEY": "local-dev-key",
-            "ENABLE_DEV_ENDPOINTS": "true", "AMO_WEBHOOK_SECRET": "local-webhook-secret",
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "TABLE_PREFIX": "local-",
+            "MAIN_BACKEND_API_KEY": "local-dev-key",
+            "ENABLE_DEV_ENDPOINTS": "true",
+            "AMO_WEBHOOK_SECRET": "local-webhook-secret",
         }
         if self.use_sandbox:
-            defaults.update(SANDBOX_DEFAULTS, AMO_BASE_URL=self.sandbox_url, AMO_REDIRECT_URI=redirect,
-                            AMO_PROPERTY_FIELD_ID="900001",
-                            # the sandbox also plays the Main Backend: notifications land there
-                            MAIN_BACKEND_WEBHOOK_URL=f"{self.sandbox_url}/_sandbox/main-backend/notifications")
+            defaults.update(
+                SANDBOX_DEFAULTS,
+                AMO_BASE_URL=self.sandbox_url,
+                AMO_REDIRECT_URI=redirect,
+                AMO_PROPERTY_FIELD_ID="900001",
+                # the sandbox also plays the Main Backend: notifications land there
+                MAIN_BACKEND_WEBHOOK_URL=f"{self.sandbox_url}/_sandbox/main-backend/notifications",
+            )
         for key, value in defaults.items():
             env.setdefault(key, value)
         if self.use_sandbox:  # the sandbox is ours: these must match it whatever the shell says
@@ -127,10 +138,22 @@ class Stack:
     def write_env_file(self) -> Path:
         """The service's settings, for running the CLI against this stack."""
         path = self.log_dir.parent / "service.env"
-        keys = ["AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                "TABLE_PREFIX", "MAIN_BACKEND_API_KEY", "ENABLE_DEV_ENDPOINTS", "AMO_WEBHOOK_SECRET",
-                "AMO_BASE_URL", "AMO_CLIENT_ID", "AMO_CLIENT_SECRET", "AMO_REDIRECT_URI",
-                "AMO_PROPERTY_FIELD_ID", "MAIN_BACKEND_WEBHOOK_URL"]
+        keys = [
+            "AWS_ENDPOINT_URL",
+            "AWS_DEFAULT_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "TABLE_PREFIX",
+            "MAIN_BACKEND_API_KEY",
+            "ENABLE_DEV_ENDPOINTS",
+            "AMO_WEBHOOK_SECRET",
+            "AMO_BASE_URL",
+            "AMO_CLIENT_ID",
+            "AMO_CLIENT_SECRET",
+            "AMO_REDIRECT_URI",
+            "AMO_PROPERTY_FIELD_ID",
+            "MAIN_BACKEND_WEBHOOK_URL",
+        ]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(f"{k}={self.env[k]}\n" for k in keys if self.env.get(k)))
         path.chmod(0o600)
@@ -139,25 +162,43 @@ class Stack:
     def _spawn(self, name: str, args: list[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "w")
-        self.processes[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
-    def start(self, api: bool = True, sandbox_args: list[str] | None = None) -> "Stack":
+    def start(self, api: bool = True, sandbox_args: list[str] | None = None) -> Stack:
         """Start moto, the sandbox (unless a real amoCRM is configured) and, with `api`, chalice local."""
         self.build_env()
         python = sys.executable
-        self._spawn("moto", [python, str(ROOT / "scripts" / "atomic_moto.py"), "-H", "127.0.0.1",
-                             "-p", str(self.moto_port)])
+        self._spawn(
+            "moto", [python, str(ROOT / "scripts" / "atomic_moto.py"), "-H", "127.0.0.1", "-p", str(self.moto_port)]
+        )
         if self.use_sandbox:
             seed_args = [f"--{k}={v}" for k, v in self.seed.items()]
-            self._spawn("sandbox", [python, "-m", "sandbox", "--port", str(self.sandbox_port),
-                                    "--redirect-uri", self.env["AMO_REDIRECT_URI"], *seed_args,
-                                    *(sandbox_args or [])])
+            self._spawn(
+                "sandbox",
+                [
+                    python,
+                    "-m",
+                    "sandbox",
+                    "--port",
+                    str(self.sandbox_port),
+                    "--redirect-uri",
+                    self.env["AMO_REDIRECT_URI"],
+                    *seed_args,
+                    *(sandbox_args or []),
+                ],
+            )
         wait_until(lambda: http("GET", f"{self.moto_url}/moto-api/", timeout=2)[0] == 200, "moto server")
         if self.use_sandbox:
             wait_until(lambda: http("GET", f"{self.sandbox_url}/_sandbox/health", timeout=2)[0] == 200, "sandbox")
-        subprocess.run([python, "-m", "chalicelib.cli", "create-tables"], cwd=ROOT, env=self.env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [python, "-m", "chalicelib.cli", "create-tables"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         if api:
             self.start_api(self.api_port)
         return self
@@ -166,8 +207,9 @@ class Stack:
         """One more `chalice local` on `port`, sharing this stack's tables, tokens and budget
         (as Lambda containers share them); returns its API base URL."""
         chalice = str(Path(sys.executable).parent / "chalice")
-        self._spawn(name, [chalice, "local", "--host", "127.0.0.1", "--port", str(port), "--no-autoreload",
-                           "--stage", "dev"])
+        self._spawn(
+            name, [chalice, "local", "--host", "127.0.0.1", "--port", str(port), "--no-autoreload", "--stage", "dev"]
+        )
         url = f"http://127.0.0.1:{port}{API_PREFIX}"
         wait_until(lambda: http("GET", f"{url}/test", timeout=5)[0] in (200, 401), f"chalice local ({name})", 60)
         return url
@@ -181,8 +223,7 @@ class Stack:
 
     def register_webhook(self) -> dict:
         """Subscribe the service's webhook in the sandbox through the service's own route."""
-        status, body = http("POST", f"{self.api_url}/webhook/register", {},
-                            {"X-API-Key": self.api_key})
+        status, body = http("POST", f"{self.api_url}/webhook/register", {}, {"X-API-Key": self.api_key})
         if status != 200:
             raise RuntimeError(f"registering the webhook failed: {body}")
         return body
@@ -197,7 +238,7 @@ class Stack:
         return synced
 
     def stop(self) -> None:
-        for name, process in reversed(list(self.processes.items())):
+        for process in reversed(list(self.processes.values())):
             if process.poll() is None:
                 try:
                     os.killpg(process.pid, signal.SIGTERM)
@@ -218,8 +259,8 @@ def print_next_steps(stack: Stack) -> None:
 amoCRM integration service running locally
   API            {api}
   API key        {key}   (header X-API-Key)
-  amoCRM         {stack.env['AMO_BASE_URL']}{'  (local sandbox)' if stack.use_sandbox else ''}
-  DynamoDB/SQS   {stack.moto_url}  (moto server, table prefix {stack.env['TABLE_PREFIX']})
+  amoCRM         {stack.env["AMO_BASE_URL"]}{"  (local sandbox)" if stack.use_sandbox else ""}
+  DynamoDB/SQS   {stack.moto_url}  (moto server, table prefix {stack.env["TABLE_PREFIX"]})
   logs           {stack.log_dir}
 
 Try:
@@ -243,8 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", 8000)))
     parser.add_argument("--leads", type=int, default=120, help="sandbox leads to seed")
     args = parser.parse_args(argv)
-    stack = Stack(moto_port=args.moto_port, sandbox_port=args.sandbox_port, api_port=args.api_port,
-                  seed={"leads": args.leads})
+    stack = Stack(
+        moto_port=args.moto_port, sandbox_port=args.sandbox_port, api_port=args.api_port, seed={"leads": args.leads}
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run the clean-up below on `kill` too
     try:
         stack.start()
@@ -252,8 +294,10 @@ def main(argv: list[str] | None = None) -> int:
             stack.connect()
             stack.register_webhook()
             synced = stack.initial_sync()
-            print(f"connected to the sandbox; synced {synced['pipelines']['synced']} pipelines and "
-                  f"{synced['leads']['synced']} leads; stages mapped automatically")
+            print(
+                f"connected to the sandbox; synced {synced['pipelines']['synced']} pipelines and "
+                f"{synced['leads']['synced']} leads; stages mapped automatically"
+            )
         print_next_steps(stack)
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(0.5)

@@ -1,24 +1,34 @@
 """Test set-up. The environment is fixed here, before the app or chalicelib is imported:
 fake AWS credentials and region for moto, no AWS_ENDPOINT_URL (it would bypass moto), and an
 amoCRM account on a host that only `responses` answers."""
+
 import os
 
-os.environ.update({
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AMO_BASE_URL": "https://testaccount.amocrm.ru",
-    "AMO_CLIENT_ID": "client-id-123",
-    "AMO_CLIENT_SECRET": "client-secret-xyz",
-    "AMO_REDIRECT_URI": "https://service.example.com/api/integrations/amo-crm/callback",
-    "MAIN_BACKEND_API_KEY": "main-backend-key",
-    "TABLE_PREFIX": "test-",
-    "AMO_RATE_LIMIT_RPS": "1000",
-    "AMO_RATE_BUDGET": "local",  # the shared budget has tests of its own (tests/amo/test_budget.py)
-})
-for _var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE",
-             "ENABLE_DEV_ENDPOINTS", "AMO_WEBHOOK_SECRET", "MAIN_BACKEND_WEBHOOK_URL",
-             "AMO_PROPERTY_FIELD_ID"):
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AMO_BASE_URL": "https://testaccount.amocrm.ru",
+        "AMO_CLIENT_ID": "client-id-123",
+        "AMO_CLIENT_SECRET": "client-secret-xyz",
+        "AMO_REDIRECT_URI": "https://service.example.com/api/integrations/amo-crm/callback",
+        "MAIN_BACKEND_API_KEY": "main-backend-key",
+        "TABLE_PREFIX": "test-",
+        "AMO_RATE_LIMIT_RPS": "1000",
+        "AMO_RATE_BUDGET": "local",  # the shared budget has tests of its own (tests/amo/test_budget.py)
+    }
+)
+for _var in (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_PROFILE",
+    "ENABLE_DEV_ENDPOINTS",
+    "AMO_WEBHOOK_SECRET",
+    "MAIN_BACKEND_WEBHOOK_URL",
+    "AMO_PROPERTY_FIELD_ID",
+):
     os.environ.pop(_var, None)
 
 import pytest  # noqa: E402
@@ -110,5 +120,6 @@ def pytest_terminal_summary(terminalreporter):
 
     fuzz = sys.modules.get("tests.test_fuzz")
     if fuzz is not None and fuzz.CASES["count"]:
-        terminalreporter.write_line(f"fuzz: {fuzz.CASES['count']} generated requests over "
-                                    f"{len(fuzz.OPERATIONS)} operations")
+        terminalreporter.write_line(
+            f"fuzz: {fuzz.CASES['count']} generated requests over {len(fuzz.OPERATIONS)} operations"
+        )

@@ -4,6 +4,7 @@ Answers like amoCRM: HAL pages of at most `limit` items with `_links.next`, 204 
 past the end, `filter[id][]` on contacts, `with=contacts` on leads. Every request is
 recorded by `responses`, so tests can count them.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,43 +14,109 @@ from urllib.parse import parse_qs, urlsplit
 from tests.fixtures import ACCOUNT_ID, HOST
 
 
-def lead(lead_id, pipeline_id=3177727, status_id=58141807, contact_ids=(), updated_at=1700000000,
-         price=1000, custom_fields=None):
-    return {"id": lead_id, "name": f"Бронь #{lead_id}", "price": price, "responsible_user_id": 8375357,
-            "group_id": 0, "status_id": status_id, "pipeline_id": pipeline_id, "loss_reason_id": None,
-            "created_by": 8375357, "updated_by": 8375357, "created_at": 1690000000, "updated_at": updated_at,
-            "closed_at": None, "closest_task_at": None, "is_deleted": False,
-            "custom_fields_values": custom_fields, "score": None, "account_id": ACCOUNT_ID,
-            "_links": {"self": {"href": f"{HOST}/api/v4/leads/{lead_id}"}},
-            "_embedded": {"tags": [], "companies": [], "contacts": [
+def lead(
+    lead_id,
+    pipeline_id=3177727,
+    status_id=58141807,
+    contact_ids=(),
+    updated_at=1700000000,
+    price=1000,
+    custom_fields=None,
+):
+    return {
+        "id": lead_id,
+        "name": f"Бронь #{lead_id}",
+        "price": price,
+        "responsible_user_id": 8375357,
+        "group_id": 0,
+        "status_id": status_id,
+        "pipeline_id": pipeline_id,
+        "loss_reason_id": None,
+        "created_by": 8375357,
+        "updated_by": 8375357,
+        "created_at": 1690000000,
+        "updated_at": updated_at,
+        "closed_at": None,
+        "closest_task_at": None,
+        "is_deleted": False,
+        "custom_fields_values": custom_fields,
+        "score": None,
+        "account_id": ACCOUNT_ID,
+        "_links": {"self": {"href": f"{HOST}/api/v4/leads/{lead_id}"}},
+        "_embedded": {
+            "tags": [],
+            "companies": [],
+            "contacts": [
                 {"id": c, "is_main": i == 0, "_links": {"self": {"href": f"{HOST}/api/v4/contacts/{c}"}}}
-                for i, c in enumerate(contact_ids)]}}
+                for i, c in enumerate(contact_ids)
+            ],
+        },
+    }
 
 
-def contact(contact_id, name="Олена Коваленко", phone="+380501112233", email="olena@example.ua",
-            updated_at=1700000000):
+def contact(contact_id, name="Олена Коваленко", phone="+380501112233", email="olena@example.ua", updated_at=1700000000):
     fields = []
     if phone:
-        fields.append({"field_id": 264911, "field_name": "Телефон", "field_code": "PHONE", "field_type": "multitext",
-                       "values": [{"value": phone, "enum_id": 193200, "enum_code": "MOB"}]})
+        fields.append(
+            {
+                "field_id": 264911,
+                "field_name": "Телефон",
+                "field_code": "PHONE",
+                "field_type": "multitext",
+                "values": [{"value": phone, "enum_id": 193200, "enum_code": "MOB"}],
+            }
+        )
     if email:
-        fields.append({"field_id": 264913, "field_name": "Email", "field_code": "EMAIL", "field_type": "multitext",
-                       "values": [{"value": email, "enum_id": 193212, "enum_code": "WORK"}]})
-    return {"id": contact_id, "name": name, "first_name": name.split()[0], "last_name": name.split()[-1],
-            "responsible_user_id": 8375357, "group_id": 0, "created_by": 0, "updated_by": 0,
-            "created_at": 1690000000, "updated_at": updated_at, "closest_task_at": None, "is_deleted": False,
-            "is_unsorted": False, "custom_fields_values": fields or None, "account_id": ACCOUNT_ID,
-            "_links": {"self": {"href": f"{HOST}/api/v4/contacts/{contact_id}"}},
-            "_embedded": {"tags": [], "companies": []}}
+        fields.append(
+            {
+                "field_id": 264913,
+                "field_name": "Email",
+                "field_code": "EMAIL",
+                "field_type": "multitext",
+                "values": [{"value": email, "enum_id": 193212, "enum_code": "WORK"}],
+            }
+        )
+    return {
+        "id": contact_id,
+        "name": name,
+        "first_name": name.split()[0],
+        "last_name": name.split()[-1],
+        "responsible_user_id": 8375357,
+        "group_id": 0,
+        "created_by": 0,
+        "updated_by": 0,
+        "created_at": 1690000000,
+        "updated_at": updated_at,
+        "closest_task_at": None,
+        "is_deleted": False,
+        "is_unsorted": False,
+        "custom_fields_values": fields or None,
+        "account_id": ACCOUNT_ID,
+        "_links": {"self": {"href": f"{HOST}/api/v4/contacts/{contact_id}"}},
+        "_embedded": {"tags": [], "companies": []},
+    }
 
 
 def task(task_id, entity_id=17657, entity_type="leads", is_completed=False, updated_at=1700000000):
-    return {"id": task_id, "created_by": 8375357, "updated_by": 8375357, "created_at": 1690000000,
-            "updated_at": updated_at, "responsible_user_id": 8375357, "group_id": 0, "entity_id": entity_id,
-            "entity_type": entity_type, "is_completed": is_completed, "task_type_id": 1,
-            "text": "Перезвонить гостю", "duration": 0, "complete_till": 1700086400,
-            "result": {"text": "Готово"} if is_completed else [], "account_id": ACCOUNT_ID,
-            "_links": {"self": {"href": f"{HOST}/api/v4/tasks/{task_id}"}}}
+    return {
+        "id": task_id,
+        "created_by": 8375357,
+        "updated_by": 8375357,
+        "created_at": 1690000000,
+        "updated_at": updated_at,
+        "responsible_user_id": 8375357,
+        "group_id": 0,
+        "entity_id": entity_id,
+        "entity_type": entity_type,
+        "is_completed": is_completed,
+        "task_type_id": 1,
+        "text": "Перезвонить гостю",
+        "duration": 0,
+        "complete_till": 1700086400,
+        "result": {"text": "Готово"} if is_completed else [],
+        "account_id": ACCOUNT_ID,
+        "_links": {"self": {"href": f"{HOST}/api/v4/tasks/{task_id}"}},
+    }
 
 
 class FakeAmo:
@@ -72,7 +139,7 @@ class FakeAmo:
         query = parse_qs(urlsplit(self_url).query)
         limit = int(query.get("limit", ["50"])[0])
         page = int(query.get("page", ["1"])[0])
-        chunk = items[(page - 1) * limit: page * limit]
+        chunk = items[(page - 1) * limit : page * limit]
         if not chunk:
             return 204, {}, ""
         links = {"self": {"href": f"{HOST}{path}?page={page}&limit={limit}"}}
@@ -85,7 +152,7 @@ class FakeAmo:
         self.urls.append(request.url)
         query = parse_qs(urlsplit(request.url).query)
         since = int(query.get("filter[updated_at][from]", ["0"])[0])
-        items = [dict(l) for l in self.leads if l["updated_at"] >= since]
+        items = [dict(item) for item in self.leads if item["updated_at"] >= since]
         if "contacts" not in ",".join(query.get("with", [])):
             for item in items:
                 item["_embedded"] = {k: v for k, v in item["_embedded"].items() if k != "contacts"}

@@ -1,8 +1,8 @@
 """The operator CLI: exit codes, summaries, nothing secret printed."""
+
 import pytest
 
-from chalicelib import wiring
-from chalicelib import cli
+from chalicelib import cli, wiring
 from chalicelib.services import pipelines
 from tests import fixtures
 from tests.fake_amo import FakeAmo, contact, lead

@@ -1,4 +1,5 @@
 """The OpenAPI description covers exactly the app's routes, agrees with what they accept, and is served."""
+
 import json
 import re
 import sys
@@ -53,23 +54,32 @@ def test_it_is_served_behind_the_api_key(client):
 
 # -- integer parameters: the published range is the one enforced --------------------------------
 
-INTEGER_PARAMETERS = [(path, method, parameter) for path, methods in sorted(SPEC["paths"].items())
-                      for method, operation in sorted(methods.items()) for parameter in operation["parameters"]
-                      if parameter["schema"].get("type") == "integer"]
+INTEGER_PARAMETERS = [
+    (path, method, parameter)
+    for path, methods in sorted(SPEC["paths"].items())
+    for method, operation in sorted(methods.items())
+    for parameter in operation["parameters"]
+    if parameter["schema"].get("type") == "integer"
+]
 
 
-@pytest.mark.parametrize("path,method,parameter", INTEGER_PARAMETERS,
-                         ids=[f"{m.upper()} {p[len(P):]} {q['name']}" for p, m, q in INTEGER_PARAMETERS])
-def test_integer_parameters_are_refused_exactly_outside_their_published_range(client, dev_endpoints, path, method,
-                                                                               parameter):
+@pytest.mark.parametrize(
+    "path,method,parameter",
+    INTEGER_PARAMETERS,
+    ids=[f"{m.upper()} {p[len(P) :]} {q['name']}" for p, m, q in INTEGER_PARAMETERS],
+)
+def test_integer_parameters_are_refused_exactly_outside_their_published_range(
+    client, dev_endpoints, path, method, parameter
+):
     name, schema = parameter["name"], parameter["schema"]
 
     def request(value):
         url = re.sub(r"{(\w+)}", lambda m: str(value) if m.group(1) == name else "1", path)
         if parameter["in"] == "query":
             url += f"?{name}={value}"
-        response = client.http.request(method.upper(), url, body="{}",
-                                       headers={"X-API-Key": API_KEY, "Content-Type": "application/json"})
+        response = client.http.request(
+            method.upper(), url, body="{}", headers={"X-API-Key": API_KEY, "Content-Type": "application/json"}
+        )
         return response.status_code == 400 and response.json_body["Message"].startswith(f"{name} must")
 
     assert request(schema["minimum"] - 1) and request(schema["maximum"] + 1)
@@ -97,9 +107,11 @@ SERVICES = {
     "POST /webhook/register": ("webhooks", "register"),
     "DELETE /webhook/register": ("webhooks", "unregister"),
 }
-small_json = st.recursive(st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=8),
-                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                     max_size=3), max_leaves=6)
+small_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 def accepted(spec, required=True):
@@ -127,12 +139,22 @@ def accepted(spec, required=True):
 def accepted_object(spec):
     fields = {key: accepted(field, key in spec.required) for key, field in spec.fields.items()}
     extras = st.dictionaries(st.text(max_size=6).filter(lambda key: key not in spec.fields), small_json, max_size=2)
-    body = st.builds(lambda extra, declared: {**extra, **declared}, extras,
-                     st.fixed_dictionaries({k: v for k, v in fields.items() if k in spec.required},
-                                           optional={k: v for k, v in fields.items() if k not in spec.required}))
+    body = st.builds(
+        lambda extra, declared: {**extra, **declared},
+        extras,
+        st.fixed_dictionaries(
+            {k: v for k, v in fields.items() if k in spec.required},
+            optional={k: v for k, v in fields.items() if k not in spec.required},
+        ),
+    )
     if spec.any_of:
-        body = st.builds(lambda b, key: b if any(isinstance(b.get(k), str) and b[k].strip() for k in spec.any_of)
-                         else {**b, key: "Олена"}, body, st.sampled_from(spec.any_of))
+        body = st.builds(
+            lambda b, key: (
+                b if any(isinstance(b.get(k), str) and b[k].strip() for k in spec.any_of) else {**b, key: "Олена"}
+            ),
+            body,
+            st.sampled_from(spec.any_of),
+        )
     if spec.together:
         body = body.filter(lambda b: len({b.get(k) not in (None, "") for k in spec.together}) == 1)
     return body
@@ -164,17 +186,28 @@ def rejected(spec):
 
 def broken(spec, body):
     """`body` (an accepted object) with exactly one thing wrong."""
-    ways = [st.sampled_from(sorted(spec.fields)).flatmap(
-        lambda key: rejected(spec.fields[key]).map(lambda value: {**body, key: value}))]
+    ways = [
+        st.sampled_from(sorted(spec.fields)).flatmap(
+            lambda key: rejected(spec.fields[key]).map(lambda value: {**body, key: value})
+        )
+    ]
     if spec.required:
         ways.append(st.sampled_from(spec.required).map(lambda key: {k: v for k, v in body.items() if k != key}))
-        ways.append(st.sampled_from(spec.required).map(
-            lambda key: {**body, key: "" if isinstance(spec.fields[key], schemas.Str) else None}))
+        ways.append(
+            st.sampled_from(spec.required).map(
+                lambda key: {**body, key: "" if isinstance(spec.fields[key], schemas.Str) else None}
+            )
+        )
     if spec.any_of:
-        ways.append(st.just({**body, **{key: " " for key in spec.any_of}}))
+        ways.append(st.just({**body, **dict.fromkeys(spec.any_of, " ")}))
     if spec.together:  # one of them given, the others not
-        ways.append(st.sampled_from(spec.together).flatmap(lambda key: accepted(spec.fields[key]).map(
-            lambda value: {**{k: v for k, v in body.items() if k not in spec.together}, key: value})))
+        ways.append(
+            st.sampled_from(spec.together).flatmap(
+                lambda key: accepted(spec.fields[key]).map(
+                    lambda value: {**{k: v for k, v in body.items() if k not in spec.together}, key: value}
+                )
+            )
+        )
     return st.one_of(ways).filter(lambda b: b != body)
 
 
@@ -194,6 +227,7 @@ def services(monkeypatch):
                 pipelines.validate_status(args[1])
             calls.append(_name)
             return {}
+
         monkeypatch.setattr(module, function, recorder)
     monkeypatch.setenv("ENABLE_DEV_ENDPOINTS", "true")
     return calls
@@ -201,8 +235,12 @@ def services(monkeypatch):
 
 def send(client, route, body):
     method, path = route.split(" ")
-    return client.http.request(method, P + re.sub(r"{\w+}", "1", path), body=json.dumps(body),
-                               headers={"X-API-Key": API_KEY, "Content-Type": "application/json"})
+    return client.http.request(
+        method,
+        P + re.sub(r"{\w+}", "1", path),
+        body=json.dumps(body),
+        headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
+    )
 
 
 def test_every_json_route_has_its_service_listed_here():
@@ -210,8 +248,9 @@ def test_every_json_route_has_its_service_listed_here():
 
 
 @pytest.mark.parametrize("route", sorted(schemas.BODIES))
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data())
 def test_a_body_the_schema_accepts_reaches_the_service(client, services, route, data):
     body = data.draw(accepted(schemas.BODIES[route]), label="body")
@@ -223,8 +262,9 @@ def test_a_body_the_schema_accepts_reaches_the_service(client, services, route, 
 
 
 @pytest.mark.parametrize("route", sorted(schemas.BODIES))
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data())
 def test_a_body_the_schema_rejects_is_400_before_any_service(client, services, route, data):
     body = data.draw(rejected(schemas.BODIES[route]), label="body")

@@ -1,4 +1,5 @@
 """The HTTP edge: API-key guard, dev-only routes, OAuth routes, the refresh schedule."""
+
 import json
 import re
 
@@ -13,24 +14,27 @@ KEY = {"X-API-Key": API_KEY}
 JSON = {"Content-Type": "application/json"}
 
 
-
 def protected_routes():
     """Every (method, path) the app serves except the callback and the webhook, read from the app
     itself so a route added later is covered without editing this test."""
     from app import app
     from chalicelib.web import PUBLIC_ROUTES
 
-    return [(method, re.sub(r"{[^}]+}", "1", path))
-            for path, methods in sorted(app.routes.items()) if path not in PUBLIC_ROUTES
-            for method in sorted(methods)]
+    return [
+        (method, re.sub(r"{[^}]+}", "1", path))
+        for path, methods in sorted(app.routes.items())
+        if path not in PUBLIC_ROUTES
+        for method in sorted(methods)
+    ]
 
 
 PROTECTED = protected_routes()
 
 
 def call(client, method, path, headers=None, body=None):
-    return client.http.request(method, path, headers={**JSON, **(headers or {})},
-                               body=json.dumps(body) if body is not None else b"")
+    return client.http.request(
+        method, path, headers={**JSON, **(headers or {})}, body=json.dumps(body) if body is not None else b""
+    )
 
 
 @pytest.mark.parametrize("method,path", PROTECTED)
@@ -56,8 +60,9 @@ def stored_token_or_none():
 
 
 def test_set_tokens_stores_a_pair_when_dev_endpoints_are_enabled(client, dev_endpoints):
-    response = call(client, "POST", f"{P}/set-tokens", KEY,
-                    {"access_token": "a-1", "refresh_token": "r-1", "expires_in": 600})
+    response = call(
+        client, "POST", f"{P}/set-tokens", KEY, {"access_token": "a-1", "refresh_token": "r-1", "expires_in": 600}
+    )
     assert response.status_code == 200
     assert response.json_body == {"message": "tokens stored"}
     assert stored_token().access_token == "a-1"
@@ -113,11 +118,14 @@ def test_exchange_api_key_is_202(client, amo):
     assert response.json_body["state"]
 
 
-@pytest.mark.parametrize("body,message", [
-    ([1, 2], "request body must be a JSON object"),
-    ({"api_key": "k"}, "login is required"),
-    ({"login": "a@b.c", "api_key": 12}, "api_key must be a string"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ([1, 2], "request body must be a JSON object"),
+        ({"api_key": "k"}, "login is required"),
+        ({"login": "a@b.c", "api_key": 12}, "api_key must be a string"),
+    ],
+)
 def test_exchange_api_key_validates_its_body(client, body, message):
     response = call(client, "POST", f"{P}/exchange-api-key", KEY, body)
     assert response.status_code == 400
@@ -130,9 +138,12 @@ def test_malformed_json_is_400_not_500(client):
 
 
 def test_amocrm_refusing_the_api_key_exchange_is_a_clean_error(client, amo):
-    amo.post(f"{HOST}/oauth2/exchange_api_key", status=403, headers=PROBLEM,
-             json={"title": "Forbidden", "type": "https://httpstatus.es/403", "status": 403,
-                   "detail": "Not enough rights"})
+    amo.post(
+        f"{HOST}/oauth2/exchange_api_key",
+        status=403,
+        headers=PROBLEM,
+        json={"title": "Forbidden", "type": "https://httpstatus.es/403", "status": 403, "detail": "Not enough rights"},
+    )
     response = call(client, "POST", f"{P}/exchange-api-key", KEY, {"login": "a@b.c", "api_key": "k"})
     assert response.status_code == 502
     assert "Not enough rights" in response.json_body["Message"]
@@ -149,8 +160,9 @@ def test_test_route_reports_reauthorization_needed(client, amo):
 def test_refresh_schedule_refreshes_the_token(client, amo):
     store_tokens("a-1", "r-1", expires_in=80000)
     amo.post(f"{HOST}/oauth2/access_token", json=fixtures.token_body("a-2", "r-2"), headers=HAL)
-    event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event",
-                                            detail={}, resources=["arn:aws:events:refresh-token"])
+    event = client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=["arn:aws:events:refresh-token"]
+    )
 
     result = client.lambda_.invoke("refresh-token", event).payload
 
@@ -159,8 +171,9 @@ def test_refresh_schedule_refreshes_the_token(client, amo):
 
 
 def test_refresh_schedule_without_tokens_reports_instead_of_failing(client, amo):
-    event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event",
-                                            detail={}, resources=["arn:aws:events:refresh-token"])
+    event = client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=["arn:aws:events:refresh-token"]
+    )
     result = client.lambda_.invoke("refresh-token", event).payload
     assert result["refreshed"] is False and "not connected" in result["reason"]
     assert len(amo.calls) == 0

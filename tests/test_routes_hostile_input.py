@@ -2,6 +2,7 @@
 numbers, non-ASCII digits, bodies nested past the stack; DynamoDB throttling answers 503.
 
 Webhook bodies are parsed in chalicelib/amo/webhooks.py and are not covered here."""
+
 import json
 import re
 from types import SimpleNamespace
@@ -31,38 +32,53 @@ def assert_refused(response, status=400, *words):
         assert word in response.json_body["Message"]
 
 
-@pytest.mark.parametrize("method,path,name", [
-    ("GET", f"/pipelines?limit={DIGITS_5000}", "limit"),
-    ("POST", f"/sync-leads?limit={DIGITS_5000}", "limit"),
-    ("POST", f"/sync-all?leadsLimit={DIGITS_5000}", "leadsLimit"),
-    ("GET", f"/activity?entity=leads&id={DIGITS_5000}", "id"),
-    ("GET", f"/tasks?entity_type=leads&entity_id={DIGITS_5000}", "entity_id"),
-    ("GET", f"/pipelines/{DIGITS_5000}/stages", "pipelineId"),
-    ("GET", f"/leads/{DIGITS_5000}", "amoLeadId"),
-    ("GET", "/leads/9007199254740992", "amoLeadId"),
-    ("GET", "/leads/%D9%A1%D9%A7%D9%A6%D9%A5%D9%A7", "amoLeadId"),  # ١٧٦٥٧
-    ("GET", "/leads/1_7657", "amoLeadId"),
-    ("GET", "/leads/%2017657", "amoLeadId"),
-])
+@pytest.mark.parametrize(
+    "method,path,name",
+    [
+        ("GET", f"/pipelines?limit={DIGITS_5000}", "limit"),
+        ("POST", f"/sync-leads?limit={DIGITS_5000}", "limit"),
+        ("POST", f"/sync-all?leadsLimit={DIGITS_5000}", "leadsLimit"),
+        ("GET", f"/activity?entity=leads&id={DIGITS_5000}", "id"),
+        ("GET", f"/tasks?entity_type=leads&entity_id={DIGITS_5000}", "entity_id"),
+        ("GET", f"/pipelines/{DIGITS_5000}/stages", "pipelineId"),
+        ("GET", f"/leads/{DIGITS_5000}", "amoLeadId"),
+        ("GET", "/leads/9007199254740992", "amoLeadId"),
+        ("GET", "/leads/%D9%A1%D9%A7%D9%A6%D9%A5%D9%A7", "amoLeadId"),  # ١٧٦٥٧
+        ("GET", "/leads/1_7657", "amoLeadId"),
+        ("GET", "/leads/%2017657", "amoLeadId"),
+    ],
+)
 def test_huge_or_non_ascii_integers_in_queries_and_paths_are_400(client, method, path, name):
     assert_refused(call(client, method, path), 400, name)
 
 
-@pytest.mark.parametrize("path,body,field", [
-    ("/update-lead", '{"leadId": 1e400, "leadData": {"price": 1}}', "leadId"),
-    ("/update-lead", '{"leadId": Infinity, "leadData": {"price": 1}}', "leadId"),
-    ("/update-lead", '{"leadId": NaN, "leadData": {"price": 1}}', "leadId"),
-    ("/update-lead", '{"leadId": 100000000000000000000000000000000000000000, "leadData": {"price": 1}}', "leadId"),
-    ("/update-lead", '{"leadId": 5, "leadData": {"price": 1e400}}', "leadData.price"),
-    ("/create-lead", '{"leadData": {"name": "x", "price": 100000000000000000000000000000000000000000}}',
-     "leadData.price"),
-    ("/sync-lead", '{"lead": {"id": 1e400, "pipeline_id": 1, "status_id": 2, "updated_at": 3}}', "lead.id"),
-    ("/sync-lead", '{"lead": {"id": 5, "pipeline_id": 1, "status_id": 2, "updated_at": 3, "price": Infinity}}',
-     "lead.price"),
-    ("/sync-lead", '{"lead": {"id": 5, "pipeline_id": 1, "status_id": 2, "updated_at": 3, "price": -1e400}}',
-     "lead.price"),
-    ("/tasks", '{"text": "t", "complete_till": 100000000000000000000000000000000000000000}', "complete_till"),
-])
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        ("/update-lead", '{"leadId": 1e400, "leadData": {"price": 1}}', "leadId"),
+        ("/update-lead", '{"leadId": Infinity, "leadData": {"price": 1}}', "leadId"),
+        ("/update-lead", '{"leadId": NaN, "leadData": {"price": 1}}', "leadId"),
+        ("/update-lead", '{"leadId": 100000000000000000000000000000000000000000, "leadData": {"price": 1}}', "leadId"),
+        ("/update-lead", '{"leadId": 5, "leadData": {"price": 1e400}}', "leadData.price"),
+        (
+            "/create-lead",
+            '{"leadData": {"name": "x", "price": 100000000000000000000000000000000000000000}}',
+            "leadData.price",
+        ),
+        ("/sync-lead", '{"lead": {"id": 1e400, "pipeline_id": 1, "status_id": 2, "updated_at": 3}}', "lead.id"),
+        (
+            "/sync-lead",
+            '{"lead": {"id": 5, "pipeline_id": 1, "status_id": 2, "updated_at": 3, "price": Infinity}}',
+            "lead.price",
+        ),
+        (
+            "/sync-lead",
+            '{"lead": {"id": 5, "pipeline_id": 1, "status_id": 2, "updated_at": 3, "price": -1e400}}',
+            "lead.price",
+        ),
+        ("/tasks", '{"text": "t", "complete_till": 100000000000000000000000000000000000000000}', "complete_till"),
+    ],
+)
 def test_non_finite_or_huge_numbers_in_bodies_are_400_and_reach_nobody(client, amo, path, body, field):
     store_tokens()
     assert_refused(call(client, "POST", path, body), 400, field)
@@ -74,7 +90,7 @@ def test_a_4000_digit_number_in_a_body_is_400(client):
 
 
 def test_a_5000_digit_number_in_a_body_is_400(client):
-    assert_refused(call(client, "POST", "/update-lead", '{"leadId": %s, "leadData": {}}' % DIGITS_5000), 400)
+    assert_refused(call(client, "POST", "/update-lead", '{"leadId": ' + DIGITS_5000 + ', "leadData": {}}'), 400)
 
 
 @pytest.mark.parametrize("route", JSON_ROUTES)
@@ -103,8 +119,9 @@ def dynamodb_throttles(monkeypatch):
     return throttle
 
 
-@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException",
-                                  "RequestLimitExceeded"])
+@pytest.mark.parametrize(
+    "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"]
+)
 def test_dynamodb_throttling_is_503_with_retry_after(client, dynamodb_throttles, code):
     pauses = dynamodb_throttles(code)
     response = call(client, "GET", "/pipelines")

@@ -1,4 +1,5 @@
 """HTTP edge of leads, contacts and tasks: validation, idempotency, amoCRM write calls."""
+
 import json
 
 import pytest
@@ -27,19 +28,22 @@ def post(client, path, body, headers=None):
     return client.http.post(f"{P}/{path}", headers={**HEADERS, **(headers or {})}, body=json.dumps(body))
 
 
-@pytest.mark.parametrize("body,message", [
-    ({}, "leadData must be a JSON object"),
-    ({"leadData": []}, "leadData must be a JSON object"),
-    ({"leadData": {"name": 5}}, "leadData.name must be a non-empty string"),
-    ({"leadData": {"name": "x", "price": -1}}, "leadData.price must be a non-negative integer"),
-    ({"leadData": {"name": "x", "price": 1.5}}, "leadData.price must be a non-negative integer"),
-    ({"leadData": {"name": "x", "pipeline_id": "3177727"}}, "leadData.pipeline_id must be a positive integer"),
-    ({"leadData": {"name": "x", "status_id": True}}, "leadData.status_id must be a positive integer"),
-    ({"leadData": {"name": "x", "responsible_user_id": 0}}, "leadData.responsible_user_id must be a positive"),
-    ({"leadData": {"name": "x"}, "contact": "Олена"}, "contact must be a JSON object"),
-    ({"leadData": {"name": "x"}, "contact": {"phone": "+380"}}, "contact.name is required"),
-    ({"leadData": {"name": "x"}, "contact": {"name": "O", "email": 5}}, "contact.email must be a string"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({}, "leadData must be a JSON object"),
+        ({"leadData": []}, "leadData must be a JSON object"),
+        ({"leadData": {"name": 5}}, "leadData.name must be a non-empty string"),
+        ({"leadData": {"name": "x", "price": -1}}, "leadData.price must be a non-negative integer"),
+        ({"leadData": {"name": "x", "price": 1.5}}, "leadData.price must be a non-negative integer"),
+        ({"leadData": {"name": "x", "pipeline_id": "3177727"}}, "leadData.pipeline_id must be a positive integer"),
+        ({"leadData": {"name": "x", "status_id": True}}, "leadData.status_id must be a positive integer"),
+        ({"leadData": {"name": "x", "responsible_user_id": 0}}, "leadData.responsible_user_id must be a positive"),
+        ({"leadData": {"name": "x"}, "contact": "Олена"}, "contact must be a JSON object"),
+        ({"leadData": {"name": "x"}, "contact": {"phone": "+380"}}, "contact.name is required"),
+        ({"leadData": {"name": "x"}, "contact": {"name": "O", "email": 5}}, "contact.email must be a string"),
+    ],
+)
 def test_create_lead_validation_names_the_field(client, fake, body, message):
     response = post(client, "create-lead", body)
     assert response.status_code == 400
@@ -70,8 +74,13 @@ def test_update_lead_patches_amocrm_and_refreshes_the_local_lead(client, fake):
 
 
 def test_update_of_an_unknown_lead_is_404(client, fake):
-    fake.mock.add("PATCH", f"{HOST}/api/v4/leads/404404", status=404, headers=PROBLEM,
-                  json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Not found"})
+    fake.mock.add(
+        "PATCH",
+        f"{HOST}/api/v4/leads/404404",
+        status=404,
+        headers=PROBLEM,
+        json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Not found"},
+    )
     response = post(client, "update-lead", {"leadId": 404404, "leadData": {"price": 1}})
     assert response.status_code == 404
 
@@ -102,8 +111,12 @@ def test_sync_limit_must_be_a_non_negative_integer(client, query):
 
 
 def test_add_note_to_a_lead(client, fake):
-    fake.mock.add("POST", f"{HOST}/api/v4/leads/900/notes", headers=HAL, json={
-        "_links": {}, "_embedded": {"notes": [{"id": 42, "entity_id": 900, "request_id": "0"}]}})
+    fake.mock.add(
+        "POST",
+        f"{HOST}/api/v4/leads/900/notes",
+        headers=HAL,
+        json={"_links": {}, "_embedded": {"notes": [{"id": 42, "entity_id": 900, "request_id": "0"}]}},
+    )
     response = post(client, "leads/900/notes", {"text": "Гость просит перезвонить"})
     assert response.status_code == 200 and response.json_body["noteId"] == 42
     sent = json.loads(fake.mock.calls[-1].request.body)
@@ -120,8 +133,9 @@ def test_complete_task_patches_amocrm_then_stores(client, fake):
         return 200, HAL, json.dumps({"id": 4745251, "updated_at": 1700000500, "_links": {}})
 
     fake.mock.add_callback("PATCH", f"{HOST}/api/v4/tasks/4745251", patch)
-    response = client.http.patch(f"{P}/tasks/4745251/complete", headers=HEADERS,
-                                 body=json.dumps({"result_text": "Дозвонились"}))
+    response = client.http.patch(
+        f"{P}/tasks/4745251/complete", headers=HEADERS, body=json.dumps({"result_text": "Дозвонились"})
+    )
     assert response.status_code == 200 and response.json_body["status"] == "completed"
     assert AmoTask.get(4745251).result_text == "Дозвонились"
     again = client.http.patch(f"{P}/tasks/4745251/complete", headers=HEADERS)
@@ -133,22 +147,28 @@ def test_complete_unknown_task_is_404(client, fake):
     assert client.http.patch(f"{P}/tasks/1/complete", headers=HEADERS).status_code == 404
 
 
-@pytest.mark.parametrize("query,message", [
-    ("is_completed=yes", "is_completed must be true or false"),
-    ("entity_type=deals", "entity_type must be one of leads, contacts, companies"),
-    ("entity_id=5", "entity_id needs entity_type"),
-])
+@pytest.mark.parametrize(
+    "query,message",
+    [
+        ("is_completed=yes", "is_completed must be true or false"),
+        ("entity_type=deals", "entity_type must be one of leads, contacts, companies"),
+        ("entity_id=5", "entity_id needs entity_type"),
+    ],
+)
 def test_task_filters_are_validated(client, query, message):
     response = client.http.get(f"{P}/tasks?{query}", headers=HEADERS)
     assert response.status_code == 400 and message in response.json_body["Message"]
 
 
 def test_tasks_filtered_by_entity_and_completion(client, fake):
-    fake.tasks = [task(1, entity_id=17657), task(2, entity_id=17657, is_completed=True), task(3, entity_id=99),
-                  task(4, entity_id=5, entity_type="contacts")]
+    fake.tasks = [
+        task(1, entity_id=17657),
+        task(2, entity_id=17657, is_completed=True),
+        task(3, entity_id=99),
+        task(4, entity_id=5, entity_type="contacts"),
+    ]
     assert client.http.post(f"{P}/sync-tasks?limit=0", headers=HEADERS).json_body["synced"] == 4
-    body = client.http.get(f"{P}/tasks?entity_type=leads&entity_id=17657&is_completed=false",
-                           headers=HEADERS).json_body
+    body = client.http.get(f"{P}/tasks?entity_type=leads&entity_id=17657&is_completed=false", headers=HEADERS).json_body
     assert [t["id"] for t in body["data"]] == [1]
     assert client.http.get(f"{P}/tasks?entity_type=contacts", headers=HEADERS).json_body["count"] == 1
 

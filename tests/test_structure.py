@@ -1,5 +1,6 @@
 """The shape of the code, checked: no import cycle, every module importable on its own, services
 never speak amoCRM's wire format or fetch their client, files stay small."""
+
 import ast
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def test_no_import_cycle_in_chalicelib():
         stack.append(name)
         for target in sorted(graph[name]):
             if state.get(target) == "open":
-                cycles.append(" -> ".join(stack[stack.index(target):] + [target]))
+                cycles.append(" -> ".join(stack[stack.index(target) :] + [target]))
             elif target not in state:
                 visit(target)
         stack.pop()
@@ -69,7 +70,8 @@ def test_every_module_imports_on_its_own():
         "    except Exception as error:\n"
         "        failed.append(f'{name}: {type(error).__name__}: {error}')\n"
         "print('\\n'.join(failed))\n"
-        "sys.exit(1 if failed else 0)\n")
+        "sys.exit(1 if failed else 0)\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -91,6 +93,9 @@ def test_services_receive_the_amocrm_api_instead_of_building_it():
 
 
 def test_no_file_in_chalicelib_or_the_sandbox_is_over_350_lines():
-    long_files = {str(p.relative_to(ROOT)): n for p in [*PACKAGE.rglob("*.py"), *(ROOT / "sandbox").rglob("*.py")]
-                  if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long_files = {
+        str(p.relative_to(ROOT)): n
+        for p in [*PACKAGE.rglob("*.py"), *(ROOT / "sandbox").rglob("*.py")]
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert long_files == {}

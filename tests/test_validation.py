@@ -1,4 +1,5 @@
 """The edge's input checks (chalicelib/validation.py over chalicelib/schemas.py), without HTTP."""
+
 import math
 import time
 
@@ -27,8 +28,8 @@ def rejected(call, *args, **kwargs) -> str:
 
 # -- integers from query strings and paths -------------------------------------------------------
 
-@pytest.mark.parametrize("raw", ["١٧٦٥٧", "1_7657", " 17657", "17657 ", "+17657", "-1", "1.0", "1e3", "²",
-                                 "0x10"])
+
+@pytest.mark.parametrize("raw", ["١٧٦٥٧", "1_7657", " 17657", "17657 ", "+17657", "-1", "1.0", "1e3", "²", "0x10"])
 def test_only_ascii_digits_make_an_integer_parameter(raw):
     assert "limit" in rejected(validation.query_int, {"limit": raw}, "limit", 50)
     assert "stageId must be a positive integer" in rejected(validation.path_int, raw, "stageId")
@@ -58,6 +59,7 @@ def test_unbounded_query_integers_are_still_bounded():
 
 # -- integers in JSON bodies ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, 1.5, "7", True, [7], 2**53, 10**40])
 def test_json_ids_are_integers_within_range(value):
     assert rejected(validation.lead_data, {"pipeline_id": value}).startswith("leadData.pipeline_id must be a ")
@@ -69,11 +71,13 @@ def test_a_json_number_with_no_fraction_is_that_integer():
 
 
 def test_integer_fields_are_bounded_even_without_a_maximum():
-    assert "expires_in must be between 1 and" in rejected(validation.integer, {"expires_in": 10**40}, "expires_in",
-                                                          minimum=1)
+    assert "expires_in must be between 1 and" in rejected(
+        validation.integer, {"expires_in": 10**40}, "expires_in", minimum=1
+    )
 
 
 # -- whole bodies: depth and numbers anywhere ----------------------------------------------------
+
 
 def test_a_body_nests_at_most_max_depth_levels():
     assert validation.body_object(nested(MAX_DEPTH)) == nested(MAX_DEPTH)
@@ -84,8 +88,11 @@ def test_a_very_deep_value_is_refused_without_exhausting_the_stack():
     assert "lead is nested too deeply" in rejected(validation.body_object, nested(200_000), "lead")
 
 
-@pytest.mark.parametrize("number", [math.inf, -math.inf, math.nan, 1e300, 2**53, -(2**53), 10**4000],
-                         ids=["inf", "-inf", "nan", "1e300", "2^53", "-2^53", "10^4000"])
+@pytest.mark.parametrize(
+    "number",
+    [math.inf, -math.inf, math.nan, 1e300, 2**53, -(2**53), 10**4000],
+    ids=["inf", "-inf", "nan", "1e300", "2^53", "-2^53", "10^4000"],
+)
 def test_numbers_anywhere_in_a_body_are_finite_and_within_2_to_the_53(number):
     body = {"lead": {"custom_fields_values": [{"values": [{"value": number}]}]}}
     message = rejected(validation.body_object, body)
@@ -99,10 +106,12 @@ def test_ordinary_numbers_pass_through_untouched():
 
 # -- strings, fractions, enums -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("raw", ["٠.٥", "0.2_5", " 0.5", "nan", "inf", "1e-1", "0.5x", "."])
 def test_fractions_written_as_strings_take_ascii_decimals_only(raw):
     assert "minConfidence must be a number between 0 and 1" in rejected(
-        validation.fraction, {"minConfidence": raw}, "minConfidence", 0.6)
+        validation.fraction, {"minConfidence": raw}, "minConfidence", 0.6
+    )
 
 
 @pytest.mark.parametrize("value,expected", [("0.75", 0.75), (".5", 0.5), (1, 1.0), (None, 0.6), ("", 0.6)])
@@ -118,9 +127,11 @@ def test_empty_and_null_strings_are_not_given():
 
 # -- objects -------------------------------------------------------------------------------------
 
+
 def test_a_contact_needs_some_name():
     assert "contact.name is required (or first_name or last_name)" in rejected(
-        validation.contact_data, {"name": " ", "first_name": None, "phone": "+380"})
+        validation.contact_data, {"name": " ", "first_name": None, "phone": "+380"}
+    )
     assert validation.contact_data({"last_name": "Коваленко"}) == {"last_name": "Коваленко"}
 
 

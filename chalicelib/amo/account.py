@@ -1,4 +1,5 @@
 """The amoCRM account (reference §2): `GET /api/v4/account`, readable by every user."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

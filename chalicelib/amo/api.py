@@ -3,6 +3,7 @@
 Services receive an `AmoApi` from the edge and speak in resources and Python values
 (`amo.leads.get(17657)`, `amo.contacts.by_ids(ids)`), never in URLs or HAL envelopes.
 """
+
 from __future__ import annotations
 
 from chalicelib.amo.account import Account
@@ -32,7 +33,7 @@ class AmoApi:
         self.roles = Roles(client)
         self.webhooks = Webhooks(client)
 
-    def bulk(self) -> "AmoApi":
+    def bulk(self) -> AmoApi:
         """The same API admitted in the budget's bulk lane: syncs use it, so interactive work
         (routes, webhooks) keeps its share while they run."""
         return AmoApi(self.client.using(lane=BULK), self.oauth)
@@ -41,10 +42,10 @@ class AmoApi:
         """What the request budget says now (paused, blocked, shared or local)."""
         return self.client.limiter.describe()
 
-    def authorized_by(self, tokens: TokenSource) -> "AmoApi":
+    def authorized_by(self, tokens: TokenSource) -> AmoApi:
         """The same account, session and limiter, with another token source."""
         return AmoApi(self.client.using(tokens), self.oauth)
 
-    def with_access_token(self, access_token: str) -> "AmoApi":
+    def with_access_token(self, access_token: str) -> AmoApi:
         """Calls made with one known access token (e.g. to identify the account of a fresh code)."""
         return self.authorized_by(StaticToken(access_token))

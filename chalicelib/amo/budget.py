@@ -27,6 +27,7 @@ admitted through shared time slots kept in a small table (`BudgetStore`):
 - When the table cannot be reached, the process falls back to its own conservative pace
   (`fallback`, a quarter of the rate) for FALLBACK_SECONDS, then tries the table again.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -63,9 +64,16 @@ SLOT_TTL_SECONDS = 3600
 
 
 class SharedBudget:
-    def __init__(self, store: BudgetStore, rate: float, *, margin: float = 0.1,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 fallback: RateLimiter | None = None):
+    def __init__(
+        self,
+        store: BudgetStore,
+        rate: float,
+        *,
+        margin: float = 0.1,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        fallback: RateLimiter | None = None,
+    ):
         self.store = store
         self.plan = SlotPlan(rate, margin)
         self.interval = self.plan.width
@@ -121,17 +129,22 @@ class SharedBudget:
         self._drop_slots_before(until)
         self._fallback.block(seconds)
         if self._store_call(lambda: self.store.block(until, now)):
-            log.error("amoCRM blocked this integration (HTML 403 on every call); nothing is sent until %s",
-                      time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)))
+            log.error(
+                "amoCRM blocked this integration (HTML 403 on every call); nothing is sent until %s",
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)),
+            )
         self._state_read_at = -math.inf
 
     def describe(self) -> dict:
         state = self._fresh_state(self._clock())
         shared = self._clock() >= self._store_down_until
-        return {"mode": "shared by the deployment" if shared else "this process only (budget table unreachable)",
-                "ratePerSecond": self.plan.per_block,
-                "pausedUntil": _iso(state.paused_until), "blockedUntil": _iso(state.blocked_until),
-                "blockedCount": state.blocked_count}
+        return {
+            "mode": "shared by the deployment" if shared else "this process only (budget table unreachable)",
+            "ratePerSecond": self.plan.per_block,
+            "pausedUntil": _iso(state.paused_until),
+            "blockedUntil": _iso(state.blocked_until),
+            "blockedCount": state.blocked_count,
+        }
 
     # -- slots ------------------------------------------------------------------------------------
 
@@ -200,8 +213,7 @@ class SharedBudget:
         while len(slots) < need and block * self.plan.block_seconds <= now + horizon:
             open_kinds = [k for k in kinds if (block, k) not in self._full]
             if open_kinds:
-                slots += self._claim_in_block(block, open_kinds, need - len(slots), now, now + horizon,
-                                              reserved_first)
+                slots += self._claim_in_block(block, open_kinds, need - len(slots), now, now + horizon, reserved_first)
             block += 1
         if len(slots) < need:  # everything up to the horizon is taken: look again a slot later
             self._next_claim_at = now + self.plan.width
@@ -209,8 +221,9 @@ class SharedBudget:
         self._seen = {(b, k): n for (b, k), n in self._seen.items() if (b + 1) * self.plan.block_seconds > now}
         return slots
 
-    def _split(self, block: int, kinds: list[str], want: int, now: float, until: float,
-               reserved_first: bool) -> dict[str, tuple[int, int]]:
+    def _split(
+        self, block: int, kinds: list[str], want: int, now: float, until: float, reserved_first: bool
+    ) -> dict[str, tuple[int, int]]:
         """How many slots of each kind to ask for in one update, and where each counter starts
         if the block is new. Normally the `want` earliest positions still open (as far as this
         process has seen the counters), so one process's slots follow each other without gaps;
@@ -227,8 +240,9 @@ class SharedBudget:
             counts[kind] = counts.get(kind, 0) + 1
         return {k: (n, firsts[k]) for k, n in counts.items()}
 
-    def _shares(self, block: int, firsts: dict[str, int], starts: dict[str, int], left: dict[str, int],
-                want: int, now: float) -> dict[str, tuple[int, int]]:
+    def _shares(
+        self, block: int, firsts: dict[str, int], starts: dict[str, int], left: dict[str, int], want: int, now: float
+    ) -> dict[str, tuple[int, int]]:
         """Interactive work while a sync runs: the reserved positions first, then the general
         ones in turn with the sync (nothing is left unused when the sync asks less than 5 of 7);
         a lone caller asks for one of each and keeps the later slot for its next request."""
@@ -237,8 +251,9 @@ class SharedBudget:
             asks["g"] = min(left["g"], 1 if self._lone else want - asks["p"])
         return {k: (n, firsts[k]) for k, n in asks.items() if n}
 
-    def _claim_in_block(self, block: int, kinds: list[str], want: int, now: float, until: float,
-                        reserved_first: bool) -> list[float]:
+    def _claim_in_block(
+        self, block: int, kinds: list[str], want: int, now: float, until: float, reserved_first: bool
+    ) -> list[float]:
         """Slots of one block, before `until`, in one table update; again while the counters lag
         behind the clock."""
         got: list[float] = []
@@ -317,8 +332,11 @@ class SharedBudget:
 
     def _fall_back(self) -> None:
         if self._clock() >= self._store_down_until:
-            log.warning("the shared amoCRM budget cannot be reached; this process paces itself at %.2g "
-                        "requests/s for %ds", 1.0 / self._fallback.interval, FALLBACK_SECONDS)
+            log.warning(
+                "the shared amoCRM budget cannot be reached; this process paces itself at %.2g requests/s for %ds",
+                1.0 / self._fallback.interval,
+                FALLBACK_SECONDS,
+            )
         self._store_down_until = self._clock() + FALLBACK_SECONDS
 
 

@@ -1,6 +1,7 @@
 """The shared budget's two halves that do not move: where a block's slots lie in time
 (`SlotPlan`), and what the budget needs from its table (`BudgetStore`, kept in
 services/budget_store.py). The admission logic that uses them is amo/budget.py."""
+
 from __future__ import annotations
 
 import math
@@ -59,5 +60,7 @@ class SlotPlan:
 
     def first_index(self, block: int, counter: str, t: float) -> int:
         """Index of the first position of `counter` in `block` that starts at or after `t`."""
-        return next((i for i in range(len(self.positions[counter])) if self.start(block, counter, i) >= t),
-                    len(self.positions[counter]))
+        return next(
+            (i for i in range(len(self.positions[counter])) if self.start(block, counter, i) >= t),
+            len(self.positions[counter]),
+        )

@@ -8,14 +8,16 @@ Knows amoCRM's wire formats and nothing of DynamoDB: the access token comes from
 Resources (leads.py, contacts.py, …) build on `get`, `get_one`, `post`, `patch`, `delete`
 and `iter_pages`; nothing outside amo/ builds URLs.
 """
+
 from __future__ import annotations
 
 import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -100,8 +102,12 @@ def _looks_like_html(response: requests.Response) -> bool:
 
 def is_block_page(response: requests.Response | None) -> bool:
     """amoCRM's account/IP block: a 403 with nginx's HTML page instead of problem+json (§3.4)."""
-    return (response is not None and response.status_code == 403 and _json_or_none(response) is None
-            and _looks_like_html(response))
+    return (
+        response is not None
+        and response.status_code == 403
+        and _json_or_none(response) is None
+        and _looks_like_html(response)
+    )
 
 
 def raise_for_status(response: requests.Response, what: str) -> None:
@@ -120,8 +126,11 @@ def raise_for_status(response: requests.Response, what: str) -> None:
         raise AmoAuthError(message, status, body)
     if status == 403:
         if is_block_page(response):
-            raise AmoBlocked(f"amoCRM {what} failed (403): the account or IP is blocked by amoCRM "
-                             "(HTML 403 page); contact amoCRM support", status)
+            raise AmoBlocked(
+                f"amoCRM {what} failed (403): the account or IP is blocked by amoCRM "
+                "(HTML 403 page); contact amoCRM support",
+                status,
+            )
         raise AmoForbidden(message, status, body)
     if status == 404:
         raise AmoNotFound(message, status, body)
@@ -133,14 +142,19 @@ def raise_for_status(response: requests.Response, what: str) -> None:
 
 
 class AmoClient:
-    def __init__(self, base_url: str, tokens: TokenSource | None = None, *,
-                 session: requests.Session | None = None,
-                 limiter: Limiter | None = None,
-                 retry: RetryPolicy = RetryPolicy(),
-                 timeouts: Timeouts = Timeouts(),
-                 sleep: Callable[[float], None] = time.sleep,
-                 rand: Callable[[], float] = random.random,
-                 lane: str = INTERACTIVE):
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenSource | None = None,
+        *,
+        session: requests.Session | None = None,
+        limiter: Limiter | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        timeouts: Timeouts = Timeouts(),
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        lane: str = INTERACTIVE,
+    ):
         self.base_url = base_url.rstrip("/")
         self.lane = lane
         self.tokens = tokens
@@ -152,12 +166,20 @@ class AmoClient:
         self._rand = rand
         self._local = threading.local()
 
-    def using(self, tokens: TokenSource | None = None, lane: str | None = None) -> "AmoClient":
+    def using(self, tokens: TokenSource | None = None, lane: str | None = None) -> AmoClient:
         """The same account, session and limiter, authorized by another token source or
         admitted in another lane of the budget (a sync is `bulk`, everything else interactive)."""
-        return AmoClient(self.base_url, tokens if tokens is not None else self.tokens, session=self.session,
-                         limiter=self.limiter, retry=self.retry, timeouts=self.timeouts, sleep=self._sleep,
-                         rand=self._rand, lane=lane or self.lane)
+        return AmoClient(
+            self.base_url,
+            tokens if tokens is not None else self.tokens,
+            session=self.session,
+            limiter=self.limiter,
+            retry=self.retry,
+            timeouts=self.timeouts,
+            sleep=self._sleep,
+            rand=self._rand,
+            lane=lane or self.lane,
+        )
 
     @property
     def last_latency(self) -> float:
@@ -188,9 +210,16 @@ class AmoClient:
     def delete(self, path: str, body: Any = None) -> Any:
         return self.request("DELETE", path, json=body)
 
-    def request(self, method: str, path: str, *, params: dict | list | None = None,
-                json: Any = None, authorized: bool = True,
-                timeouts: Timeouts | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | list | None = None,
+        json: Any = None,
+        authorized: bool = True,
+        timeouts: Timeouts | None = None,
+    ) -> Any:
         """Send one logical request (with retries); return the decoded JSON body, or None."""
         url = self._url(path, params)
         headers = {"Accept": "application/hal+json, application/json"}
@@ -250,8 +279,9 @@ class AmoClient:
     def _attempt(self, method: str, url: str, body: Any, headers: dict, timeouts: Timeouts) -> Attempt:
         sent = time.monotonic()
         try:
-            response = self.session.request(method, url, json=body, headers=headers, timeout=timeouts.pair,
-                                            allow_redirects=False)
+            response = self.session.request(
+                method, url, json=body, headers=headers, timeout=timeouts.pair, allow_redirects=False
+            )
         except requests.ConnectionError as error:
             return Attempt(failure=f"connection failed ({type(error).__name__})", reached_server=not _never_sent(error))
         except requests.Timeout:
@@ -282,8 +312,14 @@ class AmoClient:
             if delay is None or not self.retry.should_retry(method, attempt, number):
                 return self._final(method, path, attempt, number)
             metrics.count("AmoRetries")
-            log.warning("amoCRM %s %s: %s, retry %d in %.2fs", method, path,
-                        attempt.failure or f"HTTP {attempt.status}", number, delay)
+            log.warning(
+                "amoCRM %s %s: %s, retry %d in %.2fs",
+                method,
+                path,
+                attempt.failure or f"HTTP {attempt.status}",
+                number,
+                delay,
+            )
             self._sleep(delay)
 
     def _final(self, method: str, path: str, attempt: Attempt, number: int) -> requests.Response:
@@ -291,6 +327,8 @@ class AmoClient:
         if attempt.response is not None:
             return attempt.response
         if not self.retry.may_resend(method, attempt):
-            raise AmoUnavailable(f"amoCRM {method} {path}: {attempt.failure}; not re-sent because it may "
-                                 "have been applied", outcome_unknown=True)
+            raise AmoUnavailable(
+                f"amoCRM {method} {path}: {attempt.failure}; not re-sent because it may have been applied",
+                outcome_unknown=True,
+            )
         raise AmoUnavailable(f"amoCRM {method} {path}: {attempt.failure} after {number} attempts")

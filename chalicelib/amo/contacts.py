@@ -1,4 +1,5 @@
 """amoCRM contacts (reference §6): `/api/v4/contacts`; phone and e-mail live in custom fields."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,19 +28,26 @@ def read_contact(raw: Any) -> ContactInfo:
     contact_id = require_int(raw, "id", "contact")
     fields = raw.get("custom_fields_values")
     name = raw.get("name") or " ".join(p for p in (raw.get("first_name"), raw.get("last_name")) if p)
-    return ContactInfo(id=contact_id, name=str(name or ""), first_name=raw.get("first_name") or None,
-                       last_name=raw.get("last_name") or None, phone=first_value(fields, code="PHONE"),
-                       email=first_value(fields, code="EMAIL"),
-                       responsible_user_id=optional_int(raw, "responsible_user_id"),
-                       created_at=optional_int(raw, "created_at"), updated_at=optional_int(raw, "updated_at"),
-                       account_id=optional_int(raw, "account_id"))
+    return ContactInfo(
+        id=contact_id,
+        name=str(name or ""),
+        first_name=raw.get("first_name") or None,
+        last_name=raw.get("last_name") or None,
+        phone=first_value(fields, code="PHONE"),
+        email=first_value(fields, code="EMAIL"),
+        responsible_user_id=optional_int(raw, "responsible_user_id"),
+        created_at=optional_int(raw, "created_at"),
+        updated_at=optional_int(raw, "updated_at"),
+        account_id=optional_int(raw, "account_id"),
+    )
 
 
 def contact_body(data: dict) -> dict:
     """amoCRM contact JSON from our flat {name, first_name, last_name, phone, email, responsible_user_id}:
     phone and e-mail become the system multitext fields PHONE and EMAIL."""
-    body: dict[str, Any] = {k: data[k] for k in ("name", "first_name", "last_name", "responsible_user_id")
-                            if data.get(k) is not None}
+    body: dict[str, Any] = {
+        k: data[k] for k in ("name", "first_name", "last_name", "responsible_user_id") if data.get(k) is not None
+    }
     fields = []
     if data.get("phone"):
         fields.append({"field_code": "PHONE", "values": [{"value": data["phone"], "enum_code": "WORK"}]})
@@ -56,8 +64,7 @@ class Contacts(ListResource):
 
     def create(self, data: dict) -> int:
         """POST one contact from our flat fields; its new id."""
-        contact_id = created_id(self.client.post(self.path, [{**contact_body(data), "request_id": "0"}]),
-                                "contacts")
+        contact_id = created_id(self.client.post(self.path, [{**contact_body(data), "request_id": "0"}]), "contacts")
         if contact_id is None:
             raise AmoError("amoCRM did not return the new contact's id")
         return contact_id

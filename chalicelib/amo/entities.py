@@ -3,6 +3,7 @@
 Pure functions over amoCRM's JSON (reference §5–§7); nothing here touches DynamoDB. Each
 resource module (leads.py, contacts.py, …) builds its own value type from these.
 """
+
 from __future__ import annotations
 
 from typing import Any

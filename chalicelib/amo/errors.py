@@ -1,4 +1,5 @@
 """Typed amoCRM failures. The gateway raises these; the HTTP edge maps them to status codes once."""
+
 from __future__ import annotations
 
 from typing import Any

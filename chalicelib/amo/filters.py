@@ -4,6 +4,7 @@ A range filter always carries both bounds: the official SDK sends `[from]` and `
 and accounts have been seen answering 204 to a single bound (reference §13). Ids go as
 `filter[id][]`, repeated.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """amoCRM leads (reference §5): `/api/v4/leads`, always listed with their contacts."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,16 @@ from chalicelib.amo.errors import AmoError
 from chalicelib.amo.resource import ListResource
 
 WON_STATUS_ID, LOST_STATUS_ID = 142, 143
-WRITABLE_FIELDS = ("name", "price", "status_id", "pipeline_id", "responsible_user_id", "custom_fields_values",
-                   "_embedded", "loss_reason_id")
+WRITABLE_FIELDS = (
+    "name",
+    "price",
+    "status_id",
+    "pipeline_id",
+    "responsible_user_id",
+    "custom_fields_values",
+    "_embedded",
+    "loss_reason_id",
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +40,11 @@ class LeadInfo:
 
 def main_contact_id(raw: dict) -> int | None:
     """The lead's main contact (`is_main`), else its first contact (SPEC §2)."""
-    contacts = [c for c in ((raw.get("_embedded") or {}).get("contacts") or [])
-                if isinstance(c, dict) and isinstance(c.get("id"), int) and not isinstance(c.get("id"), bool)]
+    contacts = [
+        c
+        for c in ((raw.get("_embedded") or {}).get("contacts") or [])
+        if isinstance(c, dict) and isinstance(c.get("id"), int) and not isinstance(c.get("id"), bool)
+    ]
     main = next((c for c in contacts if c.get("is_main")), contacts[0] if contacts else None)
     return main["id"] if main else None
 
@@ -46,15 +58,19 @@ def read_lead(raw: Any) -> LeadInfo:
     if not finite or abs(price or 0) > MAX_INT:
         raise MalformedEntity(f"lead {lead_id} has a price that is not a finite number within ±2^53")
     fields = raw.get("custom_fields_values")
-    return LeadInfo(id=lead_id, name=str(raw.get("name") or ""),
-                    price=int(price) if price is not None else None,
-                    responsible_user_id=optional_int(raw, "responsible_user_id"),
-                    pipeline_id=require_int(raw, "pipeline_id", f"lead {lead_id}"),
-                    status_id=require_int(raw, "status_id", f"lead {lead_id}"),
-                    main_contact_id=main_contact_id(raw),
-                    custom_fields=fields if isinstance(fields, list) else None,
-                    updated_at=require_int(raw, "updated_at", f"lead {lead_id}"),
-                    account_id=optional_int(raw, "account_id"), is_deleted=bool(raw.get("is_deleted")))
+    return LeadInfo(
+        id=lead_id,
+        name=str(raw.get("name") or ""),
+        price=int(price) if price is not None else None,
+        responsible_user_id=optional_int(raw, "responsible_user_id"),
+        pipeline_id=require_int(raw, "pipeline_id", f"lead {lead_id}"),
+        status_id=require_int(raw, "status_id", f"lead {lead_id}"),
+        main_contact_id=main_contact_id(raw),
+        custom_fields=fields if isinstance(fields, list) else None,
+        updated_at=require_int(raw, "updated_at", f"lead {lead_id}"),
+        account_id=optional_int(raw, "account_id"),
+        is_deleted=bool(raw.get("is_deleted")),
+    )
 
 
 def writable(lead_data: dict) -> dict:

@@ -1,4 +1,5 @@
 """amoCRM notes of leads (reference §10): `/api/v4/leads/{id}/notes`."""
+
 from __future__ import annotations
 
 from chalicelib.amo.client import AmoClient
@@ -11,6 +12,7 @@ class LeadNotes:
 
     def add_text(self, lead_id: int, text: str) -> int | None:
         """A common (text) note on the lead; the new note's id."""
-        answer = self.client.post(f"/api/v4/leads/{int(lead_id)}/notes",
-                                  [{"note_type": "common", "params": {"text": text}}])
+        answer = self.client.post(
+            f"/api/v4/leads/{int(lead_id)}/notes", [{"note_type": "common", "params": {"text": text}}]
+        )
         return created_id(answer, "notes")

@@ -4,11 +4,12 @@ Calls go to the configured account host, never to the `referer` a callback carri
 client secret must not be sent to a host named in a query parameter. The credentials are
 read on every call, so a rotated secret is picked up without a restart.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from chalicelib.amo.client import AmoClient, Timeouts
 from chalicelib.amo.errors import AmoAuthError, AmoError, AmoTokenRevoked, AmoValidationError
@@ -30,12 +31,14 @@ class TokenPair:
     expires_at: int
 
     @classmethod
-    def from_response(cls, body: dict, now: float | None = None) -> "TokenPair":
+    def from_response(cls, body: dict, now: float | None = None) -> TokenPair:
         try:
             issued = int(body.get("server_time") or now or time.time())
-            return cls(access_token=str(body["access_token"]),
-                       refresh_token=str(body["refresh_token"]),
-                       expires_at=issued + int(body.get("expires_in") or 86400))
+            return cls(
+                access_token=str(body["access_token"]),
+                refresh_token=str(body["refresh_token"]),
+                expires_at=issued + int(body.get("expires_in") or 86400),
+            )
         except (KeyError, TypeError, ValueError):
             raise AmoError("amoCRM token response lacks access_token/refresh_token") from None
 
@@ -49,11 +52,16 @@ class OAuth:
 
     def _token_request(self, grant: dict, what: str) -> TokenPair:
         credentials = self.credentials()
-        body = {"client_id": credentials.client_id, "client_secret": credentials.client_secret, **grant,
-                "redirect_uri": credentials.redirect_uri}
+        body = {
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
+            **grant,
+            "redirect_uri": credentials.redirect_uri,
+        }
         try:
-            response = self.client.request("POST", "/oauth2/access_token", json=body, authorized=False,
-                                           timeouts=TOKEN_TIMEOUTS)
+            response = self.client.request(
+                "POST", "/oauth2/access_token", json=body, authorized=False, timeouts=TOKEN_TIMEOUTS
+            )
         except (AmoAuthError, AmoValidationError) as error:
             # 400/401 OAuthProblemJson: the code or refresh token is spent, revoked or invalid,
             # or the client credentials are wrong. Either way a person must re-authorize.
@@ -63,8 +71,7 @@ class OAuth:
         return TokenPair.from_response(response)
 
     def exchange_code(self, code: str) -> TokenPair:
-        return self._token_request({"grant_type": "authorization_code", "code": code},
-                                   "authorization code exchange")
+        return self._token_request({"grant_type": "authorization_code", "code": code}, "authorization code exchange")
 
     def refresh(self, refresh_token: str) -> TokenPair:
         return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token}, "token refresh")
@@ -72,9 +79,19 @@ class OAuth:
     def exchange_api_key(self, login: str, api_key: str, state: str) -> None:
         """Ask amoCRM to deliver an authorization code to the redirect URI (answer: 202, no body)."""
         credentials = self.credentials()
-        self.client.request("POST", "/oauth2/exchange_api_key", authorized=False, timeouts=TOKEN_TIMEOUTS, json={
-            "login": login, "api_key": api_key, "client_uuid": credentials.client_id,
-            "client_secret": credentials.client_secret, "state": state})
+        self.client.request(
+            "POST",
+            "/oauth2/exchange_api_key",
+            authorized=False,
+            timeouts=TOKEN_TIMEOUTS,
+            json={
+                "login": login,
+                "api_key": api_key,
+                "client_uuid": credentials.client_id,
+                "client_secret": credentials.client_secret,
+                "state": state,
+            },
+        )
 
 
 class StaticToken:

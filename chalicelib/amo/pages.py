@@ -18,13 +18,15 @@ The fetcher is a bounded producer/consumer around one condition variable:
   first page without a next link.
 Memory is bounded by the window plus a small buffer.
 """
+
 from __future__ import annotations
 
 import contextvars
 import math
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 MAX_WINDOW = 6
 BUFFERED_PAGES = 2  # fetched pages waiting for the caller, on top of the requests in flight
@@ -60,9 +62,16 @@ class PageFetcher:
     `interval()` the limiter's spacing between request starts (both size the window).
     """
 
-    def __init__(self, fetch: Callable[[int], Page], *, first_page: int = 1, last_page: int | None = None,
-                 max_window: int = MAX_WINDOW, latency: Callable[[], float] = lambda: 0.0,
-                 interval: float = 0.15):
+    def __init__(
+        self,
+        fetch: Callable[[int], Page],
+        *,
+        first_page: int = 1,
+        last_page: int | None = None,
+        max_window: int = MAX_WINDOW,
+        latency: Callable[[], float] = lambda: 0.0,
+        interval: float = 0.15,
+    ):
         self._fetch_page = fetch
         self._latency_of_last = latency
         self._interval = interval or 0.15
@@ -87,10 +96,14 @@ class PageFetcher:
 
     def _may_start_another(self) -> bool:
         """Called under the lock: may a worker request the next page number now?"""
-        return (not self._closed and not self._end_seen and self._running < self.window()
-                and len(self._results) + self._running < self.window() + BUFFERED_PAGES
-                and (self.last_page is None or self._next_to_request <= self.last_page)
-                and not self._should_stop())
+        return (
+            not self._closed
+            and not self._end_seen
+            and self._running < self.window()
+            and len(self._results) + self._running < self.window() + BUFFERED_PAGES
+            and (self.last_page is None or self._next_to_request <= self.last_page)
+            and not self._should_stop()
+        )
 
     # -- workers --------------------------------------------------------------------------------
 
@@ -101,8 +114,9 @@ class PageFetcher:
             self._next_to_request += 1
             self._running += 1
             # in a copy of the caller's context: the worker's log lines keep the correlation id
-            threading.Thread(target=contextvars.copy_context().run, args=(self._work, number),
-                             name=f"amo-page-{number}", daemon=True).start()
+            threading.Thread(
+                target=contextvars.copy_context().run, args=(self._work, number), name=f"amo-page-{number}", daemon=True
+            ).start()
 
     def _work(self, number: int) -> None:
         try:

@@ -3,6 +3,7 @@
 Statuses 142 (won) and 143 (lost) exist in every pipeline with the same id, so a stage is
 identified by (pipeline_id, id).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,18 +50,29 @@ def read_stage(pipeline_id: int, raw: Any) -> StageInfo:
     stage_id = require_int(raw, "id", f"a status of pipeline {pipeline_id}")
     what = f"status {stage_id} of pipeline {pipeline_id}"
     color = raw.get("color")
-    return StageInfo(pipeline_id=pipeline_id, id=stage_id, name=str(raw.get("name") or ""),
-                     sort=_number(raw, "sort", what), color=color if isinstance(color, str) else None,
-                     type=_number(raw, "type", what), account_id=optional_int(raw, "account_id"))
+    return StageInfo(
+        pipeline_id=pipeline_id,
+        id=stage_id,
+        name=str(raw.get("name") or ""),
+        sort=_number(raw, "sort", what),
+        color=color if isinstance(color, str) else None,
+        type=_number(raw, "type", what),
+        account_id=optional_int(raw, "account_id"),
+    )
 
 
 def read_pipeline(raw: Any) -> PipelineInfo:
     pipeline_id = require_int(raw, "id", "pipeline")
-    return PipelineInfo(id=pipeline_id, name=str(raw.get("name") or ""),
-                        sort=_number(raw, "sort", f"pipeline {pipeline_id}"),
-                        is_main=bool(raw.get("is_main")), is_unsorted_on=bool(raw.get("is_unsorted_on")),
-                        is_archive=bool(raw.get("is_archive")), account_id=optional_int(raw, "account_id"),
-                        stages=tuple(read_stage(pipeline_id, s) for s in embedded(raw, "statuses")))
+    return PipelineInfo(
+        id=pipeline_id,
+        name=str(raw.get("name") or ""),
+        sort=_number(raw, "sort", f"pipeline {pipeline_id}"),
+        is_main=bool(raw.get("is_main")),
+        is_unsorted_on=bool(raw.get("is_unsorted_on")),
+        is_archive=bool(raw.get("is_archive")),
+        account_id=optional_int(raw, "account_id"),
+        stages=tuple(read_stage(pipeline_id, s) for s in embedded(raw, "statuses")),
+    )
 
 
 class Pipelines:

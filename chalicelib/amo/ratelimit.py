@@ -16,12 +16,14 @@ in flight at once: only their start times are limited.
 A pause (429 with Retry-After) or a block (amoCRM's HTML 403) holds every later send back;
 a caller that would have to wait longer than MAX_WAIT_SECONDS gets the error at once instead.
 """
+
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from chalicelib.amo.errors import AmoBlocked, AmoRateLimited
 
@@ -54,9 +56,13 @@ def refuse_long_wait(until: float, now: float, blocked: bool) -> None:
 
 
 class RateLimiter:
-    def __init__(self, rate_per_second: float = 7.0, margin_seconds: float = 0.05,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        rate_per_second: float = 7.0,
+        margin_seconds: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.rate = max(1, int(rate_per_second))
         self.window = (1.0 + margin_seconds) * self.rate / rate_per_second
         self.interval = (1.0 + margin_seconds) / rate_per_second
@@ -73,8 +79,7 @@ class RateLimiter:
             with self._lock:
                 now = self._clock()
                 refuse_long_wait(self._next_slot, now, blocked=self._blocked_until > now)
-                earliest = max(self._next_slot,
-                               self._sends[0] + self.window if len(self._sends) == self.rate else now)
+                earliest = max(self._next_slot, self._sends[0] + self.window if len(self._sends) == self.rate else now)
                 if earliest <= now:
                     self._sends.append(now)
                     self._next_slot = now + self.interval

@@ -3,9 +3,11 @@
 A resource module (leads.py, contacts.py, tasks.py) subclasses `ListResource` with its path,
 its key and the parameters every list request of it carries, and adds its own writes.
 """
+
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
 
 from chalicelib.amo.client import PAGE_LIMIT, AmoClient
 from chalicelib.amo.filters import ListFilter
@@ -42,18 +44,22 @@ class ListResource:
 
     def page(self, number: int, where: ListFilter = ListFilter()) -> Page:
         """One page of the list by number (limit 250); an empty, last page on 204."""
-        body = self.client.get(self.path, {"limit": PAGE_LIMIT, **self.list_params, **where.params(),
-                                           "page": number})
+        body = self.client.get(self.path, {"limit": PAGE_LIMIT, **self.list_params, **where.params(), "page": number})
         if not body:
             return Page(number, [], False)
         return Page(number, embedded(body, self.key), next_href(body) is not None)
 
-    def pages(self, where: ListFilter = ListFilter(), *, first_page: int = 1,
-              last_page: int | None = None) -> PageFetcher:
+    def pages(
+        self, where: ListFilter = ListFilter(), *, first_page: int = 1, last_page: int | None = None
+    ) -> PageFetcher:
         """Pages in order with several requests in flight (see pages.py)."""
-        return PageFetcher(lambda number: self.page(number, where), first_page=first_page, last_page=last_page,
-                           latency=lambda: self.client.last_latency,
-                           interval=getattr(self.client.limiter, "interval", 0.15))
+        return PageFetcher(
+            lambda number: self.page(number, where),
+            first_page=first_page,
+            last_page=last_page,
+            latency=lambda: self.client.last_latency,
+            interval=getattr(self.client.limiter, "interval", 0.15),
+        )
 
     def get(self, entity_id: int) -> dict | None:
         """One entity, or None when amoCRM says it does not exist (204 or 404)."""

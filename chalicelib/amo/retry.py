@@ -9,12 +9,13 @@ any byte was sent (`reached_server=False`) or may have reached amoCRM. The rules
 - the wait: amoCRM's Retry-After when it gives one (no retry when it asks for longer than
   `max_retry_after`), else capped exponential backoff with equal jitter.
 """
+
 from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import requests
 

@@ -1,4 +1,5 @@
 """amoCRM tasks (reference §7): `/api/v4/tasks`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,8 +10,15 @@ from chalicelib.amo.errors import AmoError
 from chalicelib.amo.resource import ListResource
 
 ENTITY_TYPES = ("leads", "contacts", "companies")
-WRITABLE_FIELDS = ("text", "complete_till", "entity_id", "entity_type", "task_type_id", "responsible_user_id",
-                   "duration")
+WRITABLE_FIELDS = (
+    "text",
+    "complete_till",
+    "entity_id",
+    "entity_type",
+    "task_type_id",
+    "responsible_user_id",
+    "duration",
+)
 
 
 @dataclass(frozen=True)
@@ -36,14 +44,23 @@ def read_task(raw: Any) -> TaskInfo:
     task_id = require_int(raw, "id", "task")
     result = raw.get("result")
     result_text = result.get("text") if isinstance(result, dict) else None
-    return TaskInfo(id=task_id, text=str(raw.get("text") or ""), task_type_id=optional_int(raw, "task_type_id"),
-                    complete_till=optional_int(raw, "complete_till"), is_completed=bool(raw.get("is_completed")),
-                    responsible_user_id=optional_int(raw, "responsible_user_id"),
-                    entity_id=optional_int(raw, "entity_id"), entity_type=raw.get("entity_type") or None,
-                    duration=optional_int(raw, "duration"), result_text=result_text or None,
-                    created_by=optional_int(raw, "created_by"), updated_by=optional_int(raw, "updated_by"),
-                    created_at=optional_int(raw, "created_at"), updated_at=optional_int(raw, "updated_at"),
-                    account_id=optional_int(raw, "account_id"))
+    return TaskInfo(
+        id=task_id,
+        text=str(raw.get("text") or ""),
+        task_type_id=optional_int(raw, "task_type_id"),
+        complete_till=optional_int(raw, "complete_till"),
+        is_completed=bool(raw.get("is_completed")),
+        responsible_user_id=optional_int(raw, "responsible_user_id"),
+        entity_id=optional_int(raw, "entity_id"),
+        entity_type=raw.get("entity_type") or None,
+        duration=optional_int(raw, "duration"),
+        result_text=result_text or None,
+        created_by=optional_int(raw, "created_by"),
+        updated_by=optional_int(raw, "updated_by"),
+        created_at=optional_int(raw, "created_at"),
+        updated_at=optional_int(raw, "updated_at"),
+        account_id=optional_int(raw, "account_id"),
+    )
 
 
 class Tasks(ListResource):

@@ -5,6 +5,7 @@ amoCRM POSTs `application/x-www-form-urlencoded` bodies such as
 actions and items per body and every value a string. This module turns such a body (or the
 same structure as JSON) into a list of events; it knows nothing of DynamoDB.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -137,9 +138,14 @@ class WebhookEvent:
 def _event_id(entity: str, action: str, item: dict) -> str:
     """Same change, same id: amoCRM's redeliveries and SQS's redeliveries collapse onto it.
     Built from the parsed numbers, so " 17657" and "17657" cannot become two events."""
-    identity = [entity, action, strict_int(item.get("id")),
-                strict_int(item.get("updated_at")) or strict_int(item.get("last_modified")),
-                strict_int(item.get("status_id")), strict_int(item.get("pipeline_id"))]
+    identity = [
+        entity,
+        action,
+        strict_int(item.get("id")),
+        strict_int(item.get("updated_at")) or strict_int(item.get("last_modified")),
+        strict_int(item.get("status_id")),
+        strict_int(item.get("pipeline_id")),
+    ]
     digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:24]
     return f"{entity}-{action}-{identity[2]}-{digest}"
 

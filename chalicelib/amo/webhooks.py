@@ -3,6 +3,7 @@
 There is no PATCH: re-POSTing a destination replaces its settings; DELETE takes the
 destination in a JSON body and answers 204.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,11 @@ class Subscription:
 
 def read_subscription(raw: dict) -> Subscription:
     settings = raw.get("settings") if isinstance(raw.get("settings"), list) else []
-    return Subscription(destination=str(raw.get("destination") or ""),
-                        settings=tuple(str(s) for s in settings), disabled=bool(raw.get("disabled")))
+    return Subscription(
+        destination=str(raw.get("destination") or ""),
+        settings=tuple(str(s) for s in settings),
+        disabled=bool(raw.get("disabled")),
+    )
 
 
 class Webhooks:
@@ -34,8 +38,9 @@ class Webhooks:
     def find(self, destination: str) -> Subscription | None:
         """The subscription for exactly this destination, if amoCRM has one."""
         found: list[Any] = embedded(self.client.get(self.path, {"filter[destination]": destination}), "webhooks")
-        return next((read_subscription(w) for w in found
-                     if isinstance(w, dict) and w.get("destination") == destination), None)
+        return next(
+            (read_subscription(w) for w in found if isinstance(w, dict) and w.get("destination") == destination), None
+        )
 
     def subscribe(self, destination: str, settings: list[str]) -> None:
         self.client.post(self.path, {"destination": destination, "settings": list(settings), "sort": 10})

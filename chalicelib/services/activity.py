@@ -1,9 +1,10 @@
 """The activity log: one record per webhook event (and per delivery), readable per entity, expiring by TTL."""
+
 from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.models import AmoActivityLog
@@ -14,16 +15,31 @@ PAYLOAD_FRAGMENT_CHARS = 2000
 ACTIVITY_ENTITIES = ("leads", "contacts", "tasks", "delivery")
 
 
-def record(entity: str, entity_id: int | None, event_type: str, outcome: str, account_id: int | None,
-           received_at: float, payload: Any, event_id: str | None = None) -> None:
+def record(
+    entity: str,
+    entity_id: int | None,
+    event_type: str,
+    outcome: str,
+    account_id: int | None,
+    received_at: float,
+    payload: Any,
+    event_id: str | None = None,
+) -> None:
     fragment = json.dumps(payload, ensure_ascii=False, default=str)
     if len(fragment) > PAYLOAD_FRAGMENT_CHARS:
         fragment = json.dumps({"truncated": fragment[:PAYLOAD_FRAGMENT_CHARS]}, ensure_ascii=False)
-    item = AmoActivityLog(entity_key=f"{entity}#{entity_id if entity_id is not None else '-'}",
-                          event_key=f"{int(received_at * 1000):013d}#{event_id or time.time_ns()}",
-                          event_type=event_type, entity_type=entity, entity_id=entity_id, account_id=account_id,
-                          received_at=received_at, outcome=outcome, payload=json.loads(fragment),
-                          expires_at=datetime.now(timezone.utc) + ACTIVITY_RETENTION)
+    item = AmoActivityLog(
+        entity_key=f"{entity}#{entity_id if entity_id is not None else '-'}",
+        event_key=f"{int(received_at * 1000):013d}#{event_id or time.time_ns()}",
+        event_type=event_type,
+        entity_type=entity,
+        entity_id=entity_id,
+        account_id=account_id,
+        received_at=received_at,
+        outcome=outcome,
+        payload=json.loads(fragment),
+        expires_at=datetime.now(UTC) + ACTIVITY_RETENTION,
+    )
     item.touch()
     item.save()
 

@@ -1,7 +1,9 @@
 """Operator tasks: create tables, report configuration and health."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import BotoCoreError
 from pynamodb.exceptions import PynamoDBException
@@ -31,8 +33,7 @@ def _table_rows() -> tuple[list[tuple[str, str]], bool]:
         name = model.Meta.table_name
         try:
             description = model.describe_table()
-            rows.append((name, f"{description.get('TableStatus', '?')}, "
-                               f"~{description.get('ItemCount', 0)} items"))
+            rows.append((name, f"{description.get('TableStatus', '?')}, ~{description.get('ItemCount', 0)} items"))
         except PynamoDBException as error:
             ok = False
             missing = "not found" in str(error).lower() or "ResourceNotFound" in str(error)
@@ -62,8 +63,14 @@ def status(amo: Callable[[], AmoApi]) -> dict[str, Any]:
         link.update(notifications.dead_letters())
     else:
         link = {"connected": False}
-    return {"config": config, "config_problems": settings.validate_all(), "tables": tables,
-            "tables_ok": tables_ok, "connection": link, "mapping": mapping}
+    return {
+        "config": config,
+        "config_problems": settings.validate_all(),
+        "tables": tables,
+        "tables_ok": tables_ok,
+        "connection": link,
+        "mapping": mapping,
+    }
 
 
 def _safe(read) -> str:

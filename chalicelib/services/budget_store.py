@@ -3,10 +3,12 @@
 Every call is one small DynamoDB request that fails fast (1 s timeouts, one retry): any
 failure becomes BudgetUnavailable, and the budget falls back to a local pace.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError
 from pynamodb.exceptions import PynamoDBException
@@ -27,9 +29,13 @@ def _guarded(call: Callable[[], T]) -> T:
 
 
 def _state_of(item: RateBudget) -> BudgetState:
-    return BudgetState(paused_until=item.paused_until or 0.0, blocked_until=item.blocked_until or 0.0,
-                       blocked_count=int(item.blocked_count or 0), bulk_until=item.bulk_until or 0.0,
-                       interactive_until=item.interactive_until or 0.0)
+    return BudgetState(
+        paused_until=item.paused_until or 0.0,
+        blocked_until=item.blocked_until or 0.0,
+        blocked_count=int(item.blocked_count or 0),
+        bulk_until=item.bulk_until or 0.0,
+        interactive_until=item.interactive_until or 0.0,
+    )
 
 
 def _raise_unless_conflict(call: Callable[[], Any]) -> bool:
@@ -47,7 +53,7 @@ class DynamoBudgetStore:
     def claim(self, block: int, asks: dict[str, tuple[int, int]], expires: float) -> dict[str, int]:
         def update() -> dict[str, int]:
             item = RateBudget(key=f"block#{block}")
-            actions: list = [RateBudget.expires_at.set(datetime.fromtimestamp(expires, timezone.utc))]
+            actions: list = [RateBudget.expires_at.set(datetime.fromtimestamp(expires, UTC))]
             for counter, (count, first) in asks.items():
                 attribute = getattr(RateBudget, counter)
                 actions.append(attribute.set((attribute | first) + count))
@@ -68,10 +74,14 @@ class DynamoBudgetStore:
     def _move_forward(self, attribute: Any, until: float) -> BudgetState | None:
         """Set a time on the state item unless it already holds a later one; the state after
         the write (None when the stored time was already later)."""
+
         def update() -> BudgetState | None:
             item = RateBudget(key=RateBudget.STATE_KEY)
-            done = _raise_unless_conflict(lambda: item.update(
-                actions=[attribute.set(until)], condition=attribute.does_not_exist() | (attribute < until)))
+            done = _raise_unless_conflict(
+                lambda: item.update(
+                    actions=[attribute.set(until)], condition=attribute.does_not_exist() | (attribute < until)
+                )
+            )
             return _state_of(item) if done else None
 
         return _guarded(update)
@@ -89,9 +99,12 @@ class DynamoBudgetStore:
 
         def new_episode() -> None:
             RateBudget(key=RateBudget.STATE_KEY).update(
-                actions=[RateBudget.blocked_until.set(until),
-                         RateBudget.blocked_count.set((RateBudget.blocked_count | 0) + 1)],
-                condition=RateBudget.blocked_until.does_not_exist() | (RateBudget.blocked_until < quiet_since))
+                actions=[
+                    RateBudget.blocked_until.set(until),
+                    RateBudget.blocked_count.set((RateBudget.blocked_count | 0) + 1),
+                ],
+                condition=RateBudget.blocked_until.does_not_exist() | (RateBudget.blocked_until < quiet_since),
+            )
 
         if _guarded(lambda: _raise_unless_conflict(new_episode)):
             return True

@@ -3,13 +3,14 @@
 Every check of a callback happens before anything is written, so a rejected or failed
 callback never replaces tokens that already work.
 """
+
 from __future__ import annotations
 
 import logging
 import re
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,11 +33,12 @@ _AMO_HOST = re.compile(r"^([a-z0-9-]+)\.(amocrm\.ru|amocrm\.com|kommo\.com)$")
 
 # -- state --------------------------------------------------------------------------------------
 
+
 def issue_state(state: str | None = None, purpose: str = "authorize") -> str:
     """Record a state value as issued by us (single use, expires after 30 minutes)."""
     state = state or secrets.token_urlsafe(24)
     record = OAuthState(state=state, purpose=purpose)
-    record.expires_at = datetime.fromtimestamp(time.time() + STATE_TTL_SECONDS, timezone.utc)
+    record.expires_at = datetime.fromtimestamp(time.time() + STATE_TTL_SECONDS, UTC)
     record.touch()
     record.save()
     return state
@@ -59,6 +61,7 @@ def consume_state(state: str) -> None:
 
 
 # -- the account ----------------------------------------------------------------------------------
+
 
 def expected_subdomain() -> str | None:
     """`<sub>` when AMO_BASE_URL's host is `<sub>.amocrm.ru|amocrm.com|kommo.com`, else None."""
@@ -86,6 +89,7 @@ def _account_domain(referer: str | None, subdomain: str | None) -> str:
 
 # -- the service methods of SPEC §4 ------------------------------------------------------------------
 
+
 def exchange_api_key_for_code(amo: AmoApi, login: str, api_key: str, state: str | None = None) -> dict:
     """Ask amoCRM to send an authorization code to our callback (with a state we issued)."""
     state = issue_state(state, purpose="exchange_api_key")
@@ -101,8 +105,9 @@ def exchange_code(amo: AmoApi, code: str, state: str | None = None, referer: str
     try:
         pair = amo.oauth.exchange_code(code)
     except AmoTokenRevoked:
-        raise InvalidInput("amoCRM rejected the authorization code (expired, used or not issued "
-                           "for this integration)") from None
+        raise InvalidInput(
+            "amoCRM rejected the authorization code (expired, used or not issued for this integration)"
+        ) from None
     account = amo.with_access_token(pair.access_token).account.get()
     wanted = expected_subdomain()
     if wanted and account.subdomain != wanted:
@@ -116,8 +121,10 @@ def exchange_code(amo: AmoApi, code: str, state: str | None = None, referer: str
 def _save_connection(pair: TokenPair, account_id: int, subdomain: str | None, domain: str) -> None:
     def change(token: AmoToken | None) -> AmoToken:
         if token is not None and token.account_id and token.account_id != account_id:
-            raise Conflict(f"already connected to amoCRM account {token.account_id}; disconnect it before "
-                           f"connecting account {account_id}")
+            raise Conflict(
+                f"already connected to amoCRM account {token.account_id}; disconnect it before "
+                f"connecting account {account_id}"
+            )
         token = token or AmoToken()
         token_store.apply_pair(token, pair, time.time())
         token.account_id, token.subdomain, token.domain = account_id, subdomain, domain

@@ -1,8 +1,10 @@
 """amoCRM contacts: mirror, one-by-one reads for leads, create and update for the Main Backend."""
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.contacts import ContactInfo, contact_body, read_contact
@@ -12,14 +14,32 @@ from chalicelib.services.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("name", "first_name", "last_name", "email", "phone", "responsible_user_id", "amo_created_at",
-          "amo_updated_at", "account_id")
+FIELDS = (
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "responsible_user_id",
+    "amo_created_at",
+    "amo_updated_at",
+    "account_id",
+)
 
 
 def to_item(info: ContactInfo) -> AmoContact:
-    return AmoContact(id=info.id, name=info.name, first_name=info.first_name, last_name=info.last_name,
-                      email=info.email, phone=info.phone, responsible_user_id=info.responsible_user_id,
-                      amo_created_at=info.created_at, amo_updated_at=info.updated_at, account_id=info.account_id)
+    return AmoContact(
+        id=info.id,
+        name=info.name,
+        first_name=info.first_name,
+        last_name=info.last_name,
+        email=info.email,
+        phone=info.phone,
+        responsible_user_id=info.responsible_user_id,
+        amo_created_at=info.created_at,
+        amo_updated_at=info.updated_at,
+        account_id=info.account_id,
+    )
 
 
 def store(raw_contacts: Iterable[Any]) -> tuple[list[AmoContact], list[dict]]:
@@ -59,8 +79,9 @@ def sync_page(raw_contacts: list[dict]) -> tuple[int, list[dict]]:
 
 
 def get_contacts(limit: int, cursor: str | None) -> dict:
-    return mirror.page_of_scan(lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start),
-                               limit, cursor, lambda c: c.to_dict())
+    return mirror.page_of_scan(
+        lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start), limit, cursor, lambda c: c.to_dict()
+    )
 
 
 def refresh(amo: AmoApi, contact_id: int) -> AmoContact:
@@ -86,13 +107,19 @@ def refresh_guest_fields(contact: AmoContact) -> int:
     for lead in Lead.by_amo_contact_id.query(contact.id):
         if (lead.guest_name, lead.guest_phone, lead.guest_email) == (contact.name, contact.phone, contact.email):
             continue
-        lead.update(actions=[Lead.guest_name.set(contact.name), Lead.guest_phone.set(contact.phone),
-                             Lead.guest_email.set(contact.email)])
+        lead.update(
+            actions=[
+                Lead.guest_name.set(contact.name),
+                Lead.guest_phone.set(contact.phone),
+                Lead.guest_email.set(contact.email),
+            ]
+        )
         changed += 1
     return changed
 
 
 # -- writes for the Main Backend ----------------------------------------------------------------
+
 
 def create_contact(amo: AmoApi, data: dict) -> dict:
     contact_id = amo.contacts.create(data)

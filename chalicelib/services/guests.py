@@ -18,13 +18,15 @@ What amoCRM answers is checked against what was asked (reference §13):
 - an id that was asked for but not returned is not taken as deleted: it is read on its own,
   and only amoCRM's 204/404 to that direct GET makes it None.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, NamedTuple
+from typing import NamedTuple
 
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.contacts import ContactInfo, read_contact
@@ -71,8 +73,13 @@ def fetch_contacts(amo: AmoApi, ids: list[int]) -> dict[int, ContactInfo | None]
 
 
 class GuestDirectory:
-    def __init__(self, amo: AmoApi, pool: ThreadPoolExecutor, save: Callable[[list[ContactInfo]], object],
-                 cache_size: int = CACHE_SIZE):
+    def __init__(
+        self,
+        amo: AmoApi,
+        pool: ThreadPoolExecutor,
+        save: Callable[[list[ContactInfo]], object],
+        cache_size: int = CACHE_SIZE,
+    ):
         self.amo = amo
         self._pool = pool
         self._save = save
@@ -106,8 +113,9 @@ class GuestDirectory:
 
     def learn(self, ids: Iterable[int]) -> None:
         """Sort ids not seen yet into known (cache, DynamoDB) and missing."""
-        unknown = [i for i in dict.fromkeys(ids)
-                   if i not in self._cache and i not in self.missing and i not in self.requested]
+        unknown = [
+            i for i in dict.fromkeys(ids) if i not in self._cache and i not in self.missing and i not in self.requested
+        ]
         stored = mirror.batch_get(AmoContact, unknown)
         for contact_id in unknown:
             if contact_id in stored:

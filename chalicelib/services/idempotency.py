@@ -13,13 +13,15 @@ The rules, as a payments engineer would have them:
 - Records expire after RETENTION; an expired record is treated as absent even before
   DynamoDB's TTL removes it.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -43,8 +45,13 @@ def _fingerprint(scope: str, request: Any) -> str:
     return hashlib.sha256(json.dumps([scope, request], sort_keys=True, default=str).encode()).hexdigest()
 
 
-def run_once(scope: str, key: str | None, request: Any, work: Callable[[Checkpoint], dict],
-             time_left: Callable[[], float] | None = None) -> dict:
+def run_once(
+    scope: str,
+    key: str | None,
+    request: Any,
+    work: Callable[[Checkpoint], dict],
+    time_left: Callable[[], float] | None = None,
+) -> dict:
     """Run `work(checkpoint)` once per (scope, key); without a key it simply runs."""
     if not key:
         return work(lambda result: None)
@@ -76,14 +83,25 @@ def run_once(scope: str, key: str | None, request: Any, work: Callable[[Checkpoi
 
 def _claim(record_key: str, fingerprint: str, running_until: float) -> IdempotencyRecord | None:
     """The record to run under, or None when another attempt holds (or held) the key."""
-    now = datetime.now(timezone.utc)
-    record = IdempotencyRecord(key=record_key, request_hash=fingerprint, state="in_progress",
-                               running_until=running_until, expires_at=now + RETENTION)
+    now = datetime.now(UTC)
+    record = IdempotencyRecord(
+        key=record_key,
+        request_hash=fingerprint,
+        state="in_progress",
+        running_until=running_until,
+        expires_at=now + RETENTION,
+    )
     record.touch()
     try:  # a new key, or one whose record has expired (TTL deletes lazily), or a dead attempt's
-        record.save(condition=IdempotencyRecord.key.does_not_exist() | (IdempotencyRecord.expires_at < now)
-                    | ((IdempotencyRecord.state == "in_progress") & (IdempotencyRecord.running_until < time.time())
-                       & (IdempotencyRecord.request_hash == fingerprint)))
+        record.save(
+            condition=IdempotencyRecord.key.does_not_exist()
+            | (IdempotencyRecord.expires_at < now)
+            | (
+                (IdempotencyRecord.state == "in_progress")
+                & (IdempotencyRecord.running_until < time.time())
+                & (IdempotencyRecord.request_hash == fingerprint)
+            )
+        )
         return record
     except PynamoDBException as error:
         if not is_conflict(error):
@@ -98,6 +116,8 @@ def _replay(record_key: str, fingerprint: str) -> dict:
     if stored.state in ("done", "applied"):
         return stored.response
     if stored.state == "unknown":
-        raise OutcomeUnknown("an earlier request with this Idempotency-Key may have been applied in amoCRM, but "
-                             "its answer was lost: do not retry with a new key; check amoCRM first")
+        raise OutcomeUnknown(
+            "an earlier request with this Idempotency-Key may have been applied in amoCRM, but "
+            "its answer was lost: do not retry with a new key; check amoCRM first"
+        )
     raise Conflict("a request with this Idempotency-Key is still in progress; retry shortly")

@@ -18,6 +18,7 @@ Why a status changed (the notification's `reason`):
   once. A mapping changed before its time was recorded counts from now (never from a stale
   amoCRM timestamp).
 """
+
 from __future__ import annotations
 
 import time
@@ -74,8 +75,9 @@ def stage_changed(lead: Lead, previous: str | None, occurred_at: int) -> StatusC
 def mapping_changed(lead: Lead, previous: str | None, mapping: StageMapping | None) -> StatusChange:
     stage = f"lead-status-{lead.amo_lead_id}-{lead.amo_pipeline_id}-{lead.amo_status_id}-mapping"
     if mapping is not None and mapping.version:
-        return StatusChange(previous, MAPPING_CHANGED, int(mapping.mapped_at or time.time()),
-                            f"{stage}-v{int(mapping.version)}")
+        return StatusChange(
+            previous, MAPPING_CHANGED, int(mapping.mapped_at or time.time()), f"{stage}-v{int(mapping.version)}"
+        )
     now = int(time.time())
     return StatusChange(previous, MAPPING_CHANGED, now, f"{stage}-at-{now}")
 
@@ -97,8 +99,13 @@ def _mapping_holds(lead: Lead, mapping: StageMapping | None) -> Condition | None
     return AmoStage.mapped_status.does_not_exist()
 
 
-def write(lead: Lead, condition: Condition, change: StatusChange | None = None,
-          mapping: StageMapping | None = None, actions: list[Any] | None = None) -> bool:
+def write(
+    lead: Lead,
+    condition: Condition,
+    change: StatusChange | None = None,
+    mapping: StageMapping | None = None,
+    actions: list[Any] | None = None,
+) -> bool:
     """Put `lead` (or apply `actions` to it) under `condition`; with a `change`, record its
     notification in the same transaction, as long as `mapping` still holds for the lead's stage.
     False when a condition failed: the caller re-reads and decides again."""
@@ -125,10 +132,12 @@ def write(lead: Lead, condition: Condition, change: StatusChange | None = None,
         if not is_conflict(error):
             raise
         # reasons come as condition check, then puts (the note first), then updates (the lead)
-        failed = [reason is not None and reason.code == "ConditionalCheckFailed"
-                  for reason in getattr(error, "cancellation_reasons", [])]
+        failed = [
+            reason is not None and reason.code == "ConditionalCheckFailed"
+            for reason in getattr(error, "cancellation_reasons", [])
+        ]
         note_at = 1 if check is not None else 0
-        if failed and failed[note_at] and not any(failed[:note_at] + failed[note_at + 1:]):
+        if failed and failed[note_at] and not any(failed[:note_at] + failed[note_at + 1 :]):
             return write(lead, condition, actions=actions)  # this change was recorded already
         return False
     notifications.recorded(note)

@@ -19,6 +19,7 @@ The rules, each applied in one place below:
 5. A lead in a stage amoCRM's pipelines do not list triggers one pipeline re-sync per run;
    if the stage is still unknown the lead is skipped with an error (`_stage_known`).
 """
+
 from __future__ import annotations
 
 import threading
@@ -90,8 +91,13 @@ class LeadPageWriter:
             self.stage_map = pipelines.status_map()
         if (info.pipeline_id, info.status_id) in self.stage_map:
             return True
-        self.errors.append({"id": info.id, "message": f"stage {info.status_id} of pipeline {info.pipeline_id} "
-                            "is not known in amoCRM's pipelines; lead skipped"})
+        self.errors.append(
+            {
+                "id": info.id,
+                "message": f"stage {info.status_id} of pipeline {info.pipeline_id} "
+                "is not known in amoCRM's pipelines; lead skipped",
+            }
+        )
         return False
 
     def _take_ready(self) -> list[LeadInfo]:
@@ -107,8 +113,9 @@ class LeadPageWriter:
             self._writes.pop(0).result()
         self._writes.append(self._pool.submit(self._write, ready, guests, dict(self.stage_map)))
 
-    def _write(self, ready: list[LeadInfo], guests: dict[int, Guest | None],
-               stage_map: dict[tuple[int, int], StageMapping]) -> None:
+    def _write(
+        self, ready: list[LeadInfo], guests: dict[int, Guest | None], stage_map: dict[tuple[int, int], StageMapping]
+    ) -> None:
         errors = leads.write_batch(ready, guests, stage_map)
         with self._lock:
             self.synced += len(ready) - len(errors)

@@ -11,13 +11,15 @@ lead and its notification in one transaction (lead_status.write), and never over
 version: a write is conditional on amoCRM's `updated_at` and on the status it was decided
 from, and a lost condition reads the lead again and decides anew.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -35,9 +37,22 @@ from chalicelib.services.lead_status import StageMapping
 log = logging.getLogger(__name__)
 
 _NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c55-9d0b-6b7e4c1d2a10")
-FIELDS = ("amo_lead_id", "amo_contact_id", "responsible_user_id", "status", "amo_pipeline_id", "amo_status_id",
-          "guest_name", "guest_phone", "guest_email", "price", "property_id", "custom_fields", "amo_updated_at",
-          "account_id")
+FIELDS = (
+    "amo_lead_id",
+    "amo_contact_id",
+    "responsible_user_id",
+    "status",
+    "amo_pipeline_id",
+    "amo_status_id",
+    "guest_name",
+    "guest_phone",
+    "guest_email",
+    "price",
+    "property_id",
+    "custom_fields",
+    "amo_updated_at",
+    "account_id",
+)
 MAX_CUSTOM_FIELDS_BYTES = 200_000  # of JSON, as stored; a DynamoDB item holds at most 400 KB
 _UNREAD: Any = object()
 
@@ -62,27 +77,38 @@ def bounded_custom_fields(fields: list | None) -> list | None:
             used += length
         else:
             omitted.append(field.get("field_id") if isinstance(field, dict) else None)
-    return kept + [{"truncated": True, "omitted_field_ids": omitted[:50], "omitted_fields": len(omitted),
-                    "original_bytes": size}]
+    return kept + [
+        {"truncated": True, "omitted_field_ids": omitted[:50], "omitted_fields": len(omitted), "original_bytes": size}
+    ]
 
 
-def build(info: LeadInfo, contact: Guest | AmoContact | None, mapping: StageMapping | None,
-          existing: Lead | None) -> Lead:
+def build(
+    info: LeadInfo, contact: Guest | AmoContact | None, mapping: StageMapping | None, existing: Lead | None
+) -> Lead:
     property_field = settings.amo_property_field_id()
-    return Lead(id=existing.id if existing is not None else lead_id_for(info.id), amo_lead_id=info.id,
-                amo_contact_id=info.main_contact_id, responsible_user_id=info.responsible_user_id,
-                status=lead_status.derive(info.status_id, mapping, existing.status if existing is not None else None),
-                amo_pipeline_id=info.pipeline_id, amo_status_id=info.status_id,
-                guest_name=(contact.name or None) if contact else None,
-                guest_phone=contact.phone if contact else None, guest_email=contact.email if contact else None,
-                price=info.price,
-                property_id=first_value(info.custom_fields, field_id=property_field) if property_field else None,
-                custom_fields=bounded_custom_fields(info.custom_fields), amo_updated_at=info.updated_at,
-                account_id=info.account_id, created_at=existing.created_at if existing is not None else None)
+    return Lead(
+        id=existing.id if existing is not None else lead_id_for(info.id),
+        amo_lead_id=info.id,
+        amo_contact_id=info.main_contact_id,
+        responsible_user_id=info.responsible_user_id,
+        status=lead_status.derive(info.status_id, mapping, existing.status if existing is not None else None),
+        amo_pipeline_id=info.pipeline_id,
+        amo_status_id=info.status_id,
+        guest_name=(contact.name or None) if contact else None,
+        guest_phone=contact.phone if contact else None,
+        guest_email=contact.email if contact else None,
+        price=info.price,
+        property_id=first_value(info.custom_fields, field_id=property_field) if property_field else None,
+        custom_fields=bounded_custom_fields(info.custom_fields),
+        amo_updated_at=info.updated_at,
+        account_id=info.account_id,
+        created_at=existing.created_at if existing is not None else None,
+    )
 
 
-def write_batch(infos: list[LeadInfo], guests: dict[int, Guest | None],
-                stage_map: dict[tuple[int, int], StageMapping]) -> list[dict]:
+def write_batch(
+    infos: list[LeadInfo], guests: dict[int, Guest | None], stage_map: dict[tuple[int, int], StageMapping]
+) -> list[dict]:
     """Upsert many leads at once (what changed only): new ones in batches, changed ones each on
     condition that nothing newer landed meanwhile, a status change together with its
     notification. Returns `errors` entries for the leads that could not be stored."""
@@ -96,8 +122,14 @@ def write_batch(infos: list[LeadInfo], guests: dict[int, Guest | None],
             changing.append((info, old))
         else:
             plain.append(lead)
-    result = mirror.upsert_changed(Lead, plain, FIELDS, stored=stored, guard=lambda old: Lead.status == old.status,
-                                   item_id=lambda lead: lead.amo_lead_id)
+    result = mirror.upsert_changed(
+        Lead,
+        plain,
+        FIELDS,
+        stored=stored,
+        guard=lambda old: Lead.status == old.status,
+        item_id=lambda lead: lead.amo_lead_id,
+    )
     retry = [(info, old, stage_map.get((info.pipeline_id, info.status_id))) for info, old in changing]
     retry += [(by_id[lead.amo_lead_id], _UNREAD, _UNREAD) for lead in result.conflicts]
     errors = result.errors
@@ -119,6 +151,7 @@ def _guest(guests: dict[int, Guest | None], info: LeadInfo) -> Guest | None:
 
 # -- one lead at a time (webhooks, sync-lead, writes) ---------------------------------------------
 
+
 def _contact_for(amo: AmoApi, info: LeadInfo) -> AmoContact | None:
     if not info.main_contact_id:
         return None
@@ -135,8 +168,13 @@ def _stored(amo_lead_id: int) -> Lead | None:
         return None
 
 
-def _upsert(info: LeadInfo, contact: Guest | AmoContact | None, existing: Any = _UNREAD, mapping: Any = _UNREAD,
-            came_from: str | None = None) -> Lead | None:
+def _upsert(
+    info: LeadInfo,
+    contact: Guest | AmoContact | None,
+    existing: Any = _UNREAD,
+    mapping: Any = _UNREAD,
+    came_from: str | None = None,
+) -> Lead | None:
     """Create or update the Lead of `info`; None when what we store is newer. `existing` and
     `mapping` spare their reads on the first attempt; a lost condition reads both again.
     `came_from`: the status a lead we do not store yet had before this change (notified)."""
@@ -153,11 +191,15 @@ def _upsert(info: LeadInfo, contact: Guest | AmoContact | None, existing: Any = 
         lead.touch()
         if existing is None:
             condition = Lead.id.does_not_exist()
-            change = lead_status.stage_changed(lead, came_from, info.updated_at) \
-                if came_from and came_from != lead.status else None
+            change = (
+                lead_status.stage_changed(lead, came_from, info.updated_at)
+                if came_from and came_from != lead.status
+                else None
+            )
         else:
-            condition = ((Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= info.updated_at))
-                         & (Lead.status == existing.status))
+            condition = (Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= info.updated_at)) & (
+                Lead.status == existing.status
+            )
             change = lead_status.change_between(existing, lead, mapping, info.updated_at)
         if lead_status.write(lead, condition, change, mapping):
             return lead
@@ -184,9 +226,15 @@ def fetch_and_upsert(amo: AmoApi, amo_lead_id: int, came_from: str | None = None
     return upsert_one(amo, raw, came_from)
 
 
-def apply_status(amo: AmoApi, amo_lead_id: int, pipeline_id: int | None, status_id: int | None,
-                 changed_at: int | None, old_pipeline_id: int | None = None,
-                 old_status_id: int | None = None) -> str:
+def apply_status(
+    amo: AmoApi,
+    amo_lead_id: int,
+    pipeline_id: int | None,
+    status_id: int | None,
+    changed_at: int | None,
+    old_pipeline_id: int | None = None,
+    old_status_id: int | None = None,
+) -> str:
     """A `leads[status]` webhook: move our Lead to the stage's mapped status and notify.
 
     Uses the webhook's own fields (no amoCRM call) when we know the lead; an unknown lead is
@@ -199,8 +247,9 @@ def apply_status(amo: AmoApi, amo_lead_id: int, pipeline_id: int | None, status_
     for _ in range(3):
         existing = _stored(amo_lead_id)
         if existing is None:  # a lead we have not seen: notify the change from the stage it left
-            came_from = pipelines.mapped_status_of(old_pipeline_id or pipeline_id, old_status_id) \
-                if old_status_id else None
+            came_from = (
+                pipelines.mapped_status_of(old_pipeline_id or pipeline_id, old_status_id) if old_status_id else None
+            )
             return "applied" if fetch_and_upsert(amo, amo_lead_id, came_from) else "stale"
         if changed_at is not None and (existing.amo_updated_at or 0) > changed_at:
             return "stale"
@@ -214,14 +263,27 @@ def apply_status(amo: AmoApi, amo_lead_id: int, pipeline_id: int | None, status_
         existing.amo_pipeline_id, existing.amo_status_id, existing.amo_updated_at = pipeline_id, status_id, occurred_at
         change = None
         if existing.status != previous:
-            change = lead_status.stage_changed(existing, previous, occurred_at) if stage != (pipeline_id, status_id) \
+            change = (
+                lead_status.stage_changed(existing, previous, occurred_at)
+                if stage != (pipeline_id, status_id)
                 else lead_status.mapping_changed(existing, previous, mapping)
-        condition = ((Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= occurred_at))
-                     & (Lead.status == previous))
-        if lead_status.write(existing, condition, change, mapping, actions=[
-                Lead.amo_pipeline_id.set(pipeline_id), Lead.amo_status_id.set(status_id),
-                Lead.status.set(existing.status), Lead.amo_updated_at.set(occurred_at),
-                Lead.updated_at.set(utc_now())]):
+            )
+        condition = (Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= occurred_at)) & (
+            Lead.status == previous
+        )
+        if lead_status.write(
+            existing,
+            condition,
+            change,
+            mapping,
+            actions=[
+                Lead.amo_pipeline_id.set(pipeline_id),
+                Lead.amo_status_id.set(status_id),
+                Lead.status.set(existing.status),
+                Lead.amo_updated_at.set(occurred_at),
+                Lead.updated_at.set(utc_now()),
+            ],
+        ):
             return "applied"
     raise Conflict(f"lead {amo_lead_id} kept changing while its status event was applied; try again")
 
@@ -246,8 +308,14 @@ def sync_lead(amo: AmoApi, raw_lead: Any) -> dict:
 
 # -- writes for the Main Backend ------------------------------------------------------------------
 
-def create_lead(amo: AmoApi, lead_data: dict, contact: dict | None = None, tags: tuple[str, ...] = (),
-                checkpoint: Callable[[dict], None] = lambda result: None) -> dict:
+
+def create_lead(
+    amo: AmoApi,
+    lead_data: dict,
+    contact: dict | None = None,
+    tags: tuple[str, ...] = (),
+    checkpoint: Callable[[dict], None] = lambda result: None,
+) -> dict:
     """Create the lead in amoCRM (with its contact in the same call) and the linked Lead.
     `checkpoint` hears of the new lead the moment amoCRM has created it (see idempotency)."""
     if contact:
@@ -276,8 +344,9 @@ def add_note(amo: AmoApi, amo_lead_id: int, text: str) -> dict:
 def create_test_lead(amo: AmoApi) -> dict:
     """Development only: a clearly marked lead to check the connection end to end."""
     stamp = utc_now().strftime("%Y-%m-%d %H:%M:%S")
-    result = create_lead(amo, {"name": f"[TEST] amoCRM integration check {stamp} UTC", "price": 0},
-                         tags=("integration-test",))
+    result = create_lead(
+        amo, {"name": f"[TEST] amoCRM integration check {stamp} UTC", "price": 0}, tags=("integration-test",)
+    )
     return {"amoLeadId": result["amoLeadId"]}
 
 

@@ -11,10 +11,12 @@ changed, so a second sync of unchanged data writes nothing:
   digits). Such a batch is written again item by item; the items refused go to `errors` and
   the rest of the sync carries on.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import ParamValidationError
 from pynamodb.exceptions import PynamoDBException
@@ -54,7 +56,7 @@ def batch_get(model: type[M], keys: Iterable[Any]) -> dict[Any, M]:
     found: dict[Any, M] = {}
     hash_name = model._hash_keyname
     for start in range(0, len(keys), BATCH_GET_SIZE):
-        for item in model.batch_get(keys[start:start + BATCH_GET_SIZE]):
+        for item in model.batch_get(keys[start : start + BATCH_GET_SIZE]):
             found[getattr(item, hash_name)] = item
     return found
 
@@ -82,9 +84,15 @@ def refusal(item_id: Any, error: PynamoDBException) -> dict:
     return {"id": item_id, "message": f"not stored, DynamoDB refused it: {reason[:200]}"}
 
 
-def upsert_changed(model: type[M], items: list[M], fields: Sequence[str], version_field: str = "amo_updated_at",
-                   stored: dict[Any, M] | None = None, guard: Callable[[M], Condition] | None = None,
-                   item_id: Callable[[M], Any] | None = None) -> Upserted[M]:
+def upsert_changed(
+    model: type[M],
+    items: list[M],
+    fields: Sequence[str],
+    version_field: str = "amo_updated_at",
+    stored: dict[Any, M] | None = None,
+    guard: Callable[[M], Condition] | None = None,
+    item_id: Callable[[M], Any] | None = None,
+) -> Upserted[M]:
     """Write the items that are new or changed. `stored` saves the read when the caller has
     already fetched the current items; `guard(stored item)` adds to the condition of a changed
     item's write; `item_id` names an item in `errors` (default: its hash key)."""
@@ -122,7 +130,7 @@ def upsert_changed(model: type[M], items: list[M], fields: Sequence[str], versio
             else:
                 raise
     for start in range(0, len(new), BATCH_WRITE_SIZE):
-        _batch_put(model, new[start:start + BATCH_WRITE_SIZE], result, item_id)
+        _batch_put(model, new[start : start + BATCH_WRITE_SIZE], result, item_id)
     return result
 
 
@@ -146,8 +154,9 @@ def _batch_put(model: type[M], chunk: list[M], result: Upserted[M], item_id: Cal
             result.errors.append(refusal(item_id(item), error))
 
 
-def page_of_scan(run: Callable[[dict | None, int], Any], limit: int, cursor: str | None,
-                 render: Callable[[Any], dict]) -> dict:
+def page_of_scan(
+    run: Callable[[dict | None, int], Any], limit: int, cursor: str | None, render: Callable[[Any], dict]
+) -> dict:
     """`{data, count, nextCursor?}` over a DynamoDB scan/query (cursor = LastEvaluatedKey).
 
     `run(start_key, limit)` returns a PynamoDB result iterator. A filtered scan may return fewer

@@ -5,6 +5,7 @@ transaction as the lead, with a does-not-exist condition, so the same change see
 webhook redelivered, a sync after the webhook, a re-derivation retried) records one
 notification. `recorded` then starts its delivery.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +13,7 @@ import hmac
 import json
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 
@@ -31,6 +32,7 @@ RETENTION = timedelta(days=30)
 class NotDelivered(ServiceError):
     """The Main Backend did not accept a notification this time; it is retried."""
 
+
 EVENT = "lead.status_changed"
 # why the status changed: the lead moved in amoCRM, or the mapping of its stage changed
 AMO_STAGE_CHANGED, MAPPING_CHANGED = "amo_stage_changed", "mapping_changed"
@@ -41,19 +43,23 @@ def event_id_for(lead: Lead, occurred_at: int) -> str:
     return f"lead-status-{lead.amo_lead_id}-{lead.amo_pipeline_id}-{lead.amo_status_id}-{occurred_at}"
 
 
-def outbox_item(lead: Lead, previous_status: str | None, occurred_at: int, reason: str,
-                event_id: str) -> Notification:
+def outbox_item(lead: Lead, previous_status: str | None, occurred_at: int, reason: str, event_id: str) -> Notification:
     """The outbox record of one status change of `lead` (which already holds the new status)."""
     payload = {
-        "event": EVENT, "eventId": event_id, "leadId": lead.id, "amoLeadId": lead.amo_lead_id,
-        "status": lead.status, "previousStatus": previous_status, "pipelineId": lead.amo_pipeline_id,
+        "event": EVENT,
+        "eventId": event_id,
+        "leadId": lead.id,
+        "amoLeadId": lead.amo_lead_id,
+        "status": lead.status,
+        "previousStatus": previous_status,
+        "pipelineId": lead.amo_pipeline_id,
         "stageId": lead.amo_status_id,
-        "occurredAt": datetime.fromtimestamp(occurred_at, timezone.utc).isoformat().replace("+00:00", "Z"),
+        "occurredAt": datetime.fromtimestamp(occurred_at, UTC).isoformat().replace("+00:00", "Z"),
         "reason": reason,
     }
     state = "pending" if settings.main_backend_webhook_url() else "skipped"
     item = Notification(event_id=event_id, payload=payload, state=state, correlation_id=logs.current_id())
-    item.expires_at = datetime.now(timezone.utc) + RETENTION
+    item.expires_at = datetime.now(UTC) + RETENTION
     item.touch()
     return item
 
@@ -62,15 +68,24 @@ def recorded(note: Notification) -> None:
     """A change's outbox record is committed: start its delivery. A failure to start it is only
     logged: the item stays pending and the sweeper sends it."""
     payload = note.payload
-    log.info("lead %s status %s -> %s recorded (%s, %s)", payload["amoLeadId"], payload["previousStatus"],
-             payload["status"], payload["reason"], note.state)
+    log.info(
+        "lead %s status %s -> %s recorded (%s, %s)",
+        payload["amoLeadId"],
+        payload["previousStatus"],
+        payload["status"],
+        payload["reason"],
+        note.state,
+    )
     if note.state != "pending":
         return
     try:
         dispatch(note.event_id)
     except Exception as error:  # the outbox item is safe; only its first attempt failed
-        log.warning("notification %s recorded, not dispatched yet (%s); the sweeper sends it",
-                    note.event_id, type(error).__name__)
+        log.warning(
+            "notification %s recorded, not dispatched yet (%s); the sweeper sends it",
+            note.event_id,
+            type(error).__name__,
+        )
 
 
 # -- delivery -------------------------------------------------------------------------------------
@@ -98,8 +113,12 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def _headers(event_id: str, body: bytes) -> dict[str, str]:
-    headers = {"Content-Type": "application/json", "X-API-Key": settings.main_backend_outbound_api_key(),
-               "Idempotency-Key": event_id, "User-Agent": "amocrm-integration-service/1.0"}
+    headers = {
+        "Content-Type": "application/json",
+        "X-API-Key": settings.main_backend_outbound_api_key(),
+        "Idempotency-Key": event_id,
+        "User-Agent": "amocrm-integration-service/1.0",
+    }
     secret = settings.main_backend_signing_secret()
     if secret:
         headers["X-Signature"] = signature(secret, int(time.time()), body)
@@ -136,8 +155,9 @@ def _post(note: Notification) -> bool:
     error = None
     body = json.dumps(note.payload, ensure_ascii=False, separators=(",", ":")).encode()
     try:
-        response = _http().post(url, data=body, headers=_headers(event_id, body), timeout=TIMEOUTS,
-                                allow_redirects=False)
+        response = _http().post(
+            url, data=body, headers=_headers(event_id, body), timeout=TIMEOUTS, allow_redirects=False
+        )
         if not 200 <= response.status_code < 300:
             redirect = " (a redirect; not followed)" if 300 <= response.status_code < 400 else ""
             error = f"Main Backend answered {response.status_code}{redirect}"
@@ -181,8 +201,9 @@ def handle_message(message: Message) -> None:
 
 def deliver_pending(limit: int = 500) -> dict:
     """Retry every pending notification (oldest first); the local run's retry mechanism."""
-    pending = sorted((n for n in Notification.scan(Notification.state == "pending")),
-                     key=lambda n: n.created_at or utc_now())[:limit]
+    pending = sorted(
+        (n for n in Notification.scan(Notification.state == "pending")), key=lambda n: n.created_at or utc_now()
+    )[:limit]
     delivered = sum(1 for note in pending if deliver(note.event_id))
     if len(pending) > delivered:
         metrics.count("NotificationsRetried", len(pending) - delivered)

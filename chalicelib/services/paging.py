@@ -1,9 +1,11 @@
 """Paging of list responses with `limit` and an opaque `cursor` (SPEC §3: Lambda's 6 MB limit)."""
+
 from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from chalicelib.services.errors import InvalidInput
 
@@ -28,14 +30,13 @@ def decode_cursor(cursor: str | None) -> dict:
     return position
 
 
-def page_of_sorted(items: Iterable[Any], limit: int, cursor: str | None,
-                   render: Callable[[Any], dict]) -> dict:
+def page_of_sorted(items: Iterable[Any], limit: int, cursor: str | None, render: Callable[[Any], dict]) -> dict:
     """`{data, count, nextCursor?}` for a small, fully sorted collection (offset cursor)."""
     offset = decode_cursor(cursor).get("offset", 0)
     if not isinstance(offset, int) or offset < 0:
         raise InvalidInput("cursor is invalid: send back the nextCursor of the previous page")
     items = list(items)
-    chunk = items[offset: offset + limit]
+    chunk = items[offset : offset + limit]
     result: dict[str, Any] = {"data": [render(item) for item in chunk], "count": len(chunk)}
     if offset + limit < len(items):
         result["nextCursor"] = encode_cursor({"offset": offset + limit})

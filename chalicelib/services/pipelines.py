@@ -7,6 +7,7 @@ type) with UpdateItem, so a mapping set meanwhile is never overwritten.
 A mapping takes effect at once: setting one (by hand or auto-applied) records when it changed
 and bumps its version, then re-derives the status of every lead in the stage (rederive.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,12 @@ def sync_pipelines(amo: AmoApi) -> dict:
     """Mirror amoCRM's pipelines (≤ 50, each with its statuses); mappings are kept."""
     raw_pipelines = amo.pipelines.all()
     if not raw_pipelines:  # every account has at least one: never wipe the mirror on an odd answer
-        return {"synced": 0, "stagesWritten": 0, "stagesRemoved": 0,
-                "errors": [{"id": None, "message": "amoCRM returned no pipelines; nothing changed"}]}
+        return {
+            "synced": 0,
+            "stagesWritten": 0,
+            "stagesRemoved": 0,
+            "errors": [{"id": None, "message": "amoCRM returned no pipelines; nothing changed"}],
+        }
     known_stages = {(s.pipeline_id, s.id): s for s in AmoStage.scan()}
     known_pipelines = {p.id: p for p in AmoPipeline.scan()}
     errors: list[dict] = []
@@ -92,8 +97,13 @@ def _upsert_stage(info: StageInfo, existing: AmoStage | None) -> int:
             setattr(stage, key, value)
         stage.save()
     else:  # only amoCRM's fields: a mapping set concurrently survives
-        stage.update(actions=[getattr(AmoStage, k).set(v) if v is not None else getattr(AmoStage, k).remove()
-                              for k, v in values.items()] + [AmoStage.updated_at.set(stage.updated_at)])
+        stage.update(
+            actions=[
+                getattr(AmoStage, k).set(v) if v is not None else getattr(AmoStage, k).remove()
+                for k, v in values.items()
+            ]
+            + [AmoStage.updated_at.set(stage.updated_at)]
+        )
     return 1
 
 
@@ -138,14 +148,20 @@ def update_stage_mapping(stage_id: int, mapped_status: Any, pipeline_id: int | N
         raise InvalidInput(f"stage {stage_id} exists in pipelines {pipelines}: pass pipelineId")
     mapped = [_set_mapping(stage, status, "manual") for stage in stages]
     data: Any = stages[0].to_dict() if len(stages) == 1 else [s.to_dict() for s in stages]
-    return {"message": f"stage {stage_id} mapped to {status} in {len(stages)} pipeline(s)", "data": data,
-            **rederive.rederive(mapped)}
+    return {
+        "message": f"stage {stage_id} mapped to {status} in {len(stages)} pipeline(s)",
+        "data": data,
+        **rederive.rederive(mapped),
+    }
 
 
 def _set_mapping(stage: AmoStage, status: str, source: str, condition: Any = None) -> MappedStage:
     """Map the stage; a new status is a new version of its mapping, stamped with the time."""
-    actions = [AmoStage.mapped_status.set(status), AmoStage.mapping_source.set(source),
-               AmoStage.updated_at.set(utc_now())]
+    actions = [
+        AmoStage.mapped_status.set(status),
+        AmoStage.mapping_source.set(source),
+        AmoStage.updated_at.set(utc_now()),
+    ]
     if stage.mapped_status != status:
         actions += [AmoStage.mapped_at.set(int(time.time())), AmoStage.mapping_version.add(1)]
     stage.update(actions=actions, condition=condition)
@@ -163,8 +179,12 @@ def _suggestions() -> list[tuple[AmoStage, stage_names.Suggestion]]:
     result = []
     for pipeline_id in sorted(by_pipeline):
         stages = sorted(by_pipeline[pipeline_id], key=lambda s: (s.sort, s.id))
-        regular = [s.id for s in stages if s.type != stage_names.UNSORTED_TYPE
-                   and s.id not in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID)]
+        regular = [
+            s.id
+            for s in stages
+            if s.type != stage_names.UNSORTED_TYPE
+            and s.id not in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID)
+        ]
         for stage in stages:
             position = regular.index(stage.id) if stage.id in regular else None
             result.append((stage, stage_names.suggest(stage.id, stage.type, stage.name, position)))
@@ -172,11 +192,19 @@ def _suggestions() -> list[tuple[AmoStage, stage_names.Suggestion]]:
 
 
 def get_suggested_mappings() -> dict:
-    data = [{"stageId": stage.id, "pipelineId": stage.pipeline_id, "stageName": stage.name,
-             "currentStatus": stage.mapped_status, "mappingSource": stage.mapping_source,
-             "suggestedStatus": suggestion.status, "confidence": suggestion.confidence,
-             "reason": suggestion.reason}
-            for stage, suggestion in _suggestions()]
+    data = [
+        {
+            "stageId": stage.id,
+            "pipelineId": stage.pipeline_id,
+            "stageName": stage.name,
+            "currentStatus": stage.mapped_status,
+            "mappingSource": stage.mapping_source,
+            "suggestedStatus": suggestion.status,
+            "confidence": suggestion.confidence,
+            "reason": suggestion.reason,
+        }
+        for stage, suggestion in _suggestions()
+    ]
     return {"data": data, "count": len(data)}
 
 
@@ -203,12 +231,24 @@ def mapping_status() -> dict:
     """Stages without a mapping (142/143 need none) and how many leads sit in each: what an
     operator still has to map. Their leads keep their status (a new lead is NEW)."""
     pipeline_order = {p.id: (p.sort, p.id, p.name) for p in AmoPipeline.scan()}
-    unmapped = sorted((s for s in AmoStage.scan() if not s.mapped_status
-                       and s.id not in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID)),
-                      key=lambda s: (pipeline_order.get(s.pipeline_id, (0, s.pipeline_id, "")), s.sort, s.id))
-    data = [{"pipelineId": s.pipeline_id, "pipelineName": pipeline_order.get(s.pipeline_id, (0, 0, ""))[2],
-             "stageId": s.id, "stageName": s.name, "leads": rederive.leads_in(s.pipeline_id, s.id)}
-            for s in unmapped]
+    unmapped = sorted(
+        (
+            s
+            for s in AmoStage.scan()
+            if not s.mapped_status and s.id not in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID)
+        ),
+        key=lambda s: (pipeline_order.get(s.pipeline_id, (0, s.pipeline_id, "")), s.sort, s.id),
+    )
+    data = [
+        {
+            "pipelineId": s.pipeline_id,
+            "pipelineName": pipeline_order.get(s.pipeline_id, (0, 0, ""))[2],
+            "stageId": s.id,
+            "stageName": s.name,
+            "leads": rederive.leads_in(s.pipeline_id, s.id),
+        }
+        for s in unmapped
+    ]
     return {"data": data, "count": len(data), "unmappedLeads": sum(item["leads"] for item in data)}
 
 

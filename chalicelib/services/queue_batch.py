@@ -6,12 +6,14 @@ dead-letter queue); the others count as done. A body that is not a JSON object i
 failing record: it never takes its neighbours down with it. Each record is handled, and its
 failure logged, under the correlation id it carries (queues.py sets it).
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from chalicelib import logs
 from chalicelib.amo.errors import AmoError
@@ -33,16 +35,20 @@ class Message:
     correlation_id: str = ""
 
     @classmethod
-    def from_record(cls, record: dict) -> "Message":
+    def from_record(cls, record: dict) -> Message:
         attributes = record.get("attributes") or {}
         try:
             receives = int(attributes.get("ApproximateReceiveCount", 1))
         except (TypeError, ValueError):
             receives = 1
         carried = ((record.get("messageAttributes") or {}).get("correlation_id") or {}).get("stringValue")
-        return cls(message_id=str(record.get("messageId") or ""), body=str(record.get("body") or ""),
-                   receipt_handle=str(record.get("receiptHandle") or ""), receive_count=receives,
-                   correlation_id=logs.clean(carried))
+        return cls(
+            message_id=str(record.get("messageId") or ""),
+            body=str(record.get("body") or ""),
+            receipt_handle=str(record.get("receiptHandle") or ""),
+            receive_count=receives,
+            correlation_id=logs.clean(carried),
+        )
 
     def json(self) -> dict[str, Any]:
         try:
@@ -56,8 +62,11 @@ class Message:
 
 def describe(error: BaseException) -> str:
     """A log-safe description: our own messages in full, anything else by its type only."""
-    return str(error) if isinstance(error, (ServiceError, AmoError, MalformedMessage)) \
+    return (
+        str(error)
+        if isinstance(error, (ServiceError, AmoError, MalformedMessage))
         else f"internal error ({type(error).__name__})"
+    )
 
 
 def run(records: Iterable[dict], handle: Callable[[Message], object], what: str) -> dict:

@@ -3,6 +3,7 @@
 Every message carries the sender's correlation id as the message attribute `correlation_id`,
 so the consumer logs under the same id (queue_batch.run binds it per record).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ def send_sync_continuation(job_id: str) -> None:
 
 
 def send_sync_request(message: dict) -> None:
-    sqs().send_message(QueueUrl=settings.sync_queue_url(), MessageBody=json.dumps(message),
-                       MessageAttributes=_attributes())
+    sqs().send_message(
+        QueueUrl=settings.sync_queue_url(), MessageBody=json.dumps(message), MessageAttributes=_attributes()
+    )
 
 
 def notify_queue_configured() -> bool:
@@ -43,14 +45,18 @@ def notify_queue_configured() -> bool:
 
 
 def send_notification(event_id: str) -> None:
-    sqs().send_message(QueueUrl=settings.notify_queue_url(), MessageBody=json.dumps({"eventId": event_id}),
-                       MessageAttributes=_attributes())
+    sqs().send_message(
+        QueueUrl=settings.notify_queue_url(),
+        MessageBody=json.dumps({"eventId": event_id}),
+        MessageAttributes=_attributes(),
+    )
 
 
 def delay_notification(receipt_handle: str, seconds: int) -> None:
     """Back off before SQS offers the message again (exponential per receive)."""
-    sqs().change_message_visibility(QueueUrl=settings.notify_queue_url(), ReceiptHandle=receipt_handle,
-                                    VisibilityTimeout=int(seconds))
+    sqs().change_message_visibility(
+        QueueUrl=settings.notify_queue_url(), ReceiptHandle=receipt_handle, VisibilityTimeout=int(seconds)
+    )
 
 
 def dead_letter_count() -> int | None:
@@ -68,8 +74,9 @@ def drain_notification_dead_letters() -> int:
         messages = sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
         if not messages:
             break
-        sqs().delete_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+        sqs().delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        )
         drained += len(messages)
     return drained
 
@@ -83,8 +90,12 @@ def send_webhook_events(bodies: list[str]) -> list[str]:
     failed: list[str] = []
     attributes = _attributes()
     for start in range(0, len(bodies), 10):
-        chunk = bodies[start:start + 10]
-        answer = sqs().send_message_batch(QueueUrl=settings.webhook_queue_url(), Entries=[
-            {"Id": str(i), "MessageBody": body, "MessageAttributes": attributes} for i, body in enumerate(chunk)])
+        chunk = bodies[start : start + 10]
+        answer = sqs().send_message_batch(
+            QueueUrl=settings.webhook_queue_url(),
+            Entries=[
+                {"Id": str(i), "MessageBody": body, "MessageAttributes": attributes} for i, body in enumerate(chunk)
+            ],
+        )
         failed.extend(chunk[int(f["Id"])] for f in answer.get("Failed", []))
     return failed

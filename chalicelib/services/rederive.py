@@ -12,13 +12,15 @@ with, only while it is still in that stage and only while the stage still has th
 its notification's event id names the mapping's version. So a retried, repeated or concurrent
 re-derivation changes and notifies each lead once, and never applies a mapping replaced since.
 """
+
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 from chalicelib.models import Lead, SyncJob, utc_now
 from chalicelib.services import lead_status, queues
@@ -52,8 +54,9 @@ def leads_in(pipeline_id: int, stage_id: int, limit: int | None = None) -> int:
     leads deleted in amoCRM count too: the answer bounds the work, it need not be exact)."""
     if limit is not None:
         return Lead.by_stage.count(stage_id, Lead.amo_pipeline_id == pipeline_id, limit=limit)
-    return Lead.by_stage.count(stage_id, Lead.amo_pipeline_id == pipeline_id,
-                               filter_condition=Lead.amo_lead_id.exists())
+    return Lead.by_stage.count(
+        stage_id, Lead.amo_pipeline_id == pipeline_id, filter_condition=Lead.amo_lead_id.exists()
+    )
 
 
 def rederive(stages: list[MappedStage]) -> dict:
@@ -73,8 +76,9 @@ def _run(stage: MappedStage, start: dict | None, out_of_time: Callable[[], bool]
     """Re-derive the stage's leads from index position `start`; (changed, where to go on or None)."""
     changed = 0
     while True:
-        page = Lead.by_stage.query(stage.stage_id, Lead.amo_pipeline_id == stage.pipeline_id, limit=CHUNK,
-                                   last_evaluated_key=start)
+        page = Lead.by_stage.query(
+            stage.stage_id, Lead.amo_pipeline_id == stage.pipeline_id, limit=CHUNK, last_evaluated_key=start
+        )
         changed += sum(_rederive_lead(lead, stage) for lead in page)
         start = page.last_evaluated_key
         if start is None or (out_of_time is not None and out_of_time()):
@@ -91,11 +95,16 @@ def _rederive_lead(lead: Lead, stage: MappedStage) -> int:
         if status == lead.status:
             return 0
         previous, lead.status = lead.status, status
-        condition = ((Lead.status == previous) & (Lead.amo_pipeline_id == stage.pipeline_id)
-                     & (Lead.amo_status_id == stage.stage_id) & Lead.amo_lead_id.exists())
+        condition = (
+            (Lead.status == previous)
+            & (Lead.amo_pipeline_id == stage.pipeline_id)
+            & (Lead.amo_status_id == stage.stage_id)
+            & Lead.amo_lead_id.exists()
+        )
         change = lead_status.mapping_changed(lead, previous, stage.mapping)
-        if lead_status.write(lead, condition, change, stage.mapping,
-                             actions=[Lead.status.set(status), Lead.updated_at.set(utc_now())]):
+        if lead_status.write(
+            lead, condition, change, stage.mapping, actions=[Lead.status.set(status), Lead.updated_at.set(utc_now())]
+        ):
             return 1
         try:
             lead = Lead.get(lead.id, consistent_read=True)
@@ -109,9 +118,16 @@ def _rederive_lead(lead: Lead, stage: MappedStage) -> int:
 
 # -- the background job ---------------------------------------------------------------------------
 
+
 def _start_job(stages: list[MappedStage]) -> dict:
-    job = SyncJob(job_id=uuid.uuid4().hex, entity=ENTITY, started_at=time.time(), synced=0, errors=[],
-                  params={"stages": [[s.pipeline_id, s.stage_id, *s.mapping] for s in stages], "at": 0, "key": None})
+    job = SyncJob(
+        job_id=uuid.uuid4().hex,
+        entity=ENTITY,
+        started_at=time.time(),
+        synced=0,
+        errors=[],
+        params={"stages": [[s.pipeline_id, s.stage_id, *s.mapping] for s in stages], "at": 0, "key": None},
+    )
     _save(job, "running")
     queues.send_sync_request({"rederive": job.job_id})
     log.info("re-deriving the leads of %d stage(s) in job %s", len(stages), job.job_id)
@@ -120,7 +136,7 @@ def _start_job(stages: list[MappedStage]) -> dict:
 
 def _save(job: SyncJob, status: str) -> None:
     job.status = status
-    job.expires_at = datetime.now(timezone.utc) + JOB_RETENTION
+    job.expires_at = datetime.now(UTC) + JOB_RETENTION
     job.touch()
     job.save()
 

@@ -25,6 +25,7 @@ Names are compared as "skeletons": lower case, accents and punctuation dropped, 
 look-alike letters folded together, so "Переговоры", "ПЕРЕГОВОРЫ!" and a name typed with a Latin "о"
 or "р" all match the same stem, as do "Negociação" and "negociacao".
 """
+
 from __future__ import annotations
 
 import re
@@ -39,10 +40,25 @@ WON_STATUS_ID, LOST_STATUS_ID = 142, 143
 UNSORTED_TYPE = 1
 
 # Cyrillic letters that look like Latin ones, folded onto the Latin letter (and Turkish dotless ı onto i).
-_LOOKALIKES = str.maketrans({
-    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
-    "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ı": "i",
-})
+_LOOKALIKES = str.maketrans(
+    {
+        "а": "a",
+        "в": "b",
+        "е": "e",
+        "к": "k",
+        "м": "m",
+        "н": "h",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "т": "t",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ј": "j",
+        "ı": "i",
+    }
+)
 
 
 def skeleton(text: str) -> str:
@@ -52,8 +68,10 @@ def skeleton(text: str) -> str:
     return " ".join(re.sub(r"[^\w]+", " ", bare).split())
 
 
-_STEMS = sorted(((skeleton(stem), stem, concept) for concept in vocabulary.CONCEPTS for stem in concept.stems),
-                key=lambda entry: -len(entry[0]))
+_STEMS = sorted(
+    ((skeleton(stem), stem, concept) for concept in vocabulary.CONCEPTS for stem in concept.stems),
+    key=lambda entry: -len(entry[0]),
+)
 _NEGATIONS = {skeleton(word) for word in vocabulary.NEGATIONS}
 _POST_NEGATIONS = {skeleton(word) for word in vocabulary.POST_NEGATIONS}
 _NEGATING_PREFIXES = tuple(skeleton(prefix) for prefix in vocabulary.NEGATING_PREFIXES)
@@ -107,7 +125,7 @@ def _hits(text: str) -> list[_Hit]:
         found, glued = _stem_of(word), False
         if found is None:
             for prefix in _NEGATING_PREFIXES:
-                rest = _stem_of(word[len(prefix):]) if word.startswith(prefix) else None
+                rest = _stem_of(word[len(prefix) :]) if word.startswith(prefix) else None
                 if rest is not None and rest[1].negated is not None:
                     found, glued = rest, True
                     break

@@ -4,6 +4,7 @@ Each concept lists stems (word beginnings) per language: ru, uk, en, es, pt, tr,
 written as people type it; stage_names folds it exactly as it folds a stage name (case, accents,
 Cyrillic/Latin look-alikes), so "negociação", "negociacao" and "NEGOCIAÇÃO" share the stem "negocia".
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,7 +30,11 @@ def _stems(table: str) -> tuple[str, ...]:
 
 
 CONCEPTS = (
-    Concept("new", NEW, STRONG, _stems("""
+    Concept(
+        "new",
+        NEW,
+        STRONG,
+        _stems("""
         ru нов входящ свеж
         uk нов вхідн свіж
         en new incoming inbox fresh
@@ -37,9 +42,14 @@ CONCEPTS = (
         pt nov entrad
         tr yeni gelen
         id baru masuk
-    """)),
+    """),
+    ),
     # a lead, a request or where it came from: says NEW, but a first stage named so may already be worked
-    Concept("lead", NEW, WEAK, _stems("""
+    Concept(
+        "lead",
+        NEW,
+        WEAK,
+        _stems("""
         ru лид заявк обращен холодн сайт реклам пропущен
         uk лід заявк звернен запит холодн сайт реклам пропущен
         en lead request inquir enquir prospect cold welcome imported website
@@ -47,9 +57,14 @@ CONCEPTS = (
         pt solicitac consulta boas frio importad anuncio
         tr talep aday soguk
         id prospek permintaan dingin
-    """)),
+    """),
+    ),
     # "first"/"initial": a NEW stage only together with a contact or call word ("Первичный контакт")
-    Concept("first", NEW, WEAK, _stems("""
+    Concept(
+        "first",
+        NEW,
+        WEAK,
+        _stems("""
         ru первичн первый первая перв
         uk первин перш
         en initial first
@@ -57,8 +72,13 @@ CONCEPTS = (
         pt primeir inicial
         tr ilk
         id awal pertama
-    """)),
-    Concept("contact", IN_PROGRESS, WEAK, _stems("""
+    """),
+    ),
+    Concept(
+        "contact",
+        IN_PROGRESS,
+        WEAK,
+        _stems("""
         ru контакт
         uk контакт
         en contact
@@ -66,9 +86,15 @@ CONCEPTS = (
         pt contato
         tr temas iletisim
         id kontak
-    """), negated=NEW),
+    """),
+        negated=NEW,
+    ),
     # a call alone may be the first call or a later one: it votes only as part of a first contact
-    Concept("call", None, WEAK, _stems("""
+    Concept(
+        "call",
+        None,
+        WEAK,
+        _stems("""
         ru звон обзвон
         uk дзвін
         en call phone
@@ -76,9 +102,14 @@ CONCEPTS = (
         pt ligac
         tr arama
         id telepon
-    """)),
+    """),
+    ),
     # somebody already took the lead: "Contacted", "Разобрано"; negated it is still new ("Неразобранное")
-    Concept("handled", IN_PROGRESS, STRONG, _stems("""
+    Concept(
+        "handled",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru разобран обработан обработк связал
         uk розібран оброблен
         en contacted sorted processed handled reached
@@ -86,8 +117,14 @@ CONCEPTS = (
         pt contatad processad atendid
         tr ulasil
         id dihubungi diproses
-    """), negated=NEW),
-    Concept("work", IN_PROGRESS, STRONG, _stems("""
+    """),
+        negated=NEW,
+    ),
+    Concept(
+        "work",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru работ
         uk робот працю
         en progress working
@@ -95,8 +132,13 @@ CONCEPTS = (
         pt andamento atendiment
         tr islem
         id proses
-    """)),
-    Concept("talks", IN_PROGRESS, STRONG, _stems("""
+    """),
+    ),
+    Concept(
+        "talks",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru переговор обсужд торг возражен
         uk переговор обговор заперечен
         en negotiat discuss objection
@@ -104,8 +146,13 @@ CONCEPTS = (
         pt negocia discuss objecao objecoes
         tr pazarlik muzakere gorusme itiraz
         id negosiasi diskusi keberatan
-    """)),
-    Concept("decision", IN_PROGRESS, STRONG, _stems("""
+    """),
+    ),
+    Concept(
+        "decision",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru решен дума
         uk рішен виріш
         en decis decid
@@ -113,8 +160,13 @@ CONCEPTS = (
         pt decis decid
         tr karar
         id keputus
-    """)),
-    Concept("contract", IN_PROGRESS, STRONG, _stems("""
+    """),
+    ),
+    Concept(
+        "contract",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru договор согласов контракт
         uk договір узгоджен контракт
         en contract agreement
@@ -122,8 +174,13 @@ CONCEPTS = (
         pt contrat
         tr sozlesme
         id kontrak perjanjian
-    """)),
-    Concept("offer", IN_PROGRESS, STRONG, _stems("""
+    """),
+    ),
+    Concept(
+        "offer",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru предложен кп ткп коммерческ просчет расчет цен смет
         uk пропозиц кп комерційн розрахун цін
         en proposal offer quote quotation price pricing estimate
@@ -131,8 +188,13 @@ CONCEPTS = (
         pt propost orcament cotac oferta preco
         tr teklif fiyat
         id penawar harga
-    """)),
-    Concept("meeting", IN_PROGRESS, STRONG, _stems("""
+    """),
+    ),
+    Concept(
+        "meeting",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru встреч показ презентац демо
         uk зустріч перегляд показ презентац демо
         en meeting viewing visit demo presentation appointment
@@ -140,8 +202,13 @@ CONCEPTS = (
         pt reuni visita apresentac demonstrac
         tr toplanti sunum ziyaret randevu
         id rapat kunjungan presentasi survei
-    """)),
-    Concept("booking", IN_PROGRESS, STRONG, _stems("""
+    """),
+    ),
+    Concept(
+        "booking",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru бронир запис
         uk бронюв запис
         en book booking schedul reserv
@@ -149,9 +216,14 @@ CONCEPTS = (
         pt reserv agend inscri
         tr rezerv
         id jadwal reservasi
-    """)),
+    """),
+    ),
     # negated it is a lost lead: "Нецелевой", "Descalificado", "Unqualified"
-    Concept("qualified", IN_PROGRESS, STRONG, _stems("""
+    Concept(
+        "qualified",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru квалиф целев
         uk кваліф цільов
         en qualif discover
@@ -159,8 +231,14 @@ CONCEPTS = (
         pt qualific
         tr nitelik
         id kualifik
-    """), negated=CLOSED),
-    Concept("interest", IN_PROGRESS, STRONG, _stems("""
+    """),
+        negated=CLOSED,
+    ),
+    Concept(
+        "interest",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru интерес
         uk інтерес зацікав
         en interest
@@ -168,8 +246,14 @@ CONCEPTS = (
         pt interess
         tr ilgi
         id minat tertarik
-    """), negated=CLOSED),
-    Concept("fit", IN_PROGRESS, WEAK, _stems("""
+    """),
+        negated=CLOSED,
+    ),
+    Concept(
+        "fit",
+        IN_PROGRESS,
+        WEAK,
+        _stems("""
         ru подход
         uk підход
         en fit suitable
@@ -177,8 +261,14 @@ CONCEPTS = (
         pt adequad
         tr uygun
         id cocok sesuai
-    """), negated=CLOSED),
-    Concept("follow-up", IN_PROGRESS, STRONG, _stems("""
+    """),
+        negated=CLOSED,
+    ),
+    Concept(
+        "follow-up",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru напомин дожим реактив
         uk нагадув реактив
         en follow remind reengag nurtur recover
@@ -186,8 +276,13 @@ CONCEPTS = (
         pt acompanhament reengaj recuper reativ
         tr takip hatirlat
         id tindak pengingat
-    """)),
-    Concept("check", IN_PROGRESS, STRONG, _stems("""
+    """),
+    ),
+    Concept(
+        "check",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru провер контрол
         uk перевір контрол
         en check review verif
@@ -195,8 +290,14 @@ CONCEPTS = (
         pt revis verific confer
         tr kontrol incele
         id cek periksa revisi
-    """), pending=True),
-    Concept("waiting", IN_PROGRESS, STRONG, _stems("""
+    """),
+        pending=True,
+    ),
+    Concept(
+        "waiting",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru ожид ждем
         uk очіку чека
         en wait await pending hold
@@ -204,8 +305,14 @@ CONCEPTS = (
         pt aguard pendent
         tr bekle
         id menunggu tunggu
-    """), pending=True),
-    Concept("partial", IN_PROGRESS, STRONG, _stems("""
+    """),
+        pending=True,
+    ),
+    Concept(
+        "partial",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru частичн
         uk частков
         en partial
@@ -213,8 +320,14 @@ CONCEPTS = (
         pt parcial
         tr kismi
         id sebagian
-    """), pending=True),
-    Concept("deposit", IN_PROGRESS, STRONG, _stems("""
+    """),
+        pending=True,
+    ),
+    Concept(
+        "deposit",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru предоплат аванс задат
         uk передоплат аванс завдат
         en deposit prepay
@@ -222,8 +335,13 @@ CONCEPTS = (
         pt sinal
         tr kapora
         id panjar
-    """)),
-    Concept("payment", IN_PROGRESS, STRONG, _stems("""
+    """),
+    ),
+    Concept(
+        "payment",
+        IN_PROGRESS,
+        STRONG,
+        _stems("""
         ru счет оплат платеж
         uk рахун оплат платіж
         en invoice payment billing
@@ -231,8 +349,13 @@ CONCEPTS = (
         pt fatur pagament cobranc boleto
         tr fatura odeme
         id tagihan pembayar faktur
-    """)),
-    Concept("underway", IN_PROGRESS, WEAK, _stems("""
+    """),
+    ),
+    Concept(
+        "underway",
+        IN_PROGRESS,
+        WEAK,
+        _stems("""
         ru горяч просроч доставк документ
         uk гаряч простроч доставк документ
         en overdue deadline deliver
@@ -240,9 +363,14 @@ CONCEPTS = (
         pt quente atrasad vencid
         tr sicak gecik teslim
         id panas terlambat kirim
-    """)),
+    """),
+    ),
     # with a payment word it means paid: "Оплата отримана", "Pagamento recebido"
-    Concept("received", None, WEAK, _stems("""
+    Concept(
+        "received",
+        None,
+        WEAK,
+        _stems("""
         ru получен поступ
         uk отриман надійш
         en received
@@ -250,8 +378,13 @@ CONCEPTS = (
         pt recebid
         tr alindi geldi
         id diterima
-    """)),
-    Concept("won", CLOSED, STRONG, _stems("""
+    """),
+    ),
+    Concept(
+        "won",
+        CLOSED,
+        STRONG,
+        _stems("""
         ru успеш успех реализ выигр продан выполнен завершен
         uk успіш реаліз вигра продан виконан завершен
         en won win success sold complet done
@@ -259,14 +392,27 @@ CONCEPTS = (
         pt ganh sucess vendid conclu
         tr kazan basari satildi tamamlan
         id berhasil sukses menang terjual selesai
-    """), negated=CLOSED, outcome="won"),
+    """),
+        negated=CLOSED,
+        outcome="won",
+    ),
     # a lone "deal" is a won deal in some pipelines and the negotiation in others
-    Concept("deal", CLOSED, WEAK, _stems("""
+    Concept(
+        "deal",
+        CLOSED,
+        WEAK,
+        _stems("""
         en deal
         id deal
-    """), outcome="won"),
+    """),
+        outcome="won",
+    ),
     # negated it is still unpaid, so in progress: "Не оплачено", "No pagado"
-    Concept("paid", CLOSED, STRONG, _stems("""
+    Concept(
+        "paid",
+        CLOSED,
+        STRONG,
+        _stems("""
         ru оплачен
         uk оплачен сплачен
         en paid
@@ -274,8 +420,15 @@ CONCEPTS = (
         pt quitad
         tr odend
         id dibayar lunas terbayar
-    """), negated=IN_PROGRESS, outcome="won"),
-    Concept("lost", CLOSED, STRONG, _stems("""
+    """),
+        negated=IN_PROGRESS,
+        outcome="won",
+    ),
+    Concept(
+        "lost",
+        CLOSED,
+        STRONG,
+        _stems("""
         ru отказ провал проигр отмен отвал слив потерян
         uk відмов провал програ скасов втрачен
         en lost lose cancel reject declin fail junk spam refund
@@ -283,8 +436,14 @@ CONCEPTS = (
         pt perdid cancelad recusad descart reembols devoluc
         tr kaybed kayip iptal redded basarisiz terk iade
         id hilang gagal batal ditolak tolak
-    """), outcome="lost"),
-    Concept("closed", CLOSED, STRONG, _stems("""
+    """),
+        outcome="lost",
+    ),
+    Concept(
+        "closed",
+        CLOSED,
+        STRONG,
+        _stems("""
         ru закрыт
         uk закрит
         en closed
@@ -292,7 +451,8 @@ CONCEPTS = (
         pt fechad
         tr kapan kapal
         id ditutup tutup
-    """)),
+    """),
+    ),
 )
 
 # Words that negate the next concept word; Turkish "değil" follows the word it negates.

@@ -8,6 +8,7 @@
   through the sync queue. Pages are addressed by number and every write is an idempotent
   upsert, so a continuation neither loses nor duplicates anything.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,9 +16,10 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from chalicelib import metrics
 from chalicelib.amo.api import AmoApi
@@ -41,6 +43,7 @@ TimeLeft = Callable[[], float]
 
 class NoProgress(ServiceError):
     """A continuation could not finish even one page in its time: SQS retries it, then dead-letters it."""
+
 
 Progress = Callable[[dict], None]
 
@@ -103,8 +106,16 @@ class Outcome:
         return result
 
 
-def _run(amo: AmoApi, entity: str, where: ListFilter, limit: int, first_page: int, already: int,
-         time_left: TimeLeft | None, progress: Progress | None) -> Outcome:
+def _run(
+    amo: AmoApi,
+    entity: str,
+    where: ListFilter,
+    limit: int,
+    first_page: int,
+    already: int,
+    time_left: TimeLeft | None,
+    progress: Progress | None,
+) -> Outcome:
     spec = ENTITIES[entity]
     began = time.monotonic()
     remaining = limit - already if limit else None
@@ -125,15 +136,24 @@ def _run(amo: AmoApi, entity: str, where: ListFilter, limit: int, first_page: in
     return outcome
 
 
-def _consume(fetcher: PageFetcher, writer: PageWriter, outcome: Outcome, entity: str, already: int,
-             remaining: int | None, out_of_time: Callable[[], bool], progress: Progress | None) -> None:
+def _consume(
+    fetcher: PageFetcher,
+    writer: PageWriter,
+    outcome: Outcome,
+    entity: str,
+    already: int,
+    remaining: int | None,
+    out_of_time: Callable[[], bool],
+    progress: Progress | None,
+) -> None:
     limit_reached = False
     for page in fetcher.pages(should_stop=out_of_time):
         items = page.items if remaining is None else page.items[:remaining]
         writer.add_page(items)
         if progress:
-            progress({"entity": entity, "page": page.number, "synced": already + writer.synced,
-                      "errors": len(writer.errors)})
+            progress(
+                {"entity": entity, "page": page.number, "synced": already + writer.synced, "errors": len(writer.errors)}
+            )
         if remaining is not None:
             remaining -= len(items)
             limit_reached = remaining <= 0
@@ -153,15 +173,24 @@ def _incremental_from(entity: str) -> int | None:
 
 
 def _record_success(entity: str, started_at: float, result: dict) -> None:
-    state = SyncState(entity=entity, last_success_started_at=started_at,
-                      last_result={"synced": result["synced"], "errors": len(result["errors"])})
+    state = SyncState(
+        entity=entity,
+        last_success_started_at=started_at,
+        last_result={"synced": result["synced"], "errors": len(result["errors"])},
+    )
     state.touch()
     state.save()
 
 
-def sync_entity(amo: AmoApi, entity: str, limit: int = 50, where: ListFilter | None = None,
-                incremental: bool = False, time_left: TimeLeft | None = None,
-                progress: Progress | None = None) -> dict:
+def sync_entity(
+    amo: AmoApi,
+    entity: str,
+    limit: int = 50,
+    where: ListFilter | None = None,
+    incremental: bool = False,
+    time_left: TimeLeft | None = None,
+    progress: Progress | None = None,
+) -> dict:
     """Sync one entity; `{synced, errors}` or, when it continues elsewhere, also `{status, jobId}`.
     Raises SyncRunning when another sync holds the lease."""
     if entity not in ENTITIES:
@@ -170,8 +199,16 @@ def sync_entity(amo: AmoApi, entity: str, limit: int = 50, where: ListFilter | N
         return _sync_entity(amo.bulk(), entity, limit, where, incremental, time_left, progress, lease)
 
 
-def _sync_entity(amo: AmoApi, entity: str, limit: int, where: ListFilter | None, incremental: bool,
-                 time_left: TimeLeft | None, progress: Progress | None, lease: sync_lease.Lease) -> dict:
+def _sync_entity(
+    amo: AmoApi,
+    entity: str,
+    limit: int,
+    where: ListFilter | None,
+    incremental: bool,
+    time_left: TimeLeft | None,
+    progress: Progress | None,
+    lease: sync_lease.Lease,
+) -> dict:
     started_at = time.time()
     # only a complete, unfiltered run tells the next incremental run where to start
     record_state = where is None and limit == 0
@@ -185,9 +222,19 @@ def _sync_entity(amo: AmoApi, entity: str, limit: int, where: ListFilter | None,
     outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress)
     result = outcome.as_result()
     if outcome.next_page is not None:
-        job = SyncJob(job_id=uuid.uuid4().hex, entity=entity, started_at=started_at, synced=0, errors=[],
-                      params={"filter": dataclasses.asdict(where), "limit": limit, "record_state": record_state,
-                              "lease": lease.owner})
+        job = SyncJob(
+            job_id=uuid.uuid4().hex,
+            entity=entity,
+            started_at=started_at,
+            synced=0,
+            errors=[],
+            params={
+                "filter": dataclasses.asdict(where),
+                "limit": limit,
+                "record_state": record_state,
+                "lease": lease.owner,
+            },
+        )
         result["jobId"] = _hand_over(job, outcome)
         lease.hand_over(job.job_id)
     elif record_state:
@@ -200,7 +247,7 @@ def _add_outcome(job: SyncJob, outcome: Outcome, status: str) -> None:
     job.synced = (job.synced or 0) + outcome.synced
     job.errors = (job.errors or []) + outcome.errors[:200]
     job.status = status
-    job.expires_at = datetime.now(timezone.utc) + JOB_RETENTION
+    job.expires_at = datetime.now(UTC) + JOB_RETENTION
     job.touch()
     job.save()
 
@@ -208,8 +255,13 @@ def _add_outcome(job: SyncJob, outcome: Outcome, status: str) -> None:
 def _hand_over(job: SyncJob, outcome: Outcome) -> str:
     _add_outcome(job, outcome, "running")
     queues.send_sync_continuation(job.job_id)
-    log.info("%s sync continues in a new invocation from page %s (job %s, %d so far)",
-             job.entity, job.next_page, job.job_id, job.synced)
+    log.info(
+        "%s sync continues in a new invocation from page %s (job %s, %d so far)",
+        job.entity,
+        job.next_page,
+        job.job_id,
+        job.synced,
+    )
     return job.job_id
 
 
@@ -228,8 +280,9 @@ def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None) -> dict:
     limit = int(params.get("limit") or 0)
     filter_type = ENTITIES[job.entity].filter_type
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in (params.get("filter") or {}).items()}
-    outcome = _run(amo, job.entity, filter_type(**saved), limit, int(job.next_page), int(job.synced or 0),
-                   time_left, None)
+    outcome = _run(
+        amo, job.entity, filter_type(**saved), limit, int(job.next_page), int(job.synced or 0), time_left, None
+    )
     if outcome.next_page == job.next_page:  # not even one page fitted: let SQS retry, then dead-letter
         raise NoProgress(f"sync job {job_id} had no time to make progress")
     if outcome.next_page is not None:
@@ -259,8 +312,11 @@ def run_incremental(amo: AmoApi, entities: list[str], time_left: TimeLeft | None
     """An incremental run of some entities; skipped (the running sync covers them) while one runs."""
     try:
         with sync_lease.exclusive() as lease:
-            return {entity: _sync_entity(amo.bulk(), entity, 0, None, True, time_left, None, lease)
-                    for entity in entities if entity in SYNCABLE}
+            return {
+                entity: _sync_entity(amo.bulk(), entity, 0, None, True, time_left, None, lease)
+                for entity in entities
+                if entity in SYNCABLE
+            }
     except sync_lease.SyncRunning as running:
         return {"skipped": True, "runningJobId": running.job_id}
 
@@ -284,9 +340,15 @@ def get_job(job_id: str) -> dict:
         job = SyncJob.get(job_id)
     except SyncJob.DoesNotExist:
         raise NotFound(f"sync job {job_id} is not known") from None
-    result = {"jobId": job.job_id, "entity": job.entity, "status": job.status, "synced": job.synced,
-              "errors": job.errors, "nextPage": job.next_page,
-              "invocations": job.invocations}
+    result = {
+        "jobId": job.job_id,
+        "entity": job.entity,
+        "status": job.status,
+        "synced": job.synced,
+        "errors": job.errors,
+        "nextPage": job.next_page,
+        "invocations": job.invocations,
+    }
     if job.entity == rederive.ENTITY:  # a stage mapping's re-derivation: `synced` counts leads that changed
         result["leadsChanged"] = job.synced
     return result
@@ -294,26 +356,56 @@ def get_job(job_id: str) -> dict:
 
 # -- the service methods of SPEC §4 -----------------------------------------------------------------
 
-def sync_leads_from_amo(amo: AmoApi, limit: int = 50, time_left: TimeLeft | None = None,
-                        progress: Progress | None = None, incremental: bool = False) -> dict:
+
+def sync_leads_from_amo(
+    amo: AmoApi,
+    limit: int = 50,
+    time_left: TimeLeft | None = None,
+    progress: Progress | None = None,
+    incremental: bool = False,
+) -> dict:
     return sync_entity(amo, "leads", limit, incremental=incremental, time_left=time_left, progress=progress)
 
 
-def sync_contacts(amo: AmoApi, limit: int = 50, time_left: TimeLeft | None = None,
-                  progress: Progress | None = None, incremental: bool = False) -> dict:
+def sync_contacts(
+    amo: AmoApi,
+    limit: int = 50,
+    time_left: TimeLeft | None = None,
+    progress: Progress | None = None,
+    incremental: bool = False,
+) -> dict:
     return sync_entity(amo, "contacts", limit, incremental=incremental, time_left=time_left, progress=progress)
 
 
-def sync_tasks(amo: AmoApi, limit: int = 50, is_completed: bool | None = None, entity_type: str | None = None,
-               time_left: TimeLeft | None = None, progress: Progress | None = None,
-               incremental: bool = False) -> dict:
+def sync_tasks(
+    amo: AmoApi,
+    limit: int = 50,
+    is_completed: bool | None = None,
+    entity_type: str | None = None,
+    time_left: TimeLeft | None = None,
+    progress: Progress | None = None,
+    incremental: bool = False,
+) -> dict:
     where = TaskFilter(is_completed=is_completed, entity_type=entity_type)
-    return sync_entity(amo, "tasks", limit, where if where != TaskFilter() else None, incremental=incremental,
-                       time_left=time_left, progress=progress)
+    return sync_entity(
+        amo,
+        "tasks",
+        limit,
+        where if where != TaskFilter() else None,
+        incremental=incremental,
+        time_left=time_left,
+        progress=progress,
+    )
 
 
-def sync_all(amo: AmoApi, leads_limit: int = 0, full: bool = True, time_left: TimeLeft | None = None,
-             progress: Progress | None = None, related: bool = False) -> dict:
+def sync_all(
+    amo: AmoApi,
+    leads_limit: int = 0,
+    full: bool = True,
+    time_left: TimeLeft | None = None,
+    progress: Progress | None = None,
+    related: bool = False,
+) -> dict:
     """Pipelines and stages, then leads (incremental unless `full`); `related` adds contacts
     and tasks (the schedule uses it to heal missed webhooks of every kind)."""
     amo = amo.bulk()

@@ -7,12 +7,13 @@ continuation passes the lease on with it: the continuation renews it and release
 the job is done. A holder that died stops blocking others when its lease expires, just after
 the longest a Lambda can run.
 """
+
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -25,8 +26,11 @@ LEASE_SECONDS = 16 * 60  # Lambda's 15 minutes, and a little more
 
 class SyncRunning(Conflict):
     def __init__(self, job_id: str | None):
-        super().__init__(f"a sync is already running (job {job_id}); follow it at sync-jobs/{job_id}"
-                         if job_id else "a sync is already running")
+        super().__init__(
+            f"a sync is already running (job {job_id}); follow it at sync-jobs/{job_id}"
+            if job_id
+            else "a sync is already running"
+        )
         self.job_id = job_id
 
 
@@ -57,8 +61,9 @@ def take(owner: str | None = None) -> Lease:
     now = time.time()
     lease = SyncState(entity=SyncState.RUNNING_KEY, owner=owner, lease_until=now + LEASE_SECONDS, job_id=owner)
     try:
-        lease.save(condition=SyncState.entity.does_not_exist() | (SyncState.lease_until < now)
-                   | (SyncState.owner == owner))
+        lease.save(
+            condition=SyncState.entity.does_not_exist() | (SyncState.lease_until < now) | (SyncState.owner == owner)
+        )
     except PynamoDBException as error:
         if not is_conflict(error):
             raise

@@ -1,4 +1,5 @@
 """amoCRM tasks: mirror, create and complete for the Main Backend."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,18 +10,44 @@ from chalicelib.models import AmoTask, utc_now
 from chalicelib.services import mirror
 from chalicelib.services.errors import NotFound
 
-FIELDS = ("text", "task_type_id", "complete_till", "is_completed", "responsible_user_id", "entity_id",
-          "entity_type", "duration", "result_text", "created_by", "updated_by", "amo_created_at",
-          "amo_updated_at", "account_id", "is_unlinked")
+FIELDS = (
+    "text",
+    "task_type_id",
+    "complete_till",
+    "is_completed",
+    "responsible_user_id",
+    "entity_id",
+    "entity_type",
+    "duration",
+    "result_text",
+    "created_by",
+    "updated_by",
+    "amo_created_at",
+    "amo_updated_at",
+    "account_id",
+    "is_unlinked",
+)
 
 
 def to_item(info: TaskInfo) -> AmoTask:
-    return AmoTask(id=info.id, text=info.text, task_type_id=info.task_type_id, complete_till=info.complete_till,
-                   is_completed=info.is_completed, responsible_user_id=info.responsible_user_id,
-                   entity_id=info.entity_id, entity_type=info.entity_type, duration=info.duration,
-                   result_text=info.result_text, created_by=info.created_by, updated_by=info.updated_by,
-                   amo_created_at=info.created_at, amo_updated_at=info.updated_at, account_id=info.account_id,
-                   is_unlinked=False)
+    return AmoTask(
+        id=info.id,
+        text=info.text,
+        task_type_id=info.task_type_id,
+        complete_till=info.complete_till,
+        is_completed=info.is_completed,
+        responsible_user_id=info.responsible_user_id,
+        entity_id=info.entity_id,
+        entity_type=info.entity_type,
+        duration=info.duration,
+        result_text=info.result_text,
+        created_by=info.created_by,
+        updated_by=info.updated_by,
+        amo_created_at=info.created_at,
+        amo_updated_at=info.updated_at,
+        account_id=info.account_id,
+        is_unlinked=False,
+    )
 
 
 def sync_page(raw_tasks: list[Any]) -> tuple[int, list[dict]]:
@@ -38,20 +65,32 @@ def refresh(amo: AmoApi, task_id: int) -> AmoTask:
     return AmoTask.get(task_id)
 
 
-def get_tasks(limit: int, cursor: str | None, is_completed: bool | None = None,
-              entity_type: str | None = None, entity_id: int | None = None) -> dict:
+def get_tasks(
+    limit: int,
+    cursor: str | None,
+    is_completed: bool | None = None,
+    entity_type: str | None = None,
+    entity_id: int | None = None,
+) -> dict:
     condition = None
     if is_completed is not None:
         condition = AmoTask.is_completed == is_completed
     if entity_type is not None:
         range_condition = AmoTask.entity_id == entity_id if entity_id is not None else None
         return mirror.page_of_scan(
-            lambda start, n: AmoTask.by_entity.query(entity_type, range_condition, filter_condition=condition,
-                                                     limit=n, last_evaluated_key=start),
-            limit, cursor, lambda t: t.to_dict())
+            lambda start, n: AmoTask.by_entity.query(
+                entity_type, range_condition, filter_condition=condition, limit=n, last_evaluated_key=start
+            ),
+            limit,
+            cursor,
+            lambda t: t.to_dict(),
+        )
     return mirror.page_of_scan(
         lambda start, n: AmoTask.scan(condition, limit=n, last_evaluated_key=start),
-        limit, cursor, lambda t: t.to_dict())
+        limit,
+        cursor,
+        lambda t: t.to_dict(),
+    )
 
 
 def create_task(amo: AmoApi, data: dict) -> dict:

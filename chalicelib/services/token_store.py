@@ -13,13 +13,15 @@ holding a revoked token, and the integration is dead until a person re-authorize
   someone else refreshed meanwhile, and their pair is used;
 - the token request's own retries fit inside the lease (see TOKEN_RETRY).
 """
+
 from __future__ import annotations
 
 import logging
 import random
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -53,8 +55,9 @@ def usable(token: AmoToken | None) -> AmoToken:
         raise NotConnected("amoCRM is not connected: install the integration so amoCRM calls the callback")
     if token.needs_reauth:
         metrics.count("NeedsReauthorization")
-        raise ReauthorizationRequired("amoCRM needs re-authorization: "
-                                      + (token.last_error or "the refresh token is no longer valid"))
+        raise ReauthorizationRequired(
+            "amoCRM needs re-authorization: " + (token.last_error or "the refresh token is no longer valid")
+        )
     return token
 
 
@@ -72,6 +75,7 @@ def apply_pair(token: AmoToken, pair: TokenPair, now: float) -> None:
 
 def save(change: Callable[[AmoToken | None], AmoToken]) -> None:
     """Read, change and write the token item under its version (retried when someone else won)."""
+
     def attempt() -> None:
         current = load_token()
         token = change(current)
@@ -84,8 +88,10 @@ def record_account(account_id: int, subdomain: str | None) -> None:
     """Remember which account hand-stored tokens belong to (only if none is known yet)."""
     token = load_token()
     if token is not None and not token.account_id:
-        token.update(actions=[AmoToken.account_id.set(account_id), AmoToken.subdomain.set(subdomain)],
-                     add_version_condition=False)
+        token.update(
+            actions=[AmoToken.account_id.set(account_id), AmoToken.subdomain.set(subdomain)],
+            add_version_condition=False,
+        )
 
 
 def update_stored(actions: list, condition: Any = None) -> bool:
@@ -107,8 +113,9 @@ def disconnect() -> None:
 class TokenStore:
     """TokenSource backed by the token item; refreshes through `oauth` under the lease."""
 
-    def __init__(self, oauth: OAuth, *, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self, oauth: OAuth, *, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep
+    ):
         self.oauth = oauth
         self._clock = clock
         self._sleep = sleep
@@ -178,10 +185,13 @@ class TokenStore:
     def _take_lease(self, token: AmoToken, owner: str) -> bool:
         now = self._clock()
         try:
-            token.update(actions=[AmoToken.refresh_lease_owner.set(owner),
-                                  AmoToken.refresh_lease_until.set(now + LEASE_SECONDS)],
-                         condition=(AmoToken.refresh_lease_until.does_not_exist()
-                                    | (AmoToken.refresh_lease_until < now)))
+            token.update(
+                actions=[
+                    AmoToken.refresh_lease_owner.set(owner),
+                    AmoToken.refresh_lease_until.set(now + LEASE_SECONDS),
+                ],
+                condition=(AmoToken.refresh_lease_until.does_not_exist() | (AmoToken.refresh_lease_until < now)),
+            )
             return True
         except PynamoDBException as error:
             if is_conflict(error):
@@ -208,11 +218,17 @@ class TokenStore:
         """amoCRM refused the refresh token we sent. Only if it is still the stored one, and the
         lease still ours, is the connection really dead; otherwise use the pair stored meanwhile."""
         try:
-            update_stored([AmoToken.needs_reauth.set(True),
-                           AmoToken.last_error.set("amoCRM refused the refresh token (revoked or already used); "
-                                                   "re-authorize the integration"),
-                           AmoToken.refresh_lease_owner.remove(), AmoToken.refresh_lease_until.remove()],
-                          condition=(AmoToken.refresh_lease_owner == owner) & (AmoToken.refresh_token == sent))
+            update_stored(
+                [
+                    AmoToken.needs_reauth.set(True),
+                    AmoToken.last_error.set(
+                        "amoCRM refused the refresh token (revoked or already used); re-authorize the integration"
+                    ),
+                    AmoToken.refresh_lease_owner.remove(),
+                    AmoToken.refresh_lease_until.remove(),
+                ],
+                condition=(AmoToken.refresh_lease_owner == owner) & (AmoToken.refresh_token == sent),
+            )
         except PynamoDBException as conflict:
             if not is_conflict(conflict):
                 raise
@@ -229,20 +245,30 @@ class TokenStore:
         for attempt in range(SAVE_ATTEMPTS):
             if self._save_unsaved():
                 return
-            self._sleep(min(2.0, 0.2 * 2 ** attempt))
-        log.error("saving the rotated amoCRM token pair failed %d times; this process keeps it and retries "
-                  "on its next amoCRM call", SAVE_ATTEMPTS)
+            self._sleep(min(2.0, 0.2 * 2**attempt))
+        log.error(
+            "saving the rotated amoCRM token pair failed %d times; this process keeps it and retries "
+            "on its next amoCRM call",
+            SAVE_ATTEMPTS,
+        )
 
     def _save_unsaved(self) -> bool:
         pair = self._unsaved
         if pair is None:
             return True
         try:
-            update_stored([AmoToken.access_token.set(pair.access_token),
-                           AmoToken.refresh_token.set(pair.refresh_token), AmoToken.expires_at.set(pair.expires_at),
-                           AmoToken.last_refreshed_at.set(self._clock()), AmoToken.needs_reauth.set(False),
-                           AmoToken.last_error.remove(), AmoToken.refresh_lease_owner.remove(),
-                           AmoToken.refresh_lease_until.remove()])
+            update_stored(
+                [
+                    AmoToken.access_token.set(pair.access_token),
+                    AmoToken.refresh_token.set(pair.refresh_token),
+                    AmoToken.expires_at.set(pair.expires_at),
+                    AmoToken.last_refreshed_at.set(self._clock()),
+                    AmoToken.needs_reauth.set(False),
+                    AmoToken.last_error.remove(),
+                    AmoToken.refresh_lease_owner.remove(),
+                    AmoToken.refresh_lease_until.remove(),
+                ]
+            )
         except PynamoDBException:
             log.warning("saving the rotated amoCRM token pair failed; will retry")
             return False
@@ -251,15 +277,20 @@ class TokenStore:
 
     def _release_lease(self, owner: str) -> None:
         try:
-            update_stored([AmoToken.refresh_lease_owner.remove(), AmoToken.refresh_lease_until.remove()],
-                          condition=AmoToken.refresh_lease_owner == owner)
+            update_stored(
+                [AmoToken.refresh_lease_owner.remove(), AmoToken.refresh_lease_until.remove()],
+                condition=AmoToken.refresh_lease_owner == owner,
+            )
         except PynamoDBException:
             log.warning("could not release the token refresh lease; it expires by itself")
 
 
 def describe(token: AmoToken | None) -> dict[str, Any]:
     """What `status` shows about the stored tokens (never the tokens themselves)."""
-    return {"hasTokens": bool(token and token.access_token), "domain": token.domain if token else None,
-            "accountId": token.account_id if token else None,
-            "needsReauthorization": bool(token and token.needs_reauth),
-            **({"expiresAt": int(token.expires_at)} if token is not None and token.expires_at else {})}
+    return {
+        "hasTokens": bool(token and token.access_token),
+        "domain": token.domain if token else None,
+        "accountId": token.account_id if token else None,
+        "needsReauthorization": bool(token and token.needs_reauth),
+        **({"expiresAt": int(token.expires_at)} if token is not None and token.expires_at else {}),
+    }

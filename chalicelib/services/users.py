@@ -1,8 +1,10 @@
 """amoCRM users and roles mirrored into DynamoDB (both lists are admin-only in amoCRM)."""
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.entities import MalformedEntity
@@ -14,21 +16,29 @@ from chalicelib.services.paging import page_of_sorted
 
 log = logging.getLogger(__name__)
 
-NOT_ADMIN = ("amoCRM refused the list (403): the user who authorized the integration is not an "
-             "account administrator; re-authorize as an administrator")
+NOT_ADMIN = (
+    "amoCRM refused the list (403): the user who authorized the integration is not an "
+    "account administrator; re-authorize as an administrator"
+)
 
 
 def _user_item(info: UserInfo) -> AmoUser:
-    return AmoUser(id=info.id, name=info.name, email=info.email, lang=info.lang, role_id=info.role_id,
-                   account_id=info.account_id)
+    return AmoUser(
+        id=info.id, name=info.name, email=info.email, lang=info.lang, role_id=info.role_id, account_id=info.account_id
+    )
 
 
 def _role_item(info: RoleInfo) -> AmoRole:
     return AmoRole(id=info.id, name=info.name, account_id=info.account_id)
 
 
-def _mirror(what: str, pages: Iterator[list[Any]], read: Callable[[Any], Any],
-            to_item: Callable[[Any], BaseModel], model: type[BaseModel]) -> dict:
+def _mirror(
+    what: str,
+    pages: Iterator[list[Any]],
+    read: Callable[[Any], Any],
+    to_item: Callable[[Any], BaseModel],
+    model: type[BaseModel],
+) -> dict:
     """Replace the table's contents with amoCRM's list; per-item problems go to `errors`."""
     errors: list[dict[str, Any]] = []
     seen: set[int] = set()

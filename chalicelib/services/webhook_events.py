@@ -11,12 +11,13 @@ this module. Rules, in the order they are applied to an event:
 4. Effects are idempotent anyway (upserts guarded by amoCRM's updated_at, one outbox item per
    notification), so a redelivery can never apply twice or notify twice.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from chalicelib import metrics
 from chalicelib.amo.api import AmoApi
@@ -30,18 +31,37 @@ from chalicelib.services.queue_batch import Message, describe
 log = logging.getLogger(__name__)
 
 APPLIED_MARK_RETENTION = timedelta(days=7)
-HANDLED = {("leads", "add"), ("leads", "update"), ("leads", "restore"), ("leads", "status"), ("leads", "delete"),
-           ("contacts", "add"), ("contacts", "update"), ("tasks", "add"), ("tasks", "update"), ("tasks", "delete")}
-FETCHED = {("leads", "add"), ("leads", "update"), ("leads", "restore"), ("contacts", "add"), ("contacts", "update"),
-           ("tasks", "add"), ("tasks", "update")}
+HANDLED = {
+    ("leads", "add"),
+    ("leads", "update"),
+    ("leads", "restore"),
+    ("leads", "status"),
+    ("leads", "delete"),
+    ("contacts", "add"),
+    ("contacts", "update"),
+    ("tasks", "add"),
+    ("tasks", "update"),
+    ("tasks", "delete"),
+}
+FETCHED = {
+    ("leads", "add"),
+    ("leads", "update"),
+    ("leads", "restore"),
+    ("contacts", "add"),
+    ("contacts", "update"),
+    ("tasks", "add"),
+    ("tasks", "update"),
+}
 
 
 def _needs_fetch(event: WebhookEvent) -> bool:
-    return (event.entity, event.action) in FETCHED and event.entity_id is not None \
-        and event.item.get("type") != "company"
+    return (
+        (event.entity, event.action) in FETCHED and event.entity_id is not None and event.item.get("type") != "company"
+    )
 
 
 # -- what we hold, and what amoCRM is asked for ------------------------------------------------------
+
 
 def _stored_versions(entity: str, ids: list[int]) -> dict[int, int | None]:
     """amoCRM's updated_at of what we store, by amoCRM id."""
@@ -65,7 +85,7 @@ class Prefetched:
         self.current: set[str] = set()
 
     @classmethod
-    def load(cls, amo: AmoApi, events: Iterable[WebhookEvent]) -> "Prefetched":
+    def load(cls, amo: AmoApi, events: Iterable[WebhookEvent]) -> Prefetched:
         prefetched = cls()
         wanted: dict[str, list[WebhookEvent]] = {}
         for event in events:
@@ -100,10 +120,12 @@ class Prefetched:
 
 # -- consumers ----------------------------------------------------------------------------------------
 
+
 def event_of(message: dict) -> WebhookEvent:
     try:
-        return WebhookEvent(str(message["entity"]), str(message["action"]), dict(message["item"]),
-                            str(message["eventId"]))
+        return WebhookEvent(
+            str(message["entity"]), str(message["action"]), dict(message["item"]), str(message["eventId"])
+        )
     except (KeyError, TypeError, ValueError):
         raise InvalidInput("queued webhook event lacks entity, action, item or eventId") from None
 
@@ -122,14 +144,20 @@ def handle_queue_batch(amo: AmoApi, records: list[dict]) -> dict:
     def handle(message: Message) -> str:
         data = message.json()
         received_at = data.get("receivedAt")
-        return process_event(amo, event_of(data), data.get("accountId"),
-                             received_at if isinstance(received_at, (int, float)) else time.time(), prefetched)
+        return process_event(
+            amo,
+            event_of(data),
+            data.get("accountId"),
+            received_at if isinstance(received_at, (int, float)) else time.time(),
+            prefetched,
+        )
 
     return queue_batch.run(records, handle, "webhook")
 
 
-def process_events(amo: AmoApi, events: list[WebhookEvent], account_id: int | None,
-                   received_at: float) -> tuple[int, list[str]]:
+def process_events(
+    amo: AmoApi, events: list[WebhookEvent], account_id: int | None, received_at: float
+) -> tuple[int, list[str]]:
     """The inline path: every event of a delivery; (applied, errors), a failure never stops the rest."""
     prefetched = Prefetched.load(amo, events)
     processed, errors = 0, []
@@ -147,14 +175,16 @@ def process_webhook(amo: AmoApi, event: WebhookEvent, account_id: int | None = N
     return process_event(amo, event, account_id, time.time())
 
 
-def process_event(amo: AmoApi, event: WebhookEvent, account_id: int | None, received_at: float,
-                  prefetched: Prefetched | None = None) -> str:
+def process_event(
+    amo: AmoApi, event: WebhookEvent, account_id: int | None, received_at: float, prefetched: Prefetched | None = None
+) -> str:
     mark = f"webhook:{event.event_id}"
     event_type = f"{event.entity}.{event.action}"
     try:
         IdempotencyRecord.get(mark)
-        activity.record(event.entity, event.entity_id, event_type, "duplicate", account_id, received_at,
-                        event.item, event.event_id)
+        activity.record(
+            event.entity, event.entity_id, event_type, "duplicate", account_id, received_at, event.item, event.event_id
+        )
         metrics.count("WebhookEvents", Outcome="duplicate")
         return "duplicate"
     except IdempotencyRecord.DoesNotExist:
@@ -162,14 +192,28 @@ def process_event(amo: AmoApi, event: WebhookEvent, account_id: int | None, rece
     try:
         outcome = _apply(amo, event, prefetched or Prefetched.load(amo, [event]))
     except Exception as error:
-        activity.record(event.entity, event.entity_id, event_type, "failed", account_id, received_at,
-                        {**event.item, "_error": describe(error)}, event.event_id)
+        activity.record(
+            event.entity,
+            event.entity_id,
+            event_type,
+            "failed",
+            account_id,
+            received_at,
+            {**event.item, "_error": describe(error)},
+            event.event_id,
+        )
         metrics.count("WebhookEvents", Outcome="failed")
         raise
-    IdempotencyRecord(key=mark, state="done", request_hash=event.event_id, response={"outcome": outcome},
-                      expires_at=datetime.now(timezone.utc) + APPLIED_MARK_RETENTION).save()
-    activity.record(event.entity, event.entity_id, event_type, outcome, account_id, received_at, event.item,
-                    event.event_id)
+    IdempotencyRecord(
+        key=mark,
+        state="done",
+        request_hash=event.event_id,
+        response={"outcome": outcome},
+        expires_at=datetime.now(UTC) + APPLIED_MARK_RETENTION,
+    ).save()
+    activity.record(
+        event.entity, event.entity_id, event_type, outcome, account_id, received_at, event.item, event.event_id
+    )
     metrics.count("WebhookEvents", Outcome=outcome)
     return outcome
 
@@ -184,9 +228,15 @@ def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> str:
         return "current"
     try:
         if (event.entity, event.action) == ("leads", "status"):
-            return leads.apply_status(amo, entity_id, event.number("pipeline_id"), event.number("status_id"),
-                                      event.changed_at, event.number("old_pipeline_id"),
-                                      event.number("old_status_id"))
+            return leads.apply_status(
+                amo,
+                entity_id,
+                event.number("pipeline_id"),
+                event.number("status_id"),
+                event.changed_at,
+                event.number("old_pipeline_id"),
+                event.number("old_status_id"),
+            )
         if event.action == "delete":
             unlinked = leads.unlink(entity_id) if event.entity == "leads" else tasks.unlink(entity_id)
             return "unlinked" if unlinked else "unknown"

@@ -8,13 +8,15 @@ one it cannot read, except a body too large to be amoCRM's (413, recorded). A de
 more events than MAX_EVENTS is acknowledged and recorded, and an incremental sync of the
 entities it named does their work instead.
 """
+
 from __future__ import annotations
 
 import hmac
 import json
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chalicelib import metrics, settings
@@ -34,11 +36,21 @@ from chalicelib.services.errors import InvalidInput, PayloadTooLarge, Unauthenti
 log = logging.getLogger(__name__)
 
 MAX_EVENTS = 500  # amoCRM sends a handful per delivery
-SUBSCRIBED_EVENTS = ["add_lead", "update_lead", "delete_lead", "status_lead", "add_contact", "update_contact",
-                     "add_task", "update_task", "delete_task"]
+SUBSCRIBED_EVENTS = [
+    "add_lead",
+    "update_lead",
+    "delete_lead",
+    "status_lead",
+    "add_contact",
+    "update_contact",
+    "add_task",
+    "update_task",
+    "delete_task",
+]
 
 
 # -- intake (the route) -------------------------------------------------------------------------
+
 
 def authenticate(query: dict) -> None:
     secret = settings.amo_webhook_secret()
@@ -52,24 +64,48 @@ def receive(raw_body: bytes | None, content_type: str | None, query: dict, amo: 
     authenticate(query)
     received_at = time.time()
     if raw_body is not None and len(raw_body) > MAX_BODY_BYTES:
-        activity.record("delivery", None, "webhook.too_large", "rejected", None, received_at,
-                        {"bytes": len(raw_body), "body": raw_body[:300].decode("utf-8", "replace")})
+        activity.record(
+            "delivery",
+            None,
+            "webhook.too_large",
+            "rejected",
+            None,
+            received_at,
+            {"bytes": len(raw_body), "body": raw_body[:300].decode("utf-8", "replace")},
+        )
         metrics.count("WebhookDeliveries", Outcome="too_large")
         raise PayloadTooLarge(f"webhook body of {len(raw_body)} bytes is over {MAX_BODY_BYTES}; not amoCRM's")
     try:
         data = decode_body(raw_body, content_type)
     except MalformedWebhook as error:
-        activity.record("delivery", None, "webhook.malformed", "rejected", None, received_at,
-                      {"error": str(error), "body": (raw_body or b"")[:500].decode("utf-8", "replace")})
+        activity.record(
+            "delivery",
+            None,
+            "webhook.malformed",
+            "rejected",
+            None,
+            received_at,
+            {"error": str(error), "body": (raw_body or b"")[:500].decode("utf-8", "replace")},
+        )
         metrics.count("WebhookDeliveries", Outcome="malformed")
         return _ack(0, [f"unreadable webhook body: {error}"])
     account_id = account_id_of(data)
     expected = _connected_account(account_id)
     if expected is not _UNKNOWN and (expected is None or account_id != expected):
-        reason = ("the service is not connected to amoCRM" if expected is None
-                  else f"account {account_id} is not the connected account")
-        activity.record("delivery", None, "webhook.foreign", "ignored", account_id, received_at,
-                      {"error": reason, "account": data.get("account")})
+        reason = (
+            "the service is not connected to amoCRM"
+            if expected is None
+            else f"account {account_id} is not the connected account"
+        )
+        activity.record(
+            "delivery",
+            None,
+            "webhook.foreign",
+            "ignored",
+            account_id,
+            received_at,
+            {"error": reason, "account": data.get("account")},
+        )
         metrics.count("WebhookDeliveries", Outcome="foreign")
         return _ack(0, [f"ignored: {reason}"])
     events, problems = events_of(data)
@@ -112,33 +148,69 @@ def _ack(processed: int, errors: list[str]) -> dict:
 def _too_many(events: list[WebhookEvent], account_id: int, received_at: float, amo: Callable[[], AmoApi]) -> dict:
     """Not applied one by one, not lost either: recorded, and an incremental sync catches up."""
     entities = sorted({e.entity for e in events if e.entity in sync.SYNCABLE})
-    activity.record("delivery", None, "webhook.too_many_events", "synced_instead", account_id, received_at,
-                    {"events": len(events), "entities": entities})
+    activity.record(
+        "delivery",
+        None,
+        "webhook.too_many_events",
+        "synced_instead",
+        account_id,
+        received_at,
+        {"events": len(events), "entities": entities},
+    )
     metrics.count("WebhookDeliveries", Outcome="too_many_events")
-    log.warning("a webhook delivery named %d events (over %d); an incremental sync of %s runs instead",
-                len(events), MAX_EVENTS, ", ".join(entities) or "nothing")
+    log.warning(
+        "a webhook delivery named %d events (over %d); an incremental sync of %s runs instead",
+        len(events),
+        MAX_EVENTS,
+        ", ".join(entities) or "nothing",
+    )
     if entities:
         sync.request_incremental(amo, entities)
-    return _ack(0, [f"{len(events)} events are more than {MAX_EVENTS}; an incremental sync of "
-                    f"{', '.join(entities) or 'nothing'} was started instead"])
+    return _ack(
+        0,
+        [
+            f"{len(events)} events are more than {MAX_EVENTS}; an incremental sync of "
+            f"{', '.join(entities) or 'nothing'} was started instead"
+        ],
+    )
 
 
-def _enqueue(events: list[WebhookEvent], problems: list[str], account_id: int, received_at: float,
-             amo: Callable[[], AmoApi]) -> dict:
-    bodies = [json.dumps({"entity": e.entity, "action": e.action, "item": e.item, "eventId": e.event_id,
-                          "accountId": account_id, "receivedAt": received_at}) for e in events]
+def _enqueue(
+    events: list[WebhookEvent], problems: list[str], account_id: int, received_at: float, amo: Callable[[], AmoApi]
+) -> dict:
+    bodies = [
+        json.dumps(
+            {
+                "entity": e.entity,
+                "action": e.action,
+                "item": e.item,
+                "eventId": e.event_id,
+                "accountId": account_id,
+                "receivedAt": received_at,
+            }
+        )
+        for e in events
+    ]
     rejected = set(queues.send_webhook_events(bodies)) if bodies else set()
-    refused = [event for event, body in zip(events, bodies) if body in rejected]
+    refused = [event for event, body in zip(events, bodies, strict=True) if body in rejected]
     errors = list(problems)
     if refused:  # SQS refused them: do not lose them, apply them now
         errors += webhook_events.process_events(amo(), refused, account_id, received_at)[1]
     metrics.count("WebhookDeliveries", Outcome="queued")
-    activity.record("delivery", None, "webhook.delivery", "queued", account_id, received_at,
-                  {"events": [f"{e.entity}[{e.action}] {e.entity_id}" for e in events][:50], "problems": problems})
+    activity.record(
+        "delivery",
+        None,
+        "webhook.delivery",
+        "queued",
+        account_id,
+        received_at,
+        {"events": [f"{e.entity}[{e.action}] {e.entity_id}" for e in events][:50], "problems": problems},
+    )
     return _ack(len(events), errors)
 
 
 # -- registration in amoCRM ---------------------------------------------------------------------
+
 
 def _with_secret(url: str) -> str:
     secret = settings.amo_webhook_secret()

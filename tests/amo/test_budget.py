@@ -3,6 +3,7 @@
 Virtual time only moves when every simulated thread sleeps, so the rolling-second counts are
 exact, whatever else the machine is doing.
 """
+
 import threading
 
 import pytest
@@ -67,8 +68,13 @@ class VirtualTime:
 
 
 def budget(vt, store=None, rate=7):
-    return SharedBudget(store or DynamoBudgetStore(), rate, clock=vt.clock, sleep=vt.sleep,
-                        fallback=RateLimiter(max(1.0, rate / 4), clock=vt.clock, sleep=vt.sleep))
+    return SharedBudget(
+        store or DynamoBudgetStore(),
+        rate,
+        clock=vt.clock,
+        sleep=vt.sleep,
+        fallback=RateLimiter(max(1.0, rate / 4), clock=vt.clock, sleep=vt.sleep),
+    )
 
 
 def max_in_rolling_second(times):
@@ -81,6 +87,7 @@ def sender(limiter, sends, count, lane=INTERACTIVE, vt=None):
         for _ in range(count):
             limiter.acquire(lane)
             sends.append(vt.clock())
+
     return run
 
 
@@ -124,6 +131,7 @@ def test_an_unreachable_table_falls_back_to_a_conservative_local_pace_without_fa
         def __getattr__(self, name):
             def fail(*args, **kwargs):
                 raise BudgetUnavailable("ResourceNotFoundException")
+
             return fail
 
     vt = VirtualTime()
@@ -192,8 +200,10 @@ def test_interactive_work_piling_up_during_a_sync_uses_the_whole_budget_and_the_
     sync, api = budget(vt), budget(vt)
     bulk_sends: list[float] = []
     interactive_sends: list[float] = []
-    vt.run(*[sender(sync, bulk_sends, 20, BULK, vt) for _ in range(3)],
-           *[sender(api, interactive_sends, 10, INTERACTIVE, vt) for _ in range(6)])
+    vt.run(
+        *[sender(sync, bulk_sends, 20, BULK, vt) for _ in range(3)],
+        *[sender(api, interactive_sends, 10, INTERACTIVE, vt) for _ in range(6)],
+    )
     both = sorted(bulk_sends + interactive_sends)
     assert max_in_rolling_second(both) <= 7
     start, end = min(both) + 2.0, min(max(bulk_sends), max(interactive_sends))  # both busy, shares known

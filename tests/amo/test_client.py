@@ -1,4 +1,5 @@
 """The amoCRM transport: paging, retries, write safety, typed errors, 401 refresh."""
+
 import pytest
 import requests
 import responses
@@ -58,14 +59,30 @@ def gateway(sleeps):
 
 
 def test_paging_follows_next_links_and_stops_on_204(amo, gateway):
-    amo.get(f"{HOST}/api/v4/leads", json=fixtures.leads_page([1, 2], 1, True), headers=HAL,
-            match=[responses.matchers.query_param_matcher({"limit": "250"})])
-    amo.get(f"{HOST}/api/v4/leads", json=fixtures.leads_page([3, 4], 2, True), headers=HAL,
-            match=[responses.matchers.query_param_matcher({"page": "2", "limit": "250"})])
-    amo.get(f"{HOST}/api/v4/leads", json=fixtures.leads_page([5], 3, True), headers=HAL,
-            match=[responses.matchers.query_param_matcher({"page": "3", "limit": "250"})])
-    amo.get(f"{HOST}/api/v4/leads", status=204, body=b"",
-            match=[responses.matchers.query_param_matcher({"page": "4", "limit": "250"})])
+    amo.get(
+        f"{HOST}/api/v4/leads",
+        json=fixtures.leads_page([1, 2], 1, True),
+        headers=HAL,
+        match=[responses.matchers.query_param_matcher({"limit": "250"})],
+    )
+    amo.get(
+        f"{HOST}/api/v4/leads",
+        json=fixtures.leads_page([3, 4], 2, True),
+        headers=HAL,
+        match=[responses.matchers.query_param_matcher({"page": "2", "limit": "250"})],
+    )
+    amo.get(
+        f"{HOST}/api/v4/leads",
+        json=fixtures.leads_page([5], 3, True),
+        headers=HAL,
+        match=[responses.matchers.query_param_matcher({"page": "3", "limit": "250"})],
+    )
+    amo.get(
+        f"{HOST}/api/v4/leads",
+        status=204,
+        body=b"",
+        match=[responses.matchers.query_param_matcher({"page": "4", "limit": "250"})],
+    )
 
     pages = [[lead["id"] for lead in page] for page in gateway.iter_pages("/api/v4/leads", "leads")]
 
@@ -128,8 +145,7 @@ def test_503_twice_then_success(amo, gateway, sleeps):
 
 
 def test_persistent_503_gives_up_with_unavailable(amo, sleeps):
-    gateway = AmoClient(HOST, FixedToken(), limiter=NoLimit(), sleep=sleeps.append,
-                        retry=RetryPolicy(max_attempts=3))
+    gateway = AmoClient(HOST, FixedToken(), limiter=NoLimit(), sleep=sleeps.append, retry=RetryPolicy(max_attempts=3))
     amo.get(f"{HOST}/api/v4/account", status=503)
     with pytest.raises(AmoUnavailable):
         gateway.get("/api/v4/account")
@@ -137,8 +153,7 @@ def test_persistent_503_gives_up_with_unavailable(amo, sleeps):
 
 
 def test_persistent_429_gives_up_with_rate_limited(amo, sleeps):
-    gateway = AmoClient(HOST, FixedToken(), limiter=NoLimit(), sleep=sleeps.append,
-                        retry=RetryPolicy(max_attempts=2))
+    gateway = AmoClient(HOST, FixedToken(), limiter=NoLimit(), sleep=sleeps.append, retry=RetryPolicy(max_attempts=2))
     amo.get(f"{HOST}/api/v4/account", status=429)
     with pytest.raises(AmoRateLimited):
         gateway.get("/api/v4/account")
@@ -168,23 +183,20 @@ def test_post_after_503_is_not_resent(amo, gateway):
 
 def test_post_refused_with_429_is_resent(amo, gateway):
     amo.post(f"{HOST}/api/v4/leads", status=429)
-    amo.post(f"{HOST}/api/v4/leads", json={"_embedded": {"leads": [{"id": 7, "request_id": "0"}]}},
-             headers=HAL)
+    amo.post(f"{HOST}/api/v4/leads", json={"_embedded": {"leads": [{"id": 7, "request_id": "0"}]}}, headers=HAL)
     assert gateway.post("/api/v4/leads", [{"name": "x"}])["_embedded"]["leads"][0]["id"] == 7
     assert len(amo.calls) == 2
 
 
 def test_post_whose_connection_could_not_open_is_resent(amo, gateway):
-    refused = requests.ConnectionError(
-        __import__("urllib3").exceptions.NewConnectionError(None, "Connection refused"))
+    refused = requests.ConnectionError(__import__("urllib3").exceptions.NewConnectionError(None, "Connection refused"))
     amo.post(f"{HOST}/api/v4/leads", body=refused)
     amo.post(f"{HOST}/api/v4/leads", json={"_embedded": {"leads": [{"id": 8}]}}, headers=HAL)
     assert gateway.post("/api/v4/leads", [{"name": "x"}])["_embedded"]["leads"][0]["id"] == 8
 
 
 def test_403_html_page_is_blocked_not_auth(amo, gateway):
-    amo.get(f"{HOST}/api/v4/leads", status=403, body=fixtures.BLOCKED_HTML,
-            headers={"Content-Type": "text/html"})
+    amo.get(f"{HOST}/api/v4/leads", status=403, body=fixtures.BLOCKED_HTML, headers={"Content-Type": "text/html"})
     with pytest.raises(AmoBlocked, match="blocked"):
         gateway.get("/api/v4/leads")
     assert gateway.tokens.refreshes == 0
@@ -192,9 +204,12 @@ def test_403_html_page_is_blocked_not_auth(amo, gateway):
 
 
 def test_403_json_is_forbidden(amo, gateway):
-    amo.get(f"{HOST}/api/v4/users", status=403, headers=PROBLEM,
-            json={"title": "Forbidden", "type": "https://httpstatus.es/403", "status": 403,
-                  "detail": "Access denied"})
+    amo.get(
+        f"{HOST}/api/v4/users",
+        status=403,
+        headers=PROBLEM,
+        json={"title": "Forbidden", "type": "https://httpstatus.es/403", "status": 403, "detail": "Access denied"},
+    )
     with pytest.raises(AmoForbidden, match="Access denied"):
         gateway.get("/api/v4/users")
 
@@ -207,9 +222,12 @@ def test_400_carries_validation_errors(amo, gateway):
 
 
 def test_404_is_not_found(amo, gateway):
-    amo.get(f"{HOST}/api/v4/leads/pipelines/1", status=404, headers=PROBLEM,
-            json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404,
-                  "detail": "Pipeline not found"})
+    amo.get(
+        f"{HOST}/api/v4/leads/pipelines/1",
+        status=404,
+        headers=PROBLEM,
+        json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Pipeline not found"},
+    )
     with pytest.raises(AmoNotFound, match="Pipeline not found"):
         gateway.get("/api/v4/leads/pipelines/1")
 

@@ -1,4 +1,5 @@
 """PageFetcher: pages in order with several requests in flight, stopping where amoCRM's list ends."""
+
 import threading
 import time
 

@@ -1,4 +1,5 @@
 """The shared limiter keeps amoCRM's rolling-second count at or under the rate (fake clock)."""
+
 import threading
 
 from chalicelib.amo.ratelimit import RateLimiter

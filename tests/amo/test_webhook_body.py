@@ -1,5 +1,6 @@
 """The webhook body parser: amoCRM's form bodies (PHP bracket keys, legacy names, strings) and
 JSON of the same shape become events; hostile bodies become MalformedWebhook, never a crash."""
+
 import json
 
 import pytest
@@ -33,18 +34,44 @@ def test_a_real_status_body_becomes_one_event_with_amocrm_s_fields():
 def test_runs_of_numeric_keys_become_lists_and_several_entities_share_a_body():
     data = parse_nested_form("leads[add][0][id]=1&leads[add][1][id]=2&task[delete][0][id]=9&account[id]=5")
     events, _ = events_of(data)
-    assert [(e.entity, e.action, e.entity_id) for e in events] == [("leads", "add", 1), ("leads", "add", 2),
-                                                                   ("tasks", "delete", 9)]
+    assert [(e.entity, e.action, e.entity_id) for e in events] == [
+        ("leads", "add", 1),
+        ("leads", "add", 2),
+        ("tasks", "delete", 9),
+    ]
 
 
 def test_json_of_the_same_shape_is_accepted():
-    data = decode_body(json.dumps({"leads": {"update": [{"id": "7", "updated_at": "1700000000"}]},
-                                   "account": {"id": str(ACCOUNT_ID)}}), "application/json")
+    data = decode_body(
+        json.dumps(
+            {"leads": {"update": [{"id": "7", "updated_at": "1700000000"}]}, "account": {"id": str(ACCOUNT_ID)}}
+        ),
+        "application/json",
+    )
     assert events_of(data)[0][0].entity_id == 7 and account_id_of(data) == ACCOUNT_ID
 
 
-@pytest.mark.parametrize("value", ["١٧٦٥٧", "1_7657", " 17657", "17657 ", "+17657", "1e5", "17657.0", "0x10",
-                                   float("inf"), 1e400, 1.5, True, "9" * 5000, 2**60, None, ""])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "١٧٦٥٧",
+        "1_7657",
+        " 17657",
+        "17657 ",
+        "+17657",
+        "1e5",
+        "17657.0",
+        "0x10",
+        float("inf"),
+        1e400,
+        1.5,
+        True,
+        "9" * 5000,
+        2**60,
+        None,
+        "",
+    ],
+)
 def test_only_ascii_digits_within_2_53_are_numbers(value):
     assert strict_int(value) is None
 
@@ -52,22 +79,27 @@ def test_only_ascii_digits_within_2_53_are_numbers(value):
 def test_the_same_change_spelled_differently_is_one_event_or_no_event():
     plain = events_of(parse_nested_form("leads[update][0][id]=17657&leads[update][0][updated_at]=1700000000"))[0]
     for spelled in ("%20" + "17657", "1_7657", "%D9%A1%D9%A7%D9%A6%D9%A5%D9%A7"):
-        other = events_of(parse_nested_form(f"leads[update][0][id]={spelled}&leads[update][0][updated_at]=1700000000"))[0]
+        other = events_of(parse_nested_form(f"leads[update][0][id]={spelled}&leads[update][0][updated_at]=1700000000"))[
+            0
+        ]
         assert other[0].entity_id is None and other[0].event_id != plain[0].event_id
     again = events_of(parse_nested_form("leads[update][0][updated_at]=1700000000&leads[update][0][id]=17657"))[0]
     assert again[0].event_id == plain[0].event_id
 
 
-@pytest.mark.parametrize("body, content_type", [
-    ("&".join(f"f{i}=1" for i in range(MAX_FIELDS + 1)), FORM),
-    ("leads" + "[a]" * 5000 + "=1", FORM),
-    ("[" * 100_000 + "]" * 100_000, "application/json"),
-    (json.dumps({"leads": {"add": [{"id": 1, "x": [[[[[[[[[[1]]]]]]]]]]}]}}), "application/json"),
-    ("leads[add][0]=1&leads[add][0][id]=2", FORM),
-    ("not json", "application/json"),
-    ("", FORM),
-    ("x" * 1_000_001, FORM),
-])
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        ("&".join(f"f{i}=1" for i in range(MAX_FIELDS + 1)), FORM),
+        ("leads" + "[a]" * 5000 + "=1", FORM),
+        ("[" * 100_000 + "]" * 100_000, "application/json"),
+        (json.dumps({"leads": {"add": [{"id": 1, "x": [[[[[[[[[[1]]]]]]]]]]}]}}), "application/json"),
+        ("leads[add][0]=1&leads[add][0][id]=2", FORM),
+        ("not json", "application/json"),
+        ("", FORM),
+        ("x" * 1_000_001, FORM),
+    ],
+)
 def test_hostile_bodies_are_malformed_not_a_crash(body, content_type):
     with pytest.raises(MalformedWebhook):
         decode_body(body, content_type)

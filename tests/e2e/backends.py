@@ -11,6 +11,7 @@ Both expose `call` (the service's API), `sandbox` (the sandbox's control API), `
 the same place on both: empty tables, a sandbox seeded with `SEED` and every fault switched off,
 the service freshly installed (a new `InProcess`, or `OnStack.fresh_account()`).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,11 @@ import os
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from contextlib import ExitStack
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 import pytest
@@ -77,8 +79,9 @@ class Backend:
     api_key: str
     sandbox_url: str
 
-    def call(self, method: str, path: str, body: Any = None, key: bool = True,
-             headers: dict | None = None) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, key: bool = True, headers: dict | None = None
+    ) -> tuple[int, Any]:
         """One request to the service's API (`path` below /integrations/amo-crm)."""
         raise NotImplementedError
 
@@ -120,11 +123,19 @@ class OnStack(Backend):
         self.api_key = stack.api_key
         self.sandbox_url = stack.sandbox_url
 
-    def call(self, method: str, path: str, body: Any = None, key: bool = True,
-             headers: dict | None = None, timeout: float = 120) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        key: bool = True,
+        headers: dict | None = None,
+        timeout: float = 120,
+    ) -> tuple[int, Any]:
         data, headers = _encode(body, {**({"X-API-Key": self.api_key} if key else {}), **(headers or {})})
-        request = urllib.request.Request(f"{self.stack.api_url}/{path.lstrip('/')}", data=data or None,
-                                         method=method, headers=headers)
+        request = urllib.request.Request(
+            f"{self.stack.api_url}/{path.lstrip('/')}", data=data or None, method=method, headers=headers
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, _decode(response.read())
@@ -132,33 +143,52 @@ class OnStack(Backend):
             return error.code, _decode(error.read())
 
     def _dynamodb(self) -> tuple[Any, str]:
-        client = boto3.client("dynamodb", endpoint_url=self.stack.moto_url, region_name="us-east-1",
-                              aws_access_key_id="local", aws_secret_access_key="local")
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=self.stack.moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
         return client, self.stack.env["TABLE_PREFIX"]
 
     def _empty_tables(self) -> None:
         """Reset the moto server and create the service's tables again as they were: one client
         and two calls a table, where `create-tables` takes seconds to build a client per model."""
         client, prefix = self._dynamodb()
-        names = [name for page in client.get_paginator("list_tables").paginate()
-                 for name in page["TableNames"] if name.startswith(prefix)]
-        tables = [(client.describe_table(TableName=name)["Table"],
-                   client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]) for name in names]
+        names = [
+            name
+            for page in client.get_paginator("list_tables").paginate()
+            for name in page["TableNames"]
+            if name.startswith(prefix)
+        ]
+        tables = [
+            (
+                client.describe_table(TableName=name)["Table"],
+                client.describe_time_to_live(TableName=name)["TimeToLiveDescription"],
+            )
+            for name in names
+        ]
         status, _ = http("POST", f"{self.stack.moto_url}/moto-api/reset")
         assert status == 200
         for table, ttl in tables:
             client.create_table(**_definition(table))
             if ttl.get("TimeToLiveStatus") == "ENABLED":
-                client.update_time_to_live(TableName=table["TableName"], TimeToLiveSpecification={
-                    "Enabled": True, "AttributeName": ttl["AttributeName"]})
+                client.update_time_to_live(
+                    TableName=table["TableName"],
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+                )
 
     def fresh_account(self) -> None:
         """Empty tables, the sandbox reseeded with SEED and every switch off, the service installed."""
         self.sandbox("POST", "/_sandbox/flush-webhooks")  # nothing from the last module arrives late
         self._empty_tables()
         self.sandbox("POST", "/_sandbox/reset", SEED)
-        self.sandbox("POST", "/_sandbox/config", {"error_rate_429": 0.0, "error_rate_503": 0.0, "latency_ms": 0,
-                                                  "non_admin": False, "blocked": False})
+        self.sandbox(
+            "POST",
+            "/_sandbox/config",
+            {"error_rate_429": 0.0, "error_rate_503": 0.0, "latency_ms": 0, "non_admin": False, "blocked": False},
+        )
         self.sandbox("POST", "/_sandbox/throttle", {"seconds": 0})
         self.sandbox("POST", "/_sandbox/main-backend/config", {"clear": True, "down": False})
         self.connect()
@@ -166,12 +196,18 @@ class OnStack(Backend):
 
 def _definition(table: dict) -> dict:
     """CreateTable arguments for an on-demand table as DescribeTable describes it."""
-    definition = {"TableName": table["TableName"], "KeySchema": table["KeySchema"],
-                  "AttributeDefinitions": table["AttributeDefinitions"], "BillingMode": "PAY_PER_REQUEST"}
+    definition = {
+        "TableName": table["TableName"],
+        "KeySchema": table["KeySchema"],
+        "AttributeDefinitions": table["AttributeDefinitions"],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
     for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
         if table.get(kind):
-            definition[kind] = [{"IndexName": index["IndexName"], "KeySchema": index["KeySchema"],
-                                 "Projection": index["Projection"]} for index in table[kind]]
+            definition[kind] = [
+                {"IndexName": index["IndexName"], "KeySchema": index["KeySchema"], "Projection": index["Projection"]}
+                for index in table[kind]
+            ]
     return definition
 
 
@@ -184,8 +220,7 @@ class Bridge(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _BridgeHandler)
         self.forward = forward
         self.host = f"127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="bridge",
-                         daemon=True).start()
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="bridge", daemon=True).start()
 
     def stop(self) -> None:
         self.shutdown()
@@ -225,7 +260,7 @@ class InProcess(Backend):
         self._lock = threading.Lock()  # Chalice keeps `current_request` on the app: one request at a time
         self._exit = ExitStack()
 
-    def __enter__(self) -> "InProcess":
+    def __enter__(self) -> InProcess:
         with self._exit as exit:
             self._start(exit)
             self._exit = exit.pop_all()
@@ -244,12 +279,17 @@ class InProcess(Backend):
         self.sandbox_url = server.sandbox.base_url()
 
         env = exit.enter_context(pytest.MonkeyPatch.context())
-        for name, value in {"AMO_BASE_URL": self.sandbox_url, "AMO_CLIENT_ID": config.client_id,
-                            "AMO_CLIENT_SECRET": config.client_secret, "AMO_REDIRECT_URI": redirect_uri,
-                            "AMO_PROPERTY_FIELD_ID": PROPERTY_FIELD_ID, "AMO_WEBHOOK_SECRET": WEBHOOK_SECRET,
-                            "AMO_RATE_LIMIT_RPS": "7", "ENABLE_DEV_ENDPOINTS": "true",
-                            "MAIN_BACKEND_WEBHOOK_URL": f"{self.sandbox_url}/_sandbox/main-backend/notifications",
-                            }.items():
+        for name, value in {
+            "AMO_BASE_URL": self.sandbox_url,
+            "AMO_CLIENT_ID": config.client_id,
+            "AMO_CLIENT_SECRET": config.client_secret,
+            "AMO_REDIRECT_URI": redirect_uri,
+            "AMO_PROPERTY_FIELD_ID": PROPERTY_FIELD_ID,
+            "AMO_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "AMO_RATE_LIMIT_RPS": "7",
+            "ENABLE_DEV_ENDPOINTS": "true",
+            "MAIN_BACKEND_WEBHOOK_URL": f"{self.sandbox_url}/_sandbox/main-backend/notifications",
+        }.items():
             env.setenv(name, value)
         self.api_key = os.environ["MAIN_BACKEND_API_KEY"]  # tests/conftest.py's
 
@@ -264,12 +304,14 @@ class InProcess(Backend):
         self.client = Client(app)
         self.connect()
 
-    def call(self, method: str, path: str, body: Any = None, key: bool = True,
-             headers: dict | None = None) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, key: bool = True, headers: dict | None = None
+    ) -> tuple[int, Any]:
         data, headers = _encode(body, {**({"X-API-Key": self.api_key} if key else {}), **(headers or {})})
         # the service builds its own URLs (the webhook it registers) from Host: make them the bridge's
-        status, _, payload = self._forward(method, f"{API_PREFIX}/{path.lstrip('/')}",
-                                           {"Host": self.bridge.host, **headers}, data)
+        status, _, payload = self._forward(
+            method, f"{API_PREFIX}/{path.lstrip('/')}", {"Host": self.bridge.host, **headers}, data
+        )
         return status, _decode(payload)
 
     def _forward(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
@@ -279,4 +321,3 @@ class InProcess(Backend):
 
     def _dynamodb(self) -> tuple[Any, str]:
         return boto3.client("dynamodb", region_name="us-east-1"), settings.table_prefix()
-

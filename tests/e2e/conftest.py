@@ -5,6 +5,7 @@ over HTTP (`stack`, marker `e2e`, so `pytest -m "not e2e"` runs only the in-proc
 backends.py), and the tests of a module share it, so each is written to hold whatever the
 module's earlier tests did. The stack is started once per session, on the first `stack` test.
 """
+
 import pytest
 
 from scripts.local_stack import Stack, free_port
@@ -26,14 +27,24 @@ def amo():
 @pytest.fixture(scope="session")
 def stack():
     sandbox_port = free_port()
-    stack = Stack(moto_port=free_port(), sandbox_port=sandbox_port, api_port=free_port(), seed=SEED,
-                  # whatever this process's environment says (tests/conftest.py, an in-process
-                  # backend), the stack gets the settings the in-process backend uses
-                  extra_env={"TABLE_PREFIX": "e2e-", "AMO_BASE_URL": "", "AMO_RATE_LIMIT_RPS": "7",
-                             "AMO_RATE_BUDGET": "shared",
-                             "AMO_WEBHOOK_SECRET": WEBHOOK_SECRET, "AMO_PROPERTY_FIELD_ID": PROPERTY_FIELD_ID,
-                             "ENABLE_DEV_ENDPOINTS": "true", "MAIN_BACKEND_WEBHOOK_URL":
-                                 f"http://127.0.0.1:{sandbox_port}/_sandbox/main-backend/notifications"})
+    stack = Stack(
+        moto_port=free_port(),
+        sandbox_port=sandbox_port,
+        api_port=free_port(),
+        seed=SEED,
+        # whatever this process's environment says (tests/conftest.py, an in-process
+        # backend), the stack gets the settings the in-process backend uses
+        extra_env={
+            "TABLE_PREFIX": "e2e-",
+            "AMO_BASE_URL": "",
+            "AMO_RATE_LIMIT_RPS": "7",
+            "AMO_RATE_BUDGET": "shared",
+            "AMO_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "AMO_PROPERTY_FIELD_ID": PROPERTY_FIELD_ID,
+            "ENABLE_DEV_ENDPOINTS": "true",
+            "MAIN_BACKEND_WEBHOOK_URL": f"http://127.0.0.1:{sandbox_port}/_sandbox/main-backend/notifications",
+        },
+    )
     try:
         stack.start()
         yield stack

@@ -1,5 +1,6 @@
 """Connecting to amoCRM: install → connected; the API key; expired tokens refreshed without a
 trace; installing the same account again."""
+
 ACCOUNT_ID = 30896271  # the sandbox's account
 
 
@@ -10,8 +11,12 @@ def test_install_connects_and_test_reports_the_account_without_its_tokens(backen
 
     assert status == 200
     assert {k: body[k] for k in ("connected", "hasTokens", "domain", "accountId", "needsReauthorization")} == {
-        "connected": True, "hasTokens": True, "domain": "sandbox.amocrm.ru", "accountId": ACCOUNT_ID,
-        "needsReauthorization": False}
+        "connected": True,
+        "hasTokens": True,
+        "domain": "sandbox.amocrm.ru",
+        "accountId": ACCOUNT_ID,
+        "needsReauthorization": False,
+    }
     assert isinstance(body["expiresAt"], (int, float)) and body["expiresAt"] > 0
     # access tokens are JWTs ("eyJ…"), refresh tokens start "def502": neither is ever shown
     for shown in (installed["callback_body"], str(body)):

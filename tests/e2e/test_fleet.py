@@ -9,6 +9,7 @@ benchmarks.fleet` measures them (BENCHMARKS.md, "Fleet").
 The fleet has its own stack (its own tables and sandbox), because a block recorded in the
 shared budget lasts minutes.
 """
+
 import subprocess
 import sys
 import threading
@@ -50,16 +51,32 @@ class Fleet:
             time.sleep(0.5)
 
     def cli(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "chalicelib.cli", *args], cwd=ROOT, env=self.stack.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "chalicelib.cli", *args],
+            cwd=ROOT,
+            env=self.stack.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
 
 @pytest.fixture(scope="module")
 def fleet():
-    stack = Stack(moto_port=free_port(), sandbox_port=free_port(), api_port=free_port(), seed=SEED,
-                  extra_env={"TABLE_PREFIX": "fleet-", "AMO_BASE_URL": "", "AMO_RATE_LIMIT_RPS": "7",
-                             "AMO_RATE_BUDGET": "shared", "MAIN_BACKEND_WEBHOOK_URL": ""},
-                  log_dir=ROOT / ".local" / "fleet-logs")
+    stack = Stack(
+        moto_port=free_port(),
+        sandbox_port=free_port(),
+        api_port=free_port(),
+        seed=SEED,
+        extra_env={
+            "TABLE_PREFIX": "fleet-",
+            "AMO_BASE_URL": "",
+            "AMO_RATE_LIMIT_RPS": "7",
+            "AMO_RATE_BUDGET": "shared",
+            "MAIN_BACKEND_WEBHOOK_URL": "",
+        },
+        log_dir=ROOT / ".local" / "fleet-logs",
+    )
     try:
         stack.start(sandbox_args=["--latency-ms", str(LATENCY_MS)])
         second = stack.start_api(free_port(), name="api-2")
@@ -136,8 +153,15 @@ def test_create_lead_during_a_full_sync_is_not_queued_behind_the_sync(fleet):
     while fleet.stats()["requests"] < 10:  # the sync is in full swing
         time.sleep(0.1)
     asked = time.monotonic()
-    status, created = fleet.call(1, "POST", "create-lead", {"leadData": {"name": "Бронь во время синхронизации"},
-                                                          "contact": {"name": "Гість Тест", "phone": "+380500000000"}})
+    status, created = fleet.call(
+        1,
+        "POST",
+        "create-lead",
+        {
+            "leadData": {"name": "Бронь во время синхронизации"},
+            "contact": {"name": "Гість Тест", "phone": "+380500000000"},
+        },
+    )
     took = time.monotonic() - asked
     sync.communicate(timeout=600)
     assert status == 200 and created["amoLeadId"]

@@ -1,5 +1,6 @@
 """Leads mirrored from the sandbox's account: a full sync without N+1, idempotency, the limit,
 injected 429s and 503s, a token that expires mid-sync, and creating a lead with its contact."""
+
 import json
 import math
 import threading
@@ -24,10 +25,12 @@ def mapped(backend):
 
 def grew(before, after, *keys):
     """How much a (nested) counter of the sandbox's stats grew."""
+
     def value(snapshot):
         for key in keys:
             snapshot = snapshot.get(key, 0) if isinstance(snapshot, dict) else 0
         return snapshot
+
     return value(after) - value(before)
 
 
@@ -69,7 +72,10 @@ def test_a_full_sync_mirrors_every_lead_with_its_main_contact_in_few_requests(ma
         contact = {f["field_code"]: f["values"][0]["value"] for f in sandbox_contacts[main]["custom_fields_values"]}
         assert item["amo_contact_id"] == main
         assert (item["guest_name"], item["guest_phone"], item["guest_email"]) == (
-            sandbox_contacts[main]["name"], contact["PHONE"], contact["EMAIL"])
+            sandbox_contacts[main]["name"],
+            contact["PHONE"],
+            contact["EMAIL"],
+        )
 
 
 def test_a_second_sync_writes_nothing(mapped):
@@ -144,8 +150,10 @@ def test_a_token_that_expires_in_the_middle_of_a_sync_is_refreshed_without_a_tra
 
 def test_creating_a_lead_with_its_contact_twice_under_one_key_creates_it_once(mapped):
     backend = mapped
-    body = {"leadData": {"name": "Бронь: кв. 12, 3 ночи", "price": 4500},
-            "contact": {"name": "Тарас Шевченко", "phone": "+380671234567", "email": "taras@ukr.net"}}
+    body = {
+        "leadData": {"name": "Бронь: кв. 12, 3 ночи", "price": 4500},
+        "contact": {"name": "Тарас Шевченко", "phone": "+380671234567", "email": "taras@ukr.net"},
+    }
     key = {"Idempotency-Key": "booking-12-3-nights"}
     before = backend.stats()
 
@@ -154,11 +162,13 @@ def test_creating_a_lead_with_its_contact_twice_under_one_key_creates_it_once(ma
 
     assert first[0] == again[0] == 200 and first[1] == again[1]
     assert grew(before, backend.stats(), "by_path", "POST /api/v4/leads/complex") == 1  # lead + contact in one call
-    created = [l for l in exported(backend, "leads").values() if l["name"] == body["leadData"]["name"]]
+    created = [item for item in exported(backend, "leads").values() if item["name"] == body["leadData"]["name"]]
     assert len(created) == 1
     contact = exported(backend, "contacts")[created[0]["contacts"][0]["id"]]
     assert {f["field_code"]: f["values"][0]["value"] for f in contact["custom_fields_values"]} == {
-        "PHONE": "+380671234567", "EMAIL": "taras@ukr.net"}
+        "PHONE": "+380671234567",
+        "EMAIL": "taras@ukr.net",
+    }
     _, stored = backend.call("GET", f"leads/{first[1]['amoLeadId']}")
     assert stored["id"] == first[1]["leadId"]
     assert (stored["guest_name"], stored["guest_phone"], stored["price"]) == ("Тарас Шевченко", "+380671234567", 4500)

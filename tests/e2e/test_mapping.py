@@ -2,8 +2,9 @@
 status without a sync, the Main Backend hears of each change once, with the mapping as its
 reason and time, and a full sync afterwards has nothing more to tell it. Stages still unmapped
 are listed with their leads."""
+
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -46,17 +47,21 @@ def test_unmapped_stages_are_listed_with_the_leads_in_each(mirrored):
 def test_mapping_a_stage_changes_its_leads_at_once_and_the_main_backend_hears_once(mirrored):
     backend = mirrored
     (pipeline_id, stage_id), count = leads_per_stage(backend).most_common(1)[0]
-    in_stage = [lead["id"] for lead in backend.sandbox("GET", "/_sandbox/export/leads")[1]["leads"]
-                if (lead["pipeline_id"], lead["status_id"]) == (pipeline_id, stage_id)]
+    in_stage = [
+        lead["id"]
+        for lead in backend.sandbox("GET", "/_sandbox/export/leads")[1]["leads"]
+        if (lead["pipeline_id"], lead["status_id"]) == (pipeline_id, stage_id)
+    ]
     heard_before, requests_before = len(notifications(backend)), amocrm_requests(backend)
 
-    status, answer = backend.call("PUT", f"stages/{stage_id}/mapping",
-                                  {"mappedStatus": "IN_PROGRESS", "pipelineId": pipeline_id})
+    status, answer = backend.call(
+        "PUT", f"stages/{stage_id}/mapping", {"mappedStatus": "IN_PROGRESS", "pipelineId": pipeline_id}
+    )
 
     assert status == 200 and answer["leadsChanged"] == count == len(in_stage)
     assert amocrm_requests(backend) == requests_before  # no sync: nothing asked of amoCRM
     assert {backend.call("GET", f"leads/{lead_id}")[1]["status"] for lead_id in in_stage} == {"IN_PROGRESS"}
-    mapped_at = datetime.fromtimestamp(answer["data"]["mapped_at"], timezone.utc).isoformat().replace("+00:00", "Z")
+    mapped_at = datetime.fromtimestamp(answer["data"]["mapped_at"], UTC).isoformat().replace("+00:00", "Z")
     heard = notifications(backend)[heard_before:]
     assert sorted(n["body"]["amoLeadId"] for n in heard) == sorted(in_stage)  # each lead once
     for note in heard:
@@ -65,8 +70,9 @@ def test_mapping_a_stage_changes_its_leads_at_once_and_the_main_backend_hears_on
         assert (body["previousStatus"], body["status"], body["stageId"]) == ("NEW", "IN_PROGRESS", stage_id)
         assert note["headers"]["idempotency-key"] == body["eventId"]
 
-    _, again = backend.call("PUT", f"stages/{stage_id}/mapping", {"mappedStatus": "IN_PROGRESS",
-                                                                  "pipelineId": pipeline_id})
+    _, again = backend.call(
+        "PUT", f"stages/{stage_id}/mapping", {"mappedStatus": "IN_PROGRESS", "pipelineId": pipeline_id}
+    )
     status, synced = backend.call("POST", "sync-all?leadsLimit=0&full=true")
 
     assert again["leadsChanged"] == 0

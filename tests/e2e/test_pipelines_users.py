@@ -1,4 +1,5 @@
 """Pipelines, stage mapping, users and roles, read from the sandbox's account."""
+
 SEEDED_STAGES = 14  # 2 pipelines × 7 stages
 
 
@@ -21,8 +22,14 @@ def test_pipelines_are_mirrored_mapped_by_hand_and_the_rest_auto_applied(backend
 
     _, suggestions = backend.call("GET", "mapping/suggestions")
     assert suggestions["count"] == SEEDED_STAGES
-    assert set(suggestions["data"][0]) >= {"stageId", "pipelineId", "stageName", "currentStatus", "suggestedStatus",
-                                           "confidence"}
+    assert set(suggestions["data"][0]) >= {
+        "stageId",
+        "pipelineId",
+        "stageName",
+        "currentStatus",
+        "suggestedStatus",
+        "confidence",
+    }
     by_name = {(s["pipelineId"], s["stageName"]): s for s in suggestions["data"]}
     assert by_name[(sales, "Decision making")]["suggestedStatus"] == "IN_PROGRESS"
     assert by_name[(sales, "Closed - lost")]["suggestedStatus"] == "CLOSED"

@@ -1,5 +1,6 @@
 """Webhooks: registration points the sandbox at the service; a stage change in the sandbox
 reaches the (stand-in) Main Backend exactly once, however often it is delivered."""
+
 from urllib.parse import urlsplit
 
 import pytest
@@ -58,8 +59,11 @@ def test_a_stage_change_in_amocrm_reaches_the_main_backend_once(mirrored):
     target = open_leads(backend)[0]
     _, before = backend.call("GET", f"leads/{target['id']}")
 
-    _, fired = backend.sandbox("POST", "/_sandbox/trigger-webhook",
-                               {"entity": "leads", "action": "status", "id": target["id"], "status_id": WON})
+    _, fired = backend.sandbox(
+        "POST",
+        "/_sandbox/trigger-webhook",
+        {"entity": "leads", "action": "status", "id": target["id"], "status_id": WON},
+    )
 
     delivery = fired["deliveries"][-1]
     assert delivery["status"] == 200
@@ -80,8 +84,11 @@ def test_a_stage_change_in_amocrm_reaches_the_main_backend_once(mirrored):
 def test_a_repeated_delivery_is_applied_once_and_notifies_once(mirrored):
     backend = mirrored
     target = open_leads(backend)[-1]
-    _, fired = backend.sandbox("POST", "/_sandbox/trigger-webhook",
-                               {"entity": "leads", "action": "status", "id": target["id"], "status_id": LOST})
+    _, fired = backend.sandbox(
+        "POST",
+        "/_sandbox/trigger-webhook",
+        {"entity": "leads", "action": "status", "id": target["id"], "status_id": LOST},
+    )
 
     delivery = fired["deliveries"][-1]  # amoCRM sends the lead's `update` along with its `status`
 
@@ -90,9 +97,11 @@ def test_a_repeated_delivery_is_applied_once_and_notifies_once(mirrored):
     assert status == 200 and answer == {"status": "ok", "processed": delivery["events"], "errors": []}
     assert len(notifications_about(backend, target["id"])) == 1
     _, activity = backend.call("GET", f"activity?entity=leads&id={target['id']}")  # newest first
-    assert [item["outcome"] for item in activity["data"][:delivery["events"]]] == ["duplicate"] * delivery["events"]
+    assert [item["outcome"] for item in activity["data"][: delivery["events"]]] == ["duplicate"] * delivery["events"]
     assert [item["outcome"] for item in activity["data"] if item["event_type"] == "leads.status"] == [
-        "duplicate", "applied"]
+        "duplicate",
+        "applied",
+    ]
 
 
 @pytest.mark.parametrize("query", ["", "?secret=wrong", "?secret="], ids=["none", "wrong", "empty"])
@@ -100,8 +109,10 @@ def test_a_webhook_without_the_right_secret_is_refused_and_changes_nothing(mirro
     backend = mirrored
     target = open_leads(backend)[1]
     _, before = backend.call("GET", f"leads/{target['id']}")
-    body = wb.encode(wb.lead_status(target["id"], WON, target["pipeline_id"], target["updated_at"] + 60,
-                                    target["status_id"]) + wb.account())
+    body = wb.encode(
+        wb.lead_status(target["id"], WON, target["pipeline_id"], target["updated_at"] + 60, target["status_id"])
+        + wb.account()
+    )
 
     status, _ = backend.call("POST", f"webhook{query}", body, key=False, headers=FORM)
 

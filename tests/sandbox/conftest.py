@@ -14,8 +14,9 @@ from sandbox.state import Config, Sandbox
 @pytest.fixture
 def sandbox():
     """A sandbox in this process on a free port, with small seed data."""
-    server = start_in_thread(Sandbox(Config(redirect_uri="http://127.0.0.1:9/callback"),
-                                     seed.SeedSize(leads=30, contacts=12, tasks=10)))
+    server = start_in_thread(
+        Sandbox(Config(redirect_uri="http://127.0.0.1:9/callback"), seed.SeedSize(leads=30, contacts=12, tasks=10))
+    )
     yield server.sandbox
     server.shutdown()
     server.server_close()
@@ -26,9 +27,16 @@ def sandbox():
 def token(sandbox):
     """An access token obtained through the authorization-code grant."""
     code = sandbox.issue_code("http://127.0.0.1:9/callback")
-    body = requests.post(f"{sandbox.base_url()}/oauth2/access_token", json={
-        "client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret",
-        "grant_type": "authorization_code", "code": code, "redirect_uri": "http://127.0.0.1:9/callback"}).json()
+    body = requests.post(
+        f"{sandbox.base_url()}/oauth2/access_token",
+        json={
+            "client_id": "sandbox-client-id",
+            "client_secret": "sandbox-client-secret",
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": "http://127.0.0.1:9/callback",
+        },
+    ).json()
     return body
 
 
@@ -47,6 +55,7 @@ def api(sandbox, token):
 @pytest.fixture
 def control(sandbox):
     """The control API over HTTP: `control("/config", {...})` POSTs, `method=` for others."""
+
     def call(path, body=None, method="POST"):
         return requests.request(method, f"{sandbox.base_url()}/_sandbox{path}", json=body)
 

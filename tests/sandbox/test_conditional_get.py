@@ -1,5 +1,6 @@
 """`If-Modified-Since` on single-entity GETs (Kommo's limitations page recommends it, reference
 §3.1, §13): 304 with no body while the entity is unchanged."""
+
 from email.utils import formatdate
 
 import pytest
@@ -12,8 +13,9 @@ def test_unchanged_entity_answers_304_without_a_body(sandbox, api, path, table):
     entity_id = sorted(getattr(sandbox, table))[0]
     updated_at = getattr(sandbox, table)[entity_id]["updated_at"]
     for since in (updated_at, updated_at + 60):
-        response = api("GET", f"/api/v4/{path}/{entity_id}",
-                       headers={"If-Modified-Since": formatdate(since, usegmt=True)})
+        response = api(
+            "GET", f"/api/v4/{path}/{entity_id}", headers={"If-Modified-Since": formatdate(since, usegmt=True)}
+        )
         assert response.status_code == 304 and response.content == b""
 
 
@@ -21,8 +23,9 @@ def test_unchanged_entity_answers_304_without_a_body(sandbox, api, path, table):
 def test_entity_changed_after_the_date_answers_200(sandbox, api, path, table):
     entity_id = sorted(getattr(sandbox, table))[0]
     updated_at = getattr(sandbox, table)[entity_id]["updated_at"]
-    response = api("GET", f"/api/v4/{path}/{entity_id}",
-                   headers={"If-Modified-Since": formatdate(updated_at - 1, usegmt=True)})
+    response = api(
+        "GET", f"/api/v4/{path}/{entity_id}", headers={"If-Modified-Since": formatdate(updated_at - 1, usegmt=True)}
+    )
     assert response.status_code == 200 and response.json()["id"] == entity_id
 
 

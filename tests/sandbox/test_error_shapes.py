@@ -1,5 +1,6 @@
 """Accounts answer invalid writes in different 400 shapes (reference §3.5, §13), and a missing
 single entity with 204 or 404 (§5.2): `error_shape` and `missing_entity_status` pick them."""
+
 import pytest
 
 
@@ -30,8 +31,10 @@ def test_errors_map_keys_new_entities_by_request_id(api, control):
 def test_errors_array_lists_every_error_with_total_items_zero(sandbox, api, control):
     control("/config", {"error_shape": "errors-array"})
     body = api("PATCH", "/api/v4/leads", json=[{"id": 1, "name": "x"}]).json()
-    assert body == {"_total_items": 0, "errors": [
-        {"title": "Entity not found", "status": 400, "detail": "id: Lead not found"}]}
+    assert body == {
+        "_total_items": 0,
+        "errors": [{"title": "Entity not found", "status": 400, "detail": "id: Lead not found"}],
+    }
     tasks = api("POST", "/api/v4/tasks", json=[{"complete_till": 1}]).json()
     assert tasks["errors"][0]["detail"] == "text: This field is missing."
 

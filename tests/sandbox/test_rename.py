@@ -1,18 +1,22 @@
 """A renamed account (reference §1.6, §13): the refresh grant for a token issued before the
 rename answers 404, as the old domain would, until the client asks the subdomain endpoint."""
+
 import requests
 
 CLIENT = {"client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"}
 
 
 def refresh(sandbox, refresh_token):
-    return requests.post(f"{sandbox.base_url()}/oauth2/access_token", json={
-        **CLIENT, "grant_type": "refresh_token", "refresh_token": refresh_token})
+    return requests.post(
+        f"{sandbox.base_url()}/oauth2/access_token",
+        json={**CLIENT, "grant_type": "refresh_token", "refresh_token": refresh_token},
+    )
 
 
 def lookup(sandbox, refresh_token):
-    return requests.get(f"{sandbox.base_url()}/oauth2/account/current/subdomain",
-                        headers={"X-Refresh-Token": refresh_token})
+    return requests.get(
+        f"{sandbox.base_url()}/oauth2/account/current/subdomain", headers={"X-Refresh-Token": refresh_token}
+    )
 
 
 def test_rename_shows_in_the_account_and_in_webhook_bodies(sandbox, api, control, receiver):
@@ -31,8 +35,12 @@ def test_refresh_after_rename_needs_the_subdomain_lookup_first(sandbox, token, c
 
     found = lookup(sandbox, token["refresh_token"])
     assert found.status_code == 200
-    assert found.json() == {"id": sandbox.config.account_id, "subdomain": "newname",
-                            "domain": "newname.amocrm.ru", "top_level_domain": "ru"}
+    assert found.json() == {
+        "id": sandbox.config.account_id,
+        "subdomain": "newname",
+        "domain": "newname.amocrm.ru",
+        "top_level_domain": "ru",
+    }
     renewed = refresh(sandbox, token["refresh_token"])
     assert renewed.status_code == 200
     assert refresh(sandbox, renewed.json()["refresh_token"]).status_code == 200  # issued after: no look-up

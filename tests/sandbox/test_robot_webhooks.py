@@ -1,10 +1,17 @@
 """Digital-pipeline robot webhooks (reference §9.4, §13): a stage change carries only ids, no
 timestamps and no other fields, plus account id and subdomain."""
+
 from urllib.parse import parse_qsl
 
-COMPACT_KEYS = {"leads[status][0][id]", "leads[status][0][status_id]", "leads[status][0][pipeline_id]",
-                "leads[status][0][old_status_id]", "leads[status][0][old_pipeline_id]",
-                "account[id]", "account[subdomain]"}
+COMPACT_KEYS = {
+    "leads[status][0][id]",
+    "leads[status][0][status_id]",
+    "leads[status][0][pipeline_id]",
+    "leads[status][0][old_status_id]",
+    "leads[status][0][old_pipeline_id]",
+    "account[id]",
+    "account[subdomain]",
+}
 
 
 def status_bodies(receiver):
@@ -15,14 +22,17 @@ def test_trigger_in_compact_format_posts_only_the_stage_ids(sandbox, api, contro
     api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["status_lead"]})
     lead_id = sorted(sandbox.leads)[0]
     old = dict(sandbox.leads[lead_id])
-    fired = control("/trigger-webhook", {"entity": "leads", "action": "status", "id": lead_id,
-                                         "format": "compact"}).json()
+    fired = control(
+        "/trigger-webhook", {"entity": "leads", "action": "status", "id": lead_id, "format": "compact"}
+    ).json()
     [pairs] = status_bodies(receiver)
     assert set(pairs) == COMPACT_KEYS
     assert pairs["leads[status][0][id]"] == str(lead_id)
     assert pairs["leads[status][0][status_id]"] == str(fired["status_id"])
     assert pairs["leads[status][0][old_status_id]"] == str(old["status_id"])
-    assert pairs["leads[status][0][old_pipeline_id]"] == pairs["leads[status][0][pipeline_id]"] == str(old["pipeline_id"])
+    assert (
+        pairs["leads[status][0][old_pipeline_id]"] == pairs["leads[status][0][pipeline_id]"] == str(old["pipeline_id"])
+    )
     assert pairs["account[subdomain]"] == "sandbox"
     assert fired["deliveries"][-1]["format"] == "compact"
 

@@ -1,4 +1,5 @@
 """The sandbox behaves like amoCRM where the service depends on it (reference §11)."""
+
 import time
 
 import requests
@@ -53,8 +54,12 @@ def test_every_pipeline_has_its_own_unsorted_and_shares_142_143(api):
 
 def test_refresh_tokens_rotate_and_a_spent_one_is_revoked(sandbox, token):
     url = f"{sandbox.base_url()}/oauth2/access_token"
-    grant = {**CLIENT, "grant_type": "refresh_token", "refresh_token": token["refresh_token"],
-             "redirect_uri": "http://127.0.0.1:9/callback"}
+    grant = {
+        **CLIENT,
+        "grant_type": "refresh_token",
+        "refresh_token": token["refresh_token"],
+        "redirect_uri": "http://127.0.0.1:9/callback",
+    }
     first = requests.post(url, json=grant)
     assert first.status_code == 200
     assert first.json()["refresh_token"] != token["refresh_token"]
@@ -98,9 +103,25 @@ def test_blocked_mode_answers_html_403(sandbox, api):
 def test_create_lead_echoes_request_id_and_complex_creates_the_contact(api):
     created = api("POST", "/api/v4/leads", json=[{"name": "Бронь", "price": 100, "request_id": "abc"}]).json()
     assert created["_embedded"]["leads"][0]["request_id"] == "abc"
-    complex_ = api("POST", "/api/v4/leads/complex", json=[{"name": "С контактом", "_embedded": {"contacts": [
-        {"first_name": "Олена", "custom_fields_values": [
-            {"field_code": "PHONE", "values": [{"value": "+380501112233", "enum_code": "MOB"}]}]}]}}]).json()
+    complex_ = api(
+        "POST",
+        "/api/v4/leads/complex",
+        json=[
+            {
+                "name": "С контактом",
+                "_embedded": {
+                    "contacts": [
+                        {
+                            "first_name": "Олена",
+                            "custom_fields_values": [
+                                {"field_code": "PHONE", "values": [{"value": "+380501112233", "enum_code": "MOB"}]}
+                            ],
+                        }
+                    ]
+                },
+            }
+        ],
+    ).json()
     assert isinstance(complex_, list) and complex_[0]["merged"] is False
     contact = api("GET", f"/api/v4/contacts/{complex_[0]['contact_id']}").json()
     assert contact["custom_fields_values"][0]["values"][0]["value"] == "+380501112233"
@@ -153,9 +174,16 @@ def test_install_redirects_the_browser_to_the_callback(sandbox, receiver):
 def test_api_key_exchange_answers_202_and_delivers_a_code(sandbox, receiver):
     sandbox.config.redirect_uri = receiver.url
     user = next(iter(sandbox.users.values()))
-    response = requests.post(f"{sandbox.base_url()}/oauth2/exchange_api_key", json={
-        "login": user["email"], "api_key": "sandbox-api-key", "client_uuid": "sandbox-client-id",
-        "client_secret": "sandbox-client-secret", "state": "st"})
+    response = requests.post(
+        f"{sandbox.base_url()}/oauth2/exchange_api_key",
+        json={
+            "login": user["email"],
+            "api_key": "sandbox-api-key",
+            "client_uuid": "sandbox-client-id",
+            "client_secret": "sandbox-client-secret",
+            "state": "st",
+        },
+    )
     assert response.status_code == 202 and response.content == b""
     deadline = time.time() + 5
     while not receiver.bodies and time.time() < deadline:

@@ -1,5 +1,6 @@
 """Rate limiting beyond the 7 rps rule: Retry-After, throttling windows, and the numbers a test
 needs to compute a client's aggregate rate (reference §3.4, §13)."""
+
 import threading
 import time
 

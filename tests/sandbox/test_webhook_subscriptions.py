@@ -1,10 +1,13 @@
 """Subscriptions get disabled the way amoCRM disables them (reference §9.5, §13), can be
 re-enabled by a re-POST where the account allows it, and carry restore/responsible lead events."""
+
 from urllib.parse import parse_qsl
 
 
 def hook(api, receiver):
-    return api("GET", "/api/v4/webhooks", params={"filter[destination]": receiver.url}).json()["_embedded"]["webhooks"][0]
+    return api("GET", "/api/v4/webhooks", params={"filter[destination]": receiver.url}).json()["_embedded"]["webhooks"][
+        0
+    ]
 
 
 def fire(control, count=1):
@@ -69,8 +72,9 @@ def test_without_repost_reenables_only_delete_and_post_bring_it_back(api, contro
 
 
 def test_restore_and_responsible_reach_only_hooks_that_asked_for_them(sandbox, api, control, receiver, other_receiver):
-    api("POST", "/api/v4/webhooks", json={"destination": receiver.url,
-                                          "settings": ["restore_lead", "responsible_lead"]})
+    api(
+        "POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["restore_lead", "responsible_lead"]}
+    )
     api("POST", "/api/v4/webhooks", json={"destination": other_receiver.url, "settings": ["update_lead"]})
     lead_id = sorted(sandbox.leads)[3]
     control("/trigger-webhook", {"entity": "leads", "action": "delete", "id": lead_id})

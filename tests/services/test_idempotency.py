@@ -1,8 +1,9 @@
 """Idempotency-Key: the first result is replayed; a different body or a request still running is
 refused; once amoCRM may have been changed the key is never released; a dead attempt's key
 frees itself at its deadline; an expired record counts as absent."""
+
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -91,23 +92,36 @@ def test_a_failure_before_any_effect_frees_the_key_for_a_retry():
 
 def test_the_key_of_an_attempt_that_died_is_free_once_its_deadline_passed():
     """Regression: a claimed key whose Lambda died answered 409 for a day."""
-    IdempotencyRecord(key="create-lead:k7", request_hash=idempotency._fingerprint("create-lead", {"a": 1}),
-                      state="in_progress", running_until=time.time() - 1,
-                      expires_at=datetime.now(timezone.utc) + timedelta(hours=23)).save()
+    IdempotencyRecord(
+        key="create-lead:k7",
+        request_hash=idempotency._fingerprint("create-lead", {"a": 1}),
+        state="in_progress",
+        running_until=time.time() - 1,
+        expires_at=datetime.now(UTC) + timedelta(hours=23),
+    ).save()
     assert run("k7", lambda cp: {"id": 3}) == {"id": 3}
 
 
 def test_an_attempt_still_within_its_deadline_keeps_the_key():
-    IdempotencyRecord(key="create-lead:k8", request_hash=idempotency._fingerprint("create-lead", {"a": 1}),
-                      state="in_progress", running_until=time.time() + 20,
-                      expires_at=datetime.now(timezone.utc) + timedelta(hours=23)).save()
+    IdempotencyRecord(
+        key="create-lead:k8",
+        request_hash=idempotency._fingerprint("create-lead", {"a": 1}),
+        state="in_progress",
+        running_until=time.time() + 20,
+        expires_at=datetime.now(UTC) + timedelta(hours=23),
+    ).save()
     with pytest.raises(Conflict, match="in progress"):
         run("k8", lambda cp: {"id": 3})
 
 
 def test_an_expired_record_counts_as_absent_before_ttl_removes_it():
-    IdempotencyRecord(key="create-lead:k9", request_hash="another request", state="done", response={"id": 1},
-                      expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)).save()
+    IdempotencyRecord(
+        key="create-lead:k9",
+        request_hash="another request",
+        state="done",
+        response={"id": 1},
+        expires_at=datetime.now(UTC) - timedelta(minutes=1),
+    ).save()
     assert run("k9", lambda cp: {"id": 4}) == {"id": 4}
 
 

@@ -3,17 +3,20 @@
 - a sync never overwrites what a webhook wrote between the sync's read and its write;
 - one item DynamoDB refuses never fails a whole sync;
 - an amoCRM time far in the future cannot freeze a lead, a price out of range cannot reach DynamoDB."""
+
 import json
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 from pynamodb.connection.base import Connection
+from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import settings, wiring
 from chalicelib.models import AmoContact, Lead, Notification
 from chalicelib.services import contacts, leads, mirror, pipelines, sync
-from tests import fixtures, webhook_bodies as wb
+from tests import fixtures
+from tests import webhook_bodies as wb
 from tests.conftest import API_KEY
 from tests.fake_amo import FakeAmo, contact, lead
 from tests.fixtures import HAL, HOST, store_tokens
@@ -51,8 +54,15 @@ def outbox_fails(monkeypatch):
 
     def call(self, operation, kwargs):
         if state["failing"] and operation != "GetItem" and touches_outbox(kwargs):
-            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
-                                         "Message": "Rate of requests exceeds the allowed throughput"}}, operation)
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ProvisionedThroughputExceededException",
+                        "Message": "Rate of requests exceeds the allowed throughput",
+                    }
+                },
+                operation,
+            )
         return real(self, operation, kwargs)
 
     monkeypatch.setattr(Connection, "_make_api_call", call)
@@ -75,6 +85,7 @@ def seed(fake, lead_id=60, status_id=INITIAL, updated_at=1700000000):
 
 # -- 1. the lead write and its outbox record are one atomic step --------------------------------
 
+
 def test_a_status_webhook_whose_outbox_write_failed_notifies_once_when_redelivered(client, fake, outbox_fails):
     seed(fake)
     body = wb.encode(wb.lead_status(60, NEGOTIATION, SALES, 1700000500, INITIAL) + wb.account())
@@ -94,7 +105,7 @@ def test_a_synced_status_change_whose_outbox_write_failed_is_notified_by_the_nex
     sync.sync_leads_from_amo(wiring.amo(), limit=0)
     fake.leads = [lead(61, status_id=NEGOTIATION, updated_at=1700000600)]
 
-    with pytest.raises(Exception):
+    with pytest.raises(PynamoDBException):
         sync.sync_leads_from_amo(wiring.amo(), limit=0)
     outbox_fails["failing"] = False
     sync.sync_leads_from_amo(wiring.amo(), limit=0)
@@ -108,7 +119,7 @@ def test_a_single_lead_upsert_whose_outbox_write_failed_notifies_once_when_retri
     seed(fake, 62)
     changed = lead(62, status_id=NEGOTIATION, contact_ids=(1,), updated_at=1700000700)
 
-    with pytest.raises(Exception):
+    with pytest.raises(PynamoDBException):
         leads.sync_lead(wiring.amo(), changed)
     outbox_fails["failing"] = False
     leads.sync_lead(wiring.amo(), changed)
@@ -117,6 +128,7 @@ def test_a_single_lead_upsert_whose_outbox_write_failed_notifies_once_when_retri
 
 
 # -- 4. a sync never replaces a newer version ----------------------------------------------------
+
 
 @pytest.fixture
 def webhook_between_read_and_write(monkeypatch):
@@ -129,16 +141,21 @@ def webhook_between_read_and_write(monkeypatch):
             if read_model is model and act:
                 act.pop()()
             return found
+
         act = [act]
         monkeypatch.setattr(mirror, "batch_get", batch_get)
+
     return arm
 
 
-def test_a_status_webhook_landing_between_a_syncs_read_and_write_is_not_overwritten(fake, webhook_between_read_and_write):
+def test_a_status_webhook_landing_between_a_syncs_read_and_write_is_not_overwritten(
+    fake, webhook_between_read_and_write
+):
     seed(fake, 63)
     fake.leads = [lead(63, status_id=NEGOTIATION, contact_ids=(1,), updated_at=1700000200)]
-    webhook_between_read_and_write(Lead, lambda: leads.apply_status(wiring.amo(), 63, SALES, WON, 1700000300,
-                                                                    SALES, INITIAL))
+    webhook_between_read_and_write(
+        Lead, lambda: leads.apply_status(wiring.amo(), 63, SALES, WON, 1700000300, SALES, INITIAL)
+    )
 
     result = sync.sync_leads_from_amo(wiring.amo(), limit=0)
 
@@ -149,8 +166,9 @@ def test_a_status_webhook_landing_between_a_syncs_read_and_write_is_not_overwrit
 
 def test_a_contact_changed_between_a_syncs_read_and_write_keeps_its_newer_version(fake, webhook_between_read_and_write):
     contacts.store([contact(5, "Олена Коваленко", updated_at=1700000000)])
-    webhook_between_read_and_write(AmoContact, lambda: contacts.apply(
-        contact(5, "Олена Шевченко", updated_at=1700000300)))
+    webhook_between_read_and_write(
+        AmoContact, lambda: contacts.apply(contact(5, "Олена Шевченко", updated_at=1700000300))
+    )
 
     contacts.sync_page([contact(5, "Олена Бондар", updated_at=1700000200)])
 
@@ -159,14 +177,25 @@ def test_a_contact_changed_between_a_syncs_read_and_write_keeps_its_newer_versio
 
 # -- 5. one item DynamoDB refuses is an error, not a failed sync ---------------------------------
 
+
 def huge_field(field_id, size=450_000):
-    return {"field_id": field_id, "field_name": "Заметки", "field_code": None, "field_type": "textarea",
-            "values": [{"value": "я" * size}]}
+    return {
+        "field_id": field_id,
+        "field_name": "Заметки",
+        "field_code": None,
+        "field_type": "textarea",
+        "values": [{"value": "я" * size}],
+    }
 
 
 def test_a_lead_with_custom_fields_too_big_for_dynamodb_is_stored_truncated_with_a_marker(fake):
-    small = {"field_id": 900001, "field_name": "Объект", "field_code": None, "field_type": "text",
-             "values": [{"value": "PROP-7"}]}
+    small = {
+        "field_id": 900001,
+        "field_name": "Объект",
+        "field_code": None,
+        "field_type": "text",
+        "values": [{"value": "PROP-7"}],
+    }
     fake.leads = [lead(2000 + i) for i in range(30)]
     fake.leads[7] = lead(2007, custom_fields=[small, huge_field(900002), small | {"field_id": 900003}])
 
@@ -205,12 +234,16 @@ def test_a_changed_lead_dynamodb_refuses_is_reported_and_the_others_are_written(
 
 # -- 6. what comes from outside is bounded ------------------------------------------------------
 
+
 def test_sync_lead_refuses_an_updated_at_far_in_the_future(client, fake):
     seed(fake, 64)
     forged = lead(64, status_id=NEGOTIATION, contact_ids=(1,), updated_at=YEAR_2100)
 
-    response = client.http.post(f"{P}/sync-lead", headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
-                                body=json.dumps({"lead": forged}))
+    response = client.http.post(
+        f"{P}/sync-lead",
+        headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
+        body=json.dumps({"lead": forged}),
+    )
 
     assert response.status_code == 400 and "updated_at" in response.json_body["Message"]
     assert (stored(64).amo_status_id, stored(64).amo_updated_at) == (INITIAL, 1700000000)
@@ -220,21 +253,29 @@ def test_a_status_webhook_dated_in_the_future_is_checked_with_amocrm_and_freezes
     seed(fake, 65)
     fake.leads = [lead(65, status_id=NEGOTIATION, contact_ids=(1,), updated_at=1700000500)]  # amoCRM's truth
 
-    client.http.post(f"{P}/webhook", headers=FORM, body=wb.encode(
-        wb.lead_status(65, NEGOTIATION, SALES, YEAR_2100, INITIAL) + wb.account()))
+    client.http.post(
+        f"{P}/webhook",
+        headers=FORM,
+        body=wb.encode(wb.lead_status(65, NEGOTIATION, SALES, YEAR_2100, INITIAL) + wb.account()),
+    )
     assert (stored(65).status, stored(65).amo_updated_at) == ("IN_PROGRESS", 1700000500)
     later = int(time.time())
-    client.http.post(f"{P}/webhook", headers=FORM, body=wb.encode(
-        wb.lead_status(65, WON, SALES, later, NEGOTIATION) + wb.account()))
+    client.http.post(
+        f"{P}/webhook", headers=FORM, body=wb.encode(wb.lead_status(65, WON, SALES, later, NEGOTIATION) + wb.account())
+    )
 
     assert (stored(65).status, stored(65).amo_updated_at) == ("CLOSED", later)
 
 
 def test_a_price_that_is_not_a_finite_number_below_2_53_is_an_error_not_a_failed_sync(fake):
-    fake.leads = [lead(2200, price=float("nan")), lead(2201, price=10**40), lead(2202, price=float("inf")),
-                  lead(2203, price=1500)]
+    fake.leads = [
+        lead(2200, price=float("nan")),
+        lead(2201, price=10**40),
+        lead(2202, price=float("inf")),
+        lead(2203, price=1500),
+    ]
 
     result = sync.sync_leads_from_amo(wiring.amo(), limit=0)
 
     assert result["synced"] == 1 and sorted(e["id"] for e in result["errors"]) == [2200, 2201, 2202]
-    assert [l.amo_lead_id for l in Lead.scan()] == [2203]
+    assert [item.amo_lead_id for item in Lead.scan()] == [2203]

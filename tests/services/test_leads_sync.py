@@ -1,5 +1,6 @@
 """Lead sync: SPEC §2 mapping, no N+1, idempotent upserts, status-change notifications,
 per-item errors, incremental runs and continuation across a faked timeout."""
+
 import json
 
 import boto3
@@ -43,8 +44,11 @@ def test_first_contact_is_used_when_none_is_main(amo_data):
 
 
 def test_won_and_lost_are_closed_and_unmapped_stages_are_new(amo_data):
-    amo_data.leads = [lead(20, pipeline_id=RENTALS, status_id=142), lead(21, status_id=143),
-                      lead(22, status_id=DECISION)]
+    amo_data.leads = [
+        lead(20, pipeline_id=RENTALS, status_id=142),
+        lead(21, status_id=143),
+        lead(22, status_id=DECISION),
+    ]
     sync.sync_leads_from_amo(wiring.amo(), limit=0)
     assert [stored(i).status for i in (20, 21, 22)] == ["CLOSED", "CLOSED", "NEW"]
 
@@ -114,7 +118,10 @@ def test_a_status_change_seen_by_sync_records_one_notification(amo_data, monkeyp
     assert len(notes) == 1
     payload = notes[0].payload
     assert (payload["event"], payload["status"], payload["previousStatus"]) == (
-        "lead.status_changed", "IN_PROGRESS", "NEW")
+        "lead.status_changed",
+        "IN_PROGRESS",
+        "NEW",
+    )
     assert (payload["amoLeadId"], payload["stageId"], payload["pipelineId"]) == (60, NEGOTIATION, SALES)
     assert payload["leadId"] == stored(60).id and notes[0].state == "pending"
 
@@ -135,6 +142,7 @@ def test_malformed_leads_and_unknown_stages_are_reported_and_the_sync_carries_on
 
 def test_a_revoked_connection_stops_the_sync_with_a_clear_error(amo_data, amo):
     from chalicelib.models import AmoToken
+
     token = AmoToken.get(AmoToken.SINGLETON_KEY)
     token.update(actions=[AmoToken.expires_at.set(0)])
     amo.post(f"{HOST}/oauth2/access_token", status=401, json=fixtures.REVOKED, headers=PROBLEM)
@@ -144,8 +152,13 @@ def test_a_revoked_connection_stops_the_sync_with_a_clear_error(amo_data, amo):
 
 
 def test_a_blocked_account_stops_the_sync(amo_data, amo):
-    amo.replace("GET", f"{HOST}/api/v4/leads/pipelines", status=403, body=fixtures.BLOCKED_HTML,
-                headers={"Content-Type": "text/html"})
+    amo.replace(
+        "GET",
+        f"{HOST}/api/v4/leads/pipelines",
+        status=403,
+        body=fixtures.BLOCKED_HTML,
+        headers={"Content-Type": "text/html"},
+    )
     with pytest.raises(AmoBlocked):
         sync.sync_all(wiring.amo(), 0)
 
@@ -163,15 +176,19 @@ def test_incremental_sync_asks_only_for_changes_since_the_last_run_minus_overlap
 
 
 def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_or_duplicates(
-        amo_data, monkeypatch, client):
+    amo_data, monkeypatch, client
+):
     queue_url = boto3.client("sqs").create_queue(QueueName="amocrm-sync")["QueueUrl"]
     monkeypatch.setenv("SYNC_QUEUE_URL", queue_url)
     amo_data.contacts = {c: contact(c, f"Гость {c}") for c in range(1, 301)}
     amo_data.leads = [lead(5000 + i, contact_ids=(1 + i % 300,)) for i in range(1100)]
     pages_written = []
     real_add_page = lead_sync.LeadPageWriter.add_page
-    monkeypatch.setattr(lead_sync.LeadPageWriter, "add_page",
-                        lambda self, raw: (pages_written.append(len(raw)), real_add_page(self, raw)))
+    monkeypatch.setattr(
+        lead_sync.LeadPageWriter,
+        "add_page",
+        lambda self, raw: (pages_written.append(len(raw)), real_add_page(self, raw)),
+    )
 
     # time runs low once two pages are in: the invocation must hand over
     first = sync.sync_leads_from_amo(wiring.amo(), limit=0, time_left=lambda: 100.0 if len(pages_written) < 2 else 5.0)
@@ -182,18 +199,29 @@ def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_o
     messages = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
     assert [json.loads(m["Body"]) for m in messages] == [{"jobId": first["jobId"]}]
 
-    event = {"Records": [{"messageId": "m-1", "receiptHandle": "r-1", "body": messages[0]["Body"],
-                          "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-                          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:amocrm-sync",
-                          "awsRegion": "us-east-1"}]}
+    event = {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "receiptHandle": "r-1",
+                "body": messages[0]["Body"],
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:amocrm-sync",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
     monkeypatch.setattr(lead_sync.LeadPageWriter, "add_page", real_add_page)
     # chalice's test context allows 3 s; give the continuation a real Lambda's 15 minutes
-    monkeypatch.setattr("chalicelib.web.time_left_for_event", lambda context: (lambda: 900.0))
+    monkeypatch.setattr("chalicelib.web.time_left_for_event", lambda context: lambda: 900.0)
     client.lambda_.invoke("continue-sync", event)
 
     job = SyncJob.get(first["jobId"])
     assert (job.status, job.synced) == ("done", 1100)
-    stored_ids = sorted(l.amo_lead_id for l in Lead.scan())
+    stored_ids = sorted(item.amo_lead_id for item in Lead.scan())
     assert stored_ids == [5000 + i for i in range(1100)]
     assert SyncState.get("leads").last_success_started_at == job.started_at
 

@@ -2,6 +2,7 @@
 mapped stage are re-derived without a sync (inline, or as a background job when there are many),
 each change is notified once with `reason: mapping_changed` and the time of the mapping, a sync
 afterwards sends nothing more, and stages still unmapped are listed with their leads."""
+
 import json
 import time
 from datetime import datetime
@@ -34,8 +35,11 @@ def fake(amo, monkeypatch):
     pipelines.sync_pipelines(wiring.amo())
     pipelines.update_stage_mapping(INITIAL, "NEW")
     fake = FakeAmo(amo)
-    fake.leads = ([lead(100 + i, status_id=DECISION) for i in range(3)] + [lead(110, status_id=INITIAL)]
-                  + [lead(120, status_id=142)])
+    fake.leads = (
+        [lead(100 + i, status_id=DECISION) for i in range(3)]
+        + [lead(110, status_id=INITIAL)]
+        + [lead(120, status_id=142)]
+    )
     sync.sync_leads_from_amo(wiring.amo(), limit=0)
     return fake
 
@@ -61,9 +65,9 @@ def test_mapping_a_stage_rederives_its_leads_at_once_and_notifies_each_once_with
     assert statuses(100, 101, 102, 110) == ["IN_PROGRESS"] * 3 + ["NEW"]
     mapped_at = AmoStage.get(SALES, DECISION).mapped_at
     assert result["data"]["mapped_at"] == mapped_at and abs(mapped_at - time.time()) < 5
-    assert [(n["amoLeadId"], n["previousStatus"], n["status"], n["reason"], n["occurredAt"], n["stageId"])
-            for n in notes()] == [(i, "NEW", "IN_PROGRESS", "mapping_changed", iso(mapped_at), DECISION)
-                                  for i in (100, 101, 102)]
+    assert [
+        (n["amoLeadId"], n["previousStatus"], n["status"], n["reason"], n["occurredAt"], n["stageId"]) for n in notes()
+    ] == [(i, "NEW", "IN_PROGRESS", "mapping_changed", iso(mapped_at), DECISION) for i in (100, 101, 102)]
     assert {n.state for n in Notification.scan()} == {"sent"}  # delivered to the Main Backend
 
     assert pipelines.update_stage_mapping(DECISION, "IN_PROGRESS")["leadsChanged"] == 0  # repeated: nothing
@@ -130,6 +134,7 @@ def test_a_sync_that_read_the_mapping_before_it_changed_cannot_put_the_old_statu
         if not hasattr(map_then_remap, "done"):
             map_then_remap.done = pipelines.update_stage_mapping(DECISION, "CLOSED")
         return found
+
     monkeypatch.setattr(pipelines, "status_map", map_then_remap)
 
     result = sync.sync_leads_from_amo(wiring.amo(), limit=0)
@@ -137,7 +142,9 @@ def test_a_sync_that_read_the_mapping_before_it_changed_cannot_put_the_old_statu
     stored = Lead.get(leads.lead_id_for(100))
     assert result["errors"] == [] and (stored.status, stored.price) == ("CLOSED", 7000)
     assert [(n["previousStatus"], n["status"]) for n in notes() if n["amoLeadId"] == 100] == [
-        ("NEW", "IN_PROGRESS"), ("IN_PROGRESS", "CLOSED")]
+        ("NEW", "IN_PROGRESS"),
+        ("IN_PROGRESS", "CLOSED"),
+    ]
 
 
 def test_a_change_already_recorded_is_not_recorded_twice(fake):
@@ -156,6 +163,7 @@ def test_a_change_already_recorded_is_not_recorded_twice(fake):
 
 # -- many leads: a background job on the sync queue ---------------------------------------------
 
+
 @pytest.fixture
 def sync_queue(monkeypatch):
     url = boto3.client("sqs").create_queue(QueueName="amocrm-sync")["QueueUrl"]
@@ -171,10 +179,21 @@ def queued(url):
 
 
 def sqs_event(body):
-    return {"Records": [{"messageId": "m-1", "receiptHandle": "r-1", "body": json.dumps(body),
-                         "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": "",
-                         "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:amocrm-sync",
-                         "awsRegion": "us-east-1"}]}
+    return {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "receiptHandle": "r-1",
+                "body": json.dumps(body),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:amocrm-sync",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
 
 
 def test_many_leads_are_rederived_by_a_background_job_followed_at_sync_jobs(fake, sync_queue, client, monkeypatch):
@@ -183,8 +202,9 @@ def test_many_leads_are_rederived_by_a_background_job_followed_at_sync_jobs(fake
     monkeypatch.setattr(rederive, "INLINE_LIMIT", 10)
     monkeypatch.setattr(rederive, "CHUNK", 4)
 
-    response = client.http.put(f"{P}/stages/{DECISION}/mapping", headers=HEADERS,
-                               body=json.dumps({"mappedStatus": "IN_PROGRESS"}))
+    response = client.http.put(
+        f"{P}/stages/{DECISION}/mapping", headers=HEADERS, body=json.dumps({"mappedStatus": "IN_PROGRESS"})
+    )
 
     answer = response.json_body
     assert response.status_code == 200 and answer["status"] == "continuing" and "leadsChanged" not in answer
@@ -197,17 +217,22 @@ def test_many_leads_are_rederived_by_a_background_job_followed_at_sync_jobs(fake
     clock = iter([100.0, 5.0])
     first = rederive.resume(answer["jobId"], time_left=lambda: next(clock, 5.0))
     assert first["status"] == "continuing" and queued(sync_queue) == [{"rederive": answer["jobId"]}]
-    monkeypatch.setattr("chalicelib.web.time_left_for_event", lambda context: (lambda: 900.0))
+    monkeypatch.setattr("chalicelib.web.time_left_for_event", lambda context: lambda: 900.0)
     assert client.lambda_.invoke("continue-sync", sqs_event({"rederive": answer["jobId"]})).payload == {
-        "batchItemFailures": []}
+        "batchItemFailures": []
+    }
 
     job = client.http.get(f"{P}/sync-jobs/{answer['jobId']}", headers=HEADERS).json_body
     assert (job["status"], job["leadsChanged"]) == ("done", 15)  # the 12 and the fixture's 3
     assert set(statuses(*range(500, 512), 100)) == {"IN_PROGRESS"}
     assert len(notes()) == 15 and {n["reason"] for n in notes()} == {"mapping_changed"}
 
-    SyncJob.get(answer["jobId"]).update(actions=[SyncJob.status.set("running"), SyncJob.params.set(
-        {**SyncJob.get(answer["jobId"]).params, "at": 0, "key": None})])  # SQS delivers the job again
+    SyncJob.get(answer["jobId"]).update(
+        actions=[
+            SyncJob.status.set("running"),
+            SyncJob.params.set({**SyncJob.get(answer["jobId"]).params, "at": 0, "key": None}),
+        ]
+    )  # SQS delivers the job again
     assert rederive.resume(answer["jobId"], time_left=lambda: 900.0)["leadsChanged"] == 15
     assert len(notes()) == 15  # re-derived again: every lead already has its status, nothing notified twice
 
@@ -219,14 +244,26 @@ def test_without_a_sync_queue_many_leads_are_rederived_inline(fake, monkeypatch)
 
 # -- what is still unmapped -------------------------------------------------------------------------
 
+
 def test_unmapped_stages_are_listed_with_how_many_leads_sit_in_each(fake, client):
     body = client.http.get(f"{P}/mapping/status", headers=HEADERS).json_body
 
     listed = {(s["pipelineId"], s["stageId"]): s for s in body["data"]}
-    assert set(listed) == {(SALES, UNSORTED), (SALES, NEGOTIATION), (SALES, DECISION),
-                           (RENTALS, 58141903), (RENTALS, 58141907), (RENTALS, 58141911)}  # 142/143 need none
-    assert listed[(SALES, DECISION)] == {"pipelineId": SALES, "pipelineName": "Воронка", "stageId": DECISION,
-                                         "stageName": "Принимают решение", "leads": 3}
+    assert set(listed) == {
+        (SALES, UNSORTED),
+        (SALES, NEGOTIATION),
+        (SALES, DECISION),
+        (RENTALS, 58141903),
+        (RENTALS, 58141907),
+        (RENTALS, 58141911),
+    }  # 142/143 need none
+    assert listed[(SALES, DECISION)] == {
+        "pipelineId": SALES,
+        "pipelineName": "Воронка",
+        "stageId": DECISION,
+        "stageName": "Принимают решение",
+        "leads": 3,
+    }
     assert body["count"] == 6 and body["unmappedLeads"] == 3
     assert [s["stageId"] for s in body["data"]][:3] == [UNSORTED, NEGOTIATION, DECISION]  # pipeline, then stage order
 

@@ -1,4 +1,5 @@
 """mirror: changed-only batch upserts that never replace a newer amoCRM version, and scan paging."""
+
 from chalicelib.amo.contacts import read_contact
 from chalicelib.models import AmoContact
 from chalicelib.services import contacts, mirror
@@ -12,8 +13,10 @@ def item(contact_id, name, updated_at):
 def test_read_all_keeps_good_objects_and_reports_bad_ones_by_id():
     infos, errors = mirror.read_all([contact(1), {"id": "x"}, "junk", contact(2)], read_contact)
     assert [i.id for i in infos] == [1, 2]
-    assert errors == [{"id": "x", "message": "contact has no integer id"},
-                      {"id": None, "message": "contact has no integer id"}]
+    assert errors == [
+        {"id": "x", "message": "contact has no integer id"},
+        {"id": None, "message": "contact has no integer id"},
+    ]
 
 
 def test_new_items_are_written_and_unchanged_ones_are_not():
@@ -44,8 +47,9 @@ def test_page_of_scan_pages_with_an_opaque_cursor_until_the_end():
     mirror.upsert_changed(AmoContact, [item(i, f"C{i}", 1) for i in range(1, 8)], contacts.FIELDS)
     seen, cursor = [], None
     while True:
-        page = mirror.page_of_scan(lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start), 3, cursor,
-                                   lambda c: c.id)
+        page = mirror.page_of_scan(
+            lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start), 3, cursor, lambda c: c.id
+        )
         seen.extend(page["data"])
         assert page["count"] == len(page["data"]) <= 3
         cursor = page.get("nextCursor")

@@ -1,5 +1,6 @@
 """Delivering a notification to the Main Backend: no redirects, the outbound key, an HMAC
 signature the Main Backend can check, https when deployed, and one bad message failing alone."""
+
 import hashlib
 import hmac
 import json
@@ -7,7 +8,6 @@ import time
 
 import boto3
 import pytest
-import responses
 
 from chalicelib import settings
 from chalicelib.models import Notification
@@ -19,9 +19,18 @@ MAIN = "https://main.example.com/hooks/amocrm"
 @pytest.fixture
 def pending(monkeypatch):
     monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", MAIN)
-    payload = {"event": "lead.status_changed", "eventId": "lead-status-1", "leadId": "l-1", "amoLeadId": 1,
-               "status": "CLOSED", "previousStatus": "NEW", "pipelineId": 2, "stageId": 142,
-               "occurredAt": "2026-11-29T10:00:00Z", "guest": "Олена"}
+    payload = {
+        "event": "lead.status_changed",
+        "eventId": "lead-status-1",
+        "leadId": "l-1",
+        "amoLeadId": 1,
+        "status": "CLOSED",
+        "previousStatus": "NEW",
+        "pipelineId": 2,
+        "stageId": 142,
+        "occurredAt": "2026-11-29T10:00:00Z",
+        "guest": "Олена",
+    }
     Notification(event_id="lead-status-1", payload=payload, state="pending").save()
     return payload
 
@@ -71,9 +80,15 @@ def test_unsigned_when_no_signing_secret_is_set(amo, pending):
     assert "X-Signature" not in amo.calls[0].request.headers
 
 
-@pytest.mark.parametrize("url, deployed, ok", [
-    ("http://main.example.com/hook", True, False), ("https://main.example.com/hook", True, True),
-    ("http://127.0.0.1:9000/hook", True, True), ("http://main.example.com/hook", False, True)])
+@pytest.mark.parametrize(
+    "url, deployed, ok",
+    [
+        ("http://main.example.com/hook", True, False),
+        ("https://main.example.com/hook", True, True),
+        ("http://127.0.0.1:9000/hook", True, True),
+        ("http://main.example.com/hook", False, True),
+    ],
+)
 def test_deployed_notifications_go_over_https_only(monkeypatch, url, deployed, ok):
     monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", url)
     if deployed:
@@ -85,8 +100,10 @@ def test_deployed_notifications_go_over_https_only(monkeypatch, url, deployed, o
             settings.main_backend_webhook_url()
 
 
-@pytest.mark.parametrize("url, ok", [("http://example.amocrm.ru", False), ("https://example.amocrm.ru", True),
-                                     ("http://127.0.0.1:8790", True)])
+@pytest.mark.parametrize(
+    "url, ok",
+    [("http://example.amocrm.ru", False), ("https://example.amocrm.ru", True), ("http://127.0.0.1:8790", True)],
+)
 def test_amocrm_is_reached_over_https_except_a_local_sandbox(monkeypatch, url, ok):
     monkeypatch.setenv("AMO_BASE_URL", url)
     if ok:
@@ -96,8 +113,7 @@ def test_amocrm_is_reached_over_https_except_a_local_sandbox(monkeypatch, url, o
             settings.amo_base_url()
 
 
-def test_one_malformed_message_fails_alone_and_its_neighbours_are_delivered_or_backed_off(amo, pending,
-                                                                                          monkeypatch):
+def test_one_malformed_message_fails_alone_and_its_neighbours_are_delivered_or_backed_off(amo, pending, monkeypatch):
     queue = boto3.client("sqs").create_queue(QueueName="amocrm-notifications")["QueueUrl"]
     monkeypatch.setenv("NOTIFY_QUEUE_URL", queue)
     Notification(event_id="lead-status-2", payload={**pending, "eventId": "lead-status-2"}, state="pending").save()
@@ -105,9 +121,11 @@ def test_one_malformed_message_fails_alone_and_its_neighbours_are_delivered_or_b
     amo.post(MAIN, status=503)
     sent = boto3.client("sqs").send_message(QueueUrl=queue, MessageBody="{}")
     receipt = boto3.client("sqs").receive_message(QueueUrl=queue)["Messages"][0]["ReceiptHandle"]
-    records = [{"messageId": "a", "body": json.dumps({"eventId": "lead-status-1"}), "receiptHandle": receipt},
-               {"messageId": "b", "body": "not json", "receiptHandle": receipt},
-               {"messageId": "c", "body": json.dumps({"eventId": "lead-status-2"}), "receiptHandle": receipt}]
+    records = [
+        {"messageId": "a", "body": json.dumps({"eventId": "lead-status-1"}), "receiptHandle": receipt},
+        {"messageId": "b", "body": "not json", "receiptHandle": receipt},
+        {"messageId": "c", "body": json.dumps({"eventId": "lead-status-2"}), "receiptHandle": receipt},
+    ]
 
     result = queue_batch.run(records, notifications.handle_message, "notification")
 

@@ -1,4 +1,5 @@
 """Pipelines and stages: sync, re-sync keeping mappings, manual mapping, auto-apply."""
+
 import pytest
 
 from chalicelib import wiring

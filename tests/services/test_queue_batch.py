@@ -1,4 +1,5 @@
 """The one partial-batch runner every SQS consumer uses: a bad record fails alone."""
+
 import json
 
 import pytest
@@ -7,8 +8,12 @@ from chalicelib.services.queue_batch import MalformedMessage, Message, run
 
 
 def record(message_id, body, receives="1"):
-    return {"messageId": message_id, "body": body, "receiptHandle": f"rh-{message_id}",
-            "attributes": {"ApproximateReceiveCount": receives}}
+    return {
+        "messageId": message_id,
+        "body": body,
+        "receiptHandle": f"rh-{message_id}",
+        "attributes": {"ApproximateReceiveCount": receives},
+    }
 
 
 def test_only_the_records_that_fail_are_reported_back():
@@ -20,12 +25,20 @@ def test_only_the_records_that_fail_are_reported_back():
             raise RuntimeError("secret detail that must not be logged")
         handled.append(data["n"])
 
-    result = run([record("a", json.dumps({"n": 1})), record("b", "{not json"), record("c", json.dumps({"boom": 1})),
-                  record("d", json.dumps([1, 2])), record("e", json.dumps({"n": 5}))], handle, "test")
+    result = run(
+        [
+            record("a", json.dumps({"n": 1})),
+            record("b", "{not json"),
+            record("c", json.dumps({"boom": 1})),
+            record("d", json.dumps([1, 2])),
+            record("e", json.dumps({"n": 5})),
+        ],
+        handle,
+        "test",
+    )
 
     assert handled == [1, 5]
-    assert result == {"batchItemFailures": [{"itemIdentifier": "b"}, {"itemIdentifier": "c"},
-                                            {"itemIdentifier": "d"}]}
+    assert result == {"batchItemFailures": [{"itemIdentifier": "b"}, {"itemIdentifier": "c"}, {"itemIdentifier": "d"}]}
 
 
 def test_a_failure_is_logged_by_type_not_by_its_text(caplog):

@@ -1,4 +1,5 @@
 """Stage-name suggestions: a measured corpus of real names, and the rules behind them."""
+
 import csv
 import io
 import re
@@ -17,21 +18,45 @@ TARGET_ACCURACY = 0.95
 
 REAL_STAGE_NAMES = [
     # Russian
-    ("Первичный контакт", NEW), ("Новая заявка", NEW), ("Неразобранное", NEW), ("Входящие", NEW),
-    ("Переговоры", IN_PROGRESS), ("Принимают решение", IN_PROGRESS), ("Согласование договора", IN_PROGRESS),
-    ("Показ квартиры", IN_PROGRESS), ("Ожидание оплаты", IN_PROGRESS), ("Квалификация", IN_PROGRESS),
-    ("Успешно реализовано", CLOSED), ("Закрыто и не реализовано", CLOSED), ("Отказ", CLOSED),
+    ("Первичный контакт", NEW),
+    ("Новая заявка", NEW),
+    ("Неразобранное", NEW),
+    ("Входящие", NEW),
+    ("Переговоры", IN_PROGRESS),
+    ("Принимают решение", IN_PROGRESS),
+    ("Согласование договора", IN_PROGRESS),
+    ("Показ квартиры", IN_PROGRESS),
+    ("Ожидание оплаты", IN_PROGRESS),
+    ("Квалификация", IN_PROGRESS),
+    ("Успешно реализовано", CLOSED),
+    ("Закрыто и не реализовано", CLOSED),
+    ("Отказ", CLOSED),
     ("Оплачено", CLOSED),
     # Ukrainian
-    ("Первинний контакт", NEW), ("Нова заявка", NEW), ("Нерозібране", NEW),
-    ("Переговори", IN_PROGRESS), ("Ухвалюють рішення", IN_PROGRESS), ("Узгодження договору", IN_PROGRESS),
-    ("Перегляд об'єкта", IN_PROGRESS), ("Успішно реалізовано", CLOSED), ("Закрито і не реалізовано", CLOSED),
+    ("Первинний контакт", NEW),
+    ("Нова заявка", NEW),
+    ("Нерозібране", NEW),
+    ("Переговори", IN_PROGRESS),
+    ("Ухвалюють рішення", IN_PROGRESS),
+    ("Узгодження договору", IN_PROGRESS),
+    ("Перегляд об'єкта", IN_PROGRESS),
+    ("Успішно реалізовано", CLOSED),
+    ("Закрито і не реалізовано", CLOSED),
     ("Відмова", CLOSED),
     # English
-    ("Initial contact", NEW), ("Incoming leads", NEW), ("New lead", NEW), ("Negotiation", IN_PROGRESS),
-    ("Decision making", IN_PROGRESS), ("Contract discussion", IN_PROGRESS), ("Viewing scheduled", IN_PROGRESS),
-    ("Proposal sent", IN_PROGRESS), ("Closed - won", CLOSED), ("Closed - lost", CLOSED), ("Won", CLOSED),
-    ("Lost", CLOSED), ("Cancelled", CLOSED),
+    ("Initial contact", NEW),
+    ("Incoming leads", NEW),
+    ("New lead", NEW),
+    ("Negotiation", IN_PROGRESS),
+    ("Decision making", IN_PROGRESS),
+    ("Contract discussion", IN_PROGRESS),
+    ("Viewing scheduled", IN_PROGRESS),
+    ("Proposal sent", IN_PROGRESS),
+    ("Closed - won", CLOSED),
+    ("Closed - lost", CLOSED),
+    ("Won", CLOSED),
+    ("Lost", CLOSED),
+    ("Cancelled", CLOSED),
 ]
 
 
@@ -90,10 +115,14 @@ def test_skeleton_folds_scripts_together():
 
 # --- the corpus --------------------------------------------------------------------------------
 
+
 def corpus_rows() -> list[dict]:
     text = CORPUS.read_text(encoding="utf-8")
-    return list(csv.DictReader(io.StringIO("".join(line for line in text.splitlines(keepends=True)
-                                                   if not line.startswith("#")))))
+    return list(
+        csv.DictReader(
+            io.StringIO("".join(line for line in text.splitlines(keepends=True) if not line.startswith("#")))
+        )
+    )
 
 
 def corpus_source_keys() -> set[str]:
@@ -119,10 +148,15 @@ def test_suggestions_are_right_on_the_corpus_whenever_auto_apply_would_act():
     wrong = [(r, s) for r, s in confident if s.status != r["expected"]]
     coverage = len(confident) / len(rows)
     accuracy = 1 - len(wrong) / len(confident) if confident else 0.0
-    report = (f"stage-name corpus: {len(rows)} names, coverage {coverage:.1%} at confidence >= "
-              f"{DEFAULT_AUTO_APPLY_CONFIDENCE}, accuracy {accuracy:.1%} among those"
-              + "".join(f"\n  wrong: {r['name']!r} ({r['lang']}, {r['kind']}) expected {r['expected']}, "
-                        f"got {s.status} {s.confidence} ({s.reason})" for r, s in wrong))
+    report = (
+        f"stage-name corpus: {len(rows)} names, coverage {coverage:.1%} at confidence >= "
+        f"{DEFAULT_AUTO_APPLY_CONFIDENCE}, accuracy {accuracy:.1%} among those"
+        + "".join(
+            f"\n  wrong: {r['name']!r} ({r['lang']}, {r['kind']}) expected {r['expected']}, "
+            f"got {s.status} {s.confidence} ({s.reason})"
+            for r, s in wrong
+        )
+    )
     print(report)
     assert accuracy >= TARGET_ACCURACY, report
     assert [r["name"] for r, _ in wrong if r["kind"] != "middle"] == [], report
@@ -131,12 +165,16 @@ def test_suggestions_are_right_on_the_corpus_whenever_auto_apply_would_act():
 @pytest.mark.parametrize("lang", ["ru", "uk", "en", "es", "pt", "tr", "id"])
 def test_every_language_has_confident_suggestions(lang):
     rows = [r for r in corpus_rows() if r["lang"] == lang]
-    confident = [r for r in rows if suggest(REGULAR_ID, 0, r["name"], int(r["position"])).confidence
-                 >= DEFAULT_AUTO_APPLY_CONFIDENCE]
+    confident = [
+        r
+        for r in rows
+        if suggest(REGULAR_ID, 0, r["name"], int(r["position"])).confidence >= DEFAULT_AUTO_APPLY_CONFIDENCE
+    ]
     assert len(confident) >= len(rows) // 2
 
 
 # --- the rules ---------------------------------------------------------------------------------
+
 
 def test_each_stem_belongs_to_one_concept():
     owners: dict[str, set[str]] = {}
@@ -147,13 +185,16 @@ def test_each_stem_belongs_to_one_concept():
     assert {stem: names for stem, names in owners.items() if len(names) > 1} == {}
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("Переговоры с клиентом", IN_PROGRESS),  # inflected forms share the stem
-    ("Negociações", IN_PROGRESS),  # accents dropped
-    ("NEGOCIACAO", IN_PROGRESS),
-    ("Pazarlık", IN_PROGRESS),  # Turkish dotless ı
-    ("İptal", CLOSED),  # Turkish dotted İ
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("Переговоры с клиентом", IN_PROGRESS),  # inflected forms share the stem
+        ("Negociações", IN_PROGRESS),  # accents dropped
+        ("NEGOCIACAO", IN_PROGRESS),
+        ("Pazarlık", IN_PROGRESS),  # Turkish dotless ı
+        ("İptal", CLOSED),  # Turkish dotted İ
+    ],
+)
 def test_stems_match_inflections_accents_and_case(name, expected):
     assert from_name(name).status == expected
 
@@ -168,30 +209,43 @@ def test_the_longest_stem_wins():
     assert from_name("Contacted").reason == "name says 'contacted…' (handled)"  # not the weaker "contact"
 
 
-@pytest.mark.parametrize("name,expected,label", [
-    ("Не реализовано", CLOSED, "lost"),  # ru: not realized
-    ("Не реалізовано", CLOSED, "lost"),  # uk
-    ("Не оплачено", IN_PROGRESS, "not paid"),  # ru: not paid yet
-    ("No pagado", IN_PROGRESS, "not paid"),  # es
-    ("Não qualificado", CLOSED, "lost"),  # pt
-    ("Not interested", CLOSED, "lost"),  # en
-    ("Unqualified", CLOSED, "lost"),  # en, glued
-    ("Descalificado", CLOSED, "lost"),  # es, glued
-    ("Нецелевой", CLOSED, "lost"),  # ru, glued
-    ("Нерозібране", NEW, "not handled"),  # uk, glued: nobody took it yet
-    ("Belum Dihubungi", NEW, "not handled"),  # id: not contacted yet
-    ("Tidak berhasil", CLOSED, "lost"),  # id: not successful
-    ("Uygun değil", CLOSED, "lost"),  # tr: negation after the word
-])
+@pytest.mark.parametrize(
+    "name,expected,label",
+    [
+        ("Не реализовано", CLOSED, "lost"),  # ru: not realized
+        ("Не реалізовано", CLOSED, "lost"),  # uk
+        ("Не оплачено", IN_PROGRESS, "not paid"),  # ru: not paid yet
+        ("No pagado", IN_PROGRESS, "not paid"),  # es
+        ("Não qualificado", CLOSED, "lost"),  # pt
+        ("Not interested", CLOSED, "lost"),  # en
+        ("Unqualified", CLOSED, "lost"),  # en, glued
+        ("Descalificado", CLOSED, "lost"),  # es, glued
+        ("Нецелевой", CLOSED, "lost"),  # ru, glued
+        ("Нерозібране", NEW, "not handled"),  # uk, glued: nobody took it yet
+        ("Belum Dihubungi", NEW, "not handled"),  # id: not contacted yet
+        ("Tidak berhasil", CLOSED, "lost"),  # id: not successful
+        ("Uygun değil", CLOSED, "lost"),  # tr: negation after the word
+    ],
+)
 def test_negation_turns_a_concept_into_its_opposite(name, expected, label):
     suggestion = from_name(name)
     assert suggestion.status == expected
     assert f"({label})" in suggestion.reason
 
 
-@pytest.mark.parametrize("name", ["Ожидание оплаты", "Очікуємо оплату", "Waiting for Payment",
-                                  "Pago confirmado/esperando documentos", "Оплачено частично",
-                                  "Ödeme Bekleniyor", "Menunggu Pembayaran", "проверить оплату"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Ожидание оплаты",
+        "Очікуємо оплату",
+        "Waiting for Payment",
+        "Pago confirmado/esperando documentos",
+        "Оплачено частично",
+        "Ödeme Bekleniyor",
+        "Menunggu Pembayaran",
+        "проверить оплату",
+    ],
+)
 def test_a_pending_step_keeps_money_words_in_progress(name):
     assert from_name(name).status == IN_PROGRESS
 
@@ -201,20 +255,46 @@ def test_a_received_payment_is_won(name):
     assert from_name(name).status == CLOSED
 
 
-@pytest.mark.parametrize("name", ["Первичный контакт", "Первинний контакт", "Перший контакт", "Initial contact",
-                                  "First call", "Contacto inicial", "Primer llamada", "Contato inicial",
-                                  "İlk temas", "Kontak Awal", "Kontak pertama"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Первичный контакт",
+        "Первинний контакт",
+        "Перший контакт",
+        "Initial contact",
+        "First call",
+        "Contacto inicial",
+        "Primer llamada",
+        "Contato inicial",
+        "İlk temas",
+        "Kontak Awal",
+        "Kontak pertama",
+    ],
+)
 def test_first_contact_is_new_in_every_language(name):
     suggestion = suggest(REGULAR_ID, 0, name, position=0)
     assert suggestion.status == NEW and suggestion.confidence >= DEFAULT_AUTO_APPLY_CONFIDENCE
 
 
-@pytest.mark.parametrize("name,lang", [
-    ("Успешно реализовано", "ru"), ("Успішна угода", "uk"), ("Closed - won", "en"), ("Logrado con éxito", "es"),
-    ("Fechado - ganho", "pt"), ("Kazanıldı", "tr"), ("Berhasil", "id"),
-    ("Закрыто и не реализовано", "ru"), ("Відмова", "uk"), ("Closed - lost", "en"), ("Venta perdida", "es"),
-    ("Fechado - perdido", "pt"), ("Kaybedildi", "tr"), ("Gagal", "id"),
-])
+@pytest.mark.parametrize(
+    "name,lang",
+    [
+        ("Успешно реализовано", "ru"),
+        ("Успішна угода", "uk"),
+        ("Closed - won", "en"),
+        ("Logrado con éxito", "es"),
+        ("Fechado - ganho", "pt"),
+        ("Kazanıldı", "tr"),
+        ("Berhasil", "id"),
+        ("Закрыто и не реализовано", "ru"),
+        ("Відмова", "uk"),
+        ("Closed - lost", "en"),
+        ("Venta perdida", "es"),
+        ("Fechado - perdido", "pt"),
+        ("Kaybedildi", "tr"),
+        ("Gagal", "id"),
+    ],
+)
 def test_won_and_lost_are_closed_in_every_language(name, lang):
     suggestion = suggest(REGULAR_ID, 0, name, position=5)
     assert suggestion.status == CLOSED and suggestion.confidence >= DEFAULT_AUTO_APPLY_CONFIDENCE, lang

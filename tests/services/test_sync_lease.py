@@ -1,11 +1,13 @@
 """At most one sync at a time: a second one is refused with the running job's id, the schedule
 skips, a continuation carries the lease and gives it back when done, a dead holder expires."""
+
 import time
 
 import boto3
 import pytest
 
 from chalicelib import wiring
+from chalicelib.amo.errors import AmoError
 from chalicelib.models import SyncState
 from chalicelib.services import pipelines, sync, sync_lease
 from tests import fixtures
@@ -50,7 +52,7 @@ def test_a_finished_sync_gives_the_lease_back(fake):
 def test_a_failing_sync_gives_the_lease_back_too(fake, amo):
     fake.leads = []
     amo.replace("GET", f"{HOST}/api/v4/leads/pipelines", status=400, json=fixtures.VALIDATION)
-    with pytest.raises(Exception):
+    with pytest.raises(AmoError):
         sync.sync_all(wiring.amo())
     assert sync_lease.running_job() is None
 
@@ -69,6 +71,7 @@ def test_a_continuation_carries_the_lease_until_its_job_is_done(fake, monkeypatc
 
 def test_the_lease_of_a_holder_that_died_expires(fake):
     dead = sync_lease.take()
-    SyncState(entity=SyncState.RUNNING_KEY).update(actions=[SyncState.lease_until.set(time.time() - 1)],
-                                                   condition=SyncState.owner == dead.owner)
+    SyncState(entity=SyncState.RUNNING_KEY).update(
+        actions=[SyncState.lease_until.set(time.time() - 1)], condition=SyncState.owner == dead.owner
+    )
     assert sync.sync_leads_from_amo(wiring.amo(), limit=0)["synced"] == 30

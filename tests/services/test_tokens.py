@@ -1,4 +1,5 @@
 """Token lifecycle: exchange, proactive refresh, single refresh under concurrency, revocation."""
+
 import json
 import threading
 
@@ -24,8 +25,11 @@ def test_code_exchange_stores_tokens_account_and_domain(amo):
 
     result = connection.exchange_code(wiring.amo(), "auth-code", referer="testaccount.amocrm.ru")
 
-    assert result == {"message": "amoCRM connected", "accountId": fixtures.ACCOUNT_ID,
-                      "domain": "testaccount.amocrm.ru"}
+    assert result == {
+        "message": "amoCRM connected",
+        "accountId": fixtures.ACCOUNT_ID,
+        "domain": "testaccount.amocrm.ru",
+    }
     token = stored_token()
     assert (token.access_token, token.refresh_token) == ("access-new", "refresh-new")
     assert token.account_id == fixtures.ACCOUNT_ID and token.subdomain == "testaccount"
@@ -37,10 +41,18 @@ def test_code_exchange_stores_tokens_account_and_domain(amo):
 
 def test_rejected_code_is_invalid_input_and_keeps_existing_tokens(amo):
     store_tokens("working-access", "working-refresh")
-    amo.post(TOKEN_URL, status=400, headers=PROBLEM,
-             json={"hint": "Authorization code has expired", "title": "Некорректный запрос",
-                   "type": "https://developers.amocrm.ru/v3/errors/OAuthProblemJson", "status": 400,
-                   "detail": "В запросе отсутствует ряд параметров или параметры невалидны"})
+    amo.post(
+        TOKEN_URL,
+        status=400,
+        headers=PROBLEM,
+        json={
+            "hint": "Authorization code has expired",
+            "title": "Некорректный запрос",
+            "type": "https://developers.amocrm.ru/v3/errors/OAuthProblemJson",
+            "status": 400,
+            "detail": "В запросе отсутствует ряд параметров или параметры невалидны",
+        },
+    )
     with pytest.raises(InvalidInput, match="authorization code"):
         connection.exchange_code(wiring.amo(), "stale-code")
     assert stored_token().access_token == "working-access"
@@ -49,8 +61,7 @@ def test_rejected_code_is_invalid_input_and_keeps_existing_tokens(amo):
 def test_callback_for_another_account_is_rejected_and_old_tokens_kept(amo):
     store_tokens("working-access", "working-refresh")
     amo.post(TOKEN_URL, json=fixtures.token_body("other-access", "other-refresh"), headers=HAL)
-    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(account_id=999, subdomain="testaccount"),
-            headers=HAL)
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(account_id=999, subdomain="testaccount"), headers=HAL)
     with pytest.raises(Conflict, match="already connected"):
         connection.exchange_code(wiring.amo(), "code")
     token = stored_token()
@@ -174,6 +185,11 @@ def test_api_key_exchange_issues_a_state_and_sends_client_credentials(amo):
 
     assert result["state"] == "mystate"
     body = sent_json(amo.calls[0])
-    assert body == {"login": "user@example.com", "api_key": "legacy-key", "client_uuid": "client-id-123",
-                    "client_secret": "client-secret-xyz", "state": "mystate"}
+    assert body == {
+        "login": "user@example.com",
+        "api_key": "legacy-key",
+        "client_uuid": "client-id-123",
+        "client_secret": "client-secret-xyz",
+        "state": "mystate",
+    }
     connection.consume_state("mystate")  # issued, so the callback will accept it once

@@ -1,4 +1,5 @@
 """Users (with roles) and roles mirrored from amoCRM; admin-only lists."""
+
 from chalicelib import wiring
 from chalicelib.models import AmoUser
 from chalicelib.services import users
@@ -10,17 +11,21 @@ def users_page(items, page, has_next):
     links = {"self": {"href": f"{HOST}/api/v4/users?page={page}&limit=250&with=role"}}
     if has_next:
         links["next"] = {"href": f"{HOST}/api/v4/users?page={page + 1}&limit=250&with=role"}
-    return {"_total_items": len(items), "_page": page, "_page_count": 2, "_links": links,
-            "_embedded": {"users": items}}
+    return {"_total_items": len(items), "_page": page, "_page_count": 2, "_links": links, "_embedded": {"users": items}}
 
 
 def test_sync_users_pages_through_and_keeps_the_role(amo):
     store_tokens()
-    amo.get(f"{HOST}/api/v4/users", json=users_page(
-        [fixtures.user(1, "Олена Шевченко", (3141, "Manager")), fixtures.user(2, "Иван Петров")], 1, True),
-        headers=HAL)
-    amo.get(f"{HOST}/api/v4/users", json=users_page([fixtures.user(3, "Anna Smith", is_admin=True)], 2, False),
-            headers=HAL)
+    amo.get(
+        f"{HOST}/api/v4/users",
+        json=users_page(
+            [fixtures.user(1, "Олена Шевченко", (3141, "Manager")), fixtures.user(2, "Иван Петров")], 1, True
+        ),
+        headers=HAL,
+    )
+    amo.get(
+        f"{HOST}/api/v4/users", json=users_page([fixtures.user(3, "Anna Smith", is_admin=True)], 2, False), headers=HAL
+    )
 
     result = users.sync_users(wiring.amo())
 

@@ -1,4 +1,5 @@
 """Webhooks: intake over the route, each event's effect, idempotency, the queue, notifications."""
+
 import json
 
 import boto3
@@ -8,7 +9,8 @@ import requests
 from chalicelib import wiring
 from chalicelib.models import AmoActivityLog, AmoContact, AmoTask, Lead, Notification
 from chalicelib.services import leads, notifications, pipelines, webhooks
-from tests import fixtures, webhook_bodies as wb
+from tests import fixtures
+from tests import webhook_bodies as wb
 from tests.conftest import API_KEY
 from tests.fake_amo import FakeAmo, contact, lead, task
 from tests.fixtures import HAL, HOST, store_tokens
@@ -93,8 +95,12 @@ def test_delete_unlinks_but_keeps_the_lead(client, fake):
 
 def test_contact_update_refreshes_the_guest_fields_of_its_leads(client, fake):
     seed_lead(fake)
-    fake.mock.add("GET", f"{HOST}/api/v4/contacts/1", json=contact(1, "Олена Шевченко", "+380670000000",
-                                                                     updated_at=1700000300), headers=HAL)
+    fake.mock.add(
+        "GET",
+        f"{HOST}/api/v4/contacts/1",
+        json=contact(1, "Олена Шевченко", "+380670000000", updated_at=1700000300),
+        headers=HAL,
+    )
     deliver(client, wb.contact_update(1, "Олена Шевченко", "+380670000000", 17657))
     assert AmoContact.get(1).name == "Олена Шевченко"
     stored = Lead.get(leads.lead_id_for(17657))
@@ -131,8 +137,11 @@ def test_other_events_are_logged_and_ignored_without_error(client, fake, amo):
 def test_several_entities_and_items_in_one_body(client, fake):
     seed_lead(fake)
     fake.leads.append(lead(17658, updated_at=1700000001))
-    pairs = (wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL)
-             + wb.lead_event("update", 17658, index=0) + wb.lead_note(17657))
+    pairs = (
+        wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL)
+        + wb.lead_event("update", 17658, index=0)
+        + wb.lead_note(17657)
+    )
     response = deliver(client, pairs)
     assert response.json_body["processed"] == 3
     assert Lead.get(leads.lead_id_for(17658)).amo_lead_id == 17658
@@ -148,10 +157,15 @@ def test_a_foreign_account_is_recorded_and_ignored(client, fake, amo):
     assert [i.outcome for i in AmoActivityLog.scan()] == ["ignored"]
 
 
-@pytest.mark.parametrize("body,content_type", [
-    ("%%%garbage&&&", "application/x-www-form-urlencoded"), ("", "application/x-www-form-urlencoded"),
-    ("{not json", "application/json"), ("a[b]=1&a[b][c]=2", "application/x-www-form-urlencoded"),
-])
+@pytest.mark.parametrize(
+    "body,content_type",
+    [
+        ("%%%garbage&&&", "application/x-www-form-urlencoded"),
+        ("", "application/x-www-form-urlencoded"),
+        ("{not json", "application/json"),
+        ("a[b]=1&a[b][c]=2", "application/x-www-form-urlencoded"),
+    ],
+)
 def test_a_garbage_body_is_200_with_the_problem_recorded(client, fake, body, content_type):
     response = client.http.post(f"{P}/webhook", headers={"Content-Type": content_type}, body=body)
     assert response.status_code == 200
@@ -161,9 +175,20 @@ def test_a_garbage_body_is_200_with_the_problem_recorded(client, fake, body, con
 
 def test_json_with_the_same_structure_is_accepted(client, fake):
     seed_lead(fake)
-    body = {"leads": {"status": [{"id": "17657", "status_id": str(NEGOTIATION), "pipeline_id": str(SALES),
-                                  "old_status_id": str(INITIAL), "updated_at": "1700000500"}]},
-            "account": {"id": str(fixtures.ACCOUNT_ID), "subdomain": fixtures.SUBDOMAIN}}
+    body = {
+        "leads": {
+            "status": [
+                {
+                    "id": "17657",
+                    "status_id": str(NEGOTIATION),
+                    "pipeline_id": str(SALES),
+                    "old_status_id": str(INITIAL),
+                    "updated_at": "1700000500",
+                }
+            ]
+        },
+        "account": {"id": str(fixtures.ACCOUNT_ID), "subdomain": fixtures.SUBDOMAIN},
+    }
     response = client.http.post(f"{P}/webhook", headers={"Content-Type": "application/json"}, body=json.dumps(body))
     assert response.json_body["processed"] == 1
     assert Lead.get(leads.lead_id_for(17657)).status == "IN_PROGRESS"
@@ -182,6 +207,7 @@ def test_a_failing_event_is_reported_and_the_others_applied(client, fake):
 
 # -- the queued path ----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def webhook_queue(monkeypatch):
     url = boto3.client("sqs").create_queue(QueueName="amocrm-webhooks")["QueueUrl"]
@@ -194,18 +220,24 @@ def test_queued_intake_makes_no_amocrm_call_and_at_most_two_aws_calls(client, fa
     amo_calls_before = len(amo.calls)
     aws_calls = []
     from chalicelib.services import queues
+
     queues.sqs().meta.events.register("before-call.*.*", lambda model, **kw: aws_calls.append(model.name))
     from chalicelib.models import AmoActivityLog as Log
+
     Log._get_connection().connection.client.meta.events.register(
-        "before-call.*.*", lambda model, **kw: aws_calls.append(model.name))
+        "before-call.*.*", lambda model, **kw: aws_calls.append(model.name)
+    )
     from chalicelib.models import AmoToken
+
     AmoToken._get_connection().connection.client.meta.events.register(
-        "before-call.*.*", lambda model, **kw: aws_calls.append(model.name))
+        "before-call.*.*", lambda model, **kw: aws_calls.append(model.name)
+    )
     deliver(client, wb.lead_note(17657))  # a warm Lambda has already looked up the connected account
     aws_calls.clear()
 
-    response = deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL)
-                       + wb.lead_event("update", 17657, index=0))
+    response = deliver(
+        client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL) + wb.lead_event("update", 17657, index=0)
+    )
 
     assert response.json_body == {"status": "ok", "processed": 2, "errors": []}
     assert len(amo.calls) == amo_calls_before
@@ -215,17 +247,28 @@ def test_queued_intake_makes_no_amocrm_call_and_at_most_two_aws_calls(client, fa
 
 
 def sqs_event(bodies):
-    return {"Records": [{"messageId": f"m-{i}", "receiptHandle": f"r-{i}", "body": body, "attributes": {
-        "ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:amocrm-webhooks", "awsRegion": "us-east-1"}
-        for i, body in enumerate(bodies)]}
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"r-{i}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:amocrm-webhooks",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
 
 
 def test_the_consumer_applies_each_message_and_reports_only_the_poison_one(client, fake, amo, webhook_queue):
     seed_lead(fake)
     fake.leads.append(lead(17658, updated_at=1700000001))
-    deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL)
-            + wb.lead_event("update", 17658))
+    deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL) + wb.lead_event("update", 17658))
     messages = boto3.client("sqs").receive_message(QueueUrl=webhook_queue, MaxNumberOfMessages=10)["Messages"]
     bodies = [m["Body"] for m in messages] + ["{poison"]
 
@@ -240,6 +283,7 @@ def test_the_consumer_applies_each_message_and_reports_only_the_poison_one(clien
 
 
 # -- notifications ------------------------------------------------------------------------------
+
 
 def test_main_backend_down_then_up_delivers_every_notification_once(client, fake, amo):
     amo.replace("POST", MAIN, body=requests.ConnectionError("down"))
@@ -256,8 +300,11 @@ def test_main_backend_down_then_up_delivers_every_notification_once(client, fake
     assert notifications.deliver_pending() == {"pending": 3, "delivered": 3}
     assert notifications.deliver_pending() == {"pending": 0, "delivered": 0}
 
-    delivered = [json.loads(c.request.body)["amoLeadId"] for c in main_backend_calls(amo)
-                 if getattr(c.response, "status_code", None) == 200]
+    delivered = [
+        json.loads(c.request.body)["amoLeadId"]
+        for c in main_backend_calls(amo)
+        if getattr(c.response, "status_code", None) == 200
+    ]
     assert sorted(delivered) == [1, 2, 3]
     assert {n.state for n in Notification.scan()} == {"sent"}
 
@@ -299,20 +346,25 @@ def test_without_a_main_backend_url_notifications_are_skipped(client, fake, amo,
 
 # -- registration -------------------------------------------------------------------------------
 
+
 def test_register_subscribes_once_with_the_secret_and_never_returns_it(client, fake, amo, monkeypatch):
     monkeypatch.setenv("AMO_WEBHOOK_SECRET", "s3cr3t")
     amo.get(f"{HOST}/api/v4/webhooks", status=204)
     amo.post(f"{HOST}/api/v4/webhooks", json={"id": 1, "destination": "x"}, headers=HAL)
     headers = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
 
-    response = client.http.post(f"{P}/webhook/register", headers=headers,
-                                body=json.dumps({"url": "https://api.example.com/api/integrations/amo-crm/webhook"}))
+    response = client.http.post(
+        f"{P}/webhook/register",
+        headers=headers,
+        body=json.dumps({"url": "https://api.example.com/api/integrations/amo-crm/webhook"}),
+    )
 
     assert response.status_code == 200
     assert response.json_body["destination"] == "https://api.example.com/api/integrations/amo-crm/webhook?secret=***"
     assert "s3cr3t" not in response.body.decode()
-    sent = json.loads([c for c in amo.calls if c.request.method == "POST" and "webhooks" in c.request.url][0]
-                      .request.body)
+    sent = json.loads(
+        [c for c in amo.calls if c.request.method == "POST" and "webhooks" in c.request.url][0].request.body
+    )
     assert sent["destination"].endswith("?secret=s3cr3t") and sent["settings"] == webhooks.SUBSCRIBED_EVENTS
 
 
@@ -323,8 +375,13 @@ def test_unregister_deletes_by_destination(fake, amo):
 
 
 def test_an_entity_amocrm_answers_404_for_is_not_found_like_a_204(client, fake):
-    fake.mock.add("GET", f"{HOST}/api/v4/leads/424242", status=404, headers={"Content-Type": "application/problem+json"},
-                  json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Not found"})
+    fake.mock.add(
+        "GET",
+        f"{HOST}/api/v4/leads/424242",
+        status=404,
+        headers={"Content-Type": "application/problem+json"},
+        json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Not found"},
+    )
     response = deliver(client, wb.lead_event("update", 424242))
     assert response.json_body == {"status": "ok", "processed": 1, "errors": []}
     assert [i.outcome for i in AmoActivityLog.query("leads#424242")] == ["not_found"]
@@ -333,17 +390,28 @@ def test_an_entity_amocrm_answers_404_for_is_not_found_like_a_204(client, fake):
 def test_hand_set_tokens_learn_their_account_so_webhooks_are_accepted(client, amo, monkeypatch):
     monkeypatch.setenv("ENABLE_DEV_ENDPOINTS", "true")
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
-    client.http.post(f"{P}/set-tokens", headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
-                     body=json.dumps({"access_token": "a", "refresh_token": "r"}))
+    client.http.post(
+        f"{P}/set-tokens",
+        headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
+        body=json.dumps({"access_token": "a", "refresh_token": "r"}),
+    )
     from chalicelib.services import token_store
+
     assert token_store.load_token().account_id == fixtures.ACCOUNT_ID
     assert deliver(client, wb.lead_note(1)).json_body["processed"] == 1
 
 
 def test_hand_set_tokens_of_an_unknown_account_still_let_webhooks_in(client, amo, monkeypatch):
     monkeypatch.setenv("ENABLE_DEV_ENDPOINTS", "true")
-    amo.get(f"{HOST}/api/v4/account", status=403, headers={"Content-Type": "application/problem+json"},
-            json={"title": "Forbidden", "type": "https://httpstatus.es/403", "status": 403, "detail": "Denied"})
-    client.http.post(f"{P}/set-tokens", headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
-                     body=json.dumps({"access_token": "a", "refresh_token": "r"}))
+    amo.get(
+        f"{HOST}/api/v4/account",
+        status=403,
+        headers={"Content-Type": "application/problem+json"},
+        json={"title": "Forbidden", "type": "https://httpstatus.es/403", "status": 403, "detail": "Denied"},
+    )
+    client.http.post(
+        f"{P}/set-tokens",
+        headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
+        body=json.dumps({"access_token": "a", "refresh_token": "r"}),
+    )
     assert deliver(client, wb.lead_note(1)).json_body["processed"] == 1
