@@ -296,6 +296,8 @@ class SyncJob(BaseModel):
     errors = JSONAttribute(default=list)
     started_at = NumberAttribute()
     invocations = NumberAttribute(default=1)
+    claim_token = UnicodeAttribute(null=True)  # the invocation running next_page now (sync_jobs.py)
+    claimed_until = NumberAttribute(null=True)  # unix time its claim ends
     expires_at = TTLAttribute(null=True)
 
 

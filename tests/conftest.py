@@ -16,6 +16,7 @@ os.environ.update(
         "MAIN_BACKEND_API_KEY": "main-backend-key",
         "TABLE_PREFIX": "test-",
         "AMO_RATE_LIMIT_RPS": "1000",
+        "AMO_WEBHOOK_SECRET": "test-webhook-secret",
         "AMO_RATE_BUDGET": "local",  # the shared budget has tests of its own (tests/amo/test_budget.py)
     }
 )
@@ -25,7 +26,6 @@ for _var in (
     "AWS_ENDPOINT_URL_SQS",
     "AWS_PROFILE",
     "ENABLE_DEV_ENDPOINTS",
-    "AMO_WEBHOOK_SECRET",
     "MAIN_BACKEND_WEBHOOK_URL",
     "AMO_PROPERTY_FIELD_ID",
 ):
@@ -38,6 +38,8 @@ from moto import mock_aws  # noqa: E402
 from chalicelib.models import ALL_MODELS  # noqa: E402
 
 API_KEY = "main-backend-key"
+WEBHOOK_SECRET = "test-webhook-secret"
+WEBHOOK_PATH = f"/integrations/amo-crm/webhook?secret={WEBHOOK_SECRET}"  # as amoCRM calls it
 AMO = os.environ["AMO_BASE_URL"]
 
 

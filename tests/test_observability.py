@@ -13,6 +13,7 @@ import pytest
 from chalicelib import logs, metrics
 from chalicelib.amo.pages import Page, PageFetcher
 from tests import webhook_bodies as wb
+from tests.conftest import WEBHOOK_PATH
 from tests.services.test_webhooks import INITIAL, NEGOTIATION, SALES, main_backend_calls, seed_lead
 from tests.services.test_webhooks import fake as fake  # noqa: F401 (a fixture)
 
@@ -75,7 +76,7 @@ def test_every_line_of_one_webhooks_journey_carries_the_callers_request_id(clien
     seed_lead(fake)
     capsys.readouterr()
     response = client.http.post(
-        "/integrations/amo-crm/webhook",
+        WEBHOOK_PATH,
         body=wb.encode(wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL) + wb.account()),
         headers={"Content-Type": "application/x-www-form-urlencoded", "X-Request-Id": "journey-1"},
     )

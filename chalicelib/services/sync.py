@@ -15,10 +15,8 @@ import dataclasses
 import logging
 import math
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib import metrics
@@ -28,7 +26,7 @@ from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.amo.pages import PageFetcher
 from chalicelib.amo.resource import ListResource
 from chalicelib.models import SyncJob, SyncState
-from chalicelib.services import contacts, pipelines, queues, rederive, sync_lease, tasks
+from chalicelib.services import contacts, pipelines, queues, rederive, sync_jobs, sync_lease, tasks
 from chalicelib.services.errors import InvalidInput, NotFound, ServiceError
 from chalicelib.services.lead_sync import LeadPageWriter
 
@@ -36,7 +34,6 @@ log = logging.getLogger(__name__)
 
 OVERLAP_SECONDS = 600
 RESERVE_SECONDS = 20  # stop starting pages when less than this is left
-JOB_RETENTION = timedelta(days=7)
 
 TimeLeft = Callable[[], float]
 
@@ -222,74 +219,42 @@ def _sync_entity(
     outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress)
     result = outcome.as_result()
     if outcome.next_page is not None:
-        job = SyncJob(
-            job_id=uuid.uuid4().hex,
-            entity=entity,
-            started_at=started_at,
-            synced=0,
-            errors=[],
-            params={
-                "filter": dataclasses.asdict(where),
-                "limit": limit,
-                "record_state": record_state,
-                "lease": lease.owner,
-            },
-        )
-        result["jobId"] = _hand_over(job, outcome)
+        params = {"filter": dataclasses.asdict(where), "limit": limit, "record_state": record_state}
+        job = sync_jobs.new_job(entity, started_at, {**params, "lease": lease.owner})
+        result["jobId"] = sync_jobs.hand_over(job, outcome.next_page, outcome.synced, outcome.errors)
         lease.hand_over(job.job_id)
     elif record_state:
         _record_success(entity, started_at, result)
     return result
 
 
-def _add_outcome(job: SyncJob, outcome: Outcome, status: str) -> None:
-    job.next_page = outcome.next_page
-    job.synced = (job.synced or 0) + outcome.synced
-    job.errors = (job.errors or []) + outcome.errors[:200]
-    job.status = status
-    job.expires_at = datetime.now(UTC) + JOB_RETENTION
-    job.touch()
-    job.save()
-
-
-def _hand_over(job: SyncJob, outcome: Outcome) -> str:
-    _add_outcome(job, outcome, "running")
-    queues.send_sync_continuation(job.job_id)
-    log.info(
-        "%s sync continues in a new invocation from page %s (job %s, %d so far)",
-        job.entity,
-        job.next_page,
-        job.job_id,
-        job.synced,
-    )
-    return job.job_id
-
-
-def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None) -> dict:
-    """Continue a handed-over sync (the sync queue's consumer calls this)."""
-    try:
-        job = SyncJob.get(job_id, consistent_read=True)
-    except SyncJob.DoesNotExist:
-        log.warning("sync job %s not found; nothing to resume", job_id)
-        return {"jobId": job_id, "status": "unknown"}
-    if job.status != "running":
-        return {"jobId": job_id, "status": job.status}
+def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None, page: int | None = None) -> dict:
+    """Continue a handed-over sync (the sync queue's consumer calls this); a copy of a message
+    someone else is running, or has run, does nothing (sync_jobs.claim)."""
+    claim = sync_jobs.claim(job_id, page, time_left)
+    if not isinstance(claim, sync_jobs.Claim):
+        return claim
+    job = claim.job
     amo = amo.bulk()
     params = job.params or {}
     sync_lease.renew(params.get("lease") or "")
     limit = int(params.get("limit") or 0)
     filter_type = ENTITIES[job.entity].filter_type
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in (params.get("filter") or {}).items()}
-    outcome = _run(
-        amo, job.entity, filter_type(**saved), limit, int(job.next_page), int(job.synced or 0), time_left, None
-    )
-    if outcome.next_page == job.next_page:  # not even one page fitted: let SQS retry, then dead-letter
-        raise NoProgress(f"sync job {job_id} had no time to make progress")
+    try:
+        outcome = _run(
+            amo, job.entity, filter_type(**saved), limit, int(job.next_page), int(job.synced or 0), time_left, None
+        )
+        if outcome.next_page == job.next_page:  # not even one page fitted: let SQS retry, then dead-letter
+            raise NoProgress(f"sync job {job_id} had no time to make progress")
+    except Exception:
+        sync_jobs.release(claim)  # nothing saved: SQS's retry of this message may claim it at once
+        raise
     if outcome.next_page is not None:
         job.invocations = (job.invocations or 1) + 1
-        _hand_over(job, outcome)
+        sync_jobs.hand_over(job, outcome.next_page, outcome.synced, outcome.errors, claim)
         return {"jobId": job_id, "status": "continuing", "synced": job.synced}
-    _add_outcome(job, outcome, "done")
+    sync_jobs.finish(job, outcome.synced, outcome.errors, claim)
     if params.get("record_state"):
         _record_success(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
     sync_lease.release(params.get("lease") or "")
@@ -322,17 +287,19 @@ def run_incremental(amo: AmoApi, entities: list[str], time_left: TimeLeft | None
 
 
 def resume_message(amo: AmoApi, message: dict, time_left: TimeLeft | None = None) -> dict:
-    """The sync queue's consumer: `{"jobId": …}` as `_hand_over` queued it,
+    """The sync queue's consumer: `{"jobId": …, "page": n}` as `sync_jobs.hand_over` queued it,
     `{"incremental": [entity, …]}` as `request_incremental` did, or `{"rederive": <job id>}`,
     a stage mapping's re-derivation (rederive.py)."""
     if isinstance(message.get("incremental"), list):
         return run_incremental(amo, [str(e) for e in message["incremental"]], time_left)
     if "rederive" in message:
         return rederive.resume(message["rederive"], time_left)
-    job_id = message.get("jobId")
+    job_id, page = message.get("jobId"), message.get("page")
     if not isinstance(job_id, str) or not job_id:
         raise InvalidInput("sync continuation message has no jobId")
-    return resume(amo, job_id, time_left)
+    if page is not None and (not isinstance(page, int) or isinstance(page, bool)):
+        raise InvalidInput("sync continuation message has a page that is not a number")
+    return resume(amo, job_id, time_left, page)
 
 
 def get_job(job_id: str) -> dict:
@@ -340,6 +307,7 @@ def get_job(job_id: str) -> dict:
         job = SyncJob.get(job_id)
     except SyncJob.DoesNotExist:
         raise NotFound(f"sync job {job_id} is not known") from None
+    sync_jobs.fail_if_stalled(job)
     result = {
         "jobId": job.job_id,
         "entity": job.entity,

@@ -31,6 +31,9 @@ from chalicelib.services.queue_batch import Message, describe
 log = logging.getLogger(__name__)
 
 APPLIED_MARK_RETENTION = timedelta(days=7)
+# outcomes that changed nothing because amoCRM contradicted the event: a genuine event with the
+# same id later (a delete once amoCRM has done it) must still be applied
+NOT_MARKED = {"still_exists"}
 HANDLED = {
     ("leads", "add"),
     ("leads", "update"),
@@ -75,6 +78,13 @@ def _stored_versions(entity: str, ids: list[int]) -> dict[int, int | None]:
 def _is_current(event: WebhookEvent, versions: dict[int, int | None]) -> bool:
     held, changed = versions.get(event.entity_id or 0), event.changed_at
     return held is not None and changed is not None and held >= changed
+
+
+def _still_in_amo(amo: AmoApi, entity: str, entity_id: int) -> bool:
+    """A delete is believed only when amoCRM confirms it (204/404, or the object marked deleted):
+    a forged or misrouted `[delete]` must not unlink a live lead or task."""
+    raw = getattr(amo, entity).get(entity_id)
+    return bool(raw) and not raw.get("is_deleted")
 
 
 class Prefetched:
@@ -204,18 +214,23 @@ def process_event(
         )
         metrics.count("WebhookEvents", Outcome="failed")
         raise
-    IdempotencyRecord(
-        key=mark,
-        state="done",
-        request_hash=event.event_id,
-        response={"outcome": outcome},
-        expires_at=datetime.now(UTC) + APPLIED_MARK_RETENTION,
-    ).save()
+    if outcome not in NOT_MARKED:
+        _mark_applied(mark, event.event_id, outcome)
     activity.record(
         event.entity, event.entity_id, event_type, outcome, account_id, received_at, event.item, event.event_id
     )
     metrics.count("WebhookEvents", Outcome=outcome)
     return outcome
+
+
+def _mark_applied(mark: str, event_id: str, outcome: str) -> None:
+    IdempotencyRecord(
+        key=mark,
+        state="done",
+        request_hash=event_id,
+        response={"outcome": outcome},
+        expires_at=datetime.now(UTC) + APPLIED_MARK_RETENTION,
+    ).save()
 
 
 def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> str:
@@ -238,6 +253,9 @@ def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> str:
                 event.number("old_status_id"),
             )
         if event.action == "delete":
+            if _still_in_amo(amo, event.entity, entity_id):
+                log.warning("%s[delete] %s refused: amoCRM still has it", event.entity, entity_id)
+                return "still_exists"
             unlinked = leads.unlink(entity_id) if event.entity == "leads" else tasks.unlink(entity_id)
             return "unlinked" if unlinked else "unknown"
         raw = prefetched.raw(amo, event.entity, entity_id)

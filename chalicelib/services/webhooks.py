@@ -53,8 +53,15 @@ SUBSCRIBED_EVENTS = [
 
 
 def authenticate(query: dict) -> None:
+    """The shared secret in the URL proves a delivery is amoCRM's (`account[id]` is not secret).
+    Without one configured, deliveries are refused (503), except on a local run that asked for
+    it explicitly (ENABLE_DEV_ENDPOINTS=true, never deployed)."""
     secret = settings.amo_webhook_secret()
-    if secret and not hmac.compare_digest((query.get("secret") or "").encode(), secret.encode()):
+    if not secret:
+        if settings.dev_endpoints_enabled() and not settings.deployed():
+            return
+        raise settings.ConfigError("AMO_WEBHOOK_SECRET is not set, so webhooks cannot be authenticated and are refused")
+    if not hmac.compare_digest((query.get("secret") or "").encode(), secret.encode()):
         raise Unauthenticated("missing or wrong webhook secret")
 
 

@@ -17,7 +17,7 @@ from chalicelib.models import AmoContact, Lead, Notification
 from chalicelib.services import contacts, leads, mirror, pipelines, sync
 from tests import fixtures
 from tests import webhook_bodies as wb
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, WEBHOOK_PATH
 from tests.fake_amo import FakeAmo, contact, lead
 from tests.fixtures import HAL, HOST, store_tokens
 
@@ -90,10 +90,10 @@ def test_a_status_webhook_whose_outbox_write_failed_notifies_once_when_redeliver
     seed(fake)
     body = wb.encode(wb.lead_status(60, NEGOTIATION, SALES, 1700000500, INITIAL) + wb.account())
 
-    first = client.http.post(f"{P}/webhook", headers=FORM, body=body)
+    first = client.http.post(WEBHOOK_PATH, headers=FORM, body=body)
     assert first.status_code == 200 and first.json_body["errors"]  # failed, recorded, retried by amoCRM
     outbox_fails["failing"] = False
-    again = client.http.post(f"{P}/webhook", headers=FORM, body=body)
+    again = client.http.post(WEBHOOK_PATH, headers=FORM, body=body)
 
     assert again.json_body["errors"] == []
     assert stored(60).status == "IN_PROGRESS"
@@ -254,14 +254,14 @@ def test_a_status_webhook_dated_in_the_future_is_checked_with_amocrm_and_freezes
     fake.leads = [lead(65, status_id=NEGOTIATION, contact_ids=(1,), updated_at=1700000500)]  # amoCRM's truth
 
     client.http.post(
-        f"{P}/webhook",
+        WEBHOOK_PATH,
         headers=FORM,
         body=wb.encode(wb.lead_status(65, NEGOTIATION, SALES, YEAR_2100, INITIAL) + wb.account()),
     )
     assert (stored(65).status, stored(65).amo_updated_at) == ("IN_PROGRESS", 1700000500)
     later = int(time.time())
     client.http.post(
-        f"{P}/webhook", headers=FORM, body=wb.encode(wb.lead_status(65, WON, SALES, later, NEGOTIATION) + wb.account())
+        WEBHOOK_PATH, headers=FORM, body=wb.encode(wb.lead_status(65, WON, SALES, later, NEGOTIATION) + wb.account())
     )
 
     assert (stored(65).status, stored(65).amo_updated_at) == ("CLOSED", later)

@@ -197,7 +197,7 @@ def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_o
     job = SyncJob.get(first["jobId"])
     assert job.next_page == 3
     messages = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
-    assert [json.loads(m["Body"]) for m in messages] == [{"jobId": first["jobId"]}]
+    assert [json.loads(m["Body"]) for m in messages] == [{"jobId": first["jobId"], "page": 3}]
 
     event = {
         "Records": [

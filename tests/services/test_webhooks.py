@@ -11,7 +11,7 @@ from chalicelib.models import AmoActivityLog, AmoContact, AmoTask, Lead, Notific
 from chalicelib.services import leads, notifications, pipelines, webhooks
 from tests import fixtures
 from tests import webhook_bodies as wb
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, WEBHOOK_PATH
 from tests.fake_amo import FakeAmo, contact, lead, task
 from tests.fixtures import HAL, HOST, store_tokens
 
@@ -33,8 +33,8 @@ def fake(amo, monkeypatch):
     return FakeAmo(amo)
 
 
-def deliver(client, pairs, query=""):
-    return client.http.post(f"{P}/webhook{query}", headers=FORM, body=wb.encode(pairs + wb.account()))
+def deliver(client, pairs, path=WEBHOOK_PATH):
+    return client.http.post(path, headers=FORM, body=wb.encode(pairs + wb.account()))
 
 
 def main_backend_calls(amo):
@@ -88,6 +88,7 @@ def test_add_and_update_fetch_the_fresh_lead_from_amocrm(client, fake):
 
 def test_delete_unlinks_but_keeps_the_lead(client, fake):
     seed_lead(fake, 17700)
+    fake.leads = []  # amoCRM deleted it: its GET answers 204
     deliver(client, wb.lead_delete(17700))
     stored = Lead.get(leads.lead_id_for(17700))
     assert stored.amo_lead_id is None and stored.guest_name == "Олена Коваленко"
@@ -112,8 +113,46 @@ def test_task_events_under_either_key(client, fake, key):
     fake.tasks = [task(4745251)]
     deliver(client, wb.task_event(key, "add", 4745251))
     assert AmoTask.get(4745251).text == "Перезвонить гостю"
+    fake.tasks = []  # amoCRM deleted it: its GET answers 204
     deliver(client, wb.task_event(key, "delete", 4745251, updated_at=1700000999))
     assert AmoTask.get(4745251).is_unlinked is True
+
+
+def test_a_delete_amocrm_does_not_confirm_unlinks_nothing(client, fake):
+    seed_lead(fake)
+    fake.tasks = [task(4745251)]
+    deliver(client, wb.task_event("task", "add", 4745251))
+    # forged (or misrouted) deletes: amoCRM still answers both objects
+    response = deliver(client, wb.lead_event("delete", 17657) + wb.task_event("task", "delete", 4745251))
+    assert response.status_code == 200
+    assert Lead.get(leads.lead_id_for(17657)).amo_lead_id == 17657
+    assert AmoTask.get(4745251).is_unlinked is not True
+    fake.leads = []  # now amoCRM has deleted the lead
+    deliver(client, wb.lead_event("delete", 17657))
+    assert Lead.get(leads.lead_id_for(17657)).amo_lead_id is None
+
+
+def test_without_a_configured_secret_webhooks_are_refused_except_on_an_explicit_local_run(client, fake, monkeypatch):
+    seed_lead(fake)
+    monkeypatch.delenv("AMO_WEBHOOK_SECRET")
+    pairs = wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL)
+    refused = deliver(client, pairs, path=f"{P}/webhook")
+    assert refused.status_code == 503 and "AMO_WEBHOOK_SECRET" in refused.json_body["Message"]
+    monkeypatch.setenv("ENABLE_DEV_ENDPOINTS", "true")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "amocrm-integration-prod")  # deployed: never
+    assert deliver(client, pairs, path=f"{P}/webhook").status_code == 503
+    assert Lead.get(leads.lead_id_for(17657)).status == "NEW"
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+    accepted = deliver(client, pairs, path=f"{P}/webhook")
+    assert accepted.status_code == 200 and accepted.json_body["processed"] == 1
+
+
+@pytest.mark.parametrize("query", ["", "?secret=", "?secret=wrong", "?secret=test-webhook-secre"])
+def test_a_missing_or_wrong_secret_is_401(client, fake, query):
+    seed_lead(fake)
+    response = deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL), f"{P}/webhook{query}")
+    assert response.status_code == 401
+    assert Lead.get(leads.lead_id_for(17657)).status == "NEW"
 
 
 def test_the_activity_of_an_entity_is_visible_newest_first(client, fake):
@@ -150,7 +189,7 @@ def test_several_entities_and_items_in_one_body(client, fake):
 def test_a_foreign_account_is_recorded_and_ignored(client, fake, amo):
     seed_lead(fake)
     pairs = wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL) + wb.account(424242)
-    response = client.http.post(f"{P}/webhook", headers=FORM, body=wb.encode(pairs))
+    response = client.http.post(WEBHOOK_PATH, headers=FORM, body=wb.encode(pairs))
     assert response.status_code == 200 and response.json_body["processed"] == 0
     assert "424242" in response.json_body["errors"][0]
     assert Lead.get(leads.lead_id_for(17657)).status == "NEW"
@@ -167,7 +206,7 @@ def test_a_foreign_account_is_recorded_and_ignored(client, fake, amo):
     ],
 )
 def test_a_garbage_body_is_200_with_the_problem_recorded(client, fake, body, content_type):
-    response = client.http.post(f"{P}/webhook", headers={"Content-Type": content_type}, body=body)
+    response = client.http.post(WEBHOOK_PATH, headers={"Content-Type": content_type}, body=body)
     assert response.status_code == 200
     assert response.json_body["status"] == "ok" and response.json_body["errors"]
     assert list(AmoActivityLog.scan())
@@ -189,7 +228,7 @@ def test_json_with_the_same_structure_is_accepted(client, fake):
         },
         "account": {"id": str(fixtures.ACCOUNT_ID), "subdomain": fixtures.SUBDOMAIN},
     }
-    response = client.http.post(f"{P}/webhook", headers={"Content-Type": "application/json"}, body=json.dumps(body))
+    response = client.http.post(WEBHOOK_PATH, headers={"Content-Type": "application/json"}, body=json.dumps(body))
     assert response.json_body["processed"] == 1
     assert Lead.get(leads.lead_id_for(17657)).status == "IN_PROGRESS"
 
@@ -371,7 +410,9 @@ def test_register_subscribes_once_with_the_secret_and_never_returns_it(client, f
 def test_unregister_deletes_by_destination(fake, amo):
     amo.delete(f"{HOST}/api/v4/webhooks", status=204)
     assert webhooks.unregister(wiring.amo(), "https://api.example.com/hook")["message"] == "webhook unregistered"
-    assert json.loads(amo.calls[-1].request.body) == {"destination": "https://api.example.com/hook"}
+    assert json.loads(amo.calls[-1].request.body) == {
+        "destination": "https://api.example.com/hook?secret=test-webhook-secret"
+    }
 
 
 def test_an_entity_amocrm_answers_404_for_is_not_found_like_a_204(client, fake):

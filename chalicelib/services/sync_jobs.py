@@ -1,0 +1,155 @@
+"""A sync that continues across invocations (a SyncJob): handed over, claimed, finished, failed.
+
+SQS delivers each continuation at least once, so two invocations can hold the same message
+(or a late copy of an old one). Each names the page it continues from, and an invocation first
+claims that page with a conditional write: only the claim's holder runs it and writes its
+outcome; any other copy answers "claimed" or "stale" and does nothing, so a duplicate never
+forks the chain or doubles amoCRM calls. A claim lasts as long as its invocation may run, so
+the redelivery that follows a crash takes over.
+
+A job whose message has dead-lettered would stay "running" forever: a job that has not moved
+for longer than the sync queue can keep redelivering it is failed, and says why, the next time
+anyone looks at it (or at the sync lease).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib.locking import is_conflict
+from chalicelib.models import SyncJob
+from chalicelib.services import queues
+
+log = logging.getLogger(__name__)
+
+JOB_RETENTION = timedelta(days=7)
+INVOCATION_SECONDS = 900  # the continuation Lambda's timeout, when the caller cannot say
+CLAIM_MARGIN_SECONDS = 60
+# three receives of the sync queue's message, 90 minutes of visibility each, then its DLQ
+STALLED_AFTER = timedelta(hours=5)
+
+
+@dataclass
+class Claim:
+    job: SyncJob
+    token: str
+
+
+class ClaimLost(Exception):
+    """Another invocation took the job over (this one outlived its claim): its outcome is not saved."""
+
+
+def new_job(entity: str, started_at: float, params: dict) -> SyncJob:
+    return SyncJob(job_id=uuid.uuid4().hex, entity=entity, started_at=started_at, synced=0, errors=[], params=params)
+
+
+def hand_over(job: SyncJob, next_page: int, synced: int, errors: list[dict], claim: Claim | None = None) -> str:
+    """Save where the job continues (its claim given back) and queue the continuation."""
+    _save(job, next_page, synced, errors, "running", claim)
+    queues.send_sync_request({"jobId": job.job_id, "page": next_page})
+    log.info(
+        "%s sync continues in a new invocation from page %s (job %s, %d so far)",
+        job.entity,
+        next_page,
+        job.job_id,
+        job.synced,
+    )
+    return job.job_id
+
+
+def finish(job: SyncJob, synced: int, errors: list[dict], claim: Claim) -> None:
+    _save(job, None, synced, errors, "done", claim)
+
+
+def _save(
+    job: SyncJob, next_page: int | None, synced: int, errors: list[dict], status: str, claim: Claim | None
+) -> None:
+    job.next_page = next_page
+    job.synced = (job.synced or 0) + synced
+    job.errors = (job.errors or []) + errors[:200]
+    job.status = status
+    job.claim_token = None
+    job.claimed_until = None
+    job.expires_at = datetime.now(UTC) + JOB_RETENTION
+    job.touch()
+    try:
+        job.save(condition=SyncJob.claim_token == claim.token if claim else None)
+    except PynamoDBException as error:
+        if claim and is_conflict(error):
+            raise ClaimLost(f"sync job {job.job_id} was taken over by another invocation") from None
+        raise
+
+
+def claim(job_id: str, page: int | None, time_left: Callable[[], float] | None) -> Claim | dict:
+    """The job, claimed for this invocation; or, when this copy of the message must do
+    nothing, the answer for it (`unknown`, `done`, `failed`, `stale`, `claimed`)."""
+    try:
+        job = SyncJob.get(job_id, consistent_read=True)
+    except SyncJob.DoesNotExist:
+        log.warning("sync job %s not found; nothing to resume", job_id)
+        return {"jobId": job_id, "status": "unknown"}
+    if fail_if_stalled(job) or job.status != "running":
+        return {"jobId": job_id, "status": job.status}
+    if page is not None and page != job.next_page:
+        log.info("sync job %s: a copy of the message for page %s, the job is at %s", job_id, page, job.next_page)
+        return {"jobId": job_id, "status": "stale", "nextPage": job.next_page}
+    now = time.time()
+    token = uuid.uuid4().hex
+    until = now + (time_left() if time_left else INVOCATION_SECONDS) + CLAIM_MARGIN_SECONDS
+    try:
+        job.update(
+            actions=[SyncJob.claim_token.set(token), SyncJob.claimed_until.set(until)],
+            condition=(SyncJob.status == "running")
+            & (SyncJob.next_page == job.next_page)
+            & (SyncJob.claimed_until.does_not_exist() | (SyncJob.claimed_until < now)),
+        )
+    except PynamoDBException as error:
+        if not is_conflict(error):
+            raise
+        log.info("sync job %s page %s is being run by another invocation", job_id, job.next_page)
+        return {"jobId": job_id, "status": "claimed", "nextPage": job.next_page}
+    return Claim(job, token)
+
+
+def release(claim: Claim) -> None:
+    """Give a claim back without saving anything (the invocation failed before its outcome)."""
+    try:
+        claim.job.update(
+            actions=[SyncJob.claim_token.remove(), SyncJob.claimed_until.remove()],
+            condition=SyncJob.claim_token == claim.token,
+        )
+    except PynamoDBException as error:
+        if not is_conflict(error):
+            log.warning("could not give back the claim on sync job %s: %s", claim.job.job_id, error)
+
+
+def fail_if_stalled(job: SyncJob, now: datetime | None = None) -> bool:
+    """A running job that has not moved for STALLED_AFTER lost its message: mark it failed."""
+    now = now or datetime.now(UTC)
+    if job.status != "running" or job.updated_at is None or now - job.updated_at < STALLED_AFTER:
+        return False
+    try:
+        job.update(
+            actions=[
+                SyncJob.status.set("failed"),
+                SyncJob.errors.set(
+                    (job.errors or [])
+                    + [{"error": f"no progress since {job.updated_at.isoformat()}: its continuation was lost"}]
+                ),
+            ],
+            condition=(SyncJob.status == "running") & (SyncJob.updated_at == job.updated_at),
+        )
+    except PynamoDBException as error:
+        if not is_conflict(error):
+            raise
+        job.refresh(consistent_read=True)
+        return job.status != "running"
+    log.error("sync job %s failed: no progress since %s", job.job_id, job.updated_at.isoformat())
+    return True

@@ -1,0 +1,96 @@
+"""Continuations delivered more than once, invocations that die, messages that dead-letter
+(issue 13, item 17): one chain per job, each page run once, nothing "running" forever."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from chalicelib import wiring
+from chalicelib.models import Lead, SyncJob
+from chalicelib.services import sync, sync_jobs
+from tests.fake_amo import lead
+from tests.services.test_leads_sync import amo_data as amo_data  # noqa: F401 (a fixture)
+
+
+@pytest.fixture
+def handed_over(amo_data, monkeypatch):  # noqa: F811
+    """A leads sync of 600 leads that ran out of time before its first page: job at page 1."""
+    queue_url = boto3.client("sqs").create_queue(QueueName="amocrm-sync")["QueueUrl"]
+    monkeypatch.setenv("SYNC_QUEUE_URL", queue_url)
+    amo_data.leads = [lead(7000 + i) for i in range(600)]
+    first = sync.sync_leads_from_amo(wiring.amo(), limit=0, time_left=lambda: 5.0)
+    message = json.loads(boto3.client("sqs").receive_message(QueueUrl=queue_url)["Messages"][0]["Body"])
+    assert message == {"jobId": first["jobId"], "page": 1}
+    return first["jobId"], amo_data
+
+
+def lead_page_requests(amo_data):
+    return [c for c in amo_data.mock.calls if "/api/v4/leads?" in c.request.url]
+
+
+def test_a_copy_of_a_message_another_invocation_is_running_does_nothing(handed_over):
+    job_id, amo_data = handed_over
+    running = sync_jobs.claim(job_id, 1, lambda: 900.0)  # the first delivery, still at work
+    assert isinstance(running, sync_jobs.Claim)
+    before = len(lead_page_requests(amo_data))
+
+    copy = sync.resume_message(wiring.amo(), {"jobId": job_id, "page": 1}, lambda: 900.0)
+
+    assert copy["status"] == "claimed"
+    assert len(lead_page_requests(amo_data)) == before  # no amoCRM call: the chain did not fork
+    assert SyncJob.get(job_id).claim_token == running.token
+
+
+def test_a_late_copy_of_an_old_message_is_stale(handed_over):
+    job_id, _ = handed_over
+    assert sync.resume_message(wiring.amo(), {"jobId": job_id, "page": 1}, lambda: 900.0)["status"] == "done"
+    assert len(list(Lead.scan())) == 600
+    assert sync.resume_message(wiring.amo(), {"jobId": job_id, "page": 1}, lambda: 900.0)["status"] == "done"
+    job = SyncJob.get(job_id)
+    job.update(actions=[SyncJob.status.set("running"), SyncJob.next_page.set(3)])  # as if it had moved on
+    assert sync.resume_message(wiring.amo(), {"jobId": job_id, "page": 1}, lambda: 900.0)["status"] == "stale"
+
+
+def test_the_redelivery_after_an_invocation_died_takes_over(handed_over):
+    job_id, _ = handed_over
+    died = sync_jobs.claim(job_id, 1, lambda: 900.0)
+    assert isinstance(died, sync_jobs.Claim)
+    # the invocation died; its claim ran out (SQS redelivers only after the visibility timeout)
+    SyncJob.get(job_id).update(actions=[SyncJob.claimed_until.set(died.job.claimed_until - 2000)])
+
+    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "done"
+    assert (SyncJob.get(job_id).status, SyncJob.get(job_id).synced) == ("done", 600)
+
+
+def test_an_invocation_that_lost_its_claim_saves_nothing(handed_over):
+    job_id, _ = handed_over
+    slow = sync_jobs.claim(job_id, 1, lambda: 900.0)
+    assert isinstance(slow, sync_jobs.Claim)
+    SyncJob.get(job_id).update(actions=[SyncJob.claimed_until.set(0)])
+    took_over = sync_jobs.claim(job_id, 1, lambda: 900.0)
+    assert isinstance(took_over, sync_jobs.Claim)
+
+    with pytest.raises(sync_jobs.ClaimLost):
+        sync_jobs.hand_over(slow.job, 2, 250, [], slow)
+    assert SyncJob.get(job_id).next_page == 1 and SyncJob.get(job_id).claim_token == took_over.token
+
+
+def test_a_job_whose_message_dead_lettered_is_failed_when_looked_at(handed_over):
+    job_id, _ = handed_over
+    long_ago = datetime.now(UTC) - sync_jobs.STALLED_AFTER - timedelta(minutes=1)
+    SyncJob.get(job_id).update(actions=[SyncJob.updated_at.set(long_ago)])
+
+    report = sync.get_job(job_id)
+
+    assert report["status"] == "failed"
+    assert "continuation was lost" in report["errors"][-1]["error"]
+    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "failed"
+
+
+def test_a_job_that_is_merely_waiting_for_its_redelivery_is_not_failed(handed_over):
+    job_id, _ = handed_over
+    a_while_ago = datetime.now(UTC) - timedelta(hours=2)  # one visibility timeout: SQS will redeliver
+    SyncJob.get(job_id).update(actions=[SyncJob.updated_at.set(a_while_ago)])
+    assert sync.get_job(job_id)["status"] == "running"
