@@ -45,16 +45,16 @@ def guard(event, get_response):
 @app.route(f"{P}/callback", methods=["GET"])
 @web.maps_errors
 def callback():
-    params = web.query(app.current_request)
+    params = web.query(web.request(app))
     code = validation.string(params, "code")
     result = connection.exchange_code(wiring.amo(), code, state=params.get("state"), referer=params.get("referer"))
-    return web.confirmation_page(app.current_request, result)
+    return web.confirmation_page(web.request(app), result)
 
 
 @app.route(f"{P}/exchange-api-key", methods=["POST"])
 @web.maps_errors
 def exchange_api_key():
-    body = validation.body_object(app.current_request.json_body)
+    body = validation.body_object(web.request(app).json_body)
     result = connection.exchange_api_key_for_code(
         wiring.amo(),
         validation.string(body, "login", max_length=320),
@@ -73,7 +73,7 @@ def test_connection():
 @app.route(f"{P}/set-tokens", methods=["POST"])
 @web.maps_errors
 def set_tokens():
-    body = validation.body_object(app.current_request.json_body)
+    body = validation.body_object(web.request(app).json_body)
     return connection.set_tokens(
         wiring.amo(),
         validation.string(body, "access_token", max_length=8000),
@@ -94,21 +94,21 @@ def sync_pipelines():
 @app.route(f"{P}/pipelines", methods=["GET"])
 @web.maps_errors
 def list_pipelines():
-    return pipelines.get_pipelines(*validation.page_params(app.current_request.query_params))
+    return pipelines.get_pipelines(*validation.page_params(web.request(app).query_params))
 
 
 @app.route(f"{P}/pipelines/{{pipelineId}}/stages", methods=["GET"])
 @web.maps_errors
 def list_stages(pipelineId):
     return pipelines.get_stages(
-        validation.path_int(pipelineId, "pipelineId"), *validation.page_params(app.current_request.query_params)
+        validation.path_int(pipelineId, "pipelineId"), *validation.page_params(web.request(app).query_params)
     )
 
 
 @app.route(f"{P}/stages/{{stageId}}/mapping", methods=["PUT"])
 @web.maps_errors
 def map_stage(stageId):
-    body = validation.body_object(app.current_request.json_body)
+    body = validation.body_object(web.request(app).json_body)
     return pipelines.update_stage_mapping(
         validation.path_int(stageId, "stageId"),
         body.get("mappedStatus"),
@@ -131,8 +131,8 @@ def mapping_status():
 @app.route(f"{P}/mapping/auto-apply", methods=["POST"])
 @web.maps_errors
 def mapping_auto_apply():
-    body = validation.body_object(web.optional_json(app.current_request))
-    options = {**web.query(app.current_request), **body}
+    body = validation.body_object(web.optional_json(web.request(app)))
+    options = {**web.query(web.request(app)), **body}
     return pipelines.apply_auto_mapping(
         validation.fraction(options, "minConfidence", pipelines.DEFAULT_AUTO_APPLY_CONFIDENCE)
     )
@@ -150,7 +150,7 @@ def sync_users():
 @app.route(f"{P}/users", methods=["GET"])
 @web.maps_errors
 def list_users():
-    return users.get_users(*validation.page_params(app.current_request.query_params))
+    return users.get_users(*validation.page_params(web.request(app).query_params))
 
 
 @app.route(f"{P}/sync-roles", methods=["POST"])
@@ -162,7 +162,7 @@ def sync_roles():
 @app.route(f"{P}/roles", methods=["GET"])
 @web.maps_errors
 def list_roles():
-    return users.get_roles(*validation.page_params(app.current_request.query_params))
+    return users.get_roles(*validation.page_params(web.request(app).query_params))
 
 
 # -- leads ---------------------------------------------------------------------------------------
@@ -171,17 +171,17 @@ def list_roles():
 @app.route(f"{P}/sync-leads", methods=["POST"])
 @web.maps_errors
 def sync_leads():
-    limit = validation.query_int(app.current_request.query_params, "limit", 50)
+    limit = validation.query_int(web.request(app).query_params, "limit", 50)
     return sync.sync_leads_from_amo(wiring.amo(), limit, time_left=web.time_left_for_route(app))
 
 
 @app.route(f"{P}/create-lead", methods=["POST"])
 @web.maps_errors
 def create_lead():
-    body = validation.body_object(app.current_request.json_body)
+    body = validation.body_object(web.request(app).json_body)
     lead_data = validation.lead_data(body.get("leadData"))
     contact = validation.contact_data(body["contact"]) if body.get("contact") is not None else None
-    key = app.current_request.headers.get("idempotency-key")
+    key = web.request(app).headers.get("idempotency-key")
     return idempotency.run_once(
         "create-lead",
         key,
@@ -194,7 +194,7 @@ def create_lead():
 @app.route(f"{P}/update-lead", methods=["POST"])
 @web.maps_errors
 def update_lead():
-    body = validation.body_object(app.current_request.json_body)
+    body = validation.body_object(web.request(app).json_body)
     amo_lead_id = validation.integer(body, "leadId", minimum=1)
     return leads.update_lead(wiring.amo(), amo_lead_id, validation.lead_data(body.get("leadData")))
 
@@ -202,7 +202,7 @@ def update_lead():
 @app.route(f"{P}/sync-lead", methods=["POST"])
 @web.maps_errors
 def sync_lead():
-    body = validation.body_object(app.current_request.json_body)
+    body = validation.body_object(web.request(app).json_body)
     return leads.sync_lead(wiring.amo(), validation.body_object(body.get("lead"), "lead"))
 
 
@@ -221,7 +221,7 @@ def get_lead(amoLeadId):
 @app.route(f"{P}/leads/{{amoLeadId}}/notes", methods=["POST"])
 @web.maps_errors
 def add_lead_note(amoLeadId):
-    body = validation.body_object(app.current_request.json_body)
+    body = validation.body_object(web.request(app).json_body)
     return leads.add_note(
         wiring.amo(), validation.path_int(amoLeadId, "amoLeadId"), validation.string(body, "text", max_length=20000)
     )
@@ -233,33 +233,33 @@ def add_lead_note(amoLeadId):
 @app.route(f"{P}/sync-contacts", methods=["POST"])
 @web.maps_errors
 def sync_contacts():
-    limit = validation.query_int(app.current_request.query_params, "limit", 50)
+    limit = validation.query_int(web.request(app).query_params, "limit", 50)
     return sync.sync_contacts(wiring.amo(), limit, time_left=web.time_left_for_route(app))
 
 
 @app.route(f"{P}/contacts", methods=["GET"])
 @web.maps_errors
 def list_contacts():
-    return contacts.get_contacts(*validation.page_params(app.current_request.query_params))
+    return contacts.get_contacts(*validation.page_params(web.request(app).query_params))
 
 
 @app.route(f"{P}/contacts", methods=["POST"])
 @web.maps_errors
 def create_contact():
-    return contacts.create_contact(wiring.amo(), validation.contact_data(app.current_request.json_body, "request body"))
+    return contacts.create_contact(wiring.amo(), validation.contact_data(web.request(app).json_body, "request body"))
 
 
 @app.route(f"{P}/contacts/{{contactId}}", methods=["PATCH"])
 @web.maps_errors
 def update_contact(contactId):
-    data = validation.contact_data(app.current_request.json_body, "request body", require_name=False)
+    data = validation.contact_data(web.request(app).json_body, "request body", require_name=False)
     return contacts.update_contact(wiring.amo(), validation.path_int(contactId, "contactId"), data)
 
 
 @app.route(f"{P}/sync-tasks", methods=["POST"])
 @web.maps_errors
 def sync_tasks():
-    params = app.current_request.query_params
+    params = web.request(app).query_params
     return sync.sync_tasks(
         wiring.amo(),
         validation.query_int(params, "limit", 50),
@@ -272,20 +272,21 @@ def sync_tasks():
 @app.route(f"{P}/tasks", methods=["GET"])
 @web.maps_errors
 def list_tasks():
-    params = app.current_request.query_params
-    return tasks.get_tasks(*validation.page_params(params), *validation.task_filters(params))
+    params = web.request(app).query_params
+    limit, cursor = validation.page_params(params)
+    return tasks.get_tasks(limit, cursor, *validation.task_filters(params))
 
 
 @app.route(f"{P}/tasks", methods=["POST"])
 @web.maps_errors
 def create_task():
-    return tasks.create_task(wiring.amo(), validation.task_data(app.current_request.json_body))
+    return tasks.create_task(wiring.amo(), validation.task_data(web.request(app).json_body))
 
 
 @app.route(f"{P}/tasks/{{taskId}}/complete", methods=["PATCH"])
 @web.maps_errors
 def complete_task(taskId):
-    body = validation.body_object(web.optional_json(app.current_request))
+    body = validation.body_object(web.optional_json(web.request(app)))
     return tasks.complete_task(
         wiring.amo(),
         validation.path_int(taskId, "taskId"),
@@ -299,7 +300,7 @@ def complete_task(taskId):
 @app.route(f"{P}/sync-all", methods=["POST"])
 @web.maps_errors
 def sync_all():
-    params = app.current_request.query_params
+    params = web.request(app).query_params
     return sync.sync_all(
         wiring.amo(),
         validation.query_int(params, "leadsLimit", 0),
@@ -341,14 +342,14 @@ def scheduled_sync(event):
 )
 @web.maps_errors
 def webhook():
-    request = app.current_request
-    return webhooks.receive(request.raw_body, request.headers.get("content-type"), web.query(request), wiring.amo)
+    request = web.request(app)
+    return webhooks.receive(web.raw_body(request), request.headers.get("content-type"), web.query(request), wiring.amo)
 
 
 @app.route(f"{P}/webhook/register", methods=["POST", "DELETE"])
 @web.maps_errors
 def webhook_register():
-    request = app.current_request
+    request = web.request(app)
     body = validation.body_object(web.optional_json(request))
     url = validation.string(body, "url", required=False) or web.own_url(request, "webhook")
     amo = wiring.amo()
@@ -358,7 +359,7 @@ def webhook_register():
 @app.route(f"{P}/activity", methods=["GET"])
 @web.maps_errors
 def webhook_activity():
-    params = web.query(app.current_request)
+    params = web.query(web.request(app))
     return activity.activity(
         params.get("entity", ""),
         validation.query_int(params, "id", 0) or None,

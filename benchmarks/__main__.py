@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import cold_start
-from scripts.local_stack import ROOT, Stack, free_port, http
+from scripts.local_stack import ROOT, Stack, free_port, http, json_object
 
 CORES = os.cpu_count()
 
@@ -27,7 +27,7 @@ def _child(stack: Stack, *args: str) -> dict:
 
 
 def _connect(stack: Stack) -> None:
-    code = http("POST", f"{stack.sandbox_url}/_sandbox/issue-code", {})[1]["code"]
+    code = json_object(http("POST", f"{stack.sandbox_url}/_sandbox/issue-code", {}))["code"]
     connect = (
         "from chalicelib import wiring; from chalicelib.services import connection; "
         f"connection.exchange_code(wiring.amo(), {code!r})"
@@ -36,7 +36,7 @@ def _connect(stack: Stack) -> None:
 
 
 def _stats(stack: Stack) -> dict:
-    return http("GET", f"{stack.sandbox_url}/_sandbox/stats")[1]
+    return json_object(http("GET", f"{stack.sandbox_url}/_sandbox/stats"))
 
 
 def sync_scenario(leads: int, latency_ms: int, with_incremental: bool = False, writes: str = "dynamodb") -> dict:

@@ -27,10 +27,15 @@ def without_sync_lease() -> None:
     """`--no-lease`: the fleet benchmark runs several syncs at once to load the shared budget;
     deployed, the sync lease would let only one of them run."""
     import contextlib
+    from collections.abc import Iterator
 
     from chalicelib.services import sync_lease
 
-    sync_lease.exclusive = contextlib.contextmanager(lambda: (yield sync_lease.Lease("benchmark")))
+    @contextlib.contextmanager
+    def exclusive() -> Iterator[sync_lease.Lease]:
+        yield sync_lease.Lease("benchmark")
+
+    sync_lease.exclusive = exclusive
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ AWS_ENDPOINT_URL itself, which is how the local stack reaches the moto server.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self, overload
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -30,18 +30,35 @@ from chalicelib import settings
 class _PrefixedTableName(type):
     """Metaclass for `Meta`: `table_name` is the configured prefix + the model's suffix."""
 
+    table_suffix: str
+
     @property
     def table_name(cls) -> str:
         return settings.table_prefix() + cls.table_suffix
 
 
-def _meta(suffix: str, **options: object) -> type:
+def _meta(suffix: str, **options: object) -> Any:
+    """A model's `Meta`, built at run time (so typed Any: PynamoDB's MetaProtocol lists every
+    option it knows, of which a `Meta` sets only a few)."""
     return _PrefixedTableName("Meta", (), {"table_suffix": suffix, "billing_mode": "PAY_PER_REQUEST", **options})
 
 
 def _index(name: str, projection: object = None) -> type:
     """`Meta` of a global secondary index: its name and projection (all attributes unless given)."""
     return type("Meta", (), {"index_name": name, "projection": projection or AllProjection()})
+
+
+class IntegerAttribute(NumberAttribute):
+    """A number that is always an integer (an amoCRM id, a sort order, unix seconds from amoCRM).
+    Stored and read exactly like NumberAttribute; only its type says int, not float."""
+
+    if TYPE_CHECKING:
+
+        @overload
+        def __get__(self, instance: None, owner: Any) -> Self: ...
+        @overload
+        def __get__(self, instance: Any, owner: Any) -> int: ...
+        def __get__(self, instance: Any, owner: Any) -> Self | int: ...
 
 
 def utc_now() -> datetime:
@@ -83,7 +100,7 @@ class AmoToken(BaseModel):
     access_token = UnicodeAttribute(null=True)
     refresh_token = UnicodeAttribute(null=True)
     expires_at = NumberAttribute(null=True)
-    account_id = NumberAttribute(null=True)
+    account_id = IntegerAttribute(null=True)
     subdomain = UnicodeAttribute(null=True)
     domain = UnicodeAttribute(null=True)
     needs_reauth = BooleanAttribute(default=False)
@@ -107,71 +124,71 @@ class OAuthState(BaseModel):
 class AmoPipeline(BaseModel):
     Meta = _meta("pipelines")
 
-    id = NumberAttribute(hash_key=True)
+    id = IntegerAttribute(hash_key=True)
     name = UnicodeAttribute(default="")
-    sort = NumberAttribute(default=0)
+    sort = IntegerAttribute(default=0)
     is_main = BooleanAttribute(default=False)
     is_unsorted_on = BooleanAttribute(default=False)
     is_archive = BooleanAttribute(default=False)
-    account_id = NumberAttribute(null=True)
+    account_id = IntegerAttribute(null=True)
 
 
 class StageIdIndex(GlobalSecondaryIndex):
     """Finds every pipeline's copy of a stage id (142 and 143 exist in every pipeline)."""
 
     Meta = _index("stage-id-index")
-    id = NumberAttribute(hash_key=True)
+    id = IntegerAttribute(hash_key=True)
 
 
 class AmoStage(BaseModel):
     Meta = _meta("stages")
 
-    pipeline_id = NumberAttribute(hash_key=True)
-    id = NumberAttribute(range_key=True)
+    pipeline_id = IntegerAttribute(hash_key=True)
+    id = IntegerAttribute(range_key=True)
     name = UnicodeAttribute(default="")
-    sort = NumberAttribute(default=0)
+    sort = IntegerAttribute(default=0)
     color = UnicodeAttribute(null=True)
-    type = NumberAttribute(default=0)
+    type = IntegerAttribute(default=0)
     mapped_status = UnicodeAttribute(null=True)
     mapping_source = UnicodeAttribute(null=True)
-    mapped_at = NumberAttribute(null=True)  # unix seconds of the last change of mapped_status
-    mapping_version = NumberAttribute(null=True)  # +1 on every change of mapped_status
-    account_id = NumberAttribute(null=True)
+    mapped_at = IntegerAttribute(null=True)  # unix seconds of the last change of mapped_status
+    mapping_version = IntegerAttribute(null=True)  # +1 on every change of mapped_status
+    account_id = IntegerAttribute(null=True)
     by_stage_id = StageIdIndex()
 
 
 class AmoUser(BaseModel):
     Meta = _meta("users")
 
-    id = NumberAttribute(hash_key=True)
+    id = IntegerAttribute(hash_key=True)
     name = UnicodeAttribute(default="")
     email = UnicodeAttribute(null=True)
     lang = UnicodeAttribute(null=True)
-    role_id = NumberAttribute(null=True)
-    account_id = NumberAttribute(null=True)
+    role_id = IntegerAttribute(null=True)
+    account_id = IntegerAttribute(null=True)
 
 
 class AmoRole(BaseModel):
     Meta = _meta("roles")
 
-    id = NumberAttribute(hash_key=True)
+    id = IntegerAttribute(hash_key=True)
     name = UnicodeAttribute(default="")
-    account_id = NumberAttribute(null=True)
+    account_id = IntegerAttribute(null=True)
 
 
 class AmoContact(BaseModel):
     Meta = _meta("contacts")
 
-    id = NumberAttribute(hash_key=True)
+    id = IntegerAttribute(hash_key=True)
     name = UnicodeAttribute(default="")
     first_name = UnicodeAttribute(null=True)
     last_name = UnicodeAttribute(null=True)
     email = UnicodeAttribute(null=True)
     phone = UnicodeAttribute(null=True)
-    responsible_user_id = NumberAttribute(null=True)
-    amo_created_at = NumberAttribute(null=True)
-    amo_updated_at = NumberAttribute(null=True)
-    account_id = NumberAttribute(null=True)
+    responsible_user_id = IntegerAttribute(null=True)
+    amo_created_at = IntegerAttribute(null=True)
+    amo_updated_at = IntegerAttribute(null=True)
+    account_id = IntegerAttribute(null=True)
 
 
 class TaskEntityIndex(GlobalSecondaryIndex):
@@ -179,41 +196,41 @@ class TaskEntityIndex(GlobalSecondaryIndex):
 
     Meta = _index("entity-index")
     entity_type = UnicodeAttribute(hash_key=True)
-    entity_id = NumberAttribute(range_key=True)
+    entity_id = IntegerAttribute(range_key=True)
 
 
 class AmoTask(BaseModel):
     Meta = _meta("tasks")
 
-    id = NumberAttribute(hash_key=True)
+    id = IntegerAttribute(hash_key=True)
     text = UnicodeAttribute(default="")
-    task_type_id = NumberAttribute(null=True)
-    complete_till = NumberAttribute(null=True)
+    task_type_id = IntegerAttribute(null=True)
+    complete_till = IntegerAttribute(null=True)
     is_completed = BooleanAttribute(default=False)
-    responsible_user_id = NumberAttribute(null=True)
-    entity_id = NumberAttribute(null=True)
+    responsible_user_id = IntegerAttribute(null=True)
+    entity_id = IntegerAttribute(null=True)
     entity_type = UnicodeAttribute(null=True)
-    duration = NumberAttribute(null=True)
+    duration = IntegerAttribute(null=True)
     result_text = UnicodeAttribute(null=True)
-    created_by = NumberAttribute(null=True)
-    updated_by = NumberAttribute(null=True)
-    amo_created_at = NumberAttribute(null=True)
-    amo_updated_at = NumberAttribute(null=True)
-    account_id = NumberAttribute(null=True)
+    created_by = IntegerAttribute(null=True)
+    updated_by = IntegerAttribute(null=True)
+    amo_created_at = IntegerAttribute(null=True)
+    amo_updated_at = IntegerAttribute(null=True)
+    account_id = IntegerAttribute(null=True)
     is_unlinked = BooleanAttribute(default=False)
     by_entity = TaskEntityIndex()
 
 
 class AmoLeadIdIndex(GlobalSecondaryIndex):
     Meta = _index("amo-lead-id-index")
-    amo_lead_id = NumberAttribute(hash_key=True)
+    amo_lead_id = IntegerAttribute(hash_key=True)
 
 
 class AmoContactIdIndex(GlobalSecondaryIndex):
     """Leads whose main contact is a given amoCRM contact (to refresh their guest fields)."""
 
     Meta = _index("amo-contact-id-index")
-    amo_contact_id = NumberAttribute(hash_key=True)
+    amo_contact_id = IntegerAttribute(hash_key=True)
 
 
 class LeadStageIndex(GlobalSecondaryIndex):
@@ -221,8 +238,8 @@ class LeadStageIndex(GlobalSecondaryIndex):
     needs, so the index stays small however large custom fields are."""
 
     Meta = _index("stage-index", IncludeProjection(["status", "amo_lead_id"]))
-    amo_status_id = NumberAttribute(hash_key=True)
-    amo_pipeline_id = NumberAttribute(range_key=True)
+    amo_status_id = IntegerAttribute(hash_key=True)
+    amo_pipeline_id = IntegerAttribute(range_key=True)
 
 
 class Lead(BaseModel):
@@ -231,20 +248,20 @@ class Lead(BaseModel):
     Meta = _meta("leads")
 
     id = UnicodeAttribute(hash_key=True)
-    amo_lead_id = NumberAttribute(null=True)
-    amo_contact_id = NumberAttribute(null=True)
-    responsible_user_id = NumberAttribute(null=True)
+    amo_lead_id = IntegerAttribute(null=True)
+    amo_contact_id = IntegerAttribute(null=True)
+    responsible_user_id = IntegerAttribute(null=True)
     status = UnicodeAttribute(default="NEW")
-    amo_pipeline_id = NumberAttribute(null=True)
-    amo_status_id = NumberAttribute(null=True)
+    amo_pipeline_id = IntegerAttribute(null=True)
+    amo_status_id = IntegerAttribute(null=True)
     guest_name = UnicodeAttribute(null=True)
     guest_phone = UnicodeAttribute(null=True)
     guest_email = UnicodeAttribute(null=True)
-    price = NumberAttribute(null=True)
+    price = IntegerAttribute(null=True)
     property_id = UnicodeAttribute(null=True)
     custom_fields = JSONAttribute(null=True)
-    amo_updated_at = NumberAttribute(null=True)
-    account_id = NumberAttribute(null=True)
+    amo_updated_at = IntegerAttribute(null=True)
+    account_id = IntegerAttribute(null=True)
     by_amo_lead_id = AmoLeadIdIndex()
     by_amo_contact_id = AmoContactIdIndex()
     by_stage = LeadStageIndex()
@@ -259,8 +276,8 @@ class AmoActivityLog(BaseModel):
     event_key = UnicodeAttribute(range_key=True)  # "<received_at ms, zero-padded>#<event id>"
     event_type = UnicodeAttribute()
     entity_type = UnicodeAttribute()
-    entity_id = NumberAttribute(null=True)
-    account_id = NumberAttribute(null=True)
+    entity_id = IntegerAttribute(null=True)
+    account_id = IntegerAttribute(null=True)
     received_at = NumberAttribute()
     outcome = UnicodeAttribute()
     payload = JSONAttribute(null=True)

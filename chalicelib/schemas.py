@@ -239,7 +239,7 @@ LEAD_DATA = Obj(
     },
     description="amoCRM lead fields",
 )
-CONTACT_FIELDS = {
+CONTACT_FIELDS: dict[str, Spec] = {
     "name": Str(),
     "first_name": Str(),
     "last_name": Str(),

@@ -5,8 +5,9 @@ description is built from too."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal, overload
 
 from chalicelib import schemas
 from chalicelib.schemas import MAX_DEPTH, MAX_ID
@@ -48,28 +49,47 @@ def _dotted(name: str, path: tuple) -> str:
     return name
 
 
-def _param(params: dict | None, name: str, spec: Any) -> Any:
+# Query parameters as Chalice hands them (a MultiDict, or None when there are none) or a plain dict.
+Params = Mapping[str, str] | None
+
+
+def _param(params: Params, name: str, spec: Any) -> Any:
     raw = (params or {}).get(name)
     return spec.default if raw is None or raw == "" else spec.parse(raw, name)
 
 
-def string(data: dict, field: str, *, required: bool = True, max_length: int = 2000) -> str | None:
+@overload
+def string(data: Mapping, field: str, *, required: Literal[True] = True, max_length: int = 2000) -> str: ...
+@overload
+def string(data: Mapping, field: str, *, required: bool, max_length: int = 2000) -> str | None: ...
+def string(data: Mapping, field: str, *, required: bool = True, max_length: int = 2000) -> str | None:
+    """A required string is always there (a missing one is a 400); an optional one may be None."""
     return schemas.take(schemas.Str(max_length), data, field, required=required)
 
 
+@overload
 def integer(
-    data: dict, field: str, *, required: bool = True, minimum: int | None = None, default: int | None = None
+    data: Mapping, field: str, *, required: Literal[True] = True, minimum: int | None = None, default: int | None = None
+) -> int: ...
+@overload
+def integer(data: Mapping, field: str, *, required: bool, minimum: int | None = None, default: int) -> int: ...
+@overload
+def integer(
+    data: Mapping, field: str, *, required: bool, minimum: int | None = None, default: None = None
+) -> int | None: ...
+def integer(
+    data: Mapping, field: str, *, required: bool = True, minimum: int | None = None, default: int | None = None
 ) -> int | None:
     value = schemas.take(schemas.Int(-MAX_ID if minimum is None else minimum), data, field, required=required)
     return default if value is None else value
 
 
-def query_int(params: dict | None, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+def query_int(params: Params, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     """A non-negative integer query parameter (`?limit=50`); anything else is a 400."""
     return _param(params, name, schemas.Int(minimum, MAX_ID if maximum is None else maximum, default))
 
 
-def query_bool(params: dict | None, name: str) -> bool | None:
+def query_bool(params: Params, name: str) -> bool | None:
     return _param(params, name, schemas.Bool())
 
 
@@ -78,12 +98,12 @@ def path_int(value: str, name: str) -> int:
     return schemas.ID.parse(value, name)
 
 
-def page_params(params: dict | None) -> tuple[int, str | None]:
+def page_params(params: Params) -> tuple[int, str | None]:
     """`limit` (default 100, at most 1000) and `cursor` of a list route."""
     return _param(params, "limit", schemas.PAGE_LIMIT), (params or {}).get("cursor") or None
 
 
-def fraction(data: dict, field: str, default: float) -> float:
+def fraction(data: Mapping, field: str, default: float) -> float:
     """A number between 0 and 1 (e.g. a confidence threshold), also written as a decimal string."""
     value = data.get(field)
     return default if value is None or value == "" else schemas.FRACTION.check(value, field)
@@ -104,11 +124,11 @@ def task_data(value: Any) -> dict:
     return schemas.TASK.check(body_object(value), "")
 
 
-def entity_type_param(params: dict | None) -> str | None:
+def entity_type_param(params: Params) -> str | None:
     return _param(params, "entity_type", schemas.ENTITY_TYPE)
 
 
-def task_filters(params: dict | None) -> tuple[bool | None, str | None, int | None]:
+def task_filters(params: Params) -> tuple[bool | None, str | None, int | None]:
     """`is_completed`, `entity_type`, `entity_id` of GET tasks (entity_id needs entity_type)."""
     entity_type = entity_type_param(params)
     entity_id = _param(params, "entity_id", schemas.ID)

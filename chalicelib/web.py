@@ -14,7 +14,7 @@ import html
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from chalice import (
     TooManyRequestsError,
     UnauthorizedError,
 )
+from chalice.app import Chalice, Request
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import schemas, settings
@@ -177,9 +178,24 @@ def maps_errors(view: Callable) -> Callable:
     return wrapper
 
 
-def query(request: Any) -> dict:
+def request(app: Chalice) -> Request:
+    """The request the running route handler answers. Chalice types `current_request` as
+    Optional because it is None outside a request; inside a route it is always set."""
+    current = app.current_request
+    if current is None:
+        raise RuntimeError("no current request: only a route handler may ask for it")
+    return current
+
+
+def query(request: Request) -> Mapping[str, str]:
     """Query parameters; Chalice gives None (not {}) when there are none."""
     return request.query_params or {}
+
+
+def raw_body(request: Request) -> bytes:
+    """The body as bytes: Chalice types `raw_body` as str | bytes, though it always encodes it."""
+    body = request.raw_body
+    return body.encode() if isinstance(body, str) else body
 
 
 API_GATEWAY_BUDGET_SECONDS = 25.0  # API Gateway answers 504 after 29 s
@@ -204,7 +220,7 @@ def time_left_for_event(context: Any) -> Callable[[], float] | None:
     return (lambda: remaining() / 1000.0) if callable(remaining) else None
 
 
-def own_url(request: Any, path_suffix: str) -> str:
+def own_url(request: Request, path_suffix: str) -> str:
     """This API's URL for a sibling route, as the caller reached it (stage prefix included)."""
     headers = request.headers
     scheme = headers.get("x-forwarded-proto") or "http"
@@ -222,14 +238,14 @@ def openapi_document() -> dict:
     return json.loads(_OPENAPI.read_text())
 
 
-def optional_json(request: Any) -> Any:
+def optional_json(request: Request) -> Any:
     """The JSON body, or {} when the request has none (a bare `POST` with no body)."""
     if not request.raw_body:
         return {}
     return request.json_body
 
 
-def confirmation_page(request: Any, payload: dict) -> Response:
+def confirmation_page(request: Request, payload: dict) -> Response:
     """The callback's answer: a short HTML page for a browser, JSON for everyone else."""
     if "text/html" not in (request.headers.get("accept") or ""):
         return Response(body=payload)

@@ -53,7 +53,7 @@ class Config:
         """Apply `POST /_sandbox/config`: every key must exist; values take the key's type."""
         if not isinstance(body, dict):
             raise problem(400, "Bad Request", "config body must be an object")
-        types = {f.name: f.type for f in fields(self)}
+        types = {f.name: str(f.type) for f in fields(self)}  # already strings: `from __future__ import annotations`
         changes = {}
         for key, value in body.items():
             if key not in types:

@@ -34,11 +34,11 @@ class Contacts(Account):
 
     def list_contacts(self, query: dict) -> tuple[int, Any]:
         with_ = q.with_(query)
-        query = q.as_filtered_by(query, self.config.filters)
-        if query is None:
+        filtered = q.as_filtered_by(query, self.config.filters)
+        if filtered is None:
             return 204, None
-        ids = set(q.int_list(query, "filter[id]"))
-        updated_from, updated_to = q.bounds(query, "filter[updated_at]")
+        ids = set(q.int_list(filtered, "filter[id]"))
+        updated_from, updated_to = q.bounds(filtered, "filter[updated_at]")
         with self.lock:
             contacts = [
                 c
@@ -47,8 +47,10 @@ class Contacts(Account):
                 and q.in_range(c["updated_at"], updated_from, updated_to)
                 and not c.get("is_deleted")
             ]
-            contacts = q.ordered(contacts, query)
-            return self.page(contacts, "contacts", "/api/v4/contacts", query, lambda c: self.render_contact(c, with_))
+            contacts = q.ordered(contacts, filtered)
+            return self.page(
+                contacts, "contacts", "/api/v4/contacts", filtered, lambda c: self.render_contact(c, with_)
+            )
 
     def get_contact(self, contact_id: int, query: dict) -> tuple[int, Any]:
         with self.lock:
@@ -80,7 +82,7 @@ class Contacts(Account):
     def create_contact(self, item: dict, events: list) -> int:
         """Store one contact (caller holds the lock) and queue its `contacts[add]` event."""
         moment = now()
-        contact = {
+        contact: dict[str, Any] = {
             "id": self.new_id(),
             "name": "",
             "first_name": "",
@@ -109,7 +111,8 @@ class Contacts(Account):
 
     def create_contacts(self, items: Any) -> dict:
         items = q.require_list(items)
-        created, events = [], []
+        created = []
+        events: list[tuple[str, str, dict]] = []
         with self.lock:
             for index, item in enumerate(items):
                 if not isinstance(item, dict):

@@ -27,7 +27,7 @@ class Controls:
         s = self.sandbox
         return table(
             ("GET", r"/health", lambda r: (200, {"ok": True, **s.counts()})),
-            ("POST", r"/reset", lambda r: (s.reset(_size(r.body)), (200, s.counts()))[1]),
+            ("POST", r"/reset", self.reset),
             ("POST", r"/seed", lambda r: (200, s.seed(_size(r.body)))),
             ("GET", r"/config", lambda r: (200, vars(s.config))),
             ("POST", r"/config", lambda r: (200, s.config.update(r.body))),
@@ -35,7 +35,7 @@ class Controls:
             ("POST", r"/long-lived-token", lambda r: (200, s.long_lived_token(r.body))),
             ("POST", r"/rename", lambda r: (200, s.rename(r.body))),
             ("GET", r"/stats", lambda r: (200, s.stats_view())),
-            ("POST", r"/stats/reset", lambda r: (s.reset_stats(), (200, {"ok": True}))[1]),
+            ("POST", r"/stats/reset", self.reset_stats),
             ("POST", r"/throttle", lambda r: (200, s.throttle(r.body))),
             ("POST", r"/install", lambda r: (200, self.install(r.body or {}))),
             (
@@ -51,8 +51,20 @@ class Controls:
             ("POST", r"/main-backend/config", lambda r: (200, self.main_backend_config(r.body or {}))),
             ("POST", r"/webhooks/disable", lambda r: (200, s.disable_webhook(r.body))),
             ("GET", r"/webhook-deliveries", lambda r: (200, {"deliveries": s.dispatcher.deliveries})),
-            ("POST", r"/flush-webhooks", lambda r: (s.dispatcher.flush(), (200, {"ok": True}))[1]),
+            ("POST", r"/flush-webhooks", self.flush_webhooks),
         )
+
+    def reset(self, request: Request) -> tuple[int, dict]:
+        self.sandbox.reset(_size(request.body))
+        return 200, self.sandbox.counts()
+
+    def reset_stats(self, request: Request) -> tuple[int, dict]:
+        self.sandbox.reset_stats()
+        return 200, {"ok": True}
+
+    def flush_webhooks(self, request: Request) -> tuple[int, dict]:
+        self.sandbox.dispatcher.flush()
+        return 200, {"ok": True}
 
     def touch(self, body: dict) -> dict:
         return {

@@ -49,10 +49,12 @@ def merge_custom_fields(current: list | None, changes: Any, errors: list, path: 
             )
             continue
         code = change.get("field_code")
-        field_id = change.get("field_id") or {"PHONE": seed.PHONE_FIELD_ID, "EMAIL": seed.EMAIL_FIELD_ID}.get(code)
+        field_id = change.get("field_id") or {"PHONE": seed.PHONE_FIELD_ID, "EMAIL": seed.EMAIL_FIELD_ID}.get(
+            code or ""
+        )
         fields[key or (field_id, code)] = {
             "field_id": field_id,
-            "field_name": {"PHONE": "Телефон", "EMAIL": "Email"}.get(code, "Поле"),
+            "field_name": {"PHONE": "Телефон", "EMAIL": "Email"}.get(code or "", "Поле"),
             "field_code": code,
             "field_type": "multitext" if code in ("PHONE", "EMAIL") else "text",
             "values": [dict(v) for v in change["values"] if isinstance(v, dict)],

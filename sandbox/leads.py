@@ -28,12 +28,12 @@ class Leads(Account):
 
     def list_leads(self, query: dict) -> tuple[int, Any]:
         with_ = q.with_(query)
-        query = q.as_filtered_by(query, self.config.filters)
-        if query is None:
+        filtered = q.as_filtered_by(query, self.config.filters)
+        if filtered is None:
             return 204, None
-        ids = set(q.int_list(query, "filter[id]"))
-        pipeline_ids = set(q.int_list(query, "filter[pipeline_id]"))
-        updated_from, updated_to = q.bounds(query, "filter[updated_at]")
+        ids = set(q.int_list(filtered, "filter[id]"))
+        pipeline_ids = set(q.int_list(filtered, "filter[pipeline_id]"))
+        updated_from, updated_to = q.bounds(filtered, "filter[updated_at]")
         with self.lock:
             leads = [
                 lead
@@ -43,8 +43,8 @@ class Leads(Account):
                 and q.in_range(lead["updated_at"], updated_from, updated_to)
                 and not lead.get("is_deleted")
             ]
-            leads = q.ordered(leads, query)
-            return self.page(leads, "leads", "/api/v4/leads", query, lambda item: self.render_lead(item, with_))
+            leads = q.ordered(leads, filtered)
+            return self.page(leads, "leads", "/api/v4/leads", filtered, lambda item: self.render_lead(item, with_))
 
     def get_lead(self, lead_id: int, query: dict) -> tuple[int, Any]:
         with self.lock:
@@ -142,7 +142,8 @@ class Leads(Account):
 
     def create_leads(self, items: Any, complex_: bool = False) -> Any:
         items = q.require_list(items)
-        created, events = [], []
+        created = []
+        events: list[tuple[str, str, dict]] = []
         with self.lock:
             all_errors = []
             drafts = []
@@ -212,7 +213,8 @@ class Leads(Account):
     def update_leads(self, items: Any, single_id: int | None = None, status_format: str | None = None) -> Any:
         """PATCH; `status_format` overrides Config.webhook_format for the stage-change webhooks."""
         items = q.patch_items(items, single_id)
-        updated, events, all_errors = [], [], []
+        updated, all_errors = [], []
+        events: list[tuple[str, str, dict]] = []
         with self.lock:
             staged = []
             for index, item in enumerate(items):

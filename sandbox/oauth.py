@@ -54,12 +54,13 @@ class OAuth(Account):
     def _access_token(self, lifetime: int) -> tuple[str, int]:
         """A new access token (a JWT shaped like amoCRM's) valid for `lifetime` seconds, and its expiry."""
         issued = now()
+        expires = issued + lifetime
         claims = {
             "aud": self.config.client_id,
             "jti": str(uuid.uuid4()),
             "iat": issued,
             "nbf": issued,
-            "exp": issued + lifetime,
+            "exp": expires,
             "sub": str(self.first_user_id()),
             "grant_type": "",
             "account_id": self.config.account_id,
@@ -71,8 +72,8 @@ class OAuth(Account):
         signed = _b64(json.dumps({"typ": "JWT", "alg": "HS256"}).encode()) + "." + _b64(json.dumps(claims).encode())
         signature = hmac.new(self.signing_key, signed.encode(), hashlib.sha256).digest()
         token = f"{signed}.{_b64(signature)}"
-        self.access_tokens[token] = claims["exp"]
-        return token, claims["exp"]
+        self.access_tokens[token] = expires
+        return token, expires
 
     def _issue_pair(self) -> dict:
         access, _ = self._access_token(self.config.token_lifetime)

@@ -61,7 +61,9 @@ class Pipelines(Account):
 
     def stage_exists(self, pipeline_id: int, status_id: int) -> bool:
         pipeline = self.pipelines.get(pipeline_id)
-        return bool(pipeline) and any(s["id"] == status_id for s in pipeline["statuses"])
+        if not pipeline:
+            return False
+        return any(s["id"] == status_id for s in pipeline["statuses"])
 
     def stages_in_order(self, pipeline_id: int) -> list[int]:
         return [s["id"] for s in sorted(self.pipelines[pipeline_id]["statuses"], key=lambda s: s["sort"])]

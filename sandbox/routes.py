@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
+from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from sandbox.state import Sandbox
 class Request:
     query: dict[str, list[str]]
     raw: bytes
-    headers: Mapping[str, str]
+    headers: Message  # as http.server parses them: names are case-insensitive
 
     @property
     def body(self) -> Any:
@@ -42,7 +43,9 @@ def table(*rows: tuple[str, str, Callable[..., tuple[int, Any]]]) -> list[Route]
     return [Route(method, re.compile(pattern), handler) for method, pattern, handler in rows]
 
 
-def no_content(_: Any) -> tuple[int, None]:
+def no_content(action: Callable[[], None]) -> tuple[int, None]:
+    """Run `action` for its effect; the answer is 204 with no body."""
+    action()
     return 204, None
 
 
@@ -87,7 +90,7 @@ def api_routes(s: Sandbox) -> list[Route]:
         (
             "DELETE",
             r"/api/v4/leads/pipelines/(\d+)/statuses/(\d+)",
-            lambda r, p, st: no_content(s.delete_status(int(p), int(st))),
+            lambda r, p, st: no_content(lambda: s.delete_status(int(p), int(st))),
         ),
         ("GET", r"/api/v4/users", lambda r: s.list_users(r.query)),
         ("GET", r"/api/v4/roles", lambda r: s.list_roles(r.query)),
@@ -113,7 +116,7 @@ def api_routes(s: Sandbox) -> list[Route]:
         ("PATCH", r"/api/v4/tasks/(\d+)", lambda r, i: (200, s.update_tasks(r.body, int(i)))),
         ("GET", r"/api/v4/webhooks", lambda r: s.list_webhooks(r.query)),
         ("POST", r"/api/v4/webhooks", lambda r: (200, s.subscribe(r.body))),
-        ("DELETE", r"/api/v4/webhooks", lambda r: no_content(s.unsubscribe(r.body))),
+        ("DELETE", r"/api/v4/webhooks", lambda r: no_content(lambda: s.unsubscribe(r.body))),
     )
 
 

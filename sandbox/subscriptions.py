@@ -97,7 +97,7 @@ class Subscriptions(Account):
         """Control action: the subscription for `destination` is disabled at once."""
         destination = body.get("destination") if isinstance(body, dict) else None
         with self.lock:
-            hook = self.webhooks.get(destination)
+            hook = self.webhooks.get(destination) if isinstance(destination, str) else None
             if hook is None:
                 raise problem(404, "Not Found", "No webhook subscription for this destination")
             hook["disabled"] = True

@@ -106,9 +106,10 @@ class Traffic(Account):
         with self.lock:
             view = asdict(self.stats)
             per_second = view.pop("per_second")
-            start = min(per_second, default=None)
-            view["requests_by_second_from"] = start
-            view["requests_by_second"] = (
-                [per_second.get(second, 0) for second in range(start, max(per_second) + 1)] if per_second else []
-            )
+            if per_second:
+                start = min(per_second)
+                view["requests_by_second_from"] = start
+                view["requests_by_second"] = [per_second.get(second, 0) for second in range(start, max(per_second) + 1)]
+            else:
+                view["requests_by_second_from"], view["requests_by_second"] = None, []
             return {**view, "deliveries": len(self.dispatcher.deliveries)}

@@ -74,8 +74,13 @@ class Triggers(Account):
         )
         return {"id": lead["id"], "status_id": status_id, "pipeline_id": pipeline_id}
 
+    @staticmethod
+    def _given_or_first(table: dict[int, dict], item_id: int | None) -> dict:
+        """The item `item_id`, or the table's first item when none is given or it is not there."""
+        return (table.get(item_id) if item_id is not None else None) or next(iter(table.values()))
+
     def _rename_lead(self, body: dict) -> dict:
-        lead = self.leads.get(body.get("id")) or next(iter(self.leads.values()))
+        lead = self._given_or_first(self.leads, body.get("id"))
         self.update_leads([{"id": lead["id"], "name": body.get("name", lead["name"] + " (изм.)")}])
         return {"id": lead["id"]}
 
@@ -90,7 +95,7 @@ class Triggers(Account):
         return {"id": lead["id"], "responsible_user_id": new, "old_responsible_user_id": old}
 
     def _delete_lead(self, body: dict) -> dict:
-        self.delete_lead(body.get("id"))
+        self.delete_lead(_required_id(body, "lead"))
         return {"id": body.get("id")}
 
     def _restore_lead(self, body: dict) -> dict:
@@ -102,15 +107,23 @@ class Triggers(Account):
         return {"id": lead_id}
 
     def _rename_contact(self, body: dict) -> dict:
-        contact = self.contacts.get(body.get("id")) or next(iter(self.contacts.values()))
+        contact = self._given_or_first(self.contacts, body.get("id"))
         self.update_contacts([{"id": contact["id"], "name": body.get("name", contact["name"])}])
         return {"id": contact["id"]}
 
     def _edit_task(self, body: dict) -> dict:
-        task = self.tasks.get(body.get("id")) or next(iter(self.tasks.values()))
+        task = self._given_or_first(self.tasks, body.get("id"))
         self.update_tasks([{"id": task["id"], "text": body.get("text", task["text"])}])
         return {"id": task["id"]}
 
     def _delete_task(self, body: dict) -> dict:
-        self.delete_task(body.get("id"))
+        self.delete_task(_required_id(body, "task"))
         return {"id": body.get("id")}
+
+
+def _required_id(body: dict, what: str) -> int:
+    """The `id` a delete trigger must name (it has no "first fitting one" to fall back on)."""
+    item_id = body.get("id")
+    if item_id is None:
+        raise problem(400, "Bad Request", f"id of the {what} to delete is required")
+    return item_id

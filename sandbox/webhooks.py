@@ -131,7 +131,7 @@ def legacy_task(task: dict) -> dict:
     return {
         "id": task["id"],
         "element_id": task.get("entity_id") or 0,
-        "element_type": {"contacts": 1, "leads": 2, "companies": 3}.get(task.get("entity_type"), 2),
+        "element_type": {"contacts": 1, "leads": 2, "companies": 3}.get(task.get("entity_type") or "", 2),
         "text": task.get("text", ""),
         "status": 1 if task.get("is_completed") else 0,
         "complete_till": task.get("complete_till"),

@@ -63,6 +63,14 @@ def http(
         return status, raw.decode(errors="replace")
 
 
+def json_object(answer: tuple[int, dict | str]) -> dict:
+    """The body of an `http` answer that must be a JSON object (a RuntimeError names anything else)."""
+    status, body = answer
+    if not isinstance(body, dict):
+        raise RuntimeError(f"expected a JSON object, got {status}: {body[:500]}")
+    return body
+
+
 def wait_until(check, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -224,7 +232,7 @@ class Stack:
     def register_webhook(self) -> dict:
         """Subscribe the service's webhook in the sandbox through the service's own route."""
         status, body = http("POST", f"{self.api_url}/webhook/register", {}, {"X-API-Key": self.api_key})
-        if status != 200:
+        if status != 200 or not isinstance(body, dict):
             raise RuntimeError(f"registering the webhook failed: {body}")
         return body
 
@@ -232,7 +240,7 @@ class Stack:
         """Mirror the sandbox once and map its stages, so a stage change is a status change."""
         headers = {"X-API-Key": self.api_key}
         status, synced = http("POST", f"{self.api_url}/sync-all?leadsLimit=0", None, headers, timeout=300)
-        if status != 200:
+        if status != 200 or not isinstance(synced, dict):
             raise RuntimeError(f"the first sync failed: {synced}")
         http("POST", f"{self.api_url}/mapping/auto-apply", {}, headers)
         return synced

@@ -228,7 +228,7 @@ class AmoClient:
             token = self._tokens().access_token()
             headers["Authorization"] = f"Bearer {token}"
         response = self._send(method, url, json, headers, timeouts or self.timeouts)
-        if response.status_code == 401 and authorized:
+        if response.status_code == 401 and token is not None:  # i.e. an authorized request
             token = self._tokens().refresh_after_unauthorized(token)
             headers["Authorization"] = f"Bearer {token}"
             response = self._send(method, url, json, headers, timeouts or self.timeouts)

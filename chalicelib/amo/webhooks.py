@@ -21,7 +21,9 @@ class Subscription:
 
 
 def read_subscription(raw: dict) -> Subscription:
-    settings = raw.get("settings") if isinstance(raw.get("settings"), list) else []
+    settings = raw.get("settings")
+    if not isinstance(settings, list):
+        settings = []
     return Subscription(
         destination=str(raw.get("destination") or ""),
         settings=tuple(str(s) for s in settings),

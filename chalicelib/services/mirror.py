@@ -50,11 +50,19 @@ def read_all(raw_items: Iterable[Any], read: Callable[[Any], T]) -> tuple[list[T
     return infos, errors
 
 
+def hash_key_name(model: type[BaseModel]) -> str:
+    """The name of the model's hash key; the helpers here serve only models that have one."""
+    name = model._hash_keyname
+    if name is None:
+        raise TypeError(f"{model.__name__} has no hash key")
+    return name
+
+
 def batch_get(model: type[M], keys: Iterable[Any]) -> dict[Any, M]:
     """Stored items by hash key (models with a hash key only)."""
     keys = list(dict.fromkeys(keys))
     found: dict[Any, M] = {}
-    hash_name = model._hash_keyname
+    hash_name = hash_key_name(model)
     for start in range(0, len(keys), BATCH_GET_SIZE):
         for item in model.batch_get(keys[start : start + BATCH_GET_SIZE]):
             found[getattr(item, hash_name)] = item
@@ -96,7 +104,7 @@ def upsert_changed(
     """Write the items that are new or changed. `stored` saves the read when the caller has
     already fetched the current items; `guard(stored item)` adds to the condition of a changed
     item's write; `item_id` names an item in `errors` (default: its hash key)."""
-    hash_name = model._hash_keyname
+    hash_name = hash_key_name(model)
     item_id = item_id or (lambda item: getattr(item, hash_name))
     if stored is None:
         stored = batch_get(model, [getattr(i, hash_name) for i in items])

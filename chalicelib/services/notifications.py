@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import requests
+from pynamodb.expressions.update import Action
 
 from chalicelib import logs, metrics, settings
 from chalicelib.memo import memoize
@@ -163,7 +164,7 @@ def _post(note: Notification) -> bool:
             error = f"Main Backend answered {response.status_code}{redirect}"
     except requests.RequestException as exc:
         error = f"Main Backend unreachable ({type(exc).__name__})"
-    actions = [Notification.attempts.add(1), Notification.updated_at.set(utc_now())]
+    actions: list[Action] = [Notification.attempts.add(1), Notification.updated_at.set(utc_now())]
     if error is None:
         note.update(actions=actions + [Notification.state.set("sent"), Notification.last_error.remove()])
         metrics.count("NotificationsSent")

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
+from pynamodb.expressions.update import Action
 
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.entities import MalformedEntity
@@ -60,9 +61,9 @@ def sync_pipelines(amo: AmoApi) -> dict:
             errors.append(mirror.item_error(raw, str(error)))
     # What amoCRM no longer has is removed, except what belongs to a pipeline that failed to sync.
     removed = 0
-    for (pipeline_id, _), stage in known_stages.items():
+    for (pipeline_id, _), stale in known_stages.items():
         if pipeline_id not in failed:
-            stage.delete()
+            stale.delete()
             removed += 1
     for pipeline_id, pipeline in known_pipelines.items():
         if pipeline_id not in failed:
@@ -157,7 +158,7 @@ def update_stage_mapping(stage_id: int, mapped_status: Any, pipeline_id: int | N
 
 def _set_mapping(stage: AmoStage, status: str, source: str, condition: Any = None) -> MappedStage:
     """Map the stage; a new status is a new version of its mapping, stamped with the time."""
-    actions = [
+    actions: list[Action] = [
         AmoStage.mapped_status.set(status),
         AmoStage.mapping_source.set(source),
         AmoStage.updated_at.set(utc_now()),

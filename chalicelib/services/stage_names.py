@@ -91,8 +91,14 @@ class _Hit:
     negated: bool
 
     @property
+    def flipped_to(self) -> str | None:
+        """The status the negated word says instead, or None when it is not negated (or its
+        negation says nothing)."""
+        return self.concept.negated if self.negated else None
+
+    @property
     def flips(self) -> bool:
-        return self.negated and self.concept.negated is not None
+        return self.flipped_to is not None
 
     @property
     def label(self) -> str:
@@ -147,8 +153,8 @@ def _votes(hits: list[_Hit]) -> list[tuple[str, int, str]]:
             votes.append((NEW, STRONG, f"'{hit.stem}…' (first contact)"))
         elif paid and name in ("payment", "received"):
             votes.append((CLOSED, STRONG, f"'{hit.stem}…' (payment received)"))
-        elif hit.flips:
-            votes.append((hit.concept.negated, STRONG, hit.why))
+        elif (flipped_to := hit.flipped_to) is not None:
+            votes.append((flipped_to, STRONG, hit.why))
         elif hit.concept.status is not None:
             votes.append((hit.concept.status, hit.concept.strength, hit.why))
     return votes

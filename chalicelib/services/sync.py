@@ -240,7 +240,7 @@ def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None, page: in
     sync_lease.renew(params.get("lease") or "")
     limit = int(params.get("limit") or 0)
     filter_type = ENTITIES[job.entity].filter_type
-    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in (params.get("filter") or {}).items()}
+    saved: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in (params.get("filter") or {}).items()}
     try:
         outcome = _run(
             amo, job.entity, filter_type(**saved), limit, int(job.next_page), int(job.synced or 0), time_left, None

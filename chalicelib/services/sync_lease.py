@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pynamodb.exceptions import PynamoDBException
+from pynamodb.expressions.update import Action
 
 from chalicelib.locking import is_conflict
 from chalicelib.models import SyncState
@@ -46,7 +47,7 @@ class Lease:
 
 
 def _update(owner: str, job_id: str | None = None) -> None:
-    actions = [SyncState.lease_until.set(time.time() + LEASE_SECONDS)]
+    actions: list[Action] = [SyncState.lease_until.set(time.time() + LEASE_SECONDS)]
     if job_id:
         actions.append(SyncState.job_id.set(job_id))
     try:

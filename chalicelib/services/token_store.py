@@ -88,10 +88,9 @@ def record_account(account_id: int, subdomain: str | None) -> None:
     """Remember which account hand-stored tokens belong to (only if none is known yet)."""
     token = load_token()
     if token is not None and not token.account_id:
-        token.update(
-            actions=[AmoToken.account_id.set(account_id), AmoToken.subdomain.set(subdomain)],
-            add_version_condition=False,
-        )
+        # PynamoDB writes None to a null=True attribute as NULL; its `set` annotation leaves None out.
+        subdomain_action = AmoToken.subdomain.set(subdomain)  # type: ignore[arg-type]
+        token.update(actions=[AmoToken.account_id.set(account_id), subdomain_action], add_version_condition=False)
 
 
 def update_stored(actions: list, condition: Any = None) -> bool:

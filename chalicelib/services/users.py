@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.entities import MalformedEntity
 from chalicelib.amo.errors import AmoForbidden
 from chalicelib.amo.users import RoleInfo, UserInfo, read_role, read_user
-from chalicelib.models import AmoRole, AmoUser, BaseModel
+from chalicelib.models import AmoRole, AmoUser
 from chalicelib.services import mirror
 from chalicelib.services.paging import page_of_sorted
 
 log = logging.getLogger(__name__)
+
+Mirrored = TypeVar("Mirrored", AmoUser, AmoRole)
 
 NOT_ADMIN = (
     "amoCRM refused the list (403): the user who authorized the integration is not an "
@@ -36,8 +38,8 @@ def _mirror(
     what: str,
     pages: Iterator[list[Any]],
     read: Callable[[Any], Any],
-    to_item: Callable[[Any], BaseModel],
-    model: type[BaseModel],
+    to_item: Callable[[Any], Mirrored],
+    model: type[Mirrored],
 ) -> dict:
     """Replace the table's contents with amoCRM's list; per-item problems go to `errors`."""
     errors: list[dict[str, Any]] = []

@@ -71,7 +71,7 @@ def _stored_versions(entity: str, ids: list[int]) -> dict[int, int | None]:
     if entity == "leads":
         found = mirror.batch_get(Lead, [leads.lead_id_for(i) for i in ids])
         return {lead.amo_lead_id: lead.amo_updated_at for lead in found.values() if lead.amo_lead_id}
-    model = AmoContact if entity == "contacts" else AmoTask
+    model: type[AmoContact] | type[AmoTask] = AmoContact if entity == "contacts" else AmoTask
     return {item.id: item.amo_updated_at for item in mirror.batch_get(model, ids).values()}
 
 

@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -52,7 +52,7 @@ SUBSCRIBED_EVENTS = [
 # -- intake (the route) -------------------------------------------------------------------------
 
 
-def authenticate(query: dict) -> None:
+def authenticate(query: Mapping[str, str]) -> None:
     """The shared secret in the URL proves a delivery is amoCRM's (`account[id]` is not secret).
     Without one configured, deliveries are refused (503), except on a local run that asked for
     it explicitly (ENABLE_DEV_ENDPOINTS=true, never deployed)."""
@@ -65,7 +65,9 @@ def authenticate(query: dict) -> None:
         raise Unauthenticated("missing or wrong webhook secret")
 
 
-def receive(raw_body: bytes | None, content_type: str | None, query: dict, amo: Callable[[], AmoApi]) -> dict:
+def receive(
+    raw_body: bytes | None, content_type: str | None, query: Mapping[str, str], amo: Callable[[], AmoApi]
+) -> dict:
     """Handle one delivery; always `{status: 'ok', processed, errors}` once authentic.
     `amo` gives the amoCRM API when events are applied here (no queue, or the queue refused)."""
     authenticate(query)
@@ -152,7 +154,9 @@ def _ack(processed: int, errors: list[str]) -> dict:
     return {"status": "ok", "processed": processed, "errors": errors}
 
 
-def _too_many(events: list[WebhookEvent], account_id: int, received_at: float, amo: Callable[[], AmoApi]) -> dict:
+def _too_many(
+    events: list[WebhookEvent], account_id: int | None, received_at: float, amo: Callable[[], AmoApi]
+) -> dict:
     """Not applied one by one, not lost either: recorded, and an incremental sync catches up."""
     entities = sorted({e.entity for e in events if e.entity in sync.SYNCABLE})
     activity.record(
@@ -183,7 +187,11 @@ def _too_many(events: list[WebhookEvent], account_id: int, received_at: float, a
 
 
 def _enqueue(
-    events: list[WebhookEvent], problems: list[str], account_id: int, received_at: float, amo: Callable[[], AmoApi]
+    events: list[WebhookEvent],
+    problems: list[str],
+    account_id: int | None,
+    received_at: float,
+    amo: Callable[[], AmoApi],
 ) -> dict:
     bodies = [
         json.dumps(
