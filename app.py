@@ -51,6 +51,12 @@ def callback():
     return web.confirmation_page(web.request(app), result)
 
 
+@app.route(f"{P}/connect", methods=["GET"])
+@web.maps_errors
+def connect():
+    return connection.consent_url()
+
+
 @app.route(f"{P}/exchange-api-key", methods=["POST"])
 @web.maps_errors
 def exchange_api_key():

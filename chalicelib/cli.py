@@ -163,6 +163,16 @@ def cmd_redrive(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_connect(_: argparse.Namespace) -> int:
+    consent = connection.consent_url()
+    print(
+        "Open this address as an amoCRM administrator and allow access (valid for "
+        f"{consent['expiresInSeconds'] // 60} minutes, once):"
+    )
+    print(consent["url"])
+    return 0
+
+
 def cmd_disconnect(_: argparse.Namespace) -> int:
     print(connection.disconnect()["message"])
     return 0
@@ -172,6 +182,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "create-tables": (cmd_create_tables, "create every DynamoDB table (idempotent)"),
     "status": (cmd_status, "show configuration, table and amoCRM connection status"),
     "refresh-token": (cmd_refresh_token, "refresh the amoCRM access token now"),
+    "connect": (cmd_connect, "print amoCRM's consent address with a fresh single-use state"),
     "disconnect": (cmd_disconnect, "forget the stored amoCRM tokens (to connect another account)"),
     "register-webhook": (cmd_register_webhook, "subscribe the service's webhook URL in amoCRM (idempotent)"),
     "unregister-webhook": (cmd_unregister_webhook, "remove that subscription"),

@@ -187,6 +187,13 @@ ROUTES: dict[str, dict[str, dict]] = {
             errors=("400", "403", "409"),
         )
     },
+    "/connect": {
+        "get": op(
+            "amoCRM's consent page with a fresh single-use state (how to connect, or reconnect a connected account)",
+            obj({"url": STR, "state": STR, "expiresInSeconds": INT}, ("url", "state")),
+            errors=(),
+        )
+    },
     "/exchange-api-key": {"post": op("Ask amoCRM to deliver a code for a legacy API key", MESSAGE, status="202")},
     "/test": {
         "get": op(

@@ -1,9 +1,12 @@
 """The operator CLI: exit codes, summaries, nothing secret printed."""
 
+from urllib.parse import parse_qsl, urlsplit
+
 import pytest
 
 from chalicelib import cli, wiring
-from chalicelib.services import pipelines
+from chalicelib.services import connection, pipelines
+from chalicelib.services.errors import Forbidden
 from tests import fixtures
 from tests.fake_amo import FakeAmo, contact, lead
 from tests.fixtures import HAL, HOST, PROBLEM, store_tokens
@@ -69,3 +72,12 @@ def test_status_lists_the_stages_still_to_map_with_their_leads(fake, amo, capsys
     assert "7 stage(s) without a mapping hold 2 lead(s)" in out
     line = next(line for line in out.splitlines() if "(3177727/58141815)" in line)
     assert line.strip().startswith("Воронка / Принимают решение") and line.endswith(" 2 lead(s)")
+
+
+def test_connect_prints_a_consent_address_whose_state_is_issued_once(capsys):
+    assert cli.main(["connect"]) == 0
+    url = [line for line in capsys.readouterr().out.splitlines() if line.startswith("https://")][0]
+    state = dict(parse_qsl(urlsplit(url).query))["state"]
+    connection.consume_state(state)  # ours, valid, and now spent
+    with pytest.raises(Forbidden):
+        connection.consume_state(state)

@@ -2,6 +2,7 @@
 
 import json
 import re
+from urllib.parse import urlencode
 
 import pytest
 
@@ -105,10 +106,68 @@ def test_callback_for_another_account_is_rejected_and_old_tokens_kept(client, am
     amo.post(f"{HOST}/oauth2/access_token", json=fixtures.token_body("intruder"), headers=HAL)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(account_id=4242), headers=HAL)
 
-    response = client.http.get(f"{P}/callback?code=abc")
+    state = call(client, "GET", f"{P}/connect", KEY).json_body["state"]
+    response = client.http.get(f"{P}/callback?code=abc&state={state}")
 
     assert response.status_code == 409
     assert stored_token().access_token == "working"
+
+
+def test_connect_gives_the_consent_address_with_a_state_the_callback_accepts_once(client, amo):
+    store_tokens("working", "working-refresh")  # connected: reconnecting needs a state of ours
+    consent = call(client, "GET", f"{P}/connect", KEY).json_body
+    url = consent["url"]
+    assert url.startswith("https://www.amocrm.ru/oauth?") and "client_id=client-id-123" in url
+    assert f"state={consent['state']}" in url and len(consent["state"]) >= 32
+    amo.post(f"{HOST}/oauth2/access_token", json=fixtures.token_body("renewed", "renewed-refresh"), headers=HAL)
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+
+    first = client.http.get(f"{P}/callback?code=abc&state={consent['state']}&referer=testaccount.amocrm.ru")
+    again = client.http.get(f"{P}/callback?code=abc&state={consent['state']}&referer=testaccount.amocrm.ru")
+
+    assert first.status_code == 200 and stored_token().access_token == "renewed"
+    assert again.status_code == 403
+
+
+def test_a_connected_account_is_not_replaced_by_a_callback_without_state(client, amo):
+    store_tokens("working", "working-refresh")
+    amo.post(f"{HOST}/oauth2/access_token", json=fixtures.token_body("lower-privileged"), headers=HAL)
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+
+    response = client.http.get(f"{P}/callback?code=someone-elses-code&referer=testaccount.amocrm.ru")
+
+    assert response.status_code == 403 and "GET connect" in response.json_body["Message"]
+    assert stored_token().access_token == "working"
+    assert not [c for c in amo.calls if "access_token" in c.request.url]  # the code was not even spent
+
+
+def test_an_account_needing_reauthorization_may_be_reconnected_from_amocrm_without_state(client, amo):
+    store_tokens("revoked", "revoked-refresh")
+    token = stored_token()
+    token.needs_reauth = True
+    token.save()
+    amo.post(f"{HOST}/oauth2/access_token", json=fixtures.token_body("fresh"), headers=HAL)
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+    assert client.http.get(f"{P}/callback?code=abc").status_code == 200
+    assert stored_token().access_token == "fresh"
+
+
+@pytest.mark.parametrize("referer", ["evil.example.com", "https://evil.example.com/x", "<script>", "[::1"])
+def test_the_stored_domain_is_never_what_a_foreign_referer_says(client, amo, referer):
+    amo.post(f"{HOST}/oauth2/access_token", json=fixtures.token_body(), headers=HAL)
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+    response = client.http.get(f"{P}/callback?" + urlencode({"code": "abc", "referer": referer}))
+    assert response.status_code == 200
+    assert stored_token().domain == "testaccount.amocrm.ru"
+
+
+def test_a_state_the_caller_chooses_never_replaces_one_already_issued(client, amo):
+    amo.post(f"{HOST}/oauth2/exchange_api_key", status=202)
+    issued = call(client, "GET", f"{P}/connect", KEY).json_body["state"]
+    body = {"login": "a@b.c", "api_key": "k", "state": issued}
+    response = call(client, "POST", f"{P}/exchange-api-key", KEY, body)
+    assert response.status_code == 409
+    assert not [c for c in amo.calls if "exchange_api_key" in c.request.url]
 
 
 def test_exchange_api_key_is_202(client, amo):

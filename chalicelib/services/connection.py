@@ -1,7 +1,11 @@
 """Connecting amoCRM: OAuth state, the callback, the API-key exchange, hand-set tokens, status.
 
 Every check of a callback happens before anything is written, so a rejected or failed
-callback never replaces tokens that already work.
+callback never replaces tokens that already work. Once an account is connected, only a
+callback carrying a state we issued (GET connect, exchange-api-key) may replace its tokens,
+and only with tokens of the same account: a code someone else obtained (another user of the
+account, say) cannot take the connection over. The stored domain is the account's own host,
+never what the caller's `referer` claims.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -35,12 +39,18 @@ _AMO_HOST = re.compile(r"^([a-z0-9-]+)\.(amocrm\.ru|amocrm\.com|kommo\.com)$")
 
 
 def issue_state(state: str | None = None, purpose: str = "authorize") -> str:
-    """Record a state value as issued by us (single use, expires after 30 minutes)."""
+    """Record a state value as issued by us (single use, expires after 30 minutes). A state the
+    caller chose never replaces one already issued (that would revive or hijack it)."""
     state = state or secrets.token_urlsafe(24)
     record = OAuthState(state=state, purpose=purpose)
     record.expires_at = datetime.fromtimestamp(time.time() + STATE_TTL_SECONDS, UTC)
     record.touch()
-    record.save()
+    try:
+        record.save(condition=OAuthState.state.does_not_exist())
+    except PynamoDBException as error:
+        if is_conflict(error):
+            raise Conflict("this state is already in use; choose another or leave it out") from None
+        raise
     return state
 
 
@@ -69,22 +79,44 @@ def expected_subdomain() -> str | None:
     return match.group(1) if match else None
 
 
-def _check_referer(referer: str | None) -> None:
+def _referer_host(referer: str | None) -> str:
     if not referer:
-        return
-    host = (urlsplit(referer if "//" in referer else "//" + referer).hostname or "").lower()
-    match = _AMO_HOST.match(host)
+        return ""
+    try:
+        return (urlsplit(referer if "//" in referer else "//" + referer).hostname or "").lower()
+    except ValueError:  # not a host at all
+        return ""
+
+
+def _check_referer(referer: str | None) -> None:
+    match = _AMO_HOST.match(_referer_host(referer))
     wanted = expected_subdomain()
     if match and wanted and match.group(1) != wanted:
         raise Forbidden(f"callback comes from account '{match.group(1)}', not the configured '{wanted}'")
 
 
 def _account_domain(referer: str | None, subdomain: str | None) -> str:
-    if referer:
-        host = urlsplit(referer if "//" in referer else "//" + referer).hostname
-        if host:
-            return host.lower()
-    return urlsplit(settings.amo_base_url()).netloc or (subdomain or "")
+    """The account's host: the referer's only when it is an amoCRM host of this very account
+    (it tells .amocrm.ru from .amocrm.com), else the configured one."""
+    match = _AMO_HOST.match(_referer_host(referer))
+    if match and subdomain and match.group(1) == subdomain.lower():
+        return match.group(0)
+    return urlsplit(settings.amo_base_url()).netloc
+
+
+def _may_connect_without_state() -> bool:
+    token = token_store.load_token()
+    return token is None or not (token.access_token or token.refresh_token) or bool(token.needs_reauth)
+
+
+def consent_url() -> dict:
+    """amoCRM's consent page for this integration with a fresh single-use state: how an operator
+    connects, or reconnects an account that is already connected."""
+    state = issue_state()
+    match = _AMO_HOST.match((urlsplit(settings.amo_base_url()).hostname or "").lower())
+    base = f"https://www.{match.group(2)}/oauth" if match else f"{settings.amo_base_url()}/oauth"
+    query = urlencode({"client_id": settings.amo_client_id(), "state": state, "mode": "post_message"})
+    return {"url": f"{base}?{query}", "state": state, "expiresInSeconds": STATE_TTL_SECONDS}
 
 
 # -- the service methods of SPEC §4 ------------------------------------------------------------------
@@ -101,6 +133,11 @@ def exchange_code(amo: AmoApi, code: str, state: str | None = None, referer: str
     """Handle the OAuth redirect: exchange the code, identify the account, store the tokens."""
     if state:
         consume_state(state)
+    elif not _may_connect_without_state():
+        raise Forbidden(
+            "amoCRM is already connected: a callback must carry a state issued by GET connect "
+            "(or exchange-api-key) to replace its tokens"
+        )
     _check_referer(referer)
     try:
         pair = amo.oauth.exchange_code(code)

@@ -54,7 +54,7 @@ def test_rejected_code_is_invalid_input_and_keeps_existing_tokens(amo):
         },
     )
     with pytest.raises(InvalidInput, match="authorization code"):
-        connection.exchange_code(wiring.amo(), "stale-code")
+        connection.exchange_code(wiring.amo(), "stale-code", state=connection.consent_url()["state"])
     assert stored_token().access_token == "working-access"
 
 
@@ -62,8 +62,9 @@ def test_callback_for_another_account_is_rejected_and_old_tokens_kept(amo):
     store_tokens("working-access", "working-refresh")
     amo.post(TOKEN_URL, json=fixtures.token_body("other-access", "other-refresh"), headers=HAL)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(account_id=999, subdomain="testaccount"), headers=HAL)
+    state = connection.consent_url()["state"]  # even a consent we started: the account is pinned
     with pytest.raises(Conflict, match="already connected"):
-        connection.exchange_code(wiring.amo(), "code")
+        connection.exchange_code(wiring.amo(), "code", state=state)
     token = stored_token()
     assert (token.access_token, token.account_id) == ("working-access", fixtures.ACCOUNT_ID)
 
