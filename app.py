@@ -357,9 +357,13 @@ def webhook():
 def webhook_register():
     request = web.request(app)
     body = validation.body_object(web.optional_json(request))
-    url = validation.string(body, "url", required=False) or web.own_url(request, "webhook")
+    url = validation.string(body, "url", required=False)
+    own_url = web.own_url(request, "webhook")
     amo = wiring.amo()
-    return webhooks.register(amo, url) if request.method == "POST" else webhooks.unregister(amo, url)
+    if request.method == "DELETE":
+        return webhooks.unregister(amo, url, own_url)
+    foreign = validation.boolean(body, "allowForeignDestination", default=False)
+    return webhooks.register(amo, url, own_url, allow_foreign=foreign)
 
 
 @app.route(f"{P}/activity", methods=["GET"])

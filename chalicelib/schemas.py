@@ -140,6 +140,12 @@ class Bool:
             raise fail(name, "must be true or false")
         return raw.lower() == "true"
 
+    def check(self, value: Any, name: str) -> bool:
+        """A JSON true/false only (not "yes" or 1: a flag that loosens a check must be meant)."""
+        if not isinstance(value, bool):
+            raise fail(name, "must be true or false")
+        return value
+
     def json_schema(self, required: bool) -> dict:
         return {"type": "boolean"} if self.default is None else {"type": "boolean", "default": self.default}
 
@@ -203,7 +209,7 @@ class Obj:
         return schema
 
 
-Spec = Str | Int | Num | List | Obj
+Spec = Str | Int | Num | Bool | List | Obj
 
 
 def take(spec: Spec, data: Mapping, key: str, *, required: bool, name: str = "") -> Any:
@@ -287,7 +293,11 @@ BODIES: dict[str, Obj] = {
     "PATCH /contacts/{contactId}": CONTACT_CHANGES,
     "POST /tasks": TASK,
     "PATCH /tasks/{taskId}/complete": Obj({"result_text": Str(5000)}),
-    "POST /webhook/register": Obj({"url": Str()}),
+    "POST /webhook/register": Obj(
+        {"url": Str(), "allowForeignDestination": Bool(default=False)},
+        description="url defaults to this service's own webhook route; another host only with "
+        "allowForeignDestination: true (amoCRM sends the secret and every event there)",
+    ),
     "DELETE /webhook/register": Obj({"url": Str()}),
 }
 BODY_MAY_BE_OMITTED = frozenset(

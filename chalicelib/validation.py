@@ -103,6 +103,11 @@ def page_params(params: Params) -> tuple[int, str | None]:
     return _param(params, "limit", schemas.PAGE_LIMIT), (params or {}).get("cursor") or None
 
 
+def boolean(data: Mapping, field: str, default: bool) -> bool:
+    value = data.get(field)
+    return default if value is None else schemas.Bool().check(value, field)
+
+
 def fraction(data: Mapping, field: str, default: float) -> float:
     """A number between 0 and 1 (e.g. a confidence threshold), also written as a decimal string."""
     value = data.get(field)

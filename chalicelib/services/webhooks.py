@@ -237,23 +237,35 @@ def _with_secret(url: str) -> str:
 
 
 def _masked(url: str) -> str:
+    """The URL with its `secret` query value hidden, however it is encoded."""
+    parts = urlsplit(url)
+    query = [(k, "***" if k == "secret" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    masked = urlunsplit(parts._replace(query=urlencode(query, safe="*")))
     secret = settings.amo_webhook_secret()
-    return url.replace(secret, "***") if secret else url
+    return masked.replace(secret, "***") if secret else masked
 
 
-def _destination(url: str | None) -> str:
-    url = url or settings.public_webhook_url()
+def _destination(url: str | None, own_url: str | None = None, allow_foreign: bool = False) -> str:
+    """The subscription's destination, with the secret. Unless told otherwise it must be this
+    API's own host: amoCRM sends the secret and every account event there."""
+    url = url or settings.public_webhook_url() or own_url
     if not url:
         raise InvalidInput("url is required (or set WEBHOOK_PUBLIC_URL)")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidInput("url must be an http(s) URL")
+    own_hosts = {urlsplit(u).hostname for u in (settings.public_webhook_url(), own_url) if u}
+    if not allow_foreign and parts.hostname not in own_hosts:
+        raise InvalidInput(
+            f"url must point at this service ({', '.join(sorted(h for h in own_hosts if h))}): amoCRM sends "
+            "the webhook secret and every account event there; send allowForeignDestination: true if you mean it"
+        )
     return _with_secret(url)
 
 
-def register(amo: AmoApi, url: str | None = None) -> dict:
+def register(amo: AmoApi, url: str | None = None, own_url: str | None = None, allow_foreign: bool = False) -> dict:
     """Subscribe our webhook URL for exactly the events we handle; idempotent by destination."""
-    destination = _destination(url)
+    destination = _destination(url, own_url, allow_foreign)
     existing = amo.webhooks.find(destination)
     if existing and sorted(existing.settings) == sorted(SUBSCRIBED_EVENTS) and not existing.disabled:
         message = "webhook already registered"
@@ -263,7 +275,7 @@ def register(amo: AmoApi, url: str | None = None) -> dict:
     return {"message": message, "destination": _masked(destination), "settings": SUBSCRIBED_EVENTS}
 
 
-def unregister(amo: AmoApi, url: str | None = None) -> dict:
-    destination = _destination(url)
+def unregister(amo: AmoApi, url: str | None = None, own_url: str | None = None) -> dict:
+    destination = _destination(url, own_url, allow_foreign=True)  # removing leaks nothing
     amo.webhooks.unsubscribe(destination)
     return {"message": "webhook unregistered", "destination": _masked(destination), "settings": []}

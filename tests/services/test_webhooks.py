@@ -1,6 +1,7 @@
 """Webhooks: intake over the route, each event's effect, idempotency, the queue, notifications."""
 
 import json
+from urllib.parse import quote, quote_plus
 
 import boto3
 import pytest
@@ -390,7 +391,7 @@ def test_register_subscribes_once_with_the_secret_and_never_returns_it(client, f
     monkeypatch.setenv("AMO_WEBHOOK_SECRET", "s3cr3t")
     amo.get(f"{HOST}/api/v4/webhooks", status=204)
     amo.post(f"{HOST}/api/v4/webhooks", json={"id": 1, "destination": "x"}, headers=HAL)
-    headers = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
+    headers = {"X-API-Key": API_KEY, "Content-Type": "application/json", "Host": "api.example.com"}
 
     response = client.http.post(
         f"{P}/webhook/register",
@@ -405,6 +406,52 @@ def test_register_subscribes_once_with_the_secret_and_never_returns_it(client, f
         [c for c in amo.calls if c.request.method == "POST" and "webhooks" in c.request.url][0].request.body
     )
     assert sent["destination"].endswith("?secret=s3cr3t") and sent["settings"] == webhooks.SUBSCRIBED_EVENTS
+
+
+def register(client, body: dict, host: str = "api.example.com"):
+    headers = {"X-API-Key": API_KEY, "Content-Type": "application/json", "Host": host}
+    return client.http.post(f"{P}/webhook/register", headers=headers, body=json.dumps(body))
+
+
+def subscriptions_posted(amo) -> list[dict]:
+    return [json.loads(c.request.body) for c in amo.calls if c.request.method == "POST" and "webhooks" in c.request.url]
+
+
+def test_a_destination_on_another_host_is_refused_unless_asked_for_explicitly(client, fake, amo):
+    amo.get(f"{HOST}/api/v4/webhooks", status=204)
+    amo.post(f"{HOST}/api/v4/webhooks", json={"id": 1, "destination": "x"}, headers=HAL)
+    foreign = {"url": "https://collector.example.net/hook"}
+
+    refused = register(client, foreign)
+    not_quite = register(client, {**foreign, "allowForeignDestination": "true"})
+    assert refused.status_code == 400 and "allowForeignDestination" in refused.json_body["Message"]
+    assert not_quite.status_code == 400  # a string is not a yes
+    assert subscriptions_posted(amo) == []
+
+    allowed = register(client, {**foreign, "allowForeignDestination": True})
+    assert allowed.status_code == 200
+    assert subscriptions_posted(amo)[0]["destination"].startswith("https://collector.example.net/hook?secret=")
+
+
+def test_without_a_url_the_service_registers_its_own_route(client, fake, amo):
+    amo.get(f"{HOST}/api/v4/webhooks", status=204)
+    amo.post(f"{HOST}/api/v4/webhooks", json={"id": 1, "destination": "x"}, headers=HAL)
+    assert register(client, {}).status_code == 200
+    destination = subscriptions_posted(amo)[0]["destination"]
+    assert destination.startswith("http://api.example.com/integrations/amo-crm/webhook?secret=")
+
+
+@pytest.mark.parametrize("secret", ["a+b/c=d&e@f", "p@ss word/+=", "секрет&="])
+def test_a_secret_with_url_special_characters_is_masked_in_every_form(client, fake, amo, monkeypatch, secret):
+    monkeypatch.setenv("AMO_WEBHOOK_SECRET", secret)
+    amo.get(f"{HOST}/api/v4/webhooks", status=204)
+    amo.post(f"{HOST}/api/v4/webhooks", json={"id": 1, "destination": "x"}, headers=HAL)
+    response = register(client, {"url": "https://api.example.com/api/integrations/amo-crm/webhook"})
+    assert response.status_code == 200
+    body = response.body.decode()
+    for form in {secret, quote(secret), quote_plus(secret), quote(secret, safe="")}:
+        assert form not in body
+    assert response.json_body["destination"].endswith("?secret=***")
 
 
 def test_unregister_deletes_by_destination(fake, amo):
