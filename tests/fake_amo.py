@@ -152,7 +152,8 @@ class FakeAmo:
         self.urls.append(request.url)
         query = parse_qs(urlsplit(request.url).query)
         since = int(query.get("filter[updated_at][from]", ["0"])[0])
-        items = [dict(item) for item in self.leads if item["updated_at"] >= since]
+        ids = {int(i) for i in query.get("filter[id][]", [])}
+        items = [dict(item) for item in self.leads if item["updated_at"] >= since and (not ids or item["id"] in ids)]
         if "contacts" not in ",".join(query.get("with", [])):
             for item in items:
                 item["_embedded"] = {k: v for k, v in item["_embedded"].items() if k != "contacts"}
