@@ -35,6 +35,7 @@ HANDLED = {
     ("leads", "add"),
     ("leads", "update"),
     ("leads", "restore"),
+    ("leads", "responsible"),
     ("leads", "status"),
     ("leads", "delete"),
     ("contacts", "add"),
@@ -47,6 +48,7 @@ FETCHED = {
     ("leads", "add"),
     ("leads", "update"),
     ("leads", "restore"),
+    ("leads", "responsible"),
     ("contacts", "add"),
     ("contacts", "update"),
     ("tasks", "add"),
@@ -236,7 +238,7 @@ def _with_amo_version(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) 
 
 def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> str:
     if (event.entity, event.action) not in HANDLED or event.item.get("type") == "company":
-        return "ignored"  # notes, responsible, companies, chats…: logged, nothing to mirror
+        return "ignored"  # notes, companies, chats…: logged, nothing to mirror
     entity_id = event.entity_id
     if entity_id is None:
         raise InvalidInput(f"{event.entity}[{event.action}] item has no numeric id")

@@ -131,3 +131,16 @@ def test_apply_status_without_a_time_asks_amocrm(client, fake, amo):
 
     assert leads.apply_status(wiring.amo(), 17657, SALES, NEGOTIATION, None) == "applied"
     assert Lead.get(leads.lead_id_for(17657)).amo_updated_at == 1700000900
+
+
+def test_a_responsible_change_fetches_the_lead_and_stores_its_new_responsible_user(client, fake, amo):
+    seed_lead(fake, updated_at=1700000000)
+    changed = lead(17657, status_id=INITIAL, contact_ids=(1,), updated_at=1700000700)
+    fake.leads = [{**changed, "responsible_user_id": 9000001}]
+
+    pairs = wb.lead_event("responsible", 17657, INITIAL, SALES, 1700000700)
+    response = client.http.post(f"{P}/webhook", headers=FORM, body=wb.encode(pairs + wb.account()))
+
+    assert response.json_body["errors"] == []
+    stored = Lead.get(leads.lead_id_for(17657))
+    assert (stored.responsible_user_id, stored.amo_updated_at) == (9000001, 1700000700)
