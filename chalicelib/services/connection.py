@@ -22,7 +22,7 @@ from chalicelib.amo.errors import AmoAuthError, AmoError, AmoTokenRevoked
 from chalicelib.amo.oauth import TokenPair, jwt_expires_at
 from chalicelib.locking import is_conflict
 from chalicelib.models import AmoToken, OAuthState
-from chalicelib.services import token_expiry, token_store
+from chalicelib.services import account_filters, token_expiry, token_store
 from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotConnected, ReauthorizationRequired
 
 log = logging.getLogger(__name__)
@@ -208,6 +208,7 @@ def get_connection_status(amo: AmoApi) -> dict:
         return status
     status["connected"] = True
     status["accountId"] = account.id
+    status.update(account_filters.describe())
     if status["tokenType"] == "long_lived":
         if token is None or not token.account_id:  # AMO_LONG_LIVED_TOKEN: webhooks need the account
             token_store.record_account(account.id, account.subdomain, create=True)

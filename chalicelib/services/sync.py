@@ -28,7 +28,7 @@ from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.amo.pages import PageFetcher
 from chalicelib.amo.resource import ListResource
 from chalicelib.models import SyncJob, SyncState
-from chalicelib.services import contacts, pipelines, queues, rederive, sync_lease, tasks
+from chalicelib.services import account_filters, contacts, pipelines, queues, rederive, sync_lease, tasks
 from chalicelib.services.errors import InvalidInput, NotFound, ServiceError
 from chalicelib.services.lead_sync import LeadPageWriter
 
@@ -115,6 +115,7 @@ def _run(
     already: int,
     time_left: TimeLeft | None,
     progress: Progress | None,
+    check: Callable[[list[Any]], None] | None = None,
 ) -> Outcome:
     spec = ENTITIES[entity]
     began = time.monotonic()
@@ -125,7 +126,7 @@ def _run(
     outcome = Outcome()
     out_of_time = (lambda: time_left() < RESERVE_SECONDS) if time_left else (lambda: False)
     try:
-        _consume(fetcher, writer, outcome, entity, already, remaining, out_of_time, progress)
+        _consume(fetcher, writer, outcome, entity, already, remaining, out_of_time, progress, check)
     finally:
         writer.close()
     outcome.synced, outcome.errors = writer.synced, writer.errors
@@ -145,9 +146,12 @@ def _consume(
     remaining: int | None,
     out_of_time: Callable[[], bool],
     progress: Progress | None,
+    check: Callable[[list[Any]], None] | None = None,
 ) -> None:
     limit_reached = False
     for page in fetcher.pages(should_stop=out_of_time):
+        if check is not None:
+            check(page.items)
         items = page.items if remaining is None else page.items[:remaining]
         writer.add_page(items)
         if progress:
@@ -212,14 +216,26 @@ def _sync_entity(
     started_at = time.time()
     # only a complete, unfiltered run tells the next incremental run where to start
     record_state = where is None and limit == 0
-    where = where or ENTITIES[entity].filter_type()
-    if incremental:
-        since = _incremental_from(entity)
-        if since is not None:
-            where = dataclasses.replace(where, updated_from=since, updated_to=int(started_at))
+    full = where or ENTITIES[entity].filter_type()
+    where = full
+    since = _incremental_from(entity) if incremental else None
+    if since is not None and account_filters.ignored():  # see account_filters.py
+        if not account_filters.full_sync_due(since + OVERLAP_SECONDS, started_at):
+            return {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
+        since = None
+    if since is not None:
+        where = dataclasses.replace(where, updated_from=since, updated_to=int(started_at))
     if not queues.sync_queue_configured():
         time_left = None  # nowhere to continue: run to the end
-    outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress)
+    try:
+        check = (lambda items: account_filters.check_page(where, items)) if since is not None else None
+        outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress, check)
+    except account_filters.FiltersIgnored:
+        account_filters.record_ignored(f"{entity} updated_at")
+        if not account_filters.full_sync_due(since + OVERLAP_SECONDS if since else None, started_at):
+            return {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
+        where = full
+        outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress)
     result = outcome.as_result()
     if outcome.next_page is not None:
         job = SyncJob(
