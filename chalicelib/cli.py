@@ -7,6 +7,7 @@ failure, 2 on bad usage.
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 import time
@@ -111,7 +112,21 @@ def _print_unmapped(mapping: dict) -> None:
 
 def cmd_refresh_token(_: argparse.Namespace) -> int:
     result = wiring.token_store().refresh_token(force=True)
+    if not result["refreshed"]:
+        print(f"not refreshed: {result['reason']}; valid until {result['expiresAt']} (unix time)")
+        return 0
     print(f"token refreshed; access token valid until {result['expiresAt']} (unix time)")
+    return 0
+
+
+def cmd_set_long_lived_token(_: argparse.Namespace) -> int:
+    """The token is read from stdin (or typed without echo), never from the command line, where
+    the process list and the shell history would keep it."""
+    token = getpass.getpass("long-lived token: ") if sys.stdin.isatty() else sys.stdin.readline()
+    result = connection.store_long_lived_token(wiring.amo(), token.strip())
+    print(f"{result['message']}: account {result['accountId']}, expires at {result['expiresAt']} (unix time)")
+    if result["daysLeft"] is not None and result["daysLeft"] < 14:
+        print(f"  ! it expires in {result['daysLeft']:.1f} days: issue a longer-lived one")
     return 0
 
 
@@ -183,6 +198,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "status": (cmd_status, "show configuration, table and amoCRM connection status"),
     "refresh-token": (cmd_refresh_token, "refresh the amoCRM access token now"),
     "connect": (cmd_connect, "print amoCRM's consent address with a fresh single-use state"),
+    "set-long-lived-token": (cmd_set_long_lived_token, "store a long-lived token (read from stdin; never refreshed)"),
     "disconnect": (cmd_disconnect, "forget the stored amoCRM tokens (to connect another account)"),
     "register-webhook": (cmd_register_webhook, "subscribe the service's webhook URL in amoCRM (idempotent)"),
     "unregister-webhook": (cmd_unregister_webhook, "remove that subscription"),

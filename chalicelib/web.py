@@ -121,8 +121,8 @@ def _translate(error: Exception) -> ChaliceViewError:
         return RequestEntityTooLargeError(str(error))
     if isinstance(error, settings.ConfigError):
         return ServiceUnavailableError(f"service is not configured: {error}")
-    if isinstance(error, AmoValidationError):
-        return BadRequestError(f"{error}; {summarize_validation(error.validation_errors)}".rstrip("; "))
+    if isinstance(error, AmoValidationError):  # the message carries amoCRM's reasons (amo/problems.py)
+        return BadRequestError(str(error))
     if isinstance(error, AmoNotFound):
         return NotFoundError(str(error))
     if isinstance(error, AmoRateLimited):
@@ -135,15 +135,6 @@ def _translate(error: Exception) -> ChaliceViewError:
             "(or check amoCRM), never with a new one"
         )
     return BadGatewayError(str(error))
-
-
-def summarize_validation(errors: list) -> str:
-    """amoCRM's `validation-errors` as `path: detail` pairs."""
-    parts = []
-    for item in errors or []:
-        for problem in (item or {}).get("errors") or []:
-            parts.append(f"{problem.get('path', '?')}: {problem.get('detail', problem.get('code', ''))}")
-    return "; ".join(parts)
 
 
 def maps_errors(view: Callable) -> Callable:

@@ -126,6 +126,7 @@ class FakeAmo:
         self.contacts: dict[int, dict] = {}
         self.tasks: list[dict] = []
         self.urls: list[str] = []
+        self.ignore_filters = False  # an account not enrolled in API filtering (reference §13)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/leads(\?.*)?$"), self._list_leads)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/contacts(\?.*)?$"), self._list_contacts)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/tasks(\?.*)?$"), self._list_tasks)
@@ -152,7 +153,10 @@ class FakeAmo:
         self.urls.append(request.url)
         query = parse_qs(urlsplit(request.url).query)
         since = int(query.get("filter[updated_at][from]", ["0"])[0])
-        items = [dict(item) for item in self.leads if item["updated_at"] >= since]
+        ids = {int(i) for i in query.get("filter[id][]", [])}
+        if self.ignore_filters:
+            since, ids = 0, set()
+        items = [dict(item) for item in self.leads if item["updated_at"] >= since and (not ids or item["id"] in ids)]
         if "contacts" not in ",".join(query.get("with", [])):
             for item in items:
                 item["_embedded"] = {k: v for k, v in item["_embedded"].items() if k != "contacts"}

@@ -265,6 +265,6 @@ def test_the_days_a_long_lived_token_has_left_are_reported(monkeypatch):
     monkeypatch.setenv("AMO_LONG_LIVED_TOKEN", f"eyJhbGciOiJIUzI1NiJ9.{claims}.signature")
     metrics.flush(emit=False)
     assert token_expiry.report(now=1_000_000) == 10.0
-    assert totals(metrics.flush(emit=False)) == {"LongLivedTokenDaysLeft": 10.0}
+    assert totals(metrics.flush(emit=False)) == {"LongLivedTokenDaysLeft": 10.0, "LongLivedTokenExpiringSoon": 1}
     monkeypatch.setenv("AMO_LONG_LIVED_TOKEN", "not-a-jwt")
     assert token_expiry.report() is None

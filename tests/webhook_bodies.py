@@ -120,3 +120,20 @@ def lead_note(lead_id: int):
         (f"{p}[date_create]", "2023-11-14 22:13:20"),
         (f"{p}[timestamp_x]", "2023-11-14 22:13:20"),
     ]
+
+
+def robot_status(lead_id: int, status_id: int, pipeline_id: int, old_status_id: int, index: int = 0):
+    """A digital-pipeline "Send webhook" robot's stage change (reference §9.4, CAP-NOTE): five
+    fields and the account, no timestamp at all."""
+    prefix = f"leads[status][{index}]"
+    return [
+        (f"{prefix}[id]", lead_id),
+        (f"{prefix}[status_id]", status_id),
+        (f"{prefix}[pipeline_id]", pipeline_id),
+        (f"{prefix}[old_status_id]", old_status_id),
+        (f"{prefix}[old_pipeline_id]", pipeline_id),
+    ]
+
+
+def robot_account(account_id: int = ACCOUNT_ID) -> list[tuple[str, object]]:
+    return [("account[id]", account_id), ("account[subdomain]", SUBDOMAIN)]

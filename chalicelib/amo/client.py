@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from chalicelib import metrics
+from chalicelib.amo import problems
 from chalicelib.amo.errors import (
     AmoAuthError,
     AmoBlocked,
@@ -79,13 +80,6 @@ def _never_sent(error: requests.ConnectionError) -> bool:
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
-def _problem_message(body: Any, fallback: str) -> str:
-    if not isinstance(body, dict):
-        return fallback
-    parts = [str(body[key]) for key in ("title", "detail", "hint") if body.get(key)]
-    return ": ".join(parts) or fallback
-
-
 def _json_or_none(response: requests.Response) -> Any:
     if not response.content:
         return None
@@ -118,7 +112,7 @@ def raise_for_status(response: requests.Response, what: str) -> None:
     if status < 400:  # a redirect would re-send the token or the client secret elsewhere
         raise AmoError(f"amoCRM {what} answered a redirect ({status}); redirects are not followed", status)
     body = _json_or_none(response)
-    message = f"amoCRM {what} failed ({status}): " + _problem_message(body, response.reason or "error")
+    message = f"amoCRM {what} failed ({status}): " + problems.describe(body, response.reason or "error")
     if status == 400:
         errors = body.get("validation-errors") if isinstance(body, dict) else None
         raise AmoValidationError(message, status, errors)

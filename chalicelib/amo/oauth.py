@@ -7,6 +7,9 @@ read on every call, so a rotated secret is picked up without a restart.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +44,20 @@ class TokenPair:
             )
         except (KeyError, TypeError, ValueError):
             raise AmoError("amoCRM token response lacks access_token/refresh_token") from None
+
+
+def jwt_expires_at(token: str) -> float | None:
+    """The `exp` claim of a JWT (amoCRM's access and long-lived tokens are JWTs), or None when
+    the token is not a JWT with one. Read, never verified: amoCRM does that."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
 
 
 class OAuth:

@@ -121,6 +121,7 @@ class WebhookEvent:
     action: str  # add | update | status | delete | …
     item: dict
     event_id: str
+    amo_version: bool = False  # True once `versioned` took the version from amoCRM
 
     @property
     def entity_id(self) -> int | None:
@@ -133,6 +134,19 @@ class WebhookEvent:
     def changed_at(self) -> int | None:
         """When amoCRM says the entity changed: `updated_at`, else the legacy `last_modified`."""
         return self.number("updated_at") or self.number("last_modified")
+
+    @property
+    def is_compact(self) -> bool:
+        """A digital-pipeline robot's stage change (reference §9.4): no timestamp at all, so its
+        version must come from amoCRM (see `versioned`), never from our clock."""
+        return self.entity == "leads" and self.action == "status" and self.changed_at is None
+
+    def versioned(self, updated_at: int) -> WebhookEvent:
+        """This event with the lead's `updated_at` as amoCRM answered it, and the id that follows
+        from it: a redelivery finds the same version (one id), a later move to the same stage a
+        newer one (another id)."""
+        item = {**self.item, "updated_at": str(updated_at)}
+        return WebhookEvent(self.entity, self.action, item, _event_id(self.entity, self.action, item), True)
 
 
 def _event_id(entity: str, action: str, item: dict) -> str:

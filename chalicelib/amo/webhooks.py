@@ -44,6 +44,11 @@ class Webhooks:
             (read_subscription(w) for w in found if isinstance(w, dict) and w.get("destination") == destination), None
         )
 
+    def all(self) -> list[Subscription]:
+        """Every subscription of the account (up to 100 exist, one page)."""
+        found: list[Any] = embedded(self.client.get(self.path), "webhooks")
+        return [read_subscription(w) for w in found if isinstance(w, dict)]
+
     def subscribe(self, destination: str, settings: list[str]) -> None:
         self.client.post(self.path, {"destination": destination, "settings": list(settings), "sort": 10})
 

@@ -11,7 +11,7 @@ from pynamodb.exceptions import PynamoDBException
 from chalicelib import settings
 from chalicelib.amo.api import AmoApi
 from chalicelib.models import ALL_MODELS
-from chalicelib.services import connection, notifications, pipelines
+from chalicelib.services import connection, notifications, pipelines, webhooks
 
 
 def create_tables() -> list[tuple[str, str]]:
@@ -58,6 +58,8 @@ def status(amo: Callable[[], AmoApi]) -> dict[str, Any]:
     if tables_ok:
         try:
             link = connection.get_connection_status(amo())
+            if link.get("connected"):
+                link.update(webhooks.subscription_status(amo()))
         except settings.ConfigError as error:
             link = {"connected": False, "error": str(error)}
         link.update(notifications.dead_letters())

@@ -22,11 +22,11 @@ from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import settings
 from chalicelib.amo.api import AmoApi
-from chalicelib.amo.errors import AmoError, AmoTokenRevoked
-from chalicelib.amo.oauth import TokenPair
+from chalicelib.amo.errors import AmoAuthError, AmoError, AmoTokenRevoked
+from chalicelib.amo.oauth import TokenPair, jwt_expires_at
 from chalicelib.locking import is_conflict
 from chalicelib.models import AmoToken, OAuthState
-from chalicelib.services import token_store
+from chalicelib.services import account_filters, token_expiry, token_store
 from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotConnected, ReauthorizationRequired
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,34 @@ def exchange_code(amo: AmoApi, code: str, state: str | None = None, referer: str
     return {"message": "amoCRM connected", "accountId": account.id, "domain": domain}
 
 
+def store_long_lived_token(amo: AmoApi, access_token: str) -> dict:
+    """Store a long-lived token (Kommo private integrations, reference §13): it must be a JWT
+    that has not expired, amoCRM must accept it, and its account must be the pinned one. It is
+    never refreshed; `status` shows when it expires."""
+    exp = jwt_expires_at(access_token)
+    if exp is None:
+        raise InvalidInput("a long-lived token is a JWT with an expiry (exp); this is not one")
+    if exp <= time.time():
+        raise InvalidInput("this long-lived token has already expired")
+    try:
+        account = amo.with_access_token(access_token).account.get()
+    except AmoAuthError:
+        raise InvalidInput("amoCRM refused this token (revoked, expired or for another account)") from None
+    wanted = expected_subdomain()
+    if wanted and account.subdomain != wanted:
+        raise Forbidden(f"the token's account '{account.subdomain}' is not the configured account '{wanted}'")
+    pair = TokenPair(access_token, "", int(exp))
+    _save_connection(pair, account.id, account.subdomain, _account_domain(None, account.subdomain))
+    log.info("long-lived amoCRM token stored for account %s; expires at %d", account.id, int(exp))
+    return {
+        "message": "long-lived token stored; it is never refreshed",
+        "accountId": account.id,
+        "tokenType": "long_lived",
+        "expiresAt": int(exp),
+        "daysLeft": token_expiry.report(),
+    }
+
+
 def _save_connection(pair: TokenPair, account_id: int, subdomain: str | None, domain: str) -> None:
     def change(token: AmoToken | None) -> AmoToken:
         if token is not None and token.account_id and token.account_id != account_id:
@@ -164,6 +192,7 @@ def _save_connection(pair: TokenPair, account_id: int, subdomain: str | None, do
             )
         token = token or AmoToken()
         token_store.apply_pair(token, pair, time.time())
+        token.refresh_token = pair.refresh_token or None  # none: a long-lived token
         token.account_id, token.subdomain, token.domain = account_id, subdomain, domain
         return token
 
@@ -216,4 +245,11 @@ def get_connection_status(amo: AmoApi) -> dict:
         return status
     status["connected"] = True
     status["accountId"] = account.id
+    status.update(account_filters.describe())
+    if status["tokenType"] == "long_lived":
+        if token is None or not token.account_id:  # AMO_LONG_LIVED_TOKEN: webhooks need the account
+            token_store.record_account(account.id, account.subdomain, create=True)
+        status["daysLeft"] = token_expiry.report()
+        if status["daysLeft"] is not None and status["daysLeft"] < token_expiry.WARN_DAYS:
+            status["warning"] = f"the long-lived token expires in {status['daysLeft']:.1f} days: issue a new one"
     return status

@@ -32,7 +32,7 @@ from chalicelib.amo.api import AmoApi
 from chalicelib.amo.contacts import ContactInfo, read_contact
 from chalicelib.amo.resource import IDS_PER_REQUEST
 from chalicelib.models import AmoContact
-from chalicelib.services import mirror
+from chalicelib.services import account_filters, mirror
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class GuestDirectory:
                 found = fetch_contacts(self.amo, ids)
             except FilterIgnored:
                 self.filters_ignored = True
+                account_filters.record_ignored("contacts by id")
                 log.warning("amoCRM ignores the id filter on contacts for this account; listing contacts instead")
             else:
                 self._store([info for info in found.values() if info is not None])

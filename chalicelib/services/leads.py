@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -239,10 +238,11 @@ def apply_status(
 
     Uses the webhook's own fields (no amoCRM call) when we know the lead; an unknown lead is
     fetched and created. An event older than what we store is ignored. An event without a
-    stage, or with a time in the future (a forged or broken clock would freeze the lead: every
-    later genuine change would look older), is checked with amoCRM instead.
+    stage, without a time (a robot's compact format: our clock is never amoCRM's version), or
+    with a time in the future (a forged or broken clock would freeze the lead: every later
+    genuine change would look older), is checked with amoCRM instead.
     """
-    if pipeline_id is None or status_id is None or lead_status.in_future(changed_at):
+    if pipeline_id is None or status_id is None or changed_at is None or lead_status.in_future(changed_at):
         return "applied" if fetch_and_upsert(amo, amo_lead_id) else "stale"
     for _ in range(3):
         existing = _stored(amo_lead_id)
@@ -258,7 +258,7 @@ def apply_status(
             return "unchanged"
         mapping = pipelines.mapping_of(pipeline_id, status_id)
         previous = existing.status
-        occurred_at = changed_at or int(time.time())
+        occurred_at = changed_at
         existing.status = lead_status.derive(status_id, mapping, previous)
         existing.amo_pipeline_id, existing.amo_status_id, existing.amo_updated_at = pipeline_id, status_id, occurred_at
         change = None

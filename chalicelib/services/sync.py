@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -26,7 +27,7 @@ from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.amo.pages import PageFetcher
 from chalicelib.amo.resource import ListResource
 from chalicelib.models import SyncJob, SyncState
-from chalicelib.services import contacts, pipelines, queues, rederive, sync_jobs, sync_lease, tasks
+from chalicelib.services import account_filters, contacts, pipelines, queues, rederive, sync_jobs, sync_lease, tasks
 from chalicelib.services.errors import InvalidInput, NotFound, ServiceError
 from chalicelib.services.lead_sync import LeadPageWriter
 
@@ -112,6 +113,7 @@ def _run(
     already: int,
     time_left: TimeLeft | None,
     progress: Progress | None,
+    check: Callable[[list[Any]], None] | None = None,
 ) -> Outcome:
     spec = ENTITIES[entity]
     began = time.monotonic()
@@ -122,7 +124,7 @@ def _run(
     outcome = Outcome()
     out_of_time = (lambda: time_left() < RESERVE_SECONDS) if time_left else (lambda: False)
     try:
-        _consume(fetcher, writer, outcome, entity, already, remaining, out_of_time, progress)
+        _consume(fetcher, writer, outcome, entity, already, remaining, out_of_time, progress, check)
     finally:
         writer.close()
     outcome.synced, outcome.errors = writer.synced, writer.errors
@@ -142,9 +144,12 @@ def _consume(
     remaining: int | None,
     out_of_time: Callable[[], bool],
     progress: Progress | None,
+    check: Callable[[list[Any]], None] | None = None,
 ) -> None:
     limit_reached = False
     for page in fetcher.pages(should_stop=out_of_time):
+        if check is not None:
+            check(page.items)
         items = page.items if remaining is None else page.items[:remaining]
         writer.add_page(items)
         if progress:
@@ -209,14 +214,26 @@ def _sync_entity(
     started_at = time.time()
     # only a complete, unfiltered run tells the next incremental run where to start
     record_state = where is None and limit == 0
-    where = where or ENTITIES[entity].filter_type()
-    if incremental:
-        since = _incremental_from(entity)
-        if since is not None:
-            where = dataclasses.replace(where, updated_from=since, updated_to=int(started_at))
+    full = where or ENTITIES[entity].filter_type()
+    where = full
+    since = _incremental_from(entity) if incremental else None
+    if since is not None and account_filters.ignored():  # see account_filters.py
+        if not account_filters.full_sync_due(since + OVERLAP_SECONDS, started_at):
+            return {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
+        since = None
+    if since is not None:
+        where = dataclasses.replace(where, updated_from=since, updated_to=int(started_at))
     if not queues.sync_queue_configured():
         time_left = None  # nowhere to continue: run to the end
-    outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress)
+    try:
+        check = functools.partial(account_filters.check_page, where) if since is not None else None
+        outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress, check)
+    except account_filters.FiltersIgnored:
+        account_filters.record_ignored(f"{entity} updated_at")
+        if not account_filters.full_sync_due(since + OVERLAP_SECONDS if since else None, started_at):
+            return {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
+        where = full
+        outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress)
     result = outcome.as_result()
     if outcome.next_page is not None:
         params = {"filter": dataclasses.asdict(where), "limit": limit, "record_state": record_state}

@@ -12,6 +12,10 @@ holding a revoked token, and the integration is dead until a person re-authorize
   still owns the lease and the stored refresh token is still the one it sent: otherwise
   someone else refreshed meanwhile, and their pair is used;
 - the token request's own retries fit inside the lease (see TOKEN_RETRY).
+
+A long-lived token (Kommo private integrations: AMO_LONG_LIVED_TOKEN, or one stored by the
+CLI, which is an item with no refresh token) is never refreshed: its expiry is its JWT's
+`exp`, and a 401 means a person must issue a new one (reference §13).
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import metrics
+from chalicelib import metrics, settings
 from chalicelib.amo.errors import AmoError, AmoTokenRevoked
-from chalicelib.amo.oauth import OAuth, TokenPair
+from chalicelib.amo.oauth import OAuth, TokenPair, jwt_expires_at
 from chalicelib.amo.retry import RetryPolicy
 from chalicelib.locking import is_conflict, retry_on_conflict
 from chalicelib.models import AmoToken
@@ -48,6 +52,23 @@ def load_token() -> AmoToken | None:
         return AmoToken.get(AmoToken.SINGLETON_KEY, consistent_read=True)
     except AmoToken.DoesNotExist:
         return None
+
+
+LONG_LIVED_REFUSED = "amoCRM refused the long-lived token (expired or revoked): issue and store a new one"
+
+
+def is_long_lived(token: AmoToken | None) -> bool:
+    """A stored long-lived token: an access token without a refresh token."""
+    return token is not None and bool(token.access_token) and not token.refresh_token
+
+
+def long_lived_token() -> str | None:
+    """The long-lived token in use, if any: AMO_LONG_LIVED_TOKEN first, else a stored one."""
+    configured = settings.amo_long_lived_token()
+    if configured:
+        return configured
+    token = load_token()
+    return token.access_token if is_long_lived(token) and token is not None else None
 
 
 def usable(token: AmoToken | None) -> AmoToken:
@@ -84,10 +105,12 @@ def save(change: Callable[[AmoToken | None], AmoToken]) -> None:
     retry_on_conflict(attempt)
 
 
-def record_account(account_id: int, subdomain: str | None) -> None:
-    """Remember which account hand-stored tokens belong to (only if none is known yet)."""
+def record_account(account_id: int, subdomain: str | None, create: bool = False) -> None:
+    """Remember the tokens' account if none is known yet (`create`: even with no token item)."""
     token = load_token()
-    if token is not None and not token.account_id:
+    if token is None and create:
+        save(lambda current: current or AmoToken(account_id=account_id, subdomain=subdomain))
+    elif token is not None and not token.account_id:
         # PynamoDB writes None to a null=True attribute as NULL; its `set` annotation leaves None out.
         subdomain_action = AmoToken.subdomain.set(subdomain)  # type: ignore[arg-type]
         token.update(actions=[AmoToken.account_id.set(account_id), subdomain_action], add_version_condition=False)
@@ -126,22 +149,48 @@ class TokenStore:
         return self.get_access_token()
 
     def refresh_after_unauthorized(self, rejected_token: str) -> str:
+        if settings.amo_long_lived_token() or is_long_lived(load_token()):
+            return self._long_lived_refused(rejected_token)
         return self._refresh_under_lease(still_needed=lambda t: t.access_token == rejected_token)
+
+    def _long_lived_refused(self, rejected_token: str) -> str:
+        """No refresh: a stored token is marked for re-authorization (if it is the one refused)."""
+        metrics.count("NeedsReauthorization")
+        log.error("amoCRM refused the long-lived token; a new one must be issued")
+        if not settings.amo_long_lived_token():
+            try:
+                update_stored(
+                    [AmoToken.needs_reauth.set(True), AmoToken.last_error.set(LONG_LIVED_REFUSED)],
+                    condition=AmoToken.access_token == rejected_token,
+                )
+            except PynamoDBException as conflict:
+                if not is_conflict(conflict):
+                    raise
+                return usable(load_token()).access_token  # replaced meanwhile: use the new one
+        raise ReauthorizationRequired(LONG_LIVED_REFUSED)
 
     # -- the service methods of SPEC §4 -----------------------------------------------------------
 
     def get_access_token(self) -> str:
-        """A valid access token, refreshed first when it expires within 5 minutes."""
+        """A valid access token, refreshed when it expires within 5 minutes (long-lived: as is)."""
+        configured = settings.amo_long_lived_token()
+        if configured:
+            return configured
         pending = self._unsaved
         if pending is not None and not self._save_unsaved():
             return pending.access_token
         token = usable(load_token())
-        if not self._expiring(token):
+        if is_long_lived(token) or not self._expiring(token):
             return token.access_token
         return self._refresh_under_lease(still_needed=self._expiring)
 
     def refresh_token(self, force: bool = True) -> dict:
-        """Refresh now (the schedule and the CLI call this so the refresh token never lapses)."""
+        """Refresh now (the schedule and the CLI call this so the refresh token never lapses);
+        a long-lived token is never refreshed: the answer says so and when it expires."""
+        long_lived = long_lived_token()
+        if long_lived:
+            exp = int(jwt_expires_at(long_lived) or 0) or None
+            return {"refreshed": False, "reason": "a long-lived token is never refreshed", "expiresAt": exp}
         started = self._clock()
         if force:
             self._refresh_under_lease(still_needed=lambda t: (t.last_refreshed_at or 0) < started)
@@ -285,11 +334,16 @@ class TokenStore:
 
 
 def describe(token: AmoToken | None) -> dict[str, Any]:
-    """What `status` shows about the stored tokens (never the tokens themselves)."""
+    """What `status` shows about the tokens in use (never the tokens themselves)."""
+    configured = settings.amo_long_lived_token()
+    long_lived = bool(configured) or is_long_lived(token)
+    expires_at = jwt_expires_at(configured) if configured else (token.expires_at if token else None)
     return {
-        "hasTokens": bool(token and token.access_token),
+        "hasTokens": bool(configured) or bool(token and token.access_token),
+        "tokenType": "long_lived" if long_lived else "oauth",
+        **({"tokenSource": "AMO_LONG_LIVED_TOKEN"} if configured else {}),
         "domain": token.domain if token else None,
         "accountId": token.account_id if token else None,
-        "needsReauthorization": bool(token and token.needs_reauth),
-        **({"expiresAt": int(token.expires_at)} if token is not None and token.expires_at else {}),
+        "needsReauthorization": bool(token and token.needs_reauth and not configured),
+        **({"expiresAt": int(expires_at)} if expires_at else {}),
     }

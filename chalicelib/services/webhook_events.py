@@ -24,7 +24,7 @@ from chalicelib.amo.api import AmoApi
 from chalicelib.amo.errors import AmoError
 from chalicelib.amo.webhook_body import WebhookEvent
 from chalicelib.models import AmoContact, AmoTask, IdempotencyRecord, Lead
-from chalicelib.services import activity, contacts, leads, mirror, queue_batch, tasks
+from chalicelib.services import activity, contacts, leads, mirror, pipelines, queue_batch, tasks
 from chalicelib.services.errors import InvalidInput, NotFound
 from chalicelib.services.queue_batch import Message, describe
 
@@ -38,6 +38,7 @@ HANDLED = {
     ("leads", "add"),
     ("leads", "update"),
     ("leads", "restore"),
+    ("leads", "responsible"),
     ("leads", "status"),
     ("leads", "delete"),
     ("contacts", "add"),
@@ -50,6 +51,7 @@ FETCHED = {
     ("leads", "add"),
     ("leads", "update"),
     ("leads", "restore"),
+    ("leads", "responsible"),
     ("contacts", "add"),
     ("contacts", "update"),
     ("tasks", "add"),
@@ -58,9 +60,8 @@ FETCHED = {
 
 
 def _needs_fetch(event: WebhookEvent) -> bool:
-    return (
-        (event.entity, event.action) in FETCHED and event.entity_id is not None and event.item.get("type") != "company"
-    )
+    fetched = (event.entity, event.action) in FETCHED or event.is_compact
+    return fetched and event.entity_id is not None and event.item.get("type") != "company"
 
 
 # -- what we hold, and what amoCRM is asked for ------------------------------------------------------
@@ -188,6 +189,9 @@ def process_webhook(amo: AmoApi, event: WebhookEvent, account_id: int | None = N
 def process_event(
     amo: AmoApi, event: WebhookEvent, account_id: int | None, received_at: float, prefetched: Prefetched | None = None
 ) -> str:
+    if event.is_compact and event.entity_id is not None:
+        prefetched = prefetched or Prefetched.load(amo, [event])
+        event = _with_amo_version(amo, event, prefetched)
     mark = f"webhook:{event.event_id}"
     event_type = f"{event.entity}.{event.action}"
     try:
@@ -233,15 +237,34 @@ def _mark_applied(mark: str, event_id: str, outcome: str) -> None:
     ).save()
 
 
+def _with_amo_version(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> WebhookEvent:
+    """A robot's compact stage change, versioned by the lead's `updated_at` as amoCRM answers it
+    now (batched with the other events of the delivery when there are several)."""
+    try:
+        raw = prefetched.raw(amo, "leads", event.entity_id or 0)
+    except NotFound:
+        return event  # gone: nothing to version, and `_apply` finds it gone too
+    prefetched.objects[("leads", event.entity_id or 0)] = raw
+    updated_at = raw.get("updated_at")
+    if isinstance(updated_at, bool) or not isinstance(updated_at, int):
+        raise InvalidInput(f"amoCRM answered lead {event.entity_id} without an updated_at")
+    return event.versioned(updated_at)
+
+
 def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> str:
     if (event.entity, event.action) not in HANDLED or event.item.get("type") == "company":
-        return "ignored"  # notes, responsible, companies, chats…: logged, nothing to mirror
+        return "ignored"  # notes, companies, chats…: logged, nothing to mirror
     entity_id = event.entity_id
     if entity_id is None:
         raise InvalidInput(f"{event.entity}[{event.action}] item has no numeric id")
     if event.event_id in prefetched.current:
         return "current"
     try:
+        if event.amo_version:  # a robot's stage change: amoCRM's lead as it is now, at amoCRM's version
+            old_status = event.number("old_status_id")
+            old_pipeline = event.number("old_pipeline_id") or event.number("pipeline_id")
+            came_from = pipelines.mapped_status_of(old_pipeline, old_status) if old_status else None
+            return "applied" if leads.upsert_one(amo, prefetched.raw(amo, "leads", entity_id), came_from) else "stale"
         if (event.entity, event.action) == ("leads", "status"):
             return leads.apply_status(
                 amo,

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chalicelib import metrics, settings
 from chalicelib.amo.api import AmoApi
+from chalicelib.amo.errors import AmoError
 from chalicelib.amo.webhook_body import (
     MAX_BODY_BYTES,
     MalformedWebhook,
@@ -36,11 +37,14 @@ from chalicelib.services.errors import InvalidInput, PayloadTooLarge, Unauthenti
 log = logging.getLogger(__name__)
 
 MAX_EVENTS = 500  # amoCRM sends a handful per delivery
+WEBHOOK_PATH = "/integrations/amo-crm/webhook"
 SUBSCRIBED_EVENTS = [
     "add_lead",
     "update_lead",
     "delete_lead",
+    "restore_lead",
     "status_lead",
+    "responsible_lead",
     "add_contact",
     "update_contact",
     "add_task",
@@ -264,15 +268,55 @@ def _destination(url: str | None, own_url: str | None = None, allow_foreign: boo
 
 
 def register(amo: AmoApi, url: str | None = None, own_url: str | None = None, allow_foreign: bool = False) -> dict:
-    """Subscribe our webhook URL for exactly the events we handle; idempotent by destination."""
+    """Subscribe our webhook URL for exactly the events we handle; idempotent by destination.
+
+    amoCRM disables a hook after too many invalid answers (reference §13) and only a person
+    enables it again in the UI: a disabled subscription is re-POSTed, and if amoCRM still
+    shows it disabled, deleted and created anew."""
     destination = _destination(url, own_url, allow_foreign)
     existing = amo.webhooks.find(destination)
+    result = {"destination": _masked(destination), "settings": SUBSCRIBED_EVENTS}
     if existing and sorted(existing.settings) == sorted(SUBSCRIBED_EVENTS) and not existing.disabled:
-        message = "webhook already registered"
-    else:
+        return {"message": "webhook already registered", **result}
+    amo.webhooks.subscribe(destination, SUBSCRIBED_EVENTS)
+    if not (existing and existing.disabled):
+        return {"message": "webhook settings updated" if existing else "webhook registered", **result}
+    metrics.count("WebhookReenabled")
+    again = amo.webhooks.find(destination)
+    if again is not None and again.disabled:
+        amo.webhooks.unsubscribe(destination)
         amo.webhooks.subscribe(destination, SUBSCRIBED_EVENTS)
-        message = "webhook settings updated" if existing else "webhook registered"
-    return {"message": message, "destination": _masked(destination), "settings": SUBSCRIBED_EVENTS}
+        again = amo.webhooks.find(destination)
+    enabled = again is not None and not again.disabled
+    log.warning("amoCRM had disabled the webhook subscription; %s", "re-enabled" if enabled else "still disabled")
+    message = "webhook was disabled by amoCRM; re-enabled" if enabled else "webhook is still disabled in amoCRM"
+    return {"message": message, "reenabled": enabled, **result}
+
+
+def subscription_status(amo: AmoApi) -> dict:
+    """What `status` shows about our subscriptions in amoCRM: each one whose destination is our
+    webhook route, whether amoCRM has disabled it, and events it lacks (secrets masked)."""
+    try:
+        found = [s for s in amo.webhooks.all() if WEBHOOK_PATH in s.destination]
+    except AmoError as error:  # e.g. 403: only an administrator's token may list webhooks
+        return {"webhooks": f"unknown ({type(error).__name__})"}
+    if not found:
+        return {"webhooks": "none registered (POST webhook/register)"}
+    return {
+        "webhooks": [
+            {
+                "destination": _masked(s.destination),
+                "disabled": s.disabled,
+                "missingEvents": sorted(set(SUBSCRIBED_EVENTS) - set(s.settings)),
+            }
+            for s in found
+        ],
+        **(
+            {"webhookWarning": "amoCRM disabled a webhook: POST webhook/register re-enables it"}
+            if any(s.disabled for s in found)
+            else {}
+        ),
+    }
 
 
 def unregister(amo: AmoApi, url: str | None = None, own_url: str | None = None) -> dict:

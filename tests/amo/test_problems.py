@@ -1,0 +1,86 @@
+"""amoCRM's reasons for a refusal reach the caller in every shape amoCRM uses (reference §3.5,
+§13), and no token ever does."""
+
+import pytest
+
+from chalicelib.amo.client import AmoClient
+from chalicelib.amo.errors import AmoNotFound, AmoUnavailable, AmoValidationError
+from chalicelib.amo.problems import describe, reasons, scrub
+from chalicelib.amo.retry import RetryPolicy
+from tests import fixtures
+from tests.amo.test_client import FixedToken, NoLimit
+from tests.fixtures import HOST, PROBLEM
+
+ERRORS_MAP = {  # amocrm/amocrm-api-php issue 88
+    "title": "Bad Request",
+    "type": "https://httpstatus.es/400",
+    "status": 400,
+    "detail": "Invalid request body",
+    "errors": {"11062353": "Loss reason can be specified only for lost lead"},
+}
+ERRORS_ARRAY = {  # issue 52
+    "_total_items": 0,
+    "errors": [{"title": "Entity not found", "status": 400, "detail": "id: Lead not found"}],
+}
+
+
+@pytest.fixture
+def gateway():
+    return AmoClient(HOST, FixedToken(), limiter=NoLimit(), retry=RetryPolicy(max_attempts=1), sleep=lambda s: None)
+
+
+def test_validation_errors_become_path_and_detail():
+    assert reasons(fixtures.VALIDATION) == [
+        "custom_fields_values.0.field_id: The value you selected is not a valid choice."
+    ]
+    assert describe(fixtures.VALIDATION, "x").startswith("Bad Request: Request validation failed; custom_fields")
+
+
+def test_an_errors_map_names_the_entity_and_the_sentence():
+    assert reasons(ERRORS_MAP) == ["11062353: Loss reason can be specified only for lost lead"]
+
+
+def test_an_errors_array_gives_title_and_detail_and_no_summary_falls_back():
+    assert reasons(ERRORS_ARRAY) == ["Entity not found: id: Lead not found"]
+    assert describe(ERRORS_ARRAY, "Bad Request") == "Bad Request; Entity not found: id: Lead not found"
+
+
+def test_odd_bodies_give_no_reasons_and_never_fail():
+    for body in (None, "oops", [], {"errors": "x"}, {"validation-errors": [None, {"errors": [7]}]}):
+        assert reasons(body) == []
+    assert describe(None, "Bad Gateway") == "Bad Gateway"
+
+
+def test_tokens_echoed_by_amocrm_are_masked():
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjF9.c2lnbmF0dXJl"
+    body = {"title": "Bad Request", "errors": {"0": f"token {jwt} and def50200abc123 refused, Bearer xyz"}}
+    text = describe(body, "x")
+    assert jwt not in text and "def50200abc123" not in text and "xyz" not in text
+    assert text.count("***") == 3
+    assert scrub("plain words") == "plain words"
+
+
+@pytest.mark.parametrize(
+    "body,expected",
+    [
+        (fixtures.VALIDATION, "custom_fields_values.0.field_id: The value you selected is not a valid choice."),
+        (ERRORS_MAP, "11062353: Loss reason can be specified only for lost lead"),
+        (ERRORS_ARRAY, "Entity not found: id: Lead not found"),
+    ],
+)
+def test_a_400_in_any_shape_is_a_validation_error_whose_message_says_why(amo, gateway, body, expected):
+    amo.patch(f"{HOST}/api/v4/leads/11062353", status=400, json=body, headers=PROBLEM)
+    with pytest.raises(AmoValidationError) as raised:
+        gateway.patch("/api/v4/leads/11062353", {"loss_reason_id": 5})
+    assert expected in str(raised.value)
+
+
+def test_reasons_reach_404_and_5xx_messages_too(amo, gateway):
+    amo.get(f"{HOST}/api/v4/leads/1", status=404, json={**ERRORS_ARRAY, "title": "Not Found"}, headers=PROBLEM)
+    amo.get(
+        f"{HOST}/api/v4/leads/2", status=500, json={"title": "Internal", "errors": {"2": "db down"}}, headers=PROBLEM
+    )
+    with pytest.raises(AmoNotFound, match="Lead not found"):
+        gateway.get("/api/v4/leads/1")
+    with pytest.raises(AmoUnavailable, match="2: db down"):
+        gateway.get("/api/v4/leads/2")

@@ -1,0 +1,137 @@
+"""Webhook subscriptions in amoCRM (reference §9.6, §13): every event we handle is subscribed,
+a subscription amoCRM disabled is noticed and enabled again, and `status` shows it."""
+
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from chalicelib import wiring
+from chalicelib.services import admin, webhooks
+from tests.fixtures import HAL, HOST, PROBLEM, store_tokens
+
+URL = "https://api.example.com/api/integrations/amo-crm/webhook"
+
+
+class AmoWebhooks:
+    """amoCRM's `/api/v4/webhooks` for one account: GET (204 when none), POST, DELETE by destination."""
+
+    def __init__(self, mock, repost_reenables=True):
+        self.hooks: dict[str, dict] = {}
+        self.repost_reenables = repost_reenables
+        self.sent: list[str] = []
+        pattern = re.compile(rf"{re.escape(HOST)}/api/v4/webhooks(\?.*)?$")
+        for method in ("GET", "POST", "DELETE"):
+            mock.add_callback(method, pattern, getattr(self, method.lower()))
+
+    def get(self, request):
+        self.sent.append("GET")
+        wanted = parse_qs(urlsplit(request.url).query).get("filter[destination]")
+        found = [h for h in self.hooks.values() if not wanted or h["destination"] == wanted[0]]
+        if not found:
+            return 204, {}, ""
+        body = {"_total_items": len(found), "_embedded": {"webhooks": found}}
+        return 200, HAL, json.dumps(body)
+
+    def post(self, request):
+        self.sent.append("POST")
+        body = json.loads(request.body)
+        old = self.hooks.get(body["destination"])
+        disabled = bool(old and old["disabled"] and not self.repost_reenables)
+        self.hooks[body["destination"]] = {
+            "id": 839656,
+            "destination": body["destination"],
+            "created_at": 1575539157,
+            "updated_at": 1575539157,
+            "account_id": 30896271,
+            "created_by": 8375357,
+            "sort": body.get("sort", 10),
+            "disabled": disabled,
+            "settings": body["settings"],
+        }
+        return 200, HAL, json.dumps(self.hooks[body["destination"]])
+
+    def delete(self, request):
+        self.sent.append("DELETE")
+        self.hooks.pop(json.loads(request.body)["destination"], None)
+        return 204, {}, ""
+
+
+@pytest.fixture
+def hooks(amo):
+    store_tokens()
+    return AmoWebhooks(amo)
+
+
+def test_restore_and_responsible_lead_are_subscribed():
+    assert {"restore_lead", "responsible_lead"} <= set(webhooks.SUBSCRIBED_EVENTS)
+
+
+def test_a_disabled_subscription_is_enabled_again_by_a_repost(hooks):
+    webhooks.register(wiring.amo(), URL)
+    hooks.hooks[URL]["disabled"] = True
+    hooks.sent.clear()
+
+    result = webhooks.register(wiring.amo(), URL)
+
+    assert result["reenabled"] is True and "re-enabled" in result["message"]
+    assert hooks.hooks[URL]["disabled"] is False
+    assert hooks.sent == ["GET", "POST", "GET"]
+
+
+def test_when_a_repost_leaves_it_disabled_it_is_deleted_and_created_anew(hooks):
+    webhooks.register(wiring.amo(), URL)
+    hooks.hooks[URL]["disabled"] = True
+    hooks.repost_reenables = False
+    hooks.sent.clear()
+
+    result = webhooks.register(wiring.amo(), URL)
+
+    assert result["reenabled"] is True
+    assert hooks.sent == ["GET", "POST", "GET", "DELETE", "POST", "GET"]
+    assert hooks.hooks[URL]["disabled"] is False and hooks.hooks[URL]["settings"] == webhooks.SUBSCRIBED_EVENTS
+
+
+def test_an_enabled_complete_subscription_is_left_alone(hooks):
+    webhooks.register(wiring.amo(), URL)
+    hooks.sent.clear()
+    assert webhooks.register(wiring.amo(), URL)["message"] == "webhook already registered"
+    assert hooks.sent == ["GET"]
+
+
+def test_status_shows_a_disabled_subscription_and_missing_events(hooks, monkeypatch):
+    monkeypatch.setenv("AMO_WEBHOOK_SECRET", "s3cr3t")
+    destination = f"{URL}?secret=s3cr3t"
+    hooks.hooks[destination] = {"destination": destination, "disabled": True, "settings": ["add_lead"]}
+    hooks.hooks["https://other.example.com/x"] = {"destination": "https://other.example.com/x", "disabled": True}
+
+    shown = webhooks.subscription_status(wiring.amo())
+
+    assert shown["webhooks"] == [
+        {
+            "destination": f"{URL}?secret=***",
+            "disabled": True,
+            "missingEvents": sorted(set(webhooks.SUBSCRIBED_EVENTS) - {"add_lead"}),
+        }
+    ]
+    assert "re-enables" in shown["webhookWarning"]
+    assert "s3cr3t" not in json.dumps(shown)
+
+
+def test_status_without_admin_rights_says_the_subscription_is_unknown(amo):
+    store_tokens()
+    amo.get(f"{HOST}/api/v4/webhooks", status=403, json={"title": "Forbidden", "status": 403}, headers=PROBLEM)
+    assert webhooks.subscription_status(wiring.amo()) == {"webhooks": "unknown (AmoForbidden)"}
+
+
+def test_the_cli_status_report_carries_the_subscription(hooks, amo):
+    from tests import fixtures
+
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+    webhooks.register(wiring.amo(), URL)
+    hooks.hooks[URL]["disabled"] = True
+
+    report = admin.status(wiring.amo)
+
+    assert report["connection"]["webhooks"][0]["disabled"] is True
