@@ -40,7 +40,7 @@ from chalicelib.services.errors import NotConnected, ReauthorizationRequired
 log = logging.getLogger(__name__)
 
 REFRESH_BEFORE_EXPIRY_SECONDS = 300
-LEASE_SECONDS = 60
+LEASE_SECONDS = 90  # longer than the token request with all its retries (tests/services/test_token_faults.py)
 # 3 attempts, at most 5 s apart, each at most 5 s to connect (a token POST that may have been
 # sent is never re-sent): well inside the lease, so nobody else takes it while we still try.
 TOKEN_RETRY = RetryPolicy(max_attempts=3, max_retry_after=5.0)

@@ -1,0 +1,82 @@
+"""Token refreshes under faults (issue 13, items 9 and 10): a refusal that arrives after someone
+else stored a good pair, a token request that must fit inside the lease, a rotated pair that
+DynamoDB will not take."""
+
+import pytest
+from pynamodb.exceptions import UpdateError
+
+from chalicelib import wiring
+from chalicelib.amo.oauth import TOKEN_TIMEOUTS
+from chalicelib.models import AmoToken
+from chalicelib.services import token_store
+from chalicelib.services.token_store import LEASE_SECONDS, TOKEN_RETRY, TokenStore
+from tests import fixtures
+from tests.fixtures import HAL, HOST, PROBLEM, store_tokens, stored_token
+
+TOKEN_URL = f"{HOST}/oauth2/access_token"
+
+
+def test_a_refusal_after_another_invocation_stored_a_new_pair_uses_that_pair(amo):
+    store_tokens("access-1", "refresh-1", expires_in=-10)
+
+    def meanwhile_someone_else_refreshed(request):
+        # our lease ran out while amoCRM kept us waiting; another invocation took it, refreshed
+        # with refresh-1 and stored its pair, so refresh-1 is spent when ours arrives
+        token = stored_token()
+        token.update(
+            actions=[
+                AmoToken.access_token.set("access-2"),
+                AmoToken.refresh_token.set("refresh-2"),
+                AmoToken.expires_at.set(fixtures.token_body()["server_time"] + 86400),
+                AmoToken.refresh_lease_owner.set("another-invocation"),
+            ],
+            add_version_condition=False,
+        )
+        return 401, PROBLEM, '{"title": "Unauthorized", "status": 401, "hint": "Token has been revoked"}'
+
+    amo.add_callback("POST", TOKEN_URL, callback=meanwhile_someone_else_refreshed)
+
+    assert wiring.token_store().get_access_token() == "access-2"
+    token = stored_token()
+    assert token.needs_reauth is not True and token.refresh_token == "refresh-2"
+
+
+def test_the_token_request_with_all_its_retries_ends_inside_the_lease():
+    # every attempt may wait its connect and read timeouts, and between attempts the longest
+    # Retry-After honoured: together they must end before another invocation may take the lease
+    worst = TOKEN_RETRY.max_attempts * (TOKEN_TIMEOUTS.connect + TOKEN_TIMEOUTS.read)
+    worst += (TOKEN_RETRY.max_attempts - 1) * TOKEN_RETRY.max_retry_after
+    assert worst < LEASE_SECONDS
+
+
+@pytest.fixture
+def dynamodb_refuses_token_writes(monkeypatch):
+    state = {"refusing": True, "attempts": 0}
+    real = token_store.update_stored
+
+    def update(actions, condition=None):
+        if state["refusing"]:
+            state["attempts"] += 1
+            raise UpdateError("ProvisionedThroughputExceededException")
+        return real(actions, condition)
+
+    monkeypatch.setattr(token_store, "update_stored", update)
+    return state
+
+
+def test_a_rotated_pair_dynamodb_refuses_is_kept_used_and_saved_later(amo, dynamodb_refuses_token_writes):
+    store_tokens("access-1", "refresh-1", expires_in=-10)
+    amo.post(TOKEN_URL, json=fixtures.token_body("access-2", "refresh-2"), headers=HAL)
+    slept: list[float] = []
+    store = TokenStore(wiring.amo().oauth, sleep=slept.append)
+
+    assert store.get_access_token() == "access-2"  # the new pair, though it is not stored yet
+    assert dynamodb_refuses_token_writes["attempts"] == token_store.SAVE_ATTEMPTS and sum(slept) < 10
+    assert stored_token().refresh_token == "refresh-1"
+    assert store.get_access_token() == "access-2"  # still refusing: the kept pair is used again
+
+    dynamodb_refuses_token_writes["refusing"] = False
+    assert store.get_access_token() == "access-2"  # and saved at last
+    token = stored_token()
+    assert (token.access_token, token.refresh_token) == ("access-2", "refresh-2")
+    assert len([c for c in amo.calls if c.request.url == TOKEN_URL]) == 1  # refresh-2 never spent twice
