@@ -223,8 +223,10 @@ class Stack:
         return url
 
     def connect(self) -> dict:
-        """Press "Install" in the sandbox: amoCRM redirects to our callback with a code."""
-        status, body = http("POST", f"{self.sandbox_url}/_sandbox/install", {})
+        """Open our consent address and press "Allow" in the sandbox: amoCRM redirects to our
+        callback with a code and our single-use state."""
+        consent = json_object(http("GET", f"{self.api_url}/connect", None, {"X-API-Key": self.api_key}))
+        status, body = http("POST", f"{self.sandbox_url}/_sandbox/install", {"state": consent.get("state")})
         if status != 200 or not isinstance(body, dict) or body.get("callback_status") != 200:
             raise RuntimeError(f"connecting to the sandbox failed: {body}")
         return body

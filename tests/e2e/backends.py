@@ -92,10 +92,15 @@ class Backend:
         """The sandbox's counters: requests per path, statuses, refreshes, 429s (GET /_sandbox/stats)."""
         return self.sandbox("GET", "/_sandbox/stats")[1]
 
-    def connect(self) -> dict:
-        """Press "Install" in the sandbox: it redirects to the service's callback with a code."""
-        status, body = self.sandbox("POST", "/_sandbox/install", {})
-        assert status == 200 and body.get("callback_status") == 200, body
+    def connect(self, with_state: bool = True) -> dict:
+        """Open the service's consent address and allow access: the sandbox redirects to the
+        callback with a code and our state (`with_state=False`: amoCRM's own "Install" button,
+        which carries no state)."""
+        state = self.call("GET", "connect")[1]["state"] if with_state else None
+        status, body = self.sandbox("POST", "/_sandbox/install", {"state": state} if state else {})
+        assert status == 200, body
+        if with_state:
+            assert body.get("callback_status") == 200, body
         return body
 
     def scan(self, table: str, *attributes: str) -> list[dict]:

@@ -40,6 +40,17 @@ def test_an_expired_access_token_is_refreshed_transparently(backend):
     assert after["statuses"].get("401", 0) == before["statuses"].get("401", 0) + 1  # refused once, then refreshed
 
 
+def test_a_code_without_our_state_cannot_replace_a_working_connection(backend):
+    grants = backend.stats()["code_grants"]
+
+    installed = backend.connect(with_state=False)  # someone's own install, not our consent address
+
+    assert installed["callback_status"] == 403
+    assert backend.stats()["code_grants"] == grants  # refused before the code was spent
+    status, body = backend.call("GET", "test")
+    assert status == 200 and body["connected"] is True
+
+
 def test_installing_the_same_account_again_keeps_it_connected(backend):
     grants = backend.stats()["code_grants"]
 
