@@ -22,6 +22,7 @@ def discard_entity_writes() -> None:
 
     mirror.batch_get = lambda model, keys: {}
     mirror.upsert_changed = lambda model, items, fields, **_: mirror.Upserted(written=[(None, i) for i in items])
+    mirror.put_new = lambda model, items: []
 
 
 def without_sync_lease() -> None:
