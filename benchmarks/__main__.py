@@ -39,7 +39,9 @@ def _stats(stack: Stack) -> dict:
     return json_object(http("GET", f"{stack.sandbox_url}/_sandbox/stats"))
 
 
-def sync_scenario(leads: int, latency_ms: int, with_incremental: bool = False, writes: str = "dynamodb") -> dict:
+def sync_scenario(
+    leads: int, latency_ms: int, with_incremental: bool = False, writes: str = "dynamodb", profile: Path | None = None
+) -> dict:
     contacts = leads // 2
     stack = Stack(
         moto_port=free_port(),
@@ -60,7 +62,7 @@ def sync_scenario(leads: int, latency_ms: int, with_incremental: bool = False, w
         stack.start(api=False, sandbox_args=["--latency-ms", str(latency_ms)])
         _connect(stack)
         http("POST", f"{stack.sandbox_url}/_sandbox/stats/reset", {})
-        measured = _child(stack, "full", "--writes", writes)
+        measured = _child(stack, "full", "--writes", writes, *(["--profile", str(profile)] if profile else []))
         stats = _stats(stack)
         floor_requests = math.ceil(leads / 250) + math.ceil(min(contacts, leads) / 250)
         amo_requests = stats["requests"]
@@ -71,6 +73,7 @@ def sync_scenario(leads: int, latency_ms: int, with_incremental: bool = False, w
             "amo_requests": amo_requests,
             "floor_requests": floor_requests,
             "seconds": round(measured["seconds"], 2),
+            "cpu_seconds": measured["cpu_seconds"],
             "floor_seconds": round(floor_requests / 7, 2),
             "ratio": round(measured["seconds"] / (floor_requests / 7), 3),
             "429s": stats["rate_limited"],
@@ -136,6 +139,7 @@ def main() -> int:
             "seconds",
             "floor_seconds",
             "ratio",
+            "cpu_seconds",
             "429s",
             "batch_write_calls",
             "items_per_call",

@@ -1,5 +1,6 @@
-"""Runs one sync in its own process and prints what it measured as JSON (wall time, peak RSS,
-DynamoDB write calls and items). The parent points it at a moto server and a sandbox."""
+"""Runs one sync in its own process and prints what it measured as JSON (wall time, CPU
+seconds, peak RSS, DynamoDB write calls and items). The parent points it at a moto server and a
+sandbox. `--profile FILE` writes a cProfile of the sync itself (connect-time work excluded)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def discard_entity_writes() -> None:
 
     mirror.batch_get = lambda model, keys: {}
     mirror.upsert_changed = lambda model, items, fields, **_: mirror.Upserted(written=[(None, i) for i in items])
+    mirror.put_new = lambda model, items: []
 
 
 def without_sync_lease() -> None:
@@ -36,6 +38,46 @@ def without_sync_lease() -> None:
         yield sync_lease.Lease("benchmark")
 
     sync_lease.exclusive = exclusive
+
+
+def profile_every_thread() -> list:
+    """cProfile sees one thread; the sync runs on several (page fetchers, the write pool), so
+    every thread started from now on gets its own profiler, merged at the end."""
+    import cProfile
+
+    profilers = [cProfile.Profile(time.thread_time)]
+    run = threading.Thread.run
+
+    def profiled_run(thread: threading.Thread) -> None:
+        profiler = cProfile.Profile(time.thread_time)
+        profilers.append(profiler)
+        profiler.enable()
+        try:
+            run(thread)
+        finally:
+            profiler.disable()
+
+    threading.Thread.run = profiled_run  # type: ignore[method-assign,assignment]
+    profilers[0].enable()
+    return profilers
+
+
+def save_profile(profilers: list, path: str) -> None:
+    import pstats
+
+    profilers[0].disable()
+    stats = pstats.Stats(profilers[0])
+    for profiler in profilers[1:]:
+        profiler.disable()
+        if profiler.getstats():
+            stats.add(profiler)
+    stats.dump_stats(path)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process (all threads): robust to a busy machine, unlike wall time."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -67,14 +109,18 @@ def main() -> None:
         events.register("before-call.dynamodb.*", before)
         events.register("after-call.dynamodb.*", after)
     wiring.token_store().get_access_token()  # connect-time work is not part of the sync
-    started = time.monotonic()
+    profilers = profile_every_thread() if "--profile" in sys.argv else []
+    started, cpu_started = time.monotonic(), cpu_seconds()
     result = sync.sync_all(wiring.amo(), 0, full=mode == "full")
-    elapsed = time.monotonic() - started
+    if profilers:
+        save_profile(profilers, sys.argv[sys.argv.index("--profile") + 1])
+    elapsed, cpu = time.monotonic() - started, cpu_seconds() - cpu_started
     limiter = wiring.amo().client.limiter
     print(
         json.dumps(
             {
                 "seconds": elapsed,
+                "cpu_seconds": round(cpu, 2),
                 "budget_calls": getattr(limiter, "store_calls", 0),
                 "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "synced": result["leads"]["synced"],

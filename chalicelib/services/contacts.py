@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.contacts import ContactInfo, contact_body, read_contact
-from chalicelib.models import AmoContact, Lead
+from chalicelib.models import AmoContact, Lead, utc_now
 from chalicelib.services import mirror
 from chalicelib.services.errors import InvalidInput, NotFound
 
@@ -27,19 +27,26 @@ FIELDS = (
 )
 
 
+def values(info: ContactInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "name": info.name,
+        "first_name": info.first_name,
+        "last_name": info.last_name,
+        "email": info.email,
+        "phone": info.phone,
+        "responsible_user_id": info.responsible_user_id,
+        "amo_created_at": info.created_at,
+        "amo_updated_at": info.updated_at,
+        "account_id": info.account_id,
+    }
+
+
 def to_item(info: ContactInfo) -> AmoContact:
-    return AmoContact(
-        id=info.id,
-        name=info.name,
-        first_name=info.first_name,
-        last_name=info.last_name,
-        email=info.email,
-        phone=info.phone,
-        responsible_user_id=info.responsible_user_id,
-        amo_created_at=info.created_at,
-        amo_updated_at=info.updated_at,
-        account_id=info.account_id,
-    )
+    return AmoContact(**values(info))
+
+
+_serialize_new = mirror.Serializer(AmoContact)
 
 
 def store(raw_contacts: Iterable[Any]) -> tuple[list[AmoContact], list[dict]]:
@@ -49,17 +56,21 @@ def store(raw_contacts: Iterable[Any]) -> tuple[list[AmoContact], list[dict]]:
     return items, errors + refused
 
 
-def save(infos: list[ContactInfo], known_new: bool = False) -> tuple[list[AmoContact], list[dict]]:
+def save(infos: list[ContactInfo]) -> tuple[list[AmoContact], list[dict]]:
     """Upsert contacts already read from amoCRM objects; (the contacts, the ones DynamoDB refused
-    as `errors`). `known_new`: the caller has just seen they are not stored, so skip reading them."""
+    as `errors`)."""
     items = [to_item(info) for info in infos]
-    result = mirror.upsert_changed(AmoContact, list(items), FIELDS, stored={} if known_new else None)
+    result = mirror.upsert_changed(AmoContact, list(items), FIELDS)
     refused = {error["id"] for error in result.errors}
     return [item for item in items if item.id not in refused], result.errors
 
 
-def save_new(infos: list[ContactInfo]) -> list[AmoContact]:
-    return save(infos, known_new=True)[0]
+def save_new(infos: list[ContactInfo]) -> list[dict]:
+    """Store contacts the caller has just seen are not stored (no read, no model built); the
+    `errors` of the ones DynamoDB refused."""
+    now = utc_now()
+    items = [(info.id, _serialize_new({**values(info), "created_at": now, "updated_at": now})) for info in infos]
+    return mirror.put_new(AmoContact, items)
 
 
 def fetch_one(amo: AmoApi, contact_id: int) -> AmoContact | None:

@@ -20,8 +20,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pynamodb.exceptions import PynamoDBException
-
 from chalicelib import settings
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.contacts import contact_body
@@ -53,7 +51,7 @@ FIELDS = (
     "account_id",
 )
 MAX_CUSTOM_FIELDS_BYTES = 200_000  # of JSON, as stored; a DynamoDB item holds at most 400 KB
-_UNREAD: Any = object()
+UNREAD: Any = object()
 
 
 def lead_id_for(amo_lead_id: int) -> str:
@@ -81,71 +79,39 @@ def bounded_custom_fields(fields: list | None) -> list | None:
     ]
 
 
+def values(
+    info: LeadInfo,
+    contact: Guest | AmoContact | None,
+    mapping: StageMapping | None,
+    existing: Lead | None,
+    lead_id: str | None = None,
+) -> dict[str, Any]:
+    """The attribute values of the Lead of `info` (`lead_id`: its id, when already derived)."""
+    property_field = settings.amo_property_field_id()
+    return {
+        "id": existing.id if existing is not None else lead_id or lead_id_for(info.id),
+        "amo_lead_id": info.id,
+        "amo_contact_id": info.main_contact_id,
+        "responsible_user_id": info.responsible_user_id,
+        "status": lead_status.derive(info.status_id, mapping, existing.status if existing is not None else None),
+        "amo_pipeline_id": info.pipeline_id,
+        "amo_status_id": info.status_id,
+        "guest_name": (contact.name or None) if contact else None,
+        "guest_phone": contact.phone if contact else None,
+        "guest_email": contact.email if contact else None,
+        "price": info.price,
+        "property_id": first_value(info.custom_fields, field_id=property_field) if property_field else None,
+        "custom_fields": bounded_custom_fields(info.custom_fields),
+        "amo_updated_at": info.updated_at,
+        "account_id": info.account_id,
+        "created_at": existing.created_at if existing is not None else None,
+    }
+
+
 def build(
     info: LeadInfo, contact: Guest | AmoContact | None, mapping: StageMapping | None, existing: Lead | None
 ) -> Lead:
-    property_field = settings.amo_property_field_id()
-    return Lead(
-        id=existing.id if existing is not None else lead_id_for(info.id),
-        amo_lead_id=info.id,
-        amo_contact_id=info.main_contact_id,
-        responsible_user_id=info.responsible_user_id,
-        status=lead_status.derive(info.status_id, mapping, existing.status if existing is not None else None),
-        amo_pipeline_id=info.pipeline_id,
-        amo_status_id=info.status_id,
-        guest_name=(contact.name or None) if contact else None,
-        guest_phone=contact.phone if contact else None,
-        guest_email=contact.email if contact else None,
-        price=info.price,
-        property_id=first_value(info.custom_fields, field_id=property_field) if property_field else None,
-        custom_fields=bounded_custom_fields(info.custom_fields),
-        amo_updated_at=info.updated_at,
-        account_id=info.account_id,
-        created_at=existing.created_at if existing is not None else None,
-    )
-
-
-def write_batch(
-    infos: list[LeadInfo], guests: dict[int, Guest | None], stage_map: dict[tuple[int, int], StageMapping]
-) -> list[dict]:
-    """Upsert many leads at once (what changed only): new ones in batches, changed ones each on
-    condition that nothing newer landed meanwhile, a status change together with its
-    notification. Returns `errors` entries for the leads that could not be stored."""
-    stored = mirror.batch_get(Lead, [lead_id_for(i.id) for i in infos])
-    by_id = {info.id: info for info in infos}
-    plain, changing = [], []
-    for info in infos:
-        old = stored.get(lead_id_for(info.id))
-        lead = build(info, _guest(guests, info), stage_map.get((info.pipeline_id, info.status_id)), old)
-        if old is not None and old.status != lead.status and (old.amo_updated_at or 0) <= info.updated_at:
-            changing.append((info, old))
-        else:
-            plain.append(lead)
-    result = mirror.upsert_changed(
-        Lead,
-        plain,
-        FIELDS,
-        stored=stored,
-        guard=lambda old: Lead.status == old.status,
-        item_id=lambda lead: lead.amo_lead_id,
-    )
-    retry = [(info, old, stage_map.get((info.pipeline_id, info.status_id))) for info, old in changing]
-    retry += [(by_id[lead.amo_lead_id], _UNREAD, _UNREAD) for lead in result.conflicts]
-    errors = result.errors
-    for info, old, mapping in retry:
-        try:
-            _upsert(info, _guest(guests, info), old, mapping)
-        except Conflict as error:
-            errors.append({"id": info.id, "message": str(error)})
-        except PynamoDBException as error:
-            if not mirror.refused(error):
-                raise
-            errors.append(mirror.refusal(info.id, error))
-    return errors
-
-
-def _guest(guests: dict[int, Guest | None], info: LeadInfo) -> Guest | None:
-    return guests.get(info.main_contact_id) if info.main_contact_id else None
+    return Lead(**values(info, contact, mapping, existing))
 
 
 # -- one lead at a time (webhooks, sync-lead, writes) ---------------------------------------------
@@ -167,20 +133,20 @@ def _stored(amo_lead_id: int) -> Lead | None:
         return None
 
 
-def _upsert(
+def upsert(
     info: LeadInfo,
     contact: Guest | AmoContact | None,
-    existing: Any = _UNREAD,
-    mapping: Any = _UNREAD,
+    existing: Any = UNREAD,
+    mapping: Any = UNREAD,
     came_from: str | None = None,
 ) -> Lead | None:
     """Create or update the Lead of `info`; None when what we store is newer. `existing` and
     `mapping` spare their reads on the first attempt; a lost condition reads both again.
     `came_from`: the status a lead we do not store yet had before this change (notified)."""
     for attempt in range(3):
-        if attempt or existing is _UNREAD:
+        if attempt or existing is UNREAD:
             existing = _stored(info.id)
-        if attempt or mapping is _UNREAD:
+        if attempt or mapping is UNREAD:
             mapping = pipelines.mapping_of(info.pipeline_id, info.status_id)
         if existing is not None and (existing.amo_updated_at or 0) > info.updated_at:
             return None
@@ -215,7 +181,7 @@ def _read(raw_lead: Any) -> LeadInfo:
 def upsert_one(amo: AmoApi, raw_lead: Any, came_from: str | None = None) -> Lead | None:
     """Create or update the Lead of one amoCRM lead object; None when what we store is newer."""
     info = _read(raw_lead)
-    return _upsert(info, _contact_for(amo, info), came_from=came_from)
+    return upsert(info, _contact_for(amo, info), came_from=came_from)
 
 
 def fetch_and_upsert(amo: AmoApi, amo_lead_id: int, came_from: str | None = None) -> Lead | None:
@@ -300,7 +266,7 @@ def sync_lead(amo: AmoApi, raw_lead: Any) -> dict:
     info = _read(raw_lead)
     if lead_status.in_future(info.updated_at):
         raise InvalidInput(f"lead.updated_at is more than {lead_status.MAX_FUTURE_SECONDS} seconds in the future")
-    lead = _upsert(info, _contact_for(amo, info))
+    lead = upsert(info, _contact_for(amo, info))
     if lead is None:
         return {"message": "a newer version of this lead is already stored", "leadId": lead_id_for(info.id)}
     return {"message": "lead synced", "leadId": lead.id}

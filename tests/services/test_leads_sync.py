@@ -1,6 +1,7 @@
 """Lead sync: SPEC §2 mapping, no N+1, idempotent upserts, status-change notifications,
 per-item errors, incremental runs and continuation across a faked timeout."""
 
+import gc
 import json
 
 import boto3
@@ -93,6 +94,17 @@ def test_limit_caps_the_number_of_leads(amo_data):
     assert sync.sync_leads_from_amo(wiring.amo(), limit=50)["synced"] == 50
     assert len(list(Lead.scan())) == 50
     assert all("limit=250" in u for u in amo_data.requests_to("/api/v4/leads"))
+
+
+def test_the_heap_frozen_for_the_sync_is_unfrozen_when_it_ends_even_after_an_error(amo_data, monkeypatch):
+    amo_data.leads = [lead(1000 + i) for i in range(3)]
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
+    assert gc.get_freeze_count() == 0
+
+    monkeypatch.setattr(lead_sync, "write_batch", lambda *_: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        sync.sync_leads_from_amo(wiring.amo(), limit=0)
+    assert gc.get_freeze_count() == 0
 
 
 def test_an_older_update_never_overwrites_a_newer_record(amo_data):

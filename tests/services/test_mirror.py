@@ -1,9 +1,16 @@
-"""mirror: changed-only batch upserts that never replace a newer amoCRM version, and scan paging."""
+"""mirror: changed-only batch upserts that never replace a newer amoCRM version, new items written from
+their serialised form exactly as the model would store them, and scan paging."""
+
+import pytest
+from pynamodb.exceptions import AttributeNullError
 
 from chalicelib.amo.contacts import read_contact
-from chalicelib.models import AmoContact
-from chalicelib.services import contacts, mirror
-from tests.fake_amo import contact
+from chalicelib.amo.leads import read_lead
+from chalicelib.models import AmoContact, Lead, utc_now
+from chalicelib.services import contacts, leads, mirror
+from chalicelib.services.guests import Guest
+from chalicelib.services.lead_status import StageMapping
+from tests.fake_amo import contact, lead
 
 
 def item(contact_id, name, updated_at):
@@ -56,3 +63,35 @@ def test_page_of_scan_pages_with_an_opaque_cursor_until_the_end():
         if not cursor:
             break
     assert sorted(seen) == list(range(1, 8))
+
+
+def test_a_serialised_item_is_exactly_what_the_model_would_store():
+    now = utc_now()
+    guest = Guest("Олена", "+380501112233", None)
+    cases = [
+        (Lead, leads.values(read_lead(lead(7, contact_ids=(5,))), guest, StageMapping("IN_PROGRESS"), None)),
+        (Lead, leads.values(read_lead(lead(8, price=None, custom_fields=[{"field_id": 1}])), None, None, None)),
+        (Lead, {"id": "x", "amo_lead_id": 9, "price": 12.5}),  # status left to its default
+        (AmoContact, contacts.values(read_contact(contact(5, phone=None)))),
+    ]
+    for model, values in cases:
+        values = {**values, "created_at": now, "updated_at": now}
+        assert mirror.Serializer(model)(values) == model(**values).serialize()
+
+
+def test_a_serialised_item_without_a_required_attribute_is_refused_as_the_model_would():
+    with pytest.raises(AttributeNullError):
+        mirror.Serializer(AmoContact)({"id": 1, "name": None})
+
+
+def test_new_items_put_from_their_serialised_form_are_stored_and_one_dynamodb_refuses_is_reported():
+    serialize = mirror.Serializer(AmoContact)
+    names = {i: f"C{i}" for i in range(1, 31)}
+    names[17] = "x" * 500_000  # over DynamoDB's 400 KB: the whole batch is refused
+    items = [(i, serialize({"id": i, "name": name, "amo_updated_at": 1})) for i, name in names.items()]
+
+    errors = mirror.put_new(AmoContact, items)
+
+    assert [e["id"] for e in errors] == [17] and "refused" in errors[0]["message"]
+    assert sorted(c.id for c in AmoContact.scan()) == [i for i in names if i != 17]
+    assert AmoContact.get(3).name == "C3"
