@@ -147,7 +147,10 @@ class Bool:
         return value
 
     def json_schema(self, required: bool) -> dict:
-        return {"type": "boolean"} if self.default is None else {"type": "boolean", "default": self.default}
+        schema: dict = {"type": "boolean" if required else ["boolean", "null"]}
+        if self.default is not None:
+            schema["default"] = self.default
+        return schema
 
 
 @dataclass(frozen=True)

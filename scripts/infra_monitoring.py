@@ -236,6 +236,10 @@ def dashboard(alarm_ids: list[str]) -> dict:
         _search_widget("Sync duration (s, per invocation)", "SyncDuration", "Entity", stat="Maximum"),
         _ours_widget("Sync lag (s since the last complete incremental run)", ["SyncLag"], "Maximum", 3600),
         _ours_widget("Long-lived token: days left", ["LongLivedTokenDaysLeft"], "Minimum", 14),
+        _ours_widget(
+            "What this account does differently",
+            ["FiltersIgnored", "WebhookReenabled", "LongLivedTokenExpiringSoon", "AccountRenamed"],
+        ),
         _aws_widget("Lambda errors", "AWS/Lambda", "Errors", "FunctionName", functions),
         _aws_widget("Lambda throttles", "AWS/Lambda", "Throttles", "FunctionName", functions),
         _aws_widget(

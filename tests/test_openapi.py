@@ -131,6 +131,8 @@ def accepted(spec, required=True):
         values = st.floats(spec.minimum, spec.maximum) | st.sampled_from([spec.minimum, spec.maximum])
     elif isinstance(spec, schemas.List):
         values = st.lists(small_json, max_size=3)
+    elif isinstance(spec, schemas.Bool):
+        values = st.booleans()
     else:
         values = accepted_object(spec)
     return values if required else values | absent
@@ -178,6 +180,8 @@ def rejected(spec):
         return st.sampled_from([True, [0.5], "high", spec.minimum - 0.5, spec.maximum + 0.5])
     if isinstance(spec, schemas.List):
         return st.sampled_from([True, 7, "a", {"a": 1}])
+    if isinstance(spec, schemas.Bool):
+        return st.sampled_from(["true", 1, 0, [True], {"a": True}])
     not_objects = st.sampled_from([[], "a", 7, True])
     if not spec.fields:
         return not_objects
