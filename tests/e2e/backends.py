@@ -93,8 +93,12 @@ class Backend:
         return self.sandbox("GET", "/_sandbox/stats")[1]
 
     def connect(self) -> dict:
-        """Press "Install" in the sandbox: it redirects to the service's callback with a code."""
-        status, body = self.sandbox("POST", "/_sandbox/install", {})
+        """Start the consent as an operator does (GET connect gives a single-use state), then press
+        "Install" in the sandbox: it redirects to the service's callback with a code and the state
+        (a connected account's tokens are replaced only by a callback with our state)."""
+        status, consent = self.call("GET", "connect")
+        assert status == 200, consent
+        status, body = self.sandbox("POST", "/_sandbox/install", {"state": consent["state"]})
         assert status == 200 and body.get("callback_status") == 200, body
         return body
 
@@ -187,7 +191,17 @@ class OnStack(Backend):
         self.sandbox(
             "POST",
             "/_sandbox/config",
-            {"error_rate_429": 0.0, "error_rate_503": 0.0, "latency_ms": 0, "non_admin": False, "blocked": False},
+            {
+                "error_rate_429": 0.0,
+                "error_rate_503": 0.0,
+                "latency_ms": 0,
+                "non_admin": False,
+                "blocked": False,
+                "subdomain": "sandbox",
+                "filters": "on",
+                "webhook_format": "full",
+                "error_shape": "validation-errors",
+            },
         )
         self.sandbox("POST", "/_sandbox/throttle", {"seconds": 0})
         self.sandbox("POST", "/_sandbox/main-backend/config", {"clear": True, "down": False})
