@@ -7,14 +7,15 @@ from chalicelib import wiring
 from chalicelib.models import IdempotencyRecord, Lead
 from chalicelib.services import leads
 from tests import webhook_bodies as wb
+from tests.conftest import WEBHOOK_PATH
 from tests.fake_amo import lead
-from tests.services.test_webhooks import FORM, INITIAL, NEGOTIATION, SALES, P, fake, main_backend_calls, seed_lead
+from tests.services.test_webhooks import FORM, INITIAL, NEGOTIATION, SALES, fake, main_backend_calls, seed_lead
 
 __all__ = ["fake"]  # the fixture, shared with test_webhooks.py
 
 
 def deliver_robot(client, pairs):
-    return client.http.post(f"{P}/webhook", headers=FORM, body=wb.encode(pairs + wb.robot_account()))
+    return client.http.post(WEBHOOK_PATH, headers=FORM, body=wb.encode(pairs + wb.robot_account()))
 
 
 def move_in_amocrm(fake, lead_id, status_id, updated_at):
@@ -46,7 +47,7 @@ def test_a_genuine_update_after_a_robot_change_is_not_taken_for_stale(client, fa
     deliver_robot(client, wb.robot_status(17657, NEGOTIATION, SALES, INITIAL))
 
     response = client.http.post(
-        f"{P}/webhook",
+        WEBHOOK_PATH,
         headers=FORM,
         body=wb.encode(wb.lead_status(17657, INITIAL, SALES, 1700001000, NEGOTIATION) + wb.account()),
     )
@@ -76,7 +77,7 @@ def test_a_later_move_to_the_same_stage_is_not_mistaken_for_the_first(client, fa
     deliver_robot(client, body)
     move_in_amocrm(fake, 17657, INITIAL, 1700001000)  # moved back by a person …
     client.http.post(
-        f"{P}/webhook",
+        WEBHOOK_PATH,
         headers=FORM,
         body=wb.encode(wb.lead_status(17657, INITIAL, SALES, 1700001000, NEGOTIATION) + wb.account()),
     )
@@ -139,7 +140,7 @@ def test_a_responsible_change_fetches_the_lead_and_stores_its_new_responsible_us
     fake.leads = [{**changed, "responsible_user_id": 9000001}]
 
     pairs = wb.lead_event("responsible", 17657, INITIAL, SALES, 1700000700)
-    response = client.http.post(f"{P}/webhook", headers=FORM, body=wb.encode(pairs + wb.account()))
+    response = client.http.post(WEBHOOK_PATH, headers=FORM, body=wb.encode(pairs + wb.account()))
 
     assert response.json_body["errors"] == []
     stored = Lead.get(leads.lead_id_for(17657))
