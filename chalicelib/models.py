@@ -24,7 +24,9 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
-from chalicelib import settings
+from chalicelib import aws, settings
+
+aws.share_loader_with_pynamodb()  # before any model connects: one parse of botocore's JSON per process
 
 
 class _PrefixedTableName(type):

@@ -83,7 +83,8 @@ def _positive_float(name: str, default: float) -> float:
 
 def amo_base_url() -> str:
     """Base URL of the amoCRM account; every amoCRM call goes there (tokens and the client secret
-    too, so only over https, except to a local sandbox)."""
+    too, so only over https, except to a local sandbox) until a renamed account's stored domain
+    replaces its host (amo/domains.py)."""
     return _url("AMO_BASE_URL", https=True)
 
 

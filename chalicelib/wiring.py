@@ -1,7 +1,8 @@
 """The objects the edge (app.py, cli.py) hands to services, built once per warm Lambda.
 
-`amo()` is the amoCRM API of the configured account: one HTTP session, one request budget
-and one token store shared by every thread of the process (and, through the budget's table,
+`amo()` is the amoCRM API of the configured account: one HTTP session, one request budget,
+one host (AMO_BASE_URL's, or the account's stored domain after a rename) and one token store
+shared by every thread of the process (and, through the budget's table,
 by every process of the deployment). Services never import this module: they receive what
 they need as arguments, so a test or another caller can hand them anything.
 """
@@ -11,23 +12,29 @@ from __future__ import annotations
 from chalicelib import settings
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.budget import SharedBudget
-from chalicelib.amo.client import AmoClient
+from chalicelib.amo.client import AccountHost, AmoClient
 from chalicelib.amo.oauth import OAuth
 from chalicelib.amo.ratelimit import Limiter, RateLimiter
 from chalicelib.memo import memoize
 from chalicelib.services.budget_store import DynamoBudgetStore
-from chalicelib.services.token_store import TOKEN_RETRY, TokenStore
+from chalicelib.services.token_store import TOKEN_RETRY, TokenStore, load_token
 
 
 def _limiter(rate: float, margin: float, budget: str) -> Limiter:
     return SharedBudget(DynamoBudgetStore(), rate, margin=margin) if budget == "shared" else RateLimiter(rate)
 
 
+def _stored_domain() -> str | None:
+    token = load_token()
+    return token.domain if token else None
+
+
 @memoize()
 def _connection(base_url: str, rate: float, margin: float, budget: str) -> tuple[AmoApi, TokenStore]:
-    transport = AmoClient(base_url, limiter=_limiter(rate, margin, budget))
+    host = AccountHost(base_url, _stored_domain)  # one for both: after a rename, API and OAuth calls move together
+    transport = AmoClient(host, limiter=_limiter(rate, margin, budget))
     oauth = OAuth(
-        AmoClient(base_url, session=transport.session, limiter=transport.limiter, retry=TOKEN_RETRY),
+        AmoClient(host, session=transport.session, limiter=transport.limiter, retry=TOKEN_RETRY),
         settings.oauth_credentials,
     )
     store = TokenStore(oauth)
@@ -44,7 +51,7 @@ def _current() -> tuple[AmoApi, TokenStore]:
 
 
 def amo() -> AmoApi:
-    """The amoCRM API of AMO_BASE_URL, authorized by the stored tokens."""
+    """The amoCRM API of the connected account (on its stored domain), authorized by the stored tokens."""
     return _current()[0]
 
 

@@ -1,14 +1,16 @@
 """amoCRM list endpoints served from Python lists through `responses` callbacks.
 
 Answers like amoCRM: HAL pages of at most `limit` items with `_links.next`, 204 with no body
-past the end, `filter[id][]` on contacts, `with=contacts` on leads. Every request is
-recorded by `responses`, so tests can count them.
+past the end, `filter[id][]` on contacts, `with=contacts` on leads, 304 with no body to a
+single GET whose `If-Modified-Since` is not older than the entity's `updated_at`. Every
+request is recorded by `responses`, so tests can count them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fixtures import ACCOUNT_ID, HOST
@@ -180,6 +182,9 @@ class FakeAmo:
         found = next((item for item in items if item["id"] == wanted), None)
         if found is None:
             return 204, {}, ""
+        since = request.headers.get("If-Modified-Since")
+        if since and found["updated_at"] <= parsedate_to_datetime(since).timestamp():
+            return 304, {}, ""
         return 200, {"Content-Type": "application/hal+json"}, json.dumps(found)
 
     def _get_lead(self, request):

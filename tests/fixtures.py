@@ -53,6 +53,14 @@ REVOKED = {
     "detail": "В запросе отсутствует ряд параметров или параметры невалидны",
 }
 
+
+def refuse_refresh(amo, host: str = HOST) -> None:
+    """GIVEN amoCRM refuses the stored refresh token (revoked or spent): the refresh grant
+    answers 401, and so does the domain lookup a refused refresh makes (reference §1.6)."""
+    amo.post(f"{host}/oauth2/access_token", status=401, json=REVOKED, headers=PROBLEM)
+    amo.get(f"{host}/oauth2/account/current/subdomain", status=401, json=REVOKED, headers=PROBLEM)
+
+
 UNAUTHORIZED = {
     "title": "Unauthorized",
     "type": "https://httpstatus.es/401",

@@ -9,7 +9,7 @@ from chalicelib.services import connection, pipelines
 from chalicelib.services.errors import Forbidden
 from tests import fixtures
 from tests.fake_amo import FakeAmo, contact, lead
-from tests.fixtures import HAL, HOST, PROBLEM, store_tokens
+from tests.fixtures import HAL, HOST, store_tokens
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_item_errors_make_the_exit_code_non_zero(fake, capsys):
 
 def test_a_failed_sync_exits_1_with_one_line(amo, capsys):
     store_tokens(expires_in=-5)
-    amo.post(f"{HOST}/oauth2/access_token", status=401, json=fixtures.REVOKED, headers=PROBLEM)
+    fixtures.refuse_refresh(amo)
     assert cli.main(["sync-leads"]) == 1
     err = capsys.readouterr().err
     assert "re-authorize" in err and "Traceback" not in err

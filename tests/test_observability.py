@@ -231,16 +231,15 @@ def test_a_refused_refresh_token_counts_a_failure_and_needs_reauthorization(amo)
     from chalicelib import wiring
     from chalicelib.services.errors import ReauthorizationRequired
     from tests import fixtures
-    from tests.fixtures import PROBLEM
-    from tests.services.test_tokens import TOKEN_URL
 
     fixtures.store_tokens("access-1", "refresh-spent", expires_in=-10)
-    amo.post(TOKEN_URL, status=401, json=fixtures.REVOKED, headers=PROBLEM)
+    fixtures.refuse_refresh(amo)
     metrics.flush(emit=False)
     for _ in range(2):
         with pytest.raises(ReauthorizationRequired):
             wiring.token_store().get_access_token()
-    assert totals(metrics.flush(emit=False)) == {"AmoRequests": 1, "TokenRefreshFailures": 1, "NeedsReauthorization": 2}
+    # the refused refresh and the domain lookup that finds no rename
+    assert totals(metrics.flush(emit=False)) == {"AmoRequests": 2, "TokenRefreshFailures": 1, "NeedsReauthorization": 2}
 
 
 def test_sync_lag_is_the_age_of_the_oldest_complete_run_and_unknown_before_every_entity_ran():

@@ -211,7 +211,7 @@ def test_amocrm_refusing_the_api_key_exchange_is_a_clean_error(client, amo):
 
 def test_test_route_reports_reauthorization_needed(client, amo):
     store_tokens("a", "spent", expires_in=-5)
-    amo.post(f"{HOST}/oauth2/access_token", status=401, json=fixtures.REVOKED, headers=PROBLEM)
+    fixtures.refuse_refresh(amo)
     body = client.http.get(f"{P}/test", headers=KEY).json_body
     assert body["connected"] is False and body["needsReauthorization"] is True
 

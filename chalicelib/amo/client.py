@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.utils import formatdate
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
@@ -25,13 +26,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from chalicelib import metrics
-from chalicelib.amo import problems
+from chalicelib.amo import domains, problems
 from chalicelib.amo.errors import (
     AmoAuthError,
     AmoBlocked,
     AmoError,
     AmoForbidden,
     AmoNotFound,
+    AmoNotModified,
     AmoRateLimited,
     AmoUnavailable,
     AmoValidationError,
@@ -135,10 +137,32 @@ def raise_for_status(response: requests.Response, what: str) -> None:
     raise AmoError(message, status, body)
 
 
+class AccountHost:
+    """Where one account's API answers: AMO_BASE_URL until the stored tokens name the account's
+    current domain (it changes when the account is renamed). Every client of one connection
+    shares it, so following a new domain moves them all (see domains.py for which hosts).
+    `stored_domain` is asked once, on first use, so even a first unauthorized call (an OAuth
+    code exchange) goes to the stored domain; the token store keeps it current after that."""
+
+    def __init__(self, configured: str, stored_domain: Callable[[], str | None] | None = None):
+        self.configured = configured.rstrip("/")
+        self._stored_domain = stored_domain
+        self._base_url: str | None = None if stored_domain else self.configured
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            self.follow(self._stored_domain() if self._stored_domain else None)
+        return self._base_url or self.configured
+
+    def follow(self, domain: str | None) -> None:
+        self._base_url = domains.base_url_for(self.configured, domain)
+
+
 class AmoClient:
     def __init__(
         self,
-        base_url: str,
+        base_url: str | AccountHost,
         tokens: TokenSource | None = None,
         *,
         session: requests.Session | None = None,
@@ -149,7 +173,7 @@ class AmoClient:
         rand: Callable[[], float] = random.random,
         lane: str = INTERACTIVE,
     ):
-        self.base_url = base_url.rstrip("/")
+        self.host = base_url if isinstance(base_url, AccountHost) else AccountHost(base_url)
         self.lane = lane
         self.tokens = tokens
         self.session = session or new_session()
@@ -160,11 +184,18 @@ class AmoClient:
         self._rand = rand
         self._local = threading.local()
 
-    def using(self, tokens: TokenSource | None = None, lane: str | None = None) -> AmoClient:
-        """The same account, session and limiter, authorized by another token source or
-        admitted in another lane of the budget (a sync is `bulk`, everything else interactive)."""
+    @property
+    def base_url(self) -> str:
+        return self.host.base_url
+
+    def using(
+        self, tokens: TokenSource | None = None, lane: str | None = None, host: AccountHost | None = None
+    ) -> AmoClient:
+        """The same account, session and limiter, authorized by another token source, admitted
+        in another lane of the budget (a sync is `bulk`, everything else interactive) or sent
+        to another host (a renamed account's new domain)."""
         return AmoClient(
-            self.base_url,
+            host or self.host,
             tokens if tokens is not None else self.tokens,
             session=self.session,
             limiter=self.limiter,
@@ -186,11 +217,16 @@ class AmoClient:
         """GET a resource; None when amoCRM answers 204 (empty list / no such page)."""
         return self.request("GET", path, params=params)
 
-    def get_one(self, path: str, params: dict | None = None) -> dict | None:
+    def get_one(self, path: str, params: dict | None = None, modified_since: int | None = None) -> dict | None:
         """One entity by id, or None when it does not exist: amoCRM answers that with 204 or
-        with 404 (reference §5.2), and both mean the same to a caller."""
+        with 404 (reference §5.2), and both mean the same to a caller.
+
+        `modified_since` (amoCRM's `updated_at` of the copy the caller holds) is sent as
+        `If-Modified-Since`; amoCRM's 304 then raises `AmoNotModified` (what the caller holds
+        is current), so repeated reads of unchanged data cost amoCRM nothing (reference §13)."""
+        headers = {"If-Modified-Since": formatdate(modified_since, usegmt=True)} if modified_since else None
         try:
-            body = self.get(path, params)
+            body = self.request("GET", path, params=params, headers=headers, not_modified=modified_since is not None)
         except AmoNotFound:
             return None
         return body if isinstance(body, dict) and body else None
@@ -213,14 +249,17 @@ class AmoClient:
         json: Any = None,
         authorized: bool = True,
         timeouts: Timeouts | None = None,
+        headers: dict[str, str] | None = None,
+        not_modified: bool = False,
     ) -> Any:
-        """Send one logical request (with retries); return the decoded JSON body, or None."""
-        url = self._url(path, params)
-        headers = {"Accept": "application/hal+json, application/json"}
+        """Send one logical request (with retries); return the decoded JSON body, or None.
+        `not_modified`: a 304 raises AmoNotModified (the request was conditional)."""
+        headers = {"Accept": "application/hal+json, application/json", **(headers or {})}
         token = None
-        if authorized:
+        if authorized:  # first: loading the tokens tells which host the account is on now
             token = self._tokens().access_token()
             headers["Authorization"] = f"Bearer {token}"
+        url = self._url(path, params)
         response = self._send(method, url, json, headers, timeouts or self.timeouts)
         if response.status_code == 401 and token is not None:  # i.e. an authorized request
             token = self._tokens().refresh_after_unauthorized(token)
@@ -231,6 +270,9 @@ class AmoClient:
         except AmoUnavailable as error:  # a 5xx to a write: amoCRM may have applied it anyway
             error.outcome_unknown = not self.retry.may_resend(method, Attempt(response=response))
             raise
+        if response.status_code == 304 and not_modified:
+            metrics.count("AmoNotModified")
+            raise AmoNotModified(f"amoCRM {method} {urlsplit(url).path}: not modified")
         if response.status_code == 204:
             return None
         return _json_or_none(response)

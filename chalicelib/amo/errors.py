@@ -53,3 +53,8 @@ class AmoUnavailable(AmoError):
     def __init__(self, message: str, status: int | None = None, detail: Any = None, outcome_unknown: bool = False):
         super().__init__(message, status, detail)
         self.outcome_unknown = outcome_unknown
+
+
+class AmoNotModified(Exception):
+    """304 to a conditional GET: the entity has not changed since the version the caller holds.
+    Not an AmoError: it is an answer, not a failure."""

@@ -1,8 +1,9 @@
-"""amoCRM's OAuth 2.0 endpoints (reference §1): code exchange, refresh, API-key exchange.
+"""amoCRM's OAuth 2.0 endpoints (reference §1): code exchange, refresh, API-key exchange, and
+the domain lookup that finds a renamed account.
 
-Calls go to the configured account host, never to the `referer` a callback carries: the
-client secret must not be sent to a host named in a query parameter. The credentials are
-read on every call, so a rotated secret is picked up without a restart.
+Calls go to the account's host (see client.AccountHost), never to the `referer` a callback
+carries: the client secret must not be sent to a host named in a query parameter. The
+credentials are read on every call, so a rotated secret is picked up without a restart.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chalicelib.amo.client import AmoClient, Timeouts
-from chalicelib.amo.errors import AmoAuthError, AmoError, AmoTokenRevoked, AmoValidationError
+from chalicelib.amo import domains
+from chalicelib.amo.client import AccountHost, AmoClient, Timeouts
+from chalicelib.amo.errors import AmoAuthError, AmoError, AmoNotFound, AmoTokenRevoked, AmoValidationError
+
+log = logging.getLogger(__name__)
 
 TOKEN_TIMEOUTS = Timeouts(connect=5.0, read=15.0)
 
@@ -44,6 +49,38 @@ class TokenPair:
             )
         except (KeyError, TypeError, ValueError):
             raise AmoError("amoCRM token response lacks access_token/refresh_token") from None
+
+
+@dataclass(frozen=True)
+class AccountDomain:
+    """Where amoCRM says the account lives now (`/oauth2/account/current/subdomain`, §1.6)."""
+
+    id: int
+    subdomain: str
+    domain: str
+
+    @classmethod
+    def from_response(cls, body: object) -> AccountDomain:
+        """`{id, subdomain, domain, top_level_domain}`; `domain` is the full host
+        (`<sub>.amocrm.ru`), and a bare `amocrm.ru` is completed with the subdomain."""
+        data = body if isinstance(body, dict) else {}
+        account_id, subdomain, domain = data.get("id"), data.get("subdomain"), data.get("domain")
+        if isinstance(account_id, bool) or not isinstance(account_id, int) or not isinstance(subdomain, str):
+            raise AmoError("amoCRM's account domain answer lacks id or subdomain")
+        host = str(domain or "").lower()
+        if not domains.is_amo_host(host):
+            host = f"{subdomain.lower()}.{host}"
+        if domains.subdomain_of(host) != subdomain.lower():
+            raise AmoError("amoCRM's account domain answer names a host that is not amoCRM's")
+        return cls(account_id, subdomain.lower(), host)
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """A refreshed pair, and the account's new domain when the refresh found it renamed."""
+
+    pair: TokenPair
+    moved_to: AccountDomain | None = None
 
 
 def jwt_expires_at(token: str) -> float | None:
@@ -79,9 +116,10 @@ class OAuth:
             response = self.client.request(
                 "POST", "/oauth2/access_token", json=body, authorized=False, timeouts=TOKEN_TIMEOUTS
             )
-        except (AmoAuthError, AmoValidationError) as error:
+        except (AmoAuthError, AmoValidationError, AmoNotFound) as error:
             # 400/401 OAuthProblemJson: the code or refresh token is spent, revoked or invalid,
             # or the client credentials are wrong. Either way a person must re-authorize.
+            # 404: no account on this host (any more): a renamed account, see refresh_following_rename.
             raise AmoTokenRevoked(f"{what} rejected by amoCRM: {error}", error.status, error.detail) from None
         if not isinstance(response, dict):
             raise AmoError(f"{what}: amoCRM answered without a token body")
@@ -92,6 +130,50 @@ class OAuth:
 
     def refresh(self, refresh_token: str) -> TokenPair:
         return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token}, "token refresh")
+
+    def account_domain(self, refresh_token: str) -> AccountDomain:
+        """Ask the current host where the refresh token's account lives now (reference §1.6)."""
+        body = self.client.request(
+            "GET",
+            "/oauth2/account/current/subdomain",
+            authorized=False,
+            timeouts=TOKEN_TIMEOUTS,
+            headers={"X-Refresh-Token": refresh_token},
+        )
+        return AccountDomain.from_response(body)
+
+    def refresh_following_rename(self, refresh_token: str, account_id: int | None, domain: str | None) -> Refreshed:
+        """Refresh; when amoCRM answers 401/404 because the account was renamed, learn its new
+        domain, switch to it and refresh there once (as the official SDK does, reference §1.6).
+
+        The switch happens only for the same account (`account_id`, when known) and a domain
+        that differs from the one we hold (`domain`); otherwise the first refusal stands. The
+        retry goes to `<new domain>` when the configured host is amoCRM's own, else it stays on
+        the configured host (a sandbox): see domains.base_url_for.
+        """
+        try:
+            return Refreshed(self.refresh(refresh_token))
+        except AmoTokenRevoked as refused:
+            moved = self._renamed(refresh_token, account_id, domain) if refused.status in (401, 404) else None
+            if moved is None:
+                raise
+        host = AccountHost(self.client.host.configured)
+        host.follow(moved.domain)
+        pair = OAuth(self.client.using(host=host), self.credentials).refresh(refresh_token)
+        return Refreshed(pair, moved)
+
+    def _renamed(self, refresh_token: str, account_id: int | None, domain: str | None) -> AccountDomain | None:
+        try:
+            moved = self.account_domain(refresh_token)
+        except AmoError as error:  # a revoked token is refused here too: nothing was renamed
+            log.info("amoCRM account domain lookup failed (%s): not a rename", error.status)
+            return None
+        if account_id and moved.id != account_id:
+            log.error("amoCRM's domain lookup names account %s, not the connected %s", moved.id, account_id)
+            return None
+        if moved.domain == (domain or "").lower():
+            return None
+        return moved
 
     def exchange_api_key(self, login: str, api_key: str, state: str) -> None:
         """Ask amoCRM to deliver an authorization code to the redirect URI (answer: 202, no body)."""

@@ -61,9 +61,10 @@ class ListResource:
             interval=getattr(self.client.limiter, "interval", 0.15),
         )
 
-    def get(self, entity_id: int) -> dict | None:
-        """One entity, or None when amoCRM says it does not exist (204 or 404)."""
-        return self.client.get_one(f"{self.path}/{int(entity_id)}", self.one_params or None)
+    def get(self, entity_id: int, modified_since: int | None = None) -> dict | None:
+        """One entity, or None when amoCRM says it does not exist (204 or 404). With
+        `modified_since` (the `updated_at` the caller holds), AmoNotModified when it is current."""
+        return self.client.get_one(f"{self.path}/{int(entity_id)}", self.one_params or None, modified_since)
 
     def by_ids(self, ids: Iterable[int]) -> list[dict]:
         """The entities with these ids, in batches of up to 250 (never one request per entity).

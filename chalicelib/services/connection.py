@@ -6,12 +6,16 @@ callback carrying a state we issued (GET connect, exchange-api-key) may replace 
 and only with tokens of the same account: a code someone else obtained (another user of the
 account, say) cannot take the connection over. The stored domain is the account's own host,
 never what the caller's `referer` claims.
+
+The pin is the account id, not its name: an account can be renamed (reference §1.6). Before any
+account is connected, AMO_BASE_URL's subdomain names the account to accept; once one is, its id
+decides, and its stored subdomain (which follows a rename) is the name callbacks are checked
+against.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import time
 from datetime import UTC, datetime
@@ -21,6 +25,8 @@ from urllib.parse import urlencode, urlsplit
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import settings
+from chalicelib.amo import domains
+from chalicelib.amo.account import AccountInfo
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.errors import AmoAuthError, AmoError, AmoTokenRevoked
 from chalicelib.amo.oauth import TokenPair, jwt_expires_at
@@ -32,7 +38,6 @@ from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotCon
 log = logging.getLogger(__name__)
 
 STATE_TTL_SECONDS = 1800
-_AMO_HOST = re.compile(r"^([a-z0-9-]+)\.(amocrm\.ru|amocrm\.com|kommo\.com)$")
 
 
 # -- state --------------------------------------------------------------------------------------
@@ -74,9 +79,23 @@ def consume_state(state: str) -> None:
 
 
 def expected_subdomain() -> str | None:
-    """`<sub>` when AMO_BASE_URL's host is `<sub>.amocrm.ru|amocrm.com|kommo.com`, else None."""
-    match = _AMO_HOST.match((urlsplit(settings.amo_base_url()).hostname or "").lower())
-    return match.group(1) if match else None
+    """The connected account's stored subdomain (it follows a rename); before any account is
+    connected, `<sub>` of AMO_BASE_URL's host when it is an amoCRM host, else None."""
+    token = token_store.load_token()
+    if token is not None and token.account_id and token.subdomain:
+        return token.subdomain
+    return domains.subdomain_of(domains.host_of(settings.amo_base_url()))
+
+
+def _check_account(account: AccountInfo, what: str) -> None:
+    """The account must be the connected one (by id: names change) or, before any is connected,
+    the one AMO_BASE_URL names. Another id is refused by `_save_connection` (Conflict)."""
+    token = token_store.load_token()
+    if token is not None and token.account_id:
+        return
+    wanted = expected_subdomain()
+    if wanted and account.subdomain != wanted:
+        raise Forbidden(f"the {what} account '{account.subdomain}' is not the configured account '{wanted}'")
 
 
 def _referer_host(referer: str | None) -> str:
@@ -89,18 +108,23 @@ def _referer_host(referer: str | None) -> str:
 
 
 def _check_referer(referer: str | None) -> None:
-    match = _AMO_HOST.match(_referer_host(referer))
+    """Refuse early a callback from another account's host; once an account is connected its
+    name may have changed, so only its id (checked after the exchange) decides."""
+    named = domains.subdomain_of(_referer_host(referer))
+    token = token_store.load_token()
+    if token is not None and token.account_id:
+        return
     wanted = expected_subdomain()
-    if match and wanted and match.group(1) != wanted:
-        raise Forbidden(f"callback comes from account '{match.group(1)}', not the configured '{wanted}'")
+    if named and wanted and named != wanted:
+        raise Forbidden(f"callback comes from account '{named}', not the configured '{wanted}'")
 
 
 def _account_domain(referer: str | None, subdomain: str | None) -> str:
     """The account's host: the referer's only when it is an amoCRM host of this very account
     (it tells .amocrm.ru from .amocrm.com), else the configured one."""
-    match = _AMO_HOST.match(_referer_host(referer))
-    if match and subdomain and match.group(1) == subdomain.lower():
-        return match.group(0)
+    host = _referer_host(referer)
+    if subdomain and domains.subdomain_of(host) == subdomain.lower():
+        return host
     return urlsplit(settings.amo_base_url()).netloc
 
 
@@ -113,7 +137,7 @@ def consent_url() -> dict:
     """amoCRM's consent page for this integration with a fresh single-use state: how an operator
     connects, or reconnects an account that is already connected."""
     state = issue_state()
-    match = _AMO_HOST.match((urlsplit(settings.amo_base_url()).hostname or "").lower())
+    match = domains.AMO_HOST.match(domains.host_of(settings.amo_base_url()))
     base = f"https://www.{match.group(2)}/oauth" if match else f"{settings.amo_base_url()}/oauth"
     query = urlencode({"client_id": settings.amo_client_id(), "state": state, "mode": "post_message"})
     return {"url": f"{base}?{query}", "state": state, "expiresInSeconds": STATE_TTL_SECONDS}
@@ -146,9 +170,7 @@ def exchange_code(amo: AmoApi, code: str, state: str | None = None, referer: str
             "amoCRM rejected the authorization code (expired, used or not issued for this integration)"
         ) from None
     account = amo.with_access_token(pair.access_token).account.get()
-    wanted = expected_subdomain()
-    if wanted and account.subdomain != wanted:
-        raise Forbidden(f"the authorized account '{account.subdomain}' is not the configured account '{wanted}'")
+    _check_account(account, "authorized")
     domain = _account_domain(referer, account.subdomain)
     _save_connection(pair, account.id, account.subdomain, domain)
     log.info("amoCRM connected: account %s (%s)", account.id, domain)
@@ -168,9 +190,7 @@ def store_long_lived_token(amo: AmoApi, access_token: str) -> dict:
         account = amo.with_access_token(access_token).account.get()
     except AmoAuthError:
         raise InvalidInput("amoCRM refused this token (revoked, expired or for another account)") from None
-    wanted = expected_subdomain()
-    if wanted and account.subdomain != wanted:
-        raise Forbidden(f"the token's account '{account.subdomain}' is not the configured account '{wanted}'")
+    _check_account(account, "token's")
     pair = TokenPair(access_token, "", int(exp))
     _save_connection(pair, account.id, account.subdomain, _account_domain(None, account.subdomain))
     log.info("long-lived amoCRM token stored for account %s; expires at %d", account.id, int(exp))
@@ -243,8 +263,8 @@ def get_connection_status(amo: AmoApi) -> dict:
         status["error"] = str(error)
         status["needsReauthorization"] = isinstance(error, ReauthorizationRequired)
         return status
-    status["connected"] = True
-    status["accountId"] = account.id
+    token = token_store.load_token()  # the call may have refreshed it, or followed a rename
+    status.update({**token_store.describe(token), "connected": True, "accountId": account.id})
     status.update(account_filters.describe())
     if status["tokenType"] == "long_lived":
         if token is None or not token.account_id:  # AMO_LONG_LIVED_TOKEN: webhooks need the account

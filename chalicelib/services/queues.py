@@ -10,7 +10,7 @@ import json
 
 import boto3
 
-from chalicelib import logs, settings
+from chalicelib import aws, logs, settings
 from chalicelib.memo import memoize
 
 CORRELATION_ATTRIBUTE = "correlation_id"
@@ -18,7 +18,8 @@ CORRELATION_ATTRIBUTE = "correlation_id"
 
 @memoize()
 def sqs():
-    return boto3.client("sqs")  # honours AWS_ENDPOINT_URL (moto server locally)
+    # honours AWS_ENDPOINT_URL (moto server locally); the session shares botocore's parsed JSON
+    return boto3.session.Session(botocore_session=aws.botocore_session()).client("sqs")
 
 
 def _attributes() -> dict:

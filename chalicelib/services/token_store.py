@@ -13,6 +13,10 @@ holding a revoked token, and the integration is dead until a person re-authorize
   someone else refreshed meanwhile, and their pair is used;
 - the token request's own retries fit inside the lease (see TOKEN_RETRY).
 
+A refresh that amoCRM answers 401/404 because the account was renamed is retried on the
+account's new domain (OAuth.refresh_following_rename); the new domain and subdomain are stored
+with the pair, and every later call follows them (the connection's AccountHost).
+
 A long-lived token (Kommo private integrations: AMO_LONG_LIVED_TOKEN, or one stored by the
 CLI, which is an item with no refresh token) is never refreshed: its expiry is its JWT's
 `exp`, and a 401 means a person must issue a new one (reference §13).
@@ -31,7 +35,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import metrics, settings
 from chalicelib.amo.errors import AmoError, AmoTokenRevoked
-from chalicelib.amo.oauth import OAuth, TokenPair, jwt_expires_at
+from chalicelib.amo.oauth import AccountDomain, OAuth, TokenPair, jwt_expires_at
 from chalicelib.amo.retry import RetryPolicy
 from chalicelib.locking import is_conflict, retry_on_conflict
 from chalicelib.models import AmoToken
@@ -142,6 +146,7 @@ class TokenStore:
         self._clock = clock
         self._sleep = sleep
         self._unsaved: TokenPair | None = None  # a rotated pair DynamoDB has not accepted yet
+        self._moved: AccountDomain | None = None  # the renamed account's domain, saved with it
 
     # -- TokenSource ----------------------------------------------------------------------------
 
@@ -179,7 +184,7 @@ class TokenStore:
         pending = self._unsaved
         if pending is not None and not self._save_unsaved():
             return pending.access_token
-        token = usable(load_token())
+        token = self._load()
         if is_long_lived(token) or not self._expiring(token):
             return token.access_token
         return self._refresh_under_lease(still_needed=self._expiring)
@@ -207,6 +212,12 @@ class TokenStore:
             log.warning("scheduled token refresh skipped: %s", error)
             return {"refreshed": False, "reason": str(error)}
 
+    def _load(self) -> AmoToken:
+        """The usable stored token; the connection's calls follow the account's stored domain."""
+        token = usable(load_token())
+        self.oauth.client.host.follow(token.domain)
+        return token
+
     # -- the lease ------------------------------------------------------------------------------
 
     def _expiring(self, token: AmoToken) -> bool:
@@ -221,7 +232,7 @@ class TokenStore:
         owner = uuid.uuid4().hex
         deadline = self._clock() + LEASE_SECONDS + 5
         while True:
-            token = usable(load_token())
+            token = self._load()
             if not still_needed(token):
                 return token.access_token
             if (token.refresh_lease_until or 0) < self._clock() and self._take_lease(token, owner):
@@ -249,7 +260,7 @@ class TokenStore:
     def _refresh_holding_lease(self, token: AmoToken, owner: str) -> str:
         sent = token.refresh_token
         try:
-            pair = self.oauth.refresh(sent)
+            refreshed = self.oauth.refresh_following_rename(sent, token.account_id, token.domain)
         except AmoTokenRevoked as error:
             metrics.count("TokenRefreshFailures")
             return self._refused(sent, owner, error)
@@ -258,7 +269,17 @@ class TokenStore:
             self._release_lease(owner)
             raise
         metrics.count("TokenRefreshes")
-        self._store_rotated(pair)
+        pair, moved = refreshed.pair, refreshed.moved_to
+        if moved is not None:
+            metrics.count("AccountRenamed")
+            log.warning(
+                "amoCRM account %s was renamed: %s is now %s; every call follows it",
+                moved.id,
+                token.domain or token.subdomain,
+                moved.domain,
+            )
+            self.oauth.client.host.follow(moved.domain)
+        self._store_rotated(pair, moved)
         log.info("amoCRM access token refreshed; expires at %d", pair.expires_at)
         return pair.access_token
 
@@ -286,10 +307,11 @@ class TokenStore:
         log.error("amoCRM refused the refresh token; re-authorization required (%s)", error.status)
         raise ReauthorizationRequired("amoCRM refused the refresh token; re-authorize the integration") from None
 
-    def _store_rotated(self, pair: TokenPair) -> None:
-        """Persist the freshly rotated pair. No version condition: this pair is now the only valid
-        one, so it must win even if the lease expired meanwhile."""
-        self._unsaved = pair
+    def _store_rotated(self, pair: TokenPair, moved: AccountDomain | None = None) -> None:
+        """Persist the freshly rotated pair (and a renamed account's domain). No version
+        condition: this pair is now the only valid one, so it must win even if the lease
+        expired meanwhile."""
+        self._unsaved, self._moved = pair, moved or self._moved
         for attempt in range(SAVE_ATTEMPTS):
             if self._save_unsaved():
                 return
@@ -315,12 +337,13 @@ class TokenStore:
                     AmoToken.last_error.remove(),
                     AmoToken.refresh_lease_owner.remove(),
                     AmoToken.refresh_lease_until.remove(),
+                    *_domain_actions(self._moved),
                 ]
             )
         except PynamoDBException:
             log.warning("saving the rotated amoCRM token pair failed; will retry")
             return False
-        self._unsaved = None
+        self._unsaved = self._moved = None
         return True
 
     def _release_lease(self, owner: str) -> None:
@@ -331,6 +354,12 @@ class TokenStore:
             )
         except PynamoDBException:
             log.warning("could not release the token refresh lease; it expires by itself")
+
+
+def _domain_actions(moved: AccountDomain | None) -> list:
+    if moved is None:
+        return []
+    return [AmoToken.domain.set(moved.domain), AmoToken.subdomain.set(moved.subdomain)]
 
 
 def describe(token: AmoToken | None) -> dict[str, Any]:

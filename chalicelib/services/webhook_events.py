@@ -8,7 +8,9 @@ this module. Rules, in the order they are applied to an event:
 3. The objects a batch of events needs are fetched once per id, and in batches of up to 250
    ids when several are needed (`Prefetched`); an id filter that amoCRM ignored is noticed
    (ids that were not asked for) and those events fall back to one GET each.
-4. Effects are idempotent anyway (upserts guarded by amoCRM's updated_at, one outbox item per
+4. A single GET of an object we hold sends our version as `If-Modified-Since`; amoCRM's 304
+   means what we hold is current, and nothing is written (reference §13: repeated reads).
+5. Effects are idempotent anyway (upserts guarded by amoCRM's updated_at, one outbox item per
    notification), so a redelivery can never apply twice or notify twice.
 """
 
@@ -21,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib import metrics
 from chalicelib.amo.api import AmoApi
-from chalicelib.amo.errors import AmoError
+from chalicelib.amo.errors import AmoError, AmoNotModified
 from chalicelib.amo.webhook_body import WebhookEvent
 from chalicelib.models import AmoContact, AmoTask, IdempotencyRecord, Lead
 from chalicelib.services import activity, contacts, leads, mirror, pipelines, queue_batch, tasks
@@ -94,6 +96,7 @@ class Prefetched:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, int], dict] = {}
         self.current: set[str] = set()
+        self.versions: dict[tuple[str, int], int] = {}  # amoCRM's updated_at of what we hold
 
     @classmethod
     def load(cls, amo: AmoApi, events: Iterable[WebhookEvent]) -> Prefetched:
@@ -111,6 +114,7 @@ class Prefetched:
 
     def _load(self, amo: AmoApi, entity: str, events: list[WebhookEvent]) -> None:
         versions = _stored_versions(entity, sorted({e.entity_id for e in events if e.entity_id}))
+        self.versions.update(((entity, entity_id), held) for entity_id, held in versions.items() if held)
         self.current |= {e.event_id for e in events if _is_current(e, versions)}
         ids = sorted({e.entity_id for e in events if e.event_id not in self.current and e.entity_id})
         if len(ids) < 2:
@@ -122,8 +126,10 @@ class Prefetched:
         self.objects.update(((entity, entity_id), raw) for entity_id, raw in found.items())
 
     def raw(self, amo: AmoApi, entity: str, entity_id: int) -> dict:
-        """The object, from the batch or by one GET; NotFound when amoCRM says it is gone."""
-        raw = self.objects.get((entity, entity_id)) or getattr(amo, entity).get(entity_id)
+        """The object, from the batch or by one GET; NotFound when amoCRM says it is gone, and
+        AmoNotModified when the GET finds unchanged what we hold."""
+        key = (entity, entity_id)
+        raw = self.objects.get(key) or getattr(amo, entity).get(entity_id, self.versions.get(key))
         if not raw:
             raise NotFound(f"{entity[:-1]} {entity_id} does not exist in amoCRM")
         return raw
@@ -244,6 +250,10 @@ def _with_amo_version(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) 
         raw = prefetched.raw(amo, "leads", event.entity_id or 0)
     except NotFound:
         return event  # gone: nothing to version, and `_apply` finds it gone too
+    except AmoNotModified:  # amoCRM's version is the one we hold: the move is already applied
+        current = event.versioned(prefetched.versions[("leads", event.entity_id or 0)])
+        prefetched.current.add(current.event_id)
+        return current
     prefetched.objects[("leads", event.entity_id or 0)] = raw
     updated_at = raw.get("updated_at")
     if isinstance(updated_at, bool) or not isinstance(updated_at, int):
@@ -291,3 +301,5 @@ def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> str:
         return "applied"
     except NotFound:
         return "not_found"  # gone in amoCRM by the time we asked: nothing to mirror
+    except AmoNotModified:
+        return "current"  # amoCRM has nothing newer than what we hold

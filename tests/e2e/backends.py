@@ -192,7 +192,17 @@ class OnStack(Backend):
         self.sandbox(
             "POST",
             "/_sandbox/config",
-            {"error_rate_429": 0.0, "error_rate_503": 0.0, "latency_ms": 0, "non_admin": False, "blocked": False},
+            {
+                "error_rate_429": 0.0,
+                "error_rate_503": 0.0,
+                "latency_ms": 0,
+                "non_admin": False,
+                "blocked": False,
+                "subdomain": "sandbox",
+                "filters": "on",
+                "webhook_format": "full",
+                "error_shape": "validation-errors",
+            },
         )
         self.sandbox("POST", "/_sandbox/throttle", {"seconds": 0})
         self.sandbox("POST", "/_sandbox/main-backend/config", {"clear": True, "down": False})

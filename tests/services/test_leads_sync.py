@@ -14,7 +14,7 @@ from chalicelib.services import lead_sync, leads, pipelines, sync
 from chalicelib.services.errors import ReauthorizationRequired
 from tests import fixtures
 from tests.fake_amo import FakeAmo, contact, lead
-from tests.fixtures import HAL, HOST, PROBLEM, store_tokens
+from tests.fixtures import HAL, HOST, store_tokens
 
 SALES, RENTALS = 3177727, 3177731
 INITIAL, NEGOTIATION, DECISION = 58141807, 58141811, 58141815
@@ -157,7 +157,7 @@ def test_a_revoked_connection_stops_the_sync_with_a_clear_error(amo_data, amo):
 
     token = AmoToken.get(AmoToken.SINGLETON_KEY)
     token.update(actions=[AmoToken.expires_at.set(0)])
-    amo.post(f"{HOST}/oauth2/access_token", status=401, json=fixtures.REVOKED, headers=PROBLEM)
+    fixtures.refuse_refresh(amo)
     amo_data.leads = [lead(80)]
     with pytest.raises(ReauthorizationRequired):
         sync.sync_leads_from_amo(wiring.amo(), limit=0)

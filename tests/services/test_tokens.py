@@ -146,14 +146,15 @@ def test_eight_threads_on_an_expired_token_cause_exactly_one_refresh(amo, atomic
 
 def test_revoked_refresh_token_marks_reauthorization_and_does_not_loop(amo):
     store_tokens("access-1", "refresh-spent", expires_in=-10)
-    amo.post(TOKEN_URL, status=401, json=fixtures.REVOKED, headers=PROBLEM)
+    fixtures.refuse_refresh(amo)
 
     with pytest.raises(ReauthorizationRequired):
         wiring.token_store().get_access_token()
     with pytest.raises(ReauthorizationRequired):
         wiring.token_store().get_access_token()
 
-    assert len(amo.calls) == 1
+    # one refresh, one domain lookup (also refused: nothing was renamed), then nothing more
+    assert [c.request.method for c in amo.calls] == ["POST", "GET"]
     token = stored_token()
     assert token.needs_reauth is True and "re-authorize" in token.last_error
     status = connection.get_connection_status(wiring.amo())
@@ -162,7 +163,7 @@ def test_revoked_refresh_token_marks_reauthorization_and_does_not_loop(amo):
 
 def test_new_code_after_revocation_reconnects(amo):
     store_tokens("access-1", "refresh-spent", expires_in=-10)
-    amo.post(TOKEN_URL, status=401, json=fixtures.REVOKED, headers=PROBLEM)
+    fixtures.refuse_refresh(amo)
     with pytest.raises(ReauthorizationRequired):
         wiring.token_store().get_access_token()
     amo.replace(responses.POST, TOKEN_URL, json=fixtures.token_body("access-9", "refresh-9"), headers=HAL)
