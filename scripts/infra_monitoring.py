@@ -226,7 +226,8 @@ def dashboard(alarm_ids: list[str]) -> dict:
             "properties": {"title": "Alarms", "alarms": [f"${{{a}.Arn}}" for a in alarm_ids]},
         },
         _ours_widget(
-            "amoCRM requests, 429s, retries, blocks", ["AmoRequests", "AmoRateLimited", "AmoRetries", "AmoBlocked"]
+            "amoCRM requests, 429s, retries, blocks, 304s",
+            ["AmoRequests", "AmoRateLimited", "AmoRetries", "AmoBlocked", "AmoNotModified"],
         ),
         _ours_widget("Tokens", ["TokenRefreshes", "TokenRefreshFailures", "NeedsReauthorization"]),
         _search_widget("Webhook deliveries by outcome", "WebhookDeliveries", "Outcome"),
