@@ -91,8 +91,11 @@ class PageFetcher:
     # -- rules ----------------------------------------------------------------------------------
 
     def window(self) -> int:
-        """Requests in flight: enough to cover one page's latency with send slots, at least one."""
-        return max(1, min(self.max_window, math.ceil(self._latency / self._interval)))
+        """Requests in flight: enough to cover one page's latency with send slots, plus one waiting
+        for the next slot once pages are known to follow (a shared budget hands out slots at fixed
+        times: a request that is not ready at its slot waits for the next one); at least one."""
+        waiting = 1 if self._latency else 0
+        return max(1, min(self.max_window, math.ceil(self._latency / self._interval) + waiting))
 
     def _may_start_another(self) -> bool:
         """Called under the lock: may a worker request the next page number now?"""
