@@ -1,5 +1,6 @@
 """`python -m benchmarks [--quick]`: sync against the floor, memory, incremental sync,
-webhook acknowledgement and cold start. Prints one table per part; never part of the tests."""
+webhook acknowledgement, cold start, and the fleet sharing one amoCRM budget (fleet.py).
+Prints one table per part; never part of the tests."""
 
 from __future__ import annotations
 
@@ -177,6 +178,9 @@ def main() -> int:
         [cold],
         ["import_app_ms", "import_libraries_ms", "package_zip_mb", "package_unzipped_mb"],
     )
+    from benchmarks import fleet  # its own stacks: several processes sharing one amoCRM budget
+
+    results["fleet"] = fleet.run(args.quick)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -175,13 +175,10 @@ def services(leads: int, tries: int) -> dict:
         stack.stop()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.fleet")
-    parser.add_argument("--quick", action="store_true", help="1 and 2 processes, 2,500 leads each")
-    parser.add_argument("--json", type=Path, help="also write every figure to this file")
-    args = parser.parse_args()
-    leads = 2500 if args.quick else 5000
-    counts = (1, 2) if args.quick else (1, 2, 4, 8)
+def run(quick: bool = False) -> dict:
+    """Every part, each printed as a table; the figures returned."""
+    leads = 2500 if quick else 5000
+    counts = (1, 2) if quick else (1, 2, 4, 8)
     rows = [syncing_processes(1, leads, budget="local")] + [syncing_processes(n, leads) for n in counts]
     print_table(
         f"Fleet 1. Processes each running a full sync of {leads} leads at once (amoCRM side, {LATENCY_MS} ms latency)",
@@ -198,7 +195,7 @@ def main() -> int:
             "ratio_to_floor",
         ],
     )
-    both = services(leads, tries=3 if args.quick else 5)
+    both = services(leads, tries=3 if quick else 5)
     print_table(
         "Fleet 2. Two services, three callers each, one amoCRM request per call, 10 s",
         [both["callers"]],
@@ -209,8 +206,17 @@ def main() -> int:
         [both["create_lead"]],
         ["tries", "idle_median_s", "median_s", "max_s", "bound_s"],
     )
+    return {"syncing": rows, **both}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fleet")
+    parser.add_argument("--quick", action="store_true", help="1 and 2 processes, 2,500 leads each")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    args = parser.parse_args()
+    figures = run(args.quick)
     if args.json:
-        args.json.write_text(json.dumps({"cores": CORES, "syncing": rows, **both}, indent=2))
+        args.json.write_text(json.dumps({"cores": CORES, **figures}, indent=2))
     return 0
 
 
