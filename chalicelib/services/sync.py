@@ -254,7 +254,11 @@ def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None, page: in
     job = claim.job
     amo = amo.bulk()
     params = job.params or {}
-    sync_lease.renew(params.get("lease") or "")
+    try:  # ours still, or lapsed while the message waited: take it back; another sync's: wait
+        sync_lease.take(params.get("lease") or None).hand_over(job.job_id)
+    except sync_lease.SyncRunning:
+        sync_jobs.release(claim)
+        raise
     limit = int(params.get("limit") or 0)
     filter_type = ENTITIES[job.entity].filter_type
     saved: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in (params.get("filter") or {}).items()}
@@ -269,6 +273,7 @@ def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None, page: in
         raise
     if outcome.next_page is not None:
         job.invocations = (job.invocations or 1) + 1
+        sync_lease.renew(params.get("lease") or "")  # for the gap until the next invocation
         sync_jobs.hand_over(job, outcome.next_page, outcome.synced, outcome.errors, claim)
         return {"jobId": job_id, "status": "continuing", "synced": job.synced}
     sync_jobs.finish(job, outcome.synced, outcome.errors, claim)
@@ -295,7 +300,7 @@ def run_incremental(amo: AmoApi, entities: list[str], time_left: TimeLeft | None
     try:
         with sync_lease.exclusive() as lease:
             return {
-                entity: _sync_entity(amo.bulk(), entity, 0, None, True, time_left, None, lease)
+                entity: _next_entity(amo.bulk(), entity, True, time_left, None, lease)
                 for entity in entities
                 if entity in SYNCABLE
             }
@@ -399,8 +404,21 @@ def sync_all(
         result["leads"] = _sync_entity(amo, "leads", leads_limit, None, not full, time_left, progress, lease)
         if related:
             for entity in ("contacts", "tasks"):
-                result[entity] = _sync_entity(amo, entity, 0, None, not full, time_left, progress, lease)
+                result[entity] = _next_entity(amo, entity, not full, time_left, progress, lease)
     return result
+
+
+DEFERRED = {"synced": 0, "errors": [], "status": "deferred", "reason": "an earlier entity continues in the background"}
+
+
+def _next_entity(
+    amo: AmoApi, entity: str, incremental: bool, time_left: TimeLeft | None, progress: Progress | None, lease: Any
+) -> dict:
+    """One more entity of a multi-entity run, unless an earlier one already continues in the
+    background: a lease carries one continuation, and the next scheduled run does the rest."""
+    if lease.handed_over:
+        return dict(DEFERRED)
+    return _sync_entity(amo, entity, 0, None, incremental, time_left, progress, lease)
 
 
 def scheduled_sync(amo: AmoApi, time_left: TimeLeft | None = None) -> dict:

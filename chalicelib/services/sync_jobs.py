@@ -30,6 +30,7 @@ from chalicelib.services import queues
 log = logging.getLogger(__name__)
 
 JOB_RETENTION = timedelta(days=7)
+MAX_ERRORS = 200  # a job keeps its first errors only
 INVOCATION_SECONDS = 900  # the continuation Lambda's timeout, when the caller cannot say
 CLAIM_MARGIN_SECONDS = 60
 # three receives of the sync queue's message, 90 minutes of visibility each, then its DLQ
@@ -51,9 +52,15 @@ def new_job(entity: str, started_at: float, params: dict) -> SyncJob:
 
 
 def hand_over(job: SyncJob, next_page: int, synced: int, errors: list[dict], claim: Claim | None = None) -> str:
-    """Save where the job continues (its claim given back) and queue the continuation."""
+    """Save where the job continues (its claim given back) and queue the continuation. A
+    continuation that cannot be queued fails the job at once (its old message would only find
+    the job moved on), so it shows as failed instead of running for hours."""
     _save(job, next_page, synced, errors, "running", claim)
-    queues.send_sync_request({"jobId": job.job_id, "page": next_page})
+    try:
+        queues.send_sync_request({"jobId": job.job_id, "page": next_page})
+    except Exception as error:
+        _fail(job, f"its continuation could not be queued ({type(error).__name__}); run the sync again")
+        raise
     log.info(
         "%s sync continues in a new invocation from page %s (job %s, %d so far)",
         job.entity,
@@ -73,14 +80,14 @@ def _save(
 ) -> None:
     job.next_page = next_page
     job.synced = (job.synced or 0) + synced
-    job.errors = (job.errors or []) + errors[:200]
+    job.errors = ((job.errors or []) + errors)[:MAX_ERRORS]  # the item must stay under 400 KB
     job.status = status
     job.claim_token = None
     job.claimed_until = None
     job.expires_at = datetime.now(UTC) + JOB_RETENTION
     job.touch()
     try:
-        job.save(condition=SyncJob.claim_token == claim.token if claim else None)
+        job.save(condition=(SyncJob.claim_token == claim.token) & (SyncJob.status == "running") if claim else None)
     except PynamoDBException as error:
         if claim and is_conflict(error):
             raise ClaimLost(f"sync job {job.job_id} was taken over by another invocation") from None
@@ -135,21 +142,27 @@ def fail_if_stalled(job: SyncJob, now: datetime | None = None) -> bool:
     now = now or datetime.now(UTC)
     if job.status != "running" or job.updated_at is None or now - job.updated_at < STALLED_AFTER:
         return False
+    reason = f"no progress since {job.updated_at.isoformat()}: its continuation was lost"
+    live_claim = SyncJob.claimed_until.exists() & (SyncJob.claimed_until >= time.time())
+    if not _fail(job, reason, (SyncJob.updated_at == job.updated_at) & ~live_claim):
+        job.refresh(consistent_read=True)
+        return job.status != "running"
+    return True
+
+
+def _fail(job: SyncJob, reason: str, condition=None) -> bool:
+    """Mark a running job failed with its reason; False when the condition no longer holds."""
+    errors = ((job.errors or [])[: MAX_ERRORS - 1]) + [{"error": reason}]
     try:
         job.update(
-            actions=[
-                SyncJob.status.set("failed"),
-                SyncJob.errors.set(
-                    (job.errors or [])
-                    + [{"error": f"no progress since {job.updated_at.isoformat()}: its continuation was lost"}]
-                ),
-            ],
-            condition=(SyncJob.status == "running") & (SyncJob.updated_at == job.updated_at),
+            actions=[SyncJob.status.set("failed"), SyncJob.errors.set(errors)],
+            condition=(SyncJob.status == "running") & condition
+            if condition is not None
+            else SyncJob.status == "running",
         )
     except PynamoDBException as error:
         if not is_conflict(error):
             raise
-        job.refresh(consistent_read=True)
-        return job.status != "running"
-    log.error("sync job %s failed: no progress since %s", job.job_id, job.updated_at.isoformat())
+        return False
+    log.error("sync job %s failed: %s", job.job_id, reason)
     return True

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from chalicelib import metrics, settings
 from chalicelib.amo.api import AmoApi
@@ -246,7 +246,9 @@ def _masked(url: str) -> str:
     query = [(k, "***" if k == "secret" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
     masked = urlunsplit(parts._replace(query=urlencode(query, safe="*")))
     secret = settings.amo_webhook_secret()
-    return masked.replace(secret, "***") if secret else masked
+    for form in {secret, quote(secret, safe=""), quote_plus(secret)} if secret else ():
+        masked = masked.replace(form, "***")
+    return masked
 
 
 def _destination(url: str | None, own_url: str | None = None, allow_foreign: bool = False) -> str:
@@ -258,7 +260,8 @@ def _destination(url: str | None, own_url: str | None = None, allow_foreign: boo
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidInput("url must be an http(s) URL")
-    own_hosts = {urlsplit(u).hostname for u in (settings.public_webhook_url(), own_url) if u}
+    own = settings.public_webhook_url() or own_url  # the configured public URL wins over Host
+    own_hosts = {urlsplit(own).hostname} if own else set()
     if not allow_foreign and parts.hostname not in own_hosts:
         raise InvalidInput(
             f"url must point at this service ({', '.join(sorted(h for h in own_hosts if h))}): amoCRM sends "

@@ -8,8 +8,8 @@ import boto3
 import pytest
 
 from chalicelib import wiring
-from chalicelib.models import Lead, SyncJob
-from chalicelib.services import sync, sync_jobs
+from chalicelib.models import Lead, SyncJob, SyncState
+from chalicelib.services import sync, sync_jobs, sync_lease
 from tests.fake_amo import lead
 from tests.services.test_leads_sync import amo_data as amo_data  # noqa: F401 (a fixture)
 
@@ -94,3 +94,62 @@ def test_a_job_that_is_merely_waiting_for_its_redelivery_is_not_failed(handed_ov
     a_while_ago = datetime.now(UTC) - timedelta(hours=2)  # one visibility timeout: SQS will redeliver
     SyncJob.get(job_id).update(actions=[SyncJob.updated_at.set(a_while_ago)])
     assert sync.get_job(job_id)["status"] == "running"
+
+
+def test_a_multi_entity_run_that_hands_over_defers_the_rest_to_one_chain(amo_data, monkeypatch):  # noqa: F811
+    queue_url = boto3.client("sqs").create_queue(QueueName="amocrm-sync")["QueueUrl"]
+    monkeypatch.setenv("SYNC_QUEUE_URL", queue_url)
+    amo_data.leads = [lead(7000 + i) for i in range(600)]
+
+    result = sync.sync_all(wiring.amo(), 0, time_left=lambda: 5.0, related=True)
+
+    assert result["leads"]["status"] == "continuing"
+    assert result["contacts"]["status"] == result["tasks"]["status"] == "deferred"
+    assert [job.entity for job in SyncJob.scan()] == ["leads"]  # one chain under the one lease
+    assert sync_lease.running_job() == result["leads"]["jobId"]
+
+
+def test_a_continuation_whose_lease_another_sync_took_waits_and_gives_its_claim_back(handed_over, monkeypatch):
+    job_id, _ = handed_over
+    SyncState.get(SyncState.RUNNING_KEY).update(actions=[SyncState.lease_until.set(0)])  # lapsed meanwhile
+    other = sync_lease.take()  # the schedule's next run took it
+
+    with pytest.raises(sync_lease.SyncRunning):
+        sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)
+
+    assert SyncJob.get(job_id).claim_token is None and SyncJob.get(job_id).next_page == 1
+    sync_lease.release(other.owner)
+    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "done"
+
+
+def test_a_continuation_whose_lease_lapsed_takes_it_back_and_names_its_job(handed_over, monkeypatch):
+    job_id, _ = handed_over
+    SyncState.get(SyncState.RUNNING_KEY).update(actions=[SyncState.lease_until.set(0)])
+    monkeypatch.setattr(sync_lease, "release", lambda owner: None)  # look at the lease mid-way
+    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "done"
+    assert sync_lease.running_job() == job_id
+
+
+def test_a_continuation_that_cannot_be_queued_fails_its_job_at_once(handed_over, monkeypatch):
+    job_id, _ = handed_over
+    claim = sync_jobs.claim(job_id, 1, lambda: 900.0)
+    assert isinstance(claim, sync_jobs.Claim)
+
+    def refused(message):
+        raise RuntimeError("SQS is unavailable")
+
+    monkeypatch.setattr(sync_jobs.queues, "send_sync_request", refused)
+    with pytest.raises(RuntimeError):
+        sync_jobs.hand_over(claim.job, 2, 250, [], claim)
+    job = SyncJob.get(job_id)
+    assert job.status == "failed" and "could not be queued" in job.errors[-1]["error"]
+
+
+def test_a_job_keeps_a_bounded_list_of_errors(handed_over):
+    job_id, _ = handed_over
+    for page in (1, 2, 3):
+        claim = sync_jobs.claim(job_id, page, lambda: 900.0)
+        assert isinstance(claim, sync_jobs.Claim)
+        errors = [{"id": page * 1000 + i, "error": "x" * 100} for i in range(150)]
+        sync_jobs._save(claim.job, page + 1, 0, errors, "running", claim)
+    assert len(SyncJob.get(job_id).errors) == sync_jobs.MAX_ERRORS
