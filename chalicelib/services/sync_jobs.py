@@ -9,7 +9,7 @@ the redelivery that follows a crash takes over.
 
 A job whose message has dead-lettered would stay "running" forever: a job that has not moved
 for longer than the sync queue can keep redelivering it is failed, and says why, the next time
-anyone looks at it (or at the sync lease).
+anyone looks at it (`sync-jobs/{id}`, or a late copy of its message).
 """
 
 from __future__ import annotations
