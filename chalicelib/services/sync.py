@@ -26,9 +26,9 @@ from chalicelib.amo.client import PAGE_LIMIT
 from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.amo.pages import PageFetcher
 from chalicelib.amo.resource import ListResource
-from chalicelib.models import SyncJob, SyncState
+from chalicelib.models import SyncState
 from chalicelib.services import account_filters, contacts, pipelines, queues, rederive, sync_jobs, sync_lease, tasks
-from chalicelib.services.errors import InvalidInput, NotFound, ServiceError
+from chalicelib.services.errors import InvalidInput, ServiceError
 from chalicelib.services.lead_sync import LeadPageWriter
 
 log = logging.getLogger(__name__)
@@ -325,23 +325,7 @@ def resume_message(amo: AmoApi, message: dict, time_left: TimeLeft | None = None
 
 
 def get_job(job_id: str) -> dict:
-    try:
-        job = SyncJob.get(job_id)
-    except SyncJob.DoesNotExist:
-        raise NotFound(f"sync job {job_id} is not known") from None
-    sync_jobs.fail_if_stalled(job)
-    result = {
-        "jobId": job.job_id,
-        "entity": job.entity,
-        "status": job.status,
-        "synced": job.synced,
-        "errors": job.errors,
-        "nextPage": job.next_page,
-        "invocations": job.invocations,
-    }
-    if job.entity == rederive.ENTITY:  # a stage mapping's re-derivation: `synced` counts leads that changed
-        result["leadsChanged"] = job.synced
-    return result
+    return sync_jobs.describe(job_id)
 
 
 # -- the service methods of SPEC §4 -----------------------------------------------------------------

@@ -25,7 +25,8 @@ from pynamodb.exceptions import PynamoDBException
 
 from chalicelib.locking import is_conflict
 from chalicelib.models import SyncJob
-from chalicelib.services import queues
+from chalicelib.services import queues, rederive
+from chalicelib.services.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +167,24 @@ def _fail(job: SyncJob, reason: str, condition=None) -> bool:
         return False
     log.error("sync job %s failed: %s", job.job_id, reason)
     return True
+
+
+def describe(job_id: str) -> dict:
+    """What `GET sync-jobs/{id}` shows; a stalled job is failed first (see above)."""
+    try:
+        job = SyncJob.get(job_id)
+    except SyncJob.DoesNotExist:
+        raise NotFound(f"sync job {job_id} is not known") from None
+    fail_if_stalled(job)
+    result = {
+        "jobId": job.job_id,
+        "entity": job.entity,
+        "status": job.status,
+        "synced": job.synced,
+        "errors": job.errors,
+        "nextPage": job.next_page,
+        "invocations": job.invocations,
+    }
+    if job.entity == rederive.ENTITY:  # a stage mapping's re-derivation: `synced` counts leads that changed
+        result["leadsChanged"] = job.synced
+    return result
