@@ -39,7 +39,7 @@ from chalicelib.amo.errors import (
     AmoValidationError,
 )
 from chalicelib.amo.pages import embedded, next_href
-from chalicelib.amo.ratelimit import INTERACTIVE, Limiter, RateLimiter
+from chalicelib.amo.ratelimit import ADMITTED, INTERACTIVE, Limiter, RateLimiter
 from chalicelib.amo.retry import Attempt, RetryPolicy, retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -336,6 +336,9 @@ class AmoClient:
             except AmoBlocked:
                 metrics.count("AmoBlocked")
                 raise
+            admitted = ADMITTED.get()
+            if admitted is not None:
+                admitted()
             attempt = self._attempt(method, url, body, headers, timeouts)
             metrics.count("AmoRequests")
             if is_block_page(attempt.response):  # every process stops asking, not only this one

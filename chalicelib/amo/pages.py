@@ -15,18 +15,24 @@ The fetcher is a bounded producer/consumer around one condition variable:
 - the window adapts to the observed wire latency: wide enough to keep the limiter busy, no
   wider, because requests past the last page are wasted (amoCRM answers them 204);
 - the caller receives pages strictly in order and stops at the first empty page or the
-  first page without a next link.
+  first page without a next link;
+- requests are admitted by the limiter in page order: a worker asks for its slot only once the
+  page before has been admitted (`ADMITTED`). Otherwise a thread that wakes late loses its slot
+  to a later page, and the caller, who needs the earlier page first, waits for it.
 Memory is bounded by the window plus a small buffer.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from chalicelib.amo.ratelimit import ADMITTED
 
 MAX_WINDOW = 6
 BUFFERED_PAGES = 2  # fetched pages waiting for the caller, on top of the requests in flight
@@ -59,7 +65,8 @@ class PageFetcher:
     """Pages `first_page`, `first_page + 1`, … (up to `last_page`) of one list, in order.
 
     `fetch(number)` requests one page; `latency()` reports the last request's wire time and
-    `interval()` the limiter's spacing between request starts (both size the window).
+    `interval()` the limiter's spacing between request starts (both size the window). With
+    `in_turn`, `fetch` goes through a limiter that calls `ADMITTED`, and pages are admitted in order.
     """
 
     def __init__(
@@ -71,10 +78,14 @@ class PageFetcher:
         max_window: int = MAX_WINDOW,
         latency: Callable[[], float] = lambda: 0.0,
         interval: float = 0.15,
+        in_turn: bool = False,
+        initial_window: int = 1,
     ):
         self._fetch_page = fetch
         self._latency_of_last = latency
         self._interval = interval or 0.15
+        self._initial_window = max(1, min(max_window, initial_window))
+        self._in_turn = in_turn  # `fetch` goes through a limiter that reports admissions (ADMITTED)
         self.next_to_yield = first_page
         self.last_page = last_page
         self.max_window = max_window
@@ -83,6 +94,7 @@ class PageFetcher:
         self._results: dict[int, Page | BaseException] = {}
         self._next_to_request = first_page
         self._running = 0
+        self._admitted = first_page - 1  # the highest page whose request the limiter has admitted
         self._latency = 0.0
         self._end_seen = False
         self._closed = False
@@ -93,9 +105,12 @@ class PageFetcher:
     def window(self) -> int:
         """Requests in flight: enough to cover one page's latency with send slots, plus one waiting
         for the next slot once pages are known to follow (a shared budget hands out slots at fixed
-        times: a request that is not ready at its slot waits for the next one); at least one."""
-        waiting = 1 if self._latency else 0
-        return max(1, min(self.max_window, math.ceil(self._latency / self._interval) + waiting))
+        times: a request that is not ready at its slot waits for the next one); at least one.
+        Before any latency is known, `initial_window`: a caller that expects many pages
+        (a full sync) need not pay one whole latency for the first page alone."""
+        if not self._latency:  # nothing measured yet
+            return self._initial_window
+        return max(1, min(self.max_window, math.ceil(self._latency / self._interval) + 1))
 
     def _may_start_another(self) -> bool:
         """Called under the lock: may a worker request the next page number now?"""
@@ -122,19 +137,36 @@ class PageFetcher:
             ).start()
 
     def _work(self, number: int) -> None:
-        try:
-            result: Page | BaseException = self._fetch_page(number)
-        except BaseException as error:  # handed to the caller, who re-raises it in order
-            result = error
+        ADMITTED.set(functools.partial(self._admit, number))  # this worker's own context
+        with self._cond:
+            while self._in_turn and self._admitted < number - 1 and not self._closed:
+                self._cond.wait(0.5)
+            closed = self._closed
+        result: Page | BaseException | None = None
+        if not closed:
+            try:
+                result = self._fetch_page(number)
+            except BaseException as error:  # handed to the caller, who re-raises it in order
+                result = error
         latency = self._latency_of_last()
         with self._cond:
             self._running -= 1
+            self._admitted = max(self._admitted, number)  # failed before it was sent: the next goes on
+            if result is None:
+                self._cond.notify_all()
+                return
             self._latency = latency if not self._latency else 0.7 * self._latency + 0.3 * latency
             if isinstance(result, Page) and (not result.items or not result.has_next):
                 self._end_seen = True
             if not self._closed:
                 self._results[number] = result
                 self._start_workers()
+            self._cond.notify_all()
+
+    def _admit(self, number: int) -> None:
+        """The limiter admitted page `number`'s request: the next page may ask for its slot."""
+        with self._cond:
+            self._admitted = max(self._admitted, number)
             self._cond.notify_all()
 
     # -- the caller -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ a caller that would have to wait longer than MAX_WAIT_SECONDS gets the error at 
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections import deque
@@ -29,6 +30,10 @@ from chalicelib.amo.errors import AmoBlocked, AmoRateLimited
 
 INTERACTIVE, BULK = "interactive", "bulk"
 MAX_WAIT_SECONDS = 10.0
+
+# Called (when set in the caller's context) each time a request of that caller has been admitted,
+# just before it is sent: lets concurrent callers take their turns in a chosen order (pages.py).
+ADMITTED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("amo_admitted", default=None)
 
 
 class Limiter(Protocol):

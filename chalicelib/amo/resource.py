@@ -50,15 +50,23 @@ class ListResource:
         return Page(number, embedded(body, self.key), next_href(body) is not None)
 
     def pages(
-        self, where: ListFilter = ListFilter(), *, first_page: int = 1, last_page: int | None = None
+        self,
+        where: ListFilter = ListFilter(),
+        *,
+        first_page: int = 1,
+        last_page: int | None = None,
+        initial_window: int = 1,
     ) -> PageFetcher:
-        """Pages in order with several requests in flight (see pages.py)."""
+        """Pages in order with several requests in flight (see pages.py); `initial_window` pages
+        are requested before the first answer when the caller expects that many."""
         return PageFetcher(
             lambda number: self.page(number, where),
             first_page=first_page,
             last_page=last_page,
             latency=lambda: self.client.last_latency,
             interval=getattr(self.client.limiter, "interval", 0.15),
+            in_turn=True,
+            initial_window=initial_window,
         )
 
     def get(self, entity_id: int, modified_since: int | None = None) -> dict | None:

@@ -20,21 +20,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib import metrics
+from chalicelib import logs, metrics
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.client import PAGE_LIMIT
 from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.amo.pages import PageFetcher
 from chalicelib.amo.resource import ListResource
-from chalicelib.models import SyncState
-from chalicelib.services import account_filters, contacts, pipelines, queues, rederive, sync_jobs, sync_lease, tasks
+from chalicelib.services import (
+    account_filters,
+    contacts,
+    pipelines,
+    queues,
+    rederive,
+    sync_jobs,
+    sync_lease,
+    sync_state,
+    tasks,
+)
 from chalicelib.services.errors import InvalidInput, ServiceError
 from chalicelib.services.lead_sync import LeadPageWriter
+from chalicelib.services.sync_state import SYNCABLE, report_lag
 
 log = logging.getLogger(__name__)
 
 OVERLAP_SECONDS = 600
 RESERVE_SECONDS = 20  # stop starting pages when less than this is left
+FULL_RUN_WINDOW = 3
 
 TimeLeft = Callable[[], float]
 
@@ -114,17 +125,20 @@ def _run(
     time_left: TimeLeft | None,
     progress: Progress | None,
     check: Callable[[list[Any]], None] | None = None,
+    ready: Callable[[], object] | None = None,
 ) -> Outcome:
     spec = ENTITIES[entity]
     began = time.monotonic()
     remaining = limit - already if limit else None
     last_page = math.ceil(limit / PAGE_LIMIT) if limit else None
-    fetcher = spec.resource(amo).pages(where, first_page=first_page, last_page=last_page)
+    fetcher = spec.resource(amo).pages(
+        where, first_page=first_page, last_page=last_page, initial_window=_expected_pages(where, first_page, last_page)
+    )
     writer = spec.writer(amo)
     outcome = Outcome()
     out_of_time = (lambda: time_left() < RESERVE_SECONDS) if time_left else (lambda: False)
     try:
-        _consume(fetcher, writer, outcome, entity, already, remaining, out_of_time, progress, check)
+        _consume(fetcher, writer, outcome, entity, already, remaining, out_of_time, progress, check, ready)
     finally:
         writer.close()
     outcome.synced, outcome.errors = writer.synced, writer.errors
@@ -133,6 +147,16 @@ def _run(
     if progress:
         progress({"entity": entity, "page": None, "synced": already + outcome.synced, "errors": len(outcome.errors)})
     return outcome
+
+
+def _expected_pages(where: ListFilter, first_page: int, last_page: int | None) -> int:
+    """Pages worth requesting before the first answer: a whole list (a full sync, or the rest
+    of one) most likely has several, and at 400 ms waiting for the first alone costs a latency
+    (at worst FULL_RUN_WINDOW - 1 requests answered 204 for a tiny account); a changes-only
+    run usually has one."""
+    if where.updated_from is not None or where.by_ids:
+        return 1
+    return min(FULL_RUN_WINDOW, last_page - first_page + 1) if last_page else FULL_RUN_WINDOW
 
 
 def _consume(
@@ -145,11 +169,15 @@ def _consume(
     out_of_time: Callable[[], bool],
     progress: Progress | None,
     check: Callable[[list[Any]], None] | None = None,
+    ready: Callable[[], object] | None = None,
 ) -> None:
     limit_reached = False
     for page in fetcher.pages(should_stop=out_of_time):
         if check is not None:
             check(page.items)
+        if ready is not None:  # e.g. the pipelines a lead page is mapped with
+            ready()
+            ready = None
         items = page.items if remaining is None else page.items[:remaining]
         writer.add_page(items)
         if progress:
@@ -163,25 +191,9 @@ def _consume(
             break
     if not (fetcher.exhausted or limit_reached):
         outcome.next_page = fetcher.next_to_yield
+    if ready is not None:
+        ready()
     writer.flush()
-
-
-def _incremental_from(entity: str) -> int | None:
-    try:
-        state = SyncState.get(entity)
-    except SyncState.DoesNotExist:
-        return None
-    return int(state.last_success_started_at - OVERLAP_SECONDS) if state.last_success_started_at else None
-
-
-def _record_success(entity: str, started_at: float, result: dict) -> None:
-    state = SyncState(
-        entity=entity,
-        last_success_started_at=started_at,
-        last_result={"synced": result["synced"], "errors": len(result["errors"])},
-    )
-    state.touch()
-    state.save()
 
 
 def sync_entity(
@@ -210,13 +222,14 @@ def _sync_entity(
     time_left: TimeLeft | None,
     progress: Progress | None,
     lease: sync_lease.Lease,
+    ready: Callable[[], object] | None = None,
 ) -> dict:
     started_at = time.time()
     # only a complete, unfiltered run tells the next incremental run where to start
     record_state = where is None and limit == 0
     full = where or ENTITIES[entity].filter_type()
     where = full
-    since = _incremental_from(entity) if incremental else None
+    since = sync_state.incremental_from(entity, OVERLAP_SECONDS) if incremental else None
     if since is not None and account_filters.ignored():  # see account_filters.py
         if not account_filters.full_sync_due(since + OVERLAP_SECONDS, started_at):
             return {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
@@ -227,13 +240,13 @@ def _sync_entity(
         time_left = None  # nowhere to continue: run to the end
     try:
         check = functools.partial(account_filters.check_page, where) if since is not None else None
-        outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress, check)
+        outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress, check, ready)
     except account_filters.FiltersIgnored:
         account_filters.record_ignored(f"{entity} updated_at")
         if not account_filters.full_sync_due(since + OVERLAP_SECONDS if since else None, started_at):
             return {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
         where = full
-        outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress)
+        outcome = _run(amo, entity, where, limit, 1, 0, time_left, progress, ready=ready)
     result = outcome.as_result()
     if outcome.next_page is not None:
         params = {"filter": dataclasses.asdict(where), "limit": limit, "record_state": record_state}
@@ -241,7 +254,7 @@ def _sync_entity(
         result["jobId"] = sync_jobs.hand_over(job, outcome.next_page, outcome.synced, outcome.errors)
         lease.hand_over(job.job_id)
     elif record_state:
-        _record_success(entity, started_at, result)
+        sync_state.record_success(entity, started_at, result)
     return result
 
 
@@ -278,12 +291,9 @@ def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None, page: in
         return {"jobId": job_id, "status": "continuing", "synced": job.synced}
     sync_jobs.finish(job, outcome.synced, outcome.errors, claim)
     if params.get("record_state"):
-        _record_success(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
+        sync_state.record_success(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
     sync_lease.release(params.get("lease") or "")
     return {"jobId": job_id, "status": "done", "synced": job.synced}
-
-
-SYNCABLE = ("leads", "contacts", "tasks")
 
 
 def request_incremental(amo: Callable[[], AmoApi], entities: list[str]) -> None:
@@ -383,9 +393,11 @@ def sync_all(
     """Pipelines and stages, then leads (incremental unless `full`); `related` adds contacts
     and tasks (the schedule uses it to heal missed webhooks of every kind)."""
     amo = amo.bulk()
-    with sync_lease.exclusive() as lease:
-        result: dict[str, Any] = {"pipelines": pipelines.sync_pipelines(amo)}
-        result["leads"] = _sync_entity(amo, "leads", leads_limit, None, not full, time_left, progress, lease)
+    with sync_lease.exclusive() as lease, logs.ThreadPool(max_workers=1, thread_name_prefix="pipelines") as pool:
+        # the stages are synced while the first lead pages are on their way (one latency saved)
+        stages = pool.submit(pipelines.sync_pipelines, amo)
+        leads = _sync_entity(amo, "leads", leads_limit, None, not full, time_left, progress, lease, stages.result)
+        result: dict[str, Any] = {"pipelines": stages.result(), "leads": leads}
         if related:
             for entity in ("contacts", "tasks"):
                 result[entity] = _next_entity(amo, entity, not full, time_left, progress, lease)
@@ -415,14 +427,3 @@ def scheduled_sync(amo: AmoApi, time_left: TimeLeft | None = None) -> dict:
         return {"skipped": True, "runningJobId": running.job_id}
     finally:
         report_lag()
-
-
-def report_lag(now: float | None = None) -> float | None:
-    """`SyncLag`: seconds since the start of the oldest last complete run of the scheduled
-    entities (None, and nothing reported, until each has completed once)."""
-    starts = [state.last_success_started_at for state in SyncState.batch_get(SYNCABLE)]
-    if len(starts) < len(SYNCABLE) or not all(starts):
-        return None
-    lag = max(0.0, (now or time.time()) - min(float(s) for s in starts if s))
-    metrics.measure("SyncLag", lag, "Seconds")
-    return lag

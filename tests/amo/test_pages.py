@@ -1,11 +1,13 @@
 """PageFetcher: pages in order with several requests in flight, stopping where amoCRM's list ends."""
 
+import random
 import threading
 import time
 
 import pytest
 
 from chalicelib.amo.pages import Page, PageFetcher, embedded, next_href
+from chalicelib.amo.ratelimit import ADMITTED
 
 
 class FakeList:
@@ -52,6 +54,54 @@ def test_slow_pages_are_fetched_several_at_a_time_but_never_more_than_the_window
     fetcher = PageFetcher(data.fetch, latency=lambda: 0.05, interval=0.01, max_window=4)
     assert ids(fetcher.pages()) == list(range(30))
     assert 2 <= data.max_running <= 4
+
+
+class ScramblingLimiter:
+    """Admits one request at a time, to whichever thread asks first after a random delay (as
+    threads waking from the GIL do), and reports each admission as the client does."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.admitted: list[int] = []
+
+    def fetch_through(self, data):
+        def fetch(number):
+            time.sleep(random.uniform(0, 0.004))
+            with self.lock:
+                self.admitted.append(number)
+                hook = ADMITTED.get()
+                if hook is not None:
+                    hook()
+            return data.fetch(number)
+
+        return fetch
+
+
+def test_in_turn_pages_are_admitted_in_page_order_and_still_overlap_on_the_wire():
+    random.seed(7)
+    data, limiter = FakeList(total=60, latency=0.02), ScramblingLimiter()
+    fetcher = PageFetcher(limiter.fetch_through(data), latency=lambda: 0.02, interval=0.005, max_window=5, in_turn=True)
+    assert ids(fetcher.pages()) == list(range(60))
+    assert limiter.admitted == sorted(limiter.admitted)
+    assert data.max_running >= 2
+
+
+def test_without_in_turn_a_scrambled_limiter_admits_pages_out_of_order():
+    """What in_turn prevents: the same limiter without it lets later pages overtake."""
+    random.seed(7)
+    data, limiter = FakeList(total=60, latency=0.02), ScramblingLimiter()
+    fetcher = PageFetcher(limiter.fetch_through(data), latency=lambda: 0.02, interval=0.005, max_window=5)
+    assert ids(fetcher.pages()) == list(range(60))
+    assert limiter.admitted != sorted(limiter.admitted)
+
+
+def test_initial_window_requests_several_pages_before_any_latency_is_known():
+    data = FakeList(total=30, latency=0.05)
+    list(PageFetcher(data.fetch, initial_window=3).pages())  # latency() never reports anything
+    assert data.max_running == 3
+    data = FakeList(total=30, latency=0.05)
+    list(PageFetcher(data.fetch).pages())
+    assert data.max_running == 1
 
 
 def test_requests_past_the_end_are_few():

@@ -3,6 +3,7 @@ per-item errors, incremental runs and continuation across a faked timeout."""
 
 import gc
 import json
+import time
 
 import boto3
 import pytest
@@ -248,3 +249,25 @@ def test_a_continuation_without_time_for_one_page_fails_instead_of_requeueing_fo
         sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 5.0)
     assert sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 900.0)["status"] == "done"
     assert len(list(Lead.scan())) == 600
+
+
+def test_a_first_sync_all_fetches_the_pipelines_once_while_its_first_lead_pages_are_on_their_way(amo):
+    """sync_all requests pipelines and the first lead pages together, but maps no lead before
+    the stages are stored: a lead mapped earlier would find its stage unknown and fetch the
+    pipelines a second time."""
+    store_tokens()
+
+    def slow_pipelines(request):
+        time.sleep(0.3)  # the lead pages arrive first
+        return 200, HAL, json.dumps(fixtures.pipelines_body())
+
+    amo.add_callback("GET", f"{HOST}/api/v4/leads/pipelines", callback=slow_pipelines)
+    fake = FakeAmo(amo)
+    fake.leads = [lead(7000 + i, status_id=INITIAL) for i in range(300)]
+
+    result = sync.sync_all(wiring.amo(), 0, full=True)
+
+    assert result["leads"]["errors"] == []
+    assert result["leads"]["synced"] == 300
+    assert len([c for c in amo.calls if c.request.url.endswith("/api/v4/leads/pipelines")]) == 1
+    assert stored(7000).status == "NEW"
