@@ -160,6 +160,9 @@ class SharedBudget:
             if due is not None and (due <= now if first else due + HANDOFF <= now):
                 heapq.heappop(self._granted)
                 return now, 0.0
+            if first and due is not None and due - now < self._lead:
+                # its slot is nearer than a claim takes: claiming now would make it miss the slot
+                return None, max(0.0005, due - now - EARLY)
             waiting = len(self._queue)
             interactive = self._queue[0][0] == 0
             # a sync keeps one slot in hand, so it claims the next ones before the last is due
