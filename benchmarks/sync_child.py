@@ -9,8 +9,9 @@ import resource
 import sys
 import threading
 import time
+from typing import Any
 
-from chalicelib import logs, wiring
+from chalicelib import logs, settings, wiring
 from chalicelib.models import ALL_MODELS
 from chalicelib.services import sync
 
@@ -80,6 +81,62 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class DynamoCalls:
+    """Every DynamoDB call the process makes: how many and how long, in all and per operation
+    and table (`BatchWriteItem leads`: the table prefix left out), and the items batch writes
+    carried. Hooked on each botocore client's events, so it sees what the code sends."""
+
+    def __init__(self, table_prefix: str) -> None:
+        self._prefix = table_prefix
+        self._lock = threading.Lock()
+        self._current = threading.local()  # this thread's call: (its keys, when it started)
+        self.clear()
+
+    def watch(self, client: Any) -> None:
+        client.meta.events.register("provide-client-params.dynamodb.*", self._params)
+        client.meta.events.register("before-call.dynamodb.*", self._before)
+        client.meta.events.register("after-call.dynamodb.*", self._after)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls, self.seconds, self.batch_write_calls, self.batch_write_items = 0, 0.0, 0, 0
+            self.operations: dict[str, list[float]] = {}
+
+    def _params(self, params: dict, model: Any, **_: Any) -> None:
+        tables = params["RequestItems"] if "RequestItems" in params else [params.get("TableName", "")]
+        self._current.keys = [f"{model.name} {table.removeprefix(self._prefix)}" for table in tables]
+        if model.name == "BatchWriteItem":
+            with self._lock:
+                self.batch_write_calls += 1
+                self.batch_write_items += sum(len(requests) for requests in params["RequestItems"].values())
+
+    def _before(self, **_: Any) -> None:
+        self._current.started = time.perf_counter()
+
+    def _after(self, **_: Any) -> None:
+        took = time.perf_counter() - self._current.started
+        with self._lock:
+            self.calls += 1
+            self.seconds += took
+            for key in self._current.keys:
+                entry = self.operations.setdefault(key, [0, 0.0])
+                entry[0] += 1
+                entry[1] += took
+
+    def summary(self) -> dict:
+        with self._lock:
+            return {
+                "batch_write_calls": self.batch_write_calls,
+                "batch_write_items": self.batch_write_items,
+                "dynamodb_calls": self.calls,
+                "dynamodb_seconds": round(self.seconds, 2),
+                "dynamodb_operations": {
+                    key: {"calls": int(n), "ms_mean": round(1000 * seconds / n, 1)}
+                    for key, (n, seconds) in sorted(self.operations.items())
+                },
+            }
+
+
 def main() -> None:
     mode = sys.argv[1]  # full | incremental
     if "--writes" in sys.argv and sys.argv[sys.argv.index("--writes") + 1] == "discard":
@@ -87,29 +144,12 @@ def main() -> None:
     if "--no-lease" in sys.argv:
         without_sync_lease()
     logs.configure(40)
-    writes = {"calls": 0, "items": 0}
-
-    def count(params, **_):
-        writes["calls"] += 1
-        writes["items"] += sum(len(v) for v in params["RequestItems"].values())
-
-    dynamo = {"seconds": 0.0, "calls": 0}
-    starts: dict[int, float] = {}
-
-    def before(**kwargs):
-        starts[threading.get_ident()] = time.perf_counter()
-
-    def after(**kwargs):
-        dynamo["seconds"] += time.perf_counter() - starts.pop(threading.get_ident(), time.perf_counter())
-        dynamo["calls"] += 1
-
+    calls = DynamoCalls(settings.table_prefix())
     for model in ALL_MODELS:
-        events = model._get_connection().connection.client.meta.events
-        events.register("provide-client-params.dynamodb.BatchWriteItem", count)
-        events.register("before-call.dynamodb.*", before)
-        events.register("after-call.dynamodb.*", after)
+        calls.watch(model._get_connection().connection.client)
     wiring.token_store().get_access_token()  # connect-time work is not part of the sync
     profilers = profile_every_thread() if "--profile" in sys.argv else []
+    calls.clear()
     started, cpu_started = time.monotonic(), cpu_seconds()
     result = sync.sync_all(wiring.amo(), 0, full=mode == "full")
     if profilers:
@@ -125,10 +165,7 @@ def main() -> None:
                 "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "synced": result["leads"]["synced"],
                 "errors": len(result["leads"]["errors"]),
-                "batch_write_calls": writes["calls"],
-                "batch_write_items": writes["items"],
-                "dynamodb_calls": dynamo["calls"],
-                "dynamodb_seconds": round(dynamo["seconds"], 2),
+                **calls.summary(),
             }
         )
     )

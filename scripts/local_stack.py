@@ -174,12 +174,15 @@ class Stack:
             args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def start(self, api: bool = True, sandbox_args: list[str] | None = None) -> Stack:
+    def start(
+        self, api: bool = True, sandbox_args: list[str] | None = None, moto_args: list[str] | None = None
+    ) -> Stack:
         """Start moto, the sandbox (unless a real amoCRM is configured) and, with `api`, chalice local."""
         self.build_env()
         python = sys.executable
         self._spawn(
-            "moto", [python, str(ROOT / "scripts" / "atomic_moto.py"), "-H", "127.0.0.1", "-p", str(self.moto_port)]
+            "moto",
+            [python, "-m", "scripts.atomic_moto", "-H", "127.0.0.1", "-p", str(self.moto_port), *(moto_args or [])],
         )
         if self.use_sandbox:
             seed_args = [f"--{k}={v}" for k, v in self.seed.items()]
