@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -40,12 +41,19 @@ def _stack(leads: int, budget: str, tag: str) -> Stack:
             "TABLE_PREFIX": f"fleet-bench-{tag}-",
             "AMO_RATE_LIMIT_RPS": "7",
             "AMO_RATE_BUDGET": budget,
+            **_margin_env(),
             "MALLOC_ARENA_MAX": "2",
             "AMO_BASE_URL": "",
             "MAIN_BACKEND_WEBHOOK_URL": "",
         },
         log_dir=ROOT / ".local" / "fleet-bench-logs",
     )
+
+
+def _margin_env() -> dict[str, str]:
+    """AMO_RATE_MARGIN_SECONDS of the caller's environment, if set (to compare margins)."""
+    margin = os.environ.get("AMO_RATE_MARGIN_SECONDS")
+    return {"AMO_RATE_MARGIN_SECONDS": margin} if margin else {}
 
 
 def _sandbox(stack: Stack, method: str, path: str, body=None):
