@@ -289,6 +289,12 @@ class SharedBudget:
         return got
 
     def _refresh_state(self, lane: str, now: float) -> None:
+        if lane == BULK and now - self._state_read_at >= STATE_TTL and now >= self._store_down_until:
+            # a sync announces itself anyway, and the write answers with the whole state: no read first
+            self._state = self.store.signal(lane, now + LANE_SIGNAL_SECONDS)
+            self._state_read_at = now
+            self.store_calls += 1
+            return
         self._announce(lane, self._fresh_state(now), now)
 
     def _announce(self, lane: str, state: BudgetState, now: float) -> BudgetState:

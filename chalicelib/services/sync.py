@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 OVERLAP_SECONDS = 600
 RESERVE_SECONDS = 20  # stop starting pages when less than this is left
-FULL_RUN_WINDOW = 3
+FULL_RUN_WINDOW = 4
 
 TimeLeft = Callable[[], float]
 
