@@ -231,3 +231,26 @@ def test_what_a_slow_sync_leaves_unused_goes_to_interactive_work(atomic_moto):
     start = min(both) + 2.0
     assert max_in_rolling_second(both) <= 7
     assert sum(start <= t < end for t in both) / (end - start) >= 6.0  # nothing is left unused
+
+
+def test_a_slow_table_does_not_make_a_caller_claim_past_its_own_slot(atomic_moto):
+    """Claims that take 40 ms (a busy table) while a sync sends back to back: a caller whose
+    slot is nearer than a claim takes sends first and claims afterwards, so no slot is dropped
+    and the sync keeps the full pace (claiming first dropped about one slot in seven)."""
+    vt = VirtualTime()
+    store = DynamoBudgetStore()
+    real_claim = store.claim
+
+    def slow_claim(*args, **kwargs):
+        vt.sleep(0.04)
+        return real_claim(*args, **kwargs)
+
+    store.claim = slow_claim  # type: ignore[method-assign]
+    limiter = budget(vt, store)
+    sends: list[float] = []
+
+    vt.run(sender(limiter, sends, 20, BULK, vt=vt))
+
+    assert max_in_rolling_second(sends) <= 7
+    full_pace = limiter.plan.per_block / limiter.plan.block_seconds
+    assert (len(sends) - 1) / (max(sends) - min(sends)) >= 0.97 * full_pace
