@@ -290,7 +290,9 @@ class SharedBudget:
 
     def _refresh_state(self, lane: str, now: float) -> None:
         if lane == BULK and now - self._state_read_at >= STATE_TTL and now >= self._store_down_until:
-            # a sync announces itself anyway, and the write answers with the whole state: no read first
+            # a sync announces itself every second instead of reading the state: the write answers
+            # with the whole state (one call a second, where a read plus a signal every other
+            # second took one and a half)
             self._state = self.store.signal(lane, now + LANE_SIGNAL_SECONDS)
             self._state_read_at = now
             self.store_calls += 1
@@ -302,7 +304,7 @@ class SharedBudget:
         answers with the whole state, which is then as fresh as it gets."""
         current = state.bulk_until if lane == BULK else state.interactive_until
         others_matter = lane == BULK or state.bulk_until > now
-        if not others_matter or current >= now + LANE_SIGNAL_SECONDS / 3:
+        if not others_matter or current >= now + LANE_SIGNAL_SECONDS / 3 or now < self._store_down_until:
             return state
         self._state = self.store.signal(lane, now + LANE_SIGNAL_SECONDS)
         self._state_read_at = now

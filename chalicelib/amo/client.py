@@ -175,6 +175,7 @@ class AmoClient:
     ):
         self.host = base_url if isinstance(base_url, AccountHost) else AccountHost(base_url)
         self.lane = lane
+        self.reports_admissions = True  # call ADMITTED (ratelimit.py) for each attempt it admits
         self.tokens = tokens
         self.session = session or new_session()
         self.limiter = limiter or RateLimiter()
@@ -336,7 +337,7 @@ class AmoClient:
             except AmoBlocked:
                 metrics.count("AmoBlocked")
                 raise
-            admitted = ADMITTED.get()
+            admitted = ADMITTED.get() if self.reports_admissions else None
             if admitted is not None:
                 admitted()
             attempt = self._attempt(method, url, body, headers, timeouts)

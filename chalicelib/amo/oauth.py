@@ -102,6 +102,7 @@ class OAuth:
 
     def __init__(self, client: AmoClient, credentials: Callable[[], OAuthCredentials]):
         self.client = client
+        self.client.reports_admissions = False  # a token refresh is not the page request that waits on it
         self.credentials = credentials
 
     def _token_request(self, grant: dict, what: str) -> TokenPair:

@@ -17,8 +17,9 @@ The fetcher is a bounded producer/consumer around one condition variable:
 - the caller receives pages strictly in order and stops at the first empty page or the
   first page without a next link;
 - requests are admitted by the limiter in page order: a worker asks for its slot only once the
-  page before has been admitted (`ADMITTED`). Otherwise a thread that wakes late loses its slot
-  to a later page, and the caller, who needs the earlier page first, waits for it.
+  page before has been admitted (`ADMITTED`), or has finished or failed, or the fetcher has
+  closed. Otherwise a thread that wakes late loses its slot to a later page, and the caller,
+  who needs the earlier page first, waits for it.
 Memory is bounded by the window plus a small buffer.
 """
 
@@ -65,7 +66,7 @@ class PageFetcher:
     """Pages `first_page`, `first_page + 1`, … (up to `last_page`) of one list, in order.
 
     `fetch(number)` requests one page; `latency()` reports the last request's wire time and
-    `interval()` the limiter's spacing between request starts (both size the window). With
+    `interval` the limiter's spacing between request starts (both size the window). With
     `in_turn`, `fetch` goes through a limiter that calls `ADMITTED`, and pages are admitted in order.
     """
 
@@ -97,6 +98,7 @@ class PageFetcher:
         self._admitted = first_page - 1  # the highest page whose request the limiter has admitted
         self._latency = 0.0
         self._end_seen = False
+        self._end_page: int | None = None  # a worker whose turn comes after the end skips its request
         self._closed = False
         self._should_stop: Callable[[], bool] = lambda: False
 
@@ -141,7 +143,7 @@ class PageFetcher:
         with self._cond:
             while self._in_turn and self._admitted < number - 1 and not self._closed:
                 self._cond.wait(0.5)
-            closed = self._closed
+            closed = self._closed or (self._end_page is not None and number > self._end_page)
         result: Page | BaseException | None = None
         if not closed:
             try:
@@ -158,6 +160,7 @@ class PageFetcher:
             self._latency = latency if not self._latency else 0.7 * self._latency + 0.3 * latency
             if isinstance(result, Page) and (not result.items or not result.has_next):
                 self._end_seen = True
+                self._end_page = number if self._end_page is None else min(self._end_page, number)
             if not self._closed:
                 self._results[number] = result
                 self._start_workers()

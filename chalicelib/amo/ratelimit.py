@@ -31,8 +31,9 @@ from chalicelib.amo.errors import AmoBlocked, AmoRateLimited
 INTERACTIVE, BULK = "interactive", "bulk"
 MAX_WAIT_SECONDS = 10.0
 
-# Called (when set in the caller's context) each time a request of that caller has been admitted,
-# just before it is sent: lets concurrent callers take their turns in a chosen order (pages.py).
+# Called (when set in the caller's context) each time the API client admits an attempt of that
+# caller, just before sending it (again on a retry; never for OAuth token requests): lets
+# concurrent callers take their turns in a chosen order (pages.py).
 ADMITTED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("amo_admitted", default=None)
 
 

@@ -154,8 +154,8 @@ def _expected_pages(where: ListFilter, first_page: int, last_page: int | None) -
     of one) most likely has several, and at 400 ms waiting for the first alone costs a latency
     (at worst FULL_RUN_WINDOW - 1 requests answered 204 for a tiny account); a changes-only
     run usually has one."""
-    if where.updated_from is not None or where.by_ids:
-        return 1
+    if where.by_ids or (where.updated_from is not None and first_page == 1):
+        return 1  # a continuation (first_page > 1) is known to have more
     return min(FULL_RUN_WINDOW, last_page - first_page + 1) if last_page else FULL_RUN_WINDOW
 
 
@@ -391,12 +391,18 @@ def sync_all(
     related: bool = False,
 ) -> dict:
     """Pipelines and stages, then leads (incremental unless `full`); `related` adds contacts
-    and tasks (the schedule uses it to heal missed webhooks of every kind)."""
+    and tasks (the schedule uses it to heal missed webhooks of every kind). The pipelines are
+    fetched while the first lead pages are on their way; no lead is written before they are stored."""
     amo = amo.bulk()
     with sync_lease.exclusive() as lease, logs.ThreadPool(max_workers=1, thread_name_prefix="pipelines") as pool:
         # the stages are synced while the first lead pages are on their way (one latency saved)
         stages = pool.submit(pipelines.sync_pipelines, amo)
-        leads = _sync_entity(amo, "leads", leads_limit, None, not full, time_left, progress, lease, stages.result)
+        try:
+            leads = _sync_entity(amo, "leads", leads_limit, None, not full, time_left, progress, lease, stages.result)
+        except BaseException:
+            if stages.exception() is not None:  # the leads' error is raised; the stages' is not lost
+                log.error("pipelines sync failed during a failed leads sync: %s", stages.exception())
+            raise
         result: dict[str, Any] = {"pipelines": stages.result(), "leads": leads}
         if related:
             for entity in ("contacts", "tasks"):

@@ -1,5 +1,8 @@
 """The amoCRM transport: paging, retries, write safety, typed errors, 401 refresh."""
 
+import contextvars
+import json
+
 import pytest
 import requests
 import responses
@@ -13,6 +16,8 @@ from chalicelib.amo.errors import (
     AmoUnavailable,
     AmoValidationError,
 )
+from chalicelib.amo.oauth import OAuth
+from chalicelib.amo.ratelimit import ADMITTED
 from tests import fixtures
 from tests.fixtures import HAL, HOST, PROBLEM
 
@@ -240,3 +245,34 @@ def test_401_refreshes_once_and_retries_with_the_new_token(amo, gateway):
 
     assert gateway.tokens.refreshes == 1
     assert [c.request.headers["Authorization"] for c in amo.calls] == ["Bearer access-1", "Bearer access-2"]
+
+
+def test_each_admitted_attempt_is_reported_after_the_limiter_and_before_it_is_sent(amo, sleeps):
+    """What PageFetcher's in-turn admission relies on: ADMITTED is called once per attempt,
+    after the limiter admitted it and before it reaches amoCRM; never for OAuth requests."""
+    events: list[str] = []
+
+    class RecordingLimiter(NoLimit):
+        def acquire(self, lane="interactive"):
+            events.append("acquire")
+            return 0.0
+
+    answers = iter([(503, {}, "")] + [(200, HAL, json.dumps(fixtures.account_body()))] * 2)
+
+    def sent(request):
+        events.append("sent")
+        return next(answers)
+
+    amo.add_callback("GET", f"{HOST}/api/v4/account", callback=sent)
+    client = AmoClient(HOST, FixedToken(), limiter=RecordingLimiter(), sleep=sleeps.append, rand=lambda: 0.5)
+
+    def in_context():
+        ADMITTED.set(lambda: events.append("admitted"))
+        return client.get("/api/v4/account")
+
+    assert contextvars.copy_context().run(in_context)["subdomain"] == fixtures.SUBDOMAIN
+    assert events == ["acquire", "admitted", "sent"] * 2  # the 503, then its retry
+    OAuth(client, lambda: None)  # type: ignore[arg-type,return-value]
+    events.clear()
+    contextvars.copy_context().run(in_context)
+    assert events == ["acquire", "sent"]

@@ -257,8 +257,11 @@ def test_a_first_sync_all_fetches_the_pipelines_once_while_its_first_lead_pages_
     pipelines a second time."""
     store_tokens()
 
+    leads_asked_meanwhile = []
+
     def slow_pipelines(request):
         time.sleep(0.3)  # the lead pages arrive first
+        leads_asked_meanwhile.append(any("/api/v4/leads?" in call.request.url for call in amo.calls))
         return 200, HAL, json.dumps(fixtures.pipelines_body())
 
     amo.add_callback("GET", f"{HOST}/api/v4/leads/pipelines", callback=slow_pipelines)
@@ -269,5 +272,6 @@ def test_a_first_sync_all_fetches_the_pipelines_once_while_its_first_lead_pages_
 
     assert result["leads"]["errors"] == []
     assert result["leads"]["synced"] == 300
+    assert leads_asked_meanwhile == [True]
     assert len([c for c in amo.calls if c.request.url.endswith("/api/v4/leads/pipelines")]) == 1
     assert stored(7000).status == "NEW"
