@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from botocore.parsers import JSONParser
 from botocore.serialize import JSONSerializer
 
 from chalicelib import aws
@@ -70,3 +71,50 @@ def test_every_model_s_client_sends_as_given_and_writes_what_it_reads_back():
     lead = Lead(id="x", amo_lead_id=7, guest_name=ITEM["guest_name"]["S"], custom_fields=[{"a": [1, None]}])
     lead.save()
     assert Lead.get("x").attribute_values == lead.attribute_values
+
+
+STORED = {"id": {"S": "a"}, "n": {"N": "12"}, "tags": {"SS": ["x"]}, "nums": {"NS": ["1", "2.5"]}, **ITEM}
+ANSWERS = {
+    "BatchGetItem": {
+        "Responses": {"t": [STORED, {"id": {"S": "b"}}]},
+        "UnprocessedKeys": {},
+        "ConsumedCapacity": [{"TableName": "t", "CapacityUnits": 1.5}],
+    },
+    "Query": {"Items": [STORED], "Count": 1, "ScannedCount": 1, "LastEvaluatedKey": {"id": {"S": "a"}}},
+    "UpdateItem": {"Attributes": {"g": {"N": "3"}}},
+    "BatchWriteItem": {"UnprocessedItems": {}, "ConsumedCapacity": [{"TableName": "t", "CapacityUnits": 25.0}]},
+}
+
+
+def parsed_both_ways(operation: str, body: bytes, status: int = 200) -> tuple[dict, dict, bytes]:
+    model = Lead._get_connection().connection.client.meta.service_model.operation_model(operation)
+    response = {"status_code": status, "headers": {"x-amzn-RequestId": "r-1"}, "body": body, "context": {}}
+    customized: dict = {}
+    handed = dict(response)
+    aws.parse_as_received(model, handed, customized)
+    received = JSONParser().parse(handed, model.output_shape)
+    received.update(customized)
+    return received, JSONParser().parse(response, model.output_shape), handed["body"]
+
+
+@pytest.mark.parametrize("operation", sorted(ANSWERS))
+def test_plain_answers_are_read_as_botocore_reads_them_without_its_walk(operation):
+    received, botocores, body_left = parsed_both_ways(operation, json.dumps(ANSWERS[operation]).encode())
+    assert received == botocores
+    assert body_left == b""  # botocore's parser had nothing left to walk
+
+
+def test_an_answer_with_a_binary_value_is_left_to_botocore_which_decodes_it():
+    answer = {"Item": {"id": {"S": "a"}, "blob": {"B": "AP8="}}}
+    received, botocores, body_left = parsed_both_ways("GetItem", json.dumps(answer).encode())
+    assert received == botocores and received["Item"]["blob"] == {"B": b"\x00\xff"}
+    assert body_left != b""
+
+
+def test_answers_with_timestamps_and_errors_are_left_to_botocore():
+    table = {"Table": {"TableName": "t", "CreationDateTime": 1767225600.0}}
+    received, botocores, body_left = parsed_both_ways("DescribeTable", json.dumps(table).encode())
+    assert received == botocores and body_left != b""
+    refused = {"__type": "com.amazonaws.dynamodb.v20120810#ValidationException", "message": "too big"}
+    received, botocores, body_left = parsed_both_ways("PutItem", json.dumps(refused).encode(), status=400)
+    assert received == botocores and received["Error"]["Code"] == "ValidationException" and body_left != b""
