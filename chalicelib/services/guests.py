@@ -51,6 +51,15 @@ def guest_of(contact: AmoContact | ContactInfo | None) -> Guest | None:
     return Guest(contact.name, contact.phone, contact.email) if contact is not None else None
 
 
+_GUEST_NAMES = mirror.attribute_names(AmoContact, Guest._fields)
+
+
+def guest_of_item(item: mirror.Item) -> Guest:
+    """The Guest of a stored contact as DynamoDB holds it (no model built for it)."""
+    name, phone, email = (mirror.text(item, attribute) for attribute in _GUEST_NAMES)
+    return Guest(name, phone, email)
+
+
 class FilterIgnored(Exception):
     """amoCRM answered an id-filtered request with ids that were not asked for."""
 
@@ -116,10 +125,10 @@ class GuestDirectory:
         unknown = [
             i for i in dict.fromkeys(ids) if i not in self._cache and i not in self.missing and i not in self.requested
         ]
-        stored = mirror.batch_get(AmoContact, unknown)
+        stored = mirror.batch_get_items(AmoContact, unknown)
         for contact_id in unknown:
             if contact_id in stored:
-                self._remember(contact_id, guest_of(stored[contact_id]))
+                self._remember(contact_id, guest_of_item(stored[contact_id]))
             else:
                 self.missing.add(contact_id)
 

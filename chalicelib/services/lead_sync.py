@@ -137,7 +137,8 @@ class LeadPageWriter:
 # -- writing a batch of leads ---------------------------------------------------------------------
 
 
-_serialize_new_lead = mirror.Serializer(Lead)
+_serialize_lead = mirror.Serializer(Lead)
+_FIELD_NAMES = mirror.attribute_names(Lead, leads.FIELDS)
 
 
 def write_batch(
@@ -145,20 +146,28 @@ def write_batch(
 ) -> list[dict]:
     """Upsert many leads at once (what changed only): new ones in batches, changed ones each on
     condition that nothing newer landed meanwhile, a status change together with its
-    notification. Returns `errors` entries for the leads that could not be stored."""
+    notification. Returns `errors` entries for the leads that could not be stored.
+
+    Leads are compared with what is stored as DynamoDB holds them, serialised: only a new lead
+    or one whose stored fields differ becomes a model (a re-sync of unchanged data builds none)."""
     ids = {info.id: leads.lead_id_for(info.id) for info in infos}
-    stored = mirror.batch_get(Lead, list(ids.values()))
+    stored_items = mirror.batch_get_items(Lead, list(ids.values()))
     by_id = {info.id: info for info in infos}
     now = utc_now()
     new: list[tuple[int, mirror.Item]] = []
+    stored: dict[str, Lead] = {}
     plain, changing = [], []
     for info in infos:
-        old = stored.get(ids[info.id])
+        item = stored_items.get(ids[info.id])
         mapping = stage_map.get((info.pipeline_id, info.status_id))
-        if old is None:  # not stored yet: serialised as it is, no model built (the first sync's path)
-            lead_values = leads.values(info, _guest(guests, info), mapping, None, ids[info.id])
-            new.append((info.id, _serialize_new_lead({**lead_values, "created_at": now, "updated_at": now})))
+        if item is None:  # not stored yet: serialised as it is, no model built (the first sync's path)
+            lead_values = leads.fields_of(info, _guest(guests, info), mapping, ids[info.id], None)
+            new.append((info.id, _serialize_lead({**lead_values, "created_at": now, "updated_at": now})))
             continue
+        lead_values = leads.fields_of(info, _guest(guests, info), mapping, ids[info.id], mirror.text(item, "status"))
+        if mirror.same_items(item, _serialize_lead(lead_values), _FIELD_NAMES):
+            continue  # a write would change nothing, as `upsert_changed` would find
+        old = stored[ids[info.id]] = Lead.from_raw_data(item)
         lead = leads.build(info, _guest(guests, info), mapping, old)
         if old.status != lead.status and (old.amo_updated_at or 0) <= info.updated_at:
             changing.append((info, old))

@@ -87,13 +87,23 @@ def values(
     lead_id: str | None = None,
 ) -> dict[str, Any]:
     """The attribute values of the Lead of `info` (`lead_id`: its id, when already derived)."""
+    if existing is None:
+        return {**fields_of(info, contact, mapping, lead_id or lead_id_for(info.id), None), "created_at": None}
+    return {**fields_of(info, contact, mapping, existing.id, existing.status), "created_at": existing.created_at}
+
+
+def fields_of(
+    info: LeadInfo, contact: Guest | AmoContact | None, mapping: StageMapping | None, lead_id: str, status: str | None
+) -> dict[str, Any]:
+    """The Lead of `info` as `values` gives it, but for created_at, from the stored lead's id and
+    status alone (a new lead: its derived id and None)."""
     property_field = settings.amo_property_field_id()
     return {
-        "id": existing.id if existing is not None else lead_id or lead_id_for(info.id),
+        "id": lead_id,
         "amo_lead_id": info.id,
         "amo_contact_id": info.main_contact_id,
         "responsible_user_id": info.responsible_user_id,
-        "status": lead_status.derive(info.status_id, mapping, existing.status if existing is not None else None),
+        "status": lead_status.derive(info.status_id, mapping, status),
         "amo_pipeline_id": info.pipeline_id,
         "amo_status_id": info.status_id,
         "guest_name": (contact.name or None) if contact else None,
@@ -104,7 +114,6 @@ def values(
         "custom_fields": bounded_custom_fields(info.custom_fields),
         "amo_updated_at": info.updated_at,
         "account_id": info.account_id,
-        "created_at": existing.created_at if existing is not None else None,
     }
 
 

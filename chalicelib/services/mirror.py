@@ -36,6 +36,8 @@ T = TypeVar("T")
 BATCH_GET_SIZE = 100
 BATCH_WRITE_SIZE = 25
 
+Item = dict[str, dict[str, Any]]  # DynamoDB attribute values, as `Model.serialize` gives them
+
 
 def item_error(raw: Any, message: str) -> dict:
     """One entry of a sync's `errors`: the amoCRM id (when there is one) and what was wrong."""
@@ -63,18 +65,52 @@ def hash_key_name(model: type[BaseModel]) -> str:
 
 def batch_get(model: type[M], keys: Iterable[Any]) -> dict[Any, M]:
     """Stored items by hash key (models with a hash key only)."""
+    return {key: model.from_raw_data(item) for key, item in batch_get_items(model, keys).items()}
+
+
+def batch_get_items(model: type[BaseModel], keys: Iterable[Any]) -> dict[Any, Item]:
+    """Stored items by hash key as DynamoDB holds them (`Item`, what `Serializer` gives), no
+    model built: for callers that compare or pick a few values. Keys not processed by DynamoDB
+    are asked again, as PynamoDB's `batch_get` does."""
     keys = list(dict.fromkeys(keys))
-    found: dict[Any, M] = {}
-    hash_name = hash_key_name(model)
+    hash_key = model._hash_key_attribute()
+    if hash_key is None:
+        raise TypeError(f"{model.__name__} has no hash key")
+    name, kind = hash_key.attr_name, hash_key.attr_type
+    connection, table = model._get_connection(), model.Meta.table_name
+    found: dict[Any, Item] = {}
     for start in range(0, len(keys), BATCH_GET_SIZE):
-        for item in model.batch_get(keys[start : start + BATCH_GET_SIZE]):
-            found[getattr(item, hash_name)] = item
+        pending = [{name: {kind: hash_key.serialize(key)}} for key in keys[start : start + BATCH_GET_SIZE]]
+        while pending:
+            answer = connection.batch_get_item(pending)  # type: ignore[arg-type]  # keys as its batch_get gives them
+            for item in answer.get("Responses", {}).get(table, []):
+                found[hash_key.deserialize(item[name][kind])] = item
+            pending = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys")
     return found
 
 
 def same(old: BaseModel, new: BaseModel, fields: Sequence[str]) -> bool:
     """True when writing `new` over `old` would change none of `fields`."""
     return all(getattr(old, f) == getattr(new, f) for f in fields)
+
+
+def attribute_names(model: type[BaseModel], fields: Sequence[str]) -> list[str]:
+    """The names under which DynamoDB holds these attributes of the model."""
+    attributes = model.get_attributes()
+    return [attributes[f].attr_name for f in fields]
+
+
+def same_items(stored: Item, new: Item, names: Sequence[str]) -> bool:
+    """True when `new` holds exactly the stored values of these attributes (DynamoDB names), so
+    that writing it would change none of them. False does not prove a change (a JSON text
+    with its keys in another order is the same value): compare models (`same`) to decide."""
+    return all(stored.get(name) == new.get(name) for name in names)
+
+
+def text(item: Item, name: str) -> str | None:
+    """A string attribute of an `Item` (None when absent)."""
+    value = item.get(name)
+    return value.get("S") if value else None
 
 
 @dataclass
@@ -143,9 +179,6 @@ def upsert_changed(
     for start in range(0, len(new), BATCH_WRITE_SIZE):
         _batch_put(model, new[start : start + BATCH_WRITE_SIZE], result, item_id)
     return result
-
-
-Item = dict[str, dict[str, Any]]  # DynamoDB attribute values, as `Model.serialize` gives them
 
 
 class Serializer:

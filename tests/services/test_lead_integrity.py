@@ -133,17 +133,17 @@ def test_a_single_lead_upsert_whose_outbox_write_failed_notifies_once_when_retri
 @pytest.fixture
 def webhook_between_read_and_write(monkeypatch):
     """Runs `act` once, right after the next read of stored items of `model` (a sync's read)."""
-    real = mirror.batch_get
+    real = mirror.batch_get_items  # mirror.batch_get reads through it too
 
     def arm(model, act):
-        def batch_get(read_model, keys):
+        def batch_get_items(read_model, keys):
             found = real(read_model, keys)
             if read_model is model and act:
                 act.pop()()
             return found
 
         act = [act]
-        monkeypatch.setattr(mirror, "batch_get", batch_get)
+        monkeypatch.setattr(mirror, "batch_get_items", batch_get_items)
 
     return arm
 

@@ -275,3 +275,41 @@ def test_a_first_sync_all_fetches_the_pipelines_once_while_its_first_lead_pages_
     assert leads_asked_meanwhile == [True]
     assert len([c for c in amo.calls if c.request.url.endswith("/api/v4/leads/pipelines")]) == 1
     assert stored(7000).status == "NEW"
+
+
+def test_a_resync_of_unchanged_leads_builds_no_model_and_writes_nothing(amo_data, monkeypatch):
+    amo_data.contacts = {5: contact(5, "Anna Smith")}
+    amo_data.leads = [lead(i, status_id=NEGOTIATION, contact_ids=(5,)) for i in range(30, 40)]
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
+    built, written = [], []
+    monkeypatch.setattr(Lead, "from_raw_data", classmethod(lambda cls, data: built.append(data)))
+    monkeypatch.setattr(Lead, "save", lambda self, *a, **k: written.append(self))
+
+    result = sync.sync_leads_from_amo(wiring.amo(), limit=0)
+
+    assert (result["synced"], result["errors"], built, written) == (10, [], [], [])
+
+
+def test_custom_fields_that_differ_only_in_key_order_are_not_a_change(amo_data):
+    fields = [{"field_id": 1, "field_name": "Объект", "values": [{"value": "PROP-1"}]}]
+    amo_data.leads = [lead(41, custom_fields=fields)]
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
+    written_at = stored(41).updated_at
+    amo_data.leads = [
+        lead(41, custom_fields=[{"values": [{"value": "PROP-1"}], "field_name": "Объект", "field_id": 1}])
+    ]
+
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
+
+    assert stored(41).updated_at == written_at
+
+
+def test_a_changed_lead_among_unchanged_ones_is_written(amo_data):
+    amo_data.leads = [lead(i, status_id=NEGOTIATION) for i in range(42, 45)]
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
+    amo_data.leads[1] = lead(43, status_id=NEGOTIATION, price=999, updated_at=1700000900)
+
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
+
+    assert [stored(i).price for i in (42, 43, 44)] == [stored(42).price, 999, stored(44).price]
+    assert stored(43).amo_updated_at == 1700000900

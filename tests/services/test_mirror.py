@@ -95,3 +95,35 @@ def test_new_items_put_from_their_serialised_form_are_stored_and_one_dynamodb_re
     assert [e["id"] for e in errors] == [17] and "refused" in errors[0]["message"]
     assert sorted(c.id for c in AmoContact.scan()) == [i for i in names if i != 17]
     assert AmoContact.get(3).name == "C3"
+
+
+def test_stored_items_are_read_as_dynamodb_holds_them_and_unprocessed_keys_are_asked_again(monkeypatch):
+    mirror.upsert_changed(AmoContact, [item(i, f"C{i}", 1) for i in range(1, 151)], contacts.FIELDS)
+    connection = AmoContact._get_connection()
+    real, asked = connection.batch_get_item, []
+
+    def first_answer_leaves_one_key(keys, **kwargs):
+        asked.append(len(keys))
+        answer = real(keys, **kwargs)
+        if len(asked) == 1:  # DynamoDB may leave keys unprocessed: they come back with the answer
+            table = AmoContact.Meta.table_name
+            left = answer["Responses"][table].pop()
+            answer["UnprocessedKeys"] = {table: {"Keys": [{"id": left["id"]}]}}
+        return answer
+
+    monkeypatch.setattr(connection, "batch_get_item", first_answer_leaves_one_key)
+
+    found = mirror.batch_get_items(AmoContact, [*range(1, 160), 5])
+
+    assert asked == [100, 1, 59]
+    assert sorted(found) == list(range(1, 151))
+    assert found[7] == AmoContact.get(7).serialize()
+
+
+def test_stored_and_new_items_are_the_same_only_when_every_compared_value_is():
+    names = mirror.attribute_names(AmoContact, ["name", "phone"])
+    stored = {"id": {"N": "1"}, "name": {"S": "Anna"}, "updated_at": {"S": "2026"}}
+    assert mirror.same_items(stored, {"id": {"N": "1"}, "name": {"S": "Anna"}}, names)
+    assert not mirror.same_items(stored, {"name": {"S": "Anna"}, "phone": {"S": "+7"}}, names)
+    assert not mirror.same_items(stored, {"name": {"S": "Anne"}}, names)
+    assert mirror.text(stored, "name") == "Anna" and mirror.text(stored, "phone") is None
