@@ -399,9 +399,10 @@ def sync_all(
         stages = pool.submit(pipelines.sync_pipelines, amo)
         try:
             leads = _sync_entity(amo, "leads", leads_limit, None, not full, time_left, progress, lease, stages.result)
-        except BaseException:
-            if stages.exception() is not None:  # the leads' error is raised; the stages' is not lost
-                log.error("pipelines sync failed during a failed leads sync: %s", stages.exception())
+        except BaseException as failure:
+            stages_failure = stages.exception()  # the leads' error is raised; a different one of the stages is not lost
+            if stages_failure is not None and type(stages_failure) is not type(failure):
+                log.warning("the pipelines sync failed too: %s", stages_failure)
             raise
         result: dict[str, Any] = {"pipelines": stages.result(), "leads": leads}
         if related:
