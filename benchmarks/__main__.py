@@ -128,6 +128,7 @@ def sync_scenario(
             "items_per_call": round(measured["batch_write_items"] / max(1, measured["batch_write_calls"]), 1),
             "max_rss_mb": round(measured["max_rss_mb"], 1),
             "peak_rps": stats["peak_rps"],
+            "tightest_ms": stats["tightest_span_ms"],
             "dynamodb_calls": measured["dynamodb_calls"],
             "dynamodb_seconds": measured["dynamodb_seconds"],
             "dynamodb_operations": measured["dynamodb_operations"],
@@ -174,6 +175,7 @@ SYNC_COLUMNS = [
     "budget_claim_ms",
     "moto_cpu_pct",
     "peak_rps",
+    "tightest_ms",
 ]
 
 

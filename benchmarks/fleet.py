@@ -103,6 +103,7 @@ def syncing_processes(processes: int, leads: int, budget: str = "shared") -> dic
             "agg_rps": _busy_rate(stats),
             "429s": stats["rate_limited"],
             "peak_rps": stats["peak_rps"],
+            "tightest_ms": stats["tightest_span_ms"],
             "budget_calls_per_request": round(sum(r["budget_calls"] for r in results) / max(1, stats["requests"]), 2),
             "ratio_to_floor": round(seconds / (processes * floor_requests / 7), 3),
         }
@@ -136,6 +137,7 @@ def services(leads: int, tries: int) -> dict:
             "agg_rps": _busy_rate(stats, started, busy_until),
             "429s": stats["rate_limited"],
             "peak_rps": stats["peak_rps"],
+            "tightest_ms": stats["tightest_span_ms"],
         }
 
         def create_lead(attempt: int) -> float:
@@ -199,6 +201,7 @@ def run(quick: bool = False) -> dict:
             "agg_rps",
             "429s",
             "peak_rps",
+            "tightest_ms",
             "budget_calls_per_request",
             "ratio_to_floor",
         ],
@@ -207,7 +210,7 @@ def run(quick: bool = False) -> dict:
     print_table(
         "Fleet 2. Two services, three callers each, one amoCRM request per call, 10 s",
         [both["callers"]],
-        ["agg_rps", "429s", "peak_rps"],
+        ["agg_rps", "429s", "peak_rps", "tightest_ms"],
     )
     print_table(
         "Fleet 3. create-lead alone and during a full sync (three amoCRM calls)",

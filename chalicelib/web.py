@@ -40,6 +40,7 @@ from chalicelib.amo.errors import (
     AmoUnavailable,
     AmoValidationError,
 )
+from chalicelib.locking import error_code
 from chalicelib.memo import memoize
 from chalicelib.services.errors import (
     Conflict,
@@ -156,9 +157,10 @@ def maps_errors(view: Callable) -> Callable:
             log.warning("%s: input nested too deeply", view.__name__, exc_info=True)
             raise BadRequestError(f"request body is nested too deeply (at most {schemas.MAX_DEPTH} levels)") from None
         except PynamoDBException as error:
-            if error.cause_response_code not in THROTTLED:
+            code = error_code(error)
+            if code not in THROTTLED:
                 raise
-            log.warning("%s: DynamoDB throttled (%s)", view.__name__, error.cause_response_code)
+            log.warning("%s: DynamoDB throttled (%s)", view.__name__, code)
             return _error_response(
                 503,
                 "ServiceUnavailableError",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections import deque
 
 from sandbox import seed
 from sandbox.config import Config
@@ -58,6 +59,7 @@ class Sandbox(OAuth, Traffic, Pipelines, Users, Leads, Contacts, Tasks, Notes, S
             self.stats = Stats()
             self.arrivals: list[float] = []
             self.recent: list[float] = []
+            self.last_starts: deque[float] = deque()
             self.throttled = (0.0, None)
 
     def seed(self, size: seed.SeedSize) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,9 @@ class Stats:
     rate_limited: int = 0
     injected_faults: int = 0
     peak_rps: int = 0  # most requests (admitted or not) in any rolling second
+    # the shortest time in which rate_limit + 1 consecutive requests started: under 1000 ms is
+    # one request too many in a rolling second; how far above 1000 a run stays is its headroom
+    tightest_span_ms: float | None = None
     refreshes: int = 0
     code_grants: int = 0
     subdomain_lookups: int = 0
@@ -34,6 +38,7 @@ class Stats:
 class Traffic(Account):
     arrivals: list[float]  # monotonic times of the requests admitted in the last second
     recent: list[float]  # monotonic times of every request in the last second (for peak_rps)
+    last_starts: deque[float]  # monotonic times of the last rate_limit + 1 requests (for tightest_span_ms)
     throttled: tuple[float, int | None]  # the last POST /_sandbox/throttle: (until, its Retry-After)
     dispatcher: Dispatcher
 
@@ -60,6 +65,13 @@ class Traffic(Account):
         # the busiest rolling second always ends at an arrival, so checking at each arrival finds it
         self.recent = [t for t in self.recent if moment - t < 1.0] + [moment]
         stats.peak_rps = max(stats.peak_rps, len(self.recent))
+        starts, window = self.last_starts, max(1, int(self.config.rate_limit)) + 1
+        starts.append(moment)
+        while len(starts) > window:
+            starts.popleft()
+        if len(starts) == window:
+            span = round((starts[-1] - starts[0]) * 1000, 1)
+            stats.tightest_span_ms = span if stats.tightest_span_ms is None else min(stats.tightest_span_ms, span)
 
     def retry_after(self) -> int | None:
         """Seconds for the Retry-After header of a 429, or None to send none."""
@@ -99,6 +111,7 @@ class Traffic(Account):
         with self.lock:
             self.stats = Stats()
             self.recent = []
+            self.last_starts.clear()
 
     def stats_view(self) -> dict:
         """The counters; `requests_by_second[i]` counts API requests in wall-clock second

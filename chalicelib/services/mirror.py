@@ -26,7 +26,7 @@ from pynamodb.exceptions import AttributeNullError, PutError, PynamoDBException
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.amo.entities import MalformedEntity
-from chalicelib.locking import is_conflict
+from chalicelib.locking import error_code, error_message, is_conflict
 from chalicelib.models import BaseModel, utc_now
 from chalicelib.services.paging import decode_cursor, encode_cursor
 
@@ -123,11 +123,11 @@ class Upserted(Generic[M]):
 def refused(error: PynamoDBException) -> bool:
     """True when DynamoDB (or the client, before sending) refuses the item itself: retrying
     cannot help, unlike throttling or a network error."""
-    return error.cause_response_code == "ValidationException" or isinstance(error.cause, ParamValidationError)
+    return error_code(error) == "ValidationException" or isinstance(error.cause, ParamValidationError)
 
 
 def refusal(item_id: Any, error: PynamoDBException) -> dict:
-    reason = error.cause_response_message or str(error.cause or error)
+    reason = error_message(error) or str(error.cause or error)
     return {"id": item_id, "message": f"not stored, DynamoDB refused it: {reason[:200]}"}
 
 

@@ -254,3 +254,21 @@ def test_a_slow_table_does_not_make_a_caller_claim_past_its_own_slot(atomic_moto
     assert max_in_rolling_second(sends) <= 7
     full_pace = limiter.plan.per_block / limiter.plan.block_seconds
     assert (len(sends) - 1) / (max(sends) - min(sends)) >= 0.97 * full_pace
+
+
+def test_a_table_that_times_out_during_a_pause_falls_back_instead_of_failing_the_call(atomic_moto, monkeypatch):
+    """A timeout is a botocore error whose `response` is None: PynamoDB's own error-code lookup
+    raised AttributeError on it, which escaped the fallback and failed the 429's caller."""
+    from botocore.exceptions import ReadTimeoutError
+    from pynamodb.exceptions import UpdateError
+
+    def timed_out(self, *args, **kwargs):
+        raise UpdateError("Failed to update item", ReadTimeoutError(endpoint_url="http://dynamodb"))
+
+    monkeypatch.setattr(RateBudget, "update", timed_out)
+    with pytest.raises(BudgetUnavailable):
+        DynamoBudgetStore().pause(2_000_000_010.0)
+    vt = VirtualTime()
+    limiter = budget(vt)
+    limiter.pause(1.0)  # does not raise: this process paces itself for a while
+    assert limiter.describe()["mode"].startswith("this process only")

@@ -62,6 +62,21 @@ def test_peak_counts_every_arrival_in_any_rolling_second_even_refused_ones(sandb
     assert stats["rate_limited"] == 3
 
 
+def test_tightest_span_is_the_shortest_time_rate_plus_one_requests_took(sandbox, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("sandbox.traffic.time.monotonic", lambda: clock[0])
+    sandbox.config.rate_limit = 2
+    for moment in (0.0, 0.6, 1.3, 1.9, 2.1, 4.0):
+        clock[0] = 1000.0 + moment
+        sandbox.admit("GET /api/v4/leads")
+    # spans of three consecutive starts: 1.3, 1.3, 0.8, 2.1 — the 0.8 one put three in a second
+    assert sandbox.stats_view()["tightest_span_ms"] == 800.0
+    sandbox.reset_stats()
+    clock[0] = 1010.0
+    sandbox.admit("GET /api/v4/leads")
+    assert sandbox.stats_view()["tightest_span_ms"] is None  # fewer than three starts since the reset
+
+
 def test_stats_report_requests_per_second_across_clients(sandbox, token, control):
     control("/config", {"rate_limit": 1000})
     control("/stats/reset")
