@@ -122,9 +122,9 @@ def amo_rate_limit_per_second() -> float:
 
 def amo_rate_margin_seconds() -> float:
     """How much longer than a second the shared budget spreads `AMO_RATE_LIMIT_RPS` request
-    starts over (default 0.1): covers jitter on the way to amoCRM, clock skew between hosts
+    starts over (default 0.08): covers jitter on the way to amoCRM, clock skew between hosts
     and late-waking threads."""
-    return _positive_float("AMO_RATE_MARGIN_SECONDS", 0.1)
+    return _positive_float("AMO_RATE_MARGIN_SECONDS", 0.08)
 
 
 def amo_rate_budget() -> str:

@@ -6,11 +6,12 @@ admitted through shared time slots kept in a small table (`BudgetStore`):
 - Time is cut into blocks of `rate` slots. A block lasts `(1 + margin)` seconds, so the slots
   are `(1 + margin) / rate` apart and any rolling second holds at most `rate` slot starts. A
   slot is used at most TOLERANCE after its start, so `rate + 1` consecutive starts span at
-  least `1 + margin - TOLERANCE` seconds: with the default margin of 0.1 s, 80 ms are left
+  least `1 + margin - TOLERANCE` seconds: with the default margin of 0.08 s, 60 ms are left
   for jitter on the way to amoCRM and clock skew between hosts (Lambda's clocks are
   NTP-synced to well under a millisecond); AMO_RATE_MARGIN_SECONDS sets it. The margin is
-  what the fleet gives up (7 per 1.1 s is 6.36 requests/s); BENCHMARKS.md §6 compares 0.1
-  with 0.05, which drew a 429 once under a loaded machine.
+  what the fleet gives up (7 per 1.08 s is 6.48 requests/s); BENCHMARKS.md §6 compares
+  margins: 0.05 drew a 429 under a loaded machine, and how close a run came to one shows in
+  the sandbox's tightest span of 8 consecutive starts.
 - A slot is used by exactly one process: a process claims slots by adding to the block's
   counter (one atomic update hands out several consecutive slots, so the common case pays
   well under one table call per request) and sends each request at its slot's start. A slot
@@ -71,7 +72,7 @@ class SharedBudget:
         store: BudgetStore,
         rate: float,
         *,
-        margin: float = 0.1,
+        margin: float = 0.08,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         fallback: RateLimiter | None = None,
