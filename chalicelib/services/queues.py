@@ -7,11 +7,15 @@ so the consumer logs under the same id (queue_batch.run binds it per record).
 from __future__ import annotations
 
 import json
+import logging
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws, logs, settings
 from chalicelib.memo import memoize
+
+log = logging.getLogger(__name__)
 
 CORRELATION_ATTRIBUTE = "correlation_id"
 
@@ -58,6 +62,17 @@ def delay_notification(receipt_handle: str, seconds: int) -> None:
     sqs().change_message_visibility(
         QueueUrl=settings.notify_queue_url(), ReceiptHandle=receipt_handle, VisibilityTimeout=int(seconds)
     )
+
+
+def delay_webhook_event(receipt_handle: str, seconds: int) -> None:
+    """Offer a webhook event again after `seconds` rather than the queue's visibility timeout;
+    if SQS refuses, the timeout applies, which only makes the wait longer."""
+    try:
+        sqs().change_message_visibility(
+            QueueUrl=settings.webhook_queue_url(), ReceiptHandle=receipt_handle, VisibilityTimeout=int(seconds)
+        )
+    except (BotoCoreError, ClientError) as error:
+        log.warning("webhook event not re-timed (%s); offered again after the queue's timeout", type(error).__name__)
 
 
 def dead_letter_count() -> int | None:

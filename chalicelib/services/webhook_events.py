@@ -26,8 +26,8 @@ from chalicelib.amo.api import AmoApi
 from chalicelib.amo.errors import AmoError, AmoNotModified
 from chalicelib.amo.webhook_body import WebhookEvent
 from chalicelib.models import AmoContact, AmoTask, IdempotencyRecord, Lead
-from chalicelib.services import activity, contacts, leads, mirror, pipelines, queue_batch, tasks
-from chalicelib.services.errors import InvalidInput, NotFound
+from chalicelib.services import activity, contacts, leads, mirror, pipelines, queue_batch, queues, tasks
+from chalicelib.services.errors import InvalidInput, NotFound, ServiceError
 from chalicelib.services.queue_batch import Message, describe
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,12 @@ APPLIED_MARK_RETENTION = timedelta(days=7)
 # outcomes that changed nothing because amoCRM contradicted the event: a genuine event with the
 # same id later (a delete once amoCRM has done it) must still be applied
 NOT_MARKED = {"still_exists"}
+# A queued delete amoCRM still contradicts is checked again on its next receives, RECHECK_SECONDS
+# × the receive apart: amoCRM's GET may lag behind its own webhook, and the incremental sync never
+# lists deleted objects, so a genuine delete believed forged once would never be applied. After
+# DELETE_CHECKS receives it is acknowledged as forged (the queue dead-letters after 5).
+DELETE_CHECKS = 3
+RECHECK_SECONDS = 30
 HANDLED = {
     ("leads", "add"),
     ("leads", "update"),
@@ -59,6 +65,10 @@ FETCHED = {
     ("tasks", "add"),
     ("tasks", "update"),
 }
+
+
+class DeleteNotConfirmed(ServiceError):
+    """A queued delete amoCRM still contradicts: the message is offered again later."""
 
 
 def _needs_fetch(event: WebhookEvent) -> bool:
@@ -161,13 +171,21 @@ def handle_queue_batch(amo: AmoApi, records: list[dict]) -> dict:
     def handle(message: Message) -> str:
         data = message.json()
         received_at = data.get("receivedAt")
-        return process_event(
+        event = event_of(data)
+        outcome = process_event(
             amo,
-            event_of(data),
+            event,
             data.get("accountId"),
             received_at if isinstance(received_at, (int, float)) else time.time(),
             prefetched,
         )
+        if outcome == "still_exists" and message.receive_count < DELETE_CHECKS:
+            seconds = RECHECK_SECONDS * message.receive_count
+            queues.delay_webhook_event(message.receipt_handle, seconds)
+            raise DeleteNotConfirmed(
+                f"{event.entity}[delete] {event.entity_id}: amoCRM still has it; asked again in {seconds} s"
+            )
+        return outcome
 
     return queue_batch.run(records, handle, "webhook")
 

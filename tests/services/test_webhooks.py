@@ -322,6 +322,43 @@ def test_the_consumer_applies_each_message_and_reports_only_the_poison_one(clien
     assert again == {"batchItemFailures": []} and len(main_backend_calls(amo)) == 1
 
 
+def queued_records(queue_url, receives):
+    """The queue's messages as the consumer Lambda gets them, at the given receive."""
+    messages = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    event = sqs_event([m["Body"] for m in messages])
+    for record, message in zip(event["Records"], messages, strict=True):
+        record["receiptHandle"] = message["ReceiptHandle"]
+        record["attributes"]["ApproximateReceiveCount"] = str(receives)
+    return event
+
+
+def test_a_queued_delete_amocrm_still_answers_is_asked_again_before_it_is_believed_forged(
+    client, fake, amo, webhook_queue
+):
+    """amoCRM's GET may lag behind its own delete webhook: the first receives retry the message
+    (nothing unlinked meanwhile), and once amoCRM confirms, the delete applies."""
+    from chalicelib.services import webhook_events
+
+    seed_lead(fake)
+    deliver(client, wb.lead_event("delete", 17657))
+    first = queued_records(webhook_queue, receives=1)
+
+    retried = client.lambda_.invoke("process-webhooks", first).payload
+
+    assert retried == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert Lead.get(leads.lead_id_for(17657)).amo_lead_id == 17657
+    fake.leads = []  # amoCRM has caught up: its GET answers 204
+    again = {"Records": [{**first["Records"][0], "attributes": {"ApproximateReceiveCount": "2"}}]}
+    assert client.lambda_.invoke("process-webhooks", again).payload == {"batchItemFailures": []}
+    assert Lead.get(leads.lead_id_for(17657)).amo_lead_id is None
+
+    seed_lead(fake, 17658)  # a forged delete: amoCRM keeps answering the lead
+    deliver(client, wb.lead_event("delete", 17658))
+    last = queued_records(webhook_queue, receives=webhook_events.DELETE_CHECKS)
+    assert client.lambda_.invoke("process-webhooks", last).payload == {"batchItemFailures": []}
+    assert Lead.get(leads.lead_id_for(17658)).amo_lead_id == 17658
+
+
 # -- notifications ------------------------------------------------------------------------------
 
 
