@@ -133,3 +133,16 @@ def test_one_malformed_message_fails_alone_and_its_neighbours_are_delivered_or_b
     assert Notification.get("lead-status-1").state == "sent"
     assert Notification.get("lead-status-2").last_error == "Main Backend answered 503"
     assert sent["MessageId"]
+
+
+def test_only_a_pending_notification_is_marked_dead(pending):
+    """The sweeper may deliver a notification between the queue's last failure and its death:
+    what was sent stays sent, and an id with no notification creates none."""
+    Notification(event_id="lead-status-sent", payload=pending, state="sent").save()
+
+    for event_id in ("lead-status-1", "lead-status-sent", "lead-status-missing"):
+        notifications.mark_dead(event_id)
+
+    assert Notification.get("lead-status-1").state == "dead"
+    assert Notification.get("lead-status-sent").state == "sent"
+    assert Notification.count("lead-status-missing") == 0
