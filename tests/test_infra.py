@@ -95,6 +95,13 @@ def test_every_queue_the_code_consumes_exists_with_a_dead_letter_queue_and_parti
         ]
 
 
+def test_queued_rechecks_of_a_delete_end_before_the_queue_dead_letters_it():
+    from chalicelib.services.webhook_events import DELETE_CHECKS
+
+    webhook_queue = TEMPLATE["Resources"]["WebhookQueue"]["Properties"]
+    assert DELETE_CHECKS < webhook_queue["RedrivePolicy"]["maxReceiveCount"]
+
+
 def test_every_queue_url_setting_the_code_reads_is_given_to_every_function():
     from chalicelib import settings
 

@@ -347,9 +347,15 @@ def test_a_queued_delete_amocrm_still_answers_is_asked_again_before_it_is_believ
 
     assert retried == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
     assert Lead.get(leads.lead_id_for(17657)).amo_lead_id == 17657
+    # offered again in 30 s, not at once
+    assert boto3.client("sqs").receive_message(QueueUrl=webhook_queue).get("Messages", []) == []
+
+    def at_receive(receives):
+        return {"Records": [{**first["Records"][0], "attributes": {"ApproximateReceiveCount": str(receives)}}]}
+
+    assert client.lambda_.invoke("process-webhooks", at_receive(2)).payload == retried  # still there
     fake.leads = []  # amoCRM has caught up: its GET answers 204
-    again = {"Records": [{**first["Records"][0], "attributes": {"ApproximateReceiveCount": "2"}}]}
-    assert client.lambda_.invoke("process-webhooks", again).payload == {"batchItemFailures": []}
+    assert client.lambda_.invoke("process-webhooks", at_receive(3)).payload == {"batchItemFailures": []}
     assert Lead.get(leads.lead_id_for(17657)).amo_lead_id is None
 
     seed_lead(fake, 17658)  # a forged delete: amoCRM keeps answering the lead
