@@ -14,6 +14,7 @@ from chalicelib.amo.notes import LeadNotes
 from chalicelib.amo.oauth import OAuth, StaticToken
 from chalicelib.amo.pipelines import Pipelines
 from chalicelib.amo.ratelimit import BULK
+from chalicelib.amo.reused_token import ReusedToken
 from chalicelib.amo.tasks import Tasks
 from chalicelib.amo.users import Roles, Users
 from chalicelib.amo.webhooks import Webhooks
@@ -35,8 +36,11 @@ class AmoApi:
 
     def bulk(self) -> AmoApi:
         """The same API admitted in the budget's bulk lane: syncs use it, so interactive work
-        (routes, webhooks) keeps its share while they run."""
-        return AmoApi(self.client.using(lane=BULK), self.oauth)
+        (routes, webhooks) keeps its share while they run. A sync reuses its access token for a
+        few seconds instead of reading it for every request (reused_token.py)."""
+        tokens = self.client.tokens
+        reused = tokens if tokens is None or isinstance(tokens, ReusedToken) else ReusedToken(tokens)
+        return AmoApi(self.client.using(reused, lane=BULK), self.oauth)
 
     def budget(self) -> dict:
         """What the request budget says now (paused, blocked, shared or local)."""

@@ -41,6 +41,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from chalicelib.amo.budget_slots import (
     BudgetState,
@@ -124,7 +125,7 @@ class SharedBudget:
         self._drop_slots_before(until)
         self._fallback.pause(seconds)
         self._store_call(lambda: self.store.pause(until))
-        self._state_read_at = -math.inf
+        self._learn(replace(self._state, paused_until=max(self._state.paused_until, until)))
 
     def block(self, seconds: float) -> None:
         now = self._clock()
@@ -136,7 +137,13 @@ class SharedBudget:
                 "amoCRM blocked this integration (HTML 403 on every call); nothing is sent until %s",
                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)),
             )
-        self._state_read_at = -math.inf
+        self._learn(replace(self._state, blocked_until=max(self._state.blocked_until, until)))
+
+    def _learn(self, state: BudgetState) -> None:
+        """What this process just told the table holds here at once; the rest is read again at
+        the next claim."""
+        self._state = state
+        self._state_read_at = min(self._state_read_at, self._clock() - STATE_TTL)
 
     def describe(self) -> dict:
         state = self._fresh_state(self._clock())
@@ -158,7 +165,8 @@ class SharedBudget:
         with self._lock:
             while self._granted and self._granted[0] < now - TOLERANCE:
                 heapq.heappop(self._granted)  # woke too late for it: never send in someone else's slot
-            due = self._granted[0] if self._granted else None
+            # the first claim's slots wait until the shared state (a pause, a block) has been read
+            due = self._granted[0] if self._granted and self._state_read_at > -math.inf else None
             first = self._queue[0] == ticket
             if due is not None and (due <= now if first else due + HANDOFF <= now):
                 heapq.heappop(self._granted)
@@ -170,6 +178,8 @@ class SharedBudget:
             interactive = self._queue[0][0] == 0
             # a sync keeps one slot in hand, so it claims the next ones before the last is due
             need = waiting + (0 if interactive else 1) - len(self._granted)
+            if self._state_read_at == -math.inf:
+                need = max(need, 1)  # the state is read after a claim: one must happen
             if need <= 0 or self._claiming or now < self._next_claim_at:
                 if due is not None and due > now:
                     return None, max(0.0005, due - now - EARLY if first else due + HANDOFF - now)
@@ -203,8 +213,9 @@ class SharedBudget:
         return max(1, min(MAX_CLAIM, max(need, ahead)))
 
     def _claim(self, lane: str, need: int, now: float) -> list[float]:
-        if self._state_read_at == -math.inf:  # the first claim must know of a pause before sending
-            self._refresh_state(lane, now)
+        # The first claim goes out before the shared state is read (one table call less before a
+        # process's first request; its slots are not used until the state is known), so it does
+        # not know which lanes are busy yet: at most MAX_CLAIM slots are taken without that.
         state = self._state
         bulk_running, interactive_waiting = state.bulk_until > now, state.interactive_until > now
         if lane == BULK and interactive_waiting:

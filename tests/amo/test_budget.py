@@ -272,3 +272,22 @@ def test_a_table_that_times_out_during_a_pause_falls_back_instead_of_failing_the
     limiter = budget(vt)
     limiter.pause(1.0)  # does not raise: this process paces itself for a while
     assert limiter.describe()["mode"].startswith("this process only")
+
+
+@pytest.mark.parametrize("lane", [INTERACTIVE, BULK])
+def test_a_process_claims_before_it_reads_the_state_and_still_sends_nothing_during_a_pause(atomic_moto, lane):
+    """The first request of a process waits for one table call less (the claim goes first); its
+    slots are not used before the shared state is read, so another process's pause holds."""
+    vt = VirtualTime()
+    budget(vt).pause(3.0)
+    paused_at = vt.now
+    store, calls = DynamoBudgetStore(), []
+    for name in ("claim", "state", "signal"):
+        method = getattr(store, name)
+        setattr(store, name, lambda *a, _m=method, _n=name, **k: calls.append(_n) or _m(*a, **k))
+    sends: list[float] = []
+
+    vt.run(sender(budget(vt, store), sends, 2, lane, vt=vt))
+
+    assert calls[0] == "claim" and calls[1] in ("state", "signal")
+    assert min(sends) >= paused_at + 3.0
