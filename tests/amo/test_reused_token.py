@@ -3,7 +3,7 @@ every request; a 401 replaces it with what the store holds (or refreshes)."""
 
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.client import AmoClient
-from chalicelib.amo.oauth import OAuth
+from chalicelib.amo.oauth import OAuth, OAuthCredentials
 from chalicelib.amo.reused_token import REUSE_SECONDS, ReusedToken
 
 
@@ -46,7 +46,9 @@ def test_a_refused_token_is_replaced_by_what_the_source_answers():
 
 def test_only_the_bulk_lane_reuses_and_wrapping_happens_once():
     store = Store()
-    api = AmoApi(AmoClient("https://example.amocrm.ru", store), OAuth.__new__(OAuth))
+    host = "https://example.amocrm.ru"
+    credentials = OAuthCredentials("client", "secret", f"{host}/callback")
+    api = AmoApi(AmoClient(host, store), OAuth(AmoClient(host), lambda: credentials))
     bulk = api.bulk()
     assert api.client.tokens is store  # interactive calls still read the store every time
     assert isinstance(bulk.client.tokens, ReusedToken) and bulk.client.tokens.source is store
