@@ -1,4 +1,5 @@
-# The two commands a newcomer needs: `make run` (whole service locally) and `make test`.
+# The two commands a newcomer needs: `make run` (whole service locally) and `make test` (every
+# test but the `slow` ones; `make test-all` runs those too).
 # Gates: `make lint` (ruff + mypy) and `make audit` (pip-audit) run in CI before the tests.
 # AWS: `make deploy STAGE=prod` and `make destroy STAGE=prod` (README "Deploy to AWS").
 PYTHON ?= python3
@@ -10,7 +11,7 @@ LOG_RETENTION_DAYS ?= 30
 UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --python-version 3.11 --annotation-style line \
 	--custom-compile-command "make lock"
 
-.PHONY: run test test-fast lint audit lock venv clean bench package deploy destroy
+.PHONY: run test test-all test-fast lint audit lock venv clean bench package deploy destroy
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,11 +24,18 @@ venv: $(VENV)/.installed
 run: venv
 	$(PY) scripts/local_stack.py
 
+# Two workers (this machine's and CI's cores); a test file stays on one worker, so the e2e
+# modules that share a backend run in order.
+XDIST := -n 2 --dist loadfile
+
 test: venv
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST) -m "not slow"
+
+test-all: venv
+	$(PY) -m pytest $(XDIST)
 
 test-fast: venv
-	$(PY) -m pytest -m "not e2e"
+	$(PY) -m pytest $(XDIST) -m "not e2e and not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,8 @@ from botocore.serialize import JSONSerializer
 from chalicelib import aws
 from chalicelib.models import AmoContact, Lead, RateBudget
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 ITEM = {
     "id": {"S": "6f1c9a52-3d0e-4c55-9d0b-6b7e4c1d2a10"},
     "amo_lead_id": {"N": "12345"},

@@ -11,6 +11,8 @@ from tests import fixtures
 from tests.fake_amo import FakeAmo, contact, lead
 from tests.fixtures import HAL, HOST, store_tokens
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 
 @pytest.fixture
 def fake(amo):

@@ -9,6 +9,8 @@ import pytest
 
 from scripts import deploy
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 
 def test_the_local_stage_is_not_deployable_and_prod_gets_its_own_prefixes():
     with pytest.raises(SystemExit, match="not a deployed stage"):

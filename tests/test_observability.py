@@ -17,6 +17,8 @@ from tests.conftest import WEBHOOK_PATH
 from tests.services.test_webhooks import INITIAL, NEGOTIATION, SALES, main_backend_calls, seed_lead
 from tests.services.test_webhooks import fake as fake  # noqa: F401 (a fixture)
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 log = logging.getLogger("tests.observability")
 
 

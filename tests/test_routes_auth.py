@@ -10,6 +10,8 @@ from tests import fixtures
 from tests.conftest import API_KEY
 from tests.fixtures import HAL, HOST, PROBLEM, store_tokens, stored_token
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 P = "/integrations/amo-crm"
 KEY = {"X-API-Key": API_KEY}
 JSON = {"Content-Type": "application/json"}

@@ -15,6 +15,8 @@ from chalicelib.schemas import BODIES
 from tests.conftest import API_KEY
 from tests.fixtures import store_tokens
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 P = "/integrations/amo-crm"
 HEADERS = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
 DIGITS_5000 = "9" * 5000

@@ -9,6 +9,8 @@ import pytest
 
 from chalicelib import secrets, settings
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 SECRET = "amocrm-integration/prod/amocrm"
 
 

@@ -15,6 +15,8 @@ from chalicelib.amo.ratelimit import BULK, INTERACTIVE, RateLimiter
 from chalicelib.models import RateBudget
 from chalicelib.services.budget_store import DynamoBudgetStore
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 
 class VirtualTime:
     """A clock shared by threads: when all of them sleep, it jumps to the earliest wake-up."""

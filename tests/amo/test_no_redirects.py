@@ -6,6 +6,8 @@ from chalicelib import settings, wiring
 from chalicelib.amo.errors import AmoError
 from tests.fixtures import HOST, store_tokens
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 ELSEWHERE = "https://collector.example.net/steal"
 
 

@@ -14,6 +14,8 @@ from tests.fake_amo import lead
 from tests.fixtures import HAL, HOST
 from tests.services.test_leads_sync import amo_data, stored
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 __all__ = ["amo_data"]
 
 

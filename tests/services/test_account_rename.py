@@ -14,6 +14,8 @@ from chalicelib.services.errors import Conflict, ReauthorizationRequired
 from tests import fixtures
 from tests.fixtures import ACCOUNT_ID, HAL, HOST, PROBLEM, store_tokens, stored_token
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 NEW_HOST = "https://renamed.amocrm.ru"
 LOOKUP = "/oauth2/account/current/subdomain"
 ACCOUNT_GONE = {"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Account not found"}

@@ -12,6 +12,8 @@ from chalicelib.models import IdempotencyRecord
 from chalicelib.services import idempotency
 from chalicelib.services.errors import Conflict, InvalidInput
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 
 def run(key, work, request=None, **kwargs):
     return idempotency.run_once("create-lead", key, request if request is not None else {"a": 1}, work, **kwargs)

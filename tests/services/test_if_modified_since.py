@@ -16,6 +16,8 @@ from tests.fixtures import HOST, store_tokens
 from tests.services.test_robot_webhooks import lead_gets, move_in_amocrm
 from tests.services.test_webhooks import FORM, INITIAL, NEGOTIATION, SALES, deliver, fake, main_backend_calls, seed_lead
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 __all__ = ["fake"]  # the fixture, shared with test_webhooks.py
 HELD = 1700000000
 

@@ -21,6 +21,8 @@ from tests.conftest import API_KEY, WEBHOOK_PATH
 from tests.fake_amo import FakeAmo, contact, lead
 from tests.fixtures import HAL, HOST, store_tokens
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 P = "/integrations/amo-crm"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 MAIN = "https://main.example.com/hooks/amocrm"

@@ -17,6 +17,8 @@ from tests import fixtures
 from tests.fake_amo import FakeAmo, contact, lead
 from tests.fixtures import HAL, HOST, store_tokens
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 SALES, RENTALS = 3177727, 3177731
 INITIAL, NEGOTIATION, DECISION = 58141807, 58141811, 58141815
 

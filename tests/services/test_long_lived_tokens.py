@@ -16,6 +16,8 @@ from tests import fixtures
 from tests.fixtures import HAL, HOST, PROBLEM, store_tokens, stored_token
 from tests.test_observability import totals
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 TOKEN_URL = f"{HOST}/oauth2/access_token"
 DAY = 86400
 

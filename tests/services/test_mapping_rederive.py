@@ -18,6 +18,8 @@ from tests.conftest import API_KEY
 from tests.fake_amo import FakeAmo, lead
 from tests.fixtures import HAL, HOST, store_tokens
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 P = "/integrations/amo-crm"
 HEADERS = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
 MAIN = "https://main.example.com/hooks/amocrm"

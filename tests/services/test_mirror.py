@@ -12,6 +12,8 @@ from chalicelib.services.guests import Guest
 from chalicelib.services.lead_status import StageMapping
 from tests.fake_amo import contact, lead
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 
 def item(contact_id, name, updated_at):
     return contacts.to_item(read_contact(contact(contact_id, name, updated_at=updated_at)))

@@ -13,6 +13,8 @@ from chalicelib import settings
 from chalicelib.models import Notification
 from chalicelib.services import notifications, queue_batch
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 MAIN = "https://main.example.com/hooks/amocrm"
 
 

@@ -9,6 +9,8 @@ from chalicelib.services.errors import InvalidInput, NotFound
 from tests import fixtures
 from tests.fixtures import HAL, HOST, store_tokens
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 PIPELINES_URL = f"{HOST}/api/v4/leads/pipelines"
 SALES, RENTALS = 3177727, 3177731
 

@@ -3,6 +3,8 @@ lead's version comes from amoCRM, never from our clock, and the event id follows
 
 import time
 
+import pytest
+
 from chalicelib import wiring
 from chalicelib.models import IdempotencyRecord, Lead
 from chalicelib.services import leads
@@ -10,6 +12,8 @@ from tests import webhook_bodies as wb
 from tests.conftest import WEBHOOK_PATH
 from tests.fake_amo import lead
 from tests.services.test_webhooks import FORM, INITIAL, NEGOTIATION, SALES, fake, main_backend_calls, seed_lead
+
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 
 __all__ = ["fake"]  # the fixture, shared with test_webhooks.py
 

@@ -15,6 +15,8 @@ from tests.conftest import API_KEY
 from tests.fake_amo import FakeAmo, lead
 from tests.fixtures import HAL, HOST, store_tokens
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 P = "/integrations/amo-crm"
 
 

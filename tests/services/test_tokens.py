@@ -12,6 +12,8 @@ from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, Reauth
 from tests import fixtures
 from tests.fixtures import HAL, HOST, PROBLEM, store_tokens, stored_token
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 TOKEN_URL = f"{HOST}/oauth2/access_token"
 
 

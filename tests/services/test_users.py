@@ -1,10 +1,14 @@
 """Users (with roles) and roles mirrored from amoCRM; admin-only lists."""
 
+import pytest
+
 from chalicelib import wiring
 from chalicelib.models import AmoUser
 from chalicelib.services import users
 from tests import fixtures
 from tests.fixtures import HAL, HOST, store_tokens
+
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 
 
 def users_page(items, page, has_next):

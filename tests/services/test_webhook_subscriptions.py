@@ -11,6 +11,8 @@ from chalicelib import wiring
 from chalicelib.services import admin, webhooks
 from tests.fixtures import HAL, HOST, PROBLEM, store_tokens
 
+pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
 URL = "https://api.example.com/api/integrations/amo-crm/webhook"
 DESTINATION = f"{URL}?secret=test-webhook-secret"  # as subscribed: with the webhook secret
 
