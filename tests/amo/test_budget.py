@@ -8,10 +8,9 @@ import threading
 
 import pytest
 
-from chalicelib.amo.budget import HORIZON, SharedBudget
-from chalicelib.amo.budget_slots import BudgetUnavailable
+from chalicelib.amo.budget import BULK, INTERACTIVE, BudgetUnavailable, RateLimiter, SharedBudget
+from chalicelib.amo.budget.tuning import CLAIM_HORIZON_SECONDS
 from chalicelib.amo.errors import AmoBlocked, AmoRateLimited
-from chalicelib.amo.ratelimit import BULK, INTERACTIVE, RateLimiter
 from chalicelib.models import RateBudget
 from chalicelib.services.budget_store import DynamoBudgetStore
 
@@ -70,7 +69,7 @@ class VirtualTime:
 def budget(vt, store=None, rate=7):
     return SharedBudget(
         store or DynamoBudgetStore(),
-        rate,
+        rate=rate,
         clock=vt.clock,
         sleep=vt.sleep,
         fallback=RateLimiter(max(1.0, rate / 4), clock=vt.clock, sleep=vt.sleep),
@@ -123,7 +122,8 @@ def test_slots_claimed_by_a_process_that_died_stall_nobody_for_long(atomic_moto)
     vt.run(*[sender(dead, [], 1, vt=vt) for _ in range(4)])  # claims slots ahead, then never sends again
     started = vt.now
     vt.run(sender(alive, sends, 7, vt=vt), sender(alive, sends, 7, vt=vt))
-    assert max(sends) - started <= HORIZON + 2.0  # 14 requests: two seconds of budget, plus what the dead held
+    # 14 requests: two seconds of budget, plus what the dead held
+    assert max(sends) - started <= CLAIM_HORIZON_SECONDS + 2.0
 
 
 def test_an_unreachable_table_falls_back_to_a_conservative_local_pace_without_failing_a_call():
