@@ -22,7 +22,7 @@ from chalicelib.services.token_store import TOKEN_RETRY, TokenStore, load_token
 def _limiter(rate: float, margin: float, budget: str) -> Limiter:
     if budget == "shared":
         return SharedBudget(DynamoBudgetStore(), rate=rate, margin=margin)
-    return RateLimiter(rate)
+    return RateLimiter(rate, margin=margin)
 
 
 def _stored_domain() -> str | None:

@@ -27,7 +27,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from chalicelib import metrics
 from chalicelib.amo import domains, problems
-from chalicelib.amo.budget import ADMITTED, INTERACTIVE, Limiter, RateLimiter
+from chalicelib.amo.budget import ADMITTED, INTERACTIVE, Limiter
 from chalicelib.amo.errors import (
     AmoAuthError,
     AmoBlocked,
@@ -166,7 +166,7 @@ class AmoClient:
         tokens: TokenSource | None = None,
         *,
         session: requests.Session | None = None,
-        limiter: Limiter | None = None,
+        limiter: Limiter,
         retry: RetryPolicy = RetryPolicy(),
         timeouts: Timeouts = Timeouts(),
         sleep: Callable[[float], None] = time.sleep,
@@ -178,7 +178,7 @@ class AmoClient:
         self.reports_admissions = True  # call ADMITTED (budget/local.py) for each attempt it admits
         self.tokens = tokens
         self.session = session or new_session()
-        self.limiter = limiter or RateLimiter()
+        self.limiter = limiter
         self.retry = retry
         self.timeouts = timeouts
         self._sleep = sleep

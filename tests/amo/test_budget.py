@@ -66,13 +66,17 @@ class VirtualTime:
             raise errors[0]
 
 
+MARGIN = 0.08  # the default of AMO_RATE_MARGIN_SECONDS
+
+
 def budget(vt, store=None, rate=7):
     return SharedBudget(
         store or DynamoBudgetStore(),
         rate=rate,
+        margin=MARGIN,
         clock=vt.clock,
         sleep=vt.sleep,
-        fallback=RateLimiter(max(1.0, rate / 4), clock=vt.clock, sleep=vt.sleep),
+        fallback=RateLimiter(max(1.0, rate / 4), margin=MARGIN, clock=vt.clock, sleep=vt.sleep),
     )
 
 

@@ -23,7 +23,7 @@ def max_in_rolling_second(times):
 
 def test_burst_of_30_calls_stays_at_most_7_per_rolling_second():
     clock = FakeClock()
-    limiter = RateLimiter(7, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(7, margin=0.05, clock=clock, sleep=clock.sleep)
 
     sends = [limiter.acquire() for _ in range(30)]
 
@@ -48,7 +48,7 @@ def test_concurrent_callers_each_get_their_own_send_time_within_the_limit():
         with lock:
             clock.now += seconds
 
-    limiter = RateLimiter(7, clock=clock, sleep=sleep)
+    limiter = RateLimiter(7, margin=0.05, clock=clock, sleep=sleep)
     slots = []
 
     def worker():
@@ -68,7 +68,7 @@ def test_concurrent_callers_each_get_their_own_send_time_within_the_limit():
 
 def test_pause_pushes_back_every_later_slot():
     clock = FakeClock()
-    limiter = RateLimiter(7, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(7, margin=0.05, clock=clock, sleep=clock.sleep)
     limiter.acquire()
     limiter.pause(2.0)
     assert limiter.acquire() >= 1002.0

@@ -64,9 +64,9 @@ def refuse_long_wait(until: float, now: float, blocked: bool) -> None:
 class RateLimiter:
     def __init__(
         self,
-        rate_per_second: float = 7.0,
+        rate_per_second: float,
         *,
-        margin: float = 0.05,
+        margin: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):

@@ -51,7 +51,7 @@ class SharedBudget:
         store: BudgetStore,
         *,
         rate: float,
-        margin: float = 0.08,
+        margin: float,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         fallback: RateLimiter | None = None,
@@ -61,7 +61,7 @@ class SharedBudget:
         self.interval = self.plan.width
         self._clock = clock
         self._sleep = sleep
-        self._fallback = fallback or RateLimiter(max(1.0, rate * tuning.FALLBACK_SHARE_OF_RATE))
+        self._fallback = fallback or RateLimiter(max(1.0, rate * tuning.FALLBACK_SHARE_OF_RATE), margin=margin)
         self._lock = threading.Lock()
         self._granted: list[float] = []  # a heap of claimed slot start times
         self._queue: list[tuple[int, int]] = []  # waiting callers: (rank, arrival)
