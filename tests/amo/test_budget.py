@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from chalicelib.amo.budget import BULK, INTERACTIVE, BudgetUnavailable, RateLimiter, SharedBudget
+from chalicelib.amo.budget import BULK, GENERAL, INTERACTIVE, RESERVED, BudgetUnavailable, RateLimiter, SharedBudget
 from chalicelib.amo.budget.tuning import CLAIM_HORIZON_SECONDS
 from chalicelib.amo.errors import AmoBlocked, AmoRateLimited
 from chalicelib.models import RateBudget
@@ -295,3 +295,11 @@ def test_a_process_claims_before_it_reads_the_state_and_still_sends_nothing_duri
 
     assert calls[0] == "claim" and calls[1] in ("state", "signal")
     assert min(sends) >= paused_at + 3.0
+
+
+def test_the_counters_keep_their_stored_names_so_old_and_new_containers_count_the_same_slots(atomic_moto):
+    """During a rolling deploy, containers that still write `p` and `g` share the table."""
+    store = DynamoBudgetStore()
+    assert store.claim(5, {RESERVED: (1, 0), GENERAL: (2, 0)}, 2_000_000_060.0) == {RESERVED: 1, GENERAL: 2}
+    stored = RateBudget._get_connection().get_item("block#5")["Item"]
+    assert stored["p"] == {"N": "1"} and stored["g"] == {"N": "2"}
