@@ -1,5 +1,5 @@
 """`python -m benchmarks.claim_latency`: how long one shared-budget claim (the UpdateItem on the
-rate-budget table that amo/budget.py makes, through services/budget_store.py) takes on the local
+rate-budget table that amo/budget/ makes, through services/budget_store.py) takes on the local
 moto server: idle, and while four threads batch-write new leads as a first sync does (through
 mirror.put_new), in another process or in the claiming process itself; with the leads table on
 moto and on the fast stand-in (scripts/fast_tables.py). It tells the emulator's share of a
@@ -69,13 +69,14 @@ def write_leads(seconds: float, threads: int, quiet: bool = False) -> int:
 
 def claim_times() -> list[float]:
     """Milliseconds of CLAIMS claims, one every CLAIM_EVERY seconds."""
+    from chalicelib.amo.budget import GENERAL
     from chalicelib.services.budget_store import DynamoBudgetStore
 
     store = DynamoBudgetStore()
     took = []
     for block in range(CLAIMS):
         started = time.perf_counter()
-        store.claim(block, {"g": (1, 0)}, time.time() + 60)
+        store.claim(block, {GENERAL: (1, 0)}, time.time() + 60)
         took.append(1000 * (time.perf_counter() - started))
         time.sleep(CLAIM_EVERY)
     return took

@@ -348,7 +348,7 @@ class Notification(BaseModel):
 
 
 class RateBudget(BaseModel):
-    """The deployment's shared amoCRM request budget (amo/budget.py): one item per block of
+    """The deployment's shared amoCRM request budget (amo/budget/): one item per block of
     time slots (`block#<n>`: counters of slots handed out) and one `state` item (pauses, the
     block by amoCRM, which lanes have work). Calls fail fast: the caller falls back to its own
     pace rather than wait on this table."""
@@ -359,8 +359,10 @@ class RateBudget(BaseModel):
     STATE_KEY = "state"
 
     key = UnicodeAttribute(hash_key=True)
-    g = NumberAttribute(null=True)
-    p = NumberAttribute(null=True)
+    # stored as `p` and `g`, the names they had before: during a rolling deploy old and new
+    # containers must count the same slots
+    general = NumberAttribute(null=True, attr_name="g")
+    reserved = NumberAttribute(null=True, attr_name="p")
     paused_until = NumberAttribute(null=True)
     blocked_until = NumberAttribute(null=True)
     blocked_count = NumberAttribute(null=True)

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from chalicelib import settings
 from chalicelib.amo.api import AmoApi
-from chalicelib.amo.budget import SharedBudget
+from chalicelib.amo.budget import Limiter, RateLimiter, SharedBudget
 from chalicelib.amo.client import AccountHost, AmoClient
 from chalicelib.amo.oauth import OAuth
-from chalicelib.amo.ratelimit import Limiter, RateLimiter
 from chalicelib.memo import memoize
 from chalicelib.services.budget_store import DynamoBudgetStore
 from chalicelib.services.token_store import TOKEN_RETRY, TokenStore, load_token
 
 
 def _limiter(rate: float, margin: float, budget: str) -> Limiter:
-    return SharedBudget(DynamoBudgetStore(), rate, margin=margin) if budget == "shared" else RateLimiter(rate)
+    if budget == "shared":
+        return SharedBudget(DynamoBudgetStore(), rate=rate, margin=margin)
+    return RateLimiter(rate, margin=margin)
 
 
 def _stored_domain() -> str | None:

@@ -7,13 +7,13 @@ Services receive an `AmoApi` from the edge and speak in resources and Python val
 from __future__ import annotations
 
 from chalicelib.amo.account import Account
+from chalicelib.amo.budget import BULK
 from chalicelib.amo.client import AmoClient, TokenSource
 from chalicelib.amo.contacts import Contacts
 from chalicelib.amo.leads import Leads
 from chalicelib.amo.notes import LeadNotes
 from chalicelib.amo.oauth import OAuth, StaticToken
 from chalicelib.amo.pipelines import Pipelines
-from chalicelib.amo.ratelimit import BULK
 from chalicelib.amo.reused_token import ReusedToken
 from chalicelib.amo.tasks import Tasks
 from chalicelib.amo.users import Roles, Users

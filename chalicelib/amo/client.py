@@ -2,7 +2,7 @@
 
 Knows amoCRM's wire formats and nothing of DynamoDB: the access token comes from a
 `TokenSource` (the token store implements it) and every request start is admitted by a
-`Limiter` (see ratelimit.py). What is retried, and when, is decided by `RetryPolicy`
+`Limiter` (see budget/). What is retried, and when, is decided by `RetryPolicy`
 (retry.py); a 401 triggers exactly one token refresh and one more send.
 
 Resources (leads.py, contacts.py, …) build on `get`, `get_one`, `post`, `patch`, `delete`
@@ -27,6 +27,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from chalicelib import metrics
 from chalicelib.amo import domains, problems
+from chalicelib.amo.budget import ADMITTED, INTERACTIVE, Limiter
 from chalicelib.amo.errors import (
     AmoAuthError,
     AmoBlocked,
@@ -39,7 +40,6 @@ from chalicelib.amo.errors import (
     AmoValidationError,
 )
 from chalicelib.amo.pages import embedded, next_href
-from chalicelib.amo.ratelimit import ADMITTED, INTERACTIVE, Limiter, RateLimiter
 from chalicelib.amo.retry import Attempt, RetryPolicy, retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class AmoClient:
         tokens: TokenSource | None = None,
         *,
         session: requests.Session | None = None,
-        limiter: Limiter | None = None,
+        limiter: Limiter,
         retry: RetryPolicy = RetryPolicy(),
         timeouts: Timeouts = Timeouts(),
         sleep: Callable[[float], None] = time.sleep,
@@ -175,10 +175,10 @@ class AmoClient:
     ):
         self.host = base_url if isinstance(base_url, AccountHost) else AccountHost(base_url)
         self.lane = lane
-        self.reports_admissions = True  # call ADMITTED (ratelimit.py) for each attempt it admits
+        self.reports_admissions = True  # call ADMITTED (budget/local.py) for each attempt it admits
         self.tokens = tokens
         self.session = session or new_session()
-        self.limiter = limiter or RateLimiter()
+        self.limiter = limiter
         self.retry = retry
         self.timeouts = timeouts
         self._sleep = sleep

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.amo.ratelimit import ADMITTED
+from chalicelib.amo.budget import ADMITTED
 
 MAX_WINDOW = 6
 BUFFERED_PAGES = 2  # fetched pages waiting for the caller, on top of the requests in flight

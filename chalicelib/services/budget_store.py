@@ -1,4 +1,4 @@
-"""The shared amoCRM budget's table (models.RateBudget) behind amo/budget.py's `BudgetStore`.
+"""The shared amoCRM budget's table (models.RateBudget) behind amo/budget's `BudgetStore`.
 
 Every call is one small DynamoDB request that fails fast (1 s timeouts, one retry): any
 failure becomes BudgetUnavailable, and the budget falls back to a local pace.
@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib.amo.budget_slots import BudgetState, BudgetUnavailable
-from chalicelib.amo.ratelimit import BULK
+from chalicelib.amo.budget import BULK, BudgetState, BudgetUnavailable
 from chalicelib.locking import is_conflict
 from chalicelib.models import RateBudget
 

@@ -8,10 +8,9 @@ import threading
 
 import pytest
 
-from chalicelib.amo.budget import HORIZON, SharedBudget
-from chalicelib.amo.budget_slots import BudgetUnavailable
+from chalicelib.amo.budget import BULK, GENERAL, INTERACTIVE, RESERVED, BudgetUnavailable, RateLimiter, SharedBudget
+from chalicelib.amo.budget.tuning import CLAIM_HORIZON_SECONDS
 from chalicelib.amo.errors import AmoBlocked, AmoRateLimited
-from chalicelib.amo.ratelimit import BULK, INTERACTIVE, RateLimiter
 from chalicelib.models import RateBudget
 from chalicelib.services.budget_store import DynamoBudgetStore
 
@@ -69,13 +68,17 @@ class VirtualTime:
             raise errors[0]
 
 
+MARGIN = 0.08  # the default of AMO_RATE_MARGIN_SECONDS
+
+
 def budget(vt, store=None, rate=7):
     return SharedBudget(
         store or DynamoBudgetStore(),
-        rate,
+        rate=rate,
+        margin=MARGIN,
         clock=vt.clock,
         sleep=vt.sleep,
-        fallback=RateLimiter(max(1.0, rate / 4), clock=vt.clock, sleep=vt.sleep),
+        fallback=RateLimiter(max(1.0, rate / 4), margin=MARGIN, clock=vt.clock, sleep=vt.sleep),
     )
 
 
@@ -125,7 +128,8 @@ def test_slots_claimed_by_a_process_that_died_stall_nobody_for_long(atomic_moto)
     vt.run(*[sender(dead, [], 1, vt=vt) for _ in range(4)])  # claims slots ahead, then never sends again
     started = vt.now
     vt.run(sender(alive, sends, 7, vt=vt), sender(alive, sends, 7, vt=vt))
-    assert max(sends) - started <= HORIZON + 2.0  # 14 requests: two seconds of budget, plus what the dead held
+    # 14 requests: two seconds of budget, plus what the dead held
+    assert max(sends) - started <= CLAIM_HORIZON_SECONDS + 2.0
 
 
 def test_an_unreachable_table_falls_back_to_a_conservative_local_pace_without_failing_a_call():
@@ -293,3 +297,11 @@ def test_a_process_claims_before_it_reads_the_state_and_still_sends_nothing_duri
 
     assert calls[0] == "claim" and calls[1] in ("state", "signal")
     assert min(sends) >= paused_at + 3.0
+
+
+def test_the_counters_keep_their_stored_names_so_old_and_new_containers_count_the_same_slots(atomic_moto):
+    """During a rolling deploy, containers that still write `p` and `g` share the table."""
+    store = DynamoBudgetStore()
+    assert store.claim(5, {RESERVED: (1, 0), GENERAL: (2, 0)}, 2_000_000_060.0) == {RESERVED: 1, GENERAL: 2}
+    stored = RateBudget._get_connection().get_item("block#5")["Item"]
+    assert stored["p"] == {"N": "1"} and stored["g"] == {"N": "2"}

@@ -7,6 +7,7 @@ import pytest
 import requests
 import responses
 
+from chalicelib.amo.budget import ADMITTED
 from chalicelib.amo.client import AmoClient, RetryPolicy
 from chalicelib.amo.errors import (
     AmoBlocked,
@@ -17,7 +18,6 @@ from chalicelib.amo.errors import (
     AmoValidationError,
 )
 from chalicelib.amo.oauth import OAuth
-from chalicelib.amo.ratelimit import ADMITTED
 from tests import fixtures
 from tests.fixtures import HAL, HOST, PROBLEM
 

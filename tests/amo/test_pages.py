@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from chalicelib.amo.budget import ADMITTED
 from chalicelib.amo.pages import Page, PageFetcher, embedded, next_href
-from chalicelib.amo.ratelimit import ADMITTED
 
 
 class FakeList:

@@ -2,7 +2,7 @@
 
 import threading
 
-from chalicelib.amo.ratelimit import RateLimiter
+from chalicelib.amo.budget import RateLimiter
 
 
 class FakeClock:
@@ -23,7 +23,7 @@ def max_in_rolling_second(times):
 
 def test_burst_of_30_calls_stays_at_most_7_per_rolling_second():
     clock = FakeClock()
-    limiter = RateLimiter(7, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(7, margin=0.05, clock=clock, sleep=clock.sleep)
 
     sends = [limiter.acquire() for _ in range(30)]
 
@@ -34,7 +34,7 @@ def test_burst_of_30_calls_stays_at_most_7_per_rolling_second():
 
 def test_jitter_up_to_the_margin_still_stays_within_the_limit():
     clock = FakeClock()
-    limiter = RateLimiter(7, margin_seconds=0.08, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(7, margin=0.08, clock=clock, sleep=clock.sleep)
     sends = [limiter.acquire() for _ in range(50)]
     arrivals = [t + (0.07 if i % 2 else 0.0) for i, t in enumerate(sends)]  # alternate slow requests
     assert max_in_rolling_second(arrivals) <= 7
@@ -48,7 +48,7 @@ def test_concurrent_callers_each_get_their_own_send_time_within_the_limit():
         with lock:
             clock.now += seconds
 
-    limiter = RateLimiter(7, clock=clock, sleep=sleep)
+    limiter = RateLimiter(7, margin=0.05, clock=clock, sleep=sleep)
     slots = []
 
     def worker():
@@ -68,7 +68,7 @@ def test_concurrent_callers_each_get_their_own_send_time_within_the_limit():
 
 def test_pause_pushes_back_every_later_slot():
     clock = FakeClock()
-    limiter = RateLimiter(7, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(7, margin=0.05, clock=clock, sleep=clock.sleep)
     limiter.acquire()
     limiter.pause(2.0)
     assert limiter.acquire() >= 1002.0
@@ -81,6 +81,6 @@ def test_a_caller_that_wakes_late_cannot_squeeze_an_eighth_request_into_a_second
     def sleep(seconds):
         clock.now += seconds + next(oversleeps, 0.0)
 
-    limiter = RateLimiter(7, margin_seconds=0.02, clock=clock, sleep=sleep)
+    limiter = RateLimiter(7, margin=0.02, clock=clock, sleep=sleep)
     sends = [limiter.acquire() for _ in range(40)]
     assert max_in_rolling_second(sends) <= 7

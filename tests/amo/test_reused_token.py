@@ -2,6 +2,7 @@
 every request; a 401 replaces it with what the store holds (or refreshes)."""
 
 from chalicelib.amo.api import AmoApi
+from chalicelib.amo.budget import RateLimiter
 from chalicelib.amo.client import AmoClient
 from chalicelib.amo.oauth import OAuth, OAuthCredentials
 from chalicelib.amo.reused_token import REUSE_SECONDS, ReusedToken
@@ -48,7 +49,8 @@ def test_only_the_bulk_lane_reuses_and_wrapping_happens_once():
     store = Store()
     host = "https://example.amocrm.ru"
     credentials = OAuthCredentials("client", "secret", f"{host}/callback")
-    api = AmoApi(AmoClient(host, store), OAuth(AmoClient(host), lambda: credentials))
+    limiter = RateLimiter(7, margin=0.08)
+    api = AmoApi(AmoClient(host, store, limiter=limiter), OAuth(AmoClient(host, limiter=limiter), lambda: credentials))
     bulk = api.bulk()
     assert api.client.tokens is store  # interactive calls still read the store every time
     assert isinstance(bulk.client.tokens, ReusedToken) and bulk.client.tokens.source is store

@@ -1,7 +1,7 @@
-"""Admitting request starts towards amoCRM: the `Limiter` protocol and this process's own limiter.
+"""Admitting request starts towards amoCRM: the `Limiter` protocol, its lanes, and this process's own limiter.
 
 amoCRM counts requests per rolling second (7 allowed per integration). The deployment-wide
-limiter is the shared budget (budget.py); `RateLimiter` paces one process and is what the
+limiter is the shared budget (shared.py); `RateLimiter` paces one process and is what the
 budget falls back to when its table cannot be reached. Two rules together keep it under
 the rate:
 - pacing: consecutive sends are at least `(1 + margin) / rate` apart, so the rate is spread
@@ -26,10 +26,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from chalicelib.amo.budget.tuning import MAX_WAIT_SECONDS
 from chalicelib.amo.errors import AmoBlocked, AmoRateLimited
 
 INTERACTIVE, BULK = "interactive", "bulk"
-MAX_WAIT_SECONDS = 10.0
 
 # Called (when set in the caller's context) each time the API client admits an attempt of that
 # caller, just before sending it (again on a retry; never for OAuth token requests): lets
@@ -64,14 +64,15 @@ def refuse_long_wait(until: float, now: float, blocked: bool) -> None:
 class RateLimiter:
     def __init__(
         self,
-        rate_per_second: float = 7.0,
-        margin_seconds: float = 0.05,
+        rate_per_second: float,
+        *,
+        margin: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.rate = max(1, int(rate_per_second))
-        self.window = (1.0 + margin_seconds) * self.rate / rate_per_second
-        self.interval = (1.0 + margin_seconds) / rate_per_second
+        self.window = (1.0 + margin) * self.rate / rate_per_second
+        self.interval = (1.0 + margin) / rate_per_second
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()

@@ -1,0 +1,432 @@
+"""One amoCRM request budget for the whole deployment: every Lambda, CLI run and local process.
+
+amoCRM limits the integration, not a process (reference §3.4, §13), so request starts are
+admitted through shared time slots kept in a small table (`BudgetStore`). Where the slots lie,
+and why no rolling second of `1 + margin` seconds holds more than `rate` of them, is slots.py.
+
+- A slot is used by exactly one process: a process claims slots by adding to the block's
+  counter (one atomic update hands out several consecutive slots, so the common case pays
+  well under one table call per request) and sends each request at its slot's start. A slot
+  whose start passed more than SLOT_LATENESS_ALLOWED_SECONDS ago is dropped, never used late.
+- Nobody claims further ahead than CLAIM_HORIZON_SECONDS, so a process that dies holding
+  slots wastes at most that much of the budget; nothing waits for it.
+- Fair share: two of every seven slot positions are reserved. While interactive work (API
+  routes, webhooks) is waiting, a sync (`bulk` lane) may not take them, so it uses at most
+  five of seven; interactive work takes them first and then competes for the rest, so a
+  slow sync leaves nothing unused. Each lane announces itself in the shared state for a few
+  seconds at a time.
+- One pause for everyone: a 429 with Retry-After, or amoCRM's HTML 403 block, is written to
+  the shared state; every process honours it from its next claim on (state read at most
+  STATE_MAX_AGE_SECONDS before), and a caller that would wait longer than MAX_WAIT_SECONDS
+  gets the error at once.
+- When the table cannot be reached, the process falls back to its own conservative pace
+  (`fallback`, FALLBACK_SHARE_OF_RATE of the rate) for FALLBACK_SECONDS_BEFORE_RETRYING_TABLE,
+  then tries the table again.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from chalicelib.amo.budget import tuning
+from chalicelib.amo.budget.local import BULK, INTERACTIVE, RateLimiter, refuse_long_wait
+from chalicelib.amo.budget.slots import GENERAL, RESERVED, BudgetState, BudgetStore, BudgetUnavailable, SlotPlan
+
+log = logging.getLogger(__name__)
+
+_INTERACTIVE_RANK, _BULK_RANK = 0, 1  # waiting callers queue as (rank, arrival): interactive ones first
+
+
+class SharedBudget:
+    def __init__(
+        self,
+        store: BudgetStore,
+        *,
+        rate: float,
+        margin: float,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        fallback: RateLimiter | None = None,
+    ):
+        self.store = store
+        self.plan = SlotPlan(rate, margin)
+        self.interval = self.plan.width
+        self._clock = clock
+        self._sleep = sleep
+        self._fallback = fallback or RateLimiter(max(1.0, rate * tuning.FALLBACK_SHARE_OF_RATE), margin=margin)
+        self._lock = threading.Lock()
+        self._granted: list[float] = []  # a heap of claimed slot start times
+        self._queue: list[tuple[int, int]] = []  # waiting callers: (rank, arrival)
+        self._tickets = itertools.count()
+        self._claiming = False
+        self._next_claim_at = 0.0  # while everything up to the horizon is taken
+        self._full: set[tuple[int, str]] = set()  # (block, counter) pairs known to be handed out
+        self._seen: dict[tuple[int, str], int] = {}  # the highest value this process saw each counter at
+        self._state = BudgetState()
+        self._state_read_at = -math.inf
+        self._store_down_until = 0.0
+        self._lead = tuning.MIN_CLAIM_LEAD_SECONDS
+        self._claiming_for_one = False
+        self.store_calls = 0
+
+    # -- the Limiter protocol ---------------------------------------------------------------------
+
+    def acquire(self, lane: str = INTERACTIVE) -> float:
+        with self._lock:
+            ticket = (_INTERACTIVE_RANK if lane == INTERACTIVE else _BULK_RANK, next(self._tickets))
+            bisect.insort(self._queue, ticket)
+        try:
+            while True:
+                now = self._clock()
+                if now < self._store_down_until:
+                    return self._fallback.acquire(lane)
+                self._honour_pause(now)
+                sent, wait = self._take_or_claim(ticket, lane, now)
+                if sent is not None:
+                    return sent
+                if wait > 0:
+                    self._sleep(wait)
+        finally:
+            with self._lock:
+                self._queue.remove(ticket)
+
+    def pause(self, seconds: float) -> None:
+        until = self._clock() + seconds
+        self._drop_slots_before(until)
+        self._fallback.pause(seconds)
+        self._store_call(lambda: self.store.pause(until))
+        self._learn(replace(self._state, paused_until=max(self._state.paused_until, until)))
+
+    def block(self, seconds: float) -> None:
+        now = self._clock()
+        until = now + seconds
+        self._drop_slots_before(until)
+        self._fallback.block(seconds)
+        if self._store_call(lambda: self.store.block(until, now)):
+            log.error(
+                "amoCRM blocked this integration (HTML 403 on every call); nothing is sent until %s",
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)),
+            )
+        self._learn(replace(self._state, blocked_until=max(self._state.blocked_until, until)))
+
+    def _learn(self, state: BudgetState) -> None:
+        """What this process just told the table holds here at once; the rest is read again at
+        the next claim."""
+        self._state = state
+        self._state_read_at = min(self._state_read_at, self._clock() - tuning.STATE_MAX_AGE_SECONDS)
+
+    def describe(self) -> dict:
+        state = self._fresh_state(self._clock())
+        shared = self._clock() >= self._store_down_until
+        return {
+            "mode": "shared by the deployment" if shared else "this process only (budget table unreachable)",
+            "ratePerSecond": self.plan.per_block,
+            "pausedUntil": _iso(state.paused_until),
+            "blockedUntil": _iso(state.blocked_until),
+            "blockedCount": state.blocked_count,
+        }
+
+    # -- taking a slot --------------------------------------------------------------------------
+
+    def _take_or_claim(self, ticket: tuple[int, int], lane: str, now: float) -> tuple[float | None, float]:
+        """(send time, 0) when a slot is due for this caller; else (None, seconds to wait), after
+        claiming slots for everyone waiting or not. A due slot goes to the caller that has
+        waited longest (interactive callers first); if that one is a moment late, to anyone."""
+        with self._lock:
+            self._drop_missed_slots(now)
+            due, my_turn = self._due_slot(), self._is_my_turn(ticket)
+            if due is not None and self._may_send_in(due, my_turn, now):
+                heapq.heappop(self._granted)
+                return now, 0.0
+            if my_turn and due is not None and self._slot_too_close_to_claim(due, now):
+                return None, self._wait_for_slot(due, my_turn, now)  # send first, claim afterwards
+            waiting, needed = len(self._queue), self._slots_needed()
+            if not self._may_claim_now(needed, now):
+                if due is not None and due > now:
+                    return None, self._wait_for_slot(due, my_turn, now)
+                return None, self._idle_wait(now)
+            self._claiming = True
+            lane = INTERACTIVE if self._interactive_first_in_line() else lane
+        self._claim_then_read_state(lane, self._claim_size(lane, needed, waiting), now)
+        return None, 0.0
+
+    def _drop_missed_slots(self, now: float) -> None:
+        """Slots this process woke too late for: never send in someone else's slot."""
+        while self._granted and self._granted[0] < now - tuning.SLOT_LATENESS_ALLOWED_SECONDS:
+            heapq.heappop(self._granted)
+
+    def _due_slot(self) -> float | None:
+        """The earliest slot in hand; none until the shared state (a pause, a block) has been read,
+        so the slots of a process's first claim wait for it."""
+        return self._granted[0] if self._granted and self._state_known() else None
+
+    def _state_known(self) -> bool:
+        return self._state_read_at > -math.inf
+
+    def _is_my_turn(self, ticket: tuple[int, int]) -> bool:
+        return self._queue[0] == ticket
+
+    def _interactive_first_in_line(self) -> bool:
+        return self._queue[0][0] == _INTERACTIVE_RANK
+
+    @staticmethod
+    def _may_send_in(due: float, my_turn: bool, now: float) -> bool:
+        """The caller whose turn it is sends once the slot starts; anyone else once that caller is late."""
+        return due <= now if my_turn else due + tuning.TURN_HANDOFF_SECONDS <= now
+
+    def _slot_too_close_to_claim(self, due: float, now: float) -> bool:
+        """The slot is nearer than a claim takes: claiming now would make its caller miss it."""
+        return due - now < self._lead
+
+    def _slots_needed(self) -> int:
+        """One slot per waiting caller, less those in hand; a sync keeps one more in hand, so it
+        claims the next ones before the last is due."""
+        needed = len(self._queue) + (0 if self._interactive_first_in_line() else 1) - len(self._granted)
+        if not self._state_known():
+            needed = max(needed, 1)  # the state is read after a claim: one must happen
+        return needed
+
+    def _may_claim_now(self, needed: int, now: float) -> bool:
+        """Slots are missing, no other caller of this process is claiming, and the horizon had room."""
+        return needed > 0 and not self._claiming and now >= self._next_claim_at
+
+    @staticmethod
+    def _wait_for_slot(due: float, my_turn: bool, now: float) -> float:
+        """Until just before the slot (whose turn it is), or until it may go to anyone (the others)."""
+        return max(
+            tuning.SHORTEST_SLEEP_SECONDS,
+            due - now - tuning.WAKE_EARLY_SECONDS if my_turn else due + tuning.TURN_HANDOFF_SECONDS - now,
+        )
+
+    def _idle_wait(self, now: float) -> float:
+        """No slot in hand and none to claim yet: look again soon, or once the horizon has room."""
+        return min(max(self._next_claim_at - now, tuning.SHORTEST_IDLE_WAIT_SECONDS), tuning.LONGEST_IDLE_WAIT_SECONDS)
+
+    def _drop_slots_before(self, until: float) -> None:
+        with self._lock:
+            self._granted = [start for start in self._granted if start >= until]
+            heapq.heapify(self._granted)
+
+    # -- claiming slots -------------------------------------------------------------------------
+
+    def _claim_then_read_state(self, lane: str, count: int, now: float) -> None:
+        """Claim `count` slots for the callers waiting, then read the shared state; outside the
+        lock (both are table calls), by one caller of this process at a time."""
+        slots: list[float] = []
+        try:
+            slots = self._claim(lane, count, now)
+        except BudgetUnavailable:
+            self._fall_back()
+        finally:
+            with self._lock:
+                for slot in slots:
+                    heapq.heappush(self._granted, slot)
+        try:  # the shared state, read after the claim: its slots are already usable meanwhile
+            self._refresh_state(lane, self._clock())
+        except BudgetUnavailable:
+            self._fall_back()
+        finally:
+            with self._lock:
+                self._claiming = False
+
+    @staticmethod
+    def _claim_size(lane: str, needed: int, waiting: int) -> int:
+        """Several waiting callers claim for all of them at once, and a sync one more (it always
+        has more to ask), so the table is called once per several requests; a lone interactive
+        request claims just its own slot, so nothing is wasted."""
+        ahead = waiting + 1 if lane == BULK else max(1, waiting)
+        return max(1, min(tuning.MAX_SLOTS_PER_CLAIM, max(needed, ahead)))
+
+    def _claim(self, lane: str, count: int, now: float) -> list[float]:
+        # The first claim goes out before the shared state is read (one table call less before a
+        # process's first request; its slots are not used until the state is known), so it does
+        # not know which lanes are busy yet: at most MAX_SLOTS_PER_CLAIM slots are taken without that.
+        counters, reserved_first = self._counters_to_claim(lane, now)
+        self._claiming_for_one = count == 1
+        horizon = tuning.BULK_CLAIM_HORIZON_SECONDS if lane == BULK else tuning.CLAIM_HORIZON_SECONDS
+        slots: list[float] = []
+        block = self.plan.block_at(now + self._lead)
+        while len(slots) < count and block * self.plan.block_seconds <= now + horizon:
+            open_counters = [counter for counter in counters if (block, counter) not in self._full]
+            if open_counters:
+                slots += self._claim_in_block(
+                    block,
+                    counters=open_counters,
+                    want=count - len(slots),
+                    now=now,
+                    until=now + horizon,
+                    reserved_first=reserved_first,
+                )
+            block += 1
+        if len(slots) < count:  # everything up to the horizon is taken: look again a slot later
+            self._next_claim_at = now + self.plan.width
+        self._forget_past_blocks(now)
+        return slots
+
+    def _counters_to_claim(self, lane: str, now: float) -> tuple[list[str], bool]:
+        """The counters to claim from, in order, and whether this is interactive work during a
+        sync (which asks for the reserved positions first, see `_shares`)."""
+        state = self._state
+        bulk_announced, interactive_announced = state.bulk_until > now, state.interactive_until > now
+        if lane == BULK and interactive_announced:
+            return [GENERAL], False  # the reserved positions stay free for the work that is waiting
+        if lane == INTERACTIVE and bulk_announced:
+            return [RESERVED, GENERAL], True
+        return [GENERAL, RESERVED], False
+
+    def _forget_past_blocks(self, now: float) -> None:
+        def current(block: int) -> bool:
+            return (block + 1) * self.plan.block_seconds > now
+
+        self._full = {(block, counter) for block, counter in self._full if current(block)}
+        self._seen = {key: seen for key, seen in self._seen.items() if current(key[0])}
+
+    def _split(
+        self, block: int, *, counters: list[str], want: int, now: float, until: float, reserved_first: bool
+    ) -> dict[str, tuple[int, int]]:
+        """How many slots of each counter to ask for in one update, and where each counter starts
+        if the block is new. Normally the `want` earliest positions still open (as far as this
+        process has seen the counters), so one process's slots follow each other without gaps;
+        an interactive claim during a sync asks for one of each counter and keeps the later."""
+        firsts = {counter: self.plan.first_index(block, counter, now + self._lead) for counter in counters}
+        ends = {counter: self.plan.first_index(block, counter, until + 1e-9) for counter in counters}
+        starts = {counter: max(firsts[counter], self._seen.get((block, counter), 0)) for counter in counters}
+        left = {counter: ends[counter] - starts[counter] for counter in counters if ends[counter] > starts[counter]}
+        if reserved_first:  # interactive during a sync: see `_shares`
+            return self._shares(firsts, left, want)
+        upcoming = sorted(
+            (self.plan.start(block, counter, i), counter)
+            for counter in left
+            for i in range(starts[counter], ends[counter])
+        )
+        counts: dict[str, int] = {}
+        for _, counter in upcoming[:want]:
+            counts[counter] = counts.get(counter, 0) + 1
+        return {counter: (count, firsts[counter]) for counter, count in counts.items()}
+
+    def _shares(self, firsts: dict[str, int], left: dict[str, int], want: int) -> dict[str, tuple[int, int]]:
+        """Interactive work while a sync runs: the reserved positions first, then the general
+        ones in turn with the sync (nothing is left unused when the sync asks less than 5 of 7);
+        a lone caller asks for one of each and keeps the later slot for its next request."""
+        asks = {RESERVED: min(want, left.get(RESERVED, 0))}
+        if GENERAL in left:
+            asks[GENERAL] = min(left[GENERAL], 1 if self._claiming_for_one else want - asks[RESERVED])
+        return {counter: (count, firsts[counter]) for counter, count in asks.items() if count}
+
+    def _claim_in_block(
+        self, block: int, *, counters: list[str], want: int, now: float, until: float, reserved_first: bool
+    ) -> list[float]:
+        """Slots of one block, before `until`, in one table update; again while the counters lag
+        behind the clock."""
+        got: list[float] = []
+        for _ in range(tuning.CLAIM_TRIES_PER_BLOCK):
+            asks = self._split(
+                block,
+                counters=counters,
+                want=want - len(got),
+                now=self._clock(),
+                until=until,
+                reserved_first=reserved_first,
+            )
+            if not asks:
+                break
+            asked_at = self._clock()
+            counts_after = self.store.claim(block, asks, now + tuning.BLOCK_ITEM_EXPIRY_SECONDS)
+            self.store_calls += 1
+            self._learn_claim_time(self._clock() - asked_at)
+            earliest_usable = self._clock() - tuning.SLOT_LATENESS_ALLOWED_SECONDS
+            lagged = False
+            for counter, (count, _) in asks.items():
+                positions = len(self.plan.positions[counter])
+                after = counts_after[counter]
+                self._seen[(block, counter)] = after
+                mine = [self.plan.start(block, counter, i) for i in range(max(0, after - count), min(after, positions))]
+                usable = [start for start in mine if start >= earliest_usable]
+                got += usable
+                lagged = lagged or len(usable) < len(mine)
+                if after >= positions:
+                    self._full.add((block, counter))
+            counters = [counter for counter in counters if (block, counter) not in self._full]
+            if not lagged or len(got) >= want or not counters:
+                break
+        return got
+
+    def _learn_claim_time(self, seconds: float) -> None:
+        """The lead follows how long claims take: slots closer than about two claims are not asked for."""
+        learned = (
+            tuning.CLAIM_LEAD_KEPT * self._lead + tuning.CLAIM_LEAD_LEARNED * tuning.CLAIM_LEAD_IN_CLAIMS * seconds
+        )
+        self._lead = min(tuning.MAX_CLAIM_LEAD_SECONDS, max(tuning.MIN_CLAIM_LEAD_SECONDS, learned))
+
+    # -- shared state -------------------------------------------------------------------------------
+
+    def _state_stale(self, now: float) -> bool:
+        return now - self._state_read_at >= tuning.STATE_MAX_AGE_SECONDS and now >= self._store_down_until
+
+    def _refresh_state(self, lane: str, now: float) -> None:
+        if lane == BULK and self._state_stale(now):
+            # a sync announces itself every second instead of reading the state: the write answers
+            # with the whole state (one call a second, where a read plus a signal every other
+            # second took one and a half)
+            self._state = self.store.signal(lane, now + tuning.LANE_ANNOUNCEMENT_SECONDS)
+            self._state_read_at = now
+            self.store_calls += 1
+            return
+        self._announce(lane, self._fresh_state(now), now)
+
+    def _announce(self, lane: str, state: BudgetState, now: float) -> None:
+        """Keep this lane's announcement fresh, so the other lane shares fairly; the write
+        answers with the whole state, which is then as fresh as it gets."""
+        current = state.bulk_until if lane == BULK else state.interactive_until
+        others_matter = lane == BULK or state.bulk_until > now
+        if not others_matter or current >= now + tuning.LANE_ANNOUNCEMENT_RENEW_SECONDS or now < self._store_down_until:
+            return
+        self._state = self.store.signal(lane, now + tuning.LANE_ANNOUNCEMENT_SECONDS)
+        self._state_read_at = now
+        self.store_calls += 1
+
+    def _fresh_state(self, now: float) -> BudgetState:
+        if self._state_stale(now):
+            try:
+                self._state = self.store.state()
+                self.store_calls += 1
+            except BudgetUnavailable:
+                self._fall_back()
+            self._state_read_at = now
+        return self._state
+
+    def _honour_pause(self, now: float) -> None:
+        """The pause the shared state knows of (read when claiming, at most STATE_MAX_AGE_SECONDS old)."""
+        state = self._state
+        until = max(state.paused_until, state.blocked_until)
+        if until > now:
+            refuse_long_wait(until, now, blocked=state.blocked_until > now)
+            self._sleep(until - now)
+
+    def _store_call(self, call: Callable[[], object]) -> object:
+        try:
+            return call()
+        except BudgetUnavailable:
+            self._fall_back()
+            return None
+
+    def _fall_back(self) -> None:
+        if self._clock() >= self._store_down_until:
+            log.warning(
+                "the shared amoCRM budget cannot be reached; this process paces itself at %.2g requests/s for %ds",
+                1.0 / self._fallback.interval,
+                tuning.FALLBACK_SECONDS_BEFORE_RETRYING_TABLE,
+            )
+        self._store_down_until = self._clock() + tuning.FALLBACK_SECONDS_BEFORE_RETRYING_TABLE
+
+
+def _iso(timestamp: float) -> str | None:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp)) if timestamp > time.time() else None
