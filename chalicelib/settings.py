@@ -13,7 +13,6 @@ import os
 from urllib.parse import urlparse
 
 from chalicelib import secrets
-from chalicelib.amo.oauth import OAuthCredentials
 
 DEFAULT_TABLE_PREFIX = "amocrm-"
 
@@ -98,13 +97,6 @@ def amo_client_secret() -> str:
 
 def amo_redirect_uri() -> str:
     return _url("AMO_REDIRECT_URI")
-
-
-def oauth_credentials() -> OAuthCredentials:
-    """The integration's OAuth credentials, read anew on every call (a rotated secret applies at once)."""
-    return OAuthCredentials(
-        client_id=amo_client_id(), client_secret=amo_client_secret(), redirect_uri=amo_redirect_uri()
-    )
 
 
 def amo_property_field_id() -> int | None:

@@ -9,20 +9,41 @@ they need as arguments, so a test or another caller can hand them anything.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from chalicelib import settings
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.budget import Limiter, RateLimiter, SharedBudget
 from chalicelib.amo.client import AccountHost, AmoClient
-from chalicelib.amo.oauth import OAuth
+from chalicelib.amo.oauth import OAuth, OAuthCredentials
 from chalicelib.memo import memoize
 from chalicelib.services.budget_store import DynamoBudgetStore
 from chalicelib.services.token_store import TOKEN_RETRY, TokenStore, load_token
 
 
-def _limiter(rate: float, margin: float, budget: str) -> Limiter:
-    if budget == "shared":
-        return SharedBudget(DynamoBudgetStore(), rate=rate, margin=margin)
-    return RateLimiter(rate, margin=margin)
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What the amoCRM connection is built from; another value builds another connection."""
+
+    base_url: str
+    rate: float
+    margin: float
+    budget: str
+
+
+def _limiter(config: ConnectionSettings) -> Limiter:
+    if config.budget == "shared":
+        return SharedBudget(DynamoBudgetStore(), rate=config.rate, margin=config.margin)
+    return RateLimiter(config.rate, margin=config.margin)
+
+
+def oauth_credentials() -> OAuthCredentials:
+    """The integration's OAuth credentials, read anew on every call (a rotated secret applies at once)."""
+    return OAuthCredentials(
+        client_id=settings.amo_client_id(),
+        client_secret=settings.amo_client_secret(),
+        redirect_uri=settings.amo_redirect_uri(),
+    )
 
 
 def _stored_domain() -> str | None:
@@ -31,12 +52,13 @@ def _stored_domain() -> str | None:
 
 
 @memoize()
-def _connection(base_url: str, rate: float, margin: float, budget: str) -> tuple[AmoApi, TokenStore]:
-    host = AccountHost(base_url, _stored_domain)  # one for both: after a rename, API and OAuth calls move together
-    transport = AmoClient(host, limiter=_limiter(rate, margin, budget))
+def _connection(config: ConnectionSettings) -> tuple[AmoApi, TokenStore]:
+    # one host for both: after a rename, API and OAuth calls move together
+    host = AccountHost(config.base_url, _stored_domain)
+    transport = AmoClient(host, limiter=_limiter(config))
     oauth = OAuth(
         AmoClient(host, session=transport.session, limiter=transport.limiter, retry=TOKEN_RETRY),
-        settings.oauth_credentials,
+        oauth_credentials,
     )
     store = TokenStore(oauth)
     return AmoApi(transport.using(store), oauth), store
@@ -44,10 +66,12 @@ def _connection(base_url: str, rate: float, margin: float, budget: str) -> tuple
 
 def _current() -> tuple[AmoApi, TokenStore]:
     return _connection(
-        settings.amo_base_url(),
-        settings.amo_rate_limit_per_second(),
-        settings.amo_rate_margin_seconds(),
-        settings.amo_rate_budget(),
+        ConnectionSettings(
+            base_url=settings.amo_base_url(),
+            rate=settings.amo_rate_limit_per_second(),
+            margin=settings.amo_rate_margin_seconds(),
+            budget=settings.amo_rate_budget(),
+        )
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import boto3
 import pytest
 
-from chalicelib import secrets, settings
+from chalicelib import secrets, settings, wiring
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 
@@ -35,7 +35,7 @@ def test_deployed_stages_read_secrets_from_secrets_manager(deployed):
     assert settings.amo_client_secret() == "sm-client-secret"
     assert settings.main_backend_api_key() == "sm-api-key"
     assert settings.main_backend_outbound_api_key() == "sm-api-key"  # falls back to the API key
-    assert settings.oauth_credentials().client_secret == "sm-client-secret"
+    assert wiring.oauth_credentials().client_secret == "sm-client-secret"
     assert settings.amo_long_lived_token() == ""  # optional, and not in the secret: unset
 
 
