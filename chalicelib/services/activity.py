@@ -9,6 +9,7 @@ from typing import Any
 
 from chalicelib.models import AmoActivityLog
 from chalicelib.services.errors import InvalidInput
+from chalicelib.services.webhook_outcomes import DeliveryOutcome, EventOutcome
 
 ACTIVITY_RETENTION = timedelta(days=30)
 PAYLOAD_FRAGMENT_CHARS = 2000
@@ -19,7 +20,7 @@ def record(
     entity: str,
     entity_id: int | None,
     event_type: str,
-    outcome: str,
+    outcome: EventOutcome | DeliveryOutcome,
     account_id: int | None,
     received_at: float,
     payload: Any,

@@ -30,6 +30,7 @@ from chalicelib.services import contacts, lead_status, mirror, pipelines
 from chalicelib.services.errors import Conflict, InvalidInput, NotFound
 from chalicelib.services.guests import Guest
 from chalicelib.services.lead_status import StageMapping
+from chalicelib.services.webhook_outcomes import EventOutcome
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def apply_status(
     changed_at: int | None,
     old_pipeline_id: int | None = None,
     old_status_id: int | None = None,
-) -> str:
+) -> EventOutcome:
     """A `leads[status]` webhook: move our Lead to the stage's mapped status and notify.
 
     Uses the webhook's own fields (no amoCRM call) when we know the lead; an unknown lead is
@@ -218,19 +219,19 @@ def apply_status(
     genuine change would look older), is checked with amoCRM instead.
     """
     if pipeline_id is None or status_id is None or changed_at is None or lead_status.in_future(changed_at):
-        return "applied" if fetch_and_upsert(amo, amo_lead_id) else "stale"
+        return EventOutcome.APPLIED if fetch_and_upsert(amo, amo_lead_id) else EventOutcome.STALE
     for _ in range(3):
         existing = _stored(amo_lead_id)
         if existing is None:  # a lead we have not seen: notify the change from the stage it left
             came_from = (
                 pipelines.mapped_status_of(old_pipeline_id or pipeline_id, old_status_id) if old_status_id else None
             )
-            return "applied" if fetch_and_upsert(amo, amo_lead_id, came_from) else "stale"
+            return EventOutcome.APPLIED if fetch_and_upsert(amo, amo_lead_id, came_from) else EventOutcome.STALE
         if changed_at is not None and (existing.amo_updated_at or 0) > changed_at:
-            return "stale"
+            return EventOutcome.STALE
         stage = (existing.amo_pipeline_id, existing.amo_status_id)
         if stage == (pipeline_id, status_id) and (changed_at is None or existing.amo_updated_at == changed_at):
-            return "unchanged"
+            return EventOutcome.UNCHANGED
         mapping = pipelines.mapping_of(pipeline_id, status_id)
         previous = existing.status
         occurred_at = changed_at
@@ -259,7 +260,7 @@ def apply_status(
                 Lead.updated_at.set(utc_now()),
             ],
         ):
-            return "applied"
+            return EventOutcome.APPLIED
     raise Conflict(f"lead {amo_lead_id} kept changing while its status event was applied; try again")
 
 

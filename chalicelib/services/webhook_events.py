@@ -29,13 +29,14 @@ from chalicelib.models import AmoContact, AmoTask, IdempotencyRecord, Lead
 from chalicelib.services import activity, contacts, leads, mirror, pipelines, queue_batch, queues, tasks
 from chalicelib.services.errors import InvalidInput, NotFound, ServiceError
 from chalicelib.services.queue_batch import Message, describe
+from chalicelib.services.webhook_outcomes import EventOutcome
 
 log = logging.getLogger(__name__)
 
 APPLIED_MARK_RETENTION = timedelta(days=7)
 # outcomes that changed nothing because amoCRM contradicted the event: a genuine event with the
 # same id later (a delete once amoCRM has done it) must still be applied
-NOT_MARKED = {"still_exists"}
+NOT_MARKED = {EventOutcome.STILL_EXISTS}
 # A queued delete amoCRM still contradicts is checked again on its next receives, RECHECK_SECONDS
 # × the receive apart: amoCRM's GET may lag behind its own webhook, and the incremental sync never
 # lists deleted objects, so a genuine delete believed forged once would never be applied. After
@@ -168,7 +169,7 @@ def handle_queue_batch(amo: AmoApi, records: list[dict]) -> dict:
             continue  # reported by the runner below, on its own
     prefetched = Prefetched.load(amo, events)
 
-    def handle(message: Message) -> str:
+    def handle(message: Message) -> EventOutcome:
         data = message.json()
         received_at = data.get("receivedAt")
         event = event_of(data)
@@ -179,7 +180,7 @@ def handle_queue_batch(amo: AmoApi, records: list[dict]) -> dict:
             received_at if isinstance(received_at, (int, float)) else time.time(),
             prefetched,
         )
-        if outcome == "still_exists" and message.receive_count < DELETE_CHECKS:
+        if outcome == EventOutcome.STILL_EXISTS and message.receive_count < DELETE_CHECKS:
             seconds = RECHECK_SECONDS * message.receive_count
             queues.delay_webhook_event(message.receipt_handle, seconds)
             raise DeleteNotConfirmed(
@@ -205,14 +206,14 @@ def process_events(
     return processed, errors
 
 
-def process_webhook(amo: AmoApi, event: WebhookEvent, account_id: int | None = None) -> str:
+def process_webhook(amo: AmoApi, event: WebhookEvent, account_id: int | None = None) -> EventOutcome:
     """Apply one webhook event (SPEC §4 name); returns its outcome."""
     return process_event(amo, event, account_id, time.time())
 
 
 def process_event(
     amo: AmoApi, event: WebhookEvent, account_id: int | None, received_at: float, prefetched: Prefetched | None = None
-) -> str:
+) -> EventOutcome:
     if event.is_compact and event.entity_id is not None:
         prefetched = prefetched or Prefetched.load(amo, [event])
         event = _with_amo_version(amo, event, prefetched)
@@ -221,10 +222,17 @@ def process_event(
     try:
         IdempotencyRecord.get(mark)
         activity.record(
-            event.entity, event.entity_id, event_type, "duplicate", account_id, received_at, event.item, event.event_id
+            event.entity,
+            event.entity_id,
+            event_type,
+            EventOutcome.DUPLICATE,
+            account_id,
+            received_at,
+            event.item,
+            event.event_id,
         )
-        metrics.count("WebhookEvents", Outcome="duplicate")
-        return "duplicate"
+        metrics.count("WebhookEvents", Outcome=EventOutcome.DUPLICATE)
+        return EventOutcome.DUPLICATE
     except IdempotencyRecord.DoesNotExist:
         pass
     try:
@@ -234,13 +242,13 @@ def process_event(
             event.entity,
             event.entity_id,
             event_type,
-            "failed",
+            EventOutcome.FAILED,
             account_id,
             received_at,
             {**event.item, "_error": describe(error)},
             event.event_id,
         )
-        metrics.count("WebhookEvents", Outcome="failed")
+        metrics.count("WebhookEvents", Outcome=EventOutcome.FAILED)
         raise
     if outcome not in NOT_MARKED:
         _mark_applied(mark, event.event_id, outcome)
@@ -251,7 +259,7 @@ def process_event(
     return outcome
 
 
-def _mark_applied(mark: str, event_id: str, outcome: str) -> None:
+def _mark_applied(mark: str, event_id: str, outcome: EventOutcome) -> None:
     IdempotencyRecord(
         key=mark,
         state="done",
@@ -279,20 +287,24 @@ def _with_amo_version(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) 
     return event.versioned(updated_at)
 
 
-def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> str:
+def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> EventOutcome:
     if (event.entity, event.action) not in HANDLED or event.item.get("type") == "company":
-        return "ignored"  # notes, companies, chats…: logged, nothing to mirror
+        return EventOutcome.IGNORED  # notes, companies, chats…: logged, nothing to mirror
     entity_id = event.entity_id
     if entity_id is None:
         raise InvalidInput(f"{event.entity}[{event.action}] item has no numeric id")
     if event.event_id in prefetched.current:
-        return "current"
+        return EventOutcome.CURRENT
     try:
         if event.amo_version:  # a robot's stage change: amoCRM's lead as it is now, at amoCRM's version
             old_status = event.number("old_status_id")
             old_pipeline = event.number("old_pipeline_id") or event.number("pipeline_id")
             came_from = pipelines.mapped_status_of(old_pipeline, old_status) if old_status else None
-            return "applied" if leads.upsert_one(amo, prefetched.raw(amo, "leads", entity_id), came_from) else "stale"
+            return (
+                EventOutcome.APPLIED
+                if leads.upsert_one(amo, prefetched.raw(amo, "leads", entity_id), came_from)
+                else EventOutcome.STALE
+            )
         if (event.entity, event.action) == ("leads", "status"):
             return leads.apply_status(
                 amo,
@@ -306,18 +318,18 @@ def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> str:
         if event.action == "delete":
             if _still_in_amo(amo, event.entity, entity_id):
                 log.warning("%s[delete] %s refused: amoCRM still has it", event.entity, entity_id)
-                return "still_exists"
+                return EventOutcome.STILL_EXISTS
             unlinked = leads.unlink(entity_id) if event.entity == "leads" else tasks.unlink(entity_id)
-            return "unlinked" if unlinked else "unknown"
+            return EventOutcome.UNLINKED if unlinked else EventOutcome.UNKNOWN
         raw = prefetched.raw(amo, event.entity, entity_id)
         if event.entity == "leads":
-            return "applied" if leads.upsert_one(amo, raw) else "stale"
+            return EventOutcome.APPLIED if leads.upsert_one(amo, raw) else EventOutcome.STALE
         if event.entity == "contacts":
             contacts.apply(raw)
         else:
             tasks.sync_page([raw])
-        return "applied"
+        return EventOutcome.APPLIED
     except NotFound:
-        return "not_found"  # gone in amoCRM by the time we asked: nothing to mirror
+        return EventOutcome.NOT_FOUND  # gone in amoCRM by the time we asked: nothing to mirror
     except AmoNotModified:
-        return "current"  # amoCRM has nothing newer than what we hold
+        return EventOutcome.CURRENT  # amoCRM has nothing newer than what we hold

@@ -33,6 +33,7 @@ from chalicelib.amo.webhook_body import (
 from chalicelib.memo import memoize
 from chalicelib.services import activity, queues, sync, token_store, webhook_events
 from chalicelib.services.errors import InvalidInput, PayloadTooLarge, Unauthenticated
+from chalicelib.services.webhook_outcomes import DeliveryOutcome
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +82,12 @@ def receive(
             "delivery",
             None,
             "webhook.too_large",
-            "rejected",
+            DeliveryOutcome.REJECTED,
             None,
             received_at,
             {"bytes": len(raw_body), "body": raw_body[:300].decode("utf-8", "replace")},
         )
-        metrics.count("WebhookDeliveries", Outcome="too_large")
+        metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.TOO_LARGE)
         raise PayloadTooLarge(f"webhook body of {len(raw_body)} bytes is over {MAX_BODY_BYTES}; not amoCRM's")
     try:
         data = decode_body(raw_body, content_type)
@@ -95,12 +96,12 @@ def receive(
             "delivery",
             None,
             "webhook.malformed",
-            "rejected",
+            DeliveryOutcome.REJECTED,
             None,
             received_at,
             {"error": str(error), "body": (raw_body or b"")[:500].decode("utf-8", "replace")},
         )
-        metrics.count("WebhookDeliveries", Outcome="malformed")
+        metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.MALFORMED)
         return _ack(0, [f"unreadable webhook body: {error}"])
     account_id = account_id_of(data)
     expected = _connected_account(account_id)
@@ -114,19 +115,19 @@ def receive(
             "delivery",
             None,
             "webhook.foreign",
-            "ignored",
+            DeliveryOutcome.IGNORED,
             account_id,
             received_at,
             {"error": reason, "account": data.get("account")},
         )
-        metrics.count("WebhookDeliveries", Outcome="foreign")
+        metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.FOREIGN)
         return _ack(0, [f"ignored: {reason}"])
     events, problems = events_of(data)
     if len(events) > MAX_EVENTS:
         return _too_many(events, account_id, received_at, amo)
     if queues.webhook_queue_configured():
         return _enqueue(events, problems, account_id, received_at, amo)
-    metrics.count("WebhookDeliveries", Outcome="inline")
+    metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.INLINE)
     processed, errors = webhook_events.process_events(amo(), events, account_id, received_at) if events else (0, [])
     return _ack(processed, problems + errors)
 
@@ -167,12 +168,12 @@ def _too_many(
         "delivery",
         None,
         "webhook.too_many_events",
-        "synced_instead",
+        DeliveryOutcome.SYNCED_INSTEAD,
         account_id,
         received_at,
         {"events": len(events), "entities": entities},
     )
-    metrics.count("WebhookDeliveries", Outcome="too_many_events")
+    metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.TOO_MANY_EVENTS)
     log.warning(
         "a webhook delivery named %d events (over %d); an incremental sync of %s runs instead",
         len(events),
@@ -215,12 +216,12 @@ def _enqueue(
     errors = list(problems)
     if refused:  # SQS refused them: do not lose them, apply them now
         errors += webhook_events.process_events(amo(), refused, account_id, received_at)[1]
-    metrics.count("WebhookDeliveries", Outcome="queued")
+    metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.QUEUED)
     activity.record(
         "delivery",
         None,
         "webhook.delivery",
-        "queued",
+        DeliveryOutcome.QUEUED,
         account_id,
         received_at,
         {"events": [f"{e.entity}[{e.action}] {e.entity_id}" for e in events][:50], "problems": problems},
