@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sandbox import query, seed
 from sandbox.config import Config
 from sandbox.errors import ApiError, problem, validation_failure
-
-if TYPE_CHECKING:
-    from sandbox.traffic import Stats
+from sandbox.stats import Stats
 
 
 def now() -> int:
