@@ -262,7 +262,9 @@ class Bridge(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _BridgeHandler)
         self.forward = forward
         self.host = f"127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, name="bridge", daemon=True).start()
+        threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, name="bridge", daemon=True
+        ).start()
 
     def stop(self) -> None:
         self.shutdown()
