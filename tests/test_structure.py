@@ -147,3 +147,19 @@ def test_no_file_in_chalicelib_or_the_sandbox_is_longer_than_one_job_needs():
         and (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert long_files == {}
+
+
+def test_the_sandbox_needs_only_the_standard_library():
+    """It is never deployed, starts with any Python, and the tests build their amoCRM bodies with it."""
+    outside = set()
+    for path in (ROOT / "sandbox").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            top = {name.split(".")[0] for name in names}
+            outside |= {f"{path.name}: {name}" for name in top - sys.stdlib_module_names - {"sandbox"}}
+    assert outside == set()
