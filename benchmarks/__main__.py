@@ -7,17 +7,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from benchmarks import cold_start
 from benchmarks.process_cpu import CpuSampler
+from benchmarks.report import CORES, print_table
 from scripts import fast_tables
 from scripts.local_stack import ROOT, Stack, free_port, http, json_object
 
-CORES = os.cpu_count()
 FAST_TABLES = ("leads", "contacts")  # what a first full sync reads and writes in bulk
 
 
@@ -39,15 +38,6 @@ def _child(stack: Stack, *args: str, cpu: CpuSampler | None = None) -> dict:
     if measured["errors"]:
         raise RuntimeError(f"the sync reported {measured['errors']} errors: this run measured something else")
     return measured
-
-
-def _connect(stack: Stack) -> None:
-    code = json_object(http("POST", f"{stack.sandbox_url}/_sandbox/issue-code", {}))["code"]
-    connect = (
-        "from chalicelib import wiring; from chalicelib.services import connection; "
-        f"connection.exchange_code(wiring.amo(), {code!r})"
-    )
-    subprocess.run([sys.executable, "-c", connect], cwd=ROOT, env=stack.env, check=True, capture_output=True)
 
 
 def _stats(stack: Stack) -> dict:
@@ -98,7 +88,7 @@ def sync_scenario(
     try:
         moto_args = ["--fast-tables", ",".join(FAST_TABLES)] if dynamodb == "fast" else []
         stack.start(api=False, sandbox_args=["--latency-ms", str(latency_ms)], moto_args=moto_args)
-        _connect(stack)
+        stack.connect_without_api()
         http("POST", f"{stack.sandbox_url}/_sandbox/stats/reset", {})
         with CpuSampler() as cpu:
             cpu.watch("moto", stack.processes["moto"].pid)
@@ -177,14 +167,6 @@ SYNC_COLUMNS = [
     "peak_rps",
     "tightest_ms",
 ]
-
-
-def print_table(title: str, rows: list[dict], columns: list[str]) -> None:
-    print(f"\n{title}  (machine: {CORES} cores)")
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    print("  ".join(c.rjust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(str(row.get(c, "")).rjust(widths[c]) for c in columns))
 
 
 def main() -> int:

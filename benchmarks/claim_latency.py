@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from benchmarks.__main__ import print_table
+from benchmarks.report import print_table
 from scripts.local_stack import ROOT, free_port, http, wait_until
 
 CLAIMS = 60

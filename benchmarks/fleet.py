@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.__main__ import CORES, _connect, print_table
+from benchmarks.report import CORES, print_table
 from scripts.local_stack import ROOT, Stack, free_port, http
 
 LATENCY_MS = 50
@@ -73,7 +73,7 @@ def syncing_processes(processes: int, leads: int, budget: str = "shared") -> dic
     stack = _stack(leads, budget, f"{processes}-{budget}")
     try:
         stack.start(api=False, sandbox_args=["--latency-ms", str(LATENCY_MS)])
-        _connect(stack)
+        stack.connect_without_api()
         _sandbox(stack, "POST", "/_sandbox/stats/reset", {})
         children = [
             subprocess.Popen(

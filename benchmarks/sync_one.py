@@ -9,7 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.__main__ import SYNC_COLUMNS, SYNC_TITLE, print_table, sync_scenario
+from benchmarks.__main__ import SYNC_COLUMNS, SYNC_TITLE, sync_scenario
+from benchmarks.report import print_table
 
 
 def main() -> int:

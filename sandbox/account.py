@@ -13,12 +13,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sandbox import query, seed
+from sandbox import entities, query, seed
 from sandbox.config import Config
 from sandbox.errors import ApiError, problem, validation_failure
-
-if TYPE_CHECKING:
-    from sandbox.traffic import Stats
+from sandbox.stats import Stats
 
 
 def now() -> int:
@@ -46,7 +44,7 @@ class Account:
         return self.config.public_url.rstrip("/")
 
     def link(self, path: str) -> dict:
-        return {"self": {"href": f"{self.base_url()}{path}"}}
+        return entities.link(self.base_url(), path)
 
     def page(self, items: list, key: str, path: str, params: dict, render: Callable[[Any], dict]) -> tuple[int, Any]:
         return query.page(items, key, self.base_url() + path, params, render)
@@ -85,27 +83,16 @@ class Account:
         raise NotImplementedError
 
     def account(self) -> dict:
-        return {
-            "id": self.config.account_id,
-            "name": "Sandbox Realty",
-            "subdomain": self.config.subdomain,
-            "created_at": seed.BASE_TIME,
-            "created_by": 0,
-            "updated_at": seed.BASE_TIME,
-            "updated_by": 0,
-            "current_user_id": self.first_user_id(),
-            "country": "RU",
-            "currency": "RUB",
-            "currency_symbol": "₽",
-            "customers_mode": "disabled",
-            "is_unsorted_on": True,
-            "mobile_feature_version": 0,
-            "is_loss_reason_enabled": True,
-            "is_helpbot_enabled": False,
-            "is_technical_account": True,
-            "contact_name_display_order": 1,
-            "_links": self.link("/api/v4/account"),
-        }
+        return entities.account(
+            self.config.account_id,
+            name="Sandbox Realty",
+            subdomain=self.config.subdomain,
+            base=self.base_url(),
+            current_user_id=self.first_user_id(),
+            created_at=seed.BASE_TIME,
+            updated_at=seed.BASE_TIME,
+            is_technical_account=True,
+        )
 
     def rename(self, body: Any) -> dict:
         """Control action: the account's subdomain changes (reference §1.6). Refresh tokens issued

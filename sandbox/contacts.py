@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from sandbox import entities
 from sandbox import query as q
 from sandbox.account import Account, now
 from sandbox.errors import problem
@@ -22,15 +23,8 @@ class Contacts(Account):
         ]
 
     def render_contact(self, contact: dict, with_: set[str]) -> dict:
-        out = copy.deepcopy(contact)
-        out["_links"] = self.link(f"/api/v4/contacts/{contact['id']}")
-        embedded: dict[str, Any] = {"tags": [], "companies": []}
-        if "leads" in with_:
-            embedded["leads"] = [
-                {"id": i, "_links": self.link(f"/api/v4/leads/{i}")} for i in self.leads_of_contact(contact["id"])
-            ]
-        out["_embedded"] = embedded
-        return out
+        leads = self.leads_of_contact(contact["id"]) if "leads" in with_ else None
+        return entities.contact_body(copy.deepcopy(contact), self.base_url(), leads)
 
     def list_contacts(self, query: dict) -> tuple[int, Any]:
         with_ = q.with_(query)
@@ -81,24 +75,14 @@ class Contacts(Account):
 
     def create_contact(self, item: dict, events: list) -> int:
         """Store one contact (caller holds the lock) and queue its `contacts[add]` event."""
-        moment = now()
-        contact: dict[str, Any] = {
-            "id": self.new_id(),
-            "name": "",
-            "first_name": "",
-            "last_name": "",
-            "responsible_user_id": self.first_user_id(),
-            "group_id": 0,
-            "created_by": 0,
-            "updated_by": 0,
-            "created_at": moment,
-            "updated_at": moment,
-            "closest_task_at": None,
-            "is_deleted": False,
-            "is_unsorted": False,
-            "custom_fields_values": None,
-            "account_id": self.config.account_id,
-        }
+        contact = entities.contact(
+            self.new_id(),
+            name="",
+            account_id=self.config.account_id,
+            responsible_user_id=self.first_user_id(),
+            created_by=0,
+            created_at=now(),
+        )
         errors: list = []
         self._apply_contact_fields(contact, item, errors, "")
         if errors:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sandbox import seed
+from sandbox import entities
 
 
 def merge_custom_fields(current: list | None, changes: Any, errors: list, path: str) -> list | None:
@@ -49,14 +49,13 @@ def merge_custom_fields(current: list | None, changes: Any, errors: list, path: 
             )
             continue
         code = change.get("field_code")
-        field_id = change.get("field_id") or {"PHONE": seed.PHONE_FIELD_ID, "EMAIL": seed.EMAIL_FIELD_ID}.get(
-            code or ""
-        )
+        system = entities.SYSTEM_FIELDS.get(code or "")
+        field_id = change.get("field_id") or (system[0] if system else None)
         fields[key or (field_id, code)] = {
             "field_id": field_id,
-            "field_name": {"PHONE": "Телефон", "EMAIL": "Email"}.get(code or "", "Поле"),
+            "field_name": system[1] if system else "Поле",
             "field_code": code,
-            "field_type": "multitext" if code in ("PHONE", "EMAIL") else "text",
+            "field_type": "multitext" if system else "text",
             "values": [dict(v) for v in change["values"] if isinstance(v, dict)],
         }
     return list(fields.values()) or None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from sandbox import entities
 from sandbox import query as q
 from sandbox.account import Account, now
 from sandbox.errors import problem
@@ -15,16 +16,14 @@ from sandbox.webhooks import legacy_lead
 
 class Leads(Account):
     def render_lead(self, lead: dict, with_: set[str]) -> dict:
-        out = {k: copy.deepcopy(v) for k, v in lead.items() if k not in ("tags", "contacts")}
-        out["_links"] = self.link(f"/api/v4/leads/{lead['id']}")
-        embedded: dict[str, Any] = {"tags": copy.deepcopy(lead.get("tags") or []), "companies": []}
-        if "contacts" in with_:
-            embedded["contacts"] = [
-                {"id": c["id"], "is_main": c["is_main"], "_links": self.link(f"/api/v4/contacts/{c['id']}")}
-                for c in lead.get("contacts") or []
-            ]
-        out["_embedded"] = embedded
-        return out
+        fields = {k: copy.deepcopy(v) for k, v in lead.items() if k not in ("tags", "contacts")}
+        linked = [(c["id"], c["is_main"]) for c in lead.get("contacts") or []]
+        return entities.lead_body(
+            fields,
+            self.base_url(),
+            tags=copy.deepcopy(lead.get("tags") or []),
+            contacts=linked if "contacts" in with_ else None,
+        )
 
     def list_leads(self, query: dict) -> tuple[int, Any]:
         with_ = q.with_(query)
@@ -112,33 +111,20 @@ class Leads(Account):
             errors.append({"code": "NotFound", "path": f"{path}status_id", "detail": "Status not found in pipeline"})
             return
         lead["pipeline_id"], lead["status_id"] = pipeline_id, status_id
-        lead["closed_at"] = now() if status_id in (142, 143) else None
+        lead["closed_at"] = now() if status_id in (entities.WON_STATUS_ID, entities.LOST_STATUS_ID) else None
 
     def _new_lead(self) -> dict:
-        moment = now()
-        return {
-            "id": 0,
-            "name": "",
-            "price": 0,
-            "responsible_user_id": self.first_user_id(),
-            "group_id": 0,
-            "status_id": 0,
-            "pipeline_id": self.main_pipeline(),
-            "loss_reason_id": None,
-            "created_by": 0,
-            "updated_by": 0,
-            "created_at": moment,
-            "updated_at": moment,
-            "closed_at": None,
-            "closest_task_at": None,
-            "is_deleted": False,
-            "score": None,
-            "labor_cost": None,
-            "account_id": self.config.account_id,
-            "custom_fields_values": None,
-            "tags": [],
-            "contacts": [],
-        }
+        draft = entities.lead(
+            0,
+            name="",
+            pipeline_id=self.main_pipeline(),
+            status_id=0,
+            account_id=self.config.account_id,
+            responsible_user_id=self.first_user_id(),
+            created_by=0,
+            created_at=now(),
+        )
+        return {**draft, "tags": [], "contacts": []}
 
     def create_leads(self, items: Any, complex_: bool = False) -> Any:
         items = q.require_list(items)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sandbox import entities
 from sandbox.account import Account, now
 from sandbox.errors import oauth_problem, problem
 
@@ -79,13 +80,7 @@ class OAuth(Account):
         access, _ = self._access_token(self.config.token_lifetime)
         refresh = "def50200" + secrets.token_hex(32)
         self.refresh_tokens[refresh] = RefreshToken(self.config.subdomain)
-        return {
-            "token_type": "Bearer",
-            "expires_in": self.config.token_lifetime,
-            "access_token": access,
-            "refresh_token": refresh,
-            "server_time": now(),
-        }
+        return entities.token(access, refresh_token=refresh, expires_in=self.config.token_lifetime, server_time=now())
 
     def token_grant(self, body: Any) -> dict:
         if not isinstance(body, dict):

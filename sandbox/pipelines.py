@@ -4,30 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox import entities
 from sandbox.account import Account
 from sandbox.errors import problem
 
 
 class Pipelines(Account):
     def render_pipeline(self, pipeline: dict) -> dict:
-        out = {k: v for k, v in pipeline.items() if k != "statuses"}
-        out["_links"] = self.link(f"/api/v4/leads/pipelines/{pipeline['id']}")
-        out["_embedded"] = {
-            "statuses": [
-                {**s, "_links": self.link(f"/api/v4/leads/pipelines/{pipeline['id']}/statuses/{s['id']}")}
-                for s in sorted(pipeline["statuses"], key=lambda s: s["sort"])
-            ]
-        }
-        return out
+        fields = {k: v for k, v in pipeline.items() if k != "statuses"}
+        statuses = sorted(pipeline["statuses"], key=lambda s: s["sort"])
+        return entities.pipeline_body(fields, self.base_url(), statuses)
 
     def list_pipelines(self) -> dict:
         with self.lock:
             pipelines = sorted(self.pipelines.values(), key=lambda p: p["sort"])
-            return {
-                "_total_items": len(pipelines),
-                "_links": self.link("/api/v4/leads/pipelines"),
-                "_embedded": {"pipelines": [self.render_pipeline(p) for p in pipelines]},
-            }
+            rendered = [self.render_pipeline(p) for p in pipelines]
+            return entities.collection("pipelines", rendered, self.base_url() + "/api/v4/leads/pipelines")
 
     def get_pipeline(self, pipeline_id: int) -> dict:
         with self.lock:
@@ -46,14 +38,14 @@ class Pipelines(Account):
             for key in ("name", "sort", "color"):
                 if key in item:
                     status[key] = item[key]
-            return {**status, "_links": self.link(f"/api/v4/leads/pipelines/{pipeline_id}/statuses/{status_id}")}
+            return entities.status_body(status, self.base_url())
 
     def delete_status(self, pipeline_id: int, status_id: int) -> None:
         with self.lock:
             pipeline = self.pipelines.get(pipeline_id)
             if (
                 pipeline is None
-                or status_id in (142, 143)
+                or status_id in (entities.WON_STATUS_ID, entities.LOST_STATUS_ID)
                 or not any(s["id"] == status_id for s in pipeline["statuses"])
             ):
                 raise problem(404, "Not Found", "Status not found or not deletable")

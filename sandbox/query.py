@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sandbox import entities
 from sandbox.errors import problem
 
 MAX_LIMIT = 250
@@ -95,12 +96,8 @@ def page(items: list, key: str, url: str, query: dict, render: Callable[[Any], d
     chunk = items[(number - 1) * limit : number * limit]
     if not chunk:
         return 204, None
-    links = {"self": {"href": f"{url}?page={number}&limit={limit}"}}
-    if number * limit < len(items):
-        links["next"] = {"href": f"{url}?page={number + 1}&limit={limit}"}
-    if number > 1:
-        links["prev"] = {"href": f"{url}?page={number - 1}&limit={limit}"}
-    return 200, {"_page": number, "_links": links, "_embedded": {key: [render(i) for i in chunk]}}
+    rendered = [render(i) for i in chunk]
+    return 200, entities.page(key, rendered, url=url, number=number, limit=limit, has_next=number * limit < len(items))
 
 
 def patch_items(items: Any, single_id: int | None) -> list:

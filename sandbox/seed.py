@@ -9,10 +9,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from sandbox import entities
+
 BASE_TIME = 1_700_000_000  # 2023-11-14; every seeded timestamp is after it
 PROPERTY_FIELD_ID = 900001
-PHONE_FIELD_ID = 264911
-EMAIL_FIELD_ID = 264913
 
 PIPELINE_STAGES = [
     (
@@ -85,28 +85,6 @@ class SeedSize:
     seed: int = 42
 
 
-def _stage(
-    status_id: int,
-    name: str,
-    sort: int,
-    pipeline_id: int,
-    account_id: int,
-    color: str,
-    type_: int = 0,
-    editable: bool = True,
-) -> dict:
-    return {
-        "id": status_id,
-        "name": name,
-        "sort": sort,
-        "is_editable": editable,
-        "pipeline_id": pipeline_id,
-        "color": color,
-        "type": type_,
-        "account_id": account_id,
-    }
-
-
 def build(size: SeedSize, account_id: int) -> dict:
     """Everything the sandbox stores, as amoCRM v4 objects (without `_links`)."""
     rng = random.Random(size.seed)
@@ -115,30 +93,21 @@ def build(size: SeedSize, account_id: int) -> dict:
         title, middle, unsorted, won, lost = PIPELINE_STAGES[index % len(PIPELINE_STAGES)]
         pipeline_id = 6_950_551 + index * 1_000
         suffix = f" {index // len(PIPELINE_STAGES) + 1}" if index >= len(PIPELINE_STAGES) else ""
-        statuses = [
-            _stage(58_141_803 + index * 100, unsorted, 10, pipeline_id, account_id, "#c1c1c1", type_=1, editable=False)
-        ]
-        for position, name in enumerate(middle):
-            statuses.append(
-                _stage(
-                    58_141_807 + index * 100 + position,
-                    name,
-                    20 + position * 10,
-                    pipeline_id,
-                    account_id,
-                    COLOURS[position % len(COLOURS)],
-                )
-            )
-        statuses.append(_stage(142, won, 10000, pipeline_id, account_id, "#CCFF66", editable=False))
-        statuses.append(_stage(143, lost, 11000, pipeline_id, account_id, "#D5D8DB", editable=False))
+        statuses = entities.pipeline_statuses(
+            pipeline_id,
+            account_id=account_id,
+            unsorted=(58_141_803 + index * 100, unsorted),
+            stages=[
+                (58_141_807 + index * 100 + position, name, COLOURS[position % len(COLOURS)])
+                for position, name in enumerate(middle)
+            ],
+            won=won,
+            lost=lost,
+        )
         pipelines[pipeline_id] = {
-            "id": pipeline_id,
-            "name": title + suffix,
-            "sort": (index + 1) * 10,
-            "is_main": index == 0,
-            "is_unsorted_on": True,
-            "is_archive": False,
-            "account_id": account_id,
+            **entities.pipeline(
+                pipeline_id, name=title + suffix, sort=(index + 1) * 10, account_id=account_id, is_main=index == 0
+            ),
             "statuses": statuses,
         }
         stage_ids[pipeline_id] = [s["id"] for s in statuses]
@@ -167,38 +136,20 @@ def build(size: SeedSize, account_id: int) -> dict:
         phone = PHONE_PREFIX[lang] + "".join(str(rng.randint(0, 9)) for _ in range(8))
         email = f"{rng.choice(LATIN[lang])}.{contact_id}@{rng.choice(MAIL_DOMAINS)}"
         created = BASE_TIME + index * 60
-        contacts[contact_id] = {
-            "id": contact_id,
-            "name": f"{first} {last}",
-            "first_name": first,
-            "last_name": last,
-            "responsible_user_id": rng.choice(user_ids),
-            "group_id": 0,
-            "created_by": user_ids[0],
-            "updated_by": user_ids[0],
-            "created_at": created,
-            "updated_at": created + 30,
-            "closest_task_at": None,
-            "is_deleted": False,
-            "is_unsorted": False,
-            "custom_fields_values": [
-                {
-                    "field_id": PHONE_FIELD_ID,
-                    "field_name": "Телефон",
-                    "field_code": "PHONE",
-                    "field_type": "multitext",
-                    "values": [{"value": phone, "enum_id": 193200, "enum_code": rng.choice(("MOB", "WORK"))}],
-                },
-                {
-                    "field_id": EMAIL_FIELD_ID,
-                    "field_name": "Email",
-                    "field_code": "EMAIL",
-                    "field_type": "multitext",
-                    "values": [{"value": email, "enum_id": 193212, "enum_code": "WORK"}],
-                },
+        responsible = rng.choice(user_ids)
+        contacts[contact_id] = entities.contact(
+            contact_id,
+            name=f"{first} {last}",
+            account_id=account_id,
+            responsible_user_id=responsible,
+            created_by=user_ids[0],
+            created_at=created,
+            updated_at=created + 30,
+            custom_fields_values=[
+                entities.multitext("PHONE", [(phone, rng.choice(("MOB", "WORK")))]),
+                entities.multitext("EMAIL", [(email, "WORK")]),
             ],
-            "account_id": account_id,
-        }
+        )
     contact_ids = list(contacts)
 
     leads = {}
@@ -215,36 +166,29 @@ def build(size: SeedSize, account_id: int) -> dict:
                 if extra != main:
                     linked.append({"id": extra, "is_main": False})
         status_id = rng.choice(stage_ids[pipeline_id])
+        name = f"{rng.choice(LEAD_TITLES)} #{lead_id}"
+        price = rng.choice((0, 1500, 3200, 4500, 12000, 25000))
+        responsible = rng.choice(user_ids)
+        has_property = rng.random() < 0.8
+        fields = (
+            [entities.text_field(PROPERTY_FIELD_ID, "Объект", f"PROP-{1000 + rng.randint(0, 399)}")]
+            if has_property
+            else None
+        )
         leads[lead_id] = {
-            "id": lead_id,
-            "name": f"{rng.choice(LEAD_TITLES)} #{lead_id}",
-            "price": rng.choice((0, 1500, 3200, 4500, 12000, 25000)),
-            "responsible_user_id": rng.choice(user_ids),
-            "group_id": 0,
-            "status_id": status_id,
-            "pipeline_id": pipeline_id,
-            "loss_reason_id": None,
-            "created_by": user_ids[0],
-            "updated_by": user_ids[0],
-            "created_at": created,
-            "updated_at": created + 45,
-            "closed_at": created + 45 if status_id in (142, 143) else None,
-            "closest_task_at": None,
-            "is_deleted": False,
-            "score": None,
-            "labor_cost": None,
-            "account_id": account_id,
-            "custom_fields_values": [
-                {
-                    "field_id": PROPERTY_FIELD_ID,
-                    "field_name": "Объект",
-                    "field_code": None,
-                    "field_type": "text",
-                    "values": [{"value": f"PROP-{1000 + rng.randint(0, 399)}"}],
-                },
-            ]
-            if rng.random() < 0.8
-            else None,
+            **entities.lead(
+                lead_id,
+                name=name,
+                pipeline_id=pipeline_id,
+                status_id=status_id,
+                account_id=account_id,
+                responsible_user_id=responsible,
+                created_by=user_ids[0],
+                created_at=created,
+                updated_at=created + 45,
+                price=price,
+                custom_fields_values=fields,
+            ),
             "tags": [],
             "contacts": linked,
         }
@@ -257,24 +201,23 @@ def build(size: SeedSize, account_id: int) -> dict:
         on_lead = bool(lead_ids) and (rng.random() < 0.8 or not contact_ids)
         entity_id = rng.choice(lead_ids) if on_lead else (rng.choice(contact_ids) if contact_ids else None)
         completed = rng.random() < 0.3
-        tasks[task_id] = {
-            "id": task_id,
-            "created_by": user_ids[0],
-            "updated_by": user_ids[0],
-            "created_at": created,
-            "updated_at": created + 10,
-            "responsible_user_id": rng.choice(user_ids),
-            "group_id": 0,
-            "entity_id": entity_id,
-            "entity_type": ("leads" if on_lead else "contacts") if entity_id else None,
-            "is_completed": completed,
-            "task_type_id": rng.choice((1, 2)),
-            "text": rng.choice(TASK_TEXTS),
-            "duration": rng.choice((0, 1800, 3600)),
-            "complete_till": created + 86400,
-            "result": {"text": "Готово"} if completed else [],
-            "account_id": account_id,
-        }
+        responsible = rng.choice(user_ids)
+        task_type_id, text, duration = rng.choice((1, 2)), rng.choice(TASK_TEXTS), rng.choice((0, 1800, 3600))
+        tasks[task_id] = entities.task(
+            task_id,
+            text=text,
+            account_id=account_id,
+            responsible_user_id=responsible,
+            created_by=user_ids[0],
+            created_at=created,
+            updated_at=created + 10,
+            complete_till=created + 86400,
+            entity=("leads" if on_lead else "contacts", entity_id) if entity_id else None,
+            task_type_id=task_type_id,
+            duration=duration,
+            is_completed=completed,
+            result="Готово" if completed else None,
+        )
     return {
         "pipelines": pipelines,
         "roles": roles,

@@ -30,10 +30,16 @@ BLOCKED_PAGE = (
     "</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
 NOT_FOUND = {"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Unknown path"}
+# how often a server thread looks for a shutdown() request: shutdown() waits up to this long
+# (serve_forever's default, 0.5 s, cost every test that starts a sandbox half a second)
+POLL_SECONDS = 0.05
 
 
 class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
+    # a keep-alive connection holds its handler thread until the client hangs up: closing the
+    # server must not wait for those threads
+    block_on_close = False
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], sandbox: Sandbox):
@@ -44,6 +50,12 @@ class SandboxServer(ThreadingHTTPServer):
         self.api_routes = api_routes(sandbox)
         self.oauth_routes = oauth_routes(sandbox, self.controls.deliver_exchanged_code)
         self.control_routes = self.controls.routes()
+
+    def stop(self) -> None:
+        """Stop a server started by `start_in_thread`: the serving loop, the socket, the webhook sender."""
+        self.shutdown()
+        self.server_close()
+        self.sandbox.dispatcher.stop()
 
 
 def _path_key(path: str) -> str:
@@ -211,7 +223,11 @@ def serve(host: str, port: int, sandbox: Sandbox) -> SandboxServer:
 
 
 def start_in_thread(sandbox: Sandbox | None = None, host: str = "127.0.0.1", port: int = 0) -> SandboxServer:
-    """Start a sandbox in this process (tests); `server.sandbox.base_url()` is its address."""
+    """Start a sandbox in this process (tests); `server.sandbox.base_url()` is its address,
+    `server.stop()` stops it at once."""
     server = serve(host, port, sandbox or Sandbox(Config()))
-    threading.Thread(target=server.serve_forever, name="sandbox", daemon=True).start()
+    serving = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, name="sandbox", daemon=True
+    )
+    serving.start()
     return server

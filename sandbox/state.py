@@ -6,7 +6,7 @@ Operations raise ApiError with amoCRM's status codes and problem+json bodies; th
 
     account.py        shared data, ids, links, GET /api/v4/account
     oauth.py          codes, token grants, API-key exchange, Bearer check
-    traffic.py        rate limit and stats
+    traffic.py        rate limit and stats          stats.py      the counters
     pipelines.py      pipelines and statuses        users.py      users and roles
     leads.py          leads                         contacts.py   contacts
     tasks.py          tasks                         notes.py      lead notes
@@ -28,9 +28,10 @@ from sandbox.leads import Leads
 from sandbox.notes import Notes
 from sandbox.oauth import OAuth, RefreshToken
 from sandbox.pipelines import Pipelines
+from sandbox.stats import Stats
 from sandbox.subscriptions import Subscriptions
 from sandbox.tasks import Tasks
-from sandbox.traffic import Stats, Traffic
+from sandbox.traffic import Traffic
 from sandbox.triggers import Triggers
 from sandbox.users import Users
 from sandbox.webhooks import Dispatcher

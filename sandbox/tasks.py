@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from sandbox import entities
 from sandbox import query as q
 from sandbox.account import Account, now
 from sandbox.errors import problem
@@ -13,7 +14,7 @@ from sandbox.webhooks import legacy_task
 
 class Tasks(Account):
     def render_task(self, task: dict) -> dict:
-        return {**copy.deepcopy(task), "_links": self.link(f"/api/v4/tasks/{task['id']}")}
+        return entities.task_body(copy.deepcopy(task), self.base_url())
 
     def list_tasks(self, query: dict) -> tuple[int, Any]:
         ids = set(q.int_list(query, "filter[id]"))
@@ -84,25 +85,21 @@ class Tasks(Account):
             if all_errors:
                 raise self.invalid(all_errors)
             for index, item in enumerate(items):
-                moment = now()
-                task = {
-                    "id": self.new_id(),
-                    "created_by": 0,
-                    "updated_by": 0,
-                    "created_at": moment,
-                    "updated_at": moment,
-                    "responsible_user_id": item.get("responsible_user_id", self.first_user_id()),
-                    "group_id": 0,
-                    "entity_id": item.get("entity_id"),
-                    "entity_type": item.get("entity_type"),
-                    "is_completed": bool(item.get("is_completed", False)),
-                    "task_type_id": item.get("task_type_id", 1),
-                    "text": item["text"],
-                    "duration": item.get("duration", 0),
-                    "complete_till": item["complete_till"],
-                    "result": item.get("result") or [],
-                    "account_id": self.config.account_id,
-                }
+                result = item.get("result")
+                task = entities.task(
+                    self.new_id(),
+                    text=item["text"],
+                    account_id=self.config.account_id,
+                    responsible_user_id=item.get("responsible_user_id", self.first_user_id()),
+                    created_by=0,
+                    created_at=now(),
+                    complete_till=item["complete_till"],
+                    entity=(item.get("entity_type"), item.get("entity_id")),
+                    task_type_id=item.get("task_type_id", 1),
+                    duration=item.get("duration", 0),
+                    is_completed=bool(item.get("is_completed", False)),
+                    result=str(result.get("text", "")) if isinstance(result, dict) else None,
+                )
                 self.tasks[task["id"]] = task
                 events.append((self.config.task_key, "add", legacy_task(task)))
                 created.append(

@@ -1,38 +1,20 @@
-"""Traffic: the rolling-second rate limit and throttling (429, Retry-After) and the counters behind
-`GET /_sandbox/stats`."""
+"""Traffic: the rolling-second rate limit and throttling (429, Retry-After), and keeping the counters
+behind `GET /_sandbox/stats` (stats.py)."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from sandbox.account import Account
 from sandbox.errors import problem
+from sandbox.stats import Stats
 
 if TYPE_CHECKING:
     from sandbox.webhooks import Dispatcher
-
-
-@dataclass
-class Stats:
-    requests: int = 0
-    by_path: dict = field(default_factory=dict)
-    statuses: dict = field(default_factory=dict)
-    rate_limited: int = 0
-    injected_faults: int = 0
-    peak_rps: int = 0  # most requests (admitted or not) in any rolling second
-    # the shortest time in which rate_limit + 1 consecutive requests started: under 1000 ms is
-    # one request too many in a rolling second; how far above 1000 a run stays is its headroom
-    tightest_span_ms: float | None = None
-    refreshes: int = 0
-    code_grants: int = 0
-    subdomain_lookups: int = 0
-    first_request_at: float | None = None  # unix time of the first API request since the reset
-    last_request_at: float | None = None
-    per_second: dict[int, int] = field(default_factory=dict)  # wall-clock second → API requests
 
 
 class Traffic(Account):

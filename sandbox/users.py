@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox import entities
 from sandbox import query as q
 from sandbox.account import Account
 from sandbox.errors import problem
@@ -15,34 +16,17 @@ class Users(Account):
             raise problem(403, "Forbidden", "Access denied: only administrators may do this")
 
     def render_user(self, user: dict, with_: set[str]) -> dict:
-        out = {
-            "id": user["id"],
-            "name": user["name"],
-            "email": user["email"],
-            "lang": user["lang"],
-            "rights": {
-                "leads": {"view": "A", "edit": "A", "add": "A", "delete": "A", "export": "A"},
-                "tasks": {"edit": "A", "delete": "A"},
-                "mail_access": False,
-                "catalog_access": False,
-                "status_rights": [],
-                "is_admin": user["is_admin"],
-                "is_free": False,
-                "is_active": True,
-                "group_id": None,
-                "role_id": user["role_id"],
-            },
-            "_links": self.link(f"/api/v4/users/{user['id']}"),
-        }
-        if "role" in with_:
-            role = self.roles.get(user["role_id"]) if user["role_id"] else None
-            out["_embedded"] = {
-                "roles": [{"id": role["id"], "name": role["name"], "_links": self.link(f"/api/v4/roles/{role['id']}")}]
-                if role
-                else [],
-                "groups": [],
-            }
-        return out
+        role = self.roles.get(user["role_id"]) if user["role_id"] else None
+        return entities.user_body(
+            user["id"],
+            name=user["name"],
+            email=user["email"],
+            base=self.base_url(),
+            lang=user["lang"],
+            is_admin=user["is_admin"],
+            role_id=user["role_id"],
+            roles=([(role["id"], role["name"])] if role else []) if "role" in with_ else None,
+        )
 
     def list_users(self, query: dict) -> tuple[int, Any]:
         self.require_admin()
@@ -60,10 +44,5 @@ class Users(Account):
                 "roles",
                 "/api/v4/roles",
                 query,
-                lambda r: {
-                    "id": r["id"],
-                    "name": r["name"],
-                    "rights": {"leads": {"view": "A", "edit": "A"}},
-                    "_links": self.link(f"/api/v4/roles/{r['id']}"),
-                },
+                lambda r: entities.role_body(r["id"], r["name"], self.base_url()),
             )

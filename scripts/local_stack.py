@@ -234,6 +234,16 @@ class Stack:
             raise RuntimeError(f"connecting to the sandbox failed: {body}")
         return body
 
+    def connect_without_api(self) -> None:
+        """Connect a stack started without `chalice local` (benchmarks): the sandbox issues a code
+        and a child process with the service's settings exchanges it, as the callback would."""
+        code = json_object(http("POST", f"{self.sandbox_url}/_sandbox/issue-code", {}))["code"]
+        exchange = (
+            "from chalicelib import wiring; from chalicelib.services import connection; "
+            f"connection.exchange_code(wiring.amo(), {code!r})"
+        )
+        subprocess.run([sys.executable, "-c", exchange], cwd=ROOT, env=self.env, check=True, capture_output=True)
+
     def register_webhook(self) -> dict:
         """Subscribe the service's webhook in the sandbox through the service's own route."""
         status, body = http("POST", f"{self.api_url}/webhook/register", {}, {"X-API-Key": self.api_key})

@@ -3,7 +3,8 @@
 Answers like amoCRM: HAL pages of at most `limit` items with `_links.next`, 204 with no body
 past the end, `filter[id][]` on contacts, `with=contacts` on leads, 304 with no body to a
 single GET whose `If-Modified-Since` is not older than the entity's `updated_at`. Every
-request is recorded by `responses`, so tests can count them.
+request is recorded by `responses`, so tests can count them. The entities to fill it with are
+tests/fixtures.py's `lead`, `contact` and `task`.
 """
 
 from __future__ import annotations
@@ -13,112 +14,8 @@ import re
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fixtures import ACCOUNT_ID, HOST
-
-
-def lead(
-    lead_id,
-    pipeline_id=3177727,
-    status_id=58141807,
-    contact_ids=(),
-    updated_at=1700000000,
-    price=1000,
-    custom_fields=None,
-):
-    return {
-        "id": lead_id,
-        "name": f"Бронь #{lead_id}",
-        "price": price,
-        "responsible_user_id": 8375357,
-        "group_id": 0,
-        "status_id": status_id,
-        "pipeline_id": pipeline_id,
-        "loss_reason_id": None,
-        "created_by": 8375357,
-        "updated_by": 8375357,
-        "created_at": 1690000000,
-        "updated_at": updated_at,
-        "closed_at": None,
-        "closest_task_at": None,
-        "is_deleted": False,
-        "custom_fields_values": custom_fields,
-        "score": None,
-        "account_id": ACCOUNT_ID,
-        "_links": {"self": {"href": f"{HOST}/api/v4/leads/{lead_id}"}},
-        "_embedded": {
-            "tags": [],
-            "companies": [],
-            "contacts": [
-                {"id": c, "is_main": i == 0, "_links": {"self": {"href": f"{HOST}/api/v4/contacts/{c}"}}}
-                for i, c in enumerate(contact_ids)
-            ],
-        },
-    }
-
-
-def contact(contact_id, name="Олена Коваленко", phone="+380501112233", email="olena@example.ua", updated_at=1700000000):
-    fields = []
-    if phone:
-        fields.append(
-            {
-                "field_id": 264911,
-                "field_name": "Телефон",
-                "field_code": "PHONE",
-                "field_type": "multitext",
-                "values": [{"value": phone, "enum_id": 193200, "enum_code": "MOB"}],
-            }
-        )
-    if email:
-        fields.append(
-            {
-                "field_id": 264913,
-                "field_name": "Email",
-                "field_code": "EMAIL",
-                "field_type": "multitext",
-                "values": [{"value": email, "enum_id": 193212, "enum_code": "WORK"}],
-            }
-        )
-    return {
-        "id": contact_id,
-        "name": name,
-        "first_name": name.split()[0],
-        "last_name": name.split()[-1],
-        "responsible_user_id": 8375357,
-        "group_id": 0,
-        "created_by": 0,
-        "updated_by": 0,
-        "created_at": 1690000000,
-        "updated_at": updated_at,
-        "closest_task_at": None,
-        "is_deleted": False,
-        "is_unsorted": False,
-        "custom_fields_values": fields or None,
-        "account_id": ACCOUNT_ID,
-        "_links": {"self": {"href": f"{HOST}/api/v4/contacts/{contact_id}"}},
-        "_embedded": {"tags": [], "companies": []},
-    }
-
-
-def task(task_id, entity_id=17657, entity_type="leads", is_completed=False, updated_at=1700000000):
-    return {
-        "id": task_id,
-        "created_by": 8375357,
-        "updated_by": 8375357,
-        "created_at": 1690000000,
-        "updated_at": updated_at,
-        "responsible_user_id": 8375357,
-        "group_id": 0,
-        "entity_id": entity_id,
-        "entity_type": entity_type,
-        "is_completed": is_completed,
-        "task_type_id": 1,
-        "text": "Перезвонить гостю",
-        "duration": 0,
-        "complete_till": 1700086400,
-        "result": {"text": "Готово"} if is_completed else [],
-        "account_id": ACCOUNT_ID,
-        "_links": {"self": {"href": f"{HOST}/api/v4/tasks/{task_id}"}},
-    }
+from sandbox import entities
+from tests.fixtures import HOST
 
 
 class FakeAmo:
@@ -145,10 +42,9 @@ class FakeAmo:
         chunk = items[(page - 1) * limit : page * limit]
         if not chunk:
             return 204, {}, ""
-        links = {"self": {"href": f"{HOST}{path}?page={page}&limit={limit}"}}
-        if page * limit < len(items):
-            links["next"] = {"href": f"{HOST}{path}?page={page + 1}&limit={limit}"}
-        body = {"_page": page, "_links": links, "_embedded": {key: chunk}}
+        body = entities.page(
+            key, chunk, url=f"{HOST}{path}", number=page, limit=limit, has_next=page * limit < len(items)
+        )
         return 200, {"Content-Type": "application/hal+json"}, json.dumps(body)
 
     def _list_leads(self, request):

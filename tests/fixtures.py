@@ -1,8 +1,12 @@
-"""Bodies shaped like what amoCRM really sends (reference amocrm-api.md §1–§4)."""
+"""Bodies shaped like what amoCRM really sends (reference amocrm-api.md §1–§8), built with the
+sandbox's builders (sandbox/entities.py) so that tests and sandbox answer alike; the values here
+are the tests' own (one account, its pipelines, a few people)."""
 
 from __future__ import annotations
 
 import time
+
+from sandbox import entities
 
 ACCOUNT_ID = 30896271
 SUBDOMAIN = "testaccount"
@@ -11,38 +15,23 @@ HAL = {"Content-Type": "application/hal+json"}
 PROBLEM = {"Content-Type": "application/problem+json"}
 
 
+USER_ID = 8375357  # the account's owner: responsible for, and author of, every entity here
+
+
 def token_body(access: str = "access-1", refresh: str = "refresh-1", expires_in: int = 86400) -> dict:
-    return {
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-        "access_token": access,
-        "refresh_token": refresh,
-        "server_time": int(time.time()),
-    }
+    return entities.token(access, refresh_token=refresh, expires_in=expires_in, server_time=int(time.time()))
 
 
 def account_body(account_id: int = ACCOUNT_ID, subdomain: str = SUBDOMAIN) -> dict:
-    return {
-        "id": account_id,
-        "name": "Developers Team",
-        "subdomain": subdomain,
-        "created_at": 1585840134,
-        "created_by": 0,
-        "updated_at": 1700000000,
-        "updated_by": 0,
-        "current_user_id": 8375357,
-        "country": "RU",
-        "currency": "RUB",
-        "currency_symbol": "₽",
-        "customers_mode": "disabled",
-        "is_unsorted_on": True,
-        "mobile_feature_version": 0,
-        "is_loss_reason_enabled": True,
-        "is_helpbot_enabled": False,
-        "is_technical_account": False,
-        "contact_name_display_order": 1,
-        "_links": {"self": {"href": f"https://{subdomain}.amocrm.ru/api/v4/account"}},
-    }
+    return entities.account(
+        account_id,
+        name="Developers Team",
+        subdomain=subdomain,
+        base=f"https://{subdomain}.amocrm.ru",
+        current_user_id=USER_ID,
+        created_at=1585840134,
+        updated_at=1700000000,
+    )
 
 
 REVOKED = {
@@ -94,39 +83,88 @@ BLOCKED_HTML = (
 )
 
 
-def lead(lead_id: int, pipeline_id: int = 6950551, status_id: int = 58141807) -> dict:
-    return {
-        "id": lead_id,
-        "name": f"Сделка #{lead_id}",
-        "price": 25000,
-        "responsible_user_id": 8375357,
-        "group_id": 0,
-        "status_id": status_id,
-        "pipeline_id": pipeline_id,
-        "loss_reason_id": None,
-        "created_by": 8375357,
-        "updated_by": 8375357,
-        "created_at": 1587741226,
-        "updated_at": 1588241643,
-        "closed_at": None,
-        "closest_task_at": None,
-        "is_deleted": False,
-        "custom_fields_values": None,
-        "score": None,
-        "account_id": ACCOUNT_ID,
-        "labor_cost": None,
-        "_links": {"self": {"href": f"{HOST}/api/v4/leads/{lead_id}"}},
-        "_embedded": {"tags": [], "companies": []},
-    }
+def lead(
+    lead_id: int,
+    *,
+    pipeline_id: int = 3177727,
+    status_id: int = 58141807,
+    contact_ids: tuple[int, ...] | None = (),
+    updated_at: int = 1700000000,
+    price: int = 1000,
+    custom_fields: list | None = None,
+) -> dict:
+    """A lead as `GET /api/v4/leads?with=contacts` answers it, the first contact the main one;
+    `contact_ids=None`: as answered without `with=contacts`."""
+    record = entities.lead(
+        lead_id,
+        name=f"Бронь #{lead_id}",
+        pipeline_id=pipeline_id,
+        status_id=status_id,
+        account_id=ACCOUNT_ID,
+        responsible_user_id=USER_ID,
+        created_by=USER_ID,
+        created_at=1690000000,
+        updated_at=updated_at,
+        price=price,
+        custom_fields_values=custom_fields,
+    )
+    linked = None if contact_ids is None else [(c, i == 0) for i, c in enumerate(contact_ids)]
+    return entities.lead_body(record, HOST, contacts=linked)
+
+
+def contact(
+    contact_id: int,
+    *,
+    name: str = "Олена Коваленко",
+    phone: str | None = "+380501112233",
+    email: str | None = "olena@example.ua",
+    updated_at: int = 1700000000,
+) -> dict:
+    """A contact with a mobile phone and a work e-mail (either left out when None)."""
+    fields = [
+        *([entities.multitext("PHONE", [(phone, "MOB")])] if phone else []),
+        *([entities.multitext("EMAIL", [(email, "WORK")])] if email else []),
+    ]
+    record = entities.contact(
+        contact_id,
+        name=name,
+        account_id=ACCOUNT_ID,
+        responsible_user_id=USER_ID,
+        created_by=0,
+        created_at=1690000000,
+        updated_at=updated_at,
+        custom_fields_values=fields or None,
+    )
+    return entities.contact_body(record, HOST)
+
+
+def task(
+    task_id: int,
+    *,
+    entity_id: int = 17657,
+    entity_type: str = "leads",
+    is_completed: bool = False,
+    updated_at: int = 1700000000,
+) -> dict:
+    record = entities.task(
+        task_id,
+        text="Перезвонить гостю",
+        account_id=ACCOUNT_ID,
+        responsible_user_id=USER_ID,
+        created_by=USER_ID,
+        created_at=1690000000,
+        updated_at=updated_at,
+        complete_till=1700086400,
+        entity=(entity_type, entity_id),
+        is_completed=is_completed,
+        result="Готово" if is_completed else None,
+    )
+    return entities.task_body(record, HOST)
 
 
 def leads_page(ids: list[int], page: int, has_next: bool, limit: int = 250) -> dict:
-    links = {"self": {"href": f"{HOST}/api/v4/leads?page={page}&limit={limit}"}}
-    if has_next:
-        links["next"] = {"href": f"{HOST}/api/v4/leads?page={page + 1}&limit={limit}"}
-    if page > 1:
-        links["prev"] = {"href": f"{HOST}/api/v4/leads?page={page - 1}&limit={limit}"}
-    return {"_page": page, "_links": links, "_embedded": {"leads": [lead(i) for i in ids]}}
+    leads = [lead(i, contact_ids=None) for i in ids]
+    return entities.page("leads", leads, url=f"{HOST}/api/v4/leads", number=page, limit=limit, has_next=has_next)
 
 
 def store_tokens(
@@ -154,95 +192,45 @@ def stored_token():
     return AmoToken.get(AmoToken.SINGLETON_KEY, consistent_read=True)
 
 
-def status(
-    status_id: int,
-    name: str,
-    sort: int,
-    pipeline_id: int,
-    type_: int = 0,
-    color: str = "#fffeb2",
-    editable: bool = True,
-) -> dict:
-    return {
-        "id": status_id,
-        "name": name,
-        "sort": sort,
-        "is_editable": editable,
-        "pipeline_id": pipeline_id,
-        "color": color,
-        "type": type_,
-        "account_id": ACCOUNT_ID,
-        "_links": {"self": {"href": f"{HOST}/api/v4/leads/pipelines/{pipeline_id}/statuses/{status_id}"}},
-    }
-
-
-def pipeline(pipeline_id: int, name: str, sort: int, statuses: list[dict], is_main: bool = False) -> dict:
-    return {
-        "id": pipeline_id,
-        "name": name,
-        "sort": sort,
-        "is_main": is_main,
-        "is_unsorted_on": True,
-        "is_archive": False,
-        "account_id": ACCOUNT_ID,
-        "_links": {"self": {"href": f"{HOST}/api/v4/leads/pipelines/{pipeline_id}"}},
-        "_embedded": {"statuses": statuses},
-    }
-
-
 def pipelines_body(won_name: str = "Успешно реализовано") -> dict:
     """Two pipelines that share statuses 142 and 143, each with its own unsorted status."""
-    sales = pipeline(
+    sales = entities.pipeline(3177727, name="Воронка", sort=1, account_id=ACCOUNT_ID, is_main=True)
+    sales_statuses = entities.pipeline_statuses(
         3177727,
-        "Воронка",
-        1,
-        [
-            status(58141803, "Неразобранное", 10, 3177727, type_=1, color="#c1c1c1", editable=False),
-            status(58141807, "Первичный контакт", 20, 3177727, color="#99ccff"),
-            status(58141811, "Переговоры", 30, 3177727, color="#ffff99"),
-            status(58141815, "Принимают решение", 40, 3177727, color="#ffcc66"),
-            status(142, won_name, 10000, 3177727, color="#CCFF66", editable=False),
-            status(143, "Закрыто и не реализовано", 11000, 3177727, color="#D5D8DB", editable=False),
+        account_id=ACCOUNT_ID,
+        unsorted=(58141803, "Неразобранное"),
+        stages=[
+            (58141807, "Первичный контакт", "#99ccff"),
+            (58141811, "Переговоры", "#ffff99"),
+            (58141815, "Принимают решение", "#ffcc66"),
         ],
-        is_main=True,
+        won=won_name,
+        lost="Закрыто и не реализовано",
     )
-    rentals = pipeline(
+    rentals = entities.pipeline(3177731, name="Rentals", sort=2, account_id=ACCOUNT_ID)
+    rentals_statuses = entities.pipeline_statuses(
         3177731,
-        "Rentals",
-        2,
-        [
-            status(58141903, "Incoming leads", 10, 3177731, type_=1, color="#c1c1c1", editable=False),
-            status(58141907, "Initial contact", 20, 3177731),
-            status(58141911, "Viewing scheduled", 30, 3177731),
-            status(142, "Closed - won", 10000, 3177731, color="#CCFF66", editable=False),
-            status(143, "Closed - lost", 11000, 3177731, color="#D5D8DB", editable=False),
-        ],
+        account_id=ACCOUNT_ID,
+        unsorted=(58141903, "Incoming leads"),
+        stages=[(58141907, "Initial contact", "#fffeb2"), (58141911, "Viewing scheduled", "#fffeb2")],
+        won="Closed - won",
+        lost="Closed - lost",
     )
-    return {
-        "_total_items": 2,
-        "_links": {"self": {"href": f"{HOST}/api/v4/leads/pipelines"}},
-        "_embedded": {"pipelines": [sales, rentals]},
-    }
+    pipelines = [
+        entities.pipeline_body(sales, HOST, sales_statuses),
+        entities.pipeline_body(rentals, HOST, rentals_statuses),
+    ]
+    return entities.collection("pipelines", pipelines, f"{HOST}/api/v4/leads/pipelines")
 
 
 def user(user_id: int, name: str, role: tuple[int, str] | None = None, is_admin: bool = False) -> dict:
-    return {
-        "id": user_id,
-        "name": name,
-        "email": f"user{user_id}@example.com",
-        "lang": "ru",
-        "rights": {
-            "leads": {"view": "A", "edit": "A", "add": "A", "delete": "A", "export": "A"},
-            "tasks": {"edit": "A", "delete": "A"},
-            "mail_access": False,
-            "catalog_access": False,
-            "status_rights": [],
-            "is_admin": is_admin,
-            "is_free": False,
-            "is_active": True,
-            "group_id": None,
-            "role_id": role[0] if role else None,
-        },
-        "_links": {"self": {"href": f"{HOST}/api/v4/users/{user_id}/"}},
-        "_embedded": {"roles": [{"id": role[0], "name": role[1]}] if role else [], "groups": []},
-    }
+    """A user as `GET /api/v4/users?with=role` answers it."""
+    return entities.user_body(
+        user_id,
+        name=name,
+        email=f"user{user_id}@example.com",
+        base=HOST,
+        is_admin=is_admin,
+        role_id=role[0] if role else None,
+        roles=[role] if role else [],
+    )

@@ -8,8 +8,8 @@ from chalicelib import cli, wiring
 from chalicelib.services import connection, pipelines
 from chalicelib.services.errors import Forbidden
 from tests import fixtures
-from tests.fake_amo import FakeAmo, contact, lead
-from tests.fixtures import HAL, HOST, store_tokens
+from tests.fake_amo import FakeAmo
+from tests.fixtures import HAL, HOST, contact, lead, store_tokens
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
+from sandbox.server import POLL_SECONDS
 from scripts.atomic_moto import serialised
 from scripts.fast_tables import FastTables
 
@@ -28,7 +29,7 @@ def amo():
 def stand_in():
     tables = FastTables(["t-leads", "t-contacts"])
     server = make_server("127.0.0.1", 0, tables.wrap(serialised(DomainDispatcherApplication(create_backend_app))))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True)
     thread.start()
     client = boto3.client(
         "dynamodb",

@@ -9,8 +9,8 @@ from chalicelib.models import AmoContact, AmoTask, Lead
 from chalicelib.services import leads, pipelines
 from tests import fixtures
 from tests.conftest import API_KEY
-from tests.fake_amo import FakeAmo, contact, lead, task
-from tests.fixtures import HAL, HOST, PROBLEM, store_tokens
+from tests.fake_amo import FakeAmo
+from tests.fixtures import HAL, HOST, PROBLEM, contact, lead, store_tokens, task
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 
@@ -183,7 +183,7 @@ def test_create_task_validation(client):
 def test_contacts_create_and_list(client, fake):
     def create(request):
         sent = json.loads(request.body)[0]
-        fake.contacts[321] = contact(321, sent["name"], "+7 999 1234567")
+        fake.contacts[321] = contact(321, name=sent["name"], phone="+7 999 1234567")
         return 200, HAL, json.dumps({"_links": {}, "_embedded": {"contacts": [{"id": 321, "request_id": "0"}]}})
 
     fake.mock.add_callback("POST", f"{HOST}/api/v4/contacts", create)
@@ -195,11 +195,11 @@ def test_contacts_create_and_list(client, fake):
 
 
 def test_updating_a_contact_refreshes_the_guest_fields_of_its_leads(client, fake):
-    fake.contacts = {5: contact(5, "Old Name", "+1")}
+    fake.contacts = {5: contact(5, name="Old Name", phone="+1")}
     fake.leads = [lead(950, contact_ids=(5,))]
     client.http.post(f"{P}/sync-leads?limit=0", headers=HEADERS)
     fake.mock.add("PATCH", f"{HOST}/api/v4/contacts/5", json={"id": 5, "updated_at": 1700000900}, headers=HAL)
-    fake.contacts[5] = contact(5, "New Name", "+2", updated_at=1700000900)
+    fake.contacts[5] = contact(5, name="New Name", phone="+2", updated_at=1700000900)
 
     response = client.http.patch(f"{P}/contacts/5", headers=HEADERS, body=json.dumps({"name": "New Name"}))
 

@@ -42,7 +42,7 @@ from app import app
 from chalicelib import cli, memo, settings
 from chalicelib.models import ALL_MODELS
 from sandbox.seed import SeedSize
-from sandbox.server import start_in_thread
+from sandbox.server import POLL_SECONDS, start_in_thread
 from sandbox.state import Config, Sandbox
 from scripts.local_stack import API_PREFIX, ROOT, Stack, http
 from tests.conftest import serialise_moto
@@ -256,12 +256,15 @@ class Bridge(ThreadingHTTPServer):
     """An HTTP front for the in-process app, so the sandbox can call it back like the real one."""
 
     daemon_threads = True
+    block_on_close = False  # as the sandbox's server: keep-alive handler threads never delay stop()
 
     def __init__(self, forward: Callable[[str, str, dict, bytes], tuple[int, dict, bytes]]):
         super().__init__(("127.0.0.1", 0), _BridgeHandler)
         self.forward = forward
         self.host = f"127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="bridge", daemon=True).start()
+        threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, name="bridge", daemon=True
+        ).start()
 
     def stop(self) -> None:
         self.shutdown()
@@ -316,7 +319,7 @@ class InProcess(Backend):
         redirect_uri = f"http://{self.bridge.host}{API_PREFIX}/callback"
         config = Config(redirect_uri=redirect_uri)
         server = start_in_thread(Sandbox(config, SeedSize(**SEED)))
-        exit.callback(lambda: (server.shutdown(), server.server_close(), server.sandbox.dispatcher.stop()))
+        exit.callback(server.stop)
         self.sandbox_url = server.sandbox.base_url()
 
         env = exit.enter_context(pytest.MonkeyPatch.context())

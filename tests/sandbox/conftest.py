@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from sandbox import seed
-from sandbox.server import start_in_thread
+from sandbox.server import POLL_SECONDS, start_in_thread
 from sandbox.state import Config, Sandbox
 
 
@@ -18,9 +18,7 @@ def sandbox():
         Sandbox(Config(redirect_uri="http://127.0.0.1:9/callback"), seed.SeedSize(leads=30, contacts=12, tasks=10))
     )
     yield server.sandbox
-    server.shutdown()
-    server.server_close()
-    server.sandbox.dispatcher.stop()
+    server.stop()
 
 
 @pytest.fixture
@@ -88,7 +86,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True).start()
 
     def pairs(self, index=-1):
         return parse_qsl(self.bodies[index][1])

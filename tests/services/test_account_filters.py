@@ -10,8 +10,7 @@ from chalicelib.amo.filters import ListFilter
 from chalicelib.models import SyncState
 from chalicelib.services import account_filters, connection, sync
 from tests import fixtures
-from tests.fake_amo import lead
-from tests.fixtures import HAL, HOST
+from tests.fixtures import HAL, HOST, lead
 from tests.services.test_leads_sync import amo_data, stored
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table

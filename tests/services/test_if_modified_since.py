@@ -11,8 +11,7 @@ from chalicelib.models import Lead
 from chalicelib.services import leads
 from tests import webhook_bodies as wb
 from tests.conftest import API_KEY, WEBHOOK_PATH
-from tests.fake_amo import contact
-from tests.fixtures import HOST, store_tokens
+from tests.fixtures import HOST, contact, store_tokens
 from tests.services.test_robot_webhooks import lead_gets, move_in_amocrm
 from tests.services.test_webhooks import FORM, INITIAL, NEGOTIATION, SALES, deliver, fake, main_backend_calls, seed_lead
 

@@ -18,8 +18,8 @@ from chalicelib.services import contacts, leads, mirror, pipelines, sync
 from tests import fixtures
 from tests import webhook_bodies as wb
 from tests.conftest import API_KEY, WEBHOOK_PATH
-from tests.fake_amo import FakeAmo, contact, lead
-from tests.fixtures import HAL, HOST, store_tokens
+from tests.fake_amo import FakeAmo
+from tests.fixtures import HAL, HOST, contact, lead, store_tokens
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 
@@ -167,12 +167,12 @@ def test_a_status_webhook_landing_between_a_syncs_read_and_write_is_not_overwrit
 
 
 def test_a_contact_changed_between_a_syncs_read_and_write_keeps_its_newer_version(fake, webhook_between_read_and_write):
-    contacts.store([contact(5, "Олена Коваленко", updated_at=1700000000)])
+    contacts.store([contact(5, name="Олена Коваленко", updated_at=1700000000)])
     webhook_between_read_and_write(
-        AmoContact, lambda: contacts.apply(contact(5, "Олена Шевченко", updated_at=1700000300))
+        AmoContact, lambda: contacts.apply(contact(5, name="Олена Шевченко", updated_at=1700000300))
     )
 
-    contacts.sync_page([contact(5, "Олена Бондар", updated_at=1700000200)])
+    contacts.sync_page([contact(5, name="Олена Бондар", updated_at=1700000200)])
 
     assert (AmoContact.get(5).name, AmoContact.get(5).amo_updated_at) == ("Олена Шевченко", 1700000300)
 
@@ -212,7 +212,7 @@ def test_a_lead_with_custom_fields_too_big_for_dynamodb_is_stored_truncated_with
 
 def test_a_contact_dynamodb_refuses_is_reported_and_the_others_are_stored(fake):
     fake.contacts = {c: contact(c) for c in range(300, 330)}
-    fake.contacts[311] = contact(311, "Очень " + "длинное имя " * 40_000)
+    fake.contacts[311] = contact(311, name="Очень " + "длинное имя " * 40_000)
 
     result = sync.sync_contacts(wiring.amo(), limit=0)
 

@@ -14,8 +14,8 @@ from chalicelib.models import AmoContact, Lead, Notification, SyncJob, SyncState
 from chalicelib.services import lead_sync, leads, pipelines, sync
 from chalicelib.services.errors import ReauthorizationRequired
 from tests import fixtures
-from tests.fake_amo import FakeAmo, contact, lead
-from tests.fixtures import HAL, HOST, store_tokens
+from tests.fake_amo import FakeAmo
+from tests.fixtures import HAL, HOST, contact, lead, store_tokens
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 
@@ -39,7 +39,7 @@ def stored(amo_lead_id):
 
 
 def test_first_contact_is_used_when_none_is_main(amo_data):
-    amo_data.contacts = {5: contact(5, "Anna Smith")}
+    amo_data.contacts = {5: contact(5, name="Anna Smith")}
     raw = lead(11, contact_ids=(5,))
     raw["_embedded"]["contacts"][0]["is_main"] = False
     amo_data.leads = [raw]
@@ -67,7 +67,7 @@ def test_an_unmapped_stage_keeps_the_existing_status(amo_data):
 
 def test_contacts_are_fetched_in_batches_not_one_per_lead(amo_data, monkeypatch):
     monkeypatch.setenv("AMO_RATE_LIMIT_RPS", "7")  # real pacing, so pages are not requested speculatively
-    amo_data.contacts = {c: contact(c, f"Гость {c}") for c in range(1000, 1600)}
+    amo_data.contacts = {c: contact(c, name=f"Гость {c}") for c in range(1000, 1600)}
     amo_data.leads = [lead(100 + i, contact_ids=(1000 + i,)) for i in range(600)]
 
     result = sync.sync_leads_from_amo(wiring.amo(), limit=0)
@@ -195,7 +195,7 @@ def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_o
 ):
     queue_url = boto3.client("sqs").create_queue(QueueName="amocrm-sync")["QueueUrl"]
     monkeypatch.setenv("SYNC_QUEUE_URL", queue_url)
-    amo_data.contacts = {c: contact(c, f"Гость {c}") for c in range(1, 301)}
+    amo_data.contacts = {c: contact(c, name=f"Гость {c}") for c in range(1, 301)}
     amo_data.leads = [lead(5000 + i, contact_ids=(1 + i % 300,)) for i in range(1100)]
     pages_written = []
     real_add_page = lead_sync.LeadPageWriter.add_page
@@ -280,7 +280,7 @@ def test_a_first_sync_all_fetches_the_pipelines_once_while_its_first_lead_pages_
 
 
 def test_a_resync_of_unchanged_leads_builds_no_model_and_writes_nothing(amo_data, monkeypatch):
-    amo_data.contacts = {5: contact(5, "Anna Smith")}
+    amo_data.contacts = {5: contact(5, name="Anna Smith")}
     amo_data.leads = [lead(i, status_id=NEGOTIATION, contact_ids=(5,)) for i in range(30, 40)]
     sync.sync_leads_from_amo(wiring.amo(), limit=0)
     built, written = [], []

@@ -15,8 +15,8 @@ from chalicelib.models import AmoStage, Lead, Notification, SyncJob
 from chalicelib.services import lead_status, leads, pipelines, rederive, sync
 from tests import fixtures
 from tests.conftest import API_KEY
-from tests.fake_amo import FakeAmo, lead
-from tests.fixtures import HAL, HOST, store_tokens
+from tests.fake_amo import FakeAmo
+from tests.fixtures import HAL, HOST, lead, store_tokens
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 

@@ -10,13 +10,13 @@ from chalicelib.models import AmoContact, Lead, utc_now
 from chalicelib.services import contacts, leads, mirror
 from chalicelib.services.guests import Guest
 from chalicelib.services.lead_status import StageMapping
-from tests.fake_amo import contact, lead
+from tests.fixtures import contact, lead
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 
 
 def item(contact_id, name, updated_at):
-    return contacts.to_item(read_contact(contact(contact_id, name, updated_at=updated_at)))
+    return contacts.to_item(read_contact(contact(contact_id, name=name, updated_at=updated_at)))
 
 
 def test_read_all_keeps_good_objects_and_reports_bad_ones_by_id():

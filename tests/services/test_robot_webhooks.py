@@ -10,7 +10,7 @@ from chalicelib.models import IdempotencyRecord, Lead
 from chalicelib.services import leads
 from tests import webhook_bodies as wb
 from tests.conftest import WEBHOOK_PATH
-from tests.fake_amo import lead
+from tests.fixtures import lead
 from tests.services.test_webhooks import FORM, INITIAL, NEGOTIATION, SALES, fake, main_backend_calls, seed_lead
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table

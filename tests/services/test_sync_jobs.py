@@ -10,7 +10,7 @@ import pytest
 from chalicelib import wiring
 from chalicelib.models import Lead, SyncJob, SyncState
 from chalicelib.services import sync, sync_jobs, sync_lease
-from tests.fake_amo import lead
+from tests.fixtures import lead
 from tests.services.test_leads_sync import amo_data as amo_data  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table

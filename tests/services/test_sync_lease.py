@@ -12,8 +12,8 @@ from chalicelib.models import SyncState
 from chalicelib.services import pipelines, sync, sync_lease
 from tests import fixtures
 from tests.conftest import API_KEY
-from tests.fake_amo import FakeAmo, lead
-from tests.fixtures import HAL, HOST, store_tokens
+from tests.fake_amo import FakeAmo
+from tests.fixtures import HAL, HOST, lead, store_tokens
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 

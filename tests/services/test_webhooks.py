@@ -13,8 +13,8 @@ from chalicelib.services import leads, notifications, pipelines, webhooks
 from tests import fixtures
 from tests import webhook_bodies as wb
 from tests.conftest import API_KEY, WEBHOOK_PATH
-from tests.fake_amo import FakeAmo, contact, lead, task
-from tests.fixtures import HAL, HOST, store_tokens
+from tests.fake_amo import FakeAmo
+from tests.fixtures import HAL, HOST, contact, lead, store_tokens, task
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 
@@ -82,7 +82,7 @@ def test_an_older_status_event_arriving_late_is_ignored(client, fake, amo):
 
 
 def test_add_and_update_fetch_the_fresh_lead_from_amocrm(client, fake):
-    fake.contacts[7] = contact(7, "Anna Smith")
+    fake.contacts[7] = contact(7, name="Anna Smith")
     fake.leads = [lead(900, status_id=NEGOTIATION, contact_ids=(7,), updated_at=1700000700)]
     deliver(client, wb.lead_event("add", 900, updated_at=1700000100))  # webhook fields are stale
     stored = Lead.get(leads.lead_id_for(900))
@@ -102,7 +102,7 @@ def test_contact_update_refreshes_the_guest_fields_of_its_leads(client, fake):
     fake.mock.add(
         "GET",
         f"{HOST}/api/v4/contacts/1",
-        json=contact(1, "Олена Шевченко", "+380670000000", updated_at=1700000300),
+        json=contact(1, name="Олена Шевченко", phone="+380670000000", updated_at=1700000300),
         headers=HAL,
     )
     deliver(client, wb.contact_update(1, "Олена Шевченко", "+380670000000", 17657))
