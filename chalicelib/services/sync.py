@@ -37,7 +37,7 @@ from chalicelib.services import (
     sync_state,
     tasks,
 )
-from chalicelib.services.errors import InvalidInput, ServiceError
+from chalicelib.services.errors import InvalidInput, NoProgress
 from chalicelib.services.lead_sync import LeadPageWriter
 from chalicelib.services.sync_state import SYNCABLE, report_lag
 
@@ -48,10 +48,6 @@ RESERVE_SECONDS = 20  # stop starting pages when less than this is left
 FULL_RUN_WINDOW = 4
 
 TimeLeft = Callable[[], float]
-
-
-class NoProgress(ServiceError):
-    """A continuation could not finish even one page in its time: SQS retries it, then dead-letters it."""
 
 
 Progress = Callable[[dict], None]

@@ -12,7 +12,7 @@ from chalicelib import wiring
 from chalicelib.amo.errors import AmoBlocked
 from chalicelib.models import AmoContact, Lead, Notification, SyncJob, SyncState
 from chalicelib.services import lead_sync, leads, pipelines, sync
-from chalicelib.services.errors import ReauthorizationRequired
+from chalicelib.services.errors import NoProgress, ReauthorizationRequired
 from tests import fixtures
 from tests.fake_amo import FakeAmo, contact, lead
 from tests.fixtures import HAL, HOST, store_tokens
@@ -245,7 +245,7 @@ def test_a_continuation_without_time_for_one_page_fails_instead_of_requeueing_fo
     amo_data.leads = [lead(6000 + i) for i in range(600)]
     first = sync.sync_leads_from_amo(wiring.amo(), limit=0, time_left=lambda: 5.0)  # out of time from the start
     assert first["status"] == "continuing" and first["synced"] == 0
-    with pytest.raises(sync.NoProgress, match="no time"):
+    with pytest.raises(NoProgress, match="no time"):
         sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 5.0)
     assert sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 900.0)["status"] == "done"
     assert len(list(Lead.scan())) == 600
