@@ -38,7 +38,7 @@ from chalicelib import logs
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.leads import LOST_STATUS_ID, WON_STATUS_ID, LeadInfo, read_lead
 from chalicelib.models import Lead, utc_now
-from chalicelib.services import contacts, leads, mirror, pipelines
+from chalicelib.services import account_filters, contacts, leads, mirror, pipelines
 from chalicelib.services.errors import Conflict
 from chalicelib.services.guests import Guest, GuestDirectory
 from chalicelib.services.lead_status import StageMapping
@@ -57,7 +57,9 @@ class LeadPageWriter:
         self.synced = 0
         self.errors: list[dict] = []
         self._pool = logs.ThreadPool(max_workers=WORKERS, thread_name_prefix="lead-sync")
-        self.guests = GuestDirectory(amo, self._pool, contacts.save_new)
+        self.guests = GuestDirectory(
+            amo, self._pool, contacts.save_new, on_filters_ignored=account_filters.record_ignored
+        )
         self._writes: list[Future] = []
         self._lock = threading.Lock()
         gc.freeze()  # last: `close` unfreezes
