@@ -32,13 +32,13 @@ def without_sync_lease() -> None:
     import contextlib
     from collections.abc import Iterator
 
-    from chalicelib.services import sync_lease
+    from chalicelib.services.sync import lease
 
     @contextlib.contextmanager
-    def exclusive() -> Iterator[sync_lease.Lease]:
-        yield sync_lease.Lease("benchmark")
+    def exclusive() -> Iterator[lease.Lease]:
+        yield lease.Lease("benchmark")
 
-    sync_lease.exclusive = exclusive
+    lease.exclusive = exclusive
 
 
 def profile_every_thread() -> list:

@@ -11,8 +11,9 @@ import pytest
 from chalicelib import wiring
 from chalicelib.amo.errors import AmoBlocked
 from chalicelib.models import AmoContact, Lead, Notification, SyncJob, SyncState
-from chalicelib.services import lead_sync, leads, pipelines, sync
+from chalicelib.services import leads, pipelines, sync
 from chalicelib.services.errors import NoProgress, ReauthorizationRequired
+from chalicelib.services.sync import lead_pages, runs
 from tests import fixtures
 from tests.fake_amo import FakeAmo, contact, lead
 from tests.fixtures import HAL, HOST, store_tokens
@@ -102,7 +103,7 @@ def test_the_heap_frozen_for_the_sync_is_unfrozen_when_it_ends_even_after_an_err
     sync.sync_leads_from_amo(wiring.amo(), limit=0)
     assert gc.get_freeze_count() == 0
 
-    monkeypatch.setattr(lead_sync, "write_batch", lambda *_: 1 / 0)
+    monkeypatch.setattr(lead_pages, "write_batch", lambda *_: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         sync.sync_leads_from_amo(wiring.amo(), limit=0)
     assert gc.get_freeze_count() == 0
@@ -185,7 +186,7 @@ def test_incremental_sync_asks_only_for_changes_since_the_last_run_minus_overlap
     sync.sync_all(wiring.amo(), 0, full=False)
 
     url = amo_data.requests_to("/api/v4/leads")[0]
-    assert f"filter%5Bupdated_at%5D%5Bfrom%5D={int(started - sync.OVERLAP_SECONDS)}" in url
+    assert f"filter%5Bupdated_at%5D%5Bfrom%5D={int(started - runs.OVERLAP_SECONDS)}" in url
 
 
 def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_or_duplicates(
@@ -196,9 +197,9 @@ def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_o
     amo_data.contacts = {c: contact(c, f"Гость {c}") for c in range(1, 301)}
     amo_data.leads = [lead(5000 + i, contact_ids=(1 + i % 300,)) for i in range(1100)]
     pages_written = []
-    real_add_page = lead_sync.LeadPageWriter.add_page
+    real_add_page = lead_pages.LeadPageWriter.add_page
     monkeypatch.setattr(
-        lead_sync.LeadPageWriter,
+        lead_pages.LeadPageWriter,
         "add_page",
         lambda self, raw: (pages_written.append(len(raw)), real_add_page(self, raw)),
     )
@@ -227,7 +228,7 @@ def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_o
             }
         ]
     }
-    monkeypatch.setattr(lead_sync.LeadPageWriter, "add_page", real_add_page)
+    monkeypatch.setattr(lead_pages.LeadPageWriter, "add_page", real_add_page)
     # chalice's test context allows 3 s; give the continuation a real Lambda's 15 minutes
     monkeypatch.setattr("chalicelib.web.time_left_for_event", lambda context: lambda: 900.0)
     client.lambda_.invoke("continue-sync", event)

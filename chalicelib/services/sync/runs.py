@@ -26,20 +26,11 @@ from chalicelib.amo.client import PAGE_LIMIT
 from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.amo.pages import PageFetcher
 from chalicelib.amo.resource import ListResource
-from chalicelib.services import (
-    account_filters,
-    contacts,
-    pipelines,
-    queues,
-    rederive,
-    sync_jobs,
-    sync_lease,
-    sync_state,
-    tasks,
-)
+from chalicelib.services import contacts, pipelines, queues, rederive, tasks
 from chalicelib.services.errors import InvalidInput, NoProgress
-from chalicelib.services.lead_sync import LeadPageWriter
-from chalicelib.services.sync_state import SYNCABLE, report_lag
+from chalicelib.services.sync import account_filters, jobs, lease, state
+from chalicelib.services.sync.lead_pages import LeadPageWriter
+from chalicelib.services.sync.state import SYNCABLE, report_lag
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +196,8 @@ def sync_entity(
     Raises SyncRunning when another sync holds the lease."""
     if entity not in ENTITIES:
         raise InvalidInput(f"unknown entity {entity}")
-    with sync_lease.exclusive() as lease:
-        return _sync_entity(amo.bulk(), entity, limit, where, incremental, time_left, progress, lease)
+    with lease.exclusive() as held:
+        return _sync_entity(amo.bulk(), entity, limit, where, incremental, time_left, progress, held)
 
 
 def _sync_entity(
@@ -217,7 +208,7 @@ def _sync_entity(
     incremental: bool,
     time_left: TimeLeft | None,
     progress: Progress | None,
-    lease: sync_lease.Lease,
+    held: lease.Lease,
     ready: Callable[[], object] | None = None,
 ) -> dict:
     started_at = time.time()
@@ -225,7 +216,7 @@ def _sync_entity(
     record_state = where is None and limit == 0
     full = where or ENTITIES[entity].filter_type()
     where = full
-    since = sync_state.incremental_from(entity, OVERLAP_SECONDS) if incremental else None
+    since = state.incremental_from(entity, OVERLAP_SECONDS) if incremental else None
     if since is not None and account_filters.ignored():  # see account_filters.py
         if not account_filters.full_sync_due(since + OVERLAP_SECONDS, started_at):
             return {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
@@ -246,27 +237,27 @@ def _sync_entity(
     result = outcome.as_result()
     if outcome.next_page is not None:
         params = {"filter": dataclasses.asdict(where), "limit": limit, "record_state": record_state}
-        job = sync_jobs.new_job(entity, started_at, {**params, "lease": lease.owner})
-        result["jobId"] = sync_jobs.hand_over(job, outcome.next_page, outcome.synced, outcome.errors)
-        lease.hand_over(job.job_id)
+        job = jobs.new_job(entity, started_at, {**params, "lease": held.owner})
+        result["jobId"] = jobs.hand_over(job, outcome.next_page, outcome.synced, outcome.errors)
+        held.hand_over(job.job_id)
     elif record_state:
-        sync_state.record_success(entity, started_at, result)
+        state.record_success(entity, started_at, result)
     return result
 
 
 def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None, page: int | None = None) -> dict:
     """Continue a handed-over sync (the sync queue's consumer calls this); a copy of a message
-    someone else is running, or has run, does nothing (sync_jobs.claim)."""
-    claim = sync_jobs.claim(job_id, page, time_left)
-    if not isinstance(claim, sync_jobs.Claim):
+    someone else is running, or has run, does nothing (jobs.claim)."""
+    claim = jobs.claim(job_id, page, time_left)
+    if not isinstance(claim, jobs.Claim):
         return claim
     job = claim.job
     amo = amo.bulk()
     params = job.params or {}
     try:  # ours still, or lapsed while the message waited: take it back; another sync's: wait
-        sync_lease.take(params.get("lease") or None).hand_over(job.job_id)
-    except sync_lease.SyncRunning:
-        sync_jobs.release(claim)
+        lease.take(params.get("lease") or None).hand_over(job.job_id)
+    except lease.SyncRunning:
+        jobs.release(claim)
         raise
     limit = int(params.get("limit") or 0)
     filter_type = ENTITIES[job.entity].filter_type
@@ -278,17 +269,17 @@ def resume(amo: AmoApi, job_id: str, time_left: TimeLeft | None = None, page: in
         if outcome.next_page == job.next_page:  # not even one page fitted: let SQS retry, then dead-letter
             raise NoProgress(f"sync job {job_id} had no time to make progress")
     except Exception:
-        sync_jobs.release(claim)  # nothing saved: SQS's retry of this message may claim it at once
+        jobs.release(claim)  # nothing saved: SQS's retry of this message may claim it at once
         raise
     if outcome.next_page is not None:
         job.invocations = (job.invocations or 1) + 1
-        sync_lease.renew(params.get("lease") or "")  # for the gap until the next invocation
-        sync_jobs.hand_over(job, outcome.next_page, outcome.synced, outcome.errors, claim)
+        lease.renew(params.get("lease") or "")  # for the gap until the next invocation
+        jobs.hand_over(job, outcome.next_page, outcome.synced, outcome.errors, claim)
         return {"jobId": job_id, "status": "continuing", "synced": job.synced}
-    sync_jobs.finish(job, outcome.synced, outcome.errors, claim)
+    jobs.finish(job, outcome.synced, outcome.errors, claim)
     if params.get("record_state"):
-        sync_state.record_success(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
-    sync_lease.release(params.get("lease") or "")
+        state.record_success(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
+    lease.release(params.get("lease") or "")
     return {"jobId": job_id, "status": "done", "synced": job.synced}
 
 
@@ -304,18 +295,18 @@ def request_incremental(amo: Callable[[], AmoApi], entities: list[str]) -> None:
 def run_incremental(amo: AmoApi, entities: list[str], time_left: TimeLeft | None = None) -> dict:
     """An incremental run of some entities; skipped (the running sync covers them) while one runs."""
     try:
-        with sync_lease.exclusive() as lease:
+        with lease.exclusive() as held:
             return {
-                entity: _next_entity(amo.bulk(), entity, True, time_left, None, lease)
+                entity: _next_entity(amo.bulk(), entity, True, time_left, None, held)
                 for entity in entities
                 if entity in SYNCABLE
             }
-    except sync_lease.SyncRunning as running:
+    except lease.SyncRunning as running:
         return {"skipped": True, "runningJobId": running.job_id}
 
 
 def resume_message(amo: AmoApi, message: dict, time_left: TimeLeft | None = None) -> dict:
-    """The sync queue's consumer: `{"jobId": …, "page": n}` as `sync_jobs.hand_over` queued it,
+    """The sync queue's consumer: `{"jobId": …, "page": n}` as `jobs.hand_over` queued it,
     `{"incremental": [entity, …]}` as `request_incremental` did, or `{"rederive": <job id>}`,
     a stage mapping's re-derivation (rederive.py)."""
     if isinstance(message.get("incremental"), list):
@@ -331,7 +322,7 @@ def resume_message(amo: AmoApi, message: dict, time_left: TimeLeft | None = None
 
 
 def get_job(job_id: str) -> dict:
-    return sync_jobs.describe(job_id)
+    return jobs.describe(job_id)
 
 
 # -- the service methods of SPEC §4 -----------------------------------------------------------------
@@ -390,11 +381,11 @@ def sync_all(
     and tasks (the schedule uses it to heal missed webhooks of every kind). The pipelines are
     fetched while the first lead pages are on their way; no lead is written before they are stored."""
     amo = amo.bulk()
-    with sync_lease.exclusive() as lease, logs.ThreadPool(max_workers=1, thread_name_prefix="pipelines") as pool:
+    with lease.exclusive() as held, logs.ThreadPool(max_workers=1, thread_name_prefix="pipelines") as pool:
         # the stages are synced while the first lead pages are on their way (one latency saved)
         stages = pool.submit(pipelines.sync_pipelines, amo)
         try:
-            leads = _sync_entity(amo, "leads", leads_limit, None, not full, time_left, progress, lease, stages.result)
+            leads = _sync_entity(amo, "leads", leads_limit, None, not full, time_left, progress, held, stages.result)
         except BaseException as failure:
             stages_failure = stages.exception()  # the leads' error is raised; a different one of the stages is not lost
             if stages_failure is not None and type(stages_failure) is not type(failure):
@@ -403,7 +394,7 @@ def sync_all(
         result: dict[str, Any] = {"pipelines": stages.result(), "leads": leads}
         if related:
             for entity in ("contacts", "tasks"):
-                result[entity] = _next_entity(amo, entity, not full, time_left, progress, lease)
+                result[entity] = _next_entity(amo, entity, not full, time_left, progress, held)
     return result
 
 
@@ -411,13 +402,13 @@ DEFERRED = {"synced": 0, "errors": [], "status": "deferred", "reason": "an earli
 
 
 def _next_entity(
-    amo: AmoApi, entity: str, incremental: bool, time_left: TimeLeft | None, progress: Progress | None, lease: Any
+    amo: AmoApi, entity: str, incremental: bool, time_left: TimeLeft | None, progress: Progress | None, held: Any
 ) -> dict:
     """One more entity of a multi-entity run, unless an earlier one already continues in the
     background: a lease carries one continuation, and the next scheduled run does the rest."""
-    if lease.handed_over:
+    if held.handed_over:
         return dict(DEFERRED)
-    return _sync_entity(amo, entity, 0, None, incremental, time_left, progress, lease)
+    return _sync_entity(amo, entity, 0, None, incremental, time_left, progress, held)
 
 
 def scheduled_sync(amo: AmoApi, time_left: TimeLeft | None = None) -> dict:
@@ -425,7 +416,7 @@ def scheduled_sync(amo: AmoApi, time_left: TimeLeft | None = None) -> dict:
     Whatever happens, it reports the lag (the alarm on it notices a sync that stopped advancing)."""
     try:
         return sync_all(amo, 0, full=False, time_left=time_left, related=True)
-    except sync_lease.SyncRunning as running:
+    except lease.SyncRunning as running:
         log.info("scheduled sync skipped: %s", running)
         return {"skipped": True, "runningJobId": running.job_id}
     finally:

@@ -38,10 +38,11 @@ from chalicelib import logs
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.leads import LOST_STATUS_ID, WON_STATUS_ID, LeadInfo, read_lead
 from chalicelib.models import Lead, utc_now
-from chalicelib.services import account_filters, contacts, leads, mirror, pipelines
+from chalicelib.services import contacts, leads, mirror, pipelines
 from chalicelib.services.errors import Conflict
 from chalicelib.services.guests import Guest, GuestDirectory
 from chalicelib.services.lead_status import StageMapping
+from chalicelib.services.sync import account_filters
 
 FLUSH_AT_BUFFERED_LEADS = 2000
 MAX_OUTSTANDING_JOBS = 6
