@@ -151,7 +151,7 @@ def main() -> None:
     profilers = profile_every_thread() if "--profile" in sys.argv else []
     calls.clear()
     started, cpu_started = time.monotonic(), cpu_seconds()
-    result = sync.sync_all(wiring.amo(), 0, full=mode == "full")
+    result = sync.sync_all(wiring.amo(), full=mode == "full")
     if profilers:
         save_profile(profilers, sys.argv[sys.argv.index("--profile") + 1])
     elapsed, cpu = time.monotonic() - started, cpu_seconds() - cpu_started

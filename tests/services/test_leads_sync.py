@@ -174,16 +174,16 @@ def test_a_blocked_account_stops_the_sync(amo_data, amo):
         headers={"Content-Type": "text/html"},
     )
     with pytest.raises(AmoBlocked):
-        sync.sync_all(wiring.amo(), 0)
+        sync.sync_all(wiring.amo())
 
 
 def test_incremental_sync_asks_only_for_changes_since_the_last_run_minus_overlap(amo_data):
     amo_data.leads = [lead(90, updated_at=1700000000)]
-    sync.sync_all(wiring.amo(), 0, full=True)
+    sync.sync_all(wiring.amo(), full=True)
     started = SyncState.get("leads").last_success_started_at
     amo_data.urls.clear()
 
-    sync.sync_all(wiring.amo(), 0, full=False)
+    sync.sync_all(wiring.amo(), full=False)
 
     url = amo_data.requests_to("/api/v4/leads")[0]
     assert f"filter%5Bupdated_at%5D%5Bfrom%5D={int(started - runs.OVERLAP_SECONDS)}" in url
@@ -247,8 +247,8 @@ def test_a_continuation_without_time_for_one_page_fails_instead_of_requeueing_fo
     first = sync.sync_leads_from_amo(wiring.amo(), limit=0, time_left=lambda: 5.0)  # out of time from the start
     assert first["status"] == "continuing" and first["synced"] == 0
     with pytest.raises(NoProgress, match="no time"):
-        sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 5.0)
-    assert sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 900.0)["status"] == "done"
+        sync.resume(wiring.amo(), job_id=first["jobId"], time_left=lambda: 5.0)
+    assert sync.resume(wiring.amo(), job_id=first["jobId"], time_left=lambda: 900.0)["status"] == "done"
     assert len(list(Lead.scan())) == 600
 
 
@@ -269,7 +269,7 @@ def test_a_first_sync_all_fetches_the_pipelines_once_while_its_first_lead_pages_
     fake = FakeAmo(amo)
     fake.leads = [lead(7000 + i, status_id=INITIAL) for i in range(300)]
 
-    result = sync.sync_all(wiring.amo(), 0, full=True)
+    result = sync.sync_all(wiring.amo(), full=True)
 
     assert result["leads"]["errors"] == []
     assert result["leads"]["synced"] == 300

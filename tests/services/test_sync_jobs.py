@@ -61,7 +61,7 @@ def test_the_redelivery_after_an_invocation_died_takes_over(handed_over):
     # the invocation died; its claim ran out (SQS redelivers only after the visibility timeout)
     SyncJob.get(job_id).update(actions=[SyncJob.claimed_until.set(died.job.claimed_until - 2000)])
 
-    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "done"
+    assert sync.resume(wiring.amo(), job_id=job_id, time_left=lambda: 900.0, page=1)["status"] == "done"
     assert (SyncJob.get(job_id).status, SyncJob.get(job_id).synced) == ("done", 600)
 
 
@@ -74,7 +74,7 @@ def test_an_invocation_that_lost_its_claim_saves_nothing(handed_over):
     assert isinstance(took_over, jobs.Claim)
 
     with pytest.raises(jobs.ClaimLost):
-        jobs.hand_over(slow.job, 2, 250, [], slow)
+        jobs.hand_over(slow.job, next_page=2, synced=250, errors=[], claim=slow)
     assert SyncJob.get(job_id).next_page == 1 and SyncJob.get(job_id).claim_token == took_over.token
 
 
@@ -87,7 +87,7 @@ def test_a_job_whose_message_dead_lettered_is_failed_when_looked_at(handed_over)
 
     assert report["status"] == "failed"
     assert "continuation was lost" in report["errors"][-1]["error"]
-    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "failed"
+    assert sync.resume(wiring.amo(), job_id=job_id, time_left=lambda: 900.0, page=1)["status"] == "failed"
 
 
 def test_a_job_that_is_merely_waiting_for_its_redelivery_is_not_failed(handed_over):
@@ -102,7 +102,7 @@ def test_a_multi_entity_run_that_hands_over_defers_the_rest_to_one_chain(amo_dat
     monkeypatch.setenv("SYNC_QUEUE_URL", queue_url)
     amo_data.leads = [lead(7000 + i) for i in range(600)]
 
-    result = sync.sync_all(wiring.amo(), 0, time_left=lambda: 5.0, related=True)
+    result = sync.sync_all(wiring.amo(), time_left=lambda: 5.0, related=True)
 
     assert result["leads"]["status"] == "continuing"
     assert result["contacts"]["status"] == result["tasks"]["status"] == "deferred"
@@ -116,18 +116,18 @@ def test_a_continuation_whose_lease_another_sync_took_waits_and_gives_its_claim_
     other = lease.take()  # the schedule's next run took it
 
     with pytest.raises(lease.SyncRunning):
-        sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)
+        sync.resume(wiring.amo(), job_id=job_id, time_left=lambda: 900.0, page=1)
 
     assert SyncJob.get(job_id).claim_token is None and SyncJob.get(job_id).next_page == 1
     lease.release(other.owner)
-    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "done"
+    assert sync.resume(wiring.amo(), job_id=job_id, time_left=lambda: 900.0, page=1)["status"] == "done"
 
 
 def test_a_continuation_whose_lease_lapsed_takes_it_back_and_names_its_job(handed_over, monkeypatch):
     job_id, _ = handed_over
     SyncState.get(SyncState.RUNNING_KEY).update(actions=[SyncState.lease_until.set(0)])
     monkeypatch.setattr(lease, "release", lambda owner: None)  # look at the lease mid-way
-    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "done"
+    assert sync.resume(wiring.amo(), job_id=job_id, time_left=lambda: 900.0, page=1)["status"] == "done"
     assert lease.running_job() == job_id
 
 
@@ -141,7 +141,7 @@ def test_a_continuation_that_cannot_be_queued_fails_its_job_at_once(handed_over,
 
     monkeypatch.setattr(jobs.queues, "send_sync_request", refused)
     with pytest.raises(RuntimeError):
-        jobs.hand_over(claim.job, 2, 250, [], claim)
+        jobs.hand_over(claim.job, next_page=2, synced=250, errors=[], claim=claim)
     job = SyncJob.get(job_id)
     assert job.status == "failed" and "could not be queued" in job.errors[-1]["error"]
 
@@ -152,5 +152,5 @@ def test_a_job_keeps_a_bounded_list_of_errors(handed_over):
         claim = jobs.claim(job_id, page, lambda: 900.0)
         assert isinstance(claim, jobs.Claim)
         errors = [{"id": page * 1000 + i, "error": "x" * 100} for i in range(150)]
-        jobs._save(claim.job, page + 1, 0, errors, "running", claim)
+        jobs._save(claim.job, next_page=page + 1, synced=0, errors=errors, status="running", claim=claim)
     assert len(SyncJob.get(job_id).errors) == jobs.MAX_ERRORS

@@ -66,7 +66,7 @@ def test_a_continuation_carries_the_lease_until_its_job_is_done(fake, monkeypatc
     assert lease.running_job() == first["jobId"]
     with pytest.raises(lease.SyncRunning):
         sync.sync_leads_from_amo(wiring.amo(), limit=0)
-    assert sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 900.0)["status"] == "done"
+    assert sync.resume(wiring.amo(), job_id=first["jobId"], time_left=lambda: 900.0)["status"] == "done"
     assert lease.running_job() is None
 
 

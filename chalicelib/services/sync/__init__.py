@@ -1,6 +1,8 @@
 """The sync: amoCRM's leads, contacts and tasks mirrored into DynamoDB, in full or incrementally.
 
 runs.py             the entry points: one entity, sync-all, the schedule's run, incremental runs, continuations
+run.py              one pass over an entity's pages (a `Run`: what it is asked to do) and its `Outcome`
+entities.py         what each entity is synced with: its amoCRM list, the filter it takes, its page writer
 jobs.py             a run that continues across invocations (a SyncJob): handed over, claimed, finished, failed
 lease.py            the one sync allowed to run at a time in the whole deployment
 state.py            what the schedule remembers between runs: where each entity's last complete run started
