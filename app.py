@@ -178,7 +178,7 @@ def list_roles():
 @web.maps_errors
 def sync_leads():
     limit = validation.query_int(web.request(app).query_params, "limit", 50)
-    return sync.sync_leads_from_amo(wiring.amo(), limit, time_left=web.time_left_for_route(app))
+    return sync.sync_leads_from_amo(wiring.amo(), limit=limit, time_left=web.time_left_for_route(app))
 
 
 @app.route(f"{P}/create-lead", methods=["POST"])
@@ -240,7 +240,7 @@ def add_lead_note(amoLeadId):
 @web.maps_errors
 def sync_contacts():
     limit = validation.query_int(web.request(app).query_params, "limit", 50)
-    return sync.sync_contacts(wiring.amo(), limit, time_left=web.time_left_for_route(app))
+    return sync.sync_contacts(wiring.amo(), limit=limit, time_left=web.time_left_for_route(app))
 
 
 @app.route(f"{P}/contacts", methods=["GET"])
@@ -268,9 +268,9 @@ def sync_tasks():
     params = web.request(app).query_params
     return sync.sync_tasks(
         wiring.amo(),
-        validation.query_int(params, "limit", 50),
-        validation.query_bool(params, "is_completed"),
-        validation.entity_type_param(params),
+        limit=validation.query_int(params, "limit", 50),
+        is_completed=validation.query_bool(params, "is_completed"),
+        entity_type=validation.entity_type_param(params),
         time_left=web.time_left_for_route(app),
     )
 
@@ -309,7 +309,7 @@ def sync_all():
     params = web.request(app).query_params
     return sync.sync_all(
         wiring.amo(),
-        validation.query_int(params, "leadsLimit", 0),
+        leads_limit=validation.query_int(params, "leadsLimit", 0),
         full=validation.query_bool(params, "full") is not False,
         time_left=web.time_left_for_route(app),
     )

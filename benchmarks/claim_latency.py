@@ -24,7 +24,7 @@ from scripts.local_stack import ROOT, free_port, http, wait_until
 
 CLAIMS = 60
 CLAIM_EVERY = 0.1  # seconds; a sync claims about seven times a second
-WRITERS = 4  # lead_sync.WORKERS
+WRITERS = 4  # sync.lead_pages.WORKERS
 
 
 def write_leads(seconds: float, threads: int, quiet: bool = False) -> int:

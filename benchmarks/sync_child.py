@@ -32,13 +32,13 @@ def without_sync_lease() -> None:
     import contextlib
     from collections.abc import Iterator
 
-    from chalicelib.services import sync_lease
+    from chalicelib.services.sync import lease
 
     @contextlib.contextmanager
-    def exclusive() -> Iterator[sync_lease.Lease]:
-        yield sync_lease.Lease("benchmark")
+    def exclusive() -> Iterator[lease.Lease]:
+        yield lease.Lease("benchmark")
 
-    sync_lease.exclusive = exclusive
+    lease.exclusive = exclusive
 
 
 def profile_every_thread() -> list:
@@ -151,7 +151,7 @@ def main() -> None:
     profilers = profile_every_thread() if "--profile" in sys.argv else []
     calls.clear()
     started, cpu_started = time.monotonic(), cpu_seconds()
-    result = sync.sync_all(wiring.amo(), 0, full=mode == "full")
+    result = sync.sync_all(wiring.amo(), full=mode == "full")
     if profilers:
         save_profile(profilers, sys.argv[sys.argv.index("--profile") + 1])
     elapsed, cpu = time.monotonic() - started, cpu_seconds() - cpu_started

@@ -133,7 +133,7 @@ def cmd_set_long_lived_token(_: argparse.Namespace) -> int:
 def cmd_sync_all(args: argparse.Namespace) -> int:
     started = time.monotonic()
     results = sync.sync_all(
-        wiring.amo(), args.leads_limit, full=args.full, progress=ProgressLine(), related=args.related
+        wiring.amo(), leads_limit=args.leads_limit, full=args.full, progress=ProgressLine(), related=args.related
     )
     return _summary(results, time.monotonic() - started)
 
@@ -141,7 +141,9 @@ def cmd_sync_all(args: argparse.Namespace) -> int:
 def _sync_one(entity: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         started = time.monotonic()
-        result = sync.sync_entity(wiring.amo(), entity, args.limit, incremental=not args.full, progress=ProgressLine())
+        result = sync.sync_entity(
+            wiring.amo(), entity=entity, limit=args.limit, incremental=not args.full, progress=ProgressLine()
+        )
         return _summary({entity: result}, time.monotonic() - started)
 
     return run

@@ -315,7 +315,7 @@ class SyncJob(BaseModel):
     errors = JSONAttribute(default=list)
     started_at = NumberAttribute()
     invocations = NumberAttribute(default=1)
-    claim_token = UnicodeAttribute(null=True)  # the invocation running next_page now (sync_jobs.py)
+    claim_token = UnicodeAttribute(null=True)  # the invocation running next_page now (services/sync/jobs.py)
     claimed_until = NumberAttribute(null=True)  # unix time its claim ends
     expires_at = TTLAttribute(null=True)
 

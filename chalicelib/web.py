@@ -51,7 +51,7 @@ from chalicelib.services.errors import (
     ServiceError,
     Unauthenticated,
 )
-from chalicelib.services.sync_lease import SyncRunning
+from chalicelib.services.sync import SyncRunning
 
 log = logging.getLogger(__name__)
 

@@ -246,14 +246,14 @@ def test_a_refused_refresh_token_counts_a_failure_and_needs_reauthorization(amo)
 
 def test_sync_lag_is_the_age_of_the_oldest_complete_run_and_unknown_before_every_entity_ran():
     from chalicelib.models import SyncState
-    from chalicelib.services import sync
+    from chalicelib.services.sync import state
 
     for entity, started in (("leads", 1000.0), ("contacts", 1600.0)):
         SyncState(entity=entity, last_success_started_at=started).save()
     metrics.flush(emit=False)
-    assert sync.report_lag(now=5000.0) is None
+    assert state.report_lag(now=5000.0) is None
     SyncState(entity="tasks", last_success_started_at=4000.0).save()
-    assert sync.report_lag(now=5000.0) == 4000.0
+    assert state.report_lag(now=5000.0) == 4000.0
     assert totals(metrics.flush(emit=False)) == {"SyncLag": 4000.0}
 
 

@@ -121,7 +121,7 @@ def test_every_module_imports_on_its_own():
 
 def test_services_speak_in_resources_not_urls():
     offenders = []
-    for path in (PACKAGE / "services").glob("*.py"):
+    for path in (PACKAGE / "services").rglob("*.py"):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if any(marker in line for marker in ("/api/v4", "_embedded", "filter[")):
                 offenders.append(f"{path.name}:{number}: {line.strip()}")

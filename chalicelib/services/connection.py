@@ -32,8 +32,9 @@ from chalicelib.amo.errors import AmoAuthError, AmoError, AmoTokenRevoked
 from chalicelib.amo.oauth import TokenPair, jwt_expires_at
 from chalicelib.locking import is_conflict
 from chalicelib.models import AmoToken, OAuthState
-from chalicelib.services import account_filters, token_expiry, token_store
+from chalicelib.services import token_expiry, token_store
 from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotConnected, ReauthorizationRequired
+from chalicelib.services.sync import account_filters
 
 log = logging.getLogger(__name__)
 

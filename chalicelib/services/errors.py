@@ -29,6 +29,11 @@ class ReauthorizationRequired(Conflict):
     """The refresh token is spent or revoked: a person must re-authorize the integration."""
 
 
+class NoProgress(ServiceError):
+    """A continuation could not finish even one step in its time (a sync's page, a re-derivation's
+    chunk): SQS retries it, then dead-letters it."""
+
+
 class Unauthenticated(ServiceError):
     """The caller did not prove who it is (e.g. a webhook without the shared secret)."""
 

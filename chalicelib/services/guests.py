@@ -13,8 +13,9 @@ Every contact id the directory has heard of is in exactly one state:
 
 What amoCRM answers is checked against what was asked (reference §13):
 - an id-filtered answer holding ids that were not asked for means the account ignores
-  filters: nothing is concluded from it, and the directory switches to listing every
-  contact in pages (which needs no filter) for the rest of the sync;
+  filters: nothing is concluded from it, the directory says so (`on_filters_ignored`, which
+  the sync uses to remember it for the account) and switches to listing every contact in
+  pages (which needs no filter) for the rest of the sync;
 - an id that was asked for but not returned is not taken as deleted: it is read on its own,
   and only amoCRM's 204/404 to that direct GET makes it None.
 """
@@ -32,7 +33,7 @@ from chalicelib.amo.api import AmoApi
 from chalicelib.amo.contacts import ContactInfo, read_contact
 from chalicelib.amo.resource import IDS_PER_REQUEST
 from chalicelib.models import AmoContact
-from chalicelib.services import account_filters, mirror
+from chalicelib.services import mirror
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +88,13 @@ class GuestDirectory:
         amo: AmoApi,
         pool: ThreadPoolExecutor,
         save: Callable[[list[ContactInfo]], object],
+        on_filters_ignored: Callable[[str], object],
         cache_size: int = CACHE_SIZE,
     ):
         self.amo = amo
         self._pool = pool
         self._save = save
+        self._on_filters_ignored = on_filters_ignored
         self._cache_size = cache_size
         self._cache: OrderedDict[int, Guest | None] = OrderedDict()
         self.missing: set[int] = set()
@@ -154,7 +157,7 @@ class GuestDirectory:
                 found = fetch_contacts(self.amo, ids)
             except FilterIgnored:
                 self.filters_ignored = True
-                account_filters.record_ignored("contacts by id")
+                self._on_filters_ignored("contacts by id")
                 log.warning("amoCRM ignores the id filter on contacts for this account; listing contacts instead")
             else:
                 self._store([info for info in found.values() if info is not None])

@@ -35,10 +35,6 @@ def sync_queue_configured() -> bool:
     return bool(settings.sync_queue_url())
 
 
-def send_sync_continuation(job_id: str) -> None:
-    send_sync_request({"jobId": job_id})
-
-
 def send_sync_request(message: dict) -> None:
     sqs().send_message(
         QueueUrl=settings.sync_queue_url(), MessageBody=json.dumps(message), MessageAttributes=_attributes()

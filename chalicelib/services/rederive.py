@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from chalicelib.models import Lead, SyncJob, utc_now
 from chalicelib.services import lead_status, queues
-from chalicelib.services.errors import InvalidInput, ServiceError
+from chalicelib.services.errors import InvalidInput, NoProgress
 from chalicelib.services.lead_status import StageMapping
 from chalicelib.services.stage_names import LOST_STATUS_ID, WON_STATUS_ID
 
@@ -37,10 +37,6 @@ JOB_RETENTION = timedelta(days=7)
 ENTITY = "mapping"
 
 TimeLeft = Callable[[], float]
-
-
-class NoProgress(ServiceError):
-    """A continuation could not re-derive even one chunk in its time: SQS retries it, then dead-letters it."""
 
 
 class MappedStage(NamedTuple):

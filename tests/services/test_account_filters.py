@@ -8,7 +8,8 @@ import pytest
 from chalicelib import wiring
 from chalicelib.amo.filters import ListFilter
 from chalicelib.models import SyncState
-from chalicelib.services import account_filters, connection, sync
+from chalicelib.services import connection, sync
+from chalicelib.services.sync import account_filters
 from tests import fixtures
 from tests.fixtures import HAL, HOST, lead
 from tests.services.test_leads_sync import amo_data, stored

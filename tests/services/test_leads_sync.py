@@ -11,8 +11,9 @@ import pytest
 from chalicelib import wiring
 from chalicelib.amo.errors import AmoBlocked
 from chalicelib.models import AmoContact, Lead, Notification, SyncJob, SyncState
-from chalicelib.services import lead_sync, leads, pipelines, sync
-from chalicelib.services.errors import ReauthorizationRequired
+from chalicelib.services import leads, pipelines, sync
+from chalicelib.services.errors import NoProgress, ReauthorizationRequired
+from chalicelib.services.sync import lead_pages, runs
 from tests import fixtures
 from tests.fake_amo import FakeAmo
 from tests.fixtures import HAL, HOST, contact, lead, store_tokens
@@ -104,7 +105,7 @@ def test_the_heap_frozen_for_the_sync_is_unfrozen_when_it_ends_even_after_an_err
     sync.sync_leads_from_amo(wiring.amo(), limit=0)
     assert gc.get_freeze_count() == 0
 
-    monkeypatch.setattr(lead_sync, "write_batch", lambda *_: 1 / 0)
+    monkeypatch.setattr(lead_pages, "write_batch", lambda *_: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         sync.sync_leads_from_amo(wiring.amo(), limit=0)
     assert gc.get_freeze_count() == 0
@@ -175,19 +176,19 @@ def test_a_blocked_account_stops_the_sync(amo_data, amo):
         headers={"Content-Type": "text/html"},
     )
     with pytest.raises(AmoBlocked):
-        sync.sync_all(wiring.amo(), 0)
+        sync.sync_all(wiring.amo())
 
 
 def test_incremental_sync_asks_only_for_changes_since_the_last_run_minus_overlap(amo_data):
     amo_data.leads = [lead(90, updated_at=1700000000)]
-    sync.sync_all(wiring.amo(), 0, full=True)
+    sync.sync_all(wiring.amo(), full=True)
     started = SyncState.get("leads").last_success_started_at
     amo_data.urls.clear()
 
-    sync.sync_all(wiring.amo(), 0, full=False)
+    sync.sync_all(wiring.amo(), full=False)
 
     url = amo_data.requests_to("/api/v4/leads")[0]
-    assert f"filter%5Bupdated_at%5D%5Bfrom%5D={int(started - sync.OVERLAP_SECONDS)}" in url
+    assert f"filter%5Bupdated_at%5D%5Bfrom%5D={int(started - runs.OVERLAP_SECONDS)}" in url
 
 
 def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_or_duplicates(
@@ -198,9 +199,9 @@ def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_o
     amo_data.contacts = {c: contact(c, name=f"Гость {c}") for c in range(1, 301)}
     amo_data.leads = [lead(5000 + i, contact_ids=(1 + i % 300,)) for i in range(1100)]
     pages_written = []
-    real_add_page = lead_sync.LeadPageWriter.add_page
+    real_add_page = lead_pages.LeadPageWriter.add_page
     monkeypatch.setattr(
-        lead_sync.LeadPageWriter,
+        lead_pages.LeadPageWriter,
         "add_page",
         lambda self, raw: (pages_written.append(len(raw)), real_add_page(self, raw)),
     )
@@ -229,7 +230,7 @@ def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_o
             }
         ]
     }
-    monkeypatch.setattr(lead_sync.LeadPageWriter, "add_page", real_add_page)
+    monkeypatch.setattr(lead_pages.LeadPageWriter, "add_page", real_add_page)
     # chalice's test context allows 3 s; give the continuation a real Lambda's 15 minutes
     monkeypatch.setattr("chalicelib.web.time_left_for_event", lambda context: lambda: 900.0)
     client.lambda_.invoke("continue-sync", event)
@@ -247,9 +248,9 @@ def test_a_continuation_without_time_for_one_page_fails_instead_of_requeueing_fo
     amo_data.leads = [lead(6000 + i) for i in range(600)]
     first = sync.sync_leads_from_amo(wiring.amo(), limit=0, time_left=lambda: 5.0)  # out of time from the start
     assert first["status"] == "continuing" and first["synced"] == 0
-    with pytest.raises(sync.NoProgress, match="no time"):
-        sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 5.0)
-    assert sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 900.0)["status"] == "done"
+    with pytest.raises(NoProgress, match="no time"):
+        sync.resume(wiring.amo(), job_id=first["jobId"], time_left=lambda: 5.0)
+    assert sync.resume(wiring.amo(), job_id=first["jobId"], time_left=lambda: 900.0)["status"] == "done"
     assert len(list(Lead.scan())) == 600
 
 
@@ -270,7 +271,7 @@ def test_a_first_sync_all_fetches_the_pipelines_once_while_its_first_lead_pages_
     fake = FakeAmo(amo)
     fake.leads = [lead(7000 + i, status_id=INITIAL) for i in range(300)]
 
-    result = sync.sync_all(wiring.amo(), 0, full=True)
+    result = sync.sync_all(wiring.amo(), full=True)
 
     assert result["leads"]["errors"] == []
     assert result["leads"]["synced"] == 300

@@ -73,7 +73,7 @@ def test_mapping_a_stage_rederives_its_leads_at_once_and_notifies_each_once_with
     assert {n.state for n in Notification.scan()} == {"sent"}  # delivered to the Main Backend
 
     assert pipelines.update_stage_mapping(DECISION, "IN_PROGRESS")["leadsChanged"] == 0  # repeated: nothing
-    sync.sync_all(wiring.amo(), 0, full=True)  # a full sync afterwards: nothing more to say
+    sync.sync_all(wiring.amo(), full=True)  # a full sync afterwards: nothing more to say
     assert len(notes()) == 3
 
 
@@ -116,13 +116,13 @@ def test_a_full_sync_that_finds_a_status_from_an_older_mapping_notifies_with_the
     AmoStage.get(SALES, DECISION).update(actions=[AmoStage.mapped_status.set("IN_PROGRESS")])
     before = int(time.time())
 
-    sync.sync_all(wiring.amo(), 0, full=True)
+    sync.sync_all(wiring.amo(), full=True)
 
     assert statuses(100, 101, 102) == ["IN_PROGRESS"] * 3
     found = notes()
     assert {n["reason"] for n in found} == {"mapping_changed"} and len(found) == 3
     assert all(iso(before) <= n["occurredAt"] <= iso(int(time.time())) for n in found)  # never amoCRM's 2023 stamp
-    sync.sync_all(wiring.amo(), 0, full=True)
+    sync.sync_all(wiring.amo(), full=True)
     assert len(notes()) == 3
 
 

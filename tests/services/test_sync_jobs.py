@@ -9,7 +9,8 @@ import pytest
 
 from chalicelib import wiring
 from chalicelib.models import Lead, SyncJob, SyncState
-from chalicelib.services import sync, sync_jobs, sync_lease
+from chalicelib.services import sync
+from chalicelib.services.sync import jobs, lease
 from tests.fixtures import lead
 from tests.services.test_leads_sync import amo_data as amo_data  # noqa: F401 (a fixture)
 
@@ -34,8 +35,8 @@ def lead_page_requests(amo_data):
 
 def test_a_copy_of_a_message_another_invocation_is_running_does_nothing(handed_over):
     job_id, amo_data = handed_over
-    running = sync_jobs.claim(job_id, 1, lambda: 900.0)  # the first delivery, still at work
-    assert isinstance(running, sync_jobs.Claim)
+    running = jobs.claim(job_id, 1, lambda: 900.0)  # the first delivery, still at work
+    assert isinstance(running, jobs.Claim)
     before = len(lead_page_requests(amo_data))
 
     copy = sync.resume_message(wiring.amo(), {"jobId": job_id, "page": 1}, lambda: 900.0)
@@ -57,38 +58,38 @@ def test_a_late_copy_of_an_old_message_is_stale(handed_over):
 
 def test_the_redelivery_after_an_invocation_died_takes_over(handed_over):
     job_id, _ = handed_over
-    died = sync_jobs.claim(job_id, 1, lambda: 900.0)
-    assert isinstance(died, sync_jobs.Claim)
+    died = jobs.claim(job_id, 1, lambda: 900.0)
+    assert isinstance(died, jobs.Claim)
     # the invocation died; its claim ran out (SQS redelivers only after the visibility timeout)
     SyncJob.get(job_id).update(actions=[SyncJob.claimed_until.set(died.job.claimed_until - 2000)])
 
-    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "done"
+    assert sync.resume(wiring.amo(), job_id=job_id, time_left=lambda: 900.0, page=1)["status"] == "done"
     assert (SyncJob.get(job_id).status, SyncJob.get(job_id).synced) == ("done", 600)
 
 
 def test_an_invocation_that_lost_its_claim_saves_nothing(handed_over):
     job_id, _ = handed_over
-    slow = sync_jobs.claim(job_id, 1, lambda: 900.0)
-    assert isinstance(slow, sync_jobs.Claim)
+    slow = jobs.claim(job_id, 1, lambda: 900.0)
+    assert isinstance(slow, jobs.Claim)
     SyncJob.get(job_id).update(actions=[SyncJob.claimed_until.set(0)])
-    took_over = sync_jobs.claim(job_id, 1, lambda: 900.0)
-    assert isinstance(took_over, sync_jobs.Claim)
+    took_over = jobs.claim(job_id, 1, lambda: 900.0)
+    assert isinstance(took_over, jobs.Claim)
 
-    with pytest.raises(sync_jobs.ClaimLost):
-        sync_jobs.hand_over(slow.job, 2, 250, [], slow)
+    with pytest.raises(jobs.ClaimLost):
+        jobs.hand_over(slow.job, next_page=2, synced=250, errors=[], claim=slow)
     assert SyncJob.get(job_id).next_page == 1 and SyncJob.get(job_id).claim_token == took_over.token
 
 
 def test_a_job_whose_message_dead_lettered_is_failed_when_looked_at(handed_over):
     job_id, _ = handed_over
-    long_ago = datetime.now(UTC) - sync_jobs.STALLED_AFTER - timedelta(minutes=1)
+    long_ago = datetime.now(UTC) - jobs.STALLED_AFTER - timedelta(minutes=1)
     SyncJob.get(job_id).update(actions=[SyncJob.updated_at.set(long_ago)])
 
     report = sync.get_job(job_id)
 
     assert report["status"] == "failed"
     assert "continuation was lost" in report["errors"][-1]["error"]
-    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "failed"
+    assert sync.resume(wiring.amo(), job_id=job_id, time_left=lambda: 900.0, page=1)["status"] == "failed"
 
 
 def test_a_job_that_is_merely_waiting_for_its_redelivery_is_not_failed(handed_over):
@@ -103,46 +104,46 @@ def test_a_multi_entity_run_that_hands_over_defers_the_rest_to_one_chain(amo_dat
     monkeypatch.setenv("SYNC_QUEUE_URL", queue_url)
     amo_data.leads = [lead(7000 + i) for i in range(600)]
 
-    result = sync.sync_all(wiring.amo(), 0, time_left=lambda: 5.0, related=True)
+    result = sync.sync_all(wiring.amo(), time_left=lambda: 5.0, related=True)
 
     assert result["leads"]["status"] == "continuing"
     assert result["contacts"]["status"] == result["tasks"]["status"] == "deferred"
     assert [job.entity for job in SyncJob.scan()] == ["leads"]  # one chain under the one lease
-    assert sync_lease.running_job() == result["leads"]["jobId"]
+    assert lease.running_job() == result["leads"]["jobId"]
 
 
 def test_a_continuation_whose_lease_another_sync_took_waits_and_gives_its_claim_back(handed_over, monkeypatch):
     job_id, _ = handed_over
     SyncState.get(SyncState.RUNNING_KEY).update(actions=[SyncState.lease_until.set(0)])  # lapsed meanwhile
-    other = sync_lease.take()  # the schedule's next run took it
+    other = lease.take()  # the schedule's next run took it
 
-    with pytest.raises(sync_lease.SyncRunning):
-        sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)
+    with pytest.raises(lease.SyncRunning):
+        sync.resume(wiring.amo(), job_id=job_id, time_left=lambda: 900.0, page=1)
 
     assert SyncJob.get(job_id).claim_token is None and SyncJob.get(job_id).next_page == 1
-    sync_lease.release(other.owner)
-    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "done"
+    lease.release(other.owner)
+    assert sync.resume(wiring.amo(), job_id=job_id, time_left=lambda: 900.0, page=1)["status"] == "done"
 
 
 def test_a_continuation_whose_lease_lapsed_takes_it_back_and_names_its_job(handed_over, monkeypatch):
     job_id, _ = handed_over
     SyncState.get(SyncState.RUNNING_KEY).update(actions=[SyncState.lease_until.set(0)])
-    monkeypatch.setattr(sync_lease, "release", lambda owner: None)  # look at the lease mid-way
-    assert sync.resume(wiring.amo(), job_id, lambda: 900.0, page=1)["status"] == "done"
-    assert sync_lease.running_job() == job_id
+    monkeypatch.setattr(lease, "release", lambda owner: None)  # look at the lease mid-way
+    assert sync.resume(wiring.amo(), job_id=job_id, time_left=lambda: 900.0, page=1)["status"] == "done"
+    assert lease.running_job() == job_id
 
 
 def test_a_continuation_that_cannot_be_queued_fails_its_job_at_once(handed_over, monkeypatch):
     job_id, _ = handed_over
-    claim = sync_jobs.claim(job_id, 1, lambda: 900.0)
-    assert isinstance(claim, sync_jobs.Claim)
+    claim = jobs.claim(job_id, 1, lambda: 900.0)
+    assert isinstance(claim, jobs.Claim)
 
     def refused(message):
         raise RuntimeError("SQS is unavailable")
 
-    monkeypatch.setattr(sync_jobs.queues, "send_sync_request", refused)
+    monkeypatch.setattr(jobs.queues, "send_sync_request", refused)
     with pytest.raises(RuntimeError):
-        sync_jobs.hand_over(claim.job, 2, 250, [], claim)
+        jobs.hand_over(claim.job, next_page=2, synced=250, errors=[], claim=claim)
     job = SyncJob.get(job_id)
     assert job.status == "failed" and "could not be queued" in job.errors[-1]["error"]
 
@@ -150,8 +151,8 @@ def test_a_continuation_that_cannot_be_queued_fails_its_job_at_once(handed_over,
 def test_a_job_keeps_a_bounded_list_of_errors(handed_over):
     job_id, _ = handed_over
     for page in (1, 2, 3):
-        claim = sync_jobs.claim(job_id, page, lambda: 900.0)
-        assert isinstance(claim, sync_jobs.Claim)
+        claim = jobs.claim(job_id, page, lambda: 900.0)
+        assert isinstance(claim, jobs.Claim)
         errors = [{"id": page * 1000 + i, "error": "x" * 100} for i in range(150)]
-        sync_jobs._save(claim.job, page + 1, 0, errors, "running", claim)
-    assert len(SyncJob.get(job_id).errors) == sync_jobs.MAX_ERRORS
+        jobs._save(claim.job, next_page=page + 1, synced=0, errors=errors, status="running", claim=claim)
+    assert len(SyncJob.get(job_id).errors) == jobs.MAX_ERRORS

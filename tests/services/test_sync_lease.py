@@ -9,7 +9,8 @@ import pytest
 from chalicelib import wiring
 from chalicelib.amo.errors import AmoError
 from chalicelib.models import SyncState
-from chalicelib.services import pipelines, sync, sync_lease
+from chalicelib.services import pipelines, sync
+from chalicelib.services.sync import lease
 from tests import fixtures
 from tests.conftest import API_KEY
 from tests.fake_amo import FakeAmo
@@ -31,16 +32,16 @@ def fake(amo):
 
 
 def test_a_second_sync_all_while_one_runs_is_409_with_the_running_job(client, fake):
-    running = sync_lease.take()
+    running = lease.take()
     response = client.http.post(f"{P}/sync-all", headers={"X-API-Key": API_KEY})
     assert response.status_code == 409
     assert response.json_body["jobId"] == running.owner and "already running" in response.json_body["Message"]
-    sync_lease.release(running.owner)
+    lease.release(running.owner)
     assert client.http.post(f"{P}/sync-all", headers={"X-API-Key": API_KEY}).status_code == 200
 
 
 def test_the_schedule_skips_while_a_sync_runs(fake):
-    running = sync_lease.take()
+    running = lease.take()
     assert sync.scheduled_sync(wiring.amo()) == {"skipped": True, "runningJobId": running.owner}
     assert fake.requests_to("/api/v4/leads") == []
 
@@ -48,7 +49,7 @@ def test_the_schedule_skips_while_a_sync_runs(fake):
 def test_a_finished_sync_gives_the_lease_back(fake):
     sync.sync_leads_from_amo(wiring.amo(), limit=0)
     sync.sync_leads_from_amo(wiring.amo(), limit=0)  # not refused: the first one released it
-    assert sync_lease.running_job() is None
+    assert lease.running_job() is None
 
 
 def test_a_failing_sync_gives_the_lease_back_too(fake, amo):
@@ -56,7 +57,7 @@ def test_a_failing_sync_gives_the_lease_back_too(fake, amo):
     amo.replace("GET", f"{HOST}/api/v4/leads/pipelines", status=400, json=fixtures.VALIDATION)
     with pytest.raises(AmoError):
         sync.sync_all(wiring.amo())
-    assert sync_lease.running_job() is None
+    assert lease.running_job() is None
 
 
 def test_a_continuation_carries_the_lease_until_its_job_is_done(fake, monkeypatch):
@@ -64,15 +65,15 @@ def test_a_continuation_carries_the_lease_until_its_job_is_done(fake, monkeypatc
     fake.leads = [lead(1000 + i) for i in range(600)]
     first = sync.sync_leads_from_amo(wiring.amo(), limit=0, time_left=lambda: 5.0)
     assert first["status"] == "continuing"
-    assert sync_lease.running_job() == first["jobId"]
-    with pytest.raises(sync_lease.SyncRunning):
+    assert lease.running_job() == first["jobId"]
+    with pytest.raises(lease.SyncRunning):
         sync.sync_leads_from_amo(wiring.amo(), limit=0)
-    assert sync.resume(wiring.amo(), first["jobId"], time_left=lambda: 900.0)["status"] == "done"
-    assert sync_lease.running_job() is None
+    assert sync.resume(wiring.amo(), job_id=first["jobId"], time_left=lambda: 900.0)["status"] == "done"
+    assert lease.running_job() is None
 
 
 def test_the_lease_of_a_holder_that_died_expires(fake):
-    dead = sync_lease.take()
+    dead = lease.take()
     SyncState(entity=SyncState.RUNNING_KEY).update(
         actions=[SyncState.lease_until.set(time.time() - 1)], condition=SyncState.owner == dead.owner
     )

@@ -52,11 +52,11 @@ def new_job(entity: str, started_at: float, params: dict) -> SyncJob:
     return SyncJob(job_id=uuid.uuid4().hex, entity=entity, started_at=started_at, synced=0, errors=[], params=params)
 
 
-def hand_over(job: SyncJob, next_page: int, synced: int, errors: list[dict], claim: Claim | None = None) -> str:
+def hand_over(job: SyncJob, *, next_page: int, synced: int, errors: list[dict], claim: Claim | None = None) -> str:
     """Save where the job continues (its claim given back) and queue the continuation. A
     continuation that cannot be queued fails the job at once (its old message would only find
     the job moved on), so it shows as failed instead of running for hours."""
-    _save(job, next_page, synced, errors, "running", claim)
+    _save(job, next_page=next_page, synced=synced, errors=errors, status="running", claim=claim)
     try:
         queues.send_sync_request({"jobId": job.job_id, "page": next_page})
     except Exception as error:
@@ -72,12 +72,12 @@ def hand_over(job: SyncJob, next_page: int, synced: int, errors: list[dict], cla
     return job.job_id
 
 
-def finish(job: SyncJob, synced: int, errors: list[dict], claim: Claim) -> None:
-    _save(job, None, synced, errors, "done", claim)
+def finish(job: SyncJob, *, synced: int, errors: list[dict], claim: Claim) -> None:
+    _save(job, next_page=None, synced=synced, errors=errors, status="done", claim=claim)
 
 
 def _save(
-    job: SyncJob, next_page: int | None, synced: int, errors: list[dict], status: str, claim: Claim | None
+    job: SyncJob, *, next_page: int | None, synced: int, errors: list[dict], status: str, claim: Claim | None
 ) -> None:
     job.next_page = next_page
     job.synced = (job.synced or 0) + synced

@@ -42,6 +42,7 @@ from chalicelib.services import contacts, leads, mirror, pipelines
 from chalicelib.services.errors import Conflict
 from chalicelib.services.guests import Guest, GuestDirectory
 from chalicelib.services.lead_status import StageMapping
+from chalicelib.services.sync import account_filters
 
 FLUSH_AT_BUFFERED_LEADS = 2000
 MAX_OUTSTANDING_JOBS = 6
@@ -57,7 +58,9 @@ class LeadPageWriter:
         self.synced = 0
         self.errors: list[dict] = []
         self._pool = logs.ThreadPool(max_workers=WORKERS, thread_name_prefix="lead-sync")
-        self.guests = GuestDirectory(amo, self._pool, contacts.save_new)
+        self.guests = GuestDirectory(
+            amo, self._pool, contacts.save_new, on_filters_ignored=account_filters.record_ignored
+        )
         self._writes: list[Future] = []
         self._lock = threading.Lock()
         gc.freeze()  # last: `close` unfreezes

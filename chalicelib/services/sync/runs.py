@@ -1,0 +1,249 @@
+"""The sync's entry points: one entity (leads, contacts, tasks), sync-all, the schedule's run,
+incremental runs, continuation.
+
+- Incremental runs fetch what amoCRM changed between the start of the last complete run
+  (minus an overlap window, which heals webhooks that never arrived) and this run's start.
+- A run that is about to exceed its time (Lambda's 15 minutes, API Gateway's 29 seconds)
+  finishes the page in hand, saves where it is (a SyncJob) and continues in a fresh invocation
+  through the sync queue. Pages are addressed by number and every write is an idempotent
+  upsert, so a continuation neither loses nor duplicates anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypedDict, Unpack
+
+from chalicelib import logs
+from chalicelib.amo.api import AmoApi
+from chalicelib.amo.filters import ListFilter, TaskFilter
+from chalicelib.services import pipelines, queues, rederive
+from chalicelib.services.errors import InvalidInput, NoProgress
+from chalicelib.services.sync import account_filters, jobs, lease, state
+from chalicelib.services.sync.entities import ENTITIES
+from chalicelib.services.sync.run import Progress, Run, TimeLeft, sync_pages
+from chalicelib.services.sync.state import SYNCABLE, report_lag
+
+log = logging.getLogger(__name__)
+
+OVERLAP_SECONDS = 600
+
+
+def sync_entity(
+    amo: AmoApi,
+    *,
+    entity: str,
+    limit: int = 50,
+    where: ListFilter | None = None,
+    incremental: bool = False,
+    time_left: TimeLeft | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Sync one entity; `{synced, errors}` or, when it continues elsewhere, also `{status, jobId}`.
+    Raises SyncRunning when another sync holds the lease."""
+    if entity not in ENTITIES:
+        raise InvalidInput(f"unknown entity {entity}")
+    run = Run(entity, where=where, limit=limit, time_left=time_left, progress=progress)
+    with lease.exclusive() as held:
+        return _sync_entity(amo.bulk(), run=run, incremental=incremental, held=held)
+
+
+def _sync_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) -> dict:
+    started_at = time.time()
+    # only a complete, unfiltered run tells the next incremental run where to start
+    record_state = run.where is None and run.limit == 0
+    since = state.incremental_from(run.entity, OVERLAP_SECONDS) if incremental else None
+    if since is not None and account_filters.ignored():  # see account_filters.py
+        if not account_filters.full_sync_due(since + OVERLAP_SECONDS, started_at):
+            return {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
+        since = None
+    if not queues.sync_queue_configured():
+        run = dataclasses.replace(run, time_left=None)  # nowhere to continue: run to the end
+    whole = run
+    if since is not None:
+        changed = dataclasses.replace(run.filter, updated_from=since, updated_to=int(started_at))
+        run = dataclasses.replace(run, where=changed, check=functools.partial(account_filters.check_page, changed))
+    try:
+        outcome = sync_pages(amo, run)
+    except account_filters.FiltersIgnored:
+        account_filters.record_ignored(f"{run.entity} updated_at")
+        if not account_filters.full_sync_due(since + OVERLAP_SECONDS if since else None, started_at):
+            return {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
+        run = whole
+        outcome = sync_pages(amo, run)
+    result = outcome.as_result()
+    if outcome.next_page is not None:
+        params = {"filter": dataclasses.asdict(run.filter), "limit": run.limit, "record_state": record_state}
+        job = jobs.new_job(run.entity, started_at, {**params, "lease": held.owner})
+        result["jobId"] = jobs.hand_over(job, next_page=outcome.next_page, synced=outcome.synced, errors=outcome.errors)
+        held.hand_over(job.job_id)
+    elif record_state:
+        state.record_success(run.entity, started_at, result)
+    return result
+
+
+def resume(amo: AmoApi, *, job_id: str, time_left: TimeLeft | None = None, page: int | None = None) -> dict:
+    """Continue a handed-over sync (the sync queue's consumer calls this); a copy of a message
+    someone else is running, or has run, does nothing (jobs.claim)."""
+    claim = jobs.claim(job_id, page, time_left)
+    if not isinstance(claim, jobs.Claim):
+        return claim
+    job = claim.job
+    amo = amo.bulk()
+    params = job.params or {}
+    try:  # ours still, or lapsed while the message waited: take it back; another sync's: wait
+        lease.take(params.get("lease") or None).hand_over(job.job_id)
+    except lease.SyncRunning:
+        jobs.release(claim)
+        raise
+    filter_type = ENTITIES[job.entity].filter_type
+    saved: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in (params.get("filter") or {}).items()}
+    run = Run(
+        job.entity,
+        where=filter_type(**saved),
+        limit=int(params.get("limit") or 0),
+        first_page=int(job.next_page),
+        already=int(job.synced or 0),
+        time_left=time_left,
+    )
+    try:
+        outcome = sync_pages(amo, run)
+        if outcome.next_page == job.next_page:  # not even one page fitted: let SQS retry, then dead-letter
+            raise NoProgress(f"sync job {job_id} had no time to make progress")
+    except Exception:
+        jobs.release(claim)  # nothing saved: SQS's retry of this message may claim it at once
+        raise
+    if outcome.next_page is not None:
+        job.invocations = (job.invocations or 1) + 1
+        lease.renew(params.get("lease") or "")  # for the gap until the next invocation
+        jobs.hand_over(job, next_page=outcome.next_page, synced=outcome.synced, errors=outcome.errors, claim=claim)
+        return {"jobId": job_id, "status": "continuing", "synced": job.synced}
+    jobs.finish(job, synced=outcome.synced, errors=outcome.errors, claim=claim)
+    if params.get("record_state"):
+        state.record_success(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
+    lease.release(params.get("lease") or "")
+    return {"jobId": job_id, "status": "done", "synced": job.synced}
+
+
+def request_incremental(amo: Callable[[], AmoApi], entities: list[str]) -> None:
+    """Catch up on these entities soon: through the sync queue when there is one, else now."""
+    entities = [e for e in entities if e in SYNCABLE]
+    if queues.sync_queue_configured():
+        queues.send_sync_request({"incremental": entities})
+    else:
+        run_incremental(amo(), entities)
+
+
+def run_incremental(amo: AmoApi, entities: list[str], time_left: TimeLeft | None = None) -> dict:
+    """An incremental run of some entities; skipped (the running sync covers them) while one runs."""
+    try:
+        with lease.exclusive() as held:
+            return {
+                entity: _next_entity(amo.bulk(), run=Run(entity, time_left=time_left), incremental=True, held=held)
+                for entity in entities
+                if entity in SYNCABLE
+            }
+    except lease.SyncRunning as running:
+        return {"skipped": True, "runningJobId": running.job_id}
+
+
+def resume_message(amo: AmoApi, message: dict, time_left: TimeLeft | None = None) -> dict:
+    """The sync queue's consumer: `{"jobId": …, "page": n}` as `jobs.hand_over` queued it,
+    `{"incremental": [entity, …]}` as `request_incremental` did, or `{"rederive": <job id>}`,
+    a stage mapping's re-derivation (rederive.py)."""
+    if isinstance(message.get("incremental"), list):
+        return run_incremental(amo, [str(e) for e in message["incremental"]], time_left)
+    if "rederive" in message:
+        return rederive.resume(message["rederive"], time_left)
+    job_id, page = message.get("jobId"), message.get("page")
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidInput("sync continuation message has no jobId")
+    if page is not None and (not isinstance(page, int) or isinstance(page, bool)):
+        raise InvalidInput("sync continuation message has a page that is not a number")
+    return resume(amo, job_id=job_id, time_left=time_left, page=page)
+
+
+def get_job(job_id: str) -> dict:
+    return jobs.describe(job_id)
+
+
+# -- the service methods of SPEC §4: sync_entity for one entity ------------------------------------
+
+sync_leads_from_amo = functools.partial(sync_entity, entity="leads")
+sync_contacts = functools.partial(sync_entity, entity="contacts")
+
+
+class ListOptions(TypedDict, total=False):
+    """What sync_entity takes besides the entity and its filter."""
+
+    limit: int
+    incremental: bool
+    time_left: TimeLeft | None
+    progress: Progress | None
+
+
+def sync_tasks(
+    amo: AmoApi, *, is_completed: bool | None = None, entity_type: str | None = None, **options: Unpack[ListOptions]
+) -> dict:
+    """sync_entity for tasks, all of them or only those open or completed, or of one entity type."""
+    where = TaskFilter(is_completed=is_completed, entity_type=entity_type)
+    return sync_entity(amo, entity="tasks", where=where if where != TaskFilter() else None, **options)
+
+
+def sync_all(
+    amo: AmoApi,
+    *,
+    leads_limit: int = 0,
+    full: bool = True,
+    time_left: TimeLeft | None = None,
+    progress: Progress | None = None,
+    related: bool = False,
+) -> dict:
+    """Pipelines and stages, then leads (incremental unless `full`); `related` adds contacts
+    and tasks (the schedule uses it to heal missed webhooks of every kind). The pipelines are
+    fetched while the first lead pages are on their way; no lead is written before they are stored."""
+    amo = amo.bulk()
+    with lease.exclusive() as held, logs.ThreadPool(max_workers=1, thread_name_prefix="pipelines") as pool:
+        # the stages are synced while the first lead pages are on their way (one latency saved)
+        stages = pool.submit(pipelines.sync_pipelines, amo)
+        run = Run("leads", limit=leads_limit, time_left=time_left, progress=progress, ready=stages.result)
+        try:
+            leads = _sync_entity(amo, run=run, incremental=not full, held=held)
+        except BaseException as failure:
+            stages_failure = stages.exception()  # the leads' error is raised; a different one of the stages is not lost
+            if stages_failure is not None and type(stages_failure) is not type(failure):
+                log.warning("the pipelines sync failed too: %s", stages_failure)
+            raise
+        result: dict[str, Any] = {"pipelines": stages.result(), "leads": leads}
+        if related:
+            for entity in ("contacts", "tasks"):
+                run = Run(entity, time_left=time_left, progress=progress)
+                result[entity] = _next_entity(amo, run=run, incremental=not full, held=held)
+    return result
+
+
+DEFERRED = {"synced": 0, "errors": [], "status": "deferred", "reason": "an earlier entity continues in the background"}
+
+
+def _next_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) -> dict:
+    """One more entity of a multi-entity run, unless an earlier one already continues in the
+    background: a lease carries one continuation, and the next scheduled run does the rest."""
+    if held.handed_over:
+        return dict(DEFERRED)
+    return _sync_entity(amo, run=run, incremental=incremental, held=held)
+
+
+def scheduled_sync(amo: AmoApi, time_left: TimeLeft | None = None) -> dict:
+    """The schedule's incremental run of leads, contacts and tasks; skipped while a sync runs.
+    Whatever happens, it reports the lag (the alarm on it notices a sync that stopped advancing)."""
+    try:
+        return sync_all(amo, leads_limit=0, full=False, time_left=time_left, related=True)
+    except lease.SyncRunning as running:
+        log.info("scheduled sync skipped: %s", running)
+        return {"skipped": True, "runningJobId": running.job_id}
+    finally:
+        report_lag()
