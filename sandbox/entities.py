@@ -130,15 +130,20 @@ def pipeline_statuses(
     """Every status of a pipeline: its own unsorted one, `stages` (id, name, colour) in order, and
     the system statuses 142 (`won`) and 143 (`lost`), whose names each account chooses."""
     unsorted_id, unsorted_name = unsorted
-    common = {"pipeline_id": pipeline_id, "account_id": account_id}
+
+    def of_pipeline(status_id: int, name: str, sort: int, color: str, **kind: Any) -> dict:
+        return status(
+            status_id, name=name, sort=sort, pipeline_id=pipeline_id, account_id=account_id, color=color, **kind
+        )
+
     return [
-        status(unsorted_id, name=unsorted_name, sort=10, color="#c1c1c1", type_=1, editable=False, **common),
+        of_pipeline(unsorted_id, unsorted_name, 10, "#c1c1c1", type_=1, editable=False),
         *(
-            status(stage_id, name=name, sort=20 + position * 10, color=color, **common)
+            of_pipeline(stage_id, name, 20 + position * 10, color)
             for position, (stage_id, name, color) in enumerate(stages)
         ),
-        status(WON_STATUS_ID, name=won, sort=10000, color="#CCFF66", editable=False, **common),
-        status(LOST_STATUS_ID, name=lost, sort=11000, color="#D5D8DB", editable=False, **common),
+        of_pipeline(WON_STATUS_ID, won, 10000, "#CCFF66", editable=False),
+        of_pipeline(LOST_STATUS_ID, lost, 11000, "#D5D8DB", editable=False),
     ]
 
 
