@@ -46,8 +46,8 @@ def guard(event, get_response):
 @web.maps_errors
 def callback():
     params = web.query(web.request(app))
-    code = validation.string(params, "code")
-    result = connection.exchange_code(wiring.amo(), code, state=params.get("state"), referer=params.get("referer"))
+    code = validation.string(params, field="code")
+    result = connection.exchange_code(wiring.amo(), code=code, state=params.get("state"), referer=params.get("referer"))
     return web.confirmation_page(web.request(app), result)
 
 
@@ -63,9 +63,9 @@ def exchange_api_key():
     body = validation.body_object(web.request(app).json_body)
     result = connection.exchange_api_key_for_code(
         wiring.amo(),
-        validation.string(body, "login", max_length=320),
-        validation.string(body, "api_key", max_length=200),
-        validation.string(body, "state", required=False, max_length=200),
+        login=validation.string(body, field="login", max_length=320),
+        api_key=validation.string(body, field="api_key", max_length=200),
+        state=validation.string(body, field="state", required=False, max_length=200),
     )
     return Response(body=result, status_code=202)
 
@@ -82,9 +82,9 @@ def set_tokens():
     body = validation.body_object(web.request(app).json_body)
     return connection.set_tokens(
         wiring.amo(),
-        validation.string(body, "access_token", max_length=8000),
-        validation.string(body, "refresh_token", max_length=8000),
-        validation.integer(body, "expires_in", required=False, minimum=1, default=86400),
+        access_token=validation.string(body, field="access_token", max_length=8000),
+        refresh_token_value=validation.string(body, field="refresh_token", max_length=8000),
+        expires_in=validation.integer(body, field="expires_in", required=False, minimum=1, default=86400),
     )
 
 
@@ -118,7 +118,7 @@ def map_stage(stageId):
     return pipelines.update_stage_mapping(
         validation.path_int(stageId, "stageId"),
         body.get("mappedStatus"),
-        validation.integer(body, "pipelineId", required=False, minimum=1),
+        validation.integer(body, field="pipelineId", required=False, minimum=1),
     )
 
 
@@ -177,7 +177,7 @@ def list_roles():
 @app.route(f"{P}/sync-leads", methods=["POST"])
 @web.maps_errors
 def sync_leads():
-    limit = validation.query_int(web.request(app).query_params, "limit", 50)
+    limit = validation.query_int(web.request(app).query_params, name="limit", default=50)
     return sync.sync_leads_from_amo(wiring.amo(), limit=limit, time_left=web.time_left_for_route(app))
 
 
@@ -190,9 +190,11 @@ def create_lead():
     key = web.request(app).headers.get("idempotency-key")
     return idempotency.run_once(
         "create-lead",
-        key,
-        body,
-        lambda checkpoint: leads.create_lead(wiring.amo(), lead_data, contact, checkpoint=checkpoint),
+        key=key,
+        request=body,
+        work=lambda checkpoint: leads.create_lead(
+            wiring.amo(), lead_data=lead_data, contact=contact, checkpoint=checkpoint
+        ),
         time_left=web.time_left_for_route(app),
     )
 
@@ -201,7 +203,7 @@ def create_lead():
 @web.maps_errors
 def update_lead():
     body = validation.body_object(web.request(app).json_body)
-    amo_lead_id = validation.integer(body, "leadId", minimum=1)
+    amo_lead_id = validation.integer(body, field="leadId", minimum=1)
     return leads.update_lead(wiring.amo(), amo_lead_id, validation.lead_data(body.get("leadData")))
 
 
@@ -229,7 +231,9 @@ def get_lead(amoLeadId):
 def add_lead_note(amoLeadId):
     body = validation.body_object(web.request(app).json_body)
     return leads.add_note(
-        wiring.amo(), validation.path_int(amoLeadId, "amoLeadId"), validation.string(body, "text", max_length=20000)
+        wiring.amo(),
+        validation.path_int(amoLeadId, "amoLeadId"),
+        validation.string(body, field="text", max_length=20000),
     )
 
 
@@ -239,7 +243,7 @@ def add_lead_note(amoLeadId):
 @app.route(f"{P}/sync-contacts", methods=["POST"])
 @web.maps_errors
 def sync_contacts():
-    limit = validation.query_int(web.request(app).query_params, "limit", 50)
+    limit = validation.query_int(web.request(app).query_params, name="limit", default=50)
     return sync.sync_contacts(wiring.amo(), limit=limit, time_left=web.time_left_for_route(app))
 
 
@@ -268,7 +272,7 @@ def sync_tasks():
     params = web.request(app).query_params
     return sync.sync_tasks(
         wiring.amo(),
-        limit=validation.query_int(params, "limit", 50),
+        limit=validation.query_int(params, name="limit", default=50),
         is_completed=validation.query_bool(params, "is_completed"),
         entity_type=validation.entity_type_param(params),
         time_left=web.time_left_for_route(app),
@@ -280,7 +284,10 @@ def sync_tasks():
 def list_tasks():
     params = web.request(app).query_params
     limit, cursor = validation.page_params(params)
-    return tasks.get_tasks(limit, cursor, *validation.task_filters(params))
+    is_completed, entity_type, entity_id = validation.task_filters(params)
+    return tasks.get_tasks(
+        limit, cursor=cursor, is_completed=is_completed, entity_type=entity_type, entity_id=entity_id
+    )
 
 
 @app.route(f"{P}/tasks", methods=["POST"])
@@ -296,7 +303,7 @@ def complete_task(taskId):
     return tasks.complete_task(
         wiring.amo(),
         validation.path_int(taskId, "taskId"),
-        validation.string(body, "result_text", required=False, max_length=5000),
+        validation.string(body, field="result_text", required=False, max_length=5000),
     )
 
 
@@ -309,7 +316,7 @@ def sync_all():
     params = web.request(app).query_params
     return sync.sync_all(
         wiring.amo(),
-        leads_limit=validation.query_int(params, "leadsLimit", 0),
+        leads_limit=validation.query_int(params, name="leadsLimit", default=0),
         full=validation.query_bool(params, "full") is not False,
         time_left=web.time_left_for_route(app),
     )
@@ -318,7 +325,7 @@ def sync_all():
 @app.route(f"{P}/sync-jobs/{{jobId}}", methods=["GET"])
 @web.maps_errors
 def sync_job(jobId):
-    return sync.get_job(validation.string({"jobId": jobId}, "jobId", max_length=64))
+    return sync.get_job(validation.string({"jobId": jobId}, field="jobId", max_length=64))
 
 
 @app.on_sqs_message(queue=settings.sync_queue_name(), batch_size=1, name="continue-sync", maximum_concurrency=2)
@@ -349,7 +356,12 @@ def scheduled_sync(event):
 @web.maps_errors
 def webhook():
     request = web.request(app)
-    return webhooks.receive(web.raw_body(request), request.headers.get("content-type"), web.query(request), wiring.amo)
+    return webhooks.receive(
+        web.raw_body(request),
+        content_type=request.headers.get("content-type"),
+        query=web.query(request),
+        amo=wiring.amo,
+    )
 
 
 @app.route(f"{P}/webhook/register", methods=["POST", "DELETE"])
@@ -357,13 +369,13 @@ def webhook():
 def webhook_register():
     request = web.request(app)
     body = validation.body_object(web.optional_json(request))
-    url = validation.string(body, "url", required=False)
+    url = validation.string(body, field="url", required=False)
     own_url = web.own_url(request, "webhook")
     amo = wiring.amo()
     if request.method == "DELETE":
         return webhooks.unregister(amo, url, own_url)
     foreign = validation.boolean(body, "allowForeignDestination", default=False)
-    return webhooks.register(amo, url, own_url, allow_foreign=foreign)
+    return webhooks.register(amo, url=url, own_url=own_url, allow_foreign=foreign)
 
 
 @app.route(f"{P}/activity", methods=["GET"])
@@ -372,8 +384,8 @@ def webhook_activity():
     params = web.query(web.request(app))
     return activity.activity(
         params.get("entity", ""),
-        validation.query_int(params, "id", 0) or None,
-        validation.query_int(params, "limit", 50, minimum=1, maximum=1000),
+        validation.query_int(params, name="id", default=0) or None,
+        validation.query_int(params, name="limit", default=50, minimum=1, maximum=1000),
     )
 
 

@@ -155,7 +155,7 @@ def cmd_sync_pipelines(_: argparse.Namespace) -> int:
 
 
 def cmd_register_webhook(args: argparse.Namespace) -> int:
-    result = webhooks.register(wiring.amo(), args.url)
+    result = webhooks.register(wiring.amo(), url=args.url)
     print(f"{result['message']}: {result['destination']}\n  events: {', '.join(result['settings'])}")
     return 0
 

@@ -183,7 +183,7 @@ class Obj:
         prefix = f"{name}." if name else ""
         clean = {key: item for key, item in value.items() if key not in self.fields}
         for key, spec in self.fields.items():
-            checked = take(spec, value, key, required=key in self.required, name=prefix + key)
+            checked = take(spec, data=value, key=key, required=key in self.required, name=prefix + key)
             if checked is not None:
                 clean[key] = checked
         if self.any_of and not any(clean.get(key, "").strip() for key in self.any_of):
@@ -215,7 +215,7 @@ class Obj:
 Spec = Str | Int | Num | Bool | List | Obj
 
 
-def take(spec: Spec, data: Mapping, key: str, *, required: bool, name: str = "") -> Any:
+def take(spec: Spec, *, data: Mapping, key: str, required: bool, name: str = "") -> Any:
     """data[key] checked against `spec`, or None when it is not given and need not be."""
     value = data.get(key)
     if value is None or (value == "" and isinstance(spec, Str)):

@@ -59,32 +59,32 @@ def _param(params: Params, name: str, spec: Any) -> Any:
 
 
 @overload
-def string(data: Mapping, field: str, *, required: Literal[True] = True, max_length: int = 2000) -> str: ...
+def string(data: Mapping, *, field: str, required: Literal[True] = True, max_length: int = 2000) -> str: ...
 @overload
-def string(data: Mapping, field: str, *, required: bool, max_length: int = 2000) -> str | None: ...
-def string(data: Mapping, field: str, *, required: bool = True, max_length: int = 2000) -> str | None:
+def string(data: Mapping, *, field: str, required: bool, max_length: int = 2000) -> str | None: ...
+def string(data: Mapping, *, field: str, required: bool = True, max_length: int = 2000) -> str | None:
     """A required string is always there (a missing one is a 400); an optional one may be None."""
-    return schemas.take(schemas.Str(max_length), data, field, required=required)
+    return schemas.take(schemas.Str(max_length), data=data, key=field, required=required)
 
 
 @overload
 def integer(
-    data: Mapping, field: str, *, required: Literal[True] = True, minimum: int | None = None, default: int | None = None
+    data: Mapping, *, field: str, required: Literal[True] = True, minimum: int | None = None, default: int | None = None
 ) -> int: ...
 @overload
-def integer(data: Mapping, field: str, *, required: bool, minimum: int | None = None, default: int) -> int: ...
+def integer(data: Mapping, *, field: str, required: bool, minimum: int | None = None, default: int) -> int: ...
 @overload
 def integer(
-    data: Mapping, field: str, *, required: bool, minimum: int | None = None, default: None = None
+    data: Mapping, *, field: str, required: bool, minimum: int | None = None, default: None = None
 ) -> int | None: ...
 def integer(
-    data: Mapping, field: str, *, required: bool = True, minimum: int | None = None, default: int | None = None
+    data: Mapping, *, field: str, required: bool = True, minimum: int | None = None, default: int | None = None
 ) -> int | None:
-    value = schemas.take(schemas.Int(-MAX_ID if minimum is None else minimum), data, field, required=required)
+    value = schemas.take(schemas.Int(-MAX_ID if minimum is None else minimum), data=data, key=field, required=required)
     return default if value is None else value
 
 
-def query_int(params: Params, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+def query_int(params: Params, *, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     """A non-negative integer query parameter (`?limit=50`); anything else is a 400."""
     return _param(params, name, schemas.Int(minimum, MAX_ID if maximum is None else maximum, default))
 

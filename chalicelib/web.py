@@ -78,7 +78,7 @@ THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingExce
 RETRY_AFTER_SECONDS = 2
 
 
-def _error_response(status: int, code: str, message: str, headers: dict | None = None, **extra: Any) -> Response:
+def _error_response(status: int, *, code: str, message: str, headers: dict | None = None, **extra: Any) -> Response:
     return Response(body={"Code": code, "Message": message, **extra}, status_code=status, headers=headers)
 
 
@@ -95,7 +95,7 @@ def guard(resource_path: str, headers: Any) -> Response | None:
     callback and the webhook needs X-API-Key.
     """
     if resource_path in DEV_ROUTES and not settings.dev_endpoints_enabled():
-        return _error_response(404, "NotFoundError", "Not found")
+        return _error_response(404, code="NotFoundError", message="Not found")
     if resource_path in PUBLIC_ROUTES:
         return None
     try:
@@ -103,8 +103,8 @@ def guard(resource_path: str, headers: Any) -> Response | None:
             return None
     except settings.ConfigError as error:
         log.error("refusing protected request: %s", error)
-        return _error_response(503, "ServiceUnavailableError", f"service is not configured: {error}")
-    return _error_response(401, "UnauthorizedError", "missing or invalid X-API-Key")
+        return _error_response(503, code="ServiceUnavailableError", message=f"service is not configured: {error}")
+    return _error_response(401, code="UnauthorizedError", message="missing or invalid X-API-Key")
 
 
 def _translate(error: Exception) -> ChaliceViewError:
@@ -146,7 +146,7 @@ def maps_errors(view: Callable) -> Callable:
         try:
             return view(*args, **kwargs)
         except SyncRunning as error:  # 409 that names the running job, so the caller can follow it
-            return _error_response(409, "ConflictError", str(error), jobId=error.job_id)
+            return _error_response(409, code="ConflictError", message=str(error), jobId=error.job_id)
         except (ServiceError, AmoError, settings.ConfigError) as error:
             if not isinstance(error, (InvalidInput, NotFound)):
                 log.warning("%s %s: %s", view.__name__, type(error).__name__, error)
@@ -163,9 +163,9 @@ def maps_errors(view: Callable) -> Callable:
             log.warning("%s: DynamoDB throttled (%s)", view.__name__, code)
             return _error_response(
                 503,
-                "ServiceUnavailableError",
-                "the database is busy; retry shortly",
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                code="ServiceUnavailableError",
+                message="the database is busy; retry shortly",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
 
     return wrapper

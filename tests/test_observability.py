@@ -211,7 +211,7 @@ def test_the_amocrm_transport_counts_requests_429s_retries_and_blocks(amo):
     from tests.amo.test_client import FixedToken, NoLimit
     from tests.fixtures import HAL, HOST, account_body
 
-    gateway = AmoClient(HOST, FixedToken(), limiter=NoLimit(), sleep=lambda s: None, rand=lambda: 0.5)
+    gateway = AmoClient(HOST, tokens=FixedToken(), limiter=NoLimit(), sleep=lambda s: None, rand=lambda: 0.5)
     amo.get(f"{HOST}/api/v4/account", status=429, body="")
     amo.get(f"{HOST}/api/v4/account", json=account_body(), headers=HAL)
     amo.get(f"{HOST}/api/v4/users", status=403, body="<html>blocked</html>", content_type="text/html")

@@ -31,14 +31,16 @@ def rejected(call, *args, **kwargs) -> str:
 
 @pytest.mark.parametrize("raw", ["١٧٦٥٧", "1_7657", " 17657", "17657 ", "+17657", "-1", "1.0", "1e3", "²", "0x10"])
 def test_only_ascii_digits_make_an_integer_parameter(raw):
-    assert "limit" in rejected(validation.query_int, {"limit": raw}, "limit", 50)
+    assert "limit" in rejected(validation.query_int, {"limit": raw}, name="limit", default=50)
     assert "stageId must be a positive integer" in rejected(validation.path_int, raw, "stageId")
 
 
 def test_a_five_thousand_digit_parameter_is_refused_before_it_is_converted():
     started = time.perf_counter()
     assert "limit must be between 1 and 1000" in rejected(validation.page_params, {"limit": FIVE_THOUSAND_DIGITS})
-    assert "limit must be between 0 and" in rejected(validation.query_int, {"limit": FIVE_THOUSAND_DIGITS}, "limit", 50)
+    assert "limit must be between 0 and" in rejected(
+        validation.query_int, {"limit": FIVE_THOUSAND_DIGITS}, name="limit", default=50
+    )
     assert "must be a positive integer" in rejected(validation.path_int, FIVE_THOUSAND_DIGITS, "amoLeadId")
     assert "entity_id" in rejected(validation.task_filters, {"entity_type": "leads", "entity_id": FIVE_THOUSAND_DIGITS})
     assert time.perf_counter() - started < 0.5
@@ -53,8 +55,10 @@ def test_ids_stop_below_2_to_the_53(raw, accepted):
 
 
 def test_unbounded_query_integers_are_still_bounded():
-    assert validation.query_int({"limit": str(MAX_ID)}, "limit", 50) == MAX_ID
-    assert "limit must be between 0 and" in rejected(validation.query_int, {"limit": str(MAX_ID + 1)}, "limit", 50)
+    assert validation.query_int({"limit": str(MAX_ID)}, name="limit", default=50) == MAX_ID
+    assert "limit must be between 0 and" in rejected(
+        validation.query_int, {"limit": str(MAX_ID + 1)}, name="limit", default=50
+    )
 
 
 # -- integers in JSON bodies ---------------------------------------------------------------------
@@ -67,12 +71,12 @@ def test_json_ids_are_integers_within_range(value):
 
 def test_a_json_number_with_no_fraction_is_that_integer():
     assert validation.lead_data({"price": 3200.0, "status_id": 142})["price"] == 3200
-    assert validation.integer({"leadId": 5.0}, "leadId", minimum=1) == 5
+    assert validation.integer({"leadId": 5.0}, field="leadId", minimum=1) == 5
 
 
 def test_integer_fields_are_bounded_even_without_a_maximum():
     assert "expires_in must be between 1 and" in rejected(
-        validation.integer, {"expires_in": 10**40}, "expires_in", minimum=1
+        validation.integer, {"expires_in": 10**40}, field="expires_in", minimum=1
     )
 
 
@@ -120,9 +124,9 @@ def test_fractions_accept_numbers_and_decimal_strings(value, expected):
 
 
 def test_empty_and_null_strings_are_not_given():
-    assert validation.string({"state": ""}, "state", required=False) is None
-    assert validation.string({"state": None}, "state", required=False) is None
-    assert "login is required" in rejected(validation.string, {"login": ""}, "login")
+    assert validation.string({"state": ""}, field="state", required=False) is None
+    assert validation.string({"state": None}, field="state", required=False) is None
+    assert "login is required" in rejected(validation.string, {"login": ""}, field="login")
 
 
 # -- objects -------------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def raise_for_status(response: requests.Response, what: str) -> None:
     if status == 429:
         raise AmoRateLimited(message, status, body)
     if status >= 500:
-        raise AmoUnavailable(message, status, body)
+        raise AmoUnavailable(message, status=status, detail=body)
     raise AmoError(message, status, body)
 
 
@@ -163,8 +163,8 @@ class AmoClient:
     def __init__(
         self,
         base_url: str | AccountHost,
-        tokens: TokenSource | None = None,
         *,
+        tokens: TokenSource | None = None,
         session: requests.Session | None = None,
         limiter: Limiter,
         retry: RetryPolicy = RetryPolicy(),
@@ -197,7 +197,7 @@ class AmoClient:
         to another host (a renamed account's new domain)."""
         return AmoClient(
             host or self.host,
-            tokens if tokens is not None else self.tokens,
+            tokens=tokens if tokens is not None else self.tokens,
             session=self.session,
             limiter=self.limiter,
             retry=self.retry,
@@ -216,7 +216,7 @@ class AmoClient:
 
     def get(self, path: str, params: dict | list | None = None) -> Any:
         """GET a resource; None when amoCRM answers 204 (empty list / no such page)."""
-        return self.request("GET", path, params=params)
+        return self.request("GET", path=path, params=params)
 
     def get_one(self, path: str, params: dict | None = None, modified_since: int | None = None) -> dict | None:
         """One entity by id, or None when it does not exist: amoCRM answers that with 204 or
@@ -227,25 +227,27 @@ class AmoClient:
         is current), so repeated reads of unchanged data cost amoCRM nothing (reference §13)."""
         headers = {"If-Modified-Since": formatdate(modified_since, usegmt=True)} if modified_since else None
         try:
-            body = self.request("GET", path, params=params, headers=headers, not_modified=modified_since is not None)
+            body = self.request(
+                "GET", path=path, params=params, headers=headers, not_modified=modified_since is not None
+            )
         except AmoNotFound:
             return None
         return body if isinstance(body, dict) and body else None
 
     def post(self, path: str, body: Any) -> Any:
-        return self.request("POST", path, json=body)
+        return self.request("POST", path=path, json=body)
 
     def patch(self, path: str, body: Any) -> Any:
-        return self.request("PATCH", path, json=body)
+        return self.request("PATCH", path=path, json=body)
 
     def delete(self, path: str, body: Any = None) -> Any:
-        return self.request("DELETE", path, json=body)
+        return self.request("DELETE", path=path, json=body)
 
     def request(
         self,
         method: str,
-        path: str,
         *,
+        path: str,
         params: dict | list | None = None,
         json: Any = None,
         authorized: bool = True,
@@ -261,11 +263,11 @@ class AmoClient:
             token = self._tokens().access_token()
             headers["Authorization"] = f"Bearer {token}"
         url = self._url(path, params)
-        response = self._send(method, url, json, headers, timeouts or self.timeouts)
+        response = self._send(method, url=url, body=json, headers=headers, timeouts=timeouts or self.timeouts)
         if response.status_code == 401 and token is not None:  # i.e. an authorized request
             token = self._tokens().refresh_after_unauthorized(token)
             headers["Authorization"] = f"Bearer {token}"
-            response = self._send(method, url, json, headers, timeouts or self.timeouts)
+            response = self._send(method, url=url, body=json, headers=headers, timeouts=timeouts or self.timeouts)
         try:
             raise_for_status(response, f"{method} {urlsplit(url).path}")
         except AmoUnavailable as error:  # a 5xx to a write: amoCRM may have applied it anyway
@@ -288,7 +290,7 @@ class AmoClient:
         seen: set[str] = set()
         while url and url not in seen:
             seen.add(url)
-            body = self.request("GET", url)
+            body = self.request("GET", path=url)
             if not body:
                 return
             yield embedded(body, key)
@@ -313,7 +315,7 @@ class AmoClient:
             query = f"{query}&{encoded}" if query else encoded
         return f"{url}?{query}" if query else url
 
-    def _attempt(self, method: str, url: str, body: Any, headers: dict, timeouts: Timeouts) -> Attempt:
+    def _attempt(self, method: str, *, url: str, body: Any, headers: dict, timeouts: Timeouts) -> Attempt:
         sent = time.monotonic()
         try:
             response = self.session.request(
@@ -326,7 +328,7 @@ class AmoClient:
         self._local.latency = time.monotonic() - sent
         return Attempt(response=response)
 
-    def _send(self, method: str, url: str, body: Any, headers: dict, timeouts: Timeouts) -> requests.Response:
+    def _send(self, method: str, *, url: str, body: Any, headers: dict, timeouts: Timeouts) -> requests.Response:
         """Send until amoCRM gives an answer worth returning, under the retry rules."""
         path = urlsplit(url).path
         number = 0
@@ -340,7 +342,7 @@ class AmoClient:
             admitted = ADMITTED.get() if self.reports_admissions else None
             if admitted is not None:
                 admitted()
-            attempt = self._attempt(method, url, body, headers, timeouts)
+            attempt = self._attempt(method, url=url, body=body, headers=headers, timeouts=timeouts)
             metrics.count("AmoRequests")
             if is_block_page(attempt.response):  # every process stops asking, not only this one
                 metrics.count("AmoBlocked")
@@ -350,7 +352,7 @@ class AmoClient:
                 metrics.count("AmoRateLimited")
                 self.limiter.pause(retry_after_seconds(attempt.response) or delay or self.retry.base_delay)
             if delay is None or not self.retry.should_retry(method, attempt, number):
-                return self._final(method, path, attempt, number)
+                return self._final(method, path=path, attempt=attempt, number=number)
             metrics.count("AmoRetries")
             log.warning(
                 "amoCRM %s %s: %s, retry %d in %.2fs",
@@ -362,7 +364,7 @@ class AmoClient:
             )
             self._sleep(delay)
 
-    def _final(self, method: str, path: str, attempt: Attempt, number: int) -> requests.Response:
+    def _final(self, method: str, *, path: str, attempt: Attempt, number: int) -> requests.Response:
         """The answer to hand back, or the error that says why there is none."""
         if attempt.response is not None:
             return attempt.response

@@ -50,7 +50,7 @@ class AmoUnavailable(AmoError):
     """5xx, timeouts or connection failures persisted through every retry, or a write's outcome
     is unknown: `outcome_unknown` is True when a write may have been applied by amoCRM."""
 
-    def __init__(self, message: str, status: int | None = None, detail: Any = None, outcome_unknown: bool = False):
+    def __init__(self, message: str, *, status: int | None = None, detail: Any = None, outcome_unknown: bool = False):
         super().__init__(message, status, detail)
         self.outcome_unknown = outcome_unknown
 

@@ -115,7 +115,7 @@ class OAuth:
         }
         try:
             response = self.client.request(
-                "POST", "/oauth2/access_token", json=body, authorized=False, timeouts=TOKEN_TIMEOUTS
+                "POST", path="/oauth2/access_token", json=body, authorized=False, timeouts=TOKEN_TIMEOUTS
             )
         except (AmoAuthError, AmoValidationError, AmoNotFound) as error:
             # 400/401 OAuthProblemJson: the code or refresh token is spent, revoked or invalid,
@@ -136,7 +136,7 @@ class OAuth:
         """Ask the current host where the refresh token's account lives now (reference §1.6)."""
         body = self.client.request(
             "GET",
-            "/oauth2/account/current/subdomain",
+            path="/oauth2/account/current/subdomain",
             authorized=False,
             timeouts=TOKEN_TIMEOUTS,
             headers={"X-Refresh-Token": refresh_token},
@@ -181,7 +181,7 @@ class OAuth:
         credentials = self.credentials()
         self.client.request(
             "POST",
-            "/oauth2/exchange_api_key",
+            path="/oauth2/exchange_api_key",
             authorized=False,
             timeouts=TOKEN_TIMEOUTS,
             json={

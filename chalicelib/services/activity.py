@@ -18,6 +18,7 @@ ACTIVITY_ENTITIES = ("leads", "contacts", "tasks", "delivery")
 
 def record(
     entity: str,
+    *,
     entity_id: int | None,
     event_type: str,
     outcome: EventOutcome | DeliveryOutcome,

@@ -147,14 +147,14 @@ def consent_url() -> dict:
 # -- the service methods of SPEC §4 ------------------------------------------------------------------
 
 
-def exchange_api_key_for_code(amo: AmoApi, login: str, api_key: str, state: str | None = None) -> dict:
+def exchange_api_key_for_code(amo: AmoApi, *, login: str, api_key: str, state: str | None = None) -> dict:
     """Ask amoCRM to send an authorization code to our callback (with a state we issued)."""
     state = issue_state(state, purpose="exchange_api_key")
     amo.oauth.exchange_api_key(login, api_key, state)
     return {"message": "amoCRM will deliver an authorization code to the callback", "state": state}
 
 
-def exchange_code(amo: AmoApi, code: str, state: str | None = None, referer: str | None = None) -> dict:
+def exchange_code(amo: AmoApi, *, code: str, state: str | None = None, referer: str | None = None) -> dict:
     """Handle the OAuth redirect: exchange the code, identify the account, store the tokens."""
     if state:
         consume_state(state)
@@ -173,7 +173,7 @@ def exchange_code(amo: AmoApi, code: str, state: str | None = None, referer: str
     account = amo.with_access_token(pair.access_token).account.get()
     _check_account(account, "authorized")
     domain = _account_domain(referer, account.subdomain)
-    _save_connection(pair, account.id, account.subdomain, domain)
+    _save_connection(pair, account_id=account.id, subdomain=account.subdomain, domain=domain)
     log.info("amoCRM connected: account %s (%s)", account.id, domain)
     return {"message": "amoCRM connected", "accountId": account.id, "domain": domain}
 
@@ -193,7 +193,9 @@ def store_long_lived_token(amo: AmoApi, access_token: str) -> dict:
         raise InvalidInput("amoCRM refused this token (revoked, expired or for another account)") from None
     _check_account(account, "token's")
     pair = TokenPair(access_token, "", int(exp))
-    _save_connection(pair, account.id, account.subdomain, _account_domain(None, account.subdomain))
+    _save_connection(
+        pair, account_id=account.id, subdomain=account.subdomain, domain=_account_domain(None, account.subdomain)
+    )
     log.info("long-lived amoCRM token stored for account %s; expires at %d", account.id, int(exp))
     return {
         "message": "long-lived token stored; it is never refreshed",
@@ -204,7 +206,7 @@ def store_long_lived_token(amo: AmoApi, access_token: str) -> dict:
     }
 
 
-def _save_connection(pair: TokenPair, account_id: int, subdomain: str | None, domain: str) -> None:
+def _save_connection(pair: TokenPair, *, account_id: int, subdomain: str | None, domain: str) -> None:
     def change(token: AmoToken | None) -> AmoToken:
         if token is not None and token.account_id and token.account_id != account_id:
             raise Conflict(
@@ -220,7 +222,7 @@ def _save_connection(pair: TokenPair, account_id: int, subdomain: str | None, do
     token_store.save(change)
 
 
-def set_tokens(amo: AmoApi, access_token: str, refresh_token_value: str, expires_in: int = 86400) -> dict:
+def set_tokens(amo: AmoApi, *, access_token: str, refresh_token_value: str, expires_in: int = 86400) -> dict:
     """Development only: store a token pair by hand (keeps the known account, if any)."""
     pair = TokenPair(access_token, refresh_token_value, int(time.time()) + expires_in)
 

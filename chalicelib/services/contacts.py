@@ -60,7 +60,7 @@ def save(infos: list[ContactInfo]) -> tuple[list[AmoContact], list[dict]]:
     """Upsert contacts already read from amoCRM objects; (the contacts, the ones DynamoDB refused
     as `errors`)."""
     items = [to_item(info) for info in infos]
-    result = mirror.upsert_changed(AmoContact, list(items), FIELDS)
+    result = mirror.upsert_changed(AmoContact, items=list(items), fields=FIELDS)
     refused = {error["id"] for error in result.errors}
     return [item for item in items if item.id not in refused], result.errors
 
@@ -91,7 +91,10 @@ def sync_page(raw_contacts: list[dict]) -> tuple[int, list[dict]]:
 
 def get_contacts(limit: int, cursor: str | None) -> dict:
     return mirror.page_of_scan(
-        lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start), limit, cursor, lambda c: c.to_dict()
+        lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start),
+        limit=limit,
+        cursor=cursor,
+        render=lambda c: c.to_dict(),
     )
 
 

@@ -86,6 +86,7 @@ class GuestDirectory:
     def __init__(
         self,
         amo: AmoApi,
+        *,
         pool: ThreadPoolExecutor,
         save: Callable[[list[ContactInfo]], object],
         on_filters_ignored: Callable[[str], object],

@@ -47,6 +47,7 @@ def _fingerprint(scope: str, request: Any) -> str:
 
 def run_once(
     scope: str,
+    *,
     key: str | None,
     request: Any,
     work: Callable[[Checkpoint], dict],

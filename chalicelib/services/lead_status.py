@@ -82,7 +82,7 @@ def mapping_changed(lead: Lead, previous: str | None, mapping: StageMapping | No
     return StatusChange(previous, MAPPING_CHANGED, now, f"{stage}-at-{now}")
 
 
-def change_between(old: Lead | None, new: Lead, mapping: StageMapping | None, amo_time: int) -> StatusChange | None:
+def change_between(old: Lead | None, *, new: Lead, mapping: StageMapping | None, amo_time: int) -> StatusChange | None:
     """The status change writing `new` over `old` makes (None for a new lead or the same status)."""
     if old is None or old.status == new.status:
         return None
@@ -101,6 +101,7 @@ def _mapping_holds(lead: Lead, mapping: StageMapping | None) -> Condition | None
 
 def write(
     lead: Lead,
+    *,
     condition: Condition,
     change: StatusChange | None = None,
     mapping: StageMapping | None = None,
@@ -117,7 +118,13 @@ def write(
                 return False
             raise
         return True
-    note = notifications.outbox_item(lead, change.previous, change.occurred_at, change.reason, change.event_id)
+    note = notifications.outbox_item(
+        lead,
+        previous_status=change.previous,
+        occurred_at=change.occurred_at,
+        reason=change.reason,
+        event_id=change.event_id,
+    )
     check = _mapping_holds(lead, mapping)
     try:
         with TransactWrite(connection=Lead._get_connection().connection) as transaction:
@@ -138,7 +145,7 @@ def write(
         ]
         note_at = 1 if check is not None else 0
         if failed and failed[note_at] and not any(failed[:note_at] + failed[note_at + 1 :]):
-            return write(lead, condition, actions=actions)  # this change was recorded already
+            return write(lead, condition=condition, actions=actions)  # this change was recorded already
         return False
     notifications.recorded(note)
     return True

@@ -82,6 +82,7 @@ def bounded_custom_fields(fields: list | None) -> list | None:
 
 def values(
     info: LeadInfo,
+    *,
     contact: Guest | AmoContact | None,
     mapping: StageMapping | None,
     existing: Lead | None,
@@ -89,12 +90,23 @@ def values(
 ) -> dict[str, Any]:
     """The attribute values of the Lead of `info` (`lead_id`: its id, when already derived)."""
     if existing is None:
-        return {**fields_of(info, contact, mapping, lead_id or lead_id_for(info.id), None), "created_at": None}
-    return {**fields_of(info, contact, mapping, existing.id, existing.status), "created_at": existing.created_at}
+        return {
+            **fields_of(info, contact=contact, mapping=mapping, lead_id=lead_id or lead_id_for(info.id), status=None),
+            "created_at": None,
+        }
+    return {
+        **fields_of(info, contact=contact, mapping=mapping, lead_id=existing.id, status=existing.status),
+        "created_at": existing.created_at,
+    }
 
 
 def fields_of(
-    info: LeadInfo, contact: Guest | AmoContact | None, mapping: StageMapping | None, lead_id: str, status: str | None
+    info: LeadInfo,
+    *,
+    contact: Guest | AmoContact | None,
+    mapping: StageMapping | None,
+    lead_id: str,
+    status: str | None,
 ) -> dict[str, Any]:
     """The Lead of `info` as `values` gives it, but for created_at, from the stored lead's id and
     status alone (a new lead: its derived id and None)."""
@@ -119,9 +131,9 @@ def fields_of(
 
 
 def build(
-    info: LeadInfo, contact: Guest | AmoContact | None, mapping: StageMapping | None, existing: Lead | None
+    info: LeadInfo, *, contact: Guest | AmoContact | None, mapping: StageMapping | None, existing: Lead | None
 ) -> Lead:
-    return Lead(**values(info, contact, mapping, existing))
+    return Lead(**values(info, contact=contact, mapping=mapping, existing=existing))
 
 
 # -- one lead at a time (webhooks, sync-lead, writes) ---------------------------------------------
@@ -145,6 +157,7 @@ def _stored(amo_lead_id: int) -> Lead | None:
 
 def upsert(
     info: LeadInfo,
+    *,
     contact: Guest | AmoContact | None,
     existing: Any = UNREAD,
     mapping: Any = UNREAD,
@@ -160,7 +173,7 @@ def upsert(
             mapping = pipelines.mapping_of(info.pipeline_id, info.status_id)
         if existing is not None and (existing.amo_updated_at or 0) > info.updated_at:
             return None
-        lead = build(info, contact, mapping, existing)
+        lead = build(info, contact=contact, mapping=mapping, existing=existing)
         if existing is not None and mirror.same(existing, lead, FIELDS):
             return existing
         lead.touch()
@@ -175,8 +188,8 @@ def upsert(
             condition = (Lead.amo_updated_at.does_not_exist() | (Lead.amo_updated_at <= info.updated_at)) & (
                 Lead.status == existing.status
             )
-            change = lead_status.change_between(existing, lead, mapping, info.updated_at)
-        if lead_status.write(lead, condition, change, mapping):
+            change = lead_status.change_between(existing, new=lead, mapping=mapping, amo_time=info.updated_at)
+        if lead_status.write(lead, condition=condition, change=change, mapping=mapping):
             return lead
     raise Conflict(f"lead {info.id} kept changing while it was being written; try again")
 
@@ -191,7 +204,7 @@ def _read(raw_lead: Any) -> LeadInfo:
 def upsert_one(amo: AmoApi, raw_lead: Any, came_from: str | None = None) -> Lead | None:
     """Create or update the Lead of one amoCRM lead object; None when what we store is newer."""
     info = _read(raw_lead)
-    return upsert(info, _contact_for(amo, info), came_from=came_from)
+    return upsert(info, contact=_contact_for(amo, info), came_from=came_from)
 
 
 def fetch_and_upsert(amo: AmoApi, amo_lead_id: int, came_from: str | None = None) -> Lead | None:
@@ -203,6 +216,7 @@ def fetch_and_upsert(amo: AmoApi, amo_lead_id: int, came_from: str | None = None
 
 def apply_status(
     amo: AmoApi,
+    *,
     amo_lead_id: int,
     pipeline_id: int | None,
     status_id: int | None,
@@ -249,9 +263,9 @@ def apply_status(
         )
         if lead_status.write(
             existing,
-            condition,
-            change,
-            mapping,
+            condition=condition,
+            change=change,
+            mapping=mapping,
             actions=[
                 Lead.amo_pipeline_id.set(pipeline_id),
                 Lead.amo_status_id.set(status_id),
@@ -276,7 +290,7 @@ def sync_lead(amo: AmoApi, raw_lead: Any) -> dict:
     info = _read(raw_lead)
     if lead_status.in_future(info.updated_at):
         raise InvalidInput(f"lead.updated_at is more than {lead_status.MAX_FUTURE_SECONDS} seconds in the future")
-    lead = upsert(info, _contact_for(amo, info))
+    lead = upsert(info, contact=_contact_for(amo, info))
     if lead is None:
         return {"message": "a newer version of this lead is already stored", "leadId": lead_id_for(info.id)}
     return {"message": "lead synced", "leadId": lead.id}
@@ -287,6 +301,7 @@ def sync_lead(amo: AmoApi, raw_lead: Any) -> dict:
 
 def create_lead(
     amo: AmoApi,
+    *,
     lead_data: dict,
     contact: dict | None = None,
     tags: tuple[str, ...] = (),
@@ -321,7 +336,7 @@ def create_test_lead(amo: AmoApi) -> dict:
     """Development only: a clearly marked lead to check the connection end to end."""
     stamp = utc_now().strftime("%Y-%m-%d %H:%M:%S")
     result = create_lead(
-        amo, {"name": f"[TEST] amoCRM integration check {stamp} UTC", "price": 0}, tags=("integration-test",)
+        amo, lead_data={"name": f"[TEST] amoCRM integration check {stamp} UTC", "price": 0}, tags=("integration-test",)
     )
     return {"amoLeadId": result["amoLeadId"]}
 

@@ -133,6 +133,7 @@ def refusal(item_id: Any, error: PynamoDBException) -> dict:
 
 def upsert_changed(
     model: type[M],
+    *,
     items: list[M],
     fields: Sequence[str],
     version_field: str = "amo_updated_at",
@@ -177,7 +178,7 @@ def upsert_changed(
             else:
                 raise
     for start in range(0, len(new), BATCH_WRITE_SIZE):
-        _batch_put(model, new[start : start + BATCH_WRITE_SIZE], result, item_id)
+        _batch_put(model, chunk=new[start : start + BATCH_WRITE_SIZE], result=result, item_id=item_id)
     return result
 
 
@@ -278,7 +279,7 @@ def _put(model: type[BaseModel], item: Item) -> None:
     )
 
 
-def _batch_put(model: type[M], chunk: list[M], result: Upserted[M], item_id: Callable[[M], Any]) -> None:
+def _batch_put(model: type[M], *, chunk: list[M], result: Upserted[M], item_id: Callable[[M], Any]) -> None:
     try:
         with model.batch_write() as batch:
             for item in chunk:
@@ -299,7 +300,7 @@ def _batch_put(model: type[M], chunk: list[M], result: Upserted[M], item_id: Cal
 
 
 def page_of_scan(
-    run: Callable[[dict | None, int], Any], limit: int, cursor: str | None, render: Callable[[Any], dict]
+    run: Callable[[dict | None, int], Any], *, limit: int, cursor: str | None, render: Callable[[Any], dict]
 ) -> dict:
     """`{data, count, nextCursor?}` over a DynamoDB scan/query (cursor = LastEvaluatedKey).
 

@@ -46,7 +46,9 @@ def event_id_for(lead: Lead, occurred_at: int) -> str:
     return f"lead-status-{lead.amo_lead_id}-{lead.amo_pipeline_id}-{lead.amo_status_id}-{occurred_at}"
 
 
-def outbox_item(lead: Lead, previous_status: str | None, occurred_at: int, reason: str, event_id: str) -> Notification:
+def outbox_item(
+    lead: Lead, *, previous_status: str | None, occurred_at: int, reason: str, event_id: str
+) -> Notification:
     """The outbox record of one status change of `lead` (which already holds the new status)."""
     payload = {
         "event": EVENT,

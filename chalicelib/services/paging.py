@@ -30,7 +30,7 @@ def decode_cursor(cursor: str | None) -> dict:
     return position
 
 
-def page_of_sorted(items: Iterable[Any], limit: int, cursor: str | None, render: Callable[[Any], dict]) -> dict:
+def page_of_sorted(items: Iterable[Any], *, limit: int, cursor: str | None, render: Callable[[Any], dict]) -> dict:
     """`{data, count, nextCursor?}` for a small, fully sorted collection (offset cursor)."""
     offset = decode_cursor(cursor).get("offset", 0)
     if not isinstance(offset, int) or offset < 0:

@@ -110,14 +110,14 @@ def _upsert_stage(info: StageInfo, existing: AmoStage | None) -> int:
 
 def get_pipelines(limit: int, cursor: str | None) -> dict:
     pipelines = sorted(AmoPipeline.scan(), key=lambda p: (p.sort, p.id))
-    return page_of_sorted(pipelines, limit, cursor, lambda p: p.to_dict())
+    return page_of_sorted(pipelines, limit=limit, cursor=cursor, render=lambda p: p.to_dict())
 
 
 def get_stages(pipeline_id: int, limit: int, cursor: str | None) -> dict:
     if not _pipeline_exists(pipeline_id):
         raise NotFound(f"pipeline {pipeline_id} is not known (run sync-pipelines?)")
     stages = sorted(AmoStage.query(pipeline_id), key=lambda s: (s.sort, s.id))
-    return page_of_sorted(stages, limit, cursor, lambda s: s.to_dict())
+    return page_of_sorted(stages, limit=limit, cursor=cursor, render=lambda s: s.to_dict())
 
 
 def _pipeline_exists(pipeline_id: int) -> bool:
@@ -147,7 +147,7 @@ def update_stage_mapping(stage_id: int, mapped_status: Any, pipeline_id: int | N
     if len(stages) > 1 and stage_id not in (stage_names.WON_STATUS_ID, stage_names.LOST_STATUS_ID):
         pipelines = ", ".join(str(s.pipeline_id) for s in stages)
         raise InvalidInput(f"stage {stage_id} exists in pipelines {pipelines}: pass pipelineId")
-    mapped = [_set_mapping(stage, status, "manual") for stage in stages]
+    mapped = [_set_mapping(stage, status=status, source="manual") for stage in stages]
     data: Any = stages[0].to_dict() if len(stages) == 1 else [s.to_dict() for s in stages]
     return {
         "message": f"stage {stage_id} mapped to {status} in {len(stages)} pipeline(s)",
@@ -156,7 +156,7 @@ def update_stage_mapping(stage_id: int, mapped_status: Any, pipeline_id: int | N
     }
 
 
-def _set_mapping(stage: AmoStage, status: str, source: str, condition: Any = None) -> MappedStage:
+def _set_mapping(stage: AmoStage, *, status: str, source: str, condition: Any = None) -> MappedStage:
     """Map the stage; a new status is a new version of its mapping, stamped with the time."""
     actions: list[Action] = [
         AmoStage.mapped_status.set(status),
@@ -188,7 +188,9 @@ def _suggestions() -> list[tuple[AmoStage, stage_names.Suggestion]]:
         ]
         for stage in stages:
             position = regular.index(stage.id) if stage.id in regular else None
-            result.append((stage, stage_names.suggest(stage.id, stage.type, stage.name, position)))
+            result.append(
+                (stage, stage_names.suggest(stage.id, stage_type=stage.type, name=stage.name, position=position))
+            )
     return result
 
 
@@ -220,7 +222,11 @@ def apply_auto_mapping(min_confidence: float = DEFAULT_AUTO_APPLY_CONFIDENCE) ->
             skipped += 1
             continue
         try:
-            applied.append(_set_mapping(stage, suggestion.status, "auto", AmoStage.mapped_status.does_not_exist()))
+            applied.append(
+                _set_mapping(
+                    stage, status=suggestion.status, source="auto", condition=AmoStage.mapped_status.does_not_exist()
+                )
+            )
         except PynamoDBException as error:
             if is_conflict(error):  # mapped by someone else meanwhile: theirs stands
                 continue

@@ -99,7 +99,11 @@ def _rederive_lead(lead: Lead, stage: MappedStage) -> int:
         )
         change = lead_status.mapping_changed(lead, previous, stage.mapping)
         if lead_status.write(
-            lead, condition, change, stage.mapping, actions=[Lead.status.set(status), Lead.updated_at.set(utc_now())]
+            lead,
+            condition=condition,
+            change=change,
+            mapping=stage.mapping,
+            actions=[Lead.status.set(status), Lead.updated_at.set(utc_now())],
         ):
             return 1
         try:

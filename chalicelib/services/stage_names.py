@@ -185,7 +185,7 @@ def _judge(name: str) -> tuple[str | None, bool, bool, str] | None:
     return status, strong[status], strong[other], why
 
 
-def _confidence(status: str, strong: bool, contested: bool, position: int | None) -> float:
+def _confidence(status: str, *, strong: bool, contested: bool, position: int | None) -> float:
     if contested:
         return 0.5
     if status == CLOSED:
@@ -209,7 +209,7 @@ def _from_words(name: str, position: int | None) -> Suggestion | None:
     if status is None:
         status = NEW if position == 0 else IN_PROGRESS
         return Suggestion(status, 0.45, f"{reason}; the tie goes to the stage's position")
-    return Suggestion(status, _confidence(status, strong, contested, position), reason)
+    return Suggestion(status, _confidence(status, strong=strong, contested=contested, position=position), reason)
 
 
 def from_name(name: str) -> Suggestion | None:
@@ -217,7 +217,7 @@ def from_name(name: str) -> Suggestion | None:
     return _from_words(name, None)
 
 
-def suggest(stage_id: int, stage_type: int, name: str, position: int | None) -> Suggestion:
+def suggest(stage_id: int, *, stage_type: int, name: str, position: int | None) -> Suggestion:
     """`position` is the 0-based index among the pipeline's regular stages (None for system ones)."""
     if stage_id in (WON_STATUS_ID, LOST_STATUS_ID):
         return Suggestion(CLOSED, 1.0, "system status (won/lost)")

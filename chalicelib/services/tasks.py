@@ -53,7 +53,7 @@ def to_item(info: TaskInfo) -> AmoTask:
 def sync_page(raw_tasks: list[Any]) -> tuple[int, list[dict]]:
     infos, errors = mirror.read_all(raw_tasks, read_task)
     items = [to_item(info) for info in infos]
-    refused = mirror.upsert_changed(AmoTask, list(items), FIELDS).errors
+    refused = mirror.upsert_changed(AmoTask, items=list(items), fields=FIELDS).errors
     return len(items) - len(refused), errors + refused
 
 
@@ -67,6 +67,7 @@ def refresh(amo: AmoApi, task_id: int) -> AmoTask:
 
 def get_tasks(
     limit: int,
+    *,
     cursor: str | None,
     is_completed: bool | None = None,
     entity_type: str | None = None,
@@ -81,15 +82,15 @@ def get_tasks(
             lambda start, n: AmoTask.by_entity.query(
                 entity_type, range_condition, filter_condition=condition, limit=n, last_evaluated_key=start
             ),
-            limit,
-            cursor,
-            lambda t: t.to_dict(),
+            limit=limit,
+            cursor=cursor,
+            render=lambda t: t.to_dict(),
         )
     return mirror.page_of_scan(
         lambda start, n: AmoTask.scan(condition, limit=n, last_evaluated_key=start),
-        limit,
-        cursor,
-        lambda t: t.to_dict(),
+        limit=limit,
+        cursor=cursor,
+        render=lambda t: t.to_dict(),
     )
 
 

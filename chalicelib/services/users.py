@@ -36,6 +36,7 @@ def _role_item(info: RoleInfo) -> AmoRole:
 
 def _mirror(
     what: str,
+    *,
     pages: Iterator[list[Any]],
     read: Callable[[Any], Any],
     to_item: Callable[[Any], Mirrored],
@@ -68,18 +69,18 @@ def _mirror(
 
 
 def sync_users(amo: AmoApi) -> dict:
-    return _mirror("user", amo.users.pages(), read_user, _user_item, AmoUser)
+    return _mirror("user", pages=amo.users.pages(), read=read_user, to_item=_user_item, model=AmoUser)
 
 
 def sync_roles(amo: AmoApi) -> dict:
-    return _mirror("role", amo.roles.pages(), read_role, _role_item, AmoRole)
+    return _mirror("role", pages=amo.roles.pages(), read=read_role, to_item=_role_item, model=AmoRole)
 
 
 def get_users(limit: int, cursor: str | None) -> dict:
     users = sorted(AmoUser.scan(), key=lambda u: (u.name.casefold(), u.id))
-    return page_of_sorted(users, limit, cursor, lambda u: u.to_dict())
+    return page_of_sorted(users, limit=limit, cursor=cursor, render=lambda u: u.to_dict())
 
 
 def get_roles(limit: int, cursor: str | None) -> dict:
     roles = sorted(AmoRole.scan(), key=lambda r: (r.name.casefold(), r.id))
-    return page_of_sorted(roles, limit, cursor, lambda r: r.to_dict())
+    return page_of_sorted(roles, limit=limit, cursor=cursor, render=lambda r: r.to_dict())

@@ -175,10 +175,10 @@ def handle_queue_batch(amo: AmoApi, records: list[dict]) -> dict:
         event = event_of(data)
         outcome = process_event(
             amo,
-            event,
-            data.get("accountId"),
-            received_at if isinstance(received_at, (int, float)) else time.time(),
-            prefetched,
+            event=event,
+            account_id=data.get("accountId"),
+            received_at=received_at if isinstance(received_at, (int, float)) else time.time(),
+            prefetched=prefetched,
         )
         if outcome == EventOutcome.STILL_EXISTS and message.receive_count < DELETE_CHECKS:
             seconds = RECHECK_SECONDS * message.receive_count
@@ -192,14 +192,14 @@ def handle_queue_batch(amo: AmoApi, records: list[dict]) -> dict:
 
 
 def process_events(
-    amo: AmoApi, events: list[WebhookEvent], account_id: int | None, received_at: float
+    amo: AmoApi, *, events: list[WebhookEvent], account_id: int | None, received_at: float
 ) -> tuple[int, list[str]]:
     """The inline path: every event of a delivery; (applied, errors), a failure never stops the rest."""
     prefetched = Prefetched.load(amo, events)
     processed, errors = 0, []
     for event in events:
         try:
-            process_event(amo, event, account_id, received_at, prefetched)
+            process_event(amo, event=event, account_id=account_id, received_at=received_at, prefetched=prefetched)
             processed += 1
         except Exception as error:  # recorded in the activity log; the delivery is still accepted
             errors.append(f"{event.entity}[{event.action}] {event.entity_id}: {describe(error)}")
@@ -208,11 +208,16 @@ def process_events(
 
 def process_webhook(amo: AmoApi, event: WebhookEvent, account_id: int | None = None) -> EventOutcome:
     """Apply one webhook event (SPEC §4 name); returns its outcome."""
-    return process_event(amo, event, account_id, time.time())
+    return process_event(amo, event=event, account_id=account_id, received_at=time.time())
 
 
 def process_event(
-    amo: AmoApi, event: WebhookEvent, account_id: int | None, received_at: float, prefetched: Prefetched | None = None
+    amo: AmoApi,
+    *,
+    event: WebhookEvent,
+    account_id: int | None,
+    received_at: float,
+    prefetched: Prefetched | None = None,
 ) -> EventOutcome:
     if event.is_compact and event.entity_id is not None:
         prefetched = prefetched or Prefetched.load(amo, [event])
@@ -223,13 +228,13 @@ def process_event(
         IdempotencyRecord.get(mark)
         activity.record(
             event.entity,
-            event.entity_id,
-            event_type,
-            EventOutcome.DUPLICATE,
-            account_id,
-            received_at,
-            event.item,
-            event.event_id,
+            entity_id=event.entity_id,
+            event_type=event_type,
+            outcome=EventOutcome.DUPLICATE,
+            account_id=account_id,
+            received_at=received_at,
+            payload=event.item,
+            event_id=event.event_id,
         )
         metrics.count("WebhookEvents", Outcome=EventOutcome.DUPLICATE)
         return EventOutcome.DUPLICATE
@@ -240,20 +245,27 @@ def process_event(
     except Exception as error:
         activity.record(
             event.entity,
-            event.entity_id,
-            event_type,
-            EventOutcome.FAILED,
-            account_id,
-            received_at,
-            {**event.item, "_error": describe(error)},
-            event.event_id,
+            entity_id=event.entity_id,
+            event_type=event_type,
+            outcome=EventOutcome.FAILED,
+            account_id=account_id,
+            received_at=received_at,
+            payload={**event.item, "_error": describe(error)},
+            event_id=event.event_id,
         )
         metrics.count("WebhookEvents", Outcome=EventOutcome.FAILED)
         raise
     if outcome not in NOT_MARKED:
         _mark_applied(mark, event.event_id, outcome)
     activity.record(
-        event.entity, event.entity_id, event_type, outcome, account_id, received_at, event.item, event.event_id
+        event.entity,
+        entity_id=event.entity_id,
+        event_type=event_type,
+        outcome=outcome,
+        account_id=account_id,
+        received_at=received_at,
+        payload=event.item,
+        event_id=event.event_id,
     )
     metrics.count("WebhookEvents", Outcome=outcome)
     return outcome
@@ -308,12 +320,12 @@ def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> EventOut
         if (event.entity, event.action) == ("leads", "status"):
             return leads.apply_status(
                 amo,
-                entity_id,
-                event.number("pipeline_id"),
-                event.number("status_id"),
-                event.changed_at,
-                event.number("old_pipeline_id"),
-                event.number("old_status_id"),
+                amo_lead_id=entity_id,
+                pipeline_id=event.number("pipeline_id"),
+                status_id=event.number("status_id"),
+                changed_at=event.changed_at,
+                old_pipeline_id=event.number("old_pipeline_id"),
+                old_status_id=event.number("old_status_id"),
             )
         if event.action == "delete":
             if _still_in_amo(amo, event.entity, entity_id):

@@ -71,7 +71,7 @@ def authenticate(query: Mapping[str, str]) -> None:
 
 
 def receive(
-    raw_body: bytes | None, content_type: str | None, query: Mapping[str, str], amo: Callable[[], AmoApi]
+    raw_body: bytes | None, *, content_type: str | None, query: Mapping[str, str], amo: Callable[[], AmoApi]
 ) -> dict:
     """Handle one delivery; always `{status: 'ok', processed, errors}` once authentic.
     `amo` gives the amoCRM API when events are applied here (no queue, or the queue refused)."""
@@ -80,12 +80,12 @@ def receive(
     if raw_body is not None and len(raw_body) > MAX_BODY_BYTES:
         activity.record(
             "delivery",
-            None,
-            "webhook.too_large",
-            DeliveryOutcome.REJECTED,
-            None,
-            received_at,
-            {"bytes": len(raw_body), "body": raw_body[:300].decode("utf-8", "replace")},
+            entity_id=None,
+            event_type="webhook.too_large",
+            outcome=DeliveryOutcome.REJECTED,
+            account_id=None,
+            received_at=received_at,
+            payload={"bytes": len(raw_body), "body": raw_body[:300].decode("utf-8", "replace")},
         )
         metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.TOO_LARGE)
         raise PayloadTooLarge(f"webhook body of {len(raw_body)} bytes is over {MAX_BODY_BYTES}; not amoCRM's")
@@ -94,12 +94,12 @@ def receive(
     except MalformedWebhook as error:
         activity.record(
             "delivery",
-            None,
-            "webhook.malformed",
-            DeliveryOutcome.REJECTED,
-            None,
-            received_at,
-            {"error": str(error), "body": (raw_body or b"")[:500].decode("utf-8", "replace")},
+            entity_id=None,
+            event_type="webhook.malformed",
+            outcome=DeliveryOutcome.REJECTED,
+            account_id=None,
+            received_at=received_at,
+            payload={"error": str(error), "body": (raw_body or b"")[:500].decode("utf-8", "replace")},
         )
         metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.MALFORMED)
         return _ack(0, [f"unreadable webhook body: {error}"])
@@ -113,22 +113,26 @@ def receive(
         )
         activity.record(
             "delivery",
-            None,
-            "webhook.foreign",
-            DeliveryOutcome.IGNORED,
-            account_id,
-            received_at,
-            {"error": reason, "account": data.get("account")},
+            entity_id=None,
+            event_type="webhook.foreign",
+            outcome=DeliveryOutcome.IGNORED,
+            account_id=account_id,
+            received_at=received_at,
+            payload={"error": reason, "account": data.get("account")},
         )
         metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.FOREIGN)
         return _ack(0, [f"ignored: {reason}"])
     events, problems = events_of(data)
     if len(events) > MAX_EVENTS:
-        return _too_many(events, account_id, received_at, amo)
+        return _too_many(events, account_id=account_id, received_at=received_at, amo=amo)
     if queues.webhook_queue_configured():
-        return _enqueue(events, problems, account_id, received_at, amo)
+        return _enqueue(events, problems=problems, account_id=account_id, received_at=received_at, amo=amo)
     metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.INLINE)
-    processed, errors = webhook_events.process_events(amo(), events, account_id, received_at) if events else (0, [])
+    processed, errors = (
+        webhook_events.process_events(amo(), events=events, account_id=account_id, received_at=received_at)
+        if events
+        else (0, [])
+    )
     return _ack(processed, problems + errors)
 
 
@@ -160,18 +164,18 @@ def _ack(processed: int, errors: list[str]) -> dict:
 
 
 def _too_many(
-    events: list[WebhookEvent], account_id: int | None, received_at: float, amo: Callable[[], AmoApi]
+    events: list[WebhookEvent], *, account_id: int | None, received_at: float, amo: Callable[[], AmoApi]
 ) -> dict:
     """Not applied one by one, not lost either: recorded, and an incremental sync catches up."""
     entities = sorted({e.entity for e in events if e.entity in sync.SYNCABLE})
     activity.record(
         "delivery",
-        None,
-        "webhook.too_many_events",
-        DeliveryOutcome.SYNCED_INSTEAD,
-        account_id,
-        received_at,
-        {"events": len(events), "entities": entities},
+        entity_id=None,
+        event_type="webhook.too_many_events",
+        outcome=DeliveryOutcome.SYNCED_INSTEAD,
+        account_id=account_id,
+        received_at=received_at,
+        payload={"events": len(events), "entities": entities},
     )
     metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.TOO_MANY_EVENTS)
     log.warning(
@@ -193,6 +197,7 @@ def _too_many(
 
 def _enqueue(
     events: list[WebhookEvent],
+    *,
     problems: list[str],
     account_id: int | None,
     received_at: float,
@@ -215,16 +220,18 @@ def _enqueue(
     refused = [event for event, body in zip(events, bodies, strict=True) if body in rejected]
     errors = list(problems)
     if refused:  # SQS refused them: do not lose them, apply them now
-        errors += webhook_events.process_events(amo(), refused, account_id, received_at)[1]
+        errors += webhook_events.process_events(amo(), events=refused, account_id=account_id, received_at=received_at)[
+            1
+        ]
     metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.QUEUED)
     activity.record(
         "delivery",
-        None,
-        "webhook.delivery",
-        DeliveryOutcome.QUEUED,
-        account_id,
-        received_at,
-        {"events": [f"{e.entity}[{e.action}] {e.entity_id}" for e in events][:50], "problems": problems},
+        entity_id=None,
+        event_type="webhook.delivery",
+        outcome=DeliveryOutcome.QUEUED,
+        account_id=account_id,
+        received_at=received_at,
+        payload={"events": [f"{e.entity}[{e.action}] {e.entity_id}" for e in events][:50], "problems": problems},
     )
     return _ack(len(events), errors)
 
@@ -271,7 +278,7 @@ def _destination(url: str | None, own_url: str | None = None, allow_foreign: boo
     return _with_secret(url)
 
 
-def register(amo: AmoApi, url: str | None = None, own_url: str | None = None, allow_foreign: bool = False) -> dict:
+def register(amo: AmoApi, *, url: str | None = None, own_url: str | None = None, allow_foreign: bool = False) -> dict:
     """Subscribe our webhook URL for exactly the events we handle; idempotent by destination.
 
     amoCRM disables a hook after too many invalid answers (reference §13) and only a person

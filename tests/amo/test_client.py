@@ -60,7 +60,7 @@ def sleeps():
 
 @pytest.fixture
 def gateway(sleeps):
-    return AmoClient(HOST, FixedToken(), limiter=NoLimit(), sleep=sleeps.append, rand=lambda: 0.5)
+    return AmoClient(HOST, tokens=FixedToken(), limiter=NoLimit(), sleep=sleeps.append, rand=lambda: 0.5)
 
 
 def test_paging_follows_next_links_and_stops_on_204(amo, gateway):
@@ -150,7 +150,9 @@ def test_503_twice_then_success(amo, gateway, sleeps):
 
 
 def test_persistent_503_gives_up_with_unavailable(amo, sleeps):
-    gateway = AmoClient(HOST, FixedToken(), limiter=NoLimit(), sleep=sleeps.append, retry=RetryPolicy(max_attempts=3))
+    gateway = AmoClient(
+        HOST, tokens=FixedToken(), limiter=NoLimit(), sleep=sleeps.append, retry=RetryPolicy(max_attempts=3)
+    )
     amo.get(f"{HOST}/api/v4/account", status=503)
     with pytest.raises(AmoUnavailable):
         gateway.get("/api/v4/account")
@@ -158,7 +160,9 @@ def test_persistent_503_gives_up_with_unavailable(amo, sleeps):
 
 
 def test_persistent_429_gives_up_with_rate_limited(amo, sleeps):
-    gateway = AmoClient(HOST, FixedToken(), limiter=NoLimit(), sleep=sleeps.append, retry=RetryPolicy(max_attempts=2))
+    gateway = AmoClient(
+        HOST, tokens=FixedToken(), limiter=NoLimit(), sleep=sleeps.append, retry=RetryPolicy(max_attempts=2)
+    )
     amo.get(f"{HOST}/api/v4/account", status=429)
     with pytest.raises(AmoRateLimited):
         gateway.get("/api/v4/account")
@@ -264,7 +268,7 @@ def test_each_admitted_attempt_is_reported_after_the_limiter_and_before_it_is_se
         return next(answers)
 
     amo.add_callback("GET", f"{HOST}/api/v4/account", callback=sent)
-    client = AmoClient(HOST, FixedToken(), limiter=RecordingLimiter(), sleep=sleeps.append, rand=lambda: 0.5)
+    client = AmoClient(HOST, tokens=FixedToken(), limiter=RecordingLimiter(), sleep=sleeps.append, rand=lambda: 0.5)
 
     def in_context():
         ADMITTED.set(lambda: events.append("admitted"))

@@ -26,7 +26,9 @@ ERRORS_ARRAY = {  # issue 52
 
 @pytest.fixture
 def gateway():
-    return AmoClient(HOST, FixedToken(), limiter=NoLimit(), retry=RetryPolicy(max_attempts=1), sleep=lambda s: None)
+    return AmoClient(
+        HOST, tokens=FixedToken(), limiter=NoLimit(), retry=RetryPolicy(max_attempts=1), sleep=lambda s: None
+    )
 
 
 def test_validation_errors_become_path_and_detail():

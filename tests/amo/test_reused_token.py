@@ -50,7 +50,9 @@ def test_only_the_bulk_lane_reuses_and_wrapping_happens_once():
     host = "https://example.amocrm.ru"
     credentials = OAuthCredentials("client", "secret", f"{host}/callback")
     limiter = RateLimiter(7, margin=0.08)
-    api = AmoApi(AmoClient(host, store, limiter=limiter), OAuth(AmoClient(host, limiter=limiter), lambda: credentials))
+    api = AmoApi(
+        AmoClient(host, tokens=store, limiter=limiter), OAuth(AmoClient(host, limiter=limiter), lambda: credentials)
+    )
     bulk = api.bulk()
     assert api.client.tokens is store  # interactive calls still read the store every time
     assert isinstance(bulk.client.tokens, ReusedToken) and bulk.client.tokens.source is store

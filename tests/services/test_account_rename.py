@@ -123,7 +123,7 @@ def test_after_a_rename_a_new_consent_of_the_same_account_is_accepted_under_its_
     amo.get(f"{NEW_HOST}/api/v4/account", json=fixtures.account_body(subdomain="renamed"), headers=HAL)
 
     answer = connection.exchange_code(
-        wiring.amo(), "code", state=connection.consent_url()["state"], referer="renamed.amocrm.ru"
+        wiring.amo(), code="code", state=connection.consent_url()["state"], referer="renamed.amocrm.ru"
     )
 
     assert answer["accountId"] == ACCOUNT_ID and answer["domain"] == "renamed.amocrm.ru"
@@ -136,7 +136,9 @@ def test_a_rename_nobody_followed_does_not_lock_the_connected_account_out_of_rec
     amo.post(f"{HOST}/oauth2/access_token", json=fixtures.token_body("access-9", "refresh-9"), headers=HAL)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(subdomain="renamed"), headers=HAL)
 
-    connection.exchange_code(wiring.amo(), "code", state=connection.consent_url()["state"], referer="renamed.amocrm.ru")
+    connection.exchange_code(
+        wiring.amo(), code="code", state=connection.consent_url()["state"], referer="renamed.amocrm.ru"
+    )
 
     token = stored_token()
     assert (token.account_id, token.subdomain, token.domain) == (ACCOUNT_ID, "renamed", "renamed.amocrm.ru")
@@ -148,7 +150,7 @@ def test_another_account_under_the_connected_name_is_still_refused(amo):
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(account_id=999), headers=HAL)
 
     with pytest.raises(Conflict):
-        connection.exchange_code(wiring.amo(), "code", state=connection.consent_url()["state"])
+        connection.exchange_code(wiring.amo(), code="code", state=connection.consent_url()["state"])
 
     assert stored_token().access_token == "access-old"
 

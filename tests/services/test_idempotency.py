@@ -16,13 +16,15 @@ pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every 
 
 
 def run(key, work, request=None, **kwargs):
-    return idempotency.run_once("create-lead", key, request if request is not None else {"a": 1}, work, **kwargs)
+    return idempotency.run_once(
+        "create-lead", key=key, request=request if request is not None else {"a": 1}, work=work, **kwargs
+    )
 
 
 def test_without_a_key_the_work_simply_runs_each_time():
     calls = []
-    idempotency.run_once("scope", None, {}, lambda cp: calls.append(1) or {"n": len(calls)})
-    idempotency.run_once("scope", None, {}, lambda cp: calls.append(1) or {"n": len(calls)})
+    idempotency.run_once("scope", key=None, request={}, work=lambda cp: calls.append(1) or {"n": len(calls)})
+    idempotency.run_once("scope", key=None, request={}, work=lambda cp: calls.append(1) or {"n": len(calls)})
     assert len(calls) == 2
 
 
@@ -40,8 +42,8 @@ def test_the_same_key_with_another_body_is_refused():
 
 
 def test_keys_of_different_scopes_do_not_meet():
-    assert idempotency.run_once("a", "k", {}, lambda cp: {"from": "a"}) == {"from": "a"}
-    assert idempotency.run_once("b", "k", {}, lambda cp: {"from": "b"}) == {"from": "b"}
+    assert idempotency.run_once("a", key="k", request={}, work=lambda cp: {"from": "a"}) == {"from": "a"}
+    assert idempotency.run_once("b", key="k", request={}, work=lambda cp: {"from": "b"}) == {"from": "b"}
 
 
 def test_a_retry_while_the_first_request_still_runs_is_a_conflict():

@@ -156,7 +156,16 @@ def test_a_status_webhook_landing_between_a_syncs_read_and_write_is_not_overwrit
     seed(fake, 63)
     fake.leads = [lead(63, status_id=NEGOTIATION, contact_ids=(1,), updated_at=1700000200)]
     webhook_between_read_and_write(
-        Lead, lambda: leads.apply_status(wiring.amo(), 63, SALES, WON, 1700000300, SALES, INITIAL)
+        Lead,
+        lambda: leads.apply_status(
+            wiring.amo(),
+            amo_lead_id=63,
+            pipeline_id=SALES,
+            status_id=WON,
+            changed_at=1700000300,
+            old_pipeline_id=SALES,
+            old_status_id=INITIAL,
+        ),
     )
 
     result = sync.sync_leads_from_amo(wiring.amo(), limit=0)

@@ -154,10 +154,14 @@ def test_a_change_already_recorded_is_not_recorded_twice(fake):
     stored.status, previous = "IN_PROGRESS", stored.status
     change = lead_status.mapping_changed(stored, previous, lead_status.StageMapping("IN_PROGRESS", 7, 1700000000))
     AmoStage.get(SALES, INITIAL).update(actions=[AmoStage.mapped_status.set("IN_PROGRESS")])  # what it derives from
-    note = lead_status.notifications.outbox_item(stored, previous, change.occurred_at, change.reason, change.event_id)
+    note = lead_status.notifications.outbox_item(
+        stored, previous_status=previous, occurred_at=change.occurred_at, reason=change.reason, event_id=change.event_id
+    )
     note.save()
 
-    written = lead_status.write(stored, Lead.status == previous, change, lead_status.StageMapping("IN_PROGRESS"))
+    written = lead_status.write(
+        stored, condition=Lead.status == previous, change=change, mapping=lead_status.StageMapping("IN_PROGRESS")
+    )
 
     assert written and Lead.get(stored.id).status == "IN_PROGRESS"
     assert [n.event_id for n in Notification.scan()] == [change.event_id]

@@ -29,11 +29,15 @@ def test_read_all_keeps_good_objects_and_reports_bad_ones_by_id():
 
 
 def test_new_items_are_written_and_unchanged_ones_are_not():
-    written = mirror.upsert_changed(AmoContact, [item(1, "Anna", 100), item(2, "Boris", 100)], contacts.FIELDS).written
+    written = mirror.upsert_changed(
+        AmoContact, items=[item(1, "Anna", 100), item(2, "Boris", 100)], fields=contacts.FIELDS
+    ).written
     assert [(old, new.id) for old, new in written] == [(None, 1), (None, 2)]
     first_write = AmoContact.get(1).updated_at
 
-    again = mirror.upsert_changed(AmoContact, [item(1, "Anna", 100), item(2, "Borys", 101)], contacts.FIELDS).written
+    again = mirror.upsert_changed(
+        AmoContact, items=[item(1, "Anna", 100), item(2, "Borys", 101)], fields=contacts.FIELDS
+    ).written
 
     assert [new.id for _, new in again] == [2]
     assert again[0][0].name == "Boris"  # the previous version is handed back
@@ -41,23 +45,26 @@ def test_new_items_are_written_and_unchanged_ones_are_not():
 
 
 def test_an_older_amocrm_version_never_replaces_a_newer_one():
-    mirror.upsert_changed(AmoContact, [item(1, "New", 200)], contacts.FIELDS)
-    assert mirror.upsert_changed(AmoContact, [item(1, "Old", 150)], contacts.FIELDS).written == []
+    mirror.upsert_changed(AmoContact, items=[item(1, "New", 200)], fields=contacts.FIELDS)
+    assert mirror.upsert_changed(AmoContact, items=[item(1, "Old", 150)], fields=contacts.FIELDS).written == []
     assert AmoContact.get(1).name == "New"
 
 
 def test_batch_get_reads_more_than_one_call_s_worth_of_keys():
-    mirror.upsert_changed(AmoContact, [item(i, f"C{i}", 1) for i in range(1, 251)], contacts.FIELDS)
+    mirror.upsert_changed(AmoContact, items=[item(i, f"C{i}", 1) for i in range(1, 251)], fields=contacts.FIELDS)
     found = mirror.batch_get(AmoContact, list(range(1, 260)) + [5, 5])
     assert sorted(found) == list(range(1, 251))
 
 
 def test_page_of_scan_pages_with_an_opaque_cursor_until_the_end():
-    mirror.upsert_changed(AmoContact, [item(i, f"C{i}", 1) for i in range(1, 8)], contacts.FIELDS)
+    mirror.upsert_changed(AmoContact, items=[item(i, f"C{i}", 1) for i in range(1, 8)], fields=contacts.FIELDS)
     seen, cursor = [], None
     while True:
         page = mirror.page_of_scan(
-            lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start), 3, cursor, lambda c: c.id
+            lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start),
+            limit=3,
+            cursor=cursor,
+            render=lambda c: c.id,
         )
         seen.extend(page["data"])
         assert page["count"] == len(page["data"]) <= 3
@@ -71,8 +78,21 @@ def test_a_serialised_item_is_exactly_what_the_model_would_store():
     now = utc_now()
     guest = Guest("Олена", "+380501112233", None)
     cases = [
-        (Lead, leads.values(read_lead(lead(7, contact_ids=(5,))), guest, StageMapping("IN_PROGRESS"), None)),
-        (Lead, leads.values(read_lead(lead(8, price=None, custom_fields=[{"field_id": 1}])), None, None, None)),
+        (
+            Lead,
+            leads.values(
+                read_lead(lead(7, contact_ids=(5,))), contact=guest, mapping=StageMapping("IN_PROGRESS"), existing=None
+            ),
+        ),
+        (
+            Lead,
+            leads.values(
+                read_lead(lead(8, price=None, custom_fields=[{"field_id": 1}])),
+                contact=None,
+                mapping=None,
+                existing=None,
+            ),
+        ),
         (Lead, {"id": "x", "amo_lead_id": 9, "price": 12.5}),  # status left to its default
         (AmoContact, contacts.values(read_contact(contact(5, phone=None)))),
     ]
@@ -100,7 +120,7 @@ def test_new_items_put_from_their_serialised_form_are_stored_and_one_dynamodb_re
 
 
 def test_stored_items_are_read_as_dynamodb_holds_them_and_unprocessed_keys_are_asked_again(monkeypatch):
-    mirror.upsert_changed(AmoContact, [item(i, f"C{i}", 1) for i in range(1, 151)], contacts.FIELDS)
+    mirror.upsert_changed(AmoContact, items=[item(i, f"C{i}", 1) for i in range(1, 151)], fields=contacts.FIELDS)
     connection = AmoContact._get_connection()
     real, asked = connection.batch_get_item, []
 

@@ -134,7 +134,10 @@ def test_apply_status_without_a_time_asks_amocrm(client, fake, amo):
     seed_lead(fake, updated_at=1700000000)
     move_in_amocrm(fake, 17657, NEGOTIATION, 1700000900)
 
-    assert leads.apply_status(wiring.amo(), 17657, SALES, NEGOTIATION, None) == "applied"
+    assert (
+        leads.apply_status(wiring.amo(), amo_lead_id=17657, pipeline_id=SALES, status_id=NEGOTIATION, changed_at=None)
+        == "applied"
+    )
     assert Lead.get(leads.lead_id_for(17657)).amo_updated_at == 1700000900
 
 

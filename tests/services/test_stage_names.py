@@ -62,7 +62,7 @@ REAL_STAGE_NAMES = [
 
 @pytest.mark.parametrize("name,expected", REAL_STAGE_NAMES)
 def test_real_stage_names_get_the_expected_status(name, expected):
-    suggestion = suggest(58141807, 0, name, position=2)
+    suggestion = suggest(58141807, stage_type=0, name=name, position=2)
     assert suggestion.status == expected
     assert 0.75 <= suggestion.confidence < 1.0
 
@@ -82,19 +82,21 @@ def test_cyrillic_lookalikes_in_an_english_name_still_match():
 
 
 def test_system_statuses_are_closed_with_full_confidence_whatever_their_name():
-    assert suggest(142, 0, "ОПЛАЧНО", None) == suggest(142, 0, "Closed - won", None)
-    assert suggest(143, 0, "Что угодно", None).status == CLOSED
-    assert suggest(143, 0, "", None).confidence == 1.0
+    assert suggest(142, stage_type=0, name="ОПЛАЧНО", position=None) == suggest(
+        142, stage_type=0, name="Closed - won", position=None
+    )
+    assert suggest(143, stage_type=0, name="Что угодно", position=None).status == CLOSED
+    assert suggest(143, stage_type=0, name="", position=None).confidence == 1.0
 
 
 def test_unsorted_type_is_new():
-    suggestion = suggest(58141803, 1, "Something custom", None)
+    suggestion = suggest(58141803, stage_type=1, name="Something custom", position=None)
     assert suggestion.status == NEW and suggestion.confidence == 0.95
 
 
 def test_unknown_names_fall_back_to_position_with_low_confidence():
-    first = suggest(1, 0, "Ква-ква", position=0)
-    later = suggest(2, 0, "Zzz", position=3)
+    first = suggest(1, stage_type=0, name="Ква-ква", position=0)
+    later = suggest(2, stage_type=0, name="Zzz", position=3)
     assert (first.status, later.status) == (NEW, IN_PROGRESS)
     assert first.confidence < 0.5 and later.confidence < 0.5
 
@@ -143,7 +145,7 @@ def test_the_corpus_holds_at_least_150_sourced_names_in_seven_languages():
 
 def test_suggestions_are_right_on_the_corpus_whenever_auto_apply_would_act():
     rows = corpus_rows()
-    judged = [(r, suggest(REGULAR_ID, 0, r["name"], int(r["position"]))) for r in rows]
+    judged = [(r, suggest(REGULAR_ID, stage_type=0, name=r["name"], position=int(r["position"]))) for r in rows]
     confident = [(r, s) for r, s in judged if s.confidence >= DEFAULT_AUTO_APPLY_CONFIDENCE]
     wrong = [(r, s) for r, s in confident if s.status != r["expected"]]
     coverage = len(confident) / len(rows)
@@ -168,7 +170,8 @@ def test_every_language_has_confident_suggestions(lang):
     confident = [
         r
         for r in rows
-        if suggest(REGULAR_ID, 0, r["name"], int(r["position"])).confidence >= DEFAULT_AUTO_APPLY_CONFIDENCE
+        if suggest(REGULAR_ID, stage_type=0, name=r["name"], position=int(r["position"])).confidence
+        >= DEFAULT_AUTO_APPLY_CONFIDENCE
     ]
     assert len(confident) >= len(rows) // 2
 
@@ -272,7 +275,7 @@ def test_a_received_payment_is_won(name):
     ],
 )
 def test_first_contact_is_new_in_every_language(name):
-    suggestion = suggest(REGULAR_ID, 0, name, position=0)
+    suggestion = suggest(REGULAR_ID, stage_type=0, name=name, position=0)
     assert suggestion.status == NEW and suggestion.confidence >= DEFAULT_AUTO_APPLY_CONFIDENCE
 
 
@@ -296,24 +299,24 @@ def test_first_contact_is_new_in_every_language(name):
     ],
 )
 def test_won_and_lost_are_closed_in_every_language(name, lang):
-    suggestion = suggest(REGULAR_ID, 0, name, position=5)
+    suggestion = suggest(REGULAR_ID, stage_type=0, name=name, position=5)
     assert suggestion.status == CLOSED and suggestion.confidence >= DEFAULT_AUTO_APPLY_CONFIDENCE, lang
 
 
 def test_an_in_progress_word_on_the_first_stage_is_left_to_a_person():
-    first = suggest(REGULAR_ID, 0, "Квалификация", position=0)
-    later = suggest(REGULAR_ID, 0, "Квалификация", position=2)
+    first = suggest(REGULAR_ID, stage_type=0, name="Квалификация", position=0)
+    later = suggest(REGULAR_ID, stage_type=0, name="Квалификация", position=2)
     assert first.status == later.status == IN_PROGRESS
     assert first.confidence < DEFAULT_AUTO_APPLY_CONFIDENCE <= later.confidence
 
 
 def test_a_weak_word_is_confident_only_where_the_position_agrees():
-    assert suggest(REGULAR_ID, 0, "Лид", position=0).confidence >= DEFAULT_AUTO_APPLY_CONFIDENCE
-    assert suggest(REGULAR_ID, 0, "Лид", position=3).confidence < DEFAULT_AUTO_APPLY_CONFIDENCE
+    assert suggest(REGULAR_ID, stage_type=0, name="Лид", position=0).confidence >= DEFAULT_AUTO_APPLY_CONFIDENCE
+    assert suggest(REGULAR_ID, stage_type=0, name="Лид", position=3).confidence < DEFAULT_AUTO_APPLY_CONFIDENCE
 
 
 def test_a_tie_between_new_and_in_progress_goes_to_the_position_without_confidence():
-    first = suggest(REGULAR_ID, 0, "Lead caliente", position=0)
-    later = suggest(REGULAR_ID, 0, "Lead caliente", position=2)
+    first = suggest(REGULAR_ID, stage_type=0, name="Lead caliente", position=0)
+    later = suggest(REGULAR_ID, stage_type=0, name="Lead caliente", position=2)
     assert (first.status, later.status) == (NEW, IN_PROGRESS)
     assert max(first.confidence, later.confidence) < DEFAULT_AUTO_APPLY_CONFIDENCE

@@ -25,7 +25,7 @@ def test_code_exchange_stores_tokens_account_and_domain(amo):
     amo.post(TOKEN_URL, json=fixtures.token_body("access-new", "refresh-new"), headers=HAL)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
 
-    result = connection.exchange_code(wiring.amo(), "auth-code", referer="testaccount.amocrm.ru")
+    result = connection.exchange_code(wiring.amo(), code="auth-code", referer="testaccount.amocrm.ru")
 
     assert result == {
         "message": "amoCRM connected",
@@ -56,7 +56,7 @@ def test_rejected_code_is_invalid_input_and_keeps_existing_tokens(amo):
         },
     )
     with pytest.raises(InvalidInput, match="authorization code"):
-        connection.exchange_code(wiring.amo(), "stale-code", state=connection.consent_url()["state"])
+        connection.exchange_code(wiring.amo(), code="stale-code", state=connection.consent_url()["state"])
     assert stored_token().access_token == "working-access"
 
 
@@ -66,7 +66,7 @@ def test_callback_for_another_account_is_rejected_and_old_tokens_kept(amo):
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(account_id=999, subdomain="testaccount"), headers=HAL)
     state = connection.consent_url()["state"]  # even a consent we started: the account is pinned
     with pytest.raises(Conflict, match="already connected"):
-        connection.exchange_code(wiring.amo(), "code", state=state)
+        connection.exchange_code(wiring.amo(), code="code", state=state)
     token = stored_token()
     assert (token.access_token, token.account_id) == ("working-access", fixtures.ACCOUNT_ID)
 
@@ -75,13 +75,13 @@ def test_callback_for_a_different_subdomain_than_configured_is_rejected(amo):
     amo.post(TOKEN_URL, json=fixtures.token_body(), headers=HAL)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(subdomain="someoneelse"), headers=HAL)
     with pytest.raises(Forbidden, match="someoneelse"):
-        connection.exchange_code(wiring.amo(), "code")
+        connection.exchange_code(wiring.amo(), code="code")
     assert token_store.load_token() is None
 
 
 def test_referer_of_another_account_is_rejected_before_the_code_is_spent(amo):
     with pytest.raises(Forbidden):
-        connection.exchange_code(wiring.amo(), "code", referer="intruder.amocrm.ru")
+        connection.exchange_code(wiring.amo(), code="code", referer="intruder.amocrm.ru")
     assert len(amo.calls) == 0
 
 
@@ -90,15 +90,15 @@ def test_issued_state_is_accepted_once(amo):
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
     state = connection.issue_state()
 
-    connection.exchange_code(wiring.amo(), "code", state=state)
+    connection.exchange_code(wiring.amo(), code="code", state=state)
 
     with pytest.raises(Forbidden, match="state"):
-        connection.exchange_code(wiring.amo(), "code", state=state)
+        connection.exchange_code(wiring.amo(), code="code", state=state)
 
 
 def test_unknown_state_is_rejected_without_calling_amocrm(amo):
     with pytest.raises(Forbidden, match="state"):
-        connection.exchange_code(wiring.amo(), "code", state="never-issued")
+        connection.exchange_code(wiring.amo(), code="code", state="never-issued")
     assert len(amo.calls) == 0
 
 
@@ -171,7 +171,7 @@ def test_new_code_after_revocation_reconnects(amo):
     amo.replace(responses.POST, TOKEN_URL, json=fixtures.token_body("access-9", "refresh-9"), headers=HAL)
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
 
-    connection.exchange_code(wiring.amo(), "new-code")
+    connection.exchange_code(wiring.amo(), code="new-code")
 
     assert wiring.token_store().get_access_token() == "access-9"
     assert stored_token().needs_reauth is False
@@ -185,7 +185,9 @@ def test_connection_status_without_tokens():
 def test_api_key_exchange_issues_a_state_and_sends_client_credentials(amo):
     amo.post(f"{HOST}/oauth2/exchange_api_key", status=202, body=b"")
 
-    result = connection.exchange_api_key_for_code(wiring.amo(), "user@example.com", "legacy-key", state="mystate")
+    result = connection.exchange_api_key_for_code(
+        wiring.amo(), login="user@example.com", api_key="legacy-key", state="mystate"
+    )
 
     assert result["state"] == "mystate"
     body = sent_json(amo.calls[0])

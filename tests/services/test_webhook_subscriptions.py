@@ -72,11 +72,11 @@ def test_restore_and_responsible_lead_are_subscribed():
 
 
 def test_a_disabled_subscription_is_enabled_again_by_a_repost(hooks):
-    webhooks.register(wiring.amo(), URL, own_url=URL)
+    webhooks.register(wiring.amo(), url=URL, own_url=URL)
     hooks.hooks[DESTINATION]["disabled"] = True
     hooks.sent.clear()
 
-    result = webhooks.register(wiring.amo(), URL, own_url=URL)
+    result = webhooks.register(wiring.amo(), url=URL, own_url=URL)
 
     assert result["reenabled"] is True and "re-enabled" in result["message"]
     assert hooks.hooks[DESTINATION]["disabled"] is False
@@ -84,12 +84,12 @@ def test_a_disabled_subscription_is_enabled_again_by_a_repost(hooks):
 
 
 def test_when_a_repost_leaves_it_disabled_it_is_deleted_and_created_anew(hooks):
-    webhooks.register(wiring.amo(), URL, own_url=URL)
+    webhooks.register(wiring.amo(), url=URL, own_url=URL)
     hooks.hooks[DESTINATION]["disabled"] = True
     hooks.repost_reenables = False
     hooks.sent.clear()
 
-    result = webhooks.register(wiring.amo(), URL, own_url=URL)
+    result = webhooks.register(wiring.amo(), url=URL, own_url=URL)
 
     assert result["reenabled"] is True
     assert hooks.sent == ["GET", "POST", "GET", "DELETE", "POST", "GET"]
@@ -100,9 +100,9 @@ def test_when_a_repost_leaves_it_disabled_it_is_deleted_and_created_anew(hooks):
 
 
 def test_an_enabled_complete_subscription_is_left_alone(hooks):
-    webhooks.register(wiring.amo(), URL, own_url=URL)
+    webhooks.register(wiring.amo(), url=URL, own_url=URL)
     hooks.sent.clear()
-    assert webhooks.register(wiring.amo(), URL, own_url=URL)["message"] == "webhook already registered"
+    assert webhooks.register(wiring.amo(), url=URL, own_url=URL)["message"] == "webhook already registered"
     assert hooks.sent == ["GET"]
 
 
@@ -135,7 +135,7 @@ def test_the_cli_status_report_carries_the_subscription(hooks, amo):
     from tests import fixtures
 
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
-    webhooks.register(wiring.amo(), URL, own_url=URL)
+    webhooks.register(wiring.amo(), url=URL, own_url=URL)
     hooks.hooks[DESTINATION]["disabled"] = True
 
     report = admin.status(wiring.amo)

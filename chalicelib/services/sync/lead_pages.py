@@ -59,7 +59,7 @@ class LeadPageWriter:
         self.errors: list[dict] = []
         self._pool = logs.ThreadPool(max_workers=WORKERS, thread_name_prefix="lead-sync")
         self.guests = GuestDirectory(
-            amo, self._pool, contacts.save_new, on_filters_ignored=account_filters.record_ignored
+            amo, pool=self._pool, save=contacts.save_new, on_filters_ignored=account_filters.record_ignored
         )
         self._writes: list[Future] = []
         self._lock = threading.Lock()
@@ -164,22 +164,30 @@ def write_batch(
         item = stored_items.get(ids[info.id])
         mapping = stage_map.get((info.pipeline_id, info.status_id))
         if item is None:  # not stored yet: serialised as it is, no model built (the first sync's path)
-            lead_values = leads.fields_of(info, _guest(guests, info), mapping, ids[info.id], None)
+            lead_values = leads.fields_of(
+                info, contact=_guest(guests, info), mapping=mapping, lead_id=ids[info.id], status=None
+            )
             new.append((info.id, _serialize_lead({**lead_values, "created_at": now, "updated_at": now})))
             continue
-        lead_values = leads.fields_of(info, _guest(guests, info), mapping, ids[info.id], mirror.text(item, "status"))
+        lead_values = leads.fields_of(
+            info,
+            contact=_guest(guests, info),
+            mapping=mapping,
+            lead_id=ids[info.id],
+            status=mirror.text(item, "status"),
+        )
         if mirror.same_items(item, _serialize_lead(lead_values), _FIELD_NAMES):
             continue  # a write would change nothing, as `upsert_changed` would find
         old = stored[ids[info.id]] = Lead.from_raw_data(item)
-        lead = leads.build(info, _guest(guests, info), mapping, old)
+        lead = leads.build(info, contact=_guest(guests, info), mapping=mapping, existing=old)
         if old.status != lead.status and (old.amo_updated_at or 0) <= info.updated_at:
             changing.append((info, old))
         else:
             plain.append(lead)
     result = mirror.upsert_changed(
         Lead,
-        plain,
-        leads.FIELDS,
+        items=plain,
+        fields=leads.FIELDS,
         stored=stored,
         guard=lambda old: Lead.status == old.status,
         item_id=lambda lead: lead.amo_lead_id,
@@ -189,7 +197,7 @@ def write_batch(
     retry += [(by_id[lead.amo_lead_id], leads.UNREAD, leads.UNREAD) for lead in result.conflicts]
     for info, old, mapping in retry:
         try:
-            leads.upsert(info, _guest(guests, info), old, mapping)
+            leads.upsert(info, contact=_guest(guests, info), existing=old, mapping=mapping)
         except Conflict as error:
             errors.append({"id": info.id, "message": str(error)})
         except PynamoDBException as error:
