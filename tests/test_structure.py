@@ -135,6 +135,52 @@ def test_services_receive_the_amocrm_api_instead_of_building_it():
             assert "chalicelib.wiring" not in imports_of(path, known), name
 
 
+def test_settings_depend_on_nothing_of_the_amocrm_gateway():
+    """Configuration sits below everything: the gateway reads settings, never the other way round
+    (followed through settings' own imports, so a detour through another module counts too)."""
+    known = modules([PACKAGE])
+    reached, todo = set(), ["chalicelib.settings"]
+    while todo:
+        for target in imports_of(known[todo.pop()], known) - reached:
+            reached.add(target)
+            todo.append(target)
+    assert sorted(name for name in reached if name == "chalicelib.amo" or name.startswith("chalicelib.amo.")) == []
+
+
+def positional_after_the_first(path: Path, base: Path = ROOT) -> list[str]:
+    """`file:line name` of each function of 4 or more parameters (self and cls not counted) that
+    takes a parameter after its first positionally: those calls read as a row of bare values."""
+    offenders = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            positional = [*node.args.posonlyargs, *node.args.args]
+            if positional and positional[0].arg in ("self", "cls"):
+                positional = positional[1:]
+            if len(positional) + len(node.args.kwonlyargs) >= 4 and len(positional) > 1:
+                offenders.append(f"{path.relative_to(base)}:{node.lineno} {node.name}")
+    return offenders
+
+
+def test_a_function_of_four_or_more_parameters_takes_all_but_the_first_by_keyword():
+    files = [*PACKAGE.rglob("*.py"), ROOT / "app.py"]
+    assert [offender for path in sorted(files) for offender in positional_after_the_first(path)] == []
+
+
+def test_the_keyword_rule_counts_parameters_as_a_call_sees_them(tmp_path):
+    source = tmp_path / "example.py"
+    source.write_text(
+        "def fine(a, *, b, c, d): ...\n"
+        "def short(a, b, c): ...\n"
+        "def wrong(a, b, *, c, d): ...\n"
+        "class C:\n"
+        "    def method(self, a, b, c): ...\n"
+        "    def other(self, a, b, c, d): ...\n"
+        "    async def later(self, a, /, b, *, c, d): ...\n"
+    )
+    names = [offender.split(" ")[1] for offender in positional_after_the_first(source, base=tmp_path)]
+    assert names == ["wrong", "other", "later"]
+
+
 # word tables, not logic: long because the languages are many
 DATA_MODULES = {"chalicelib/services/stage_vocabulary.py"}
 
