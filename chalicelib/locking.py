@@ -36,12 +36,22 @@ def is_conflict(error: Exception) -> bool:
     )
 
 
+def wrote(write: Callable[[], object]) -> bool:
+    """True when the conditional write landed, False when its condition did not hold; anything
+    else raises."""
+    try:
+        write()
+    except PynamoDBException as error:
+        if is_conflict(error):
+            return False
+        raise
+    return True
+
+
 def retry_on_conflict(attempt: Callable[[], T], attempts: int = 5) -> T:
     """Run `attempt` (which re-reads, changes and conditionally writes) until it wins."""
-    for remaining in range(attempts - 1, -1, -1):
-        try:
-            return attempt()
-        except PynamoDBException as error:
-            if not is_conflict(error) or remaining == 0:
-                raise
-    raise AssertionError("unreachable")
+    won: list[T] = []
+    for _ in range(attempts - 1):
+        if wrote(lambda: won.append(attempt())):
+            return won[0]
+    return attempt()  # the last try: a conflict now is raised like any other error

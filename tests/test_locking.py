@@ -1,9 +1,11 @@
-"""Reading what DynamoDB said behind a PynamoDB error, including when it said nothing."""
+"""Reading what DynamoDB said behind a PynamoDB error, including when it said nothing; and the
+conditional write that may lose its condition."""
 
+import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from pynamodb.exceptions import PutError, UpdateError
 
-from chalicelib.locking import error_code, error_message, is_conflict
+from chalicelib.locking import error_code, error_message, is_conflict, retry_on_conflict, wrote
 
 
 def client_error(code: str) -> ClientError:
@@ -27,3 +29,53 @@ def test_an_error_without_an_answer_has_no_code_instead_of_raising():
         error = UpdateError("Failed to update item", cause)
         assert error_code(error) is None and error_message(error) is None
         assert not is_conflict(error)
+
+
+def conflict() -> UpdateError:
+    return UpdateError("Failed to update item", client_error("ConditionalCheckFailedException"))
+
+
+def failing(error: Exception):
+    def write():
+        raise error
+
+    return write
+
+
+def test_a_conditional_write_says_whether_it_landed():
+    written = []
+    assert wrote(lambda: written.append("item")) is True and written == ["item"]
+    assert wrote(failing(conflict())) is False
+
+
+def test_a_write_that_fails_for_another_reason_raises_what_failed():
+    throttled = PutError("Failed to put item", client_error("ProvisionedThroughputExceededException"))
+    with pytest.raises(PutError) as raised:
+        wrote(failing(throttled))
+    assert raised.value is throttled
+    with pytest.raises(ValueError):
+        wrote(failing(ValueError("not a DynamoDB error")))
+
+
+def test_a_retried_change_runs_again_after_each_conflict_and_returns_what_won():
+    answers = iter([conflict(), conflict(), "won"])
+
+    def attempt():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert retry_on_conflict(attempt) == "won"
+
+
+def test_a_retried_change_raises_the_conflict_of_its_last_attempt():
+    calls = []
+
+    def attempt():
+        calls.append(1)
+        raise conflict()
+
+    with pytest.raises(UpdateError):
+        retry_on_conflict(attempt, attempts=3)
+    assert len(calls) == 3

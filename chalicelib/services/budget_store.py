@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib.amo.budget import BULK, BudgetState, BudgetUnavailable
-from chalicelib.locking import is_conflict
+from chalicelib.locking import wrote
 from chalicelib.models import RateBudget
 
 T = TypeVar("T")
@@ -35,17 +35,6 @@ def _state_of(item: RateBudget) -> BudgetState:
         bulk_until=item.bulk_until or 0.0,
         interactive_until=item.interactive_until or 0.0,
     )
-
-
-def _raise_unless_conflict(call: Callable[[], Any]) -> bool:
-    """True when the conditional write happened, False when its condition did not hold."""
-    try:
-        call()
-        return True
-    except PynamoDBException as error:
-        if is_conflict(error):
-            return False
-        raise
 
 
 class DynamoBudgetStore:
@@ -76,7 +65,7 @@ class DynamoBudgetStore:
 
         def update() -> BudgetState | None:
             item = RateBudget(key=RateBudget.STATE_KEY)
-            done = _raise_unless_conflict(
+            done = wrote(
                 lambda: item.update(
                     actions=[attribute.set(until)], condition=attribute.does_not_exist() | (attribute < until)
                 )
@@ -105,7 +94,7 @@ class DynamoBudgetStore:
                 condition=RateBudget.blocked_until.does_not_exist() | (RateBudget.blocked_until < quiet_since),
             )
 
-        if _guarded(lambda: _raise_unless_conflict(new_episode)):
+        if _guarded(lambda: wrote(new_episode)):
             return True
         self._move_forward(RateBudget.blocked_until, until)
         return False

@@ -22,15 +22,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from pynamodb.exceptions import PynamoDBException
-
 from chalicelib import settings
 from chalicelib.amo import domains
 from chalicelib.amo.account import AccountInfo
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.errors import AmoAuthError, AmoError, AmoTokenRevoked
 from chalicelib.amo.oauth import TokenPair, jwt_expires_at
-from chalicelib.locking import is_conflict
+from chalicelib.locking import wrote
 from chalicelib.models import AmoToken, OAuthState
 from chalicelib.services import token_expiry, token_store
 from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotConnected, ReauthorizationRequired
@@ -51,12 +49,8 @@ def issue_state(state: str | None = None, purpose: str = "authorize") -> str:
     record = OAuthState(state=state, purpose=purpose)
     record.expires_at = datetime.fromtimestamp(time.time() + STATE_TTL_SECONDS, UTC)
     record.touch()
-    try:
-        record.save(condition=OAuthState.state.does_not_exist())
-    except PynamoDBException as error:
-        if is_conflict(error):
-            raise Conflict("this state is already in use; choose another or leave it out") from None
-        raise
+    if not wrote(lambda: record.save(condition=OAuthState.state.does_not_exist())):
+        raise Conflict("this state is already in use; choose another or leave it out")
     return state
 
 
@@ -66,12 +60,8 @@ def consume_state(state: str) -> None:
     except OAuthState.DoesNotExist:
         raise Forbidden("unknown or already used state") from None
     expires_at = record.expires_at.timestamp() if record.expires_at else 0
-    try:
-        record.delete(condition=OAuthState.state.exists())
-    except PynamoDBException as error:
-        if is_conflict(error):
-            raise Forbidden("unknown or already used state") from None
-        raise
+    if not wrote(lambda: record.delete(condition=OAuthState.state.exists())):
+        raise Forbidden("unknown or already used state")
     if expires_at < time.time():
         raise Forbidden("state has expired; start the authorization again")
 

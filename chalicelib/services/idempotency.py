@@ -23,10 +23,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import PynamoDBException
-
 from chalicelib.amo.errors import AmoUnavailable
-from chalicelib.locking import is_conflict
+from chalicelib.locking import wrote
 from chalicelib.models import IdempotencyRecord
 from chalicelib.services.errors import Conflict, InvalidInput
 
@@ -93,8 +91,9 @@ def _claim(record_key: str, fingerprint: str, running_until: float) -> Idempoten
         expires_at=now + RETENTION,
     )
     record.touch()
-    try:  # a new key, or one whose record has expired (TTL deletes lazily), or a dead attempt's
-        record.save(
+    # a new key, or one whose record has expired (TTL deletes lazily), or a dead attempt's
+    claimed = wrote(
+        lambda: record.save(
             condition=IdempotencyRecord.key.does_not_exist()
             | (IdempotencyRecord.expires_at < now)
             | (
@@ -103,11 +102,8 @@ def _claim(record_key: str, fingerprint: str, running_until: float) -> Idempoten
                 & (IdempotencyRecord.request_hash == fingerprint)
             )
         )
-        return record
-    except PynamoDBException as error:
-        if not is_conflict(error):
-            raise
-    return None
+    )
+    return record if claimed else None
 
 
 def _replay(record_key: str, fingerprint: str) -> dict:

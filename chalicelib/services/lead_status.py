@@ -29,7 +29,7 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.locking import is_conflict
+from chalicelib.locking import is_conflict, wrote
 from chalicelib.models import AmoStage, Lead, Notification
 from chalicelib.services import notifications
 from chalicelib.services.notifications import AMO_STAGE_CHANGED, MAPPING_CHANGED
@@ -111,13 +111,9 @@ def write(
     notification in the same transaction, as long as `mapping` still holds for the lead's stage.
     False when a condition failed: the caller re-reads and decides again."""
     if change is None:
-        try:
-            lead.update(actions=actions, condition=condition) if actions else lead.save(condition=condition)
-        except PynamoDBException as error:
-            if is_conflict(error):
-                return False
-            raise
-        return True
+        return wrote(
+            lambda: lead.update(actions=actions, condition=condition) if actions else lead.save(condition=condition)
+        )
     note = notifications.outbox_item(
         lead,
         previous_status=change.previous,

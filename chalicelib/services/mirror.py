@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import ParamValidationError
@@ -26,7 +27,7 @@ from pynamodb.exceptions import AttributeNullError, PutError, PynamoDBException
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.amo.entities import MalformedEntity
-from chalicelib.locking import error_code, error_message, is_conflict
+from chalicelib.locking import error_code, error_message, wrote
 from chalicelib.models import BaseModel, utc_now
 from chalicelib.services.paging import decode_cursor, encode_cursor
 
@@ -168,15 +169,14 @@ def upsert_changed(
         if getattr(item, version_field) is not None:
             condition = condition | (version <= getattr(item, version_field))
         try:
-            item.save(condition=condition & guard(old) if guard else condition)
-            result.written.append((old, item))
-        except PynamoDBException as error:
-            if is_conflict(error):
-                result.conflicts.append(item)
-            elif refused(error):
-                result.errors.append(refusal(item_id(item), error))
+            if wrote(partial(item.save, condition=condition & guard(old) if guard else condition)):
+                result.written.append((old, item))
             else:
+                result.conflicts.append(item)
+        except PynamoDBException as error:
+            if not refused(error):
                 raise
+            result.errors.append(refusal(item_id(item), error))
     for start in range(0, len(new), BATCH_WRITE_SIZE):
         _batch_put(model, chunk=new[start : start + BATCH_WRITE_SIZE], result=result, item_id=item_id)
     return result

@@ -16,11 +16,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import requests
-from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 
 from chalicelib import logs, metrics, settings
-from chalicelib.locking import is_conflict
+from chalicelib.locking import wrote
 from chalicelib.memo import memoize
 from chalicelib.models import Lead, Notification, utc_now
 from chalicelib.services import queues
@@ -181,14 +180,12 @@ def _post(note: Notification) -> bool:
 
 def mark_dead(event_id: str) -> None:
     """Only a notification still undelivered dies: the sweeper may have sent it meanwhile."""
-    try:
-        Notification(event_id=event_id).update(
+    if not wrote(
+        lambda: Notification(event_id=event_id).update(
             actions=[Notification.state.set("dead")],
             condition=Notification.state == "pending",
         )
-    except PynamoDBException as error:
-        if not is_conflict(error):
-            raise
+    ):
         return
     metrics.count("NotificationsDead")
     log.error("notification %s is dead after %d attempts; `cli redrive` sends it again", event_id, MAX_ATTEMPTS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
@@ -20,7 +21,7 @@ from pynamodb.expressions.update import Action
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.entities import MalformedEntity
 from chalicelib.amo.pipelines import PipelineInfo, StageInfo, read_pipeline
-from chalicelib.locking import is_conflict
+from chalicelib.locking import wrote
 from chalicelib.models import AmoPipeline, AmoStage, utc_now
 from chalicelib.services import mirror, rederive, stage_names
 from chalicelib.services.errors import InvalidInput, NotFound
@@ -215,21 +216,20 @@ def apply_auto_mapping(min_confidence: float = DEFAULT_AUTO_APPLY_CONFIDENCE) ->
     """Map every unmapped stage whose suggestion is confident enough; never touch a mapped one."""
     applied: list[MappedStage] = []
     skipped, errors = 0, []
+
+    def map_unless_mapped(stage: AmoStage, status: str) -> None:
+        condition = AmoStage.mapped_status.does_not_exist()
+        applied.append(_set_mapping(stage, status=status, source="auto", condition=condition))
+
     for stage, suggestion in _suggestions():
         if stage.mapped_status:
             continue
         if suggestion.confidence < min_confidence:
             skipped += 1
             continue
-        try:
-            applied.append(
-                _set_mapping(
-                    stage, status=suggestion.status, source="auto", condition=AmoStage.mapped_status.does_not_exist()
-                )
-            )
+        try:  # not written: mapped by someone else meanwhile, theirs stands
+            wrote(partial(map_unless_mapped, stage, suggestion.status))
         except PynamoDBException as error:
-            if is_conflict(error):  # mapped by someone else meanwhile: theirs stands
-                continue
             errors.append({"stageId": stage.id, "pipelineId": stage.pipeline_id, "message": str(error)})
     return {"applied": len(applied), "skipped": skipped, "errors": errors, **rederive.rederive(applied)}
 

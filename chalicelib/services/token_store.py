@@ -37,7 +37,7 @@ from chalicelib import metrics, settings
 from chalicelib.amo.errors import AmoError, AmoTokenRevoked
 from chalicelib.amo.oauth import AccountDomain, OAuth, TokenPair, jwt_expires_at
 from chalicelib.amo.retry import RetryPolicy
-from chalicelib.locking import is_conflict, retry_on_conflict
+from chalicelib.locking import retry_on_conflict, wrote
 from chalicelib.models import AmoToken
 from chalicelib.services.errors import NotConnected, ReauthorizationRequired
 
@@ -163,14 +163,12 @@ class TokenStore:
         metrics.count("NeedsReauthorization")
         log.error("amoCRM refused the long-lived token; a new one must be issued")
         if not settings.amo_long_lived_token():
-            try:
-                update_stored(
+            if not wrote(
+                lambda: update_stored(
                     [AmoToken.needs_reauth.set(True), AmoToken.last_error.set(LONG_LIVED_REFUSED)],
                     condition=AmoToken.access_token == rejected_token,
                 )
-            except PynamoDBException as conflict:
-                if not is_conflict(conflict):
-                    raise
+            ):
                 return usable(load_token()).access_token  # replaced meanwhile: use the new one
         raise ReauthorizationRequired(LONG_LIVED_REFUSED)
 
@@ -243,19 +241,15 @@ class TokenStore:
 
     def _take_lease(self, token: AmoToken, owner: str) -> bool:
         now = self._clock()
-        try:
-            token.update(
+        return wrote(
+            lambda: token.update(
                 actions=[
                     AmoToken.refresh_lease_owner.set(owner),
                     AmoToken.refresh_lease_until.set(now + LEASE_SECONDS),
                 ],
                 condition=(AmoToken.refresh_lease_until.does_not_exist() | (AmoToken.refresh_lease_until < now)),
             )
-            return True
-        except PynamoDBException as error:
-            if is_conflict(error):
-                return False
-            raise
+        )
 
     def _refresh_holding_lease(self, token: AmoToken, owner: str) -> str:
         sent = token.refresh_token
@@ -286,8 +280,8 @@ class TokenStore:
     def _refused(self, sent: str, owner: str, error: AmoTokenRevoked) -> str:
         """amoCRM refused the refresh token we sent. Only if it is still the stored one, and the
         lease still ours, is the connection really dead; otherwise use the pair stored meanwhile."""
-        try:
-            update_stored(
+        if not wrote(
+            lambda: update_stored(
                 [
                     AmoToken.needs_reauth.set(True),
                     AmoToken.last_error.set(
@@ -298,9 +292,7 @@ class TokenStore:
                 ],
                 condition=(AmoToken.refresh_lease_owner == owner) & (AmoToken.refresh_token == sent),
             )
-        except PynamoDBException as conflict:
-            if not is_conflict(conflict):
-                raise
+        ):
             log.warning("amoCRM refused a refresh token that another invocation had already replaced")
             return usable(load_token()).access_token
         metrics.count("NeedsReauthorization")

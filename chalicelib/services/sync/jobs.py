@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib.locking import is_conflict
+from chalicelib.locking import wrote
 from chalicelib.models import SyncJob
 from chalicelib.services import queues, rederive
 from chalicelib.services.errors import NotFound
@@ -87,12 +87,10 @@ def _save(
     job.claimed_until = None
     job.expires_at = datetime.now(UTC) + JOB_RETENTION
     job.touch()
-    try:
-        job.save(condition=(SyncJob.claim_token == claim.token) & (SyncJob.status == "running") if claim else None)
-    except PynamoDBException as error:
-        if claim and is_conflict(error):
-            raise ClaimLost(f"sync job {job.job_id} was taken over by another invocation") from None
-        raise
+    # without a claim the save is unconditional: only a claimed save can lose its condition
+    condition = (SyncJob.claim_token == claim.token) & (SyncJob.status == "running") if claim else None
+    if not wrote(lambda: job.save(condition=condition)):
+        raise ClaimLost(f"sync job {job.job_id} was taken over by another invocation")
 
 
 def claim(job_id: str, page: int | None, time_left: Callable[[], float] | None) -> Claim | dict:
@@ -111,16 +109,14 @@ def claim(job_id: str, page: int | None, time_left: Callable[[], float] | None) 
     now = time.time()
     token = uuid.uuid4().hex
     until = now + (time_left() if time_left else INVOCATION_SECONDS) + CLAIM_MARGIN_SECONDS
-    try:
-        job.update(
+    if not wrote(
+        lambda: job.update(
             actions=[SyncJob.claim_token.set(token), SyncJob.claimed_until.set(until)],
             condition=(SyncJob.status == "running")
             & (SyncJob.next_page == job.next_page)
             & (SyncJob.claimed_until.does_not_exist() | (SyncJob.claimed_until < now)),
         )
-    except PynamoDBException as error:
-        if not is_conflict(error):
-            raise
+    ):
         log.info("sync job %s page %s is being run by another invocation", job_id, job.next_page)
         return {"jobId": job_id, "status": "claimed", "nextPage": job.next_page}
     return Claim(job, token)
@@ -128,14 +124,15 @@ def claim(job_id: str, page: int | None, time_left: Callable[[], float] | None) 
 
 def release(claim: Claim) -> None:
     """Give a claim back without saving anything (the invocation failed before its outcome)."""
-    try:
-        claim.job.update(
-            actions=[SyncJob.claim_token.remove(), SyncJob.claimed_until.remove()],
-            condition=SyncJob.claim_token == claim.token,
+    try:  # a claim already taken over is not ours to give back: nothing to do
+        wrote(
+            lambda: claim.job.update(
+                actions=[SyncJob.claim_token.remove(), SyncJob.claimed_until.remove()],
+                condition=SyncJob.claim_token == claim.token,
+            )
         )
     except PynamoDBException as error:
-        if not is_conflict(error):
-            log.warning("could not give back the claim on sync job %s: %s", claim.job.job_id, error)
+        log.warning("could not give back the claim on sync job %s: %s", claim.job.job_id, error)
 
 
 def fail_if_stalled(job: SyncJob, now: datetime | None = None) -> bool:
@@ -154,16 +151,14 @@ def fail_if_stalled(job: SyncJob, now: datetime | None = None) -> bool:
 def _fail(job: SyncJob, reason: str, condition=None) -> bool:
     """Mark a running job failed with its reason; False when the condition no longer holds."""
     errors = ((job.errors or [])[: MAX_ERRORS - 1]) + [{"error": reason}]
-    try:
-        job.update(
+    if not wrote(
+        lambda: job.update(
             actions=[SyncJob.status.set("failed"), SyncJob.errors.set(errors)],
             condition=(SyncJob.status == "running") & condition
             if condition is not None
             else SyncJob.status == "running",
         )
-    except PynamoDBException as error:
-        if not is_conflict(error):
-            raise
+    ):
         return False
     log.error("sync job %s failed: %s", job.job_id, reason)
     return True

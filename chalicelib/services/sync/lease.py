@@ -15,10 +15,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 
-from chalicelib.locking import is_conflict
+from chalicelib.locking import wrote
 from chalicelib.models import SyncState
 from chalicelib.services.errors import Conflict
 
@@ -50,25 +49,19 @@ def _update(owner: str, job_id: str | None = None) -> None:
     actions: list[Action] = [SyncState.lease_until.set(time.time() + LEASE_SECONDS)]
     if job_id:
         actions.append(SyncState.job_id.set(job_id))
-    try:
-        SyncState(entity=SyncState.RUNNING_KEY).update(actions=actions, condition=SyncState.owner == owner)
-    except PynamoDBException as error:
-        if not is_conflict(error):
-            raise
+    wrote(lambda: SyncState(entity=SyncState.RUNNING_KEY).update(actions=actions, condition=SyncState.owner == owner))
 
 
 def take(owner: str | None = None) -> Lease:
     owner = owner or uuid.uuid4().hex
     now = time.time()
     lease = SyncState(entity=SyncState.RUNNING_KEY, owner=owner, lease_until=now + LEASE_SECONDS, job_id=owner)
-    try:
-        lease.save(
+    if not wrote(
+        lambda: lease.save(
             condition=SyncState.entity.does_not_exist() | (SyncState.lease_until < now) | (SyncState.owner == owner)
         )
-    except PynamoDBException as error:
-        if not is_conflict(error):
-            raise
-        raise SyncRunning(running_job()) from None
+    ):
+        raise SyncRunning(running_job())
     return Lease(owner)
 
 
@@ -77,11 +70,7 @@ def renew(owner: str) -> None:
 
 
 def release(owner: str) -> None:
-    try:
-        SyncState(entity=SyncState.RUNNING_KEY).delete(condition=SyncState.owner == owner)
-    except PynamoDBException as error:
-        if not is_conflict(error):
-            raise
+    wrote(lambda: SyncState(entity=SyncState.RUNNING_KEY).delete(condition=SyncState.owner == owner))
 
 
 def running_job() -> str | None:
