@@ -111,7 +111,7 @@ def _print_unmapped(mapping: dict) -> None:
 
 
 def cmd_refresh_token(_: argparse.Namespace) -> int:
-    result = wiring.token_store().refresh_token(force=True)
+    result = wiring.token_store().refresh_token()
     if not result["refreshed"]:
         print(f"not refreshed: {result['reason']}; valid until {result['expiresAt']} (unix time)")
         return 0

@@ -19,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _memoized: list[Any] = []
 
 
-def memoize(ttl: float | None = None, clock: Callable[[], float] = time.monotonic) -> Callable[[F], F]:
+def memoize(ttl: float | None = None) -> Callable[[F], F]:
     def decorate(build: F) -> F:
         lock = threading.Lock()
         values: dict[tuple, tuple[Any, float]] = {}
@@ -28,7 +28,7 @@ def memoize(ttl: float | None = None, clock: Callable[[], float] = time.monotoni
         def cached(*args: Any) -> Any:
             with lock:
                 hit = values.get(args)
-                now = clock()
+                now = time.monotonic()
                 if hit is not None and (ttl is None or now - hit[1] < ttl):
                     return hit[0]
                 value = build(*args)

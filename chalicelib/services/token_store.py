@@ -187,7 +187,7 @@ class TokenStore:
             return token.access_token
         return self._refresh_under_lease(still_needed=self._expiring)
 
-    def refresh_token(self, force: bool = True) -> dict:
+    def refresh_token(self) -> dict:
         """Refresh now (the schedule and the CLI call this so the refresh token never lapses);
         a long-lived token is never refreshed: the answer says so and when it expires."""
         long_lived = long_lived_token()
@@ -195,17 +195,14 @@ class TokenStore:
             exp = int(jwt_expires_at(long_lived) or 0) or None
             return {"refreshed": False, "reason": "a long-lived token is never refreshed", "expiresAt": exp}
         started = self._clock()
-        if force:
-            self._refresh_under_lease(still_needed=lambda t: (t.last_refreshed_at or 0) < started)
-        else:
-            self.get_access_token()
+        self._refresh_under_lease(still_needed=lambda t: (t.last_refreshed_at or 0) < started)
         token = usable(load_token())
         return {"refreshed": True, "expiresAt": int(token.expires_at or 0)}
 
     def keep_alive(self) -> dict:
         """Scheduled refresh: refresh when connected; when not, say why instead of failing."""
         try:
-            return self.refresh_token(force=True)
+            return self.refresh_token()
         except (NotConnected, ReauthorizationRequired) as error:
             log.warning("scheduled token refresh skipped: %s", error)
             return {"refreshed": False, "reason": str(error)}
