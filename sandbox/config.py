@@ -15,6 +15,9 @@ CHOICES: dict[str, tuple] = {
     "error_shape": ("validation-errors", "errors-map", "errors-array"),
     "missing_entity_status": (204, 404),
 }
+BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+# numeric switches that make no sense below zero
+NON_NEGATIVE = ("block_after_429s",)
 
 
 @dataclass
@@ -48,6 +51,9 @@ class Config:
     repost_reenables: bool = True  # re-POSTing a disabled hook's destination enables it again
     error_shape: str = "validation-errors"  # the 400 body for invalid leads, contacts and tasks
     missing_entity_status: int = 204  # a single GET of an entity that does not exist
+    # 429s within a rolling 60 s after which the account blocks itself (`blocked`, HTML 403 on
+    # every request, the token endpoint too) until `blocked: false`; 0 never blocks (§3.4, §13)
+    block_after_429s: int = 20
 
     def update(self, body: Any) -> dict:
         """Apply `POST /_sandbox/config`: every key must exist; values take the key's type."""
@@ -71,11 +77,13 @@ def _coerce(key: str, type_: str, value: Any) -> Any:
     kind = type_.split("|")[0].strip()
     try:
         if kind == "bool":
-            coerced = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            coerced = value if isinstance(value, bool) else BOOLS[str(value).lower()]
         else:
             coerced = {"int": int, "float": float, "str": str}[kind](value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError):
         raise problem(400, "Bad Request", f"{key} must be of type {type_}") from None
+    if key in NON_NEGATIVE and coerced < 0:
+        raise problem(400, "Bad Request", f"{key} must be >= 0")
     if key in CHOICES and coerced not in CHOICES[key]:
         raise problem(400, "Bad Request", f"{key} must be one of {', '.join(map(str, CHOICES[key]))}")
     return coerced

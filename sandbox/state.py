@@ -62,6 +62,7 @@ class Sandbox(OAuth, Traffic, Pipelines, Users, Leads, Contacts, Tasks, Notes, S
             self.recent: list[float] = []
             self.last_starts: deque[float] = deque()
             self.throttled = (0.0, None)
+            self.refusals: list[float] = []
 
     def seed(self, size: seed.SeedSize) -> dict:
         with self.lock:
