@@ -46,8 +46,18 @@ class Account:
     def link(self, path: str) -> dict:
         return entities.link(self.base_url(), path)
 
-    def page(self, items: list, key: str, path: str, params: dict, render: Callable[[Any], dict]) -> tuple[int, Any]:
-        return query.page(items, key, self.base_url() + path, params, render)
+    def page(
+        self, items: list, key: str, path: str, params: dict, render: Callable[[Any], dict], max_limit: int = 250
+    ) -> tuple[int, Any]:
+        return query.page(
+            items,
+            key,
+            self.base_url() + path,
+            params,
+            render,
+            max_limit=max_limit,
+            oversized=self.config.oversized_limit,
+        )
 
     def invalid(self, entries: list[dict]) -> ApiError:
         """The 400 for invalid leads, contacts or tasks, in the account's Config.error_shape."""

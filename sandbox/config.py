@@ -14,6 +14,7 @@ CHOICES: dict[str, tuple] = {
     "webhook_format": ("full", "compact"),
     "error_shape": ("validation-errors", "errors-map", "errors-array"),
     "missing_entity_status": (204, 404),
+    "oversized_limit": ("replace", "reject"),
 }
 BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 # numeric switches that make no sense below zero
@@ -54,6 +55,9 @@ class Config:
     # 429s within a rolling 60 s after which the account blocks itself (`blocked`, HTML 403 on
     # every request, the token endpoint too) until `blocked: false`; 0 never blocks (§3.4, §13)
     block_after_429s: int = 20
+    # a `limit` above the maximum (250, events 100): replace: served with 50, no error (§3.3);
+    # reject: 400
+    oversized_limit: str = "replace"
 
     def update(self, body: Any) -> dict:
         """Apply `POST /_sandbox/config`: every key must exist; values take the key's type."""
