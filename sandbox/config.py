@@ -58,6 +58,9 @@ class Config:
     # a `limit` above the maximum (250, events 100): replace: served with 50, no error (§3.3);
     # reject: 400
     oversized_limit: str = "replace"
+    # the shared API host named in the tokens' `api_domain` claim, the only host that answers
+    # /oauth2/account/current/subdomain (§1.6); "" = the sandbox's address under another name
+    api_domain: str = ""
 
     def update(self, body: Any) -> dict:
         """Apply `POST /_sandbox/config`: every key must exist; values take the key's type."""

@@ -131,6 +131,6 @@ def oauth_routes(s: Sandbox, deliver_exchanged_code: Callable[[dict], None]) -> 
         (
             "GET",
             r"/oauth2/account/current/subdomain",
-            lambda r: (200, s.current_subdomain(r.headers.get("X-Refresh-Token"))),
+            lambda r: (200, s.current_subdomain(r.headers.get("X-Refresh-Token"), r.headers.get("Host"))),
         ),
     )
