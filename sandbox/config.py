@@ -15,6 +15,7 @@ CHOICES: dict[str, tuple] = {
     "error_shape": ("validation-errors", "errors-map", "errors-array"),
     "missing_entity_status": (204, 404),
     "oversized_limit": ("replace", "reject"),
+    "webhooks_api": ("ok", "payment_required", "forbidden"),
 }
 BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 # numeric switches that make no sense below zero
@@ -58,6 +59,8 @@ class Config:
     # a `limit` above the maximum (250, events 100): replace: served with 50, no error (§3.3);
     # reject: 400
     oversized_limit: str = "replace"
+    unpaid: bool = False  # every API request but the token endpoint answers 402 (§3.5)
+    webhooks_api: str = "ok"  # /api/v4/webhooks on a lower plan: payment_required (402), forbidden (403)
     # the shared API host named in the tokens' `api_domain` claim, the only host that answers
     # /oauth2/account/current/subdomain (§1.6); "" = the sandbox's address under another name
     api_domain: str = ""

@@ -3,8 +3,8 @@
 Standard library only (ThreadingHTTPServer, HTTP/1.1 keep-alive), so it starts in well
 under a second. amoCRM behaviours reproduced here: HAL+JSON with `application/hal+json`,
 problem+json errors, 204 with no body for empty pages, the 7 rps limit (HTML 429), the HTML 403
-"blocked" page (also reached by itself after too many 429s), added latency and random 429/503
-faults. Route tables: routes.py, control.py.
+"blocked" page (also reached by itself after too many 429s), the unpaid account's 402, added
+latency and random 429/503 faults. Route tables: routes.py, control.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sandbox.control import Controls
-from sandbox.errors import ApiError
+from sandbox.errors import ApiError, problem
 from sandbox.routes import Request, Route, api_routes, oauth_routes
 from sandbox.state import Config, Sandbox
 
@@ -149,6 +149,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             sandbox.authorize(self.headers.get("Authorization"))
+            if sandbox.config.unpaid:  # an account state, not a fault of the request (§3.5, §13)
+                raise problem(402, "Payment Required", "Аккаунт не оплачен")
         except ApiError as error:
             sandbox.record_status(error.status)
             self._send(error.status, error.body, error.content_type)

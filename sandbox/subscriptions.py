@@ -18,8 +18,19 @@ class Subscriptions(Account):
     invalid_answers: dict[str, list[float]]  # destination → monotonic times of its invalid answers
     dispatcher: Dispatcher
 
-    def list_webhooks(self, query: dict) -> tuple[int, Any]:
+    def require_webhooks_api(self) -> None:
+        """Managing webhooks through the API needs a higher plan and an administrator (reference
+        §9.5, §13); the status on a lower plan is undocumented: Config.webhooks_api picks 402 or 403.
+        Hooks already subscribed are still delivered."""
+        refusal = self.config.webhooks_api
+        if refusal == "payment_required":
+            raise problem(402, "Payment Required", "Working with webhooks via API is not available on this plan")
+        if refusal == "forbidden":
+            raise problem(403, "Forbidden", "Working with webhooks via API is not available on this plan")
         self.require_admin()
+
+    def list_webhooks(self, query: dict) -> tuple[int, Any]:
+        self.require_webhooks_api()
         destination = q.first(query, "filter[destination]")
         with self.lock:
             hooks = [h for h in self.webhooks.values() if destination is None or h["destination"] == destination]
@@ -32,7 +43,7 @@ class Subscriptions(Account):
             }
 
     def subscribe(self, body: Any) -> dict:
-        self.require_admin()
+        self.require_webhooks_api()
         if (
             not isinstance(body, dict)
             or not isinstance(body.get("destination"), str)
@@ -86,7 +97,7 @@ class Subscriptions(Account):
             return copy.deepcopy(hook)
 
     def unsubscribe(self, body: Any) -> None:
-        self.require_admin()
+        self.require_webhooks_api()
         if not isinstance(body, dict) or not body.get("destination"):
             raise problem(400, "Bad Request", "destination is required")
         with self.lock:
