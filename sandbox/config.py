@@ -16,6 +16,7 @@ CHOICES: dict[str, tuple] = {
     "missing_entity_status": (204, 404),
     "oversized_limit": ("replace", "reject"),
     "webhooks_api": ("ok", "payment_required", "forbidden"),
+    "compact_root": ("leads", "lead"),
 }
 BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 # numeric switches that make no sense below zero
@@ -61,6 +62,8 @@ class Config:
     oversized_limit: str = "replace"
     unpaid: bool = False  # every API request but the token endpoint answers 402 (§3.5)
     webhooks_api: str = "ok"  # /api/v4/webhooks on a lower plan: payment_required (402), forbidden (403)
+    status_webhook_pipeline_id: bool = True  # false: full leads[status] items without pipeline_id (§9.3)
+    compact_root: str = "leads"  # the compact (robot) body's root key; Kommo's page says `lead` (§9.4)
     # the shared API host named in the tokens' `api_domain` claim, the only host that answers
     # /oauth2/account/current/subdomain (§1.6); "" = the sandbox's address under another name
     api_domain: str = ""

@@ -133,19 +133,24 @@ class Subscriptions(Account):
     def emit(self, events: list[tuple[str, str, dict]], status_format: str | None = None) -> None:
         """Queue each (entity, action, legacy item) for every enabled subscription asking for it,
         and for the catch-all `webhook_url`. Stage changes go out in `status_format` (default:
-        Config.webhook_format)."""
+        Config.webhook_format); the compact ones under Config.compact_root (reference §9.4), the
+        full ones without `pipeline_id` when Config.status_webhook_pipeline_id is off (§9.3)."""
         with self.lock:
             hooks = [h for h in self.webhooks.values() if not h["disabled"]]
             disabled = {h["destination"] for h in self.webhooks.values() if h["disabled"]}
             fallback = self.config.webhook_url if self.config.webhook_url not in disabled else ""
             compact_statuses = (status_format or self.config.webhook_format) == "compact"
+            compact_root = self.config.compact_root
+            status_pipeline = self.config.status_webhook_pipeline_id
         for entity, action, item in events:
             compact = compact_statuses and (entity, action) == ("leads", "status")
             if compact:
                 item = compact_status(item)
+            elif (entity, action) == ("leads", "status") and not status_pipeline:
+                item = {key: value for key, value in item.items() if key != "pipeline_id"}
             setting = SETTING_FOR.get(("task" if entity in ("task", "tasks") else entity, action))
             destinations = {h["destination"] for h in hooks if setting in h["settings"]}
             if fallback:
                 destinations.add(fallback)
             for destination in destinations:
-                self.dispatcher.enqueue(destination, entity, action, item, compact=compact)
+                self.dispatcher.enqueue(destination, compact_root if compact else entity, action, item, compact=compact)
