@@ -15,6 +15,7 @@ CHOICES: dict[str, tuple] = {
     "error_shape": ("validation-errors", "errors-map", "errors-array"),
     "missing_entity_status": (204, 404),
     "oversized_limit": ("replace", "reject"),
+    "complex_duplicates": ("off", "on"),
     "webhooks_api": ("ok", "payment_required", "forbidden"),
     "compact_root": ("leads", "lead"),
 }
@@ -60,6 +61,8 @@ class Config:
     # a `limit` above the maximum (250, events 100): replace: served with 50, no error (§3.3);
     # reject: 400
     oversized_limit: str = "replace"
+    # /leads/complex duplicate control: on answers an existing contact's open lead, merged (§5.4)
+    complex_duplicates: str = "off"
     unpaid: bool = False  # every API request but the token endpoint answers 402 (§3.5)
     webhooks_api: str = "ok"  # /api/v4/webhooks on a lower plan: payment_required (402), forbidden (403)
     status_webhook_pipeline_id: bool = True  # false: full leads[status] items without pipeline_id (§9.3)

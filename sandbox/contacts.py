@@ -73,6 +73,17 @@ class Contacts(Account):
                 contact.get("custom_fields_values"), item["custom_fields_values"], errors, path
             )
 
+    def contact_errors(self, item: dict, path: str) -> list:
+        """What is wrong with `item` as a new contact (nothing is stored)."""
+        errors: list = []
+        self._apply_contact_fields(
+            entities.contact(0, name="", account_id=0, responsible_user_id=0, created_by=0, created_at=0),
+            item,
+            errors,
+            path,
+        )
+        return errors
+
     def create_contact(self, item: dict, events: list) -> int:
         """Store one contact (caller holds the lock) and queue its `contacts[add]` event."""
         contact = entities.contact(

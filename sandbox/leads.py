@@ -1,5 +1,5 @@
-"""Leads: list (filters, `with=contacts`), one, create (also `complex` with a new contact), update
-(a stage change fires `leads[status]`)."""
+"""Leads: list (filters, `with=contacts`), one, create, update (a stage change fires
+`leads[status]`). `/leads/complex` is complex.py."""
 
 from __future__ import annotations
 
@@ -126,7 +126,8 @@ class Leads(Account):
         )
         return {**draft, "tags": [], "contacts": []}
 
-    def create_leads(self, items: Any, complex_: bool = False) -> Any:
+    def create_leads(self, items: Any) -> dict:
+        """`POST /api/v4/leads` (complex.py has `/leads/complex`)."""
         items = q.require_list(items)
         created = []
         events: list[tuple[str, str, dict]] = []
@@ -143,58 +144,41 @@ class Leads(Account):
                         }
                     )
                     continue
-                lead = self._new_lead()
-                contact_item = None
-                if complex_:
-                    contacts = (item.get("_embedded") or {}).get("contacts") or []
-                    contact_item = contacts[0] if contacts and isinstance(contacts[0], dict) else None
-                    item = {
-                        **item,
-                        "_embedded": {k: v for k, v in (item.get("_embedded") or {}).items() if k != "contacts"},
-                    }
-                self._apply_lead_fields(lead, item, errors, "")
-                self._apply_stage(
-                    lead,
-                    {"pipeline_id": item.get("pipeline_id", lead["pipeline_id"]), "status_id": item.get("status_id")},
-                    errors,
-                    "",
-                )
+                lead = self.draft_lead(item, errors, "")
                 if errors:
                     all_errors.append({"request_id": str(item.get("request_id", index)), "errors": errors})
-                drafts.append((index, item, lead, contact_item))
+                drafts.append((index, item, lead))
             if all_errors:
                 raise self.invalid(all_errors)
-            for index, item, lead, contact_item in drafts:
-                contact_id = None
-                if contact_item is not None:
-                    contact_id = self.create_contact(contact_item, events)
-                    lead["contacts"] = [{"id": contact_id, "is_main": True}]
-                lead["id"] = self.new_id()
-                self.leads[lead["id"]] = lead
-                events.append(("leads", "add", legacy_lead(lead)))
-                request_id = item.get("request_id", str(index))
-                if complex_:
-                    created.append(
-                        {
-                            "id": lead["id"],
-                            "contact_id": contact_id,
-                            "company_id": None,
-                            "request_id": [str(request_id)],
-                            "merged": False,
-                        }
-                    )
-                else:
-                    created.append(
-                        {
-                            "id": lead["id"],
-                            "request_id": str(request_id),
-                            "_links": self.link(f"/api/v4/leads/{lead['id']}"),
-                        }
-                    )
+            for index, item, lead in drafts:
+                self.store_lead(lead, events)
+                created.append(
+                    {
+                        "id": lead["id"],
+                        "request_id": str(item.get("request_id", index)),
+                        "_links": self.link(f"/api/v4/leads/{lead['id']}"),
+                    }
+                )
         self.emit(events)
-        if complex_:
-            return created
         return {"_links": self.link("/api/v4/leads"), "_embedded": {"leads": created}}
+
+    def draft_lead(self, item: dict, errors: list, path: str) -> dict:
+        """A new lead from `item` (not stored yet); what is wrong with it goes to `errors`."""
+        lead = self._new_lead()
+        self._apply_lead_fields(lead, item, errors, path)
+        self._apply_stage(
+            lead,
+            {"pipeline_id": item.get("pipeline_id", lead["pipeline_id"]), "status_id": item.get("status_id")},
+            errors,
+            path,
+        )
+        return lead
+
+    def store_lead(self, lead: dict, events: list) -> None:
+        """Give a drafted lead its id and keep it (caller holds the lock); queue `leads[add]`."""
+        lead["id"] = self.new_id()
+        self.leads[lead["id"]] = lead
+        events.append(("leads", "add", legacy_lead(lead)))
 
     def update_leads(self, items: Any, single_id: int | None = None, status_format: str | None = None) -> Any:
         """PATCH; `status_format` overrides Config.webhook_format for the stage-change webhooks."""

@@ -97,7 +97,7 @@ def api_routes(s: Sandbox) -> list[Route]:
         ("GET", r"/api/v4/leads", lambda r: s.list_leads(r.query)),
         ("POST", r"/api/v4/leads", lambda r: (200, s.create_leads(r.body))),
         ("PATCH", r"/api/v4/leads", lambda r: (200, s.update_leads(r.body))),
-        ("POST", r"/api/v4/leads/complex", lambda r: (200, s.create_leads(r.body, complex_=True))),
+        ("POST", r"/api/v4/leads/complex", lambda r: (200, s.create_complex_leads(r.body))),
         ("GET", r"/api/v4/leads/notes", lambda r: s.list_notes(None, r.query)),
         ("POST", r"/api/v4/leads/notes", lambda r: (200, s.create_notes(r.body))),
         ("GET", r"/api/v4/leads/(\d+)/notes", lambda r, i: s.list_notes(int(i), r.query)),

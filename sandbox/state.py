@@ -8,8 +8,9 @@ Operations raise ApiError with amoCRM's status codes and problem+json bodies; th
     oauth.py          codes, token grants, API-key exchange, Bearer check
     traffic.py        rate limit and stats          stats.py      the counters
     pipelines.py      pipelines and statuses        users.py      users and roles
-    leads.py          leads                         contacts.py   contacts
-    tasks.py          tasks                         notes.py      lead notes
+    leads.py          leads                         complex.py    /leads/complex
+    contacts.py       contacts                      tasks.py      tasks
+    notes.py          lead notes
     subscriptions.py  /api/v4/webhooks and fanning events out (wire format: webhooks.py)
     triggers.py       control actions that change data and fire webhooks
 """
@@ -21,6 +22,7 @@ import threading
 from collections import deque
 
 from sandbox import seed
+from sandbox.complex import ComplexLeads
 from sandbox.config import Config
 from sandbox.contacts import Contacts
 from sandbox.errors import ApiError, problem
@@ -39,7 +41,19 @@ from sandbox.webhooks import Dispatcher
 __all__ = ["ApiError", "Config", "Sandbox", "Stats", "problem"]
 
 
-class Sandbox(OAuth, Traffic, Pipelines, Users, Leads, Contacts, Tasks, Notes, Subscriptions, Triggers):
+class Sandbox(
+    OAuth,
+    Traffic,
+    Pipelines,
+    Users,
+    Leads,
+    ComplexLeads,
+    Contacts,
+    Tasks,
+    Notes,
+    Subscriptions,
+    Triggers,
+):
     def __init__(self, config: Config | None = None, size: seed.SeedSize | None = None):
         self.config = config or Config()
         self.lock = threading.RLock()
