@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the shared API host the tokens name (default: localhost:<port>, or 127.0.0.1:<port> for a localhost one)",
     )
     parser.add_argument(
+        "--webhook-retry-scale",
+        type=float,
+        default=Config.webhook_retry_scale,
+        help="webhook redelivery delays (5 min, 15 min, 15 min, 1 h) times this",
+    )
+    parser.add_argument(
         "--error-shape",
         choices=CHOICES["error_shape"],
         default=Config.error_shape,
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         webhook_format=args.webhook_format,
         retry_after=args.retry_after,
         api_domain=args.api_domain,
+        webhook_retry_scale=args.webhook_retry_scale,
         error_shape=args.error_shape,
         missing_entity_status=args.missing_entity_status,
     )

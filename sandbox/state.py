@@ -58,7 +58,11 @@ class Sandbox(
         self.config = config or Config()
         self.lock = threading.RLock()
         self.dispatcher = Dispatcher(
-            self.account_block, answered=self.record_answer, answer_limit=lambda: self.config.webhook_timeout
+            self.account_block,
+            answered=self.record_answer,
+            answer_limit=lambda: self.config.webhook_timeout,
+            retry_scale=lambda: self.config.webhook_retry_scale,
+            wanted=self.wants_deliveries,
         )
         self.reset(size)
 
@@ -70,6 +74,7 @@ class Sandbox(
             self.refresh_tokens: dict[str, RefreshToken] = {}
             self.signing_key = secrets.token_bytes(32)
             self.webhooks: dict[str, dict] = {}
+            self.dispatcher.drop_retries()
             self.invalid_answers: dict[str, list[float]] = {}
             self.stats = Stats()
             self.arrivals: list[float] = []

@@ -130,6 +130,12 @@ class Subscriptions(Account):
             if len(self.invalid_answers[destination]) > self.config.webhook_disable_after:
                 hook["disabled"] = True
 
+    def wants_deliveries(self, destination: str) -> bool:
+        """Whether `destination` still gets webhooks (retries of a deleted or disabled one stop)."""
+        with self.lock:
+            hook = self.webhooks.get(destination)
+            return not hook["disabled"] if hook else destination == self.config.webhook_url
+
     def emit(self, events: list[tuple[str, str, dict]], status_format: str | None = None) -> None:
         """Queue each (entity, action, legacy item) for every enabled subscription asking for it,
         and for the catch-all `webhook_url`. Stage changes go out in `status_format` (default:
