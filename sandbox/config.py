@@ -21,7 +21,7 @@ CHOICES: dict[str, tuple] = {
 }
 BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 # numeric switches that make no sense below zero
-NON_NEGATIVE = ("block_after_429s", "webhook_retry_scale")
+NON_NEGATIVE = ("block_after_429s", "edit_between_pages", "webhook_retry_scale")
 
 
 @dataclass
@@ -68,6 +68,7 @@ class Config:
     status_webhook_pipeline_id: bool = True  # false: full leads[status] items without pipeline_id (§9.3)
     compact_root: str = "leads"  # the compact (robot) body's root key; Kommo's page says `lead` (§9.4)
     webhook_retry_scale: float = 1.0  # redelivery delays (5 min, 15 min, 15 min, 1 h) times this (§9.5)
+    edit_between_pages: int = 0  # after page 1 of a leads list, this many of its leads get edited
     # the shared API host named in the tokens' `api_domain` claim, the only host that answers
     # /oauth2/account/current/subdomain (§1.6); "" = the sandbox's address under another name
     api_domain: str = ""

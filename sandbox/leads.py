@@ -43,7 +43,23 @@ class Leads(Account):
                 and not lead.get("is_deleted")
             ]
             leads = q.ordered(leads, filtered)
-            return self.page(leads, "leads", "/api/v4/leads", filtered, lambda item: self.render_lead(item, with_))
+            status, body = self.page(
+                leads, "leads", "/api/v4/leads", filtered, lambda item: self.render_lead(item, with_)
+            )
+        if status == 200 and body["_page"] == 1 and self.config.edit_between_pages:
+            self._edit_leads([lead["id"] for lead in body["_embedded"]["leads"]][: self.config.edit_between_pages])
+        return status, body
+
+    def _edit_leads(self, lead_ids: list[int]) -> None:
+        """Config.edit_between_pages: someone edits leads a reader has just been served (their
+        updated_at moves to now), so the pages after the first shift under an offset reader."""
+        events = []
+        with self.lock:
+            for lead_id in lead_ids:
+                lead = self.leads[lead_id]
+                lead["updated_at"] = now()
+                events.append(("leads", "update", legacy_lead(lead)))
+        self.emit(events)
 
     def get_lead(self, lead_id: int, query: dict) -> tuple[int, Any]:
         with self.lock:

@@ -1,11 +1,13 @@
 """Pages as amoCRM serves them (reference §3.3, §5.1, §13): a `limit` above the maximum is
 served as 50 without an error, HAL links repeat the query with only `page` changed, lists can be
-ordered."""
+ordered, and `edit_between_pages` moves leads under an offset-paged reader."""
 
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
+
+from sandbox import seed
 
 
 @pytest.fixture
@@ -62,3 +64,30 @@ def test_lists_can_be_ordered(many, api, entity, key):
         pairs = [(item[key], item["id"]) for item in items["_embedded"][entity]]
         assert pairs == sorted(pairs, reverse=direction == "desc")
     assert api("GET", f"/api/v4/{entity}", params={f"order[{key}]": "sideways"}).status_code == 400
+
+
+def test_edit_between_pages_makes_an_offset_reader_skip_leads(many, api, control):
+    """An incremental reader with a fixed window pages by offset; leads edited after page 1 leave
+    the window and every later lead moves back: the reader never sees some of them."""
+    assert control("/config", {"edit_between_pages": 3}).json()["edit_between_pages"] == 3
+    window = {"filter[updated_at][from]": 0, "filter[updated_at][to]": seed.BASE_TIME + 10**6, "limit": 50}
+    seen, page = [], 1
+    while (response := api("GET", "/api/v4/leads", params={**window, "page": page})).status_code == 200:
+        seen += [lead["id"] for lead in response.json()["_embedded"]["leads"]]
+        page += 1
+    edited = seen[:3]
+    assert all(many.leads[i]["updated_at"] > seed.BASE_TIME + 10**6 for i in edited)
+    missed = set(many.leads) - set(seen)
+    assert len(missed) == 3  # leads 51–53 slid onto page 1 after it was read
+    assert (
+        api("GET", "/api/v4/leads", params={"order[updated_at]": "desc", "limit": 3}).json()["_embedded"]["leads"][0][
+            "id"
+        ]
+        in edited
+    )
+
+
+def test_edit_between_pages_is_off_by_default(many, api):
+    before = {i: lead["updated_at"] for i, lead in many.leads.items()}
+    api("GET", "/api/v4/leads")
+    assert {i: lead["updated_at"] for i, lead in many.leads.items()} == before
