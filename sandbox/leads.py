@@ -1,5 +1,5 @@
-"""Leads: list (filters, `with=contacts`), one, create, update (a stage change fires
-`leads[status]`). `/leads/complex` is complex.py."""
+"""Leads: list (filters, `order`, `with=contacts`, `with=only_deleted`), one, create, update (a
+stage change fires `leads[status]`). `/leads/complex` is complex.py; deleting, trash.py."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ from sandbox import query as q
 from sandbox.account import Account, now
 from sandbox.errors import problem
 from sandbox.fields import merge_custom_fields
+from sandbox.trash import trash_item
 from sandbox.webhooks import legacy_lead
 
 
 class Leads(Account):
     def render_lead(self, lead: dict, with_: set[str]) -> dict:
         fields = {k: copy.deepcopy(v) for k, v in lead.items() if k not in ("tags", "contacts")}
-        linked = [(c["id"], c["is_main"]) for c in lead.get("contacts") or []]
+        linked = [
+            (c["id"], c["is_main"])
+            for c in lead.get("contacts") or []
+            if not self.contacts.get(c["id"], {}).get("is_deleted")
+        ]
         return entities.lead_body(
             fields,
             self.base_url(),
@@ -26,6 +31,7 @@ class Leads(Account):
         )
 
     def list_leads(self, query: dict) -> tuple[int, Any]:
+        """Leads (filters, `order`, `with=contacts`), or with `with=only_deleted` the trash (§10.1)."""
         with_ = q.with_(query)
         filtered = q.as_filtered_by(query, self.config.filters)
         if filtered is None:
@@ -33,6 +39,7 @@ class Leads(Account):
         ids = set(q.int_list(filtered, "filter[id]"))
         pipeline_ids = set(q.int_list(filtered, "filter[pipeline_id]"))
         updated_from, updated_to = q.bounds(filtered, "filter[updated_at]")
+        deleted = "only_deleted" in with_
         with self.lock:
             leads = [
                 lead
@@ -40,13 +47,12 @@ class Leads(Account):
                 if (not ids or lead["id"] in ids)
                 and (not pipeline_ids or lead["pipeline_id"] in pipeline_ids)
                 and q.in_range(lead["updated_at"], updated_from, updated_to)
-                and not lead.get("is_deleted")
+                and bool(lead.get("is_deleted")) == deleted
             ]
             leads = q.ordered(leads, filtered)
-            status, body = self.page(
-                leads, "leads", "/api/v4/leads", filtered, lambda item: self.render_lead(item, with_)
-            )
-        if status == 200 and body["_page"] == 1 and self.config.edit_between_pages:
+            render = trash_item if deleted else (lambda item: self.render_lead(item, with_))
+            status, body = self.page(leads, "leads", "/api/v4/leads", filtered, render)
+        if status == 200 and not deleted and body["_page"] == 1 and self.config.edit_between_pages:
             self._edit_leads([lead["id"] for lead in body["_embedded"]["leads"]][: self.config.edit_between_pages])
         return status, body
 
@@ -62,8 +68,11 @@ class Leads(Account):
         self.emit(events)
 
     def get_lead(self, lead_id: int, query: dict) -> tuple[int, Any]:
+        """One lead; with `with=only_deleted` only a deleted one, else 204 (§5.2, §10.1)."""
         with self.lock:
             lead = self.leads.get(lead_id)
+            if "only_deleted" in q.with_(query):
+                return (200, trash_item(lead)) if lead and lead.get("is_deleted") else (204, None)
             if lead is None or lead.get("is_deleted"):
                 return self.missing("Lead")
             return 200, self.render_lead(lead, q.with_(query))
@@ -99,7 +108,7 @@ class Leads(Account):
             linked = []
             for index, contact in enumerate(embedded["contacts"]):
                 contact_id = contact.get("id") if isinstance(contact, dict) else None
-                if contact_id not in self.contacts:
+                if contact_id not in self.contacts or self.contacts[contact_id].get("is_deleted"):
                     errors.append(
                         {
                             "code": "NotFound",
@@ -254,27 +263,3 @@ class Leads(Account):
                 ("leads", "responsible", {**legacy_lead(new), "old_responsible_user_id": old["responsible_user_id"]})
             )
         events.append(("leads", "update", legacy_lead(new)))
-
-    def delete_lead(self, lead_id: int) -> None:
-        """Control action (amoCRM's API has no lead delete): mark deleted and fire leads[delete]."""
-        with self.lock:
-            lead = self.leads.get(lead_id)
-            if lead is None:
-                raise problem(404, "Not Found", "Lead not found")
-            lead["is_deleted"] = True
-        self.emit(
-            [("leads", "delete", {"id": lead_id, "status_id": lead["status_id"], "pipeline_id": lead["pipeline_id"]})]
-        )
-
-    def restore_lead(self, lead_id: int) -> None:
-        """Control action: a deleted lead comes back from the bin and fires leads[restore]."""
-        with self.lock:
-            lead = self.leads.get(lead_id)
-            if lead is None:
-                raise problem(404, "Not Found", "Lead not found")
-            if not lead.get("is_deleted"):
-                raise problem(400, "Bad Request", "Lead is not deleted")
-            lead["is_deleted"] = False
-            lead["updated_at"] = now()
-            item = legacy_lead(lead)
-        self.emit([("leads", "restore", item)])

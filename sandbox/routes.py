@@ -114,6 +114,8 @@ def api_routes(s: Sandbox) -> list[Route]:
         ("PATCH", r"/api/v4/tasks", lambda r: (200, s.update_tasks(r.body))),
         ("GET", r"/api/v4/tasks/(\d+)", if_modified_since(lambda r, i: s.get_task(int(i)))),
         ("PATCH", r"/api/v4/tasks/(\d+)", lambda r, i: (200, s.update_tasks(r.body, int(i)))),
+        ("GET", r"/api/v4/events", lambda r: s.list_events(r.query)),
+        ("GET", r"/api/v4/events/([0-9a-z]+)", lambda r, i: (200, s.get_event(i))),
         ("GET", r"/api/v4/webhooks", lambda r: s.list_webhooks(r.query)),
         ("POST", r"/api/v4/webhooks", lambda r: (200, s.subscribe(r.body))),
         ("DELETE", r"/api/v4/webhooks", lambda r: no_content(lambda: s.unsubscribe(r.body))),

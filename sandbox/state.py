@@ -10,7 +10,8 @@ Operations raise ApiError with amoCRM's status codes and problem+json bodies; th
     pipelines.py      pipelines and statuses        users.py      users and roles
     leads.py          leads                         complex.py    /leads/complex
     contacts.py       contacts                      tasks.py      tasks
-    notes.py          lead notes
+    notes.py          lead notes                    events.py     the events log
+    trash.py          deleting and restoring (control actions)
     subscriptions.py  /api/v4/webhooks and fanning events out (wire format: webhooks.py)
     triggers.py       control actions that change data and fire webhooks
 """
@@ -26,6 +27,7 @@ from sandbox.complex import ComplexLeads
 from sandbox.config import Config
 from sandbox.contacts import Contacts
 from sandbox.errors import ApiError, problem
+from sandbox.events import EventsLog
 from sandbox.leads import Leads
 from sandbox.notes import Notes
 from sandbox.oauth import OAuth, RefreshToken
@@ -34,6 +36,7 @@ from sandbox.stats import Stats
 from sandbox.subscriptions import Subscriptions
 from sandbox.tasks import Tasks
 from sandbox.traffic import Traffic
+from sandbox.trash import Trash
 from sandbox.triggers import Triggers
 from sandbox.users import Users
 from sandbox.webhooks import Dispatcher
@@ -51,6 +54,8 @@ class Sandbox(
     Contacts,
     Tasks,
     Notes,
+    EventsLog,
+    Trash,
     Subscriptions,
     Triggers,
 ):
@@ -90,6 +95,7 @@ class Sandbox(
             self.roles, self.users = data["roles"], data["users"]
             self.contacts, self.leads, self.tasks = data["contacts"], data["leads"], data["tasks"]
             self.notes: dict[int, dict] = {}
+            self.events: list[dict] = []
             self.next_id = 30_000_000
             return self.counts()
 

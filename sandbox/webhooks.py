@@ -29,6 +29,7 @@ SETTING_FOR = {
     ("contacts", "add"): "add_contact",
     ("contacts", "update"): "update_contact",
     ("contacts", "delete"): "delete_contact",
+    ("contacts", "restore"): "restore_contact",
     ("task", "add"): "add_task",
     ("task", "update"): "update_task",
     ("task", "delete"): "delete_task",
