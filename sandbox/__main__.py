@@ -39,7 +39,20 @@ def main(argv: list[str] | None = None) -> int:
         default=Config.webhook_format,
         help="stage-change webhooks: full account webhooks or the robot's compact ones",
     )
-    parser.add_argument("--retry-after", type=int, default=None, help="send Retry-After: N with every 429")
+    parser.add_argument(
+        "--retry-after", type=int, default=None, help="send Retry-After: N with every 429 (amoCRM sends none)"
+    )
+    parser.add_argument(
+        "--api-domain",
+        default=Config.api_domain,
+        help="the shared API host the tokens name (default: localhost:<port>, or 127.0.0.1:<port> for a localhost one)",
+    )
+    parser.add_argument(
+        "--webhook-retry-scale",
+        type=float,
+        default=Config.webhook_retry_scale,
+        help="webhook redelivery delays (5 min, 15 min, 15 min, 1 h) times this",
+    )
     parser.add_argument(
         "--error-shape",
         choices=CHOICES["error_shape"],
@@ -70,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         filters=args.filters,
         webhook_format=args.webhook_format,
         retry_after=args.retry_after,
+        api_domain=args.api_domain,
+        webhook_retry_scale=args.webhook_retry_scale,
         error_shape=args.error_shape,
         missing_entity_status=args.missing_entity_status,
     )

@@ -14,7 +14,14 @@ CHOICES: dict[str, tuple] = {
     "webhook_format": ("full", "compact"),
     "error_shape": ("validation-errors", "errors-map", "errors-array"),
     "missing_entity_status": (204, 404),
+    "oversized_limit": ("replace", "reject"),
+    "complex_duplicates": ("off", "on"),
+    "webhooks_api": ("ok", "payment_required", "forbidden"),
+    "compact_root": ("leads", "lead"),
 }
+BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+# numeric switches that make no sense below zero
+NON_NEGATIVE = ("block_after_429s", "edit_between_pages", "webhook_retry_scale")
 
 
 @dataclass
@@ -48,6 +55,23 @@ class Config:
     repost_reenables: bool = True  # re-POSTing a disabled hook's destination enables it again
     error_shape: str = "validation-errors"  # the 400 body for invalid leads, contacts and tasks
     missing_entity_status: int = 204  # a single GET of an entity that does not exist
+    # 429s within a rolling 60 s after which the account blocks itself (`blocked`, HTML 403 on
+    # every request, the token endpoint too) until `blocked: false`; 0 never blocks (§3.4, §13)
+    block_after_429s: int = 20
+    # a `limit` above the maximum (250, events 100): replace: served with 50, no error (§3.3);
+    # reject: 400
+    oversized_limit: str = "replace"
+    # /leads/complex duplicate control: on answers an existing contact's open lead, merged (§5.4)
+    complex_duplicates: str = "off"
+    unpaid: bool = False  # every API request but the token endpoint answers 402 (§3.5)
+    webhooks_api: str = "ok"  # /api/v4/webhooks on a lower plan: payment_required (402), forbidden (403)
+    status_webhook_pipeline_id: bool = True  # false: full leads[status] items without pipeline_id (§9.3)
+    compact_root: str = "leads"  # the compact (robot) body's root key; Kommo's page says `lead` (§9.4)
+    webhook_retry_scale: float = 1.0  # redelivery delays (5 min, 15 min, 15 min, 1 h) times this (§9.5)
+    edit_between_pages: int = 0  # after page 1 of a leads list, this many of its leads get edited
+    # the shared API host named in the tokens' `api_domain` claim, the only host that answers
+    # /oauth2/account/current/subdomain (§1.6); "" = the sandbox's address under another name
+    api_domain: str = ""
 
     def update(self, body: Any) -> dict:
         """Apply `POST /_sandbox/config`: every key must exist; values take the key's type."""
@@ -71,11 +95,13 @@ def _coerce(key: str, type_: str, value: Any) -> Any:
     kind = type_.split("|")[0].strip()
     try:
         if kind == "bool":
-            coerced = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            coerced = value if isinstance(value, bool) else BOOLS[str(value).lower()]
         else:
             coerced = {"int": int, "float": float, "str": str}[kind](value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError):
         raise problem(400, "Bad Request", f"{key} must be of type {type_}") from None
+    if key in NON_NEGATIVE and coerced < 0:
+        raise problem(400, "Bad Request", f"{key} must be >= 0")
     if key in CHOICES and coerced not in CHOICES[key]:
         raise problem(400, "Bad Request", f"{key} must be one of {', '.join(map(str, CHOICES[key]))}")
     return coerced

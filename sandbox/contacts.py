@@ -1,5 +1,6 @@
-"""Contacts: list (filters, `with=leads`), one, create, update. Phones and e-mails live only in
-`custom_fields_values`, as in amoCRM."""
+"""Contacts: list (filters, `order`, `with=leads`, `with=only_deleted`), one, create, update.
+Phones and e-mails live only in `custom_fields_values` (PHONE / EMAIL multitext), as in amoCRM;
+writing one replaces its whole list (fields.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sandbox import query as q
 from sandbox.account import Account, now
 from sandbox.errors import problem
 from sandbox.fields import merge_custom_fields
+from sandbox.trash import trash_item
 from sandbox.webhooks import legacy_contact
 
 
@@ -27,28 +29,31 @@ class Contacts(Account):
         return entities.contact_body(copy.deepcopy(contact), self.base_url(), leads)
 
     def list_contacts(self, query: dict) -> tuple[int, Any]:
+        """Contacts (filters, `order`, `with=leads`), or with `with=only_deleted` the trash (§6)."""
         with_ = q.with_(query)
         filtered = q.as_filtered_by(query, self.config.filters)
         if filtered is None:
             return 204, None
         ids = set(q.int_list(filtered, "filter[id]"))
         updated_from, updated_to = q.bounds(filtered, "filter[updated_at]")
+        deleted = "only_deleted" in with_
         with self.lock:
             contacts = [
                 c
                 for c in self.contacts.values()
                 if (not ids or c["id"] in ids)
                 and q.in_range(c["updated_at"], updated_from, updated_to)
-                and not c.get("is_deleted")
+                and bool(c.get("is_deleted")) == deleted
             ]
             contacts = q.ordered(contacts, filtered)
-            return self.page(
-                contacts, "contacts", "/api/v4/contacts", filtered, lambda c: self.render_contact(c, with_)
-            )
+            render = trash_item if deleted else (lambda c: self.render_contact(c, with_))
+            return self.page(contacts, "contacts", "/api/v4/contacts", filtered, render)
 
     def get_contact(self, contact_id: int, query: dict) -> tuple[int, Any]:
         with self.lock:
             contact = self.contacts.get(contact_id)
+            if "only_deleted" in q.with_(query):
+                return (200, trash_item(contact)) if contact and contact.get("is_deleted") else (204, None)
             if contact is None or contact.get("is_deleted"):
                 return self.missing("Contact")
             return 200, self.render_contact(contact, q.with_(query))
@@ -72,6 +77,17 @@ class Contacts(Account):
             contact["custom_fields_values"] = merge_custom_fields(
                 contact.get("custom_fields_values"), item["custom_fields_values"], errors, path
             )
+
+    def contact_errors(self, item: dict, path: str) -> list:
+        """What is wrong with `item` as a new contact (nothing is stored)."""
+        errors: list = []
+        self._apply_contact_fields(
+            entities.contact(0, name="", account_id=0, responsible_user_id=0, created_by=0, created_at=0),
+            item,
+            errors,
+            path,
+        )
+        return errors
 
     def create_contact(self, item: dict, events: list) -> int:
         """Store one contact (caller holds the lock) and queue its `contacts[add]` event."""
@@ -128,7 +144,7 @@ class Contacts(Account):
         with self.lock:
             for index, item in enumerate(items):
                 contact_id = item.get("id") if isinstance(item, dict) else None
-                if contact_id not in self.contacts:
+                if contact_id not in self.contacts or self.contacts[contact_id].get("is_deleted"):
                     raise problem(404, "Not Found", "Contact not found")
                 draft = copy.deepcopy(self.contacts[contact_id])
                 errors: list = []

@@ -45,6 +45,8 @@ class Controls:
             ),
             ("POST", r"/trigger-webhook", lambda r: (200, self.trigger(r.body or {}))),
             ("POST", r"/touch", lambda r: (200, self.touch(r.body or {}))),
+            ("POST", r"/delete", lambda r: (200, s.delete_entity(*s.trash_body(r.body)))),
+            ("POST", r"/restore", lambda r: (200, s.restore_entity(*s.trash_body(r.body)))),
             ("GET", r"/export/(leads|contacts|tasks)", lambda r, entity: (200, self.export(entity))),
             ("POST", r"/main-backend/notifications", self.main_backend_receive),
             ("GET", r"/main-backend/notifications", lambda r: (200, {"notifications": self.main_backend})),

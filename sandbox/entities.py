@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 WON_STATUS_ID, LOST_STATUS_ID = 142, 143  # the same two ids in every pipeline (reference §4)
 PHONE_FIELD_ID = 264911
@@ -79,13 +80,28 @@ def account(
     }
 
 
-def page(key: str, items: list, *, url: str, number: int, limit: int, has_next: bool) -> dict:
-    """One HAL page of a list (reference §3.3); `url` is the list's absolute address."""
-    links = link(url, f"?page={number}&limit={limit}")
+def page(
+    key: str,
+    items: list,
+    *,
+    url: str,
+    number: int,
+    limit: int,
+    has_next: bool,
+    query: Iterable[tuple[str, str]] = (),
+) -> dict:
+    """One HAL page of a list (reference §3.3); `url` is the list's absolute address. The links
+    repeat the request's `query` (filters, `with`, `order`) with only `page` (and `limit`) set."""
+    kept = [(name, value) for name, value in query if name not in ("page", "limit")]
+
+    def at(number: int) -> dict:
+        return {"href": f"{url}?{urlencode([*kept, ('page', number), ('limit', limit)], safe='[],')}"}
+
+    links = {"self": at(number)}
     if has_next:
-        links["next"] = {"href": f"{url}?page={number + 1}&limit={limit}"}
+        links["next"] = at(number + 1)
     if number > 1:
-        links["prev"] = {"href": f"{url}?page={number - 1}&limit={limit}"}
+        links["prev"] = at(number - 1)
     return {"_page": number, "_links": links, "_embedded": {key: items}}
 
 

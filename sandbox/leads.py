@@ -1,5 +1,5 @@
-"""Leads: list (filters, `with=contacts`), one, create (also `complex` with a new contact), update
-(a stage change fires `leads[status]`)."""
+"""Leads: list (filters, `order`, `with=contacts`, `with=only_deleted`), one, create, update (a
+stage change fires `leads[status]`). `/leads/complex` is complex.py; deleting, trash.py."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ from sandbox import query as q
 from sandbox.account import Account, now
 from sandbox.errors import problem
 from sandbox.fields import merge_custom_fields
+from sandbox.trash import trash_item
 from sandbox.webhooks import legacy_lead
 
 
 class Leads(Account):
     def render_lead(self, lead: dict, with_: set[str]) -> dict:
         fields = {k: copy.deepcopy(v) for k, v in lead.items() if k not in ("tags", "contacts")}
-        linked = [(c["id"], c["is_main"]) for c in lead.get("contacts") or []]
+        linked = [
+            (c["id"], c["is_main"])
+            for c in lead.get("contacts") or []
+            if not self.contacts.get(c["id"], {}).get("is_deleted")
+        ]
         return entities.lead_body(
             fields,
             self.base_url(),
@@ -26,6 +31,7 @@ class Leads(Account):
         )
 
     def list_leads(self, query: dict) -> tuple[int, Any]:
+        """Leads (filters, `order`, `with=contacts`), or with `with=only_deleted` the trash (§10.1)."""
         with_ = q.with_(query)
         filtered = q.as_filtered_by(query, self.config.filters)
         if filtered is None:
@@ -33,6 +39,7 @@ class Leads(Account):
         ids = set(q.int_list(filtered, "filter[id]"))
         pipeline_ids = set(q.int_list(filtered, "filter[pipeline_id]"))
         updated_from, updated_to = q.bounds(filtered, "filter[updated_at]")
+        deleted = "only_deleted" in with_
         with self.lock:
             leads = [
                 lead
@@ -40,14 +47,32 @@ class Leads(Account):
                 if (not ids or lead["id"] in ids)
                 and (not pipeline_ids or lead["pipeline_id"] in pipeline_ids)
                 and q.in_range(lead["updated_at"], updated_from, updated_to)
-                and not lead.get("is_deleted")
+                and bool(lead.get("is_deleted")) == deleted
             ]
             leads = q.ordered(leads, filtered)
-            return self.page(leads, "leads", "/api/v4/leads", filtered, lambda item: self.render_lead(item, with_))
+            render = trash_item if deleted else (lambda item: self.render_lead(item, with_))
+            status, body = self.page(leads, "leads", "/api/v4/leads", filtered, render)
+        if status == 200 and not deleted and body["_page"] == 1 and self.config.edit_between_pages:
+            self._edit_leads([lead["id"] for lead in body["_embedded"]["leads"]][: self.config.edit_between_pages])
+        return status, body
+
+    def _edit_leads(self, lead_ids: list[int]) -> None:
+        """Config.edit_between_pages: someone edits leads a reader has just been served (their
+        updated_at moves to now), so the pages after the first shift under an offset reader."""
+        events = []
+        with self.lock:
+            for lead_id in lead_ids:
+                lead = self.leads[lead_id]
+                lead["updated_at"] = now()
+                events.append(("leads", "update", legacy_lead(lead)))
+        self.emit(events)
 
     def get_lead(self, lead_id: int, query: dict) -> tuple[int, Any]:
+        """One lead; with `with=only_deleted` only a deleted one, else 204 (§5.2, §10.1)."""
         with self.lock:
             lead = self.leads.get(lead_id)
+            if "only_deleted" in q.with_(query):
+                return (200, trash_item(lead)) if lead and lead.get("is_deleted") else (204, None)
             if lead is None or lead.get("is_deleted"):
                 return self.missing("Lead")
             return 200, self.render_lead(lead, q.with_(query))
@@ -83,7 +108,7 @@ class Leads(Account):
             linked = []
             for index, contact in enumerate(embedded["contacts"]):
                 contact_id = contact.get("id") if isinstance(contact, dict) else None
-                if contact_id not in self.contacts:
+                if contact_id not in self.contacts or self.contacts[contact_id].get("is_deleted"):
                     errors.append(
                         {
                             "code": "NotFound",
@@ -126,7 +151,8 @@ class Leads(Account):
         )
         return {**draft, "tags": [], "contacts": []}
 
-    def create_leads(self, items: Any, complex_: bool = False) -> Any:
+    def create_leads(self, items: Any) -> dict:
+        """`POST /api/v4/leads` (complex.py has `/leads/complex`)."""
         items = q.require_list(items)
         created = []
         events: list[tuple[str, str, dict]] = []
@@ -143,58 +169,41 @@ class Leads(Account):
                         }
                     )
                     continue
-                lead = self._new_lead()
-                contact_item = None
-                if complex_:
-                    contacts = (item.get("_embedded") or {}).get("contacts") or []
-                    contact_item = contacts[0] if contacts and isinstance(contacts[0], dict) else None
-                    item = {
-                        **item,
-                        "_embedded": {k: v for k, v in (item.get("_embedded") or {}).items() if k != "contacts"},
-                    }
-                self._apply_lead_fields(lead, item, errors, "")
-                self._apply_stage(
-                    lead,
-                    {"pipeline_id": item.get("pipeline_id", lead["pipeline_id"]), "status_id": item.get("status_id")},
-                    errors,
-                    "",
-                )
+                lead = self.draft_lead(item, errors, "")
                 if errors:
                     all_errors.append({"request_id": str(item.get("request_id", index)), "errors": errors})
-                drafts.append((index, item, lead, contact_item))
+                drafts.append((index, item, lead))
             if all_errors:
                 raise self.invalid(all_errors)
-            for index, item, lead, contact_item in drafts:
-                contact_id = None
-                if contact_item is not None:
-                    contact_id = self.create_contact(contact_item, events)
-                    lead["contacts"] = [{"id": contact_id, "is_main": True}]
-                lead["id"] = self.new_id()
-                self.leads[lead["id"]] = lead
-                events.append(("leads", "add", legacy_lead(lead)))
-                request_id = item.get("request_id", str(index))
-                if complex_:
-                    created.append(
-                        {
-                            "id": lead["id"],
-                            "contact_id": contact_id,
-                            "company_id": None,
-                            "request_id": [str(request_id)],
-                            "merged": False,
-                        }
-                    )
-                else:
-                    created.append(
-                        {
-                            "id": lead["id"],
-                            "request_id": str(request_id),
-                            "_links": self.link(f"/api/v4/leads/{lead['id']}"),
-                        }
-                    )
+            for index, item, lead in drafts:
+                self.store_lead(lead, events)
+                created.append(
+                    {
+                        "id": lead["id"],
+                        "request_id": str(item.get("request_id", index)),
+                        "_links": self.link(f"/api/v4/leads/{lead['id']}"),
+                    }
+                )
         self.emit(events)
-        if complex_:
-            return created
         return {"_links": self.link("/api/v4/leads"), "_embedded": {"leads": created}}
+
+    def draft_lead(self, item: dict, errors: list, path: str) -> dict:
+        """A new lead from `item` (not stored yet); what is wrong with it goes to `errors`."""
+        lead = self._new_lead()
+        self._apply_lead_fields(lead, item, errors, path)
+        self._apply_stage(
+            lead,
+            {"pipeline_id": item.get("pipeline_id", lead["pipeline_id"]), "status_id": item.get("status_id")},
+            errors,
+            path,
+        )
+        return lead
+
+    def store_lead(self, lead: dict, events: list) -> None:
+        """Give a drafted lead its id and keep it (caller holds the lock); queue `leads[add]`."""
+        lead["id"] = self.new_id()
+        self.leads[lead["id"]] = lead
+        events.append(("leads", "add", legacy_lead(lead)))
 
     def update_leads(self, items: Any, single_id: int | None = None, status_format: str | None = None) -> Any:
         """PATCH; `status_format` overrides Config.webhook_format for the stage-change webhooks."""
@@ -254,27 +263,3 @@ class Leads(Account):
                 ("leads", "responsible", {**legacy_lead(new), "old_responsible_user_id": old["responsible_user_id"]})
             )
         events.append(("leads", "update", legacy_lead(new)))
-
-    def delete_lead(self, lead_id: int) -> None:
-        """Control action (amoCRM's API has no lead delete): mark deleted and fire leads[delete]."""
-        with self.lock:
-            lead = self.leads.get(lead_id)
-            if lead is None:
-                raise problem(404, "Not Found", "Lead not found")
-            lead["is_deleted"] = True
-        self.emit(
-            [("leads", "delete", {"id": lead_id, "status_id": lead["status_id"], "pipeline_id": lead["pipeline_id"]})]
-        )
-
-    def restore_lead(self, lead_id: int) -> None:
-        """Control action: a deleted lead comes back from the bin and fires leads[restore]."""
-        with self.lock:
-            lead = self.leads.get(lead_id)
-            if lead is None:
-                raise problem(404, "Not Found", "Lead not found")
-            if not lead.get("is_deleted"):
-                raise problem(400, "Bad Request", "Lead is not deleted")
-            lead["is_deleted"] = False
-            lead["updated_at"] = now()
-            item = legacy_lead(lead)
-        self.emit([("leads", "restore", item)])

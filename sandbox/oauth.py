@@ -50,7 +50,15 @@ class OAuth(Account):
             return code
 
     def api_domain(self) -> str:
-        return urlsplit(self.base_url()).netloc or f"{self.config.subdomain}.amocrm.ru"
+        """The shared API host named in the tokens' `api_domain` claim (reference §1.6): never the
+        account host. Config.api_domain, else the sandbox's own address under its other local
+        name (127.0.0.1 ↔ localhost): the sandbox listens on one port and tells the two apart by
+        the request's Host header."""
+        if self.config.api_domain:
+            return self.config.api_domain.lower()
+        address = urlsplit(self.base_url())
+        alias = "127.0.0.1" if address.hostname == "localhost" else "localhost"
+        return f"{alias}:{address.port}" if address.port else alias
 
     def _access_token(self, lifetime: int) -> tuple[str, int]:
         """A new access token (a JWT shaped like amoCRM's) valid for `lifetime` seconds, and its expiry."""
@@ -113,9 +121,13 @@ class OAuth(Account):
             raise oauth_problem(401, BAD_REQUEST, INVALID_PARAMETERS, hint="Token has been revoked")
         return record
 
-    def current_subdomain(self, refresh_token: str | None) -> dict:
+    def current_subdomain(self, refresh_token: str | None, host: str | None) -> dict:
         """`GET /oauth2/account/current/subdomain` with `X-Refresh-Token`: how the official SDK learns
-        a renamed account's domain after its refresh failed (reference §1.6); the refresh works after."""
+        a renamed account's domain after its refresh failed (reference §1.6); the refresh works after.
+        Only the shared API host (`api_domain`, by the request's Host header) answers it; the
+        account host does not know the path (§1.6, §13)."""
+        if (host or "").lower() != self.api_domain():
+            raise problem(404, "Not Found", "Unknown path")
         with self.lock:
             self.stats.subdomain_lookups += 1
             record = self._live_refresh_token(refresh_token or "")

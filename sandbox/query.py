@@ -78,26 +78,45 @@ def with_(query: dict) -> set[str]:
 
 
 def ordered(items: list[dict], query: dict) -> list[dict]:
+    """`order[updated_at|created_at|id]=asc|desc` (reference §5.1); by id when not asked."""
     for key in ("updated_at", "created_at", "id"):
         direction = first(query, f"order[{key}]")
         if direction:
+            if direction not in ("asc", "desc"):
+                raise problem(400, "Bad Request", f"order[{key}] must be asc or desc")
             return sorted(items, key=lambda i: (i[key], i["id"]), reverse=direction == "desc")
     return sorted(items, key=lambda i: i["id"])
 
 
-def page(items: list, key: str, url: str, query: dict, render: Callable[[Any], dict]) -> tuple[int, Any]:
-    """One HAL page of `items` under `_embedded.<key>`; 204 with no body past the end. `url` is absolute."""
+def page(
+    items: list,
+    key: str,
+    url: str,
+    query: dict,
+    render: Callable[[Any], dict],
+    *,
+    max_limit: int = MAX_LIMIT,
+    oversized: str = "replace",
+) -> tuple[int, Any]:
+    """One HAL page of `items` under `_embedded.<key>`; 204 with no body past the end. `url` is
+    absolute. A `limit` above `max_limit` is served as 50, no error (`oversized` "replace", what
+    amoCRM appears to do, reference §3.3, §13), or refused ("reject")."""
     limit = int_param(query, "limit", DEFAULT_LIMIT)
     number = int_param(query, "page", 1)
-    if limit < 1 or limit > MAX_LIMIT:
-        raise problem(400, "Bad Request", f"limit must be between 1 and {MAX_LIMIT}")
+    if limit > max_limit and oversized == "replace":
+        limit = DEFAULT_LIMIT
+    if limit < 1 or limit > max_limit:
+        raise problem(400, "Bad Request", f"limit must be between 1 and {max_limit}")
     if number < 1:
         raise problem(400, "Bad Request", "page must be a positive integer")
     chunk = items[(number - 1) * limit : number * limit]
     if not chunk:
         return 204, None
     rendered = [render(i) for i in chunk]
-    return 200, entities.page(key, rendered, url=url, number=number, limit=limit, has_next=number * limit < len(items))
+    pairs = [(name, value) for name, found in query.items() for value in found]
+    return 200, entities.page(
+        key, rendered, url=url, number=number, limit=limit, has_next=number * limit < len(items), query=pairs
+    )
 
 
 def patch_items(items: Any, single_id: int | None) -> list:

@@ -97,7 +97,7 @@ def api_routes(s: Sandbox) -> list[Route]:
         ("GET", r"/api/v4/leads", lambda r: s.list_leads(r.query)),
         ("POST", r"/api/v4/leads", lambda r: (200, s.create_leads(r.body))),
         ("PATCH", r"/api/v4/leads", lambda r: (200, s.update_leads(r.body))),
-        ("POST", r"/api/v4/leads/complex", lambda r: (200, s.create_leads(r.body, complex_=True))),
+        ("POST", r"/api/v4/leads/complex", lambda r: (200, s.create_complex_leads(r.body))),
         ("GET", r"/api/v4/leads/notes", lambda r: s.list_notes(None, r.query)),
         ("POST", r"/api/v4/leads/notes", lambda r: (200, s.create_notes(r.body))),
         ("GET", r"/api/v4/leads/(\d+)/notes", lambda r, i: s.list_notes(int(i), r.query)),
@@ -114,6 +114,8 @@ def api_routes(s: Sandbox) -> list[Route]:
         ("PATCH", r"/api/v4/tasks", lambda r: (200, s.update_tasks(r.body))),
         ("GET", r"/api/v4/tasks/(\d+)", if_modified_since(lambda r, i: s.get_task(int(i)))),
         ("PATCH", r"/api/v4/tasks/(\d+)", lambda r, i: (200, s.update_tasks(r.body, int(i)))),
+        ("GET", r"/api/v4/events", lambda r: s.list_events(r.query)),
+        ("GET", r"/api/v4/events/([0-9a-z]+)", lambda r, i: (200, s.get_event(i))),
         ("GET", r"/api/v4/webhooks", lambda r: s.list_webhooks(r.query)),
         ("POST", r"/api/v4/webhooks", lambda r: (200, s.subscribe(r.body))),
         ("DELETE", r"/api/v4/webhooks", lambda r: no_content(lambda: s.unsubscribe(r.body))),
@@ -131,6 +133,6 @@ def oauth_routes(s: Sandbox, deliver_exchanged_code: Callable[[dict], None]) -> 
         (
             "GET",
             r"/oauth2/account/current/subdomain",
-            lambda r: (200, s.current_subdomain(r.headers.get("X-Refresh-Token"))),
+            lambda r: (200, s.current_subdomain(r.headers.get("X-Refresh-Token"), r.headers.get("Host"))),
         ),
     )

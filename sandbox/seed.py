@@ -85,6 +85,23 @@ class SeedSize:
     seed: int = 42
 
 
+def extra_phones(index: int, lang: str, first: str, rng: random.Random) -> list[tuple[str, str]]:
+    """Every third contact has a second phone of the other kind (WORK + MOB): contacts carry
+    several values of one multitext field (reference §5.3, §6); writing one drops the others."""
+    if index % 3:
+        return []
+    return [
+        (PHONE_PREFIX[lang] + "".join(str(rng.randint(0, 9)) for _ in range(8)), "WORK" if first == "MOB" else "MOB")
+    ]
+
+
+def extra_emails(index: int, contact_id: int, lang: str, rng: random.Random) -> list[tuple[str, str]]:
+    """Every fourth contact has a private e-mail besides the work one."""
+    if index % 4:
+        return []
+    return [(f"{rng.choice(LATIN[lang])}.{contact_id}.home@{rng.choice(MAIL_DOMAINS)}", "PRIV")]
+
+
 def build(size: SeedSize, account_id: int) -> dict:
     """Everything the sandbox stores, as amoCRM v4 objects (without `_links`)."""
     rng = random.Random(size.seed)
@@ -129,6 +146,7 @@ def build(size: SeedSize, account_id: int) -> dict:
     user_ids = list(users)
 
     contacts = {}
+    more = random.Random(size.seed + 1)  # second phones and e-mails: the main draws stay as they were
     for index in range(size.contacts):
         lang = rng.choice(("ru", "uk", "en"))
         first, last = rng.choice(FIRST_NAMES[lang]), rng.choice(LAST_NAMES[lang])
@@ -137,6 +155,7 @@ def build(size: SeedSize, account_id: int) -> dict:
         email = f"{rng.choice(LATIN[lang])}.{contact_id}@{rng.choice(MAIL_DOMAINS)}"
         created = BASE_TIME + index * 60
         responsible = rng.choice(user_ids)
+        kind = rng.choice(("MOB", "WORK"))
         contacts[contact_id] = entities.contact(
             contact_id,
             name=f"{first} {last}",
@@ -146,8 +165,8 @@ def build(size: SeedSize, account_id: int) -> dict:
             created_at=created,
             updated_at=created + 30,
             custom_fields_values=[
-                entities.multitext("PHONE", [(phone, rng.choice(("MOB", "WORK")))]),
-                entities.multitext("EMAIL", [(email, "WORK")]),
+                entities.multitext("PHONE", [(phone, kind), *extra_phones(index, lang, kind, more)]),
+                entities.multitext("EMAIL", [(email, "WORK"), *extra_emails(index, contact_id, lang, more)]),
             ],
         )
     contact_ids = list(contacts)

@@ -2,8 +2,9 @@
 
 Standard library only (ThreadingHTTPServer, HTTP/1.1 keep-alive), so it starts in well
 under a second. amoCRM behaviours reproduced here: HAL+JSON with `application/hal+json`,
-problem+json errors, 204 with no body for empty pages, the 7 rps limit (429), the HTML 403
-"blocked" page, added latency and random 429/503 faults. Route tables: routes.py, control.py.
+problem+json errors, 204 with no body for empty pages, the 7 rps limit (HTML 429), the HTML 403
+"blocked" page (also reached by itself after too many 429s), the unpaid account's 402, added
+latency and random 429/503 faults. Route tables: routes.py, control.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sandbox.control import Controls
-from sandbox.errors import ApiError
+from sandbox.errors import ApiError, problem
 from sandbox.routes import Request, Route, api_routes, oauth_routes
 from sandbox.state import Config, Sandbox
 
@@ -28,6 +29,10 @@ MAX_URL = 8000
 BLOCKED_PAGE = (
     "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 Forbidden"
     "</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+TOO_MANY_PAGE = (
+    "<html>\r\n<head><title>429 Too Many Requests</title></head>\r\n<body>\r\n<center><h1>429 Too Many"
+    " Requests</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
 NOT_FOUND = {"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Unknown path"}
 # how often a server thread looks for a shutdown() request: shutdown() waits up to this long
@@ -144,6 +149,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             sandbox.authorize(self.headers.get("Authorization"))
+            if sandbox.config.unpaid:  # an account state, not a fault of the request (§3.5, §13)
+                raise problem(402, "Payment Required", "Аккаунт не оплачен")
         except ApiError as error:
             sandbox.record_status(error.status)
             self._send(error.status, error.body, error.content_type)
@@ -175,13 +182,12 @@ class Handler(BaseHTTPRequestHandler):
         return False
 
     def _too_many(self) -> None:
-        sandbox = self.server.sandbox
-        retry_after = sandbox.retry_after()
-        sandbox.record_status(429)
+        """amoCRM's 429: an nginx HTML page, no Retry-After unless one is configured (§3.4, §13)."""
+        retry_after = self.server.sandbox.refuse()
         self._send(
             429,
-            "Too Many Requests",
-            "text/plain",
+            TOO_MANY_PAGE,
+            "text/html",
             {"Retry-After": str(retry_after)} if retry_after is not None else None,
         )
 

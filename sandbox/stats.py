@@ -14,6 +14,7 @@ class Stats:
     by_path: dict = field(default_factory=dict)
     statuses: dict = field(default_factory=dict)
     rate_limited: int = 0
+    blocks: int = 0  # times the account blocked itself after too many 429s
     injected_faults: int = 0
     peak_rps: int = 0  # most requests (admitted or not) in any rolling second
     # the shortest time in which rate_limit + 1 consecutive requests started: under 1000 ms is

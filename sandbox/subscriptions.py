@@ -18,8 +18,19 @@ class Subscriptions(Account):
     invalid_answers: dict[str, list[float]]  # destination → monotonic times of its invalid answers
     dispatcher: Dispatcher
 
-    def list_webhooks(self, query: dict) -> tuple[int, Any]:
+    def require_webhooks_api(self) -> None:
+        """Managing webhooks through the API needs a higher plan and an administrator (reference
+        §9.5, §13); the status on a lower plan is undocumented: Config.webhooks_api picks 402 or 403.
+        Hooks already subscribed are still delivered."""
+        refusal = self.config.webhooks_api
+        if refusal == "payment_required":
+            raise problem(402, "Payment Required", "Working with webhooks via API is not available on this plan")
+        if refusal == "forbidden":
+            raise problem(403, "Forbidden", "Working with webhooks via API is not available on this plan")
         self.require_admin()
+
+    def list_webhooks(self, query: dict) -> tuple[int, Any]:
+        self.require_webhooks_api()
         destination = q.first(query, "filter[destination]")
         with self.lock:
             hooks = [h for h in self.webhooks.values() if destination is None or h["destination"] == destination]
@@ -32,7 +43,7 @@ class Subscriptions(Account):
             }
 
     def subscribe(self, body: Any) -> dict:
-        self.require_admin()
+        self.require_webhooks_api()
         if (
             not isinstance(body, dict)
             or not isinstance(body.get("destination"), str)
@@ -86,7 +97,7 @@ class Subscriptions(Account):
             return copy.deepcopy(hook)
 
     def unsubscribe(self, body: Any) -> None:
-        self.require_admin()
+        self.require_webhooks_api()
         if not isinstance(body, dict) or not body.get("destination"):
             raise problem(400, "Bad Request", "destination is required")
         with self.lock:
@@ -119,22 +130,33 @@ class Subscriptions(Account):
             if len(self.invalid_answers[destination]) > self.config.webhook_disable_after:
                 hook["disabled"] = True
 
+    def wants_deliveries(self, destination: str) -> bool:
+        """Whether `destination` still gets webhooks (retries of a deleted or disabled one stop)."""
+        with self.lock:
+            hook = self.webhooks.get(destination)
+            return not hook["disabled"] if hook else destination == self.config.webhook_url
+
     def emit(self, events: list[tuple[str, str, dict]], status_format: str | None = None) -> None:
         """Queue each (entity, action, legacy item) for every enabled subscription asking for it,
         and for the catch-all `webhook_url`. Stage changes go out in `status_format` (default:
-        Config.webhook_format)."""
+        Config.webhook_format); the compact ones under Config.compact_root (reference §9.4), the
+        full ones without `pipeline_id` when Config.status_webhook_pipeline_id is off (§9.3)."""
         with self.lock:
             hooks = [h for h in self.webhooks.values() if not h["disabled"]]
             disabled = {h["destination"] for h in self.webhooks.values() if h["disabled"]}
             fallback = self.config.webhook_url if self.config.webhook_url not in disabled else ""
             compact_statuses = (status_format or self.config.webhook_format) == "compact"
+            compact_root = self.config.compact_root
+            status_pipeline = self.config.status_webhook_pipeline_id
         for entity, action, item in events:
             compact = compact_statuses and (entity, action) == ("leads", "status")
             if compact:
                 item = compact_status(item)
+            elif (entity, action) == ("leads", "status") and not status_pipeline:
+                item = {key: value for key, value in item.items() if key != "pipeline_id"}
             setting = SETTING_FOR.get(("task" if entity in ("task", "tasks") else entity, action))
             destinations = {h["destination"] for h in hooks if setting in h["settings"]}
             if fallback:
                 destinations.add(fallback)
             for destination in destinations:
-                self.dispatcher.enqueue(destination, entity, action, item, compact=compact)
+                self.dispatcher.enqueue(destination, compact_root if compact else entity, action, item, compact=compact)

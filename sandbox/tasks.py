@@ -1,4 +1,5 @@
-"""Tasks: list (filters by entity, completion, `updated_at`), one, create, update (complete)."""
+"""Tasks: list (filters by entity, completion, `updated_at`), one, create, update (complete);
+adding and completing one writes its event (events.py). Deleting one is trash.py's."""
 
 from __future__ import annotations
 
@@ -101,6 +102,7 @@ class Tasks(Account):
                     result=str(result.get("text", "")) if isinstance(result, dict) else None,
                 )
                 self.tasks[task["id"]] = task
+                self.record_event("task_added", "task", task["id"])
                 events.append((self.config.task_key, "add", legacy_task(task)))
                 created.append(
                     {
@@ -129,6 +131,8 @@ class Tasks(Account):
                 if isinstance(item.get("result"), dict):
                     task["result"] = {"text": str(item["result"].get("text", ""))}
                 task["updated_at"] = now()
+                if task["is_completed"] and not self.tasks[task_id]["is_completed"]:
+                    self.record_event("task_completed", "task", task_id)
                 self.tasks[task_id] = task
                 events.append((self.config.task_key, "update", legacy_task(task)))
                 updated.append(
@@ -143,11 +147,3 @@ class Tasks(Account):
         if single_id is not None:
             return updated[0]
         return {"_links": self.link("/api/v4/tasks"), "_embedded": {"tasks": updated}}
-
-    def delete_task(self, task_id: int) -> None:
-        """Control action: remove a task and fire its delete webhook."""
-        with self.lock:
-            task = self.tasks.pop(task_id, None)
-            if task is None:
-                raise problem(404, "Not Found", "Task not found")
-        self.emit([(self.config.task_key, "delete", {"id": task_id})])

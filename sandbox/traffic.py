@@ -1,9 +1,8 @@
-"""Traffic: the rolling-second rate limit and throttling (429, Retry-After), and keeping the counters
+"""Traffic: the rolling-second rate limit, throttling (429) and the self-imposed block, and keeping the counters
 behind `GET /_sandbox/stats` (stats.py)."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from dataclasses import asdict
@@ -16,12 +15,15 @@ from sandbox.stats import Stats
 if TYPE_CHECKING:
     from sandbox.webhooks import Dispatcher
 
+BLOCK_WINDOW = 60.0  # seconds over which 429s count towards the account block
+
 
 class Traffic(Account):
     arrivals: list[float]  # monotonic times of the requests admitted in the last second
     recent: list[float]  # monotonic times of every request in the last second (for peak_rps)
     last_starts: deque[float]  # monotonic times of the last rate_limit + 1 requests (for tightest_span_ms)
     throttled: tuple[float, int | None]  # the last POST /_sandbox/throttle: (until, its Retry-After)
+    refusals: list[float]  # monotonic times of the 429s answered in the last BLOCK_WINDOW
     dispatcher: Dispatcher
 
     def admit(self, path_key: str) -> bool:
@@ -55,20 +57,26 @@ class Traffic(Account):
             span = round((starts[-1] - starts[0]) * 1000, 1)
             stats.tightest_span_ms = span if stats.tightest_span_ms is None else min(stats.tightest_span_ms, span)
 
-    def retry_after(self) -> int | None:
-        """Seconds for the Retry-After header of a 429, or None to send none."""
+    def refuse(self) -> int | None:
+        """Count one 429 answer; the Retry-After to send with it, None for none (amoCRM sends none,
+        reference §3.4). The `block_after_429s`-th 429 within a rolling minute blocks the account:
+        `blocked` is set, as by hand, until `POST /_sandbox/config {blocked: false}` (§3.4, §13)."""
+        moment = time.monotonic()
         with self.lock:
-            remaining = self.config.rate_limited_until - time.time()
-            if remaining <= 0:
-                return self.config.retry_after
+            self.stats.statuses["429"] = self.stats.statuses.get("429", 0) + 1
+            self.refusals = [t for t in self.refusals if moment - t < BLOCK_WINDOW] + [moment]
+            if self.config.block_after_429s and len(self.refusals) >= self.config.block_after_429s:
+                self.config.blocked = True
+                self.stats.blocks += 1
+                self.refusals = []  # a lifted block starts counting afresh
             until, given = self.throttled
-            if given is not None and until == self.config.rate_limited_until:
+            if given is not None and until == self.config.rate_limited_until > time.time():
                 return given
-            return self.config.retry_after if self.config.retry_after is not None else math.ceil(remaining)
+            return self.config.retry_after
 
     def throttle(self, body: Any) -> dict:
         """Control action: every API request answers 429 for `seconds` (0 lifts it), with
-        Retry-After `retry_after` (default: Config.retry_after, else the seconds left)."""
+        Retry-After `retry_after` when given (else Config.retry_after, by default none)."""
         seconds = body.get("seconds") if isinstance(body, dict) else None
         given = body.get("retry_after") if isinstance(body, dict) else None
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:

@@ -34,12 +34,14 @@ class Triggers(Account):
         actions: dict[tuple[str, str], Callable[[dict], dict]] = {
             ("leads", "status"): self._move_lead,
             ("leads", "update"): self._rename_lead,
-            ("leads", "delete"): self._delete_lead,
-            ("leads", "restore"): self._restore_lead,
+            ("leads", "delete"): lambda body: self.delete_entity("leads", _required_id(body, "lead")),
+            ("leads", "restore"): lambda body: self.restore_entity("leads", body.get("id")),
             ("leads", "responsible"): self._reassign_lead,
             ("contacts", "update"): self._rename_contact,
+            ("contacts", "delete"): lambda body: self.delete_entity("contacts", _required_id(body, "contact")),
+            ("contacts", "restore"): lambda body: self.restore_entity("contacts", body.get("id")),
             ("task", "update"): self._edit_task,
-            ("task", "delete"): self._delete_task,
+            ("task", "delete"): lambda body: self.delete_entity("tasks", _required_id(body, "task")),
         }
         if (entity, action) not in actions:
             raise problem(400, "Bad Request", f"unsupported trigger {entity}/{action}")
@@ -47,7 +49,7 @@ class Triggers(Account):
             raise problem(400, "Bad Request", "format must be full or compact")
         if body.get("format") and (entity, action) != ("leads", "status"):
             raise problem(400, "Bad Request", "format applies to leads/status only")
-        return {"entity": entity, "action": action, **actions[(entity, action)](body)}
+        return {**actions[(entity, action)](body), "entity": entity, "action": action}
 
     def _live_lead(self, lead_id: int | None) -> dict:
         lead = (
@@ -94,18 +96,6 @@ class Triggers(Account):
         self.update_leads([{"id": lead["id"], "responsible_user_id": new}])
         return {"id": lead["id"], "responsible_user_id": new, "old_responsible_user_id": old}
 
-    def _delete_lead(self, body: dict) -> dict:
-        self.delete_lead(_required_id(body, "lead"))
-        return {"id": body.get("id")}
-
-    def _restore_lead(self, body: dict) -> dict:
-        """The lead `id`, or the first deleted one, comes back."""
-        lead_id = body.get("id") or next((i for i, item in self.leads.items() if item.get("is_deleted")), None)
-        if lead_id is None:
-            raise problem(404, "Not Found", "No deleted lead to restore")
-        self.restore_lead(lead_id)
-        return {"id": lead_id}
-
     def _rename_contact(self, body: dict) -> dict:
         contact = self._given_or_first(self.contacts, body.get("id"))
         self.update_contacts([{"id": contact["id"], "name": body.get("name", contact["name"])}])
@@ -116,14 +106,10 @@ class Triggers(Account):
         self.update_tasks([{"id": task["id"], "text": body.get("text", task["text"])}])
         return {"id": task["id"]}
 
-    def _delete_task(self, body: dict) -> dict:
-        self.delete_task(_required_id(body, "task"))
-        return {"id": body.get("id")}
-
 
 def _required_id(body: dict, what: str) -> int:
     """The `id` a delete trigger must name (it has no "first fitting one" to fall back on)."""
     item_id = body.get("id")
-    if item_id is None:
+    if isinstance(item_id, bool) or not isinstance(item_id, int):
         raise problem(400, "Bad Request", f"id of the {what} to delete is required")
     return item_id

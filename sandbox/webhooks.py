@@ -3,16 +3,18 @@
 Events that happen within a short window are sent to a destination in one body, with
 several entities and several items per body, as amoCRM does (reference §9). Stage changes can
 instead come in the digital-pipeline robot's compact format: one lead per body, ids only
-(reference §9.4).
+(reference §9.4). An invalid answer is retried on amoCRM's schedule (reference §9.5).
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -27,6 +29,7 @@ SETTING_FOR = {
     ("contacts", "add"): "add_contact",
     ("contacts", "update"): "update_contact",
     ("contacts", "delete"): "delete_contact",
+    ("contacts", "restore"): "restore_contact",
     ("task", "add"): "add_task",
     ("task", "update"): "update_task",
     ("task", "delete"): "delete_task",
@@ -146,11 +149,39 @@ def legacy_task(task: dict) -> dict:
     }
 
 
+# the waits before the 2nd, 3rd, 4th and 5th attempt of a delivery (reference §9.5, §13)
+RETRY_DELAYS = (300.0, 900.0, 900.0, 3600.0)
+
+
+def next_delay(attempt: int, status: int | str, slow: bool) -> float | None:
+    """Seconds from invalid attempt `attempt` to the next, or None for no more (reference §9.5,
+    §13): the 2nd and 3rd after 5 and 15 min whatever the answer (0–99: no answer in time or no
+    connection; ≥ 300), the 4th and 5th after 15 min and 1 h only after a 499 or a 5xx."""
+    if attempt <= 2:
+        return RETRY_DELAYS[attempt - 1]
+    server_error = isinstance(status, int) and not slow and (status == 499 or 500 <= status <= 599)
+    return RETRY_DELAYS[attempt - 1] if attempt <= 4 and server_error else None
+
+
+@dataclass
+class Attempt:
+    """One delivery of one body to one destination, and which attempt at it this is."""
+
+    destination: str
+    body: bytes
+    events: int
+    compact: bool
+    delivery: int  # the same for every attempt at the same body
+    number: int = 1
+
+
 class Dispatcher:
     """Collects events per destination and POSTs them in batches from a background thread.
 
     Each answer is reported to `answered(destination, valid)`: valid means a status in 100–299
-    within `answer_limit()` seconds, amoCRM's rule for counting failed hooks (reference §13).
+    within `answer_limit()` seconds, amoCRM's rule for counting failed hooks (reference §13). An
+    invalid answer is retried on amoCRM's schedule (`next_delay`) times `retry_scale()`, while
+    `wanted(destination)` holds (a deleted or disabled subscription gets no retries).
     """
 
     def __init__(
@@ -159,15 +190,21 @@ class Dispatcher:
         batch_window: float = 0.15,
         answered: Callable[[str, bool], None] | None = None,
         answer_limit: Callable[[], float] = lambda: 2.0,
+        retry_scale: Callable[[], float] = lambda: 1.0,
+        wanted: Callable[[str], bool] = lambda destination: True,
     ):
         self._account_block = account_block
         self._answered = answered
         self._answer_limit = answer_limit
+        self._retry_scale = retry_scale
+        self._wanted = wanted
         self._batch_window = batch_window
         self._lock = threading.Condition()
         # (destination, 0) batches account webhooks; each compact event gets a key of its own
         self._pending: dict[tuple[str, int], list[tuple[str, str, dict]]] = {}
         self._compact_sequence = 0
+        self._retries: list[tuple[float, int, Attempt]] = []  # a heap by monotonic due time
+        self._deliveries_made = 0
         self.deliveries: list[dict] = []
         self._stopped = False
         self._sending = False
@@ -184,13 +221,19 @@ class Dispatcher:
             self._lock.notify()
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Wait until every queued event has been delivered (used by tests and the control API)."""
+        """Wait until every queued event has been delivered, and every retry falling due within
+        `timeout` too (used by tests and the control API)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                if not self._pending and not self._sending:
+                retry_soon = any(due <= deadline for due, _, _ in self._retries)
+                if not self._pending and not self._sending and not retry_soon:
                     return
             time.sleep(0.02)
+
+    def drop_retries(self) -> None:
+        with self._lock:
+            self._retries = []
 
     def stop(self) -> None:
         with self._lock:
@@ -200,29 +243,43 @@ class Dispatcher:
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._pending and not self._stopped:
-                    self._lock.wait()
+                while not self._stopped and not self._pending and not self._due():
+                    self._lock.wait(timeout=self._retries[0][0] - time.monotonic() if self._retries else None)
                 if self._stopped:
                     return
                 self._sending = True
-            time.sleep(self._batch_window)  # let more events join this batch
-            with self._lock:
-                batches, self._pending = self._pending, {}
-            for (destination, batch), events in batches.items():
-                self._deliver(destination, events, compact=batch != 0)
+                due = []
+                while self._due():
+                    due.append(heapq.heappop(self._retries)[2])
+                batching = bool(self._pending)
+            if batching:
+                time.sleep(self._batch_window)  # let more events join this batch
+                with self._lock:
+                    batches, self._pending = self._pending, {}
+                for (destination, batch), events in batches.items():
+                    self._post(self._first_attempt(destination, events, compact=batch != 0))
+            for attempt in due:
+                if self._wanted(attempt.destination):
+                    self._post(attempt)
             with self._lock:
                 self._sending = False
 
-    def _deliver(self, destination: str, events: list[tuple[str, str, dict]], compact: bool) -> None:
+    def _due(self) -> bool:
+        return bool(self._retries) and self._retries[0][0] <= time.monotonic()
+
+    def _first_attempt(self, destination: str, events: list[tuple[str, str, dict]], compact: bool) -> Attempt:
         body: dict[str, Any] = {}
         for entity, action, item in events:
             body.setdefault(entity, {}).setdefault(action, []).append(item)
         account = self._account_block()
         body["account"] = {"id": account["id"], "subdomain": account["subdomain"]} if compact else account
-        encoded = form_encode(body).encode()
+        self._deliveries_made += 1
+        return Attempt(destination, form_encode(body).encode(), len(events), compact, self._deliveries_made)
+
+    def _post(self, attempt: Attempt) -> None:
         request = urllib.request.Request(
-            destination,
-            data=encoded,
+            attempt.destination,
+            data=attempt.body,
             method="POST",
             headers={"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "amoCRM-Webhooks/3.0"},
         )
@@ -237,17 +294,28 @@ class Dispatcher:
             status = f"failed: {error}"
         seconds = time.monotonic() - started
         valid = isinstance(status, int) and 100 <= status <= 299 and seconds <= limit
+        delay = None if valid else next_delay(attempt.number, status, seconds > limit)
+        if delay is not None:
+            delay *= self._retry_scale()
+            with self._lock:
+                retry = Attempt(**{**vars(attempt), "number": attempt.number + 1})
+                heapq.heappush(self._retries, (time.monotonic() + delay, attempt.delivery * 10 + retry.number, retry))
+                self._lock.notify()
         self.deliveries.append(
             {
-                "destination": destination,
+                "destination": attempt.destination,
                 "status": status,
-                "events": len(events),
-                "format": "compact" if compact else "full",
+                "events": attempt.events,
+                "format": "compact" if attempt.compact else "full",
                 "valid": valid,
-                "body": encoded.decode(),
+                "body": attempt.body.decode(),
                 "seconds": round(seconds, 3),
+                "delivery": attempt.delivery,
+                "attempt": attempt.number,
+                "at": round(time.time(), 3),
+                "next_attempt_in": None if delay is None else round(delay, 3),
             }
         )
         del self.deliveries[:-200]
         if self._answered is not None:
-            self._answered(destination, valid)
+            self._answered(attempt.destination, valid)

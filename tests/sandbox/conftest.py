@@ -62,11 +62,12 @@ def control(sandbox):
 
 class Receiver:
     """A tiny HTTP server that records what is POSTed to it (a stand-in webhook endpoint);
-    it answers `status` after `delay` seconds."""
+    it answers `status` after `delay` seconds (the next of `statuses` first, while any are left)."""
 
     def __init__(self):
         self.bodies = []
         self.status = 200
+        self.statuses = []
         self.delay = 0.0
         outer = self
 
@@ -78,7 +79,7 @@ class Receiver:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.bodies.append((self.headers["Content-Type"], raw.decode(), self.path))
                 time.sleep(outer.delay)
-                self.send_response(outer.status)
+                self.send_response(outer.statuses.pop(0) if outer.statuses else outer.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

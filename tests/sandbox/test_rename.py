@@ -1,5 +1,10 @@
 """A renamed account (reference §1.6, §13): the refresh grant for a token issued before the
-rename answers 404, as the old domain would, until the client asks the subdomain endpoint."""
+rename answers 404, as the old domain would, until the client asks the subdomain endpoint on
+the shared API host named in the access token's `api_domain` claim (the account host does not
+answer it)."""
+
+import base64
+import json
 
 import requests
 
@@ -13,9 +18,16 @@ def refresh(sandbox, refresh_token):
     )
 
 
-def lookup(sandbox, refresh_token):
+def api_domain(access_token):
+    payload = access_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["api_domain"]
+
+
+def lookup(sandbox, refresh_token, host=None):
+    """The look-up sent to the sandbox's address with `Host: <host>` (default: its api_domain)."""
     return requests.get(
-        f"{sandbox.base_url()}/oauth2/account/current/subdomain", headers={"X-Refresh-Token": refresh_token}
+        f"{sandbox.base_url()}/oauth2/account/current/subdomain",
+        headers={"X-Refresh-Token": refresh_token, "Host": host or sandbox.api_domain()},
     )
 
 
@@ -60,3 +72,25 @@ def test_without_a_rename_refresh_needs_no_lookup(sandbox, token):
 
 def test_rename_refuses_a_subdomain_that_is_not_a_host_label(control):
     assert control("/rename", {"subdomain": "New Name"}).status_code == 400
+
+
+def test_the_lookup_answers_only_on_the_api_domain_host_not_on_the_account_host(sandbox, token, control):
+    control("/rename", {"subdomain": "newname"})
+    account_host = sandbox.base_url().split("://")[1]
+    on_account_host = lookup(sandbox, token["refresh_token"], host=account_host)
+    assert on_account_host.status_code == 404
+    # what a client does: read api_domain from its access token and ask there
+    shared = api_domain(token["access_token"])
+    assert shared != account_host
+    found = requests.get(
+        f"http://{shared}/oauth2/account/current/subdomain", headers={"X-Refresh-Token": token["refresh_token"]}
+    )
+    assert found.status_code == 200 and found.json()["subdomain"] == "newname"
+    assert refresh(sandbox, token["refresh_token"]).status_code == 200
+
+
+def test_api_domain_can_be_named_in_the_config(sandbox, token, control):
+    assert control("/config", {"api_domain": "api-b.amocrm.ru"}).json()["api_domain"] == "api-b.amocrm.ru"
+    assert lookup(sandbox, token["refresh_token"], host="api-b.amocrm.ru").status_code == 200
+    refreshed = refresh(sandbox, token["refresh_token"]).json()
+    assert api_domain(refreshed["access_token"]) == "api-b.amocrm.ru"

@@ -60,3 +60,52 @@ def test_full_format_stays_the_default(sandbox, api, control, receiver):
 def test_trigger_format_is_checked(control):
     assert control("/trigger-webhook", {"entity": "leads", "action": "status", "format": "tiny"}).status_code == 400
     assert control("/trigger-webhook", {"entity": "leads", "action": "update", "format": "compact"}).status_code == 400
+
+
+def test_compact_root_lead_sends_the_robots_body_under_lead(sandbox, api, control, receiver):
+    """Kommo's robot page names the root `lead` (reference §9.4): a consumer must accept both."""
+    assert control("/config", {"compact_root": "lead"}).status_code == 200
+    api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["status_lead"]})
+    fired = control("/trigger-webhook", {"entity": "leads", "action": "status", "format": "compact"}).json()
+    pairs = dict(receiver.pairs())
+    assert set(pairs) == {key.replace("leads[", "lead[", 1) for key in COMPACT_KEYS}
+    assert pairs["lead[status][0][id]"] == str(fired["id"])
+
+
+def test_compact_root_leaves_full_webhooks_under_leads(sandbox, api, control, receiver):
+    control("/config", {"compact_root": "lead"})
+    api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["status_lead"]})
+    control("/trigger-webhook", {"entity": "leads", "action": "status"})
+    assert "leads[status][0][id]" in dict(receiver.pairs())
+    assert control("/config", {"compact_root": "deals"}).status_code == 400
+
+
+def test_status_webhooks_can_come_without_pipeline_id(sandbox, api, control, receiver):
+    """The official `leads[status]` example carries no pipeline_id (reference §9.3)."""
+    assert control("/config", method="GET").json()["status_webhook_pipeline_id"] is True
+    control("/config", {"status_webhook_pipeline_id": False})
+    api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["status_lead", "update_lead"]})
+    lead_id = sorted(sandbox.leads)[0]
+    control("/trigger-webhook", {"entity": "leads", "action": "status", "id": lead_id})
+    pairs = dict(receiver.pairs())
+    assert "leads[status][0][pipeline_id]" not in pairs
+    assert pairs["leads[status][0][status_id]"] and pairs["leads[status][0][old_status_id]"]
+    assert "leads[update][0][pipeline_id]" in pairs  # other events keep it
+
+
+def test_without_pipeline_id_a_pipeline_change_still_says_the_old_pipeline(sandbox, api, control, receiver):
+    control("/config", {"status_webhook_pipeline_id": False})
+    api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["status_lead"]})
+    lead_id = sorted(sandbox.leads)[0]
+    old = sandbox.leads[lead_id]["pipeline_id"]
+    other = next(p for p in sandbox.pipelines if p != old)
+    control("/trigger-webhook", {"entity": "leads", "action": "status", "id": lead_id, "pipeline_id": other})
+    pairs = dict(receiver.pairs())
+    assert "leads[status][0][pipeline_id]" not in pairs and pairs["leads[status][0][old_pipeline_id]"] == str(old)
+
+
+def test_the_robots_format_keeps_pipeline_id_whatever_the_switch(sandbox, api, control, receiver):
+    control("/config", {"status_webhook_pipeline_id": False})
+    api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["status_lead"]})
+    control("/trigger-webhook", {"entity": "leads", "action": "status", "format": "compact"})
+    assert set(dict(receiver.pairs())) == COMPACT_KEYS

@@ -20,10 +20,11 @@ def test_pages_follow_next_links_and_end_with_an_empty_204(sandbox, api):
     assert past_end.status_code == 204 and past_end.content == b""
 
 
-def test_limit_above_250_is_400_problem(api):
+def test_limit_above_250_is_silently_served_as_50(api):
+    # amoCRM replaces an oversized limit rather than refusing it (reference §3.3, §13)
     response = api("GET", "/api/v4/leads", params={"limit": 251})
-    assert response.status_code == 400
-    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.status_code == 200
+    assert "limit=50" in response.json()["_links"]["self"]["href"]
 
 
 def test_with_contacts_embeds_main_contact_links(api):

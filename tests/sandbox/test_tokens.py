@@ -21,7 +21,8 @@ def test_issued_access_tokens_are_jwts_carrying_exp_account_and_api_domain(sandb
     assert payload["exp"] - payload["iat"] == token["expires_in"] == 86400
     assert abs(payload["iat"] - time.time()) < 5
     assert payload["account_id"] == sandbox.config.account_id
-    assert payload["api_domain"] == sandbox.base_url().split("://")[1]
+    # the shared API host (reference §1.6), never the account host the token is used on
+    assert payload["api_domain"] == sandbox.api_domain() != sandbox.base_url().split("://")[1]
     assert payload["jti"]
 
 
