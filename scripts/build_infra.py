@@ -1,11 +1,13 @@
-"""Writes infra/prod-resources.json, the template `chalice package --merge-template` merges into
-Chalice's own, and the per-function IAM policies .chalice/policy-<function>.json:
+"""Writes infra/<stage>-resources.json for every deployed stage, the template `chalice package
+--merge-template` merges into Chalice's own, and the per-function IAM policies
+.chalice/policy-<function>.json (the same for every stage: they name only the stack's resources):
 
 - every DynamoDB table of chalicelib/models.py (retained when the stack is deleted);
 - the SQS queues with their dead-letter queues, partial-batch responses on their consumers;
-- per function: the queue URLs, table prefix and Powertools names in its environment, the
-  pinned runtime, its log group (JSON format, retention) and its own role's policy
-  (scripts/infra_iam.py);
+- per function: the queue URLs, table prefix, secret references and Powertools names in its
+  environment, all derived from the stage (nothing in .chalice/config.json names a table, queue
+  or secret), the pinned runtime, its log group (JSON format, retention) and its own role's
+  policy (scripts/infra_iam.py);
 - the alarms, their SNS topic and e-mail subscription, the dashboard (scripts/infra_monitoring.py);
 - X-Ray tracing on the API, and stack Outputs.
 
@@ -31,14 +33,19 @@ from scripts.infra_spec import (  # noqa: E402
     METRICS_NAMESPACE,
     QUEUE_ENV,
     QUEUES,
-    RUNTIME,
-    SECRETS_PREFIX,
-    STAGE_PREFIX,
+    SECRET_OF,
+    deployed_stages,
+    function_setting,
+    resource_prefix,
+    secrets_prefix,
 )
+from scripts.package import RUNTIME  # noqa: E402
 
-TEMPLATE = ROOT / "infra" / "prod-resources.json"
 POLICIES = ROOT / ".chalice"
-CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+
+
+def template_path(stage: str) -> Path:
+    return ROOT / "infra" / f"{stage}-resources.json"
 
 
 def logical_id(model) -> str:
@@ -102,17 +109,17 @@ def table(model) -> dict:
     }
 
 
-def _timeout(config_name: str) -> int:
-    prod = CONFIG["stages"]["prod"]
-    return prod["lambda_functions"].get(config_name, {}).get("lambda_timeout") or prod.get("lambda_timeout", 60)
+def _timeout(stage: str, config_name: str) -> int:
+    return function_setting(stage, config_name, "lambda_timeout") or 60
 
 
-def _queues(resources: dict, outputs: dict) -> None:
-    for queue_id, (suffix, consumer, receives) in QUEUES.items():
+def _queues(stage: str, resources: dict, outputs: dict) -> None:
+    for queue_id, queue in QUEUES.items():
+        consumer = queue.consumer
         resources[f"{queue_id}DLQ"] = {
             "Type": "AWS::SQS::Queue",
             "Properties": {
-                "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix + "-dlq"},
+                "QueueName": {"Fn::Sub": "${TablePrefix}" + queue.suffix + "-dlq"},
                 "MessageRetentionPeriod": 1209600,
                 "SqsManagedSseEnabled": True,
             },
@@ -120,17 +127,19 @@ def _queues(resources: dict, outputs: dict) -> None:
         resources[queue_id] = {
             "Type": "AWS::SQS::Queue",
             "Properties": {
-                "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix},
-                "VisibilityTimeout": 6 * _timeout(FUNCTIONS[consumer].name),
+                "QueueName": {"Fn::Sub": "${TablePrefix}" + queue.suffix},
+                # the stage's own consumer timeout: a message is never offered again while it runs
+                "VisibilityTimeout": 6 * _timeout(stage, FUNCTIONS[consumer].name),
                 "MessageRetentionPeriod": 1209600,
                 "SqsManagedSseEnabled": True,
                 "RedrivePolicy": {
                     "deadLetterTargetArn": {"Fn::GetAtt": [f"{queue_id}DLQ", "Arn"]},
-                    "maxReceiveCount": receives,
+                    "maxReceiveCount": queue.receives,
                 },
             },
         }
-        # the queue-URL Ref in the environment (below) already orders the queue before its consumer
+        # the queue-URL Ref in the environment (below) already orders the queue before its consumer;
+        # scripts/package.py points the event source at this queue (Chalice names it at import)
         resources[consumer] = {
             "Properties": {
                 "Events": {
@@ -140,6 +149,7 @@ def _queues(resources: dict, outputs: dict) -> None:
         }
         outputs[queue_id] = {"Value": {"Ref": queue_id}}
         outputs[f"{queue_id}DLQ"] = {"Value": {"Ref": f"{queue_id}DLQ"}}
+        outputs[f"{queue_id}DLQArn"] = {"Value": {"Fn::GetAtt": [f"{queue_id}DLQ", "Arn"]}}
 
 
 def _functions(resources: dict) -> None:
@@ -150,6 +160,12 @@ def _functions(resources: dict) -> None:
             "TABLE_PREFIX": {"Ref": "TablePrefix"},
             "POWERTOOLS_SERVICE_NAME": {"Ref": "AWS::StackName"},
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
+    )
+    variables.update(
+        {
+            variable: {"Fn::Sub": f"secretsmanager:${{SecretsPrefix}}{secret}#{variable}"}
+            for variable, secret in sorted(SECRET_OF.items())
         }
     )
     for function_id, function in FUNCTIONS.items():
@@ -164,10 +180,11 @@ def _functions(resources: dict) -> None:
         )
 
 
-def build() -> dict:
+def build(stage: str) -> dict:
+    """The merge template of one deployed stage."""
     resources: dict = {logical_id(m): table(m) for m in ALL_MODELS}
     outputs: dict = {logical_id(m): {"Value": {"Ref": logical_id(m)}} for m in ALL_MODELS}
-    _queues(resources, outputs)
+    _queues(stage, resources, outputs)
     _functions(resources)
     # the API's name is the stack's, so its metrics (the 5xx alarm) never mix two stages' APIs
     resources["RestAPI"] = {
@@ -191,12 +208,12 @@ def build() -> dict:
     parameters = {
         "TablePrefix": {
             "Type": "String",
-            "Default": STAGE_PREFIX,
+            "Default": resource_prefix(stage),
             "Description": "prefix of every table and queue name (TABLE_PREFIX)",
         },
         "SecretsPrefix": {
             "Type": "String",
-            "Default": SECRETS_PREFIX,
+            "Default": secrets_prefix(stage),
             "Description": "prefix of the stage's Secrets Manager secrets",
         },
         **infra_monitoring.parameters(),
@@ -221,7 +238,8 @@ def _write(path: Path, document: dict) -> None:
 
 
 def main() -> None:
-    _write(TEMPLATE, build())
+    for stage in deployed_stages():
+        _write(template_path(stage), build(stage))
     for name, document in policies().items():
         _write(POLICIES / name, document)
 

@@ -25,9 +25,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.infra_spec import SECRETS  # noqa: E402
+from scripts.infra_spec import (  # noqa: E402
+    APP,
+    SECRETS,
+    chalice_config,
+    deployed_stages,
+    resource_prefix,
+    secrets_prefix,
+    stack_name,
+)
 
-APP = "amocrm-integration"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
 
 
@@ -35,23 +42,24 @@ class DeployError(SystemExit):
     """Stops the command with a message saying what to do."""
 
 
-def stage_settings(stage: str) -> dict[str, str]:
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+NAMED_BY_THE_STAGE = ("TABLE_PREFIX", "SYNC_QUEUE_NAME", "WEBHOOK_QUEUE_NAME", "NOTIFY_QUEUE_NAME")
+
+
+def stage_settings(stage: str, config: dict[str, Any] | None = None) -> dict[str, str]:
+    config = config or chalice_config()
     env = config.get("stages", {}).get(stage, {}).get("environment_variables") or {}
-    if not env.get("AMO_BASE_URL"):
+    if stage not in deployed_stages(config):
         raise DeployError(
             f"stage {stage!r} sets no AMO_BASE_URL in .chalice/config.json: it is not a deployed "
-            "stage (dev is the local one, SPEC §5); copy the prod stage to add one"
+            "stage (dev is the local one, SPEC §5); copy the staging stage to add one"
+        )
+    named = [name for name in NAMED_BY_THE_STAGE if name in env]
+    if named:
+        raise DeployError(
+            f"stages.{stage} sets {', '.join(named)}: a deployed stage's tables and queues are named after "
+            f"the stage ({resource_prefix(stage)}…); remove them from .chalice/config.json"
         )
     return env
-
-
-def stack_name(stage: str) -> str:
-    return f"{APP}-{stage}"
-
-
-def secrets_prefix(stage: str) -> str:
-    return f"{APP}/{stage}/"
 
 
 def parameters(stage: str, env: dict[str, str], alarm_email: str, retention_days: int) -> list[dict]:
@@ -60,7 +68,7 @@ def parameters(stage: str, env: dict[str, str], alarm_email: str, retention_days
         if value.startswith("secretsmanager:") and not value.startswith(f"secretsmanager:{prefix}"):
             raise DeployError(f"{name} refers to {value.split('#')[0]}; stage {stage} keeps its secrets under {prefix}")
     values = {
-        "TablePrefix": env.get("TABLE_PREFIX") or f"amocrm-{stage}-",
+        "TablePrefix": resource_prefix(stage),
         "SecretsPrefix": prefix,
         "AlarmEmail": alarm_email,
         "LogRetentionDays": str(retention_days),

@@ -12,19 +12,27 @@ from scripts import deploy
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 
 
-def test_the_local_stage_is_not_deployable_and_prod_gets_its_own_prefixes():
+def test_the_local_stage_is_not_deployable_and_each_stage_gets_its_own_prefixes():
     with pytest.raises(SystemExit, match="not a deployed stage"):
         deploy.stage_settings("dev")
-    env = deploy.stage_settings("prod")
-    values = {p["ParameterKey"]: p["ParameterValue"] for p in deploy.parameters("prod", env, "ops@example.com", 30)}
-    assert values == {
-        "TablePrefix": "amocrm-prod-",
-        "SecretsPrefix": "amocrm-integration/prod/",
-        "AlarmEmail": "ops@example.com",
-        "LogRetentionDays": "30",
-    }
+    for stage in ("prod", "staging"):
+        env = deploy.stage_settings(stage)
+        values = {p["ParameterKey"]: p["ParameterValue"] for p in deploy.parameters(stage, env, "ops@example.com", 30)}
+        assert values == {
+            "TablePrefix": f"amocrm-{stage}-",
+            "SecretsPrefix": f"amocrm-integration/{stage}/",
+            "AlarmEmail": "ops@example.com",
+            "LogRetentionDays": "30",
+        }
     with pytest.raises(SystemExit, match="keeps its secrets under amocrm-integration/staging/"):
-        deploy.parameters("staging", env, "", 30)
+        deploy.parameters("staging", {"AMO_CLIENT_SECRET": "secretsmanager:amocrm-integration/prod/amocrm#X"}, "", 30)
+
+
+def test_a_stage_that_names_its_own_queues_or_tables_is_refused():
+    config = deploy.chalice_config()
+    config["stages"]["staging"]["environment_variables"]["SYNC_QUEUE_NAME"] = "amocrm-prod-sync"
+    with pytest.raises(SystemExit, match="sets SYNC_QUEUE_NAME"):
+        deploy.stage_settings("staging", config)
 
 
 def test_the_bucket_and_the_secrets_are_created_once_then_found():

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from scripts.infra_spec import FUNCTIONS, QUEUES, SECRET_OF, SECRETS, SECRETS_PREFIX
+from scripts.infra_spec import FUNCTIONS, QUEUES, SECRET_OF, SECRETS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = json.loads((ROOT / "infra" / "prod-resources.json").read_text())
 RESOURCES = TEMPLATE["Resources"]
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
-PROD_ENV = CONFIG["stages"]["prod"]["environment_variables"]
 POLICIES = {name: json.loads((ROOT / ".chalice" / f.policy_file).read_text()) for name, f in FUNCTIONS.items()}
 CODE = "\n".join(p.read_text() for p in (ROOT / "chalicelib").rglob("*.py"))
 EMITTED = set(re.findall(r'metrics\.(?:count|measure)\("(\w+)"', CODE))
@@ -141,10 +140,12 @@ def test_the_dashboard_shows_the_services_metrics_and_refers_only_to_real_resour
 
 
 def test_no_secret_sits_in_the_deployed_configuration_only_references_to_secrets_manager():
-    assert "{{resolve:" not in json.dumps(CONFIG)
-    for variable, secret in SECRET_OF.items():
-        assert PROD_ENV[variable] == f"secretsmanager:{SECRETS_PREFIX}{secret}#{variable}"
-    assert TEMPLATE["Parameters"]["SecretsPrefix"]["Default"] == SECRETS_PREFIX
+    assert "{{resolve:" not in json.dumps(CONFIG) and "secretsmanager:" not in json.dumps(CONFIG)
+    for function_id in FUNCTIONS:
+        variables = RESOURCES[function_id]["Properties"]["Environment"]["Variables"]
+        for variable, secret in SECRET_OF.items():
+            assert variables[variable] == {"Fn::Sub": f"secretsmanager:${{SecretsPrefix}}{secret}#{variable}"}
+    assert TEMPLATE["Parameters"]["SecretsPrefix"]["Default"] == "amocrm-integration/prod/"
 
 
 def _resources_of(policy: dict, action_prefix: str) -> list:

@@ -1,0 +1,98 @@
+"""The packaged template of a second stage, as `make package STAGE=staging` writes it: every name
+is the stage's own, its consumers read its own queues, and cfn-lint passes (the build runs it)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts import package
+from scripts.infra_spec import QUEUES, function_setting
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = "staging"
+
+
+@pytest.fixture(scope="module")
+def sam(tmp_path_factory) -> dict:
+    """`scripts/package.py --stage staging` on a copy of the project (packaging writes a cache)."""
+    tmp = tmp_path_factory.mktemp("package")
+    project = tmp / "project"
+    shutil.copytree(
+        ROOT,
+        project,
+        ignore=shutil.ignore_patterns(".venv", ".git", ".local", "out", "__pycache__", ".pytest_cache", ".hypothesis"),
+    )
+    built = subprocess.run(
+        [sys.executable, "scripts/package.py", "--stage", STAGE, str(tmp / "out")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert built.returncode == 0, (built.stdout + built.stderr)[-3000:]  # chalice package, then cfn-lint
+    return json.loads((tmp / "out" / "sam.json").read_text())
+
+
+def resources_of(sam: dict, kind: str) -> dict[str, dict]:
+    return {name: r for name, r in sam["Resources"].items() if r["Type"] == kind}
+
+
+def test_the_staging_template_names_only_staging_resources(sam):
+    text = json.dumps(sam)
+    assert "amocrm-prod-" not in text and "amocrm-integration/prod/" not in text and "stage=prod" not in text
+    assert package.foreign_names(sam, STAGE, ["dev", "prod", STAGE]) == []
+    assert sam["Parameters"]["TablePrefix"]["Default"] == "amocrm-staging-"
+    assert sam["Parameters"]["SecretsPrefix"]["Default"] == "amocrm-integration/staging/"
+
+
+def test_each_consumer_reads_its_own_stacks_queue_whose_visibility_covers_the_stages_timeout(sam):
+    functions = resources_of(sam, "AWS::Serverless::Function")
+    for queue_id, queue in QUEUES.items():
+        (event,) = [e for e in functions[queue.consumer]["Properties"]["Events"].values() if e["Type"] == "SQS"]
+        assert event["Properties"]["Queue"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+        timeout = functions[queue.consumer]["Properties"]["Timeout"]
+        assert timeout == function_setting(STAGE, _config_name(queue.consumer), "lambda_timeout")
+        assert sam["Resources"][queue_id]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+    assert not [f for f, r in functions.items() if f not in {q.consumer for q in QUEUES.values()} and _sqs(r)]
+
+
+def _sqs(resource: dict) -> list:
+    return [e for e in (resource["Properties"].get("Events") or {}).values() if e["Type"] == "SQS"]
+
+
+def _config_name(function_id: str) -> str:
+    from scripts.infra_spec import FUNCTIONS
+
+    return FUNCTIONS[function_id].name
+
+
+def test_a_template_naming_another_stages_queue_is_refused():
+    template = {
+        "Resources": {
+            "ContinueSync": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "Environment": {"Variables": {"SYNC_QUEUE_NAME": "amocrm-prod-sync"}},
+                    "Events": {"E": {"Type": "SQS", "Properties": {"Queue": {"Fn::Sub": "arn:…:amocrm-prod-sync"}}}},
+                },
+            }
+        }
+    }
+    with pytest.raises(SystemExit, match="names another stage's resources: amocrm-prod-sync"):
+        package.finish(template, STAGE)
+    assert template["Resources"]["ContinueSync"]["Properties"]["Events"]["E"]["Properties"]["Queue"] == {
+        "Fn::GetAtt": ["SyncQueue", "Arn"]
+    }
+    assert package.foreign_names({"x": "secretsmanager:amocrm-integration/prod/amocrm#A"}, STAGE, ["prod"]) == [
+        "secretsmanager:amocrm-integration/prod/amocrm#A"
+    ]
+    assert package.foreign_names({"x": "amocrm-integration-production"}, STAGE, ["prod"]) == []
+
+
+def test_a_stage_that_is_not_deployed_is_not_packaged(tmp_path):
+    with pytest.raises(SystemExit, match="dev is not a deployed stage"):
+        package.build("dev", tmp_path / "out")
