@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 STAGE ?= prod
 ALARM_EMAIL ?=
 LOG_RETENTION_DAYS ?= 30
+RESERVED_CONCURRENCY ?= auto
 UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --python-version 3.11 --annotation-style line \
 	--custom-compile-command "make lock"
 
@@ -64,7 +65,7 @@ package: venv
 
 deploy: venv
 	$(PY) scripts/deploy.py deploy --stage $(STAGE) --alarm-email "$(ALARM_EMAIL)" \
-		--log-retention-days $(LOG_RETENTION_DAYS)
+		--log-retention-days $(LOG_RETENTION_DAYS) --reserved-concurrency $(RESERVED_CONCURRENCY)
 
 destroy: venv
 	$(PY) scripts/deploy.py destroy --stage $(STAGE) $(if $(YES),--yes,)

@@ -2,7 +2,8 @@
 --merge-template` merges into Chalice's own, and the per-function IAM policies
 .chalice/policy-<function>.json (the same for every stage: they name only the stack's resources):
 
-- every DynamoDB table of chalicelib/models.py (retained when the stack is deleted);
+- every DynamoDB table of chalicelib/models.py (retained when the stack is deleted, except after
+  a failed create);
 - the SQS queues with their dead-letter queues, partial-batch responses on their consumers;
 - per function: the queue URLs, table prefix, secret references and Powertools names in its
   environment, all derived from the stage (nothing in .chalice/config.json names a table, queue
@@ -103,7 +104,9 @@ def table(model) -> dict:
         properties["TimeToLiveSpecification"] = {"AttributeName": ttl[0], "Enabled": True}
     return {
         "Type": "AWS::DynamoDB::Table",
-        "DeletionPolicy": "Retain",
+        # kept when the stack is deleted, but not after a failed create: a retried first
+        # deploy could not create a table its rolled-back predecessor left behind
+        "DeletionPolicy": "RetainExceptOnCreate",
         "UpdateReplacePolicy": "Retain",
         "Properties": properties,
     }
@@ -152,7 +155,7 @@ def _queues(stage: str, resources: dict, outputs: dict) -> None:
         outputs[f"{queue_id}DLQArn"] = {"Value": {"Fn::GetAtt": [f"{queue_id}DLQ", "Arn"]}}
 
 
-def _functions(resources: dict) -> None:
+def _functions(stage: str, resources: dict) -> None:
     variables: dict[str, object] = {env: {"Ref": queue_id} for queue_id, env in QUEUE_ENV.items()}
     variables.update(
         {
@@ -178,6 +181,12 @@ def _functions(resources: dict) -> None:
                 "LoggingConfig": {"LogFormat": "JSON", "LogGroup": {"Ref": f"{function_id}LogGroup"}},
             }
         )
+        reserved = function_setting(stage, function.name, "reserved_concurrency")
+        if reserved:
+            # only where the account's quota leaves room (scripts/deploy.py decides ReserveConcurrency)
+            entry["ReservedConcurrentExecutions"] = {
+                "Fn::If": ["ReservesConcurrency", reserved, {"Ref": "AWS::NoValue"}]
+            }
 
 
 def build(stage: str) -> dict:
@@ -185,7 +194,7 @@ def build(stage: str) -> dict:
     resources: dict = {logical_id(m): table(m) for m in ALL_MODELS}
     outputs: dict = {logical_id(m): {"Value": {"Ref": logical_id(m)}} for m in ALL_MODELS}
     _queues(stage, resources, outputs)
-    _functions(resources)
+    _functions(stage, resources)
     # the API's name is the stack's, so its metrics (the 5xx alarm) never mix two stages' APIs
     resources["RestAPI"] = {
         "Properties": {
@@ -216,11 +225,20 @@ def build(stage: str) -> dict:
             "Default": secrets_prefix(stage),
             "Description": "prefix of the stage's Secrets Manager secrets",
         },
+        "ReserveConcurrency": {
+            "Type": "String",
+            "Default": "false",
+            "AllowedValues": ["true", "false"],
+            "Description": "reserve the syncs' concurrency (a new account's quota of 10 cannot: make deploy checks)",
+        },
         **infra_monitoring.parameters(),
     }
     return {
         "Parameters": parameters,
-        "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
+        "Conditions": {
+            "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
+            "ReservesConcurrency": {"Fn::Equals": [{"Ref": "ReserveConcurrency"}, "true"]},
+        },
         "Resources": resources,
         "Outputs": outputs,
     }

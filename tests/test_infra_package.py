@@ -96,3 +96,25 @@ def test_a_template_naming_another_stages_queue_is_refused():
 def test_a_stage_that_is_not_deployed_is_not_packaged(tmp_path):
     with pytest.raises(SystemExit, match="dev is not a deployed stage"):
         package.build("dev", tmp_path / "out")
+
+
+def test_a_failed_first_create_takes_its_tables_with_it_a_deleted_stack_keeps_them(sam):
+    tables = resources_of(sam, "AWS::DynamoDB::Table")
+    assert len(tables) == 15
+    for name, table in tables.items():
+        assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("RetainExceptOnCreate", "Retain"), name
+
+
+def test_reserved_concurrency_is_a_choice_the_deploy_makes_from_the_accounts_quota(sam):
+    parameter = sam["Parameters"]["ReserveConcurrency"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["true", "false"])
+    assert sam["Conditions"]["ReservesConcurrency"] == {"Fn::Equals": [{"Ref": "ReserveConcurrency"}, "true"]}
+    reserved = {
+        name: r["Properties"]["ReservedConcurrentExecutions"]
+        for name, r in resources_of(sam, "AWS::Serverless::Function").items()
+        if "ReservedConcurrentExecutions" in r["Properties"]
+    }
+    assert reserved == {
+        "ContinueSync": {"Fn::If": ["ReservesConcurrency", 2, {"Ref": "AWS::NoValue"}]},
+        "IncrementalSync": {"Fn::If": ["ReservesConcurrency", 1, {"Ref": "AWS::NoValue"}]},
+    }
