@@ -35,6 +35,7 @@ from scripts.infra_spec import (  # noqa: E402
     QUEUE_ENV,
     QUEUES,
     SECRET_OF,
+    WEBHOOK_ROUTE,
     deployed_stages,
     function_setting,
     resource_prefix,
@@ -201,9 +202,17 @@ def build(stage: str) -> dict:
             "Name": {"Ref": "AWS::StackName"},
             "TracingEnabled": True,
             "DefinitionBody": {"info": {"title": {"Ref": "AWS::StackName"}}},
+            # per-method metrics for the webhook route only (its latency alarm): amoCRM's deadline
+            "MethodSettings": [
+                {
+                    "ResourcePath": "/" + WEBHOOK_ROUTE.replace("/", "~1"),  # "/" is "~1" here
+                    "HttpMethod": "POST",
+                    "MetricsEnabled": True,
+                }
+            ],
         }
     }
-    alarms = infra_monitoring.alarms()
+    alarms = infra_monitoring.alarms([logical_id(m) for m in ALL_MODELS])
     resources.update(alarms)
     resources.update(infra_monitoring.topic())
     resources["Dashboard"] = infra_monitoring.dashboard(sorted(alarms))

@@ -80,16 +80,19 @@ class Queue:
     receives: int  # receives before the dead-letter queue
     max_age: int  # seconds the oldest message may wait before the stuck-consumer alarm fires
     url_variable: str  # the environment variable that hands its URL to the code
+    batch_label: str  # what its consumer calls its messages (queue_batch.run's `what`, the Queue dimension)
 
 
 QUEUES = {
     # a continuation waits only while both continue-sync slots run (each up to 15 minutes)
-    "SyncQueue": Queue("sync", "ContinueSync", 3, 1800, "SYNC_QUEUE_URL"),
+    "SyncQueue": Queue("sync", "ContinueSync", 3, 1800, "SYNC_QUEUE_URL", "sync"),
     # webhook events are applied within seconds; amoCRM's changes should show within minutes
-    "WebhookQueue": Queue("webhooks", "ProcessWebhooks", 5, 600, "WEBHOOK_QUEUE_URL"),
-    # the first receives back off 30 s, 60 s …; a message received 3 times leaves the metric
-    "NotifyQueue": Queue("notifications", "DeliverNotifications", 20, 900, "NOTIFY_QUEUE_URL"),
+    "WebhookQueue": Queue("webhooks", "ProcessWebhooks", 5, 600, "WEBHOOK_QUEUE_URL", "webhook"),
+    # the first receives back off 30 s, 60 s …; SQS leaves a message received 3 times out of the
+    # age metric, so a single failing notification does not keep it high
+    "NotifyQueue": Queue("notifications", "DeliverNotifications", 20, 900, "NOTIFY_QUEUE_URL", "notification"),
 }
+WEBHOOK_ROUTE = "/integrations/amo-crm/webhook"  # amoCRM disables a hook that answers slower than 2 s
 QUEUE_ENV = {queue_id: queue.url_variable for queue_id, queue in QUEUES.items()}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.models import ALL_MODELS
 from scripts.infra_spec import FUNCTIONS, QUEUES, SECRET_OF, SECRETS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,8 +40,8 @@ def _alarm_on(namespace, metric, **dimensions):
     found = [
         a
         for a in alarms().values()
-        if a["Namespace"] == namespace
-        and a["MetricName"] == metric
+        if a.get("Namespace") == namespace
+        and a.get("MetricName") == metric
         and all({"Name": k, "Value": v} in a["Dimensions"] for k, v in dimensions.items())
     ]
     assert len(found) == 1, f"one alarm on {namespace} {metric} {dimensions}, found {len(found)}"
@@ -88,6 +89,78 @@ def test_the_services_own_failures_page(metric, statistic, comparison, threshold
     assert metric in EMITTED, f"no code emits {metric}"
 
 
+@pytest.mark.parametrize("queue_id", QUEUES)
+def test_a_stuck_consumer_pages_before_anything_reaches_the_dead_letter_queue(queue_id):
+    queue = QUEUES[queue_id]
+    age = _alarm_on("AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName={"Fn::GetAtt": [queue_id, "QueueName"]})
+    assert (age["Statistic"], age["Threshold"]) == ("Maximum", queue.max_age)
+    failed = _alarm_on(
+        "AmoCrmIntegration", "QueueBatchFailed", service={"Ref": "AWS::StackName"}, Queue=queue.batch_label
+    )
+    assert (failed["Statistic"], failed["Threshold"], failed["EvaluationPeriods"], failed["DatapointsToAlarm"]) == (
+        "Sum",
+        1,
+        3,
+        3,
+    )
+    assert "QueueBatchFailed" in EMITTED
+    # the label is the one the consumer hands queue_batch.run
+    code = (ROOT / "app.py").read_text() + CODE
+    calls = [code[m.end() : m.end() + 400] for m in re.finditer(r"queue_batch\.run\(", code)]
+    assert [c for c in calls if f'"{queue.batch_label}",\n' in c or f'"{queue.batch_label}")' in c], queue.batch_label
+
+
+def test_the_webhook_routes_p99_latency_pages_before_amocrm_gives_up_at_2_seconds():
+    alarm = _alarm_on(
+        "AWS/ApiGateway",
+        "Latency",
+        ApiName={"Ref": "AWS::StackName"},
+        Stage="api",
+        Resource="/integrations/amo-crm/webhook",
+        Method="POST",
+    )
+    assert (alarm["ExtendedStatistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "p99",
+        1500,
+        "GreaterThanThreshold",
+    )
+    assert "Statistic" not in alarm
+    from app import app
+
+    assert "POST" in app.routes["/integrations/amo-crm/webhook"]  # the route the alarm watches exists
+    (setting,) = RESOURCES["RestAPI"]["Properties"]["MethodSettings"]  # its per-method metrics are on
+    assert setting == {
+        "ResourcePath": "/~1integrations~1amo-crm~1webhook",
+        "HttpMethod": "POST",
+        "MetricsEnabled": True,
+    }
+
+
+def test_any_429_from_amocrm_pages():
+    alarm = _alarm_on("AmoCrmIntegration", "AmoRateLimited", service={"Ref": "AWS::StackName"})
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == ("Sum", "GreaterThanThreshold", 0)
+    assert "AmoRateLimited" in EMITTED
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_dynamodb_throttling_of_every_table_pages(model):
+    table = f"{model.__name__}Table"
+    alarm = alarms()[f"{table}ThrottlesAlarm"]
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    for query_id, metric in (("reads", "ReadThrottleEvents"), ("writes", "WriteThrottleEvents")):
+        stat = queries[query_id]["MetricStat"]
+        assert stat["Metric"] == {
+            "Namespace": "AWS/DynamoDB",
+            "MetricName": metric,
+            "Dimensions": [{"Name": "TableName", "Value": {"Ref": table}}],
+        }
+    assert [q["Expression"] for q in alarm["Metrics"] if q["ReturnData"]] == ["FILL(reads, 0) + FILL(writes, 0)"]
+
+
+def test_cold_starts_are_counted_and_shown():
+    assert "ColdStart" in EMITTED
+
+
 def test_api_5xx_pages_on_this_stacks_api():
     alarm = _alarm_on("AWS/ApiGateway", "5XXError", ApiName={"Ref": "AWS::StackName"}, Stage="api")
     assert alarm["Threshold"] == 5
@@ -107,7 +180,10 @@ def test_every_alarm_notifies_the_topic_which_mails_the_address_given():
         "Endpoint": {"Ref": "AlarmEmail"},
     }
     assert subscription["Condition"] in TEMPLATE["Conditions"] and "AlarmEmail" in TEMPLATE["Parameters"]
-    assert len(alarms()) == 3 + 1 + 2 * len(FUNCTIONS) + 5
+    # per queue: dead letters, age, failed batches; dead notifications; per function: errors,
+    # throttles; 5xx, webhook latency; blocked, 429s, re-authorization, lag, long-lived token;
+    # per table: throttling
+    assert len(alarms()) == 3 * len(QUEUES) + 1 + 2 * len(FUNCTIONS) + 2 + 5 + len(ALL_MODELS)
 
 
 def test_every_function_logs_json_to_its_own_log_group_kept_30_days_by_default():
@@ -135,7 +211,7 @@ def test_the_dashboard_shows_the_services_metrics_and_refers_only_to_real_resour
     assert EMITTED <= shown, f"not on the dashboard: {EMITTED - shown}"
     for reference in re.findall(r"\$\{([\w:.]+)\}", body):
         name = reference.split(".")[0]
-        assert name.startswith("AWS::") or name in RESOURCES or name in FUNCTIONS, reference
+        assert name.startswith("AWS::") or name in RESOURCES or name in TEMPLATE["Parameters"], reference
     assert all(f"${{{a}.Arn}}" in body for a in alarms())
 
 

@@ -118,3 +118,17 @@ def test_reserved_concurrency_is_a_choice_the_deploy_makes_from_the_accounts_quo
         "ContinueSync": {"Fn::If": ["ReservesConcurrency", 2, {"Ref": "AWS::NoValue"}]},
         "IncrementalSync": {"Fn::If": ["ReservesConcurrency", 1, {"Ref": "AWS::NoValue"}]},
     }
+
+
+def test_stuck_queues_slow_webhooks_429s_and_dynamodb_throttling_page(sam):
+    alarms = resources_of(sam, "AWS::CloudWatch::Alarm")
+    on = {(a["Properties"].get("Namespace"), a["Properties"].get("MetricName")) for a in alarms.values()}
+    assert ("AWS/SQS", "ApproximateAgeOfOldestMessage") in on and ("AmoCrmIntegration", "QueueBatchFailed") in on
+    assert ("AWS/ApiGateway", "Latency") in on and ("AmoCrmIntegration", "AmoRateLimited") in on
+    assert {f"{q}AgeAlarm" for q in QUEUES} | {f"{q}BatchFailedAlarm" for q in QUEUES} <= set(alarms)
+    assert len([a for a in alarms if a.endswith("TableThrottlesAlarm")]) == 15
+    api = sam["Resources"]["RestAPI"]["Properties"]
+    assert api["MethodSettings"] == [
+        {"ResourcePath": "/~1integrations~1amo-crm~1webhook", "HttpMethod": "POST", "MetricsEnabled": True}
+    ]
+    assert "/integrations/amo-crm/webhook" in api["DefinitionBody"]["paths"]

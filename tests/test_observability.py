@@ -269,3 +269,26 @@ def test_the_days_a_long_lived_token_has_left_are_reported(monkeypatch):
     assert totals(metrics.flush(emit=False)) == {"LongLivedTokenDaysLeft": 10.0, "LongLivedTokenExpiringSoon": 1}
     monkeypatch.setenv("AMO_LONG_LIVED_TOKEN", "not-a-jwt")
     assert token_expiry.report() is None
+
+
+def test_a_cold_start_is_counted_once_per_container_by_function(monkeypatch):
+    from chalicelib import invocation
+
+    flushed: list[list[dict]] = []
+    flush = metrics.flush
+    monkeypatch.setattr(metrics, "flush", lambda emit: flushed.append(flush(emit=False)))
+    monkeypatch.setitem(invocation._state, "cold", True)
+
+    class Context:
+        function_name = "amocrm-integration-prod-refresh-token"
+        aws_request_id = "r-1"
+
+    class Event:
+        context = Context()
+
+    for _ in range(2):
+        invocation.around(Event(), lambda event: None)
+
+    first, second = flushed
+    assert [(d["ColdStart"], d["function_name"]) for d in first] == [([1.0], "amocrm-integration-prod-refresh-token")]
+    assert second == []
