@@ -182,6 +182,9 @@ def _functions(stage: str, resources: dict) -> None:
                 "LoggingConfig": {"LogFormat": "JSON", "LogGroup": {"Ref": f"{function_id}LogGroup"}},
             }
         )
+        if function.schedule:
+            # the next run heals a failed one: Lambda's two asynchronous retries only repeat a failure
+            entry["EventInvokeConfig"] = {"MaximumRetryAttempts": 0}
         reserved = function_setting(stage, function.name, "reserved_concurrency")
         if reserved:
             # only where the account's quota leaves room (scripts/deploy.py decides ReserveConcurrency)

@@ -5,7 +5,8 @@
 - the alarms (docs/operating.md is the runbook: one entry per alarm, with a command to paste):
   dead letters, stuck queues (age of the oldest message, batches in which every record failed),
   Lambda errors and throttles, API 5xx, the webhook route's latency, amoCRM's 429s and block,
-  re-authorization, sync lag, the long-lived token, DynamoDB throttling;
+  re-authorization, a stage not connected yet, sync lag (only of a connected stage: a composite
+  alarm), the long-lived token, DynamoDB throttling;
 - a CloudWatch dashboard of the service's metrics (chalicelib/metrics.py) and AWS's;
 - one log group per function, JSON log format, retention LogRetentionDays (default 30).
 """
@@ -228,8 +229,17 @@ def alarms(tables: list[str]) -> dict[str, dict]:
         1,
         period=3600,
     )
-    found["SyncLagAlarm"] = _ours(
-        "The incremental sync has not completed for over an hour (or stopped reporting)",
+    found["NotConnectedAlarm"] = _ours(
+        "Stage not connected: amoCRM is not connected to this stage (never installed, or disconnected); "
+        "the schedules skip until someone connects it",
+        "NotConnected",
+        "Sum",
+        1,
+        period=3600,
+    )
+    # the lag of a stage that is not connected is no news: SyncLagAlarm pages only when connected
+    found["SyncLagMetricAlarm"] = _ours(
+        "Input of SyncLagAlarm (pages nobody itself): no complete incremental sync for over an hour",
         "SyncLag",
         "Maximum",
         3600,
@@ -237,6 +247,20 @@ def alarms(tables: list[str]) -> dict[str, dict]:
         period=3600,
         missing="breaching",
     )
+    del (
+        found["SyncLagMetricAlarm"]["Properties"]["AlarmActions"],
+        found["SyncLagMetricAlarm"]["Properties"]["OKActions"],
+    )
+    found["SyncLagAlarm"] = {
+        "Type": "AWS::CloudWatch::CompositeAlarm",
+        "Properties": {
+            "AlarmDescription": "The incremental sync of a connected stage has not completed for over an hour "
+            "(or stopped reporting)",
+            "AlarmRule": {"Fn::Sub": 'ALARM("${SyncLagMetricAlarm}") AND NOT ALARM("${NotConnectedAlarm}")'},
+            "AlarmActions": [{"Ref": "AlarmTopic"}],
+            "OKActions": [{"Ref": "AlarmTopic"}],
+        },
+    }
     found["LongLivedTokenAlarm"] = _ours(
         "The long-lived amoCRM token expires in less than 14 days",
         "LongLivedTokenDaysLeft",
@@ -325,7 +349,7 @@ def dashboard(alarm_ids: list[str]) -> dict:
             "amoCRM requests, 429s, retries, blocks, 304s",
             ["AmoRequests", "AmoRateLimited", "AmoRetries", "AmoBlocked", "AmoNotModified"],
         ),
-        _ours_widget("Tokens", ["TokenRefreshes", "TokenRefreshFailures", "NeedsReauthorization"]),
+        _ours_widget("Tokens", ["TokenRefreshes", "TokenRefreshFailures", "NeedsReauthorization", "NotConnected"]),
         _search_widget("Cold starts by function", "ColdStart", "function_name"),
         _search_widget("Queue batches in which every record failed", "QueueBatchFailed", "Queue"),
         _search_widget("Webhook deliveries by outcome", "WebhookDeliveries", "Outcome"),

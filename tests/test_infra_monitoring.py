@@ -24,6 +24,16 @@ def alarms() -> dict[str, dict]:
     return {k: r["Properties"] for k, r in RESOURCES.items() if r.get("Type") == "AWS::CloudWatch::Alarm"}
 
 
+def paging() -> dict[str, dict]:
+    """The alarms that notify someone: every metric alarm but the composite's inputs, and the composite."""
+    kinds = ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
+    return {
+        k: r["Properties"]
+        for k, r in RESOURCES.items()
+        if r.get("Type") in kinds and not r["Properties"]["AlarmDescription"].startswith("Input of")
+    }
+
+
 def chalice_function_ids() -> set[str]:
     """The logical ids Chalice gives app.py's functions in its template."""
     from app import app
@@ -75,6 +85,7 @@ def test_errors_and_throttles_of_every_function_page(function_id):
         ("AmoBlocked", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
         ("NeedsReauthorization", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
         ("SyncLag", "Maximum", "GreaterThanThreshold", 3600, "breaching"),  # a sync that stops reporting pages too
+        ("NotConnected", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
         ("LongLivedTokenDaysLeft", "Minimum", "LessThanThreshold", 14, "notBreaching"),
     ],
 )
@@ -169,7 +180,7 @@ def test_api_5xx_pages_on_this_stacks_api():
 
 
 def test_every_alarm_notifies_the_topic_which_mails_the_address_given():
-    for name, alarm in alarms().items():
+    for name, alarm in paging().items():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] == alarm["OKActions"], name
         assert alarm["AlarmDescription"], name
     assert RESOURCES["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
@@ -181,9 +192,36 @@ def test_every_alarm_notifies_the_topic_which_mails_the_address_given():
     }
     assert subscription["Condition"] in TEMPLATE["Conditions"] and "AlarmEmail" in TEMPLATE["Parameters"]
     # per queue: dead letters, age, failed batches; dead notifications; per function: errors,
-    # throttles; 5xx, webhook latency; blocked, 429s, re-authorization, lag, long-lived token;
-    # per table: throttling
-    assert len(alarms()) == 3 * len(QUEUES) + 1 + 2 * len(FUNCTIONS) + 2 + 5 + len(ALL_MODELS)
+    # throttles; 5xx, webhook latency; blocked, 429s, re-authorization, not connected, lag,
+    # long-lived token; per table: throttling
+    assert len(paging()) == 3 * len(QUEUES) + 1 + 2 * len(FUNCTIONS) + 2 + 6 + len(ALL_MODELS)
+    assert set(alarms()) - set(paging()) == {"SyncLagMetricAlarm"}
+
+
+def test_a_stage_not_connected_pages_once_as_such_and_its_sync_lag_does_not_page():
+    not_connected = _alarm_on("AmoCrmIntegration", "NotConnected", service={"Ref": "AWS::StackName"})
+    assert "Stage not connected" in not_connected["AlarmDescription"]
+    assert (not_connected["Period"], not_connected["TreatMissingData"]) == (3600, "notBreaching")
+    assert "NotConnected" in EMITTED
+    composite = RESOURCES["SyncLagAlarm"]
+    assert composite["Type"] == "AWS::CloudWatch::CompositeAlarm"
+    assert composite["Properties"]["AlarmRule"] == {
+        "Fn::Sub": 'ALARM("${SyncLagMetricAlarm}") AND NOT ALARM("${NotConnectedAlarm}")'
+    }
+    assert "AlarmActions" not in RESOURCES["SyncLagMetricAlarm"]["Properties"]
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_schedules_are_not_retried_the_next_run_heals_them(function_id):
+    config = RESOURCES[function_id]["Properties"].get("EventInvokeConfig")
+    assert config == ({"MaximumRetryAttempts": 0} if FUNCTIONS[function_id].schedule else None)
+
+
+def test_the_functions_marked_as_schedules_are_app_pys_schedules():
+    from app import app
+
+    schedules = {s.name for s in app.event_sources if type(s).__name__ == "ScheduledEventConfig"}
+    assert schedules == {f.name for f in FUNCTIONS.values() if f.schedule}
 
 
 def test_every_function_logs_json_to_its_own_log_group_kept_30_days_by_default():

@@ -132,3 +132,19 @@ def test_stuck_queues_slow_webhooks_429s_and_dynamodb_throttling_page(sam):
         {"ResourcePath": "/~1integrations~1amo-crm~1webhook", "HttpMethod": "POST", "MetricsEnabled": True}
     ]
     assert "/integrations/amo-crm/webhook" in api["DefinitionBody"]["paths"]
+
+
+def test_a_stage_not_connected_pages_once_and_its_schedules_are_not_retried(sam):
+    alarm = sam["Resources"]["NotConnectedAlarm"]["Properties"]
+    assert alarm["MetricName"] == "NotConnected" and alarm["AlarmDescription"].startswith("Stage not connected")
+    assert sam["Resources"]["SyncLagAlarm"]["Type"] == "AWS::CloudWatch::CompositeAlarm"
+    functions = resources_of(sam, "AWS::Serverless::Function")
+    schedules = {
+        f
+        for f, r in functions.items()
+        if any(e["Type"] == "Schedule" for e in r["Properties"].get("Events", {}).values())
+    }
+    assert schedules == {"IncrementalSync", "NotificationSweeper", "RefreshToken"}
+    for name, function in functions.items():
+        expected = {"MaximumRetryAttempts": 0} if name in schedules else None
+        assert function["Properties"].get("EventInvokeConfig") == expected, name
