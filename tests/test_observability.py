@@ -127,17 +127,23 @@ def test_a_queue_consumer_logs_each_records_own_id_and_a_batch_without_one_gets_
 
 
 def test_a_schedule_logs_under_its_event_id_and_an_unhandled_error_is_one_json_line(client, capsys):
-    # GIVEN no amoCRM connection, so the scheduled sync fails
+    # GIVEN a connection amoCRM no longer accepts, so the scheduled sync fails (not connected at
+    # all is a state the schedule skips quietly: tests/services/test_not_connected.py)
+    from tests.fixtures import store_tokens
+
+    token = store_tokens()
+    token.update(actions=[type(token).needs_reauth.set(True)])
     event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={}, resources=[])
     event["id"] = "schedule-event-7"
     capsys.readouterr()
 
-    with pytest.raises(Exception, match="not connected"):
+    with pytest.raises(Exception, match="re-authorization"):
         client.lambda_.invoke("incremental-sync", event)
 
     errors = [line for line in log_lines(capsys) if line["level"] == "ERROR"]
     assert len(errors) == 1
-    assert errors[0]["correlation_id"] == "schedule-event-7" and errors[0]["exception_name"] == "NotConnected"
+    assert errors[0]["correlation_id"] == "schedule-event-7"
+    assert errors[0]["exception_name"] == "ReauthorizationRequired"
     assert "Traceback" in errors[0]["exception"] and errors[0]["cold_start"] in (True, False)
 
 
