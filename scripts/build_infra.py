@@ -179,7 +179,14 @@ def _functions(stage: str, resources: dict) -> None:
             {
                 "Runtime": RUNTIME,
                 "Environment": {"Variables": variables},
-                "LoggingConfig": {"LogFormat": "JSON", "LogGroup": {"Ref": f"{function_id}LogGroup"}},
+                # INFO, pinned: Lambda counts a line without a level (every metric's EMF line) as
+                # INFO, so a WARN filter would silence every metric alarm
+                "LoggingConfig": {
+                    "LogFormat": "JSON",
+                    "LogGroup": {"Ref": f"{function_id}LogGroup"},
+                    "ApplicationLogLevel": "INFO",
+                    "SystemLogLevel": "INFO",
+                },
             }
         )
         if function.schedule:

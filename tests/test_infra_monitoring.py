@@ -295,3 +295,10 @@ def test_every_arn_is_one_of_the_stacks_resources_or_scoped_to_its_region_and_ac
                 else:
                     text = resource["Fn::Sub"]
                     assert text.startswith("${") or ":${AWS::Region}:${AWS::AccountId}:" in text, (function_id, text)
+
+
+def test_the_log_level_is_pinned_where_lambda_filters_and_nowhere_else():
+    for function_id in FUNCTIONS:
+        logging = RESOURCES[function_id]["Properties"]["LoggingConfig"]
+        assert (logging["ApplicationLogLevel"], logging["SystemLogLevel"]) == ("INFO", "INFO"), function_id
+    assert "LOG_LEVEL" not in json.dumps(CONFIG)  # it would not apply: AWS_LAMBDA_LOG_LEVEL wins

@@ -148,3 +148,14 @@ def test_a_stage_not_connected_pages_once_and_its_schedules_are_not_retried(sam)
     for name, function in functions.items():
         expected = {"MaximumRetryAttempts": 0} if name in schedules else None
         assert function["Properties"].get("EventInvokeConfig") == expected, name
+
+
+def test_every_function_pins_its_log_level_so_no_filter_can_drop_the_metric_lines(sam):
+    for name, function in resources_of(sam, "AWS::Serverless::Function").items():
+        logging = function["Properties"]["LoggingConfig"]
+        assert (logging["LogFormat"], logging["ApplicationLogLevel"], logging["SystemLogLevel"]) == (
+            "JSON",
+            "INFO",
+            "INFO",
+        ), name
+        assert "LOG_LEVEL" not in function["Properties"]["Environment"]["Variables"], name  # Lambda's level rules

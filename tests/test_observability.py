@@ -298,3 +298,11 @@ def test_a_cold_start_is_counted_once_per_container_by_function(monkeypatch):
     first, second = flushed
     assert [(d["ColdStart"], d["function_name"]) for d in first] == [([1.0], "amocrm-integration-prod-refresh-token")]
     assert second == []
+
+
+def test_levels_are_written_as_lambda_names_them_so_its_level_filter_keeps_them(capsys, caplog):
+    log.warning("a warning")
+    log.critical("a fatal one")
+    written = {line["message"]: line["level"] for line in log_lines(capsys)}
+    assert (written["a warning"], written["a fatal one"]) == ("WARN", "FATAL")
+    assert [r.levelname for r in caplog.records[-2:]] == ["WARNING", "CRITICAL"]  # other handlers see Python's
