@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from pynamodb.attributes import NumberAttribute, TTLAttribute  # noqa: E402
 
 from chalicelib.models import ALL_MODELS  # noqa: E402
-from scripts import infra_iam, infra_monitoring  # noqa: E402
+from scripts import infra_access, infra_iam, infra_monitoring  # noqa: E402
 from scripts.infra_spec import (  # noqa: E402
     FUNCTIONS,
     METRICS_NAMESPACE,
@@ -263,10 +263,21 @@ def build(stage: str) -> dict:
     }
 
 
+def uses() -> dict[str, tuple[list[str], list[str]]]:
+    """Function id -> the tables (logical ids) and DynamoDB actions its code uses."""
+    found = infra_access.access(models={m.__name__ for m in ALL_MODELS})
+    ids = {function.name: function_id for function_id, function in FUNCTIONS.items()}
+    if set(found) != set(ids):
+        raise ValueError(f"app.py's functions {sorted(found)} are not infra_spec.FUNCTIONS' {sorted(ids)}")
+    return {
+        ids[name]: ([logical_id(m) for m in ALL_MODELS if m.__name__ in used.models], sorted(used.actions))
+        for name, used in found.items()
+    }
+
+
 def policies() -> dict[str, dict]:
-    tables = [logical_id(m) for m in ALL_MODELS]
     indexed = [logical_id(m) for m in ALL_MODELS if m._indexes]
-    return infra_iam.policies(tables, indexed)
+    return infra_iam.policies(uses(), indexed)
 
 
 def _write(path: Path, document: dict) -> None:

@@ -159,3 +159,18 @@ def test_every_function_pins_its_log_level_so_no_filter_can_drop_the_metric_line
             "INFO",
         ), name
         assert "LOG_LEVEL" not in function["Properties"]["Environment"]["Variables"], name  # Lambda's level rules
+
+
+def test_each_role_in_the_package_reaches_only_its_own_functions_tables(sam):
+    from scripts.build_infra import uses
+
+    for function_id, (tables, actions) in uses().items():
+        function = sam["Resources"][function_id]["Properties"]
+        role = sam["Resources"][function["Role"]["Fn::GetAtt"][0]]
+        (statement,) = [
+            s for s in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"] if s["Sid"] == "OwnTables"
+        ]
+        granted = {r["Fn::GetAtt"][0] for r in statement["Resource"] if "Fn::GetAtt" in r}
+        assert (granted, set(statement["Action"])) == (set(tables), set(actions)), function_id
+    refresh = sam["Resources"]["RefreshTokenRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert "LeadTable" not in json.dumps(refresh)
