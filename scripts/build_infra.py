@@ -10,6 +10,8 @@
   or secret), the pinned runtime, its log group (JSON format, retention) and its own role's
   policy (scripts/infra_iam.py);
 - the alarms, their SNS topic and e-mail subscription, the dashboard (scripts/infra_monitoring.py);
+- per function, an alias published on every deploy and a canary rollout that rolls back on the
+  function's alarms, and an optional custom domain for the API (scripts/infra_rollout.py);
 - X-Ray tracing on the API, and stack Outputs.
 
 tests/test_infra.py checks the committed files against the models and the code, so they cannot
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from pynamodb.attributes import NumberAttribute, TTLAttribute  # noqa: E402
 
 from chalicelib.models import ALL_MODELS  # noqa: E402
-from scripts import infra_access, infra_iam, infra_monitoring  # noqa: E402
+from scripts import infra_access, infra_iam, infra_monitoring, infra_rollout  # noqa: E402
 from scripts.infra_spec import (  # noqa: E402
     FUNCTIONS,
     METRICS_NAMESPACE,
@@ -189,6 +191,7 @@ def _functions(stage: str, resources: dict) -> None:
                 },
             }
         )
+        entry.update(infra_rollout.function_properties(function_id))
         if function.schedule:
             # the next run heals a failed one: Lambda's two asynchronous retries only repeat a failure
             entry["EventInvokeConfig"] = {"MaximumRetryAttempts": 0}
@@ -222,6 +225,8 @@ def build(stage: str) -> dict:
             ],
         }
     }
+    resources.update(infra_rollout.resources())
+    outputs.update(infra_rollout.outputs())
     alarms = infra_monitoring.alarms([logical_id(m) for m in ALL_MODELS])
     resources.update(alarms)
     resources.update(infra_monitoring.topic())
@@ -251,12 +256,14 @@ def build(stage: str) -> dict:
             "Description": "reserve the syncs' concurrency (a new account's quota of 10 cannot: make deploy checks)",
         },
         **infra_monitoring.parameters(),
+        **infra_rollout.parameters(),
     }
     return {
         "Parameters": parameters,
         "Conditions": {
             "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
             "ReservesConcurrency": {"Fn::Equals": [{"Ref": "ReserveConcurrency"}, "true"]},
+            **infra_rollout.conditions(),
         },
         "Resources": resources,
         "Outputs": outputs,

@@ -6,8 +6,10 @@ encrypted) and the stage's three secrets (created empty when missing: fill them)
 package and the template, and create or update the stack `amocrm-integration-<stage>`
 through a change set. Parameters: the stage's table prefix and secrets prefix, ALARM_EMAIL (an
 empty one keeps the stack's address, and a stack without one is announced loudly),
-LOG_RETENTION_DAYS, and whether the syncs reserve concurrency (only where the account's
-quota allows it: GetAccountSettings).
+LOG_RETENTION_DAYS, whether the syncs reserve concurrency (only where the account's
+quota allows it: GetAccountSettings), ROLLOUT (how CodeDeploy shifts each alias to the new
+version, rolled back on its alarms), and the optional API_DOMAIN_NAME + API_CERTIFICATE_ARN
+(kept from the stack when not given).
 
 A failed first deploy can be run again: the stack it left in ROLLBACK_COMPLETE is deleted
 (after saying so and printing what failed) and created anew; its tables went with the
@@ -34,6 +36,7 @@ from botocore.exceptions import WaiterError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.infra_rollout import DEPLOYMENT_TYPES  # noqa: E402
 from scripts.infra_spec import (  # noqa: E402
     APP,
     FUNCTIONS,
@@ -82,20 +85,35 @@ def parameters(
     alarm_email: str,
     retention_days: int,
     reserve_concurrency: str = "false",
+    rollout: str = "Canary10Percent5Minutes",
+    api_domain: str | None = None,
+    api_certificate: str | None = None,
     previous: dict[str, str] | None = None,
 ) -> list[dict]:
-    """The stack's parameters. An empty `alarm_email` keeps the address the stack already has:
-    a deploy without ALARM_EMAIL must not silently unsubscribe whoever is paged."""
+    """The stack's parameters. What a deploy does not say is kept from the stack: an empty
+    `alarm_email` (a deploy without ALARM_EMAIL must not silently unsubscribe whoever is paged)
+    and a custom domain not given (the amoCRM redirect URI and webhook URL live on it); "none"
+    removes the domain."""
+    previous = previous or {}
     prefix = secrets_prefix(stage)
     for name, value in env.items():
         if value.startswith("secretsmanager:") and not value.startswith(f"secretsmanager:{prefix}"):
             raise DeployError(f"{name} refers to {value.split('#')[0]}; stage {stage} keeps its secrets under {prefix}")
+    domain = previous.get("ApiDomainName", "") if api_domain is None else api_domain
+    certificate = previous.get("ApiCertificateArn", "") if api_certificate is None else api_certificate
+    if domain == "none":
+        domain = certificate = ""
+    if domain and not certificate.startswith("arn:"):
+        raise DeployError(f"API_DOMAIN_NAME={domain} needs API_CERTIFICATE_ARN: an ACM certificate for it in us-east-1")
     values = {
         "TablePrefix": resource_prefix(stage),
         "SecretsPrefix": prefix,
-        "AlarmEmail": alarm_email or (previous or {}).get("AlarmEmail", ""),
+        "AlarmEmail": alarm_email or previous.get("AlarmEmail", ""),
         "LogRetentionDays": str(retention_days),
         "ReserveConcurrency": reserve_concurrency,
+        "DeploymentType": rollout,
+        "ApiDomainName": domain,
+        "ApiCertificateArn": certificate if domain else "",
     }
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
 
@@ -364,6 +382,9 @@ def deploy(args: argparse.Namespace) -> None:
         alarm_email=args.alarm_email,
         retention_days=args.log_retention_days,
         reserve_concurrency=reserve,
+        rollout=args.rollout,
+        api_domain=args.api_domain_name,
+        api_certificate=args.api_certificate_arn,
         previous=previous,
     )
     warn_if_nobody_is_paged(stack_parameters, stack)
@@ -418,6 +439,16 @@ def main() -> None:
         default="auto",
         help="reserve the syncs' concurrency: auto (when the account's quota allows it), on, off",
     )
+    up.add_argument(
+        "--rollout",
+        choices=DEPLOYMENT_TYPES,
+        default=DEPLOYMENT_TYPES[0],
+        help="how each function's alias moves to the new version (rolled back on its alarms)",
+    )
+    up.add_argument(
+        "--api-domain-name", default=None, help="the API's custom domain (kept when not given; none removes it)"
+    )
+    up.add_argument("--api-certificate-arn", default=None, help="its ACM certificate, in us-east-1")
     down = commands.add_parser("destroy")
     down.add_argument("--stage", default="prod")
     down.add_argument("--yes", action="store_true", help="do not ask for confirmation")

@@ -10,8 +10,9 @@
    services the code uses (SERVICES; the rest of botocore's ~450 service models is ~90 % of
    an unpruned package), no __pycache__, entries sorted with fixed timestamps.
 4. Finishes the template (`finish`): every SQS event source consumes the stack's own queue
-   (Chalice names the queue from what app.py read at import), then refuses a template that
-   names another stage's tables, queues, secrets or stack.
+   (Chalice names the queue from what app.py read at import), every API integration invokes
+   the API function's alias (the canary, scripts/infra_rollout.py), then refuses a template
+   that names another stage's tables, queues, secrets or stack.
 5. cfn-lint on the template.
 
 tests/test_infra.py builds the package this way and checks its contents against the pins.
@@ -107,6 +108,20 @@ def bind_queues(template: dict) -> None:
             event["Properties"]["Queue"] = {"Fn::GetAtt": [consumed[function_id], "Arn"]}
 
 
+def invoke_the_alias(template: dict) -> None:
+    """Make every API integration invoke APIHandler's alias (scripts/infra_rollout.py), so API
+    traffic follows the canary. Chalice writes the unqualified function's ARN into each one."""
+    for methods in template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"].values():
+        for operation in methods.values():
+            integration = operation["x-amazon-apigateway-integration"]
+            uri = integration["uri"]["Fn::Sub"]
+            if isinstance(uri, str) and "${APIHandler.Arn}" in uri:
+                # SAM resolves `Ref: APIHandler.Alias`; cfn-lint knows it only as a Ref, not inside a Sub
+                integration["uri"] = {
+                    "Fn::Sub": [uri.replace("${APIHandler.Arn}", "${Target}"), {"Target": {"Ref": "APIHandler.Alias"}}]
+                }
+
+
 def foreign_names(template: dict, stage: str, stages: list[str]) -> list[str]:
     """Every name in `template` that belongs to another stage than `stage`."""
     text = json.dumps(template)
@@ -125,6 +140,8 @@ def foreign_names(template: dict, stage: str, stages: list[str]) -> list[str]:
 
 def finish(template: dict, stage: str) -> None:
     bind_queues(template)
+    if "RestAPI" in template["Resources"]:
+        invoke_the_alias(template)
     stages = sorted(set(chalice_config().get("stages", {})) | set(deployed_stages()))
     foreign = foreign_names(template, stage, stages)
     if foreign:

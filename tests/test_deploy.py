@@ -28,6 +28,9 @@ def test_the_local_stage_is_not_deployable_and_each_stage_gets_its_own_prefixes(
             "AlarmEmail": "ops@example.com",
             "LogRetentionDays": "30",
             "ReserveConcurrency": "false",
+            "DeploymentType": "Canary10Percent5Minutes",
+            "ApiDomainName": "",
+            "ApiCertificateArn": "",
         }
     with pytest.raises(SystemExit, match="keeps its secrets under amocrm-integration/staging/"):
         deploy.parameters(
@@ -267,3 +270,21 @@ def test_leftover_tables_of_the_stage_are_found_before_a_create():
     stub.add_response("list_tables", {"TableNames": ["amocrm-prod-leads", "amocrm-staging-leads", "other"]})
     with stub:
         assert deploy.leftover_tables(dynamodb, "amocrm-prod-") == ["amocrm-prod-leads"]
+
+
+def test_the_apis_custom_domain_outlives_deploys_that_do_not_mention_it():
+    env = deploy.stage_settings("prod")
+    certificate = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+
+    def values(**given):
+        found = deploy.parameters("prod", env, alarm_email="", retention_days=30, **given)
+        return {p["ParameterKey"]: p["ParameterValue"] for p in found}
+
+    first = values(api_domain="amocrm.example.com", api_certificate=certificate)
+    assert (first["ApiDomainName"], first["ApiCertificateArn"]) == ("amocrm.example.com", certificate)
+    kept = values(previous=first)
+    assert (kept["ApiDomainName"], kept["ApiCertificateArn"]) == ("amocrm.example.com", certificate)
+    removed = values(api_domain="none", previous=first)
+    assert (removed["ApiDomainName"], removed["ApiCertificateArn"]) == ("", "")
+    with pytest.raises(SystemExit, match="needs API_CERTIFICATE_ARN"):
+        values(api_domain="amocrm.example.com")

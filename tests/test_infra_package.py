@@ -174,3 +174,42 @@ def test_each_role_in_the_package_reaches_only_its_own_functions_tables(sam):
         assert (granted, set(statement["Action"])) == (set(tables), set(actions)), function_id
     refresh = sam["Resources"]["RefreshTokenRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     assert "LeadTable" not in json.dumps(refresh)
+
+
+def test_each_function_rolls_out_through_its_alias_and_rolls_back_on_its_alarms(sam):
+    functions = resources_of(sam, "AWS::Serverless::Function")
+    for name, function in functions.items():
+        properties = function["Properties"]
+        assert (properties["AutoPublishAlias"], properties["AutoPublishAliasAllProperties"]) == ("live", True), name
+        preference = properties["DeploymentPreference"]
+        assert preference["Type"] == {"Ref": "DeploymentType"}
+        alarms = {a["Ref"] for a in preference["Alarms"]}
+        assert f"{name}ErrorsAlarm" in alarms and alarms <= set(sam["Resources"]), name
+    assert {"Api5xxAlarm", "WebhookLatencyAlarm"} <= {
+        a["Ref"] for a in functions["APIHandler"]["Properties"]["DeploymentPreference"]["Alarms"]
+    }
+    for queue_id, queue in QUEUES.items():
+        alarms = functions[queue.consumer]["Properties"]["DeploymentPreference"]["Alarms"]
+        assert {"Ref": f"{queue_id}AgeAlarm"} in alarms
+    assert sam["Parameters"]["DeploymentType"]["Default"] == "Canary10Percent5Minutes"
+
+
+def test_api_traffic_invokes_the_alias_so_it_follows_the_canary(sam):
+    target = {"Target": {"Ref": "APIHandler.Alias"}}
+    for path, methods in sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"].items():
+        for method, operation in methods.items():
+            uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            assert uri[1] == target and "${Target}/invocations" in uri[0], (path, method)
+    assert "APIHandler.Arn" not in json.dumps(sam["Resources"]["RestAPI"])
+    assert sam["Resources"]["APIHandlerInvokePermission"]["Properties"]["FunctionName"] == {"Ref": "APIHandler.Alias"}
+
+
+def test_an_optional_custom_domain_keeps_the_apis_address_across_a_recreated_api(sam):
+    assert sam["Parameters"]["ApiDomainName"]["Default"] == ""
+    domain, mapping = sam["Resources"]["ApiDomain"], sam["Resources"]["ApiDomainMapping"]
+    assert domain["Condition"] == mapping["Condition"] == "HasApiDomain"
+    assert domain["Properties"]["CertificateArn"] == {"Ref": "ApiCertificateArn"}
+    assert mapping["Properties"]["RestApiId"] == {"Ref": "RestAPI"}
+    assert mapping["Properties"]["Stage"] == {"Ref": "RestAPI.Stage"}
+    url = sam["Outputs"]["ApiURL"]["Value"]["Fn::If"]
+    assert url[0] == "HasApiDomain" and url[1] == {"Fn::Sub": "https://${ApiDomainName}/"}
