@@ -8,6 +8,10 @@ PY := $(VENV)/bin/python
 STAGE ?= prod
 ALARM_EMAIL ?=
 LOG_RETENTION_DAYS ?= 30
+RESERVED_CONCURRENCY ?= auto
+ROLLOUT ?= Canary10Percent5Minutes
+API_DOMAIN_NAME ?=
+API_CERTIFICATE_ARN ?=
 UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --python-version 3.11 --annotation-style line \
 	--custom-compile-command "make lock"
 
@@ -64,7 +68,9 @@ package: venv
 
 deploy: venv
 	$(PY) scripts/deploy.py deploy --stage $(STAGE) --alarm-email "$(ALARM_EMAIL)" \
-		--log-retention-days $(LOG_RETENTION_DAYS)
+		--log-retention-days $(LOG_RETENTION_DAYS) --reserved-concurrency $(RESERVED_CONCURRENCY) \
+		--rollout $(ROLLOUT) $(if $(API_DOMAIN_NAME),--api-domain-name $(API_DOMAIN_NAME),) \
+		$(if $(API_CERTIFICATE_ARN),--api-certificate-arn $(API_CERTIFICATE_ARN),)
 
 destroy: venv
 	$(PY) scripts/deploy.py destroy --stage $(STAGE) $(if $(YES),--yes,)

@@ -4,7 +4,8 @@
   queue batch's is the one its records carry (their `correlation_id` message attribute, set by
   whoever queued them) when they agree, else the Lambda request id (each record is then
   handled under its own, see queue_batch.run); a schedule's is the EventBridge event id.
-- The cold-start flag and the Lambda request id go on every log line of the invocation.
+- The cold-start flag and the Lambda request id go on every log line of the invocation; a
+  cold start also counts the metric `ColdStart` (dimension function_name), once per container.
 - An unhandled error of an event handler is logged as one JSON line with the id, then raised
   (routes never raise: Chalice turns their errors into a 500 and logs them through its app
   logger, which propagates to the same JSON handler).
@@ -47,6 +48,8 @@ def around(event: Any, get_response: Callable[[Any], Any]) -> Any:
     context = _lambda_context(event)
     request_id = getattr(context, "aws_request_id", None)
     cold, _state["cold"] = _state["cold"], False
+    if cold:
+        metrics.count("ColdStart", function_name=getattr(context, "function_name", None) or "local")
     with logs.invocation(correlation_id_of(event) or request_id, cold_start=cold, function_request_id=request_id):
         try:
             return get_response(event)

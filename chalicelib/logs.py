@@ -91,10 +91,23 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+# Lambda's log-level filter knows TRACE, DEBUG, INFO, WARN, ERROR, FATAL; a line whose level it
+# does not know counts as INFO, so Python's WARNING and CRITICAL would vanish under a WARN filter
+LAMBDA_LEVEL_NAMES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+
+
 class JsonFormatter(LambdaPowertoolsFormatter):
-    """Powertools' JSON line: level, message, correlation_id, timestamp (UTC, RFC 3339), logger
-    name, location, service, xray_trace_id in Lambda, and exception (the traceback as one string)
-    and exception_name for errors."""
+    """Powertools' JSON line: level (as Lambda names it: WARN, FATAL), message, correlation_id,
+    timestamp (UTC, RFC 3339), logger name, location, service, xray_trace_id in Lambda, and
+    exception (the traceback as one string) and exception_name for errors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        python_name = record.levelname
+        record.levelname = LAMBDA_LEVEL_NAMES.get(python_name, python_name)
+        try:
+            return super().format(record)
+        finally:
+            record.levelname = python_name
 
     def __init__(self) -> None:
         super().__init__(

@@ -1,12 +1,17 @@
-"""Writes infra/prod-resources.json, the template `chalice package --merge-template` merges into
-Chalice's own, and the per-function IAM policies .chalice/policy-<function>.json:
+"""Writes infra/<stage>-resources.json for every deployed stage, the template `chalice package
+--merge-template` merges into Chalice's own, and the per-function IAM policies
+.chalice/policy-<function>.json (the same for every stage: they name only the stack's resources):
 
-- every DynamoDB table of chalicelib/models.py (retained when the stack is deleted);
+- every DynamoDB table of chalicelib/models.py (retained when the stack is deleted, except after
+  a failed create);
 - the SQS queues with their dead-letter queues, partial-batch responses on their consumers;
-- per function: the queue URLs, table prefix and Powertools names in its environment, the
-  pinned runtime, its log group (JSON format, retention) and its own role's policy
-  (scripts/infra_iam.py);
+- per function: the queue URLs, table prefix, secret references and Powertools names in its
+  environment, all derived from the stage (nothing in .chalice/config.json names a table, queue
+  or secret), the pinned runtime, its log group (JSON format, retention) and its own role's
+  policy (scripts/infra_iam.py);
 - the alarms, their SNS topic and e-mail subscription, the dashboard (scripts/infra_monitoring.py);
+- per function, an alias published on every deploy and a canary rollout that rolls back on the
+  function's alarms, and an optional custom domain for the API (scripts/infra_rollout.py);
 - X-Ray tracing on the API, and stack Outputs.
 
 tests/test_infra.py checks the committed files against the models and the code, so they cannot
@@ -25,20 +30,26 @@ sys.path.insert(0, str(ROOT))
 from pynamodb.attributes import NumberAttribute, TTLAttribute  # noqa: E402
 
 from chalicelib.models import ALL_MODELS  # noqa: E402
-from scripts import infra_iam, infra_monitoring  # noqa: E402
+from scripts import infra_access, infra_iam, infra_monitoring, infra_rollout  # noqa: E402
 from scripts.infra_spec import (  # noqa: E402
     FUNCTIONS,
     METRICS_NAMESPACE,
     QUEUE_ENV,
     QUEUES,
-    RUNTIME,
-    SECRETS_PREFIX,
-    STAGE_PREFIX,
+    SECRET_OF,
+    WEBHOOK_ROUTE,
+    deployed_stages,
+    function_setting,
+    resource_prefix,
+    secrets_prefix,
 )
+from scripts.package import RUNTIME  # noqa: E402
 
-TEMPLATE = ROOT / "infra" / "prod-resources.json"
 POLICIES = ROOT / ".chalice"
-CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+
+
+def template_path(stage: str) -> Path:
+    return ROOT / "infra" / f"{stage}-resources.json"
 
 
 def logical_id(model) -> str:
@@ -96,23 +107,25 @@ def table(model) -> dict:
         properties["TimeToLiveSpecification"] = {"AttributeName": ttl[0], "Enabled": True}
     return {
         "Type": "AWS::DynamoDB::Table",
-        "DeletionPolicy": "Retain",
+        # kept when the stack is deleted, but not after a failed create: a retried first
+        # deploy could not create a table its rolled-back predecessor left behind
+        "DeletionPolicy": "RetainExceptOnCreate",
         "UpdateReplacePolicy": "Retain",
         "Properties": properties,
     }
 
 
-def _timeout(config_name: str) -> int:
-    prod = CONFIG["stages"]["prod"]
-    return prod["lambda_functions"].get(config_name, {}).get("lambda_timeout") or prod.get("lambda_timeout", 60)
+def _timeout(stage: str, config_name: str) -> int:
+    return function_setting(stage, config_name, "lambda_timeout") or 60
 
 
-def _queues(resources: dict, outputs: dict) -> None:
-    for queue_id, (suffix, consumer, receives) in QUEUES.items():
+def _queues(stage: str, resources: dict, outputs: dict) -> None:
+    for queue_id, queue in QUEUES.items():
+        consumer = queue.consumer
         resources[f"{queue_id}DLQ"] = {
             "Type": "AWS::SQS::Queue",
             "Properties": {
-                "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix + "-dlq"},
+                "QueueName": {"Fn::Sub": "${TablePrefix}" + queue.suffix + "-dlq"},
                 "MessageRetentionPeriod": 1209600,
                 "SqsManagedSseEnabled": True,
             },
@@ -120,17 +133,19 @@ def _queues(resources: dict, outputs: dict) -> None:
         resources[queue_id] = {
             "Type": "AWS::SQS::Queue",
             "Properties": {
-                "QueueName": {"Fn::Sub": "${TablePrefix}" + suffix},
-                "VisibilityTimeout": 6 * _timeout(FUNCTIONS[consumer].name),
+                "QueueName": {"Fn::Sub": "${TablePrefix}" + queue.suffix},
+                # the stage's own consumer timeout: a message is never offered again while it runs
+                "VisibilityTimeout": 6 * _timeout(stage, FUNCTIONS[consumer].name),
                 "MessageRetentionPeriod": 1209600,
                 "SqsManagedSseEnabled": True,
                 "RedrivePolicy": {
                     "deadLetterTargetArn": {"Fn::GetAtt": [f"{queue_id}DLQ", "Arn"]},
-                    "maxReceiveCount": receives,
+                    "maxReceiveCount": queue.receives,
                 },
             },
         }
-        # the queue-URL Ref in the environment (below) already orders the queue before its consumer
+        # the queue-URL Ref in the environment (below) already orders the queue before its consumer;
+        # scripts/package.py points the event source at this queue (Chalice names it at import)
         resources[consumer] = {
             "Properties": {
                 "Events": {
@@ -140,9 +155,10 @@ def _queues(resources: dict, outputs: dict) -> None:
         }
         outputs[queue_id] = {"Value": {"Ref": queue_id}}
         outputs[f"{queue_id}DLQ"] = {"Value": {"Ref": f"{queue_id}DLQ"}}
+        outputs[f"{queue_id}DLQArn"] = {"Value": {"Fn::GetAtt": [f"{queue_id}DLQ", "Arn"]}}
 
 
-def _functions(resources: dict) -> None:
+def _functions(stage: str, resources: dict) -> None:
     variables: dict[str, object] = {env: {"Ref": queue_id} for queue_id, env in QUEUE_ENV.items()}
     variables.update(
         {
@@ -152,6 +168,12 @@ def _functions(resources: dict) -> None:
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
     )
+    variables.update(
+        {
+            variable: {"Fn::Sub": f"secretsmanager:${{SecretsPrefix}}{secret}#{variable}"}
+            for variable, secret in sorted(SECRET_OF.items())
+        }
+    )
     for function_id, function in FUNCTIONS.items():
         resources[f"{function_id}LogGroup"] = infra_monitoring.log_group(function.name)
         entry = resources.setdefault(function_id, {}).setdefault("Properties", {})
@@ -159,25 +181,53 @@ def _functions(resources: dict) -> None:
             {
                 "Runtime": RUNTIME,
                 "Environment": {"Variables": variables},
-                "LoggingConfig": {"LogFormat": "JSON", "LogGroup": {"Ref": f"{function_id}LogGroup"}},
+                # INFO, pinned: Lambda counts a line without a level (every metric's EMF line) as
+                # INFO, so a WARN filter would silence every metric alarm
+                "LoggingConfig": {
+                    "LogFormat": "JSON",
+                    "LogGroup": {"Ref": f"{function_id}LogGroup"},
+                    "ApplicationLogLevel": "INFO",
+                    "SystemLogLevel": "INFO",
+                },
             }
         )
+        entry.update(infra_rollout.function_properties(function_id))
+        if function.schedule:
+            # the next run heals a failed one: Lambda's two asynchronous retries only repeat a failure
+            entry["EventInvokeConfig"] = {"MaximumRetryAttempts": 0}
+        reserved = function_setting(stage, function.name, "reserved_concurrency")
+        if reserved:
+            # only where the account's quota leaves room (scripts/deploy.py decides ReserveConcurrency)
+            entry["ReservedConcurrentExecutions"] = {
+                "Fn::If": ["ReservesConcurrency", reserved, {"Ref": "AWS::NoValue"}]
+            }
 
 
-def build() -> dict:
+def build(stage: str) -> dict:
+    """The merge template of one deployed stage."""
     resources: dict = {logical_id(m): table(m) for m in ALL_MODELS}
     outputs: dict = {logical_id(m): {"Value": {"Ref": logical_id(m)}} for m in ALL_MODELS}
-    _queues(resources, outputs)
-    _functions(resources)
+    _queues(stage, resources, outputs)
+    _functions(stage, resources)
     # the API's name is the stack's, so its metrics (the 5xx alarm) never mix two stages' APIs
     resources["RestAPI"] = {
         "Properties": {
             "Name": {"Ref": "AWS::StackName"},
             "TracingEnabled": True,
             "DefinitionBody": {"info": {"title": {"Ref": "AWS::StackName"}}},
+            # per-method metrics for the webhook route only (its latency alarm): amoCRM's deadline
+            "MethodSettings": [
+                {
+                    "ResourcePath": "/" + WEBHOOK_ROUTE.replace("/", "~1"),  # "/" is "~1" here
+                    "HttpMethod": "POST",
+                    "MetricsEnabled": True,
+                }
+            ],
         }
     }
-    alarms = infra_monitoring.alarms()
+    resources.update(infra_rollout.resources())
+    outputs.update(infra_rollout.outputs())
+    alarms = infra_monitoring.alarms([logical_id(m) for m in ALL_MODELS])
     resources.update(alarms)
     resources.update(infra_monitoring.topic())
     resources["Dashboard"] = infra_monitoring.dashboard(sorted(alarms))
@@ -191,28 +241,50 @@ def build() -> dict:
     parameters = {
         "TablePrefix": {
             "Type": "String",
-            "Default": STAGE_PREFIX,
+            "Default": resource_prefix(stage),
             "Description": "prefix of every table and queue name (TABLE_PREFIX)",
         },
         "SecretsPrefix": {
             "Type": "String",
-            "Default": SECRETS_PREFIX,
+            "Default": secrets_prefix(stage),
             "Description": "prefix of the stage's Secrets Manager secrets",
         },
+        "ReserveConcurrency": {
+            "Type": "String",
+            "Default": "false",
+            "AllowedValues": ["true", "false"],
+            "Description": "reserve the syncs' concurrency (a new account's quota of 10 cannot: make deploy checks)",
+        },
         **infra_monitoring.parameters(),
+        **infra_rollout.parameters(),
     }
     return {
         "Parameters": parameters,
-        "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
+        "Conditions": {
+            "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
+            "ReservesConcurrency": {"Fn::Equals": [{"Ref": "ReserveConcurrency"}, "true"]},
+            **infra_rollout.conditions(),
+        },
         "Resources": resources,
         "Outputs": outputs,
     }
 
 
+def uses() -> dict[str, tuple[list[str], list[str]]]:
+    """Function id -> the tables (logical ids) and DynamoDB actions its code uses."""
+    found = infra_access.access(models={m.__name__ for m in ALL_MODELS})
+    ids = {function.name: function_id for function_id, function in FUNCTIONS.items()}
+    if set(found) != set(ids):
+        raise ValueError(f"app.py's functions {sorted(found)} are not infra_spec.FUNCTIONS' {sorted(ids)}")
+    return {
+        ids[name]: ([logical_id(m) for m in ALL_MODELS if m.__name__ in used.models], sorted(used.actions))
+        for name, used in found.items()
+    }
+
+
 def policies() -> dict[str, dict]:
-    tables = [logical_id(m) for m in ALL_MODELS]
     indexed = [logical_id(m) for m in ALL_MODELS if m._indexes]
-    return infra_iam.policies(tables, indexed)
+    return infra_iam.policies(uses(), indexed)
 
 
 def _write(path: Path, document: dict) -> None:
@@ -221,7 +293,8 @@ def _write(path: Path, document: dict) -> None:
 
 
 def main() -> None:
-    _write(TEMPLATE, build())
+    for stage in deployed_stages():
+        _write(template_path(stage), build(stage))
     for name, document in policies().items():
         _write(POLICIES / name, document)
 

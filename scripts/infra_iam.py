@@ -1,6 +1,7 @@
 """One IAM policy per function (.chalice/policy-<function>.json, one role each), every ARN one of
 the stack's own resources (`Fn::GetAtt`) or scoped to the stack's region and account, so two
-stages in one account never reach each other's tables, queues or secrets.
+stages in one account never reach each other's tables, queues or secrets. Each function may use
+only the tables, and the DynamoDB actions, its own code uses (scripts/infra_access.py).
 
 Chalice copies these documents into the packaged template as they are, so CloudFormation
 resolves the intrinsics; deploy the package (`make deploy`), not with `chalice deploy`.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from scripts.infra_spec import FUNCTIONS, Function
 
+# every DynamoDB action the code may send, in the order the policies list them
 TABLE_ACTIONS = [
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -38,7 +40,9 @@ def _secret_arn(secret: str) -> dict:
     }
 
 
-def policy(function_id: str, function: Function, tables: list[str], indexed: list[str]) -> dict:
+def policy(function_id: str, function: Function, *, tables: list[str], actions: list[str], indexed: list[str]) -> dict:
+    """`tables`: logical ids of the tables it uses; `actions`: the DynamoDB actions it sends;
+    `indexed`: which tables have indexes (a Query on an index names the index's ARN)."""
     statements: list[dict] = [
         {
             "Sid": "OwnLogGroup",
@@ -52,13 +56,17 @@ def policy(function_id: str, function: Function, tables: list[str], indexed: lis
             "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
             "Resource": "*",
         },
-        {
-            "Sid": "OwnTables",
-            "Effect": "Allow",
-            "Action": TABLE_ACTIONS,
-            "Resource": [arn(t) for t in tables] + [{"Fn::Sub": f"${{{t}.Arn}}/index/*"} for t in indexed],
-        },
     ]
+    if tables:
+        indexes = [t for t in tables if t in indexed] if {"dynamodb:Query", "dynamodb:Scan"} & set(actions) else []
+        statements.append(
+            {
+                "Sid": "OwnTables",
+                "Effect": "Allow",
+                "Action": [a for a in TABLE_ACTIONS if a in actions],
+                "Resource": [arn(t) for t in tables] + [{"Fn::Sub": f"${{{t}.Arn}}/index/*"} for t in indexes],
+            }
+        )
     if function.sends:
         statements.append(
             {
@@ -93,6 +101,12 @@ def policy(function_id: str, function: Function, tables: list[str], indexed: lis
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def policies(tables: list[str], indexed: list[str]) -> dict[str, dict]:
-    """File name under .chalice/ -> policy document."""
-    return {f.policy_file: policy(fid, f, tables, indexed) for fid, f in FUNCTIONS.items()}
+def policies(uses: dict[str, tuple[list[str], list[str]]], indexed: list[str]) -> dict[str, dict]:
+    """File name under .chalice/ -> policy document. `uses`: function id -> (tables, actions)."""
+    unknown = {action for _, actions in uses.values() for action in actions} - set(TABLE_ACTIONS)
+    if unknown:
+        raise ValueError(f"DynamoDB actions not in TABLE_ACTIONS: {sorted(unknown)}")
+    return {
+        f.policy_file: policy(fid, f, tables=uses[fid][0], actions=uses[fid][1], indexed=indexed)
+        for fid, f in FUNCTIONS.items()
+    }

@@ -2,7 +2,11 @@
 
 - an SNS topic (`AlarmTopic`) with an e-mail subscription (parameter AlarmEmail) that every
   alarm notifies, on alarm and on recovery;
-- the alarms of ALARMS (README "Operating it" is the runbook: one section per alarm);
+- the alarms (docs/operating.md is the runbook: one entry per alarm, with a command to paste):
+  dead letters, stuck queues (age of the oldest message, batches in which every record failed),
+  Lambda errors and throttles, API 5xx, the webhook route's latency, amoCRM's 429s and block,
+  re-authorization, a stage not connected yet, sync lag (only of a connected stage: a composite
+  alarm), the long-lived token, DynamoDB throttling;
 - a CloudWatch dashboard of the service's metrics (chalicelib/metrics.py) and AWS's;
 - one log group per function, JSON log format, retention LogRetentionDays (default 30).
 """
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from scripts.infra_spec import FUNCTIONS, METRICS_NAMESPACE, QUEUES
+from scripts.infra_spec import API_STAGE, FUNCTIONS, METRICS_NAMESPACE, QUEUES, WEBHOOK_ROUTE
 
 PERIOD = 300
 SERVICE = {"service": {"Ref": "AWS::StackName"}}
@@ -55,6 +59,7 @@ def log_group(config_name: str) -> dict:
 
 def _alarm(
     description: str,
+    *,
     namespace: str,
     metric: str,
     dimensions: dict,
@@ -63,42 +68,106 @@ def _alarm(
     comparison: str = "GreaterThanOrEqualToThreshold",
     period: int = PERIOD,
     missing: str = "notBreaching",
+    periods: int = 1,
 ) -> dict:
+    """One alarm on one metric; `periods` consecutive breaching periods make it fire."""
+    properties: dict = {
+        "AlarmDescription": description,
+        "Namespace": namespace,
+        "MetricName": metric,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+        "Period": period,
+        "EvaluationPeriods": periods,
+        "DatapointsToAlarm": periods,
+        "Threshold": threshold,
+        "ComparisonOperator": comparison,
+        "TreatMissingData": missing,
+        "AlarmActions": [{"Ref": "AlarmTopic"}],
+        "OKActions": [{"Ref": "AlarmTopic"}],
+    }
+    # a percentile (p99) is an extended statistic
+    properties["ExtendedStatistic" if statistic.startswith("p") else "Statistic"] = statistic
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": properties}
+
+
+def _ours(description: str, metric: str, statistic: str, threshold: float, **options) -> dict:
+    return _alarm(
+        description,
+        namespace=METRICS_NAMESPACE,
+        metric=metric,
+        dimensions={**SERVICE, **options.pop("dimensions", {})},
+        statistic=statistic,
+        threshold=threshold,
+        **options,
+    )
+
+
+def _table_throttles(model_table: str) -> dict:
+    """Read plus write throttle events of one table (on-demand tables throttle too: a burst past
+    twice the previous peak, or one hot key)."""
+    table = {"Name": "TableName", "Value": {"Ref": model_table}}
+
+    def stat(query_id: str, metric: str) -> dict:
+        return {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/DynamoDB", "MetricName": metric, "Dimensions": [table]},
+                "Period": PERIOD,
+                "Stat": "Sum",
+            },
+            "ReturnData": False,
+        }
+
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
-            "AlarmDescription": description,
-            "Namespace": namespace,
-            "MetricName": metric,
-            "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
-            "Statistic": statistic,
-            "Period": period,
-            "EvaluationPeriods": 1,
-            "DatapointsToAlarm": 1,
-            "Threshold": threshold,
-            "ComparisonOperator": comparison,
-            "TreatMissingData": missing,
+            "AlarmDescription": f"DynamoDB throttled requests to {model_table} for 10 minutes",
+            "Metrics": [
+                stat("reads", "ReadThrottleEvents"),
+                stat("writes", "WriteThrottleEvents"),
+                {"Id": "throttles", "Expression": "FILL(reads, 0) + FILL(writes, 0)", "ReturnData": True},
+            ],
+            "EvaluationPeriods": 2,
+            "DatapointsToAlarm": 2,
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
             "AlarmActions": [{"Ref": "AlarmTopic"}],
             "OKActions": [{"Ref": "AlarmTopic"}],
         },
     }
 
 
-def _ours(description: str, metric: str, statistic: str, threshold: float, **options) -> dict:
-    return _alarm(description, METRICS_NAMESPACE, metric, SERVICE, statistic, threshold, **options)
-
-
-def alarms() -> dict[str, dict]:
-    """Logical id -> alarm. Each description says what it means; README says what to do."""
+def alarms(tables: list[str]) -> dict[str, dict]:
+    """Logical id -> alarm. Each description says what it means; docs/operating.md says what to do."""
     found: dict[str, dict] = {}
-    for queue_id in QUEUES:
+    for queue_id, queue in QUEUES.items():
+        queue_name = {"QueueName": {"Fn::GetAtt": [f"{queue_id}DLQ", "QueueName"]}}
         found[f"{queue_id}DLQAlarm"] = _alarm(
             f"A message is in the dead-letter queue of {queue_id}: some work failed every retry",
-            "AWS/SQS",
-            "ApproximateNumberOfMessagesVisible",
-            {"QueueName": {"Fn::GetAtt": [f"{queue_id}DLQ", "QueueName"]}},
-            "Maximum",
+            namespace="AWS/SQS",
+            metric="ApproximateNumberOfMessagesVisible",
+            dimensions=queue_name,
+            statistic="Maximum",
+            threshold=1,
+        )
+        found[f"{queue_id}AgeAlarm"] = _alarm(
+            f"The oldest message of {queue_id} has waited {queue.max_age // 60} minutes: its consumer "
+            f"{queue.consumer} is stuck, failing or too slow",
+            namespace="AWS/SQS",
+            metric="ApproximateAgeOfOldestMessage",
+            dimensions={"QueueName": {"Fn::GetAtt": [queue_id, "QueueName"]}},
+            statistic="Maximum",
+            threshold=queue.max_age,
+        )
+        found[f"{queue_id}BatchFailedAlarm"] = _ours(
+            f"Every record of a {queue.batch_label} batch failed, in each of 15 minutes: {queue.consumer} "
+            "handles nothing (its Lambda Errors stay 0: failures are reported per record)",
+            "QueueBatchFailed",
+            "Sum",
             1,
+            dimensions={"Queue": queue.batch_label},
+            periods=3,
         )
     found["NotificationsDeadAlarm"] = _ours(
         "A Main Backend notification was given up after every retry (marked dead)", "NotificationsDead", "Sum", 1
@@ -106,26 +175,52 @@ def alarms() -> dict[str, dict]:
     for function_id in FUNCTIONS:
         dimensions = {"FunctionName": {"Ref": function_id}}
         found[f"{function_id}ErrorsAlarm"] = _alarm(
-            f"{function_id} failed (an invocation raised or timed out)", "AWS/Lambda", "Errors", dimensions, "Sum", 1
+            f"{function_id} failed (an invocation raised or timed out)",
+            namespace="AWS/Lambda",
+            metric="Errors",
+            dimensions=dimensions,
+            statistic="Sum",
+            threshold=1,
         )
         found[f"{function_id}ThrottlesAlarm"] = _alarm(
             f"{function_id} was throttled (its concurrency limit was reached)",
-            "AWS/Lambda",
-            "Throttles",
-            dimensions,
-            "Sum",
-            1,
+            namespace="AWS/Lambda",
+            metric="Throttles",
+            dimensions=dimensions,
+            statistic="Sum",
+            threshold=1,
         )
+    api = {"ApiName": {"Ref": "AWS::StackName"}, "Stage": API_STAGE}
     found["Api5xxAlarm"] = _alarm(
         "The API answered 5xx at least 5 times in 5 minutes",
-        "AWS/ApiGateway",
-        "5XXError",
-        {"ApiName": {"Ref": "AWS::StackName"}, "Stage": "api"},
-        "Sum",
-        5,
+        namespace="AWS/ApiGateway",
+        metric="5XXError",
+        dimensions=api,
+        statistic="Sum",
+        threshold=5,
     )
+    found["WebhookLatencyAlarm"] = _alarm(
+        "The webhook route's p99 latency was over 1.5 s in 2 of 3 five-minute periods: amoCRM disables "
+        "a webhook that answers slower than 2 s",
+        namespace="AWS/ApiGateway",
+        metric="Latency",
+        dimensions={**api, "Resource": WEBHOOK_ROUTE, "Method": "POST"},
+        statistic="p99",
+        threshold=1500,
+        comparison="GreaterThanThreshold",
+        periods=3,
+    )
+    found["WebhookLatencyAlarm"]["Properties"]["DatapointsToAlarm"] = 2
     found["AmoBlockedAlarm"] = _ours(
         "amoCRM blocked the integration (HTML 403 on every call): nothing reaches amoCRM", "AmoBlocked", "Sum", 1
+    )
+    found["AmoRateLimitedAlarm"] = _ours(
+        "amoCRM answered 429 (rate limit): the shared budget let a request through too early; sustained 429s "
+        "end in amoCRM's block",
+        "AmoRateLimited",
+        "Sum",
+        0,
+        comparison="GreaterThanThreshold",
     )
     found["NeedsReauthorizationAlarm"] = _ours(
         "amoCRM refused the refresh token: the integration must be installed again",
@@ -134,8 +229,17 @@ def alarms() -> dict[str, dict]:
         1,
         period=3600,
     )
-    found["SyncLagAlarm"] = _ours(
-        "The incremental sync has not completed for over an hour (or stopped reporting)",
+    found["NotConnectedAlarm"] = _ours(
+        "Stage not connected: amoCRM is not connected to this stage (never installed, or disconnected); "
+        "the schedules skip until someone connects it",
+        "NotConnected",
+        "Sum",
+        1,
+        period=3600,
+    )
+    # the lag of a stage that is not connected is no news: SyncLagAlarm pages only when connected
+    found["SyncLagMetricAlarm"] = _ours(
+        "Input of SyncLagAlarm (pages nobody itself): no complete incremental sync for over an hour",
         "SyncLag",
         "Maximum",
         3600,
@@ -143,6 +247,20 @@ def alarms() -> dict[str, dict]:
         period=3600,
         missing="breaching",
     )
+    del (
+        found["SyncLagMetricAlarm"]["Properties"]["AlarmActions"],
+        found["SyncLagMetricAlarm"]["Properties"]["OKActions"],
+    )
+    found["SyncLagAlarm"] = {
+        "Type": "AWS::CloudWatch::CompositeAlarm",
+        "Properties": {
+            "AlarmDescription": "The incremental sync of a connected stage has not completed for over an hour "
+            "(or stopped reporting)",
+            "AlarmRule": {"Fn::Sub": 'ALARM("${SyncLagMetricAlarm}") AND NOT ALARM("${NotConnectedAlarm}")'},
+            "AlarmActions": [{"Ref": "AlarmTopic"}],
+            "OKActions": [{"Ref": "AlarmTopic"}],
+        },
+    }
     found["LongLivedTokenAlarm"] = _ours(
         "The long-lived amoCRM token expires in less than 14 days",
         "LongLivedTokenDaysLeft",
@@ -151,6 +269,8 @@ def alarms() -> dict[str, dict]:
         comparison="LessThanThreshold",
         period=86400,
     )
+    for table in tables:
+        found[f"{table}ThrottlesAlarm"] = _table_throttles(table)
     return found
 
 
@@ -229,7 +349,9 @@ def dashboard(alarm_ids: list[str]) -> dict:
             "amoCRM requests, 429s, retries, blocks, 304s",
             ["AmoRequests", "AmoRateLimited", "AmoRetries", "AmoBlocked", "AmoNotModified"],
         ),
-        _ours_widget("Tokens", ["TokenRefreshes", "TokenRefreshFailures", "NeedsReauthorization"]),
+        _ours_widget("Tokens", ["TokenRefreshes", "TokenRefreshFailures", "NeedsReauthorization", "NotConnected"]),
+        _search_widget("Cold starts by function", "ColdStart", "function_name"),
+        _search_widget("Queue batches in which every record failed", "QueueBatchFailed", "Queue"),
         _search_widget("Webhook deliveries by outcome", "WebhookDeliveries", "Outcome"),
         _search_widget("Webhook events by outcome", "WebhookEvents", "Outcome"),
         _ours_widget("Main Backend notifications", ["NotificationsSent", "NotificationsRetried", "NotificationsDead"]),
@@ -243,6 +365,53 @@ def dashboard(alarm_ids: list[str]) -> dict:
         ),
         _aws_widget("Lambda errors", "AWS/Lambda", "Errors", "FunctionName", functions),
         _aws_widget("Lambda throttles", "AWS/Lambda", "Throttles", "FunctionName", functions),
+        _aws_widget(
+            "Age of the oldest message (s)",
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            "QueueName",
+            [f"${{{q}.QueueName}}" for q in QUEUES],
+            stat="Maximum",
+        ),
+        {
+            "type": "metric",
+            "width": 12,
+            "height": 6,
+            "properties": {
+                "title": "Webhook route latency p99 (ms; amoCRM gives up at 2000)",
+                "region": "${AWS::Region}",
+                "stat": "p99",
+                "period": PERIOD,
+                "metrics": [
+                    ["AWS/ApiGateway", "Latency", "ApiName", "${AWS::StackName}", "Stage", API_STAGE]
+                    + ["Resource", WEBHOOK_ROUTE, "Method", "POST"]
+                ],
+                "annotations": {"horizontal": [{"value": 1500, "label": "alarm"}]},
+            },
+        },
+        {
+            "type": "metric",
+            "width": 12,
+            "height": 6,
+            "properties": {
+                "title": "DynamoDB throttled reads and writes by table",
+                "region": "${AWS::Region}",
+                "view": "timeSeries",
+                "metrics": [
+                    [
+                        {
+                            "expression": (
+                                f'SEARCH(\'{{AWS/DynamoDB,TableName}} MetricName="{metric}" '
+                                f"TableName=\"${{TablePrefix}}\"', 'Sum', {PERIOD})"
+                            ),
+                            "id": f"e{number}",
+                            "label": "",
+                        }
+                    ]
+                    for number, metric in enumerate(("ReadThrottleEvents", "WriteThrottleEvents"), 1)
+                ],
+            },
+        },
         _aws_widget(
             "Dead-letter queues",
             "AWS/SQS",
@@ -261,7 +430,7 @@ def dashboard(alarm_ids: list[str]) -> dict:
                 "stat": "Sum",
                 "period": PERIOD,
                 "metrics": [
-                    ["AWS/ApiGateway", m, "ApiName", "${AWS::StackName}", "Stage", "api"]
+                    ["AWS/ApiGateway", m, "ApiName", "${AWS::StackName}", "Stage", API_STAGE]
                     for m in ("4XXError", "5XXError")
                 ],
             },

@@ -1,14 +1,19 @@
 """Build the Lambda package and its template: `python scripts/package.py [--stage prod] OUT_DIR`.
 
-1. Refuses to build on a Python other than the pinned Lambda runtime (infra_spec.RUNTIME):
-   Chalice downloads wheels for the interpreter it runs on, and the template pins the runtime.
-2. `chalice package --merge-template infra/prod-resources.json`: OUT_DIR/deployment.zip and
-   OUT_DIR/sam.json, every dependency at the version requirements.txt pins (boto3 and
-   botocore as one matched pair, the pair the tests run with).
+1. Refuses to build on a Python other than the Lambda runtime (RUNTIME, named here and nowhere
+   else in the build): Chalice downloads wheels for the interpreter it runs on, and the template
+   pins the runtime.
+2. `chalice package --stage STAGE --merge-template infra/<stage>-resources.json`:
+   OUT_DIR/deployment.zip and OUT_DIR/sam.json, every dependency at the version
+   requirements.txt pins (boto3 and botocore as one matched pair, the pair the tests run with).
 3. Rewrites the zip smaller and reproducible: botocore's and boto3's data only for the AWS
    services the code uses (SERVICES; the rest of botocore's ~450 service models is ~90 % of
    an unpruned package), no __pycache__, entries sorted with fixed timestamps.
-4. cfn-lint on the template.
+4. Finishes the template (`finish`): every SQS event source consumes the stack's own queue
+   (Chalice names the queue from what app.py read at import), every API integration invokes
+   the API function's alias (the canary, scripts/infra_rollout.py), then refuses a template
+   that names another stage's tables, queues, secrets or stack.
+5. cfn-lint on the template.
 
 tests/test_infra.py builds the package this way and checks its contents against the pins.
 """
@@ -16,7 +21,9 @@ tests/test_infra.py builds the package this way and checks its contents against 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,17 +33,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.infra_spec import RUNTIME  # noqa: E402
+from scripts.infra_spec import (  # noqa: E402
+    QUEUES,
+    chalice_config,
+    deployed_stages,
+    resource_prefix,
+    secrets_prefix,
+    stack_name,
+)
 
+# The Lambda runtime. Moving to another one: change it here, in the Makefile's `--python-version`
+# and pyproject.toml's ruff/mypy targets (tests/test_infra.py checks they agree), and run the
+# build on that Python (docs/deploy.md, "Runtime").
+RUNTIME = "python3.11"
 # dynamodb: PynamoDB; sqs: chalicelib/services/queues.py; secretsmanager: chalicelib/secrets.py
 SERVICES = ("dynamodb", "sqs", "secretsmanager")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
+class PackageError(SystemExit):
+    """Stops the build with a message saying what is wrong."""
+
+
 def check_python() -> None:
     running = f"python{sys.version_info.major}.{sys.version_info.minor}"
     if running != RUNTIME:
-        sys.exit(
+        raise PackageError(
             f"the Lambda runtime is {RUNTIME}; package with it (this is {running}): wheels are built for "
             "the interpreter that runs chalice"
         )
@@ -70,8 +92,73 @@ def sizes(archive: Path) -> tuple[float, float]:
         return archive.stat().st_size / 1e6, sum(i.file_size for i in zipped.infolist()) / 1e6
 
 
+def bind_queues(template: dict) -> None:
+    """Point every SQS event source at the stack's own queue. Chalice builds the queue's ARN from
+    the name app.py passed to `on_sqs_message` when it was imported, which is whatever the
+    packaging environment held: never trusted to be this stage's."""
+    consumed = {queue.consumer: queue_id for queue_id, queue in QUEUES.items()}
+    for function_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event.get("Type") != "SQS":
+                continue
+            if function_id not in consumed:
+                raise PackageError(f"{function_id} consumes a queue scripts/infra_spec.py does not define")
+            event["Properties"]["Queue"] = {"Fn::GetAtt": [consumed[function_id], "Arn"]}
+
+
+def invoke_the_alias(template: dict) -> None:
+    """Make every API integration invoke APIHandler's alias (scripts/infra_rollout.py), so API
+    traffic follows the canary. Chalice writes the unqualified function's ARN into each one."""
+    for methods in template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"].values():
+        for operation in methods.values():
+            integration = operation["x-amazon-apigateway-integration"]
+            uri = integration["uri"]["Fn::Sub"]
+            if isinstance(uri, str) and "${APIHandler.Arn}" in uri:
+                # SAM resolves `Ref: APIHandler.Alias`; cfn-lint knows it only as a Ref, not inside a Sub
+                integration["uri"] = {
+                    "Fn::Sub": [uri.replace("${APIHandler.Arn}", "${Target}"), {"Target": {"Ref": "APIHandler.Alias"}}]
+                }
+
+
+def foreign_names(template: dict, stage: str, stages: list[str]) -> list[str]:
+    """Every name in `template` that belongs to another stage than `stage`."""
+    text = json.dumps(template)
+    found = set()
+    for other in stages:
+        if other == stage:
+            continue
+        for pattern in (
+            re.escape(resource_prefix(other)),
+            re.escape(secrets_prefix(other)),
+            re.escape(stack_name(other)) + r"(?!\w)",
+        ):
+            found.update(re.findall(r"[\w:/.#-]*" + pattern + r"[\w/.#-]*", text))
+    return sorted(found)
+
+
+def finish(template: dict, stage: str) -> None:
+    bind_queues(template)
+    if "RestAPI" in template["Resources"]:
+        invoke_the_alias(template)
+    stages = sorted(set(chalice_config().get("stages", {})) | set(deployed_stages()))
+    foreign = foreign_names(template, stage, stages)
+    if foreign:
+        raise PackageError(
+            f"the {stage} template names another stage's resources: {', '.join(foreign[:10])}; "
+            f"every name must derive from the stage (check stages.{stage} in .chalice/config.json)"
+        )
+
+
 def build(stage: str, out: Path) -> None:
     check_python()
+    merge = ROOT / "infra" / f"{stage}-resources.json"
+    if stage not in deployed_stages() or not merge.exists():
+        raise PackageError(
+            f"{stage} is not a deployed stage: .chalice/config.json must give it AMO_BASE_URL, and "
+            f"scripts/build_infra.py must have written {merge.relative_to(ROOT)}"
+        )
     if out.exists():
         shutil.rmtree(out)
     bin_dir = Path(sys.executable).parent
@@ -83,7 +170,7 @@ def build(stage: str, out: Path) -> None:
             "--stage",
             stage,
             "--merge-template",
-            "infra/prod-resources.json",
+            str(merge.relative_to(ROOT)),
             str(out),
         ],
         cwd=ROOT,
@@ -98,7 +185,11 @@ def build(stage: str, out: Path) -> None:
         f"deployment.zip: {before[0]:.1f} MB zipped / {before[1]:.1f} MB unzipped as Chalice built it, "
         f"{after[0]:.1f} / {after[1]:.1f} MB slimmed"
     )
-    subprocess.run([str(bin_dir / "cfn-lint"), str(out / "sam.json")], check=True)
+    template_file = out / "sam.json"
+    template = json.loads(template_file.read_text())
+    finish(template, stage)
+    template_file.write_text(json.dumps(template, indent=2) + "\n")
+    subprocess.run([str(bin_dir / "cfn-lint"), str(template_file)], check=True)
 
 
 def main() -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from chalicelib.models import ALL_MODELS
-from scripts.infra_spec import FUNCTIONS, RUNTIME, SECRET_OF, SECRETS_PREFIX
+from scripts.infra_spec import FUNCTIONS, QUEUES, SECRET_OF, deployed_stages, function_setting, resource_prefix
+from scripts.package import RUNTIME
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = json.loads((ROOT / "infra" / "prod-resources.json").read_text())
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
-PROD_ENV = CONFIG["stages"]["prod"]["environment_variables"]
 
 
 def tables_by_suffix():
@@ -61,35 +61,36 @@ def test_the_template_has_no_table_the_models_do_not_define():
     assert set(tables_by_suffix()) == {m.Meta.table_suffix for m in ALL_MODELS}
 
 
-def test_table_prefix_of_prod_matches_the_template_default():
-    assert TEMPLATE["Parameters"]["TablePrefix"]["Default"] == PROD_ENV["TABLE_PREFIX"]
+@pytest.mark.parametrize("stage", deployed_stages())
+def test_each_deployed_stage_names_its_tables_queues_and_secrets_after_itself(stage):
+    template = json.loads((ROOT / "infra" / f"{stage}-resources.json").read_text())
+    assert template["Parameters"]["TablePrefix"]["Default"] == resource_prefix(stage) == f"amocrm-{stage}-"
+    assert template["Parameters"]["SecretsPrefix"]["Default"] == f"amocrm-integration/{stage}/"
+    env = CONFIG["stages"][stage]["environment_variables"]
+    assert not [name for name in env if name == "TABLE_PREFIX" or name.endswith("_QUEUE_NAME")]
+    assert not [value for value in env.values() if "secretsmanager:" in value]  # the template derives them
 
 
-def test_every_queue_the_code_consumes_exists_with_a_dead_letter_queue_and_partial_batches():
+def test_staging_is_a_deployed_stage_beside_prod():
+    assert {"prod", "staging"} <= set(deployed_stages()) and "dev" not in deployed_stages()
+
+
+@pytest.mark.parametrize("stage", deployed_stages())
+def test_every_queue_the_code_consumes_exists_with_a_dead_letter_queue_and_partial_batches(stage):
     from app import app
 
-    queues = {
-        r["Properties"]["QueueName"]["Fn::Sub"].replace("${TablePrefix}", PROD_ENV["TABLE_PREFIX"]): (lid, r)
-        for lid, r in TEMPLATE["Resources"].items()
-        if r.get("Type") == "AWS::SQS::Queue"
-    }
+    template = json.loads((ROOT / "infra" / f"{stage}-resources.json").read_text())
     consumers = [s for s in app.event_sources if getattr(s, "queue", None)]
     assert consumers
     for source in consumers:
-        env_name = {
-            "continue-sync": "SYNC_QUEUE_NAME",
-            "process-webhooks": "WEBHOOK_QUEUE_NAME",
-            "deliver-notifications": "NOTIFY_QUEUE_NAME",
-        }[source.name]
-        queue_name = PROD_ENV[env_name]
-        assert queue_name in queues, f"{source.name} consumes {queue_name}, which the template lacks"
-        logical_id, queue = queues[queue_name]
-        dlq = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-        assert TEMPLATE["Resources"][dlq]["Type"] == "AWS::SQS::Queue"
         function_id = "".join(part.capitalize() for part in source.name.split("-"))
-        timeout = CONFIG["stages"]["prod"]["lambda_functions"][source.name]["lambda_timeout"]
+        (queue_id,) = [queue_id for queue_id, queue in QUEUES.items() if queue.consumer == function_id]
+        queue = template["Resources"][queue_id]
+        dlq = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        assert template["Resources"][dlq]["Type"] == "AWS::SQS::Queue"
+        timeout = function_setting(stage, source.name, "lambda_timeout")  # this stage's, not prod's
         assert queue["Properties"]["VisibilityTimeout"] >= 6 * timeout
-        events = TEMPLATE["Resources"][function_id]["Properties"]["Events"]
+        events = template["Resources"][function_id]["Properties"]["Events"]
         assert events[f"{function_id}SqsEventSource"]["Properties"]["FunctionResponseTypes"] == [
             "ReportBatchItemFailures"
         ]
@@ -112,10 +113,15 @@ def test_every_queue_url_setting_the_code_reads_is_given_to_every_function():
         assert read <= set(variables)
 
 
-def test_the_committed_template_and_policies_are_what_the_generator_writes():
+def test_the_committed_templates_and_policies_are_what_the_generator_writes():
     from scripts.build_infra import build, policies
 
-    assert json.loads(json.dumps(build())) == TEMPLATE, "run scripts/build_infra.py and commit the result"
+    assert sorted(p.name for p in (ROOT / "infra").glob("*-resources.json")) == [
+        f"{stage}-resources.json" for stage in deployed_stages()
+    ]
+    for stage in deployed_stages():
+        committed = json.loads((ROOT / "infra" / f"{stage}-resources.json").read_text())
+        assert json.loads(json.dumps(build(stage))) == committed, "run scripts/build_infra.py and commit the result"
     for name, document in policies().items():
         committed = json.loads((ROOT / ".chalice" / name).read_text())
         assert json.loads(json.dumps(document)) == committed, f"{name}: run scripts/build_infra.py"
@@ -126,7 +132,7 @@ def _pins(path: Path) -> dict[str, str]:
     for line in path.read_text().splitlines():
         requirement = line.split("#")[0].strip()
         if "==" in requirement:
-            name, version = requirement.split("==")
+            name, version = requirement.removesuffix("\\").split("==")
             found[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version.strip()
     return found
 
@@ -210,8 +216,8 @@ def test_the_package_holds_exactly_the_pinned_dependencies_and_runs_on_its_own(t
     for name, properties in functions.items():
         assert (properties["Runtime"], properties["Tracing"]) == (RUNTIME, "Active"), name
         variables = properties["Environment"]["Variables"]
-        for variable in SECRET_OF:  # only where the secret is, never the secret
-            assert variables[variable].startswith(f"secretsmanager:{SECRETS_PREFIX}"), (name, variable)
+        for variable, secret in SECRET_OF.items():  # only where the secret is, never the secret
+            assert variables[variable] == {"Fn::Sub": f"secretsmanager:${{SecretsPrefix}}{secret}#{variable}"}
         role = sam["Resources"][properties["Role"]["Fn::GetAtt"][0]]
         policy = json.loads((ROOT / ".chalice" / FUNCTIONS[name].policy_file).read_text())
         assert role["Properties"]["Policies"][0]["PolicyDocument"] == policy, name
@@ -219,5 +225,8 @@ def test_the_package_holds_exactly_the_pinned_dependencies_and_runs_on_its_own(t
     for name in ("ProcessWebhooks", "ContinueSync"):
         (source,) = [e for e in functions[name]["Events"].values() if e["Type"] == "SQS"]
         assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}, name
-    assert functions["IncrementalSync"]["ReservedConcurrentExecutions"] == 1
-    assert functions["ContinueSync"]["ReservedConcurrentExecutions"] == 2
+    # reserved only where the account's quota allows it (scripts/deploy.py sets ReserveConcurrency)
+    for name, reserved in (("IncrementalSync", 1), ("ContinueSync", 2)):
+        assert functions[name]["ReservedConcurrentExecutions"] == {
+            "Fn::If": ["ReservesConcurrency", reserved, {"Ref": "AWS::NoValue"}]
+        }

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from scripts.infra_spec import FUNCTIONS, QUEUES, SECRET_OF, SECRETS, SECRETS_PREFIX
+from chalicelib.models import ALL_MODELS
+from scripts.infra_spec import FUNCTIONS, QUEUES, SECRET_OF, SECRETS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = json.loads((ROOT / "infra" / "prod-resources.json").read_text())
 RESOURCES = TEMPLATE["Resources"]
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
-PROD_ENV = CONFIG["stages"]["prod"]["environment_variables"]
 POLICIES = {name: json.loads((ROOT / ".chalice" / f.policy_file).read_text()) for name, f in FUNCTIONS.items()}
 CODE = "\n".join(p.read_text() for p in (ROOT / "chalicelib").rglob("*.py"))
 EMITTED = set(re.findall(r'metrics\.(?:count|measure)\("(\w+)"', CODE))
@@ -22,6 +22,16 @@ EMITTED = set(re.findall(r'metrics\.(?:count|measure)\("(\w+)"', CODE))
 
 def alarms() -> dict[str, dict]:
     return {k: r["Properties"] for k, r in RESOURCES.items() if r.get("Type") == "AWS::CloudWatch::Alarm"}
+
+
+def paging() -> dict[str, dict]:
+    """The alarms that notify someone: every metric alarm but the composite's inputs, and the composite."""
+    kinds = ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
+    return {
+        k: r["Properties"]
+        for k, r in RESOURCES.items()
+        if r.get("Type") in kinds and not r["Properties"]["AlarmDescription"].startswith("Input of")
+    }
 
 
 def chalice_function_ids() -> set[str]:
@@ -40,8 +50,8 @@ def _alarm_on(namespace, metric, **dimensions):
     found = [
         a
         for a in alarms().values()
-        if a["Namespace"] == namespace
-        and a["MetricName"] == metric
+        if a.get("Namespace") == namespace
+        and a.get("MetricName") == metric
         and all({"Name": k, "Value": v} in a["Dimensions"] for k, v in dimensions.items())
     ]
     assert len(found) == 1, f"one alarm on {namespace} {metric} {dimensions}, found {len(found)}"
@@ -75,6 +85,7 @@ def test_errors_and_throttles_of_every_function_page(function_id):
         ("AmoBlocked", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
         ("NeedsReauthorization", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
         ("SyncLag", "Maximum", "GreaterThanThreshold", 3600, "breaching"),  # a sync that stops reporting pages too
+        ("NotConnected", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
         ("LongLivedTokenDaysLeft", "Minimum", "LessThanThreshold", 14, "notBreaching"),
     ],
 )
@@ -89,6 +100,78 @@ def test_the_services_own_failures_page(metric, statistic, comparison, threshold
     assert metric in EMITTED, f"no code emits {metric}"
 
 
+@pytest.mark.parametrize("queue_id", QUEUES)
+def test_a_stuck_consumer_pages_before_anything_reaches_the_dead_letter_queue(queue_id):
+    queue = QUEUES[queue_id]
+    age = _alarm_on("AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName={"Fn::GetAtt": [queue_id, "QueueName"]})
+    assert (age["Statistic"], age["Threshold"]) == ("Maximum", queue.max_age)
+    failed = _alarm_on(
+        "AmoCrmIntegration", "QueueBatchFailed", service={"Ref": "AWS::StackName"}, Queue=queue.batch_label
+    )
+    assert (failed["Statistic"], failed["Threshold"], failed["EvaluationPeriods"], failed["DatapointsToAlarm"]) == (
+        "Sum",
+        1,
+        3,
+        3,
+    )
+    assert "QueueBatchFailed" in EMITTED
+    # the label is the one the consumer hands queue_batch.run
+    code = (ROOT / "app.py").read_text() + CODE
+    calls = [code[m.end() : m.end() + 400] for m in re.finditer(r"queue_batch\.run\(", code)]
+    assert [c for c in calls if f'"{queue.batch_label}",\n' in c or f'"{queue.batch_label}")' in c], queue.batch_label
+
+
+def test_the_webhook_routes_p99_latency_pages_before_amocrm_gives_up_at_2_seconds():
+    alarm = _alarm_on(
+        "AWS/ApiGateway",
+        "Latency",
+        ApiName={"Ref": "AWS::StackName"},
+        Stage="api",
+        Resource="/integrations/amo-crm/webhook",
+        Method="POST",
+    )
+    assert (alarm["ExtendedStatistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "p99",
+        1500,
+        "GreaterThanThreshold",
+    )
+    assert "Statistic" not in alarm
+    from app import app
+
+    assert "POST" in app.routes["/integrations/amo-crm/webhook"]  # the route the alarm watches exists
+    (setting,) = RESOURCES["RestAPI"]["Properties"]["MethodSettings"]  # its per-method metrics are on
+    assert setting == {
+        "ResourcePath": "/~1integrations~1amo-crm~1webhook",
+        "HttpMethod": "POST",
+        "MetricsEnabled": True,
+    }
+
+
+def test_any_429_from_amocrm_pages():
+    alarm = _alarm_on("AmoCrmIntegration", "AmoRateLimited", service={"Ref": "AWS::StackName"})
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == ("Sum", "GreaterThanThreshold", 0)
+    assert "AmoRateLimited" in EMITTED
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_dynamodb_throttling_of_every_table_pages(model):
+    table = f"{model.__name__}Table"
+    alarm = alarms()[f"{table}ThrottlesAlarm"]
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    for query_id, metric in (("reads", "ReadThrottleEvents"), ("writes", "WriteThrottleEvents")):
+        stat = queries[query_id]["MetricStat"]
+        assert stat["Metric"] == {
+            "Namespace": "AWS/DynamoDB",
+            "MetricName": metric,
+            "Dimensions": [{"Name": "TableName", "Value": {"Ref": table}}],
+        }
+    assert [q["Expression"] for q in alarm["Metrics"] if q["ReturnData"]] == ["FILL(reads, 0) + FILL(writes, 0)"]
+
+
+def test_cold_starts_are_counted_and_shown():
+    assert "ColdStart" in EMITTED
+
+
 def test_api_5xx_pages_on_this_stacks_api():
     alarm = _alarm_on("AWS/ApiGateway", "5XXError", ApiName={"Ref": "AWS::StackName"}, Stage="api")
     assert alarm["Threshold"] == 5
@@ -97,7 +180,7 @@ def test_api_5xx_pages_on_this_stacks_api():
 
 
 def test_every_alarm_notifies_the_topic_which_mails_the_address_given():
-    for name, alarm in alarms().items():
+    for name, alarm in paging().items():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] == alarm["OKActions"], name
         assert alarm["AlarmDescription"], name
     assert RESOURCES["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
@@ -108,7 +191,37 @@ def test_every_alarm_notifies_the_topic_which_mails_the_address_given():
         "Endpoint": {"Ref": "AlarmEmail"},
     }
     assert subscription["Condition"] in TEMPLATE["Conditions"] and "AlarmEmail" in TEMPLATE["Parameters"]
-    assert len(alarms()) == 3 + 1 + 2 * len(FUNCTIONS) + 5
+    # per queue: dead letters, age, failed batches; dead notifications; per function: errors,
+    # throttles; 5xx, webhook latency; blocked, 429s, re-authorization, not connected, lag,
+    # long-lived token; per table: throttling
+    assert len(paging()) == 3 * len(QUEUES) + 1 + 2 * len(FUNCTIONS) + 2 + 6 + len(ALL_MODELS)
+    assert set(alarms()) - set(paging()) == {"SyncLagMetricAlarm"}
+
+
+def test_a_stage_not_connected_pages_once_as_such_and_its_sync_lag_does_not_page():
+    not_connected = _alarm_on("AmoCrmIntegration", "NotConnected", service={"Ref": "AWS::StackName"})
+    assert "Stage not connected" in not_connected["AlarmDescription"]
+    assert (not_connected["Period"], not_connected["TreatMissingData"]) == (3600, "notBreaching")
+    assert "NotConnected" in EMITTED
+    composite = RESOURCES["SyncLagAlarm"]
+    assert composite["Type"] == "AWS::CloudWatch::CompositeAlarm"
+    assert composite["Properties"]["AlarmRule"] == {
+        "Fn::Sub": 'ALARM("${SyncLagMetricAlarm}") AND NOT ALARM("${NotConnectedAlarm}")'
+    }
+    assert "AlarmActions" not in RESOURCES["SyncLagMetricAlarm"]["Properties"]
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_schedules_are_not_retried_the_next_run_heals_them(function_id):
+    config = RESOURCES[function_id]["Properties"].get("EventInvokeConfig")
+    assert config == ({"MaximumRetryAttempts": 0} if FUNCTIONS[function_id].schedule else None)
+
+
+def test_the_functions_marked_as_schedules_are_app_pys_schedules():
+    from app import app
+
+    schedules = {s.name for s in app.event_sources if type(s).__name__ == "ScheduledEventConfig"}
+    assert schedules == {f.name for f in FUNCTIONS.values() if f.schedule}
 
 
 def test_every_function_logs_json_to_its_own_log_group_kept_30_days_by_default():
@@ -136,15 +249,17 @@ def test_the_dashboard_shows_the_services_metrics_and_refers_only_to_real_resour
     assert EMITTED <= shown, f"not on the dashboard: {EMITTED - shown}"
     for reference in re.findall(r"\$\{([\w:.]+)\}", body):
         name = reference.split(".")[0]
-        assert name.startswith("AWS::") or name in RESOURCES or name in FUNCTIONS, reference
+        assert name.startswith("AWS::") or name in RESOURCES or name in TEMPLATE["Parameters"], reference
     assert all(f"${{{a}.Arn}}" in body for a in alarms())
 
 
 def test_no_secret_sits_in_the_deployed_configuration_only_references_to_secrets_manager():
-    assert "{{resolve:" not in json.dumps(CONFIG)
-    for variable, secret in SECRET_OF.items():
-        assert PROD_ENV[variable] == f"secretsmanager:{SECRETS_PREFIX}{secret}#{variable}"
-    assert TEMPLATE["Parameters"]["SecretsPrefix"]["Default"] == SECRETS_PREFIX
+    assert "{{resolve:" not in json.dumps(CONFIG) and "secretsmanager:" not in json.dumps(CONFIG)
+    for function_id in FUNCTIONS:
+        variables = RESOURCES[function_id]["Properties"]["Environment"]["Variables"]
+        for variable, secret in SECRET_OF.items():
+            assert variables[variable] == {"Fn::Sub": f"secretsmanager:${{SecretsPrefix}}{secret}#{variable}"}
+    assert TEMPLATE["Parameters"]["SecretsPrefix"]["Default"] == "amocrm-integration/prod/"
 
 
 def _resources_of(policy: dict, action_prefix: str) -> list:
@@ -180,3 +295,10 @@ def test_every_arn_is_one_of_the_stacks_resources_or_scoped_to_its_region_and_ac
                 else:
                     text = resource["Fn::Sub"]
                     assert text.startswith("${") or ":${AWS::Region}:${AWS::AccountId}:" in text, (function_id, text)
+
+
+def test_the_log_level_is_pinned_where_lambda_filters_and_nowhere_else():
+    for function_id in FUNCTIONS:
+        logging = RESOURCES[function_id]["Properties"]["LoggingConfig"]
+        assert (logging["ApplicationLogLevel"], logging["SystemLogLevel"]) == ("INFO", "INFO"), function_id
+    assert "LOG_LEVEL" not in json.dumps(CONFIG)  # it would not apply: AWS_LAMBDA_LOG_LEVEL wins

@@ -127,17 +127,23 @@ def test_a_queue_consumer_logs_each_records_own_id_and_a_batch_without_one_gets_
 
 
 def test_a_schedule_logs_under_its_event_id_and_an_unhandled_error_is_one_json_line(client, capsys):
-    # GIVEN no amoCRM connection, so the scheduled sync fails
+    # GIVEN a connection amoCRM no longer accepts, so the scheduled sync fails (not connected at
+    # all is a state the schedule skips quietly: tests/services/test_not_connected.py)
+    from tests.fixtures import store_tokens
+
+    token = store_tokens()
+    token.update(actions=[type(token).needs_reauth.set(True)])
     event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={}, resources=[])
     event["id"] = "schedule-event-7"
     capsys.readouterr()
 
-    with pytest.raises(Exception, match="not connected"):
+    with pytest.raises(Exception, match="re-authorization"):
         client.lambda_.invoke("incremental-sync", event)
 
     errors = [line for line in log_lines(capsys) if line["level"] == "ERROR"]
     assert len(errors) == 1
-    assert errors[0]["correlation_id"] == "schedule-event-7" and errors[0]["exception_name"] == "NotConnected"
+    assert errors[0]["correlation_id"] == "schedule-event-7"
+    assert errors[0]["exception_name"] == "ReauthorizationRequired"
     assert "Traceback" in errors[0]["exception"] and errors[0]["cold_start"] in (True, False)
 
 
@@ -269,3 +275,34 @@ def test_the_days_a_long_lived_token_has_left_are_reported(monkeypatch):
     assert totals(metrics.flush(emit=False)) == {"LongLivedTokenDaysLeft": 10.0, "LongLivedTokenExpiringSoon": 1}
     monkeypatch.setenv("AMO_LONG_LIVED_TOKEN", "not-a-jwt")
     assert token_expiry.report() is None
+
+
+def test_a_cold_start_is_counted_once_per_container_by_function(monkeypatch):
+    from chalicelib import invocation
+
+    flushed: list[list[dict]] = []
+    flush = metrics.flush
+    monkeypatch.setattr(metrics, "flush", lambda emit: flushed.append(flush(emit=False)))
+    monkeypatch.setitem(invocation._state, "cold", True)
+
+    class Context:
+        function_name = "amocrm-integration-prod-refresh-token"
+        aws_request_id = "r-1"
+
+    class Event:
+        context = Context()
+
+    for _ in range(2):
+        invocation.around(Event(), lambda event: None)
+
+    first, second = flushed
+    assert [(d["ColdStart"], d["function_name"]) for d in first] == [([1.0], "amocrm-integration-prod-refresh-token")]
+    assert second == []
+
+
+def test_levels_are_written_as_lambda_names_them_so_its_level_filter_keeps_them(capsys, caplog):
+    log.warning("a warning")
+    log.critical("a fatal one")
+    written = {line["message"]: line["level"] for line in log_lines(capsys)}
+    assert (written["a warning"], written["a fatal one"]) == ("WARN", "FATAL")
+    assert [r.levelname for r in caplog.records[-2:]] == ["WARNING", "CRITICAL"]  # other handlers see Python's

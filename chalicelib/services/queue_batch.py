@@ -5,6 +5,10 @@ back, so SQS offers it again later (and after the queue's maxReceiveCount moves 
 dead-letter queue); the others count as done. A body that is not a JSON object is just a
 failing record: it never takes its neighbours down with it. Each record is handled, and its
 failure logged, under the correlation id it carries (queues.py sets it).
+
+A batch in which every record failed returns normally too (so Lambda's Errors stays 0), but
+it is what a stuck consumer looks like: it is logged and counted as the metric
+`QueueBatchFailed` (dimension Queue), which the template alarms on.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import logs
+from chalicelib import logs, metrics
 from chalicelib.amo.errors import AmoError
 from chalicelib.services.errors import ServiceError
 
@@ -71,12 +75,17 @@ def describe(error: BaseException) -> str:
 
 def run(records: Iterable[dict], handle: Callable[[Message], object], what: str) -> dict:
     failures = []
+    total = 0
     for record in records:
         message = Message.from_record(record)
+        total += 1
         with logs.bound(message.correlation_id):
             try:
                 handle(message)
             except Exception as error:
                 log.warning("%s message %s failed: %s", what, message.message_id, describe(error))
                 failures.append({"itemIdentifier": message.message_id})
+    if failures and len(failures) == total:
+        log.warning("every record of a %s batch failed (%d)", what, total)
+        metrics.count("QueueBatchFailed", Queue=what)
     return {"batchItemFailures": failures}

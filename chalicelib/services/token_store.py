@@ -200,10 +200,15 @@ class TokenStore:
         return {"refreshed": True, "expiresAt": int(token.expires_at or 0)}
 
     def keep_alive(self) -> dict:
-        """Scheduled refresh: refresh when connected; when not, say why instead of failing."""
+        """Scheduled refresh: refresh when connected; when not, say why instead of failing (not
+        connected yet is a state: counted as `NotConnected`, logged at INFO)."""
         try:
             return self.refresh_token()
-        except (NotConnected, ReauthorizationRequired) as error:
+        except NotConnected as error:
+            metrics.count("NotConnected")
+            log.info("scheduled token refresh skipped: %s", error)
+            return {"refreshed": False, "reason": str(error)}
+        except ReauthorizationRequired as error:
             log.warning("scheduled token refresh skipped: %s", error)
             return {"refreshed": False, "reason": str(error)}
 

@@ -56,3 +56,18 @@ def test_a_message_knows_how_often_it_was_received():
 def test_bodies_that_are_not_json_objects_are_malformed(body):
     with pytest.raises(MalformedMessage):
         Message.from_record(record("a", body)).json()
+
+
+def test_a_batch_in_which_every_record_failed_is_counted_as_a_failed_batch_and_still_reported_per_record():
+    from chalicelib import metrics
+
+    def fail(message):
+        raise RuntimeError("down")
+
+    metrics.flush(emit=False)
+    result = run([record("a", "{}"), record("b", "{}")], fail, "webhook")
+    run([record("c", "{}"), record("d", json.dumps({"n": 1}))], lambda m: m.json()["n"], "webhook")  # one failed
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "a"}, {"itemIdentifier": "b"}]}
+    (document,) = metrics.flush(emit=False)
+    assert (document["QueueBatchFailed"], document["Queue"]) == ([1.0], "webhook")

@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TypedDict, Unpack
 
-from chalicelib import logs
+from chalicelib import logs, metrics
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.services import pipelines, queues, rederive
-from chalicelib.services.errors import InvalidInput, NoProgress
+from chalicelib.services.errors import InvalidInput, NoProgress, NotConnected
 from chalicelib.services.sync import account_filters, jobs, lease, state
 from chalicelib.services.sync.entities import ENTITIES
 from chalicelib.services.sync.run import Progress, Run, TimeLeft, sync_pages
@@ -238,12 +238,18 @@ def _next_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease)
 
 
 def scheduled_sync(amo: AmoApi, time_left: TimeLeft | None = None) -> dict:
-    """The schedule's incremental run of leads, contacts and tasks; skipped while a sync runs.
-    Whatever happens, it reports the lag (the alarm on it notices a sync that stopped advancing)."""
+    """The schedule's incremental run of leads, contacts and tasks; skipped while a sync runs,
+    and skipped quietly while amoCRM is not connected (a state, not an error: one `NotConnected`
+    count, which the stage-not-connected alarm reads). Whatever happens, it reports the lag (the
+    alarm on it notices a sync that stopped advancing)."""
     try:
         return sync_all(amo, leads_limit=0, full=False, time_left=time_left, related=True)
     except lease.SyncRunning as running:
         log.info("scheduled sync skipped: %s", running)
         return {"skipped": True, "runningJobId": running.job_id}
+    except NotConnected as error:
+        metrics.count("NotConnected")
+        log.info("scheduled sync skipped: %s", error)
+        return {"skipped": True, "reason": "not connected"}
     finally:
         report_lag()
