@@ -4,6 +4,8 @@ are the tests' own (one account, its pipelines, a few people)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 
 from sandbox import entities
@@ -16,6 +18,26 @@ PROBLEM = {"Content-Type": "application/problem+json"}
 
 
 USER_ID = 8375357  # the account's owner: responsible for, and author of, every entity here
+
+
+API_DOMAIN = "api-b.amocrm.ru"  # the shared API host amoCRM names in its tokens (reference §1.6)
+
+
+def jwt(claims: dict) -> str:
+    """A token as amoCRM issues it: a JWT (header.claims.signature), RS256, unverified here."""
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'typ': 'JWT', 'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def access_jwt(api_domain: str | None = API_DOMAIN, exp: float | None = None, account_id: int = ACCOUNT_ID) -> str:
+    """An access token carrying `api_domain` (tokens issued after 2024-08-21 do, §1.6)."""
+    claims: dict = {"account_id": account_id, "exp": int(exp or time.time() + 86400)}
+    if api_domain:
+        claims["api_domain"] = api_domain
+    return jwt(claims)
 
 
 def token_body(access: str = "access-1", refresh: str = "refresh-1", expires_in: int = 86400) -> dict:

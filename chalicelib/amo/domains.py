@@ -36,3 +36,25 @@ def base_url_for(configured: str, domain: str | None) -> str:
     if domain and is_amo_host(domain) and is_amo_host(host_of(configured)):
         return f"https://{domain.lower()}"
     return configured
+
+
+API_HOST = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def shared_api_host(configured: str, api_domain: str | None) -> tuple[str, dict[str, str]] | None:
+    """Where to ask `/oauth2/account/current/subdomain` (§1.6): the shared API host named in the
+    access token's `api_domain` claim, never the account host that has just refused the refresh.
+    Returns (base URL, extra headers), or None when no usable claim exists (then only a new
+    authorization helps). Against amoCRM the claim must be an amoCRM host; against a sandbox
+    (AMO_BASE_URL not amoCRM's) an amoCRM-named claim is sent to the sandbox with that `Host`,
+    and a local name (`localhost:<port>`) is called as it is."""
+    name = (api_domain or "").strip().lower()
+    if not API_HOST.match(name):
+        return None
+    configured = configured.rstrip("/")
+    claim_is_amo = is_amo_host(name.split(":")[0])
+    if is_amo_host(host_of(configured)):
+        return (f"https://{name}", {}) if claim_is_amo else None
+    if claim_is_amo:
+        return configured, {"Host": name}
+    return f"{urlsplit(configured).scheme or 'http'}://{name}", {}

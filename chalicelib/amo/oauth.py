@@ -83,18 +83,29 @@ class Refreshed:
     moved_to: AccountDomain | None = None
 
 
-def jwt_expires_at(token: str) -> float | None:
-    """The `exp` claim of a JWT (amoCRM's access and long-lived tokens are JWTs), or None when
-    the token is not a JWT with one. Read, never verified: amoCRM does that."""
+def jwt_claims(token: str) -> dict:
+    """The claims of a JWT (amoCRM's access and long-lived tokens are JWTs), or {} when the
+    token is not one. Read, never verified: amoCRM does that."""
     parts = token.split(".")
     if len(parts) != 3:
-        return None
+        return {}
     try:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (binascii.Error, ValueError):
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def jwt_expires_at(token: str) -> float | None:
+    """The `exp` claim of a JWT, or None when the token has none."""
+    exp = jwt_claims(token).get("exp")
     return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
+
+
+def jwt_api_domain(token: str | None) -> str | None:
+    """The `api_domain` claim (tokens issued after 2024-08-21): the shared API host, §1.6."""
+    domain = jwt_claims(token or "").get("api_domain")
+    return domain if isinstance(domain, str) and domain else None
 
 
 class OAuth:
@@ -132,20 +143,29 @@ class OAuth:
     def refresh(self, refresh_token: str) -> TokenPair:
         return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token}, "token refresh")
 
-    def account_domain(self, refresh_token: str) -> AccountDomain:
-        """Ask the current host where the refresh token's account lives now (reference §1.6)."""
-        body = self.client.request(
+    def account_domain(self, refresh_token: str, *, api_domain: str | None) -> AccountDomain | None:
+        """Ask the shared API host (`api_domain`, never the account host) where the refresh
+        token's account lives now (reference §1.6); None without a usable `api_domain`."""
+        shared = domains.shared_api_host(self.client.host.configured, api_domain)
+        if shared is None:
+            log.warning("the access token names no shared API host (api_domain): a rename cannot be followed")
+            return None
+        base_url, headers = shared
+        body = self.client.using(host=AccountHost(base_url)).request(
             "GET",
             path="/oauth2/account/current/subdomain",
             authorized=False,
             timeouts=TOKEN_TIMEOUTS,
-            headers={"X-Refresh-Token": refresh_token},
+            headers={**headers, "X-Refresh-Token": refresh_token},
         )
         return AccountDomain.from_response(body)
 
-    def refresh_following_rename(self, refresh_token: str, account_id: int | None, domain: str | None) -> Refreshed:
+    def refresh_following_rename(
+        self, refresh_token: str, *, account_id: int | None, domain: str | None, api_domain: str | None
+    ) -> Refreshed:
         """Refresh; when amoCRM answers 401/404 because the account was renamed, learn its new
-        domain, switch to it and refresh there once (as the official SDK does, reference §1.6).
+        domain from the shared API host (`api_domain`, the access token's claim), switch to it
+        and refresh there once (as the official SDK does, reference §1.6).
 
         The switch happens only for the same account (`account_id`, when known) and a domain
         that differs from the one we hold (`domain`); otherwise the first refusal stands. The
@@ -155,7 +175,9 @@ class OAuth:
         try:
             return Refreshed(self.refresh(refresh_token))
         except AmoTokenRevoked as refused:
-            moved = self._renamed(refresh_token, account_id, domain) if refused.status in (401, 404) else None
+            moved = None
+            if refused.status in (401, 404):
+                moved = self._renamed(refresh_token, account_id=account_id, domain=domain, api_domain=api_domain)
             if moved is None:
                 raise
         host = AccountHost(self.client.host.configured)
@@ -163,11 +185,15 @@ class OAuth:
         pair = OAuth(self.client.using(host=host), self.credentials).refresh(refresh_token)
         return Refreshed(pair, moved)
 
-    def _renamed(self, refresh_token: str, account_id: int | None, domain: str | None) -> AccountDomain | None:
+    def _renamed(
+        self, refresh_token: str, *, account_id: int | None, domain: str | None, api_domain: str | None
+    ) -> AccountDomain | None:
         try:
-            moved = self.account_domain(refresh_token)
+            moved = self.account_domain(refresh_token, api_domain=api_domain)
         except AmoError as error:  # a revoked token is refused here too: nothing was renamed
             log.info("amoCRM account domain lookup failed (%s): not a rename", error.status)
+            return None
+        if moved is None:
             return None
         if account_id and moved.id != account_id:
             log.error("amoCRM's domain lookup names account %s, not the connected %s", moved.id, account_id)

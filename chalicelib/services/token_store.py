@@ -35,7 +35,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import metrics, settings
 from chalicelib.amo.errors import AmoError, AmoTokenRevoked
-from chalicelib.amo.oauth import AccountDomain, OAuth, TokenPair, jwt_expires_at
+from chalicelib.amo.oauth import AccountDomain, OAuth, TokenPair, jwt_api_domain, jwt_expires_at
 from chalicelib.amo.retry import RetryPolicy
 from chalicelib.locking import retry_on_conflict, wrote
 from chalicelib.models import AmoToken
@@ -256,7 +256,9 @@ class TokenStore:
     def _refresh_holding_lease(self, token: AmoToken, owner: str) -> str:
         sent = token.refresh_token
         try:
-            refreshed = self.oauth.refresh_following_rename(sent, token.account_id, token.domain)
+            refreshed = self.oauth.refresh_following_rename(
+                sent, account_id=token.account_id, domain=token.domain, api_domain=jwt_api_domain(token.access_token)
+            )
         except AmoTokenRevoked as error:
             metrics.count("TokenRefreshFailures")
             return self._refused(sent, owner, error)

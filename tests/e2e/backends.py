@@ -343,8 +343,11 @@ class InProcess(Backend):
         for model in ALL_MODELS:
             model.create_table(wait=True)
         # started inside mock_aws (which lets unmatched requests out): a request for anything
-        # but the sandbox fails instead of reaching a network
-        exit.enter_context(responses.RequestsMock(assert_all_requests_are_fired=False)).add_passthru(self.sandbox_url)
+        # but the sandbox (under either of its local names: its api_domain is the other one)
+        # fails instead of reaching a network
+        mock = exit.enter_context(responses.RequestsMock(assert_all_requests_are_fired=False))
+        mock.add_passthru(self.sandbox_url)
+        mock.add_passthru(self.sandbox_url.replace("127.0.0.1", "localhost"))
         self.client = Client(app)
         self.connect()
 

@@ -17,6 +17,8 @@ from tests.fixtures import ACCOUNT_ID, HAL, HOST, PROBLEM, store_tokens, stored_
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
 
 NEW_HOST = "https://renamed.amocrm.ru"
+SHARED_HOST = f"https://{fixtures.API_DOMAIN}"  # the token's api_domain: the only host that answers the lookup
+OLD_ACCESS = fixtures.access_jwt()
 LOOKUP = "/oauth2/account/current/subdomain"
 ACCOUNT_GONE = {"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Account not found"}
 
@@ -25,14 +27,15 @@ def domain_answer(account_id=ACCOUNT_ID, subdomain="renamed", domain="renamed.am
     return {"id": account_id, "subdomain": subdomain, "domain": domain, "top_level_domain": "ru"}
 
 
-def renamed_account(amo, host=HOST, answer=None):
-    """GIVEN the account was renamed: the old host no longer knows it, the lookup names the new one."""
+def renamed_account(amo, host=HOST, lookup_host=SHARED_HOST, answer=None):
+    """GIVEN the account was renamed: the old host no longer knows it, the lookup on the shared
+    API host names the new one."""
     amo.post(f"{host}/oauth2/access_token", status=404, json=ACCOUNT_GONE, headers=PROBLEM)
-    amo.get(f"{host}{LOOKUP}", json=answer or domain_answer(), headers=HAL)
+    amo.get(f"{lookup_host}{LOOKUP}", json=answer or domain_answer(), headers=HAL)
 
 
 def test_a_refresh_refused_after_a_rename_is_retried_on_the_new_domain_and_every_later_call_follows(amo):
-    store_tokens("access-old", "refresh-1", expires_in=-10)
+    store_tokens(OLD_ACCESS, "refresh-1", expires_in=-10)
     renamed_account(amo)
     amo.post(f"{NEW_HOST}/oauth2/access_token", json=fixtures.token_body("access-new", "refresh-new"), headers=HAL)
     amo.get(f"{NEW_HOST}/api/v4/account", json=fixtures.account_body(subdomain="renamed"), headers=HAL)
@@ -41,7 +44,9 @@ def test_a_refresh_refused_after_a_rename_is_retried_on_the_new_domain_and_every
 
     assert account.subdomain == "renamed"
     lookup = next(c for c in amo.calls if c.request.url.endswith(LOOKUP))
+    assert lookup.request.url == f"{SHARED_HOST}{LOOKUP}"  # never the account host that refused
     assert lookup.request.headers["X-Refresh-Token"] == "refresh-1"
+    assert "Authorization" not in lookup.request.headers
     retried = [c for c in amo.calls if c.request.url == f"{NEW_HOST}/oauth2/access_token"]
     assert [json.loads(c.request.body)["refresh_token"] for c in retried] == ["refresh-1"]
     token = stored_token()
@@ -56,7 +61,7 @@ def test_a_refresh_refused_after_a_rename_is_retried_on_the_new_domain_and_every
 
 
 def test_a_lookup_that_names_another_account_is_not_followed(amo):
-    store_tokens("access-old", "refresh-1", expires_in=-10)
+    store_tokens(OLD_ACCESS, "refresh-1", expires_in=-10)
     renamed_account(amo, answer=domain_answer(account_id=999))
 
     with pytest.raises(ReauthorizationRequired):
@@ -77,7 +82,7 @@ def test_a_lookup_that_names_another_account_is_not_followed(amo):
     ids=["foreign-host", "host-of-another-name", "same-domain"],
 )
 def test_a_lookup_without_a_new_amocrm_domain_leaves_the_refusal_standing(amo, answer):
-    store_tokens("access-old", "refresh-1", expires_in=-10)
+    store_tokens(OLD_ACCESS, "refresh-1", expires_in=-10)
     renamed_account(amo, answer=answer)
 
     with pytest.raises(ReauthorizationRequired):
@@ -88,8 +93,28 @@ def test_a_lookup_without_a_new_amocrm_domain_leaves_the_refusal_standing(amo, a
     assert stored_token().domain == "testaccount.amocrm.ru"
 
 
+@pytest.mark.parametrize(
+    "access",
+    [
+        "access-old",  # not a JWT
+        fixtures.access_jwt(api_domain=None),  # issued before 2024-08-21: no claim
+        fixtures.access_jwt(api_domain="evil.example.com"),  # not an amoCRM host
+    ],
+    ids=["opaque", "no-claim", "foreign-claim"],
+)
+def test_without_a_usable_api_domain_the_refusal_stands_and_nothing_is_asked(amo, access):
+    store_tokens(access, "refresh-1", expires_in=-10)
+    amo.post(f"{HOST}/oauth2/access_token", status=404, json=ACCOUNT_GONE, headers=PROBLEM)
+
+    with pytest.raises(ReauthorizationRequired):
+        wiring.token_store().get_access_token()
+
+    assert [c.request.url for c in amo.calls] == [f"{HOST}/oauth2/access_token"]
+    assert stored_token().needs_reauth is True
+
+
 def test_a_refresh_refused_as_bad_request_asks_no_domain_lookup(amo):
-    store_tokens("access-old", "refresh-1", expires_in=-10)
+    store_tokens(OLD_ACCESS, "refresh-1", expires_in=-10)
     amo.post(f"{HOST}/oauth2/access_token", status=400, json={**fixtures.REVOKED, "status": 400}, headers=PROBLEM)
 
     with pytest.raises(ReauthorizationRequired):
@@ -102,14 +127,16 @@ def test_with_a_loopback_sandbox_the_rename_is_stored_but_calls_stay_on_its_host
     sandbox = "http://127.0.0.1:8765"
     monkeypatch.setenv("AMO_BASE_URL", sandbox)
     memo.clear_all()
-    store_tokens("access-old", "refresh-1", expires_in=-10)
-    renamed_account(amo, host=sandbox)
+    store_tokens(OLD_ACCESS, "refresh-1", expires_in=-10)
+    renamed_account(amo, host=sandbox, lookup_host=sandbox)
     amo.post(f"{sandbox}/oauth2/access_token", json=fixtures.token_body("access-new", "refresh-new"), headers=HAL)
     amo.get(f"{sandbox}/api/v4/account", json=fixtures.account_body(subdomain="renamed"), headers=HAL)
 
     assert wiring.amo().account.get().subdomain == "renamed"
 
     assert all(c.request.url.startswith(sandbox) for c in amo.calls)
+    lookup = next(c for c in amo.calls if c.request.url.endswith(LOOKUP))
+    assert lookup.request.headers["Host"] == fixtures.API_DOMAIN  # the sandbox tells hosts apart by name
     assert [c.request.method for c in amo.calls].count("POST") == 2  # refused, then retried after the lookup
     assert (stored_token().domain, stored_token().access_token) == ("renamed.amocrm.ru", "access-new")
 

@@ -23,12 +23,8 @@ DAY = 86400
 
 
 def jwt(exp: float, account_id: int = fixtures.ACCOUNT_ID) -> str:
-    """A long-lived token as Kommo issues it: a JWT (header.claims.signature) with `exp`."""
-
-    def part(data: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-    return f"{part({'typ': 'JWT', 'alg': 'RS256'})}.{part({'exp': int(exp), 'account_id': account_id})}.c2lnbmF0dXJl"
+    """A long-lived token as Kommo issues it: a JWT with `exp`."""
+    return fixtures.jwt({"exp": int(exp), "account_id": account_id})
 
 
 def account_ok(amo, token=None):
