@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from botocore.exceptions import BotoCoreError
 from pynamodb.exceptions import PynamoDBException
 
 T = TypeVar("T")
@@ -28,12 +29,54 @@ def _error_field(error: PynamoDBException, field: str) -> str | None:
     return details.get(field) if isinstance(details, dict) else None
 
 
+# DynamoDB's answers that mean "not now" rather than "no": the caller should retry later.
+BUSY_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+# Reasons a transaction was cancelled for that say nothing about its conditions (AWS API
+# reference, TransactWriteItems: CancellationReasons).
+BUSY_REASONS = frozenset({"ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded"})
+
+
+def cancellation_reasons(error: PynamoDBException) -> list[str]:
+    """The reason codes of a cancelled transaction, one per item that had one (PynamoDB keeps
+    them on its client error; a plain botocore error has them in its response)."""
+    reasons = getattr(error.cause, "cancellation_reasons", None)
+    if reasons is not None:
+        return [reason.code for reason in reasons if reason is not None]
+    response = getattr(error.cause, "response", None)
+    raw = response.get("CancellationReasons") if isinstance(response, dict) else None
+    return [r["Code"] for r in raw or [] if isinstance(r, dict) and r.get("Code") not in (None, "None")]
+
+
 def is_conflict(error: Exception) -> bool:
-    """True when DynamoDB refused a write because its condition (version, lease…) did not hold."""
-    return isinstance(error, PynamoDBException) and error_code(error) in (
-        "ConditionalCheckFailedException",
-        "TransactionCanceledException",
-    )
+    """True when DynamoDB refused a write because its condition (version, lease…) did not hold.
+    A transaction cancelled only for throttling or a concurrent transaction is not a conflict:
+    re-reading would find nothing changed (see is_busy)."""
+    if not isinstance(error, PynamoDBException):
+        return False
+    code = error_code(error)
+    if code == "TransactionCanceledException":
+        return "ConditionalCheckFailed" in cancellation_reasons(error)
+    return code == "ConditionalCheckFailedException"
+
+
+def is_busy(error: Exception) -> bool:
+    """True when DynamoDB could not be reached or asked us to slow down: throttled, a cancelled
+    transaction whose reasons are only throttling or contention, an internal error, or no
+    answer at all (a timeout or a dropped connection). The right answer is "retry later"."""
+    if not isinstance(error, PynamoDBException) or is_conflict(error):
+        return False
+    code = error_code(error)
+    if code == "TransactionCanceledException":
+        return set(cancellation_reasons(error)) <= BUSY_REASONS
+    return code in BUSY_CODES or (code is None and isinstance(error.cause, BotoCoreError))
 
 
 def wrote(write: Callable[[], object]) -> bool:

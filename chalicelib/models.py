@@ -326,8 +326,9 @@ class IdempotencyRecord(BaseModel):
     Meta = _meta("idempotency")
 
     key = UnicodeAttribute(hash_key=True)
-    state = UnicodeAttribute(default="in_progress")  # in_progress | applied | done | unknown
+    state = UnicodeAttribute(default="in_progress")  # in_progress | sending | applied | done | unknown
     request_hash = UnicodeAttribute()
+    claim_id = UnicodeAttribute(null=True)  # the attempt holding the key (services/idempotency.py)
     response = JSONAttribute(null=True)
     running_until = NumberAttribute(null=True)  # an in-progress attempt's own deadline (unix time)
     expires_at = TTLAttribute()

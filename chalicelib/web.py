@@ -1,8 +1,8 @@
 """The HTTP edge's shared pieces: API-key guard, error mapping, small response helpers.
 
 Services raise ServiceError / AmoError / ConfigError; `maps_errors` turns each into one
-Chalice error with a message safe for the caller, and DynamoDB throttling into a 503 with
-Retry-After. Anything unexpected stays a generic 500 (Chalice logs the traceback; `debug` is
+Chalice error with a message safe for the caller, and DynamoDB throttled, busy or unreachable
+into a 503 with Retry-After. Anything unexpected stays a generic 500 (Chalice logs the traceback; `debug` is
 off, so the caller never sees it).
 """
 
@@ -40,7 +40,7 @@ from chalicelib.amo.errors import (
     AmoUnavailable,
     AmoValidationError,
 )
-from chalicelib.locking import error_code
+from chalicelib.locking import error_code, is_busy
 from chalicelib.memo import memoize
 from chalicelib.services.errors import (
     Conflict,
@@ -74,7 +74,6 @@ class RequestEntityTooLargeError(ChaliceViewError):
 
 # What DynamoDB answers when a table or the account is over its capacity; botocore has already
 # retried by then, so the caller is asked to come back rather than shown a 500.
-THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 RETRY_AFTER_SECONDS = 2
 
 
@@ -157,10 +156,11 @@ def maps_errors(view: Callable) -> Callable:
             log.warning("%s: input nested too deeply", view.__name__, exc_info=True)
             raise BadRequestError(f"request body is nested too deeply (at most {schemas.MAX_DEPTH} levels)") from None
         except PynamoDBException as error:
-            code = error_code(error)
-            if code not in THROTTLED:
+            if not is_busy(error):
                 raise
-            log.warning("%s: DynamoDB throttled (%s)", view.__name__, code)
+            log.warning(
+                "%s: DynamoDB busy or unreachable (%s)", view.__name__, error_code(error) or type(error.cause).__name__
+            )
             return _error_response(
                 503,
                 code="ServiceUnavailableError",

@@ -3,9 +3,10 @@ conditional write that may lose its condition."""
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.connection.base import VerboseClientError
+from pynamodb.exceptions import CancellationReason, PutError, TransactWriteError, UpdateError
 
-from chalicelib.locking import error_code, error_message, is_conflict, retry_on_conflict, wrote
+from chalicelib.locking import error_code, error_message, is_busy, is_conflict, retry_on_conflict, wrote
 
 
 def client_error(code: str) -> ClientError:
@@ -79,3 +80,35 @@ def test_a_retried_change_raises_the_conflict_of_its_last_attempt():
     with pytest.raises(UpdateError):
         retry_on_conflict(attempt, attempts=3)
     assert len(calls) == 3
+
+
+def cancelled(*reasons: str) -> TransactWriteError:
+    """A transaction as PynamoDB raises it when DynamoDB cancelled it, one reason per item."""
+    cause = VerboseClientError(
+        {"Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"}},
+        "TransactWriteItems",
+        {},
+        cancellation_reasons=[None if code == "None" else CancellationReason(code=code) for code in reasons],
+    )
+    return TransactWriteError("Failed to write transaction items", cause)
+
+
+def test_a_transaction_is_a_conflict_only_when_a_condition_failed():
+    """Regression (issue 23): a transaction cancelled for throttling counted as a conflict, the
+    caller re-read three times at once, gave up with 409 and the sync skipped the lead for good."""
+    assert is_conflict(cancelled("None", "ConditionalCheckFailed"))
+    assert not is_busy(cancelled("None", "ConditionalCheckFailed"))
+    for reasons in (("ThrottlingError",), ("None", "TransactionConflict"), ("ProvisionedThroughputExceeded", "None")):
+        error = cancelled(*reasons)
+        assert not is_conflict(error), reasons
+        assert is_busy(error), reasons
+
+
+def test_throttles_internal_errors_and_silence_are_busy_and_other_refusals_are_not():
+    for code in ("ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"):
+        assert is_busy(PutError("Failed to put item", client_error(code))), code
+    for cause in (ReadTimeoutError(endpoint_url="http://dynamodb"), EndpointConnectionError(endpoint_url="x")):
+        assert is_busy(UpdateError("Failed to update item", cause))
+    assert not is_busy(PutError("Failed to put item", client_error("ValidationException")))
+    assert not is_busy(conflict())
+    assert not is_busy(ValueError("not a DynamoDB error"))

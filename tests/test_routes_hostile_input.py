@@ -122,16 +122,36 @@ def dynamodb_throttles(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"]
+    "code",
+    [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",  # AWS: "retry your request"
+    ],
 )
 def test_dynamodb_throttling_is_503_with_retry_after(client, dynamodb_throttles, code):
     pauses = dynamodb_throttles(code)
     response = call(client, "GET", "/pipelines")
     assert_refused(response, 503, "retry")
     assert int(response.headers["Retry-After"]) > 0
-    assert pauses, "botocore retries a throttled request before PynamoDB gives up"
+    if "Internal" not in code:
+        assert pauses, "botocore retries a throttled request before PynamoDB gives up"
+
+
+def test_an_unreachable_dynamodb_is_503_with_retry_after_not_500(client, monkeypatch):
+    """Regression (fault matrix): a timeout or a refused connection to DynamoDB answered 500."""
+
+    def unreachable(self, request):
+        raise botocore.exceptions.EndpointConnectionError(endpoint_url=request.url)
+
+    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=lambda seconds: None))
+    monkeypatch.setattr(BotocoreStubber, "process_request", unreachable)
+    response = call(client, "GET", "/pipelines")
+    assert_refused(response, 503, "retry")
+    assert int(response.headers["Retry-After"]) > 0
 
 
 def test_other_dynamodb_failures_stay_500(client, dynamodb_throttles):
-    dynamodb_throttles("InternalServerError")
+    dynamodb_throttles("ValidationException")
     assert call(client, "GET", "/pipelines").status_code == 500

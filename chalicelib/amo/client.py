@@ -321,6 +321,9 @@ class AmoClient:
             response = self.session.request(
                 method, url, json=body, headers=headers, timeout=timeouts.pair, allow_redirects=False
             )
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as error:
+            # the request arrived and the answer broke off: a write may have been applied
+            return Attempt(failure=f"answer broken off mid-body ({type(error).__name__})")
         except requests.ConnectionError as error:
             return Attempt(failure=f"connection failed ({type(error).__name__})", reached_server=not _never_sent(error))
         except requests.Timeout:

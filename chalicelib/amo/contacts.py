@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.amo.entities import created_id, first_value, optional_int, require_int
-from chalicelib.amo.errors import AmoError
+from chalicelib.amo.entities import created_id, first_value, new_id, optional_int, require_int
 from chalicelib.amo.resource import ListResource
 
 
@@ -64,10 +63,8 @@ class Contacts(ListResource):
 
     def create(self, data: dict) -> int:
         """POST one contact from our flat fields; its new id."""
-        contact_id = created_id(self.client.post(self.path, [{**contact_body(data), "request_id": "0"}]), "contacts")
-        if contact_id is None:
-            raise AmoError("amoCRM did not return the new contact's id")
-        return contact_id
+        answer = self.client.post(self.path, [{**contact_body(data), "request_id": "0"}])
+        return new_id(created_id(answer, "contacts"), "contact")
 
     def update(self, contact_id: int, data: dict) -> None:
         """PATCH one contact with a single object (an unknown id answers 404)."""

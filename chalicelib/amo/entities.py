@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.amo.errors import AmoUnavailable
+
 MAX_INT = 2**53 - 1  # JSON consumers and DynamoDB numbers stay exact below this
 
 
@@ -37,6 +39,16 @@ def created_id(answer: Any, key: str) -> int | None:
     items = ((answer or {}).get("_embedded") or {}).get(key) if isinstance(answer, dict) else None
     first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
     return _int_or_none(first.get("id"))
+
+
+def new_id(value: int | None, what: str) -> int:
+    """The id of a created entity. A 2xx without one means amoCRM may well have created it: the
+    outcome is unknown, so the caller must not create it again under a new key (reference §5)."""
+    if value is None:
+        raise AmoUnavailable(
+            f"amoCRM answered without the new {what}'s id; it may have been created", outcome_unknown=True
+        )
+    return value
 
 
 def first_value(custom_fields: Any, *, code: str | None = None, field_id: int | None = None) -> str | None:

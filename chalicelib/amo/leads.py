@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.amo.entities import MAX_INT, MalformedEntity, created_id, optional_int, require_int
-from chalicelib.amo.errors import AmoError
+from chalicelib.amo.entities import MAX_INT, MalformedEntity, created_id, new_id, optional_int, require_int
 from chalicelib.amo.resource import ListResource
 
 WON_STATUS_ID, LOST_STATUS_ID = 142, 143
@@ -89,7 +88,7 @@ class Leads(ListResource):
         body = {**writable(lead), "request_id": "0"}
         if tags:
             body["_embedded"] = {**(body.get("_embedded") or {}), "tags": [{"name": t} for t in tags]}
-        return _new_id(created_id(self.client.post(self.path, [body]), "leads"))
+        return new_id(created_id(self.client.post(self.path, [body]), "leads"), "lead")
 
     def create_with_contact(self, lead: dict, contact: dict) -> int:
         """The lead and its contact in one call (`/leads/complex`, which answers a plain array)."""
@@ -97,14 +96,8 @@ class Leads(ListResource):
         body["_embedded"] = {**(body.get("_embedded") or {}), "contacts": [contact]}
         created = self.client.post(f"{self.path}/complex", [body])
         first = created[0] if isinstance(created, list) and created and isinstance(created[0], dict) else {}
-        return _new_id(optional_int(first, "id"))
+        return new_id(optional_int(first, "id"), "lead")
 
     def update(self, lead_id: int, lead: dict) -> None:
         """PATCH one lead with a single object (an unknown id answers 404)."""
         self.client.patch(f"{self.path}/{int(lead_id)}", writable(lead))
-
-
-def _new_id(value: int | None) -> int:
-    if value is None:
-        raise AmoError("amoCRM did not return the new lead's id")
-    return value

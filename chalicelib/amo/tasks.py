@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.amo.entities import created_id, optional_int, require_int
-from chalicelib.amo.errors import AmoError
+from chalicelib.amo.entities import created_id, new_id, optional_int, require_int
 from chalicelib.amo.resource import ListResource
 
 ENTITY_TYPES = ("leads", "contacts", "companies")
@@ -69,10 +68,7 @@ class Tasks(ListResource):
 
     def create(self, data: dict) -> int:
         body = {k: data[k] for k in WRITABLE_FIELDS if data.get(k) is not None}
-        task_id = created_id(self.client.post(self.path, [{**body, "request_id": "0"}]), "tasks")
-        if task_id is None:
-            raise AmoError("amoCRM did not return the new task's id")
-        return task_id
+        return new_id(created_id(self.client.post(self.path, [{**body, "request_id": "0"}]), "tasks"), "task")
 
     def complete(self, task_id: int, result_text: str | None = None) -> None:
         """Mark done, with the result text when given (an unknown id answers 404)."""

@@ -1,15 +1,25 @@
-"""The activity log: one record per webhook event (and per delivery), readable per entity, expiring by TTL."""
+"""The activity log: one record per webhook event (and per delivery), readable per entity, expiring by TTL.
+
+The log is a diagnostic record, never part of the work it describes: a record that cannot be
+written (DynamoDB throttled or unreachable) is counted and logged, and the delivery or event it
+would describe goes on as if it had been written."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib import metrics
 from chalicelib.models import AmoActivityLog
 from chalicelib.services.errors import InvalidInput
 from chalicelib.services.webhook_outcomes import DeliveryOutcome, EventOutcome
+
+log = logging.getLogger(__name__)
 
 ACTIVITY_RETENTION = timedelta(days=30)
 PAYLOAD_FRAGMENT_CHARS = 2000
@@ -43,7 +53,11 @@ def record(
         expires_at=datetime.now(UTC) + ACTIVITY_RETENTION,
     )
     item.touch()
-    item.save()
+    try:
+        item.save()
+    except PynamoDBException as error:
+        metrics.count("ActivityLogWriteFailures")
+        log.warning("activity record %s %s not written (%s); the work goes on", entity, event_type, error)
 
 
 def activity(entity: str, entity_id: int | None, limit: int = 50) -> dict:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from chalicelib import settings
@@ -29,6 +28,7 @@ from chalicelib.models import AmoContact, Lead, utc_now
 from chalicelib.services import contacts, lead_status, mirror, pipelines
 from chalicelib.services.errors import Conflict, InvalidInput, NotFound
 from chalicelib.services.guests import Guest
+from chalicelib.services.idempotency import Checkpoint
 from chalicelib.services.lead_status import StageMapping
 from chalicelib.services.webhook_outcomes import EventOutcome
 
@@ -305,10 +305,13 @@ def create_lead(
     lead_data: dict,
     contact: dict | None = None,
     tags: tuple[str, ...] = (),
-    checkpoint: Callable[[dict], None] = lambda result: None,
+    checkpoint: Checkpoint | None = None,
 ) -> dict:
     """Create the lead in amoCRM (with its contact in the same call) and the linked Lead.
-    `checkpoint` hears of the new lead the moment amoCRM has created it (see idempotency)."""
+    `checkpoint` hears that the POST is about to leave, then of the new lead the moment amoCRM
+    has created it (see idempotency)."""
+    checkpoint = checkpoint or Checkpoint()
+    checkpoint.sending()
     if contact:
         amo_lead_id = amo.leads.create_with_contact(lead_data, contact_body(contact))
     else:

@@ -103,11 +103,16 @@ def send_webhook_events(bodies: list[str]) -> list[str]:
     attributes = _attributes()
     for start in range(0, len(bodies), 10):
         chunk = bodies[start : start + 10]
-        answer = sqs().send_message_batch(
-            QueueUrl=settings.webhook_queue_url(),
-            Entries=[
-                {"Id": str(i), "MessageBody": body, "MessageAttributes": attributes} for i, body in enumerate(chunk)
-            ],
-        )
+        try:
+            answer = sqs().send_message_batch(
+                QueueUrl=settings.webhook_queue_url(),
+                Entries=[
+                    {"Id": str(i), "MessageBody": body, "MessageAttributes": attributes} for i, body in enumerate(chunk)
+                ],
+            )
+        except (BotoCoreError, ClientError) as error:  # throttled or unreachable: the caller applies them
+            log.warning("SQS refused %d webhook events (%s); they are applied inline", len(chunk), error)
+            failed.extend(chunk)
+            continue
         failed.extend(chunk[int(f["Id"])] for f in answer.get("Failed", []))
     return failed

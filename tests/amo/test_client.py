@@ -17,6 +17,7 @@ from chalicelib.amo.errors import (
     AmoUnavailable,
     AmoValidationError,
 )
+from chalicelib.amo.leads import Leads
 from chalicelib.amo.oauth import OAuth
 from tests import fixtures
 from tests.fixtures import HAL, HOST, PROBLEM
@@ -181,6 +182,39 @@ def test_post_that_times_out_is_not_resent(amo, gateway):
     with pytest.raises(AmoUnavailable, match="not re-sent"):
         gateway.post("/api/v4/leads", [{"name": "x"}])
     assert len(amo.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead(12 bytes read)"),
+        requests.exceptions.ContentDecodingError("Received response with content-encoding: gzip, but failed"),
+    ],
+    ids=["cut-mid-body", "undecodable"],
+)
+def test_a_write_whose_answer_broke_off_is_not_resent_and_its_outcome_is_unknown(amo, gateway, broken):
+    """Regression (fault matrix): a body cut mid-transfer escaped as a raw requests error (500)."""
+    amo.post(f"{HOST}/api/v4/leads", body=broken)
+    amo.post(f"{HOST}/api/v4/leads", json={"_embedded": {"leads": [{"id": 1}]}}, headers=HAL)
+
+    with pytest.raises(AmoUnavailable, match="broken off") as raised:
+        gateway.post("/api/v4/leads", [{"name": "x"}])
+    assert raised.value.outcome_unknown and len(amo.calls) == 1
+
+
+def test_a_read_whose_answer_broke_off_is_asked_again(amo, gateway):
+    amo.get(f"{HOST}/api/v4/account", body=requests.exceptions.ChunkedEncodingError("Connection broken"))
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+    assert gateway.get("/api/v4/account")["id"] == fixtures.ACCOUNT_ID
+
+
+def test_a_created_answer_without_the_new_id_is_an_unknown_outcome_not_a_failure(amo, gateway):
+    """Regression (issue 23): a 2xx without an id raised a plain error, the Idempotency-Key was
+    released and the caller's retry created a second lead."""
+    amo.post(f"{HOST}/api/v4/leads", json={"_embedded": {"leads": []}}, headers=HAL)
+    with pytest.raises(AmoUnavailable) as raised:
+        Leads(gateway).create({"name": "x"})
+    assert raised.value.outcome_unknown
 
 
 def test_post_after_503_is_not_resent(amo, gateway):

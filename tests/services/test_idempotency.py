@@ -6,6 +6,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import UpdateError
 
 from chalicelib.amo.errors import AmoUnavailable, AmoValidationError
 from chalicelib.models import IdempotencyRecord
@@ -13,6 +15,10 @@ from chalicelib.services import idempotency
 from chalicelib.services.errors import Conflict, InvalidInput
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
+
+
+def client_error(code):
+    return ClientError({"Error": {"Code": code, "Message": code}}, "UpdateItem")
 
 
 def run(key, work, request=None, **kwargs):
@@ -136,3 +142,92 @@ def test_the_claimed_key_lasts_only_as_long_as_the_invocation_may_run():
         return {"id": 5}
 
     run("k10", check, time_left=lambda: 5.0)
+
+
+def test_a_side_effect_whose_record_could_not_be_written_is_still_never_repeated(monkeypatch):
+    """Regression (issue 23): the checkpoint's UpdateItem was throttled, the key was deleted and
+    the caller's retry created a second lead. Now the caller gets its result, and a retry finds
+    the key `sending`: in progress while the attempt may still run, then outcome unknown."""
+    posts = []
+    real_update = IdempotencyRecord.update
+
+    def throttled_when_applied(self, actions, condition=None, **kwargs):
+        if any("applied" in str(action.values) for action in actions):
+            raise UpdateError("Failed to update item", client_error("ProvisionedThroughputExceededException"))
+        return real_update(self, actions=actions, condition=condition, **kwargs)
+
+    monkeypatch.setattr(IdempotencyRecord, "update", throttled_when_applied)
+    monkeypatch.setattr(idempotency.time, "sleep", lambda seconds: None)
+
+    def create(checkpoint):
+        checkpoint.sending()
+        posts.append(1)
+        checkpoint({"amoLeadId": 1, "leadId": "l-1"})
+        raise AmoUnavailable("the follow-up read failed")
+
+    assert run("k11", create, time_left=lambda: 0.0) == {"amoLeadId": 1, "leadId": "l-1"}
+    with pytest.raises(idempotency.OutcomeUnknown):
+        run("k11", create)
+    assert posts == [1]
+
+
+def test_a_claim_whose_answer_was_lost_is_recognised_as_our_own():
+    """Regression (fault matrix): the SDK re-sent a conditional put that had landed; the retry
+    found the condition false and answered "in progress" to its own request."""
+    real_save = IdempotencyRecord.save
+
+    def landed_then_lost(self, condition=None, **kwargs):
+        real_save(self, condition=condition, **kwargs)
+        return real_save(self, condition=condition, **kwargs)  # the SDK's re-send of the same put
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(IdempotencyRecord, "save", landed_then_lost)
+        assert run("k12", lambda cp: {"id": 12}) == {"id": 12}
+
+
+def test_an_attempt_whose_key_was_taken_over_sends_nothing():
+    """Regression (issue 23): the claim expired while the first attempt still waited to POST; the
+    retry took the key over and both created a lead."""
+    sent = []
+
+    def slow_then_send(checkpoint):
+        stored = IdempotencyRecord.get("create-lead:k13")
+        stored.update(actions=[IdempotencyRecord.claim_id.set("a retry's claim")])  # taken over meanwhile
+        checkpoint.sending()
+        sent.append(1)
+        return {"id": 13}
+
+    with pytest.raises(Conflict, match="in progress"):
+        run("k13", slow_then_send)
+    assert sent == []
+
+
+def test_a_sending_attempt_that_died_leaves_the_outcome_unknown_not_free():
+    IdempotencyRecord(
+        key="create-lead:k14",
+        request_hash=idempotency._fingerprint("create-lead", {"a": 1}),
+        state="sending",
+        claim_id="dead",
+        running_until=time.time() - 1,
+        expires_at=datetime.now(UTC) + timedelta(hours=23),
+    ).save()
+    with pytest.raises(idempotency.OutcomeUnknown):
+        run("k14", lambda cp: {"id": 14})
+
+
+def test_a_refusal_after_sending_frees_the_key_and_a_silence_does_not():
+    def refused(checkpoint):
+        checkpoint.sending()
+        raise AmoValidationError("amoCRM POST /api/v4/leads/complex failed (400)", 400)
+
+    def silent(checkpoint):
+        checkpoint.sending()
+        raise RuntimeError("something nobody expected, after the POST may have left")
+
+    with pytest.raises(AmoValidationError):
+        run("k15", refused)
+    assert run("k15", lambda cp: {"id": 15}) == {"id": 15}
+    with pytest.raises(RuntimeError):
+        run("k16", silent)
+    with pytest.raises(idempotency.OutcomeUnknown):
+        run("k16", lambda cp: {"id": 16})

@@ -12,7 +12,7 @@ from chalicelib import wiring
 from chalicelib.amo.errors import AmoBlocked
 from chalicelib.models import AmoContact, Lead, Notification, SyncJob, SyncState
 from chalicelib.services import leads, pipelines, sync
-from chalicelib.services.errors import NoProgress, ReauthorizationRequired
+from chalicelib.services.errors import Conflict, NoProgress, ReauthorizationRequired
 from chalicelib.services.sync import lead_pages, runs
 from tests import fixtures
 from tests.fake_amo import FakeAmo
@@ -177,6 +177,28 @@ def test_a_blocked_account_stops_the_sync(amo_data, amo):
     )
     with pytest.raises(AmoBlocked):
         sync.sync_all(wiring.amo())
+
+
+def test_a_lead_that_kept_changing_holds_the_window_so_the_next_run_reads_it_again(amo_data, monkeypatch):
+    """Regression (issue 23): the run recorded its start as the next window although a lead's
+    change was not written; a lead changed before that window was never listed again."""
+    amo_data.leads = [lead(81, status_id=INITIAL, updated_at=1700000000)]
+    sync.sync_all(wiring.amo(), full=True)
+    window = SyncState.get("leads").last_success_started_at
+    amo_data.leads = [lead(81, status_id=NEGOTIATION, updated_at=int(window) - 1)]
+
+    def contended(*args, **kwargs):
+        raise Conflict("lead 81 kept changing while it was written; try again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lead_pages.leads, "upsert", contended)
+        result = sync.sync_all(wiring.amo(), full=False)
+    assert "kept changing" in json.dumps(result)
+    assert SyncState.get("leads").last_success_started_at == window  # held
+
+    sync.sync_all(wiring.amo(), full=False)  # the next scheduled run heals it
+    assert stored(81).status == "IN_PROGRESS"
+    assert SyncState.get("leads").last_success_started_at > window
 
 
 def test_incremental_sync_asks_only_for_changes_since_the_last_run_minus_overlap(amo_data):

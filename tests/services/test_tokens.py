@@ -155,8 +155,8 @@ def test_revoked_refresh_token_marks_reauthorization_and_does_not_loop(amo):
     with pytest.raises(ReauthorizationRequired):
         wiring.token_store().get_access_token()
 
-    # one refresh, one domain lookup (also refused: nothing was renamed), then nothing more
-    assert [c.request.method for c in amo.calls] == ["POST", "GET"]
+    # one refresh; the token names no shared API host, so no rename lookup; then nothing more
+    assert [c.request.method for c in amo.calls] == ["POST"]
     token = stored_token()
     assert token.needs_reauth is True and "re-authorize" in token.last_error
     status = connection.get_connection_status(wiring.amo())

@@ -288,6 +288,51 @@ def test_queued_intake_makes_no_amocrm_call_and_at_most_two_aws_calls(client, fa
     assert Lead.get(leads.lead_id_for(17657)).status == "NEW"  # not applied yet
 
 
+def refuse(client_of, operation, error):
+    """The AWS client answers `operation` with `error` (botocore's own hook, before any send)."""
+
+    def refused(model, **kwargs):
+        if model.name == operation:
+            raise error
+
+    client_of.meta.events.register("before-call.*.*", refused)
+    return lambda: client_of.meta.events.unregister("before-call.*.*", refused)
+
+
+def test_a_queue_that_cannot_be_reached_does_not_lose_the_delivery(client, fake, amo, webhook_queue):
+    """Regression (fault matrix): SendMessageBatch throttled or unreachable answered 500 and the
+    events waited on amoCRM's redelivery; now they are applied inline and the answer is 200."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from chalicelib.services import queues
+
+    seed_lead(fake)
+    restore = refuse(queues.sqs(), "SendMessageBatch", EndpointConnectionError(endpoint_url=webhook_queue))
+    try:
+        response = deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL))
+    finally:
+        restore()
+
+    assert response.status_code == 200 and response.json_body["errors"] == []
+    assert Lead.get(leads.lead_id_for(17657)).status == "IN_PROGRESS"  # applied inline
+
+
+def test_an_activity_log_that_cannot_be_written_does_not_fail_the_delivery(client, fake, amo):
+    """Regression (fault matrix): the diagnostic record's PutItem failing answered amoCRM 500."""
+    from botocore.exceptions import EndpointConnectionError
+
+    seed_lead(fake)
+    log_client = AmoActivityLog._get_connection().connection.client
+    restore = refuse(log_client, "PutItem", EndpointConnectionError(endpoint_url="http://dynamodb"))
+    try:
+        response = deliver(client, wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL))
+    finally:
+        restore()
+
+    assert response.status_code == 200
+    assert Lead.get(leads.lead_id_for(17657)).status == "IN_PROGRESS"
+
+
 def sqs_event(bodies):
     return {
         "Records": [

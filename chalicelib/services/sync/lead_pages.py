@@ -198,8 +198,8 @@ def write_batch(
     for info, old, mapping in retry:
         try:
             leads.upsert(info, contact=_guest(guests, info), existing=old, mapping=mapping)
-        except Conflict as error:
-            errors.append({"id": info.id, "message": str(error)})
+        except Conflict as error:  # contention: the next run must read this lead again
+            errors.append({"id": info.id, "message": str(error), "transient": True})
         except PynamoDBException as error:
             if not mirror.refused(error):
                 raise

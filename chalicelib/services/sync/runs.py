@@ -82,7 +82,7 @@ def _sync_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease)
         result["jobId"] = jobs.hand_over(job, next_page=outcome.next_page, synced=outcome.synced, errors=outcome.errors)
         held.hand_over(job.job_id)
     elif record_state:
-        state.record_success(run.entity, started_at, result)
+        state.record_run(run.entity, started_at, result)
     return result
 
 
@@ -124,7 +124,7 @@ def resume(amo: AmoApi, *, job_id: str, time_left: TimeLeft | None = None, page:
         return {"jobId": job_id, "status": "continuing", "synced": job.synced}
     jobs.finish(job, synced=outcome.synced, errors=outcome.errors, claim=claim)
     if params.get("record_state"):
-        state.record_success(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
+        state.record_run(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
     lease.release(params.get("lease") or "")
     return {"jobId": job_id, "status": "done", "synced": job.synced}
 

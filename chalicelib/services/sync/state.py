@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from chalicelib import metrics
-from chalicelib.models import SyncState
+from chalicelib.models import SyncState, utc_now
 
 SYNCABLE = ("leads", "contacts", "tasks")
 
@@ -21,12 +21,19 @@ def incremental_from(entity: str, overlap: int) -> int | None:
     return int(state.last_success_started_at - overlap) if state.last_success_started_at else None
 
 
-def record_success(entity: str, started_at: float, result: dict) -> None:
-    state = SyncState(
-        entity=entity,
-        last_success_started_at=started_at,
-        last_result={"synced": result["synced"], "errors": len(result["errors"])},
-    )
+def record_run(entity: str, started_at: float, result: dict) -> None:
+    """A complete run's end: its start becomes where the next incremental run starts, unless an
+    item failed for a reason that passes (`transient`, e.g. a lead that kept changing under its
+    write): then the window stays, so the next run reads that item again instead of skipping
+    it for good (SyncLag grows until it heals). Items that can never be stored (malformed,
+    refused) are reported and do not hold the window back."""
+    errors = result["errors"]
+    summary = {"synced": result["synced"], "errors": len(errors)}
+    if any(isinstance(error, dict) and error.get("transient") for error in errors):
+        metrics.count("SyncWindowsHeld")
+        SyncState(entity).update(actions=[SyncState.last_result.set(summary), SyncState.updated_at.set(utc_now())])
+        return
+    state = SyncState(entity=entity, last_success_started_at=started_at, last_result=summary)
     state.touch()
     state.save()
 

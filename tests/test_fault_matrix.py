@@ -1,0 +1,75 @@
+"""The fault matrix: every flow is run once cleanly to record each AWS, amoCRM and Main Backend
+call it makes, then once more per call × per fault kind (tests/faults/injector.py), followed by
+the flow's documented recovery; the invariants a user relies on must hold after every run
+(tests/faults/flows.py). Enumerated, not sampled: a call nobody thought of is faulted too.
+
+The matrix's size and every violation are printed; the test fails on any violation."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.faults.flows import FLOWS, Flow, Run
+from tests.faults.injector import Fault, Injector, installed
+from tests.faults.world import World
+
+
+@pytest.fixture
+def amo():
+    """The sandbox is amoCRM, over HTTP (overrides the suite-wide `responses` mock)."""
+    yield None
+
+
+def run_flow(flow: Flow, tables: dict) -> tuple[int, list[str]]:
+    """The flow run cleanly (it must hold), then once per call of the clean run × per fault
+    kind from the same prepared world: (faulted runs, violations)."""
+    violations: list[str] = []
+    with World(tables, queued=flow.queued) as world:
+        injector = Injector(world.sandbox_host)
+        world.harness = injector.paused
+        with installed(injector):
+            prepared = Run(world, None)
+            flow.prepare(prepared)
+            world.snapshot()
+            problems = attempt(flow, prepared, injector, None)
+            assert problems == [], f"{flow.name}, no fault: {problems}"
+            calls, faults = len(injector.calls), injector.faults()
+            for fault in faults:
+                world.restore()
+                for problem in attempt(flow, prepared, injector, fault):
+                    violations.append(f"{flow.name} | {fault}: {problem}")
+    print(f"fault matrix: {flow.name}: {calls} calls, {len(faults)} faulted runs")
+    return len(faults), violations
+
+
+def attempt(flow: Flow, prepared: Run, injector: Injector, fault: Fault | None) -> list[str]:
+    run = Run(prepared.world, fault, context=dict(prepared.context))
+    injector.calls, injector.fault, injector.fired = [], fault, False
+    injector.active = True
+    try:
+        flow.act(run)
+    finally:
+        injector.active = False
+    flow.recover(run)
+    return flow.check(run)
+
+
+@pytest.mark.slow
+def test_the_fault_matrix_finds_no_violation(_pristine_tables, capsys):
+    only = os.environ.get("FAULT_FLOWS")
+    violations: list[str] = []
+    size = 0
+    for flow in FLOWS:
+        if only and only not in flow.name:
+            continue
+        with capsys.disabled():
+            runs, found = run_flow(flow, _pristine_tables)
+        size += runs
+        violations += found
+    with capsys.disabled():
+        print(f"fault matrix: {size} faulted runs, {len(violations)} violations")
+        for violation in violations:
+            print("  " + violation)
+    assert violations == []
