@@ -22,6 +22,8 @@ import time
 from benchmarks.report import print_table
 from scripts.local_stack import ROOT, free_port, http, wait_until
 
+BATCH = 25  # leads per write, as a sync's batches once were
+
 CLAIMS = 60
 CLAIM_EVERY = 0.1  # seconds; a sync claims about seven times a second
 WRITERS = 4  # sync.lead_pages.WORKERS
@@ -43,7 +45,7 @@ def write_leads(seconds: float, threads: int, quiet: bool = False) -> int:
         while time.monotonic() < stop_at:
             now = utc_now()
             batch = []
-            for number in range(first, first + mirror.BATCH_WRITE_SIZE):
+            for number in range(first, first + BATCH):
                 custom_fields = [{"field_id": f, "values": [{"value": f"value {f} of {number}"}]} for f in range(5)]
                 values = {
                     "id": leads.lead_id_for(number),
@@ -56,7 +58,7 @@ def write_leads(seconds: float, threads: int, quiet: bool = False) -> int:
                 }
                 batch.append((number, serialize(values)))
             mirror.put_new(Lead, batch)
-            first += mirror.BATCH_WRITE_SIZE
+            first += BATCH
             written[thread] += 1
 
     workers = [threading.Thread(target=write, args=(t,)) for t in range(threads)]

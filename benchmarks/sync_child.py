@@ -23,7 +23,7 @@ def discard_entity_writes() -> None:
 
     mirror.batch_get_items = lambda model, keys: {}  # mirror.batch_get reads through it
     mirror.upsert_changed = lambda model, items, fields, **_: mirror.Upserted(written=[(None, i) for i in items])
-    mirror.put_new = lambda model, items: []
+    mirror.put_new = lambda model, items: mirror.NewItems()
 
 
 def without_sync_lease() -> None:

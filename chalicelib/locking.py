@@ -55,6 +55,19 @@ def cancellation_reasons(error: PynamoDBException) -> list[str]:
     return [r["Code"] for r in raw or [] if isinstance(r, dict) and r.get("Code") not in (None, "None")]
 
 
+def item_reasons(error: PynamoDBException) -> list[str | None]:
+    """A cancelled transaction's reason codes in the order of its items (None: that item was
+    fine); empty for any other error."""
+    if error_code(error) != "TransactionCanceledException":
+        return []
+    reasons = getattr(error.cause, "cancellation_reasons", None)
+    if reasons is not None:
+        return [reason.code if reason is not None else None for reason in reasons]
+    response = getattr(error.cause, "response", None)
+    raw = response.get("CancellationReasons") if isinstance(response, dict) else None
+    return [r.get("Code") if isinstance(r, dict) and r.get("Code") != "None" else None for r in raw or []]
+
+
 def is_conflict(error: Exception) -> bool:
     """True when DynamoDB refused a write because its condition (version, lease…) did not hold.
     A transaction cancelled only for throttling or a concurrent transaction is not a conflict:

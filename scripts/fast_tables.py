@@ -5,8 +5,8 @@ Never deployed, never used by `make run` or the tests of the service.
 Why: a first full sync of 50,000 leads writes them and their contacts in about 4,500 batch
 calls, and one moto process (all Python, one core at most) cannot serve them at DynamoDB's pace;
 the benchmark then measures the emulator. What a first sync does on those tables is only
-BatchGetItem (is it stored yet?) and BatchWriteItem PutRequests (store the new ones), and both
-are simple enough to answer faithfully from a dict.
+BatchGetItem (is it stored yet?) and conditional Puts in transactions (store the new ones), and
+all are simple enough to answer faithfully from a dict.
 
 What it implements, per fast table:
 - BatchWriteItem with PutRequests: each item stored as sent (DynamoDB JSON), replacing the item
@@ -14,6 +14,9 @@ What it implements, per fast table:
   more than 25 requests, two requests for one key, an item without its key attributes or with a
   key of the wrong type, an item over 400 KB (size estimated as DynamoDB counts it).
   UnprocessedItems is always empty.
+- TransactWriteItems of Puts on condition that the item is not stored yet (how a sync writes
+  the items it believes new): all stored, or none and TransactionCanceledException with one
+  reason per item; more than 100 items, two for one key, or an oversized item refused.
 - BatchGetItem: the stored items for the keys asked (ConsistentRead accepted: the store is
   always consistent); more than 100 keys, duplicate keys, or keys that are not exactly the
   table's key refused as DynamoDB does. UnprocessedKeys is always empty.
@@ -44,6 +47,8 @@ TARGET_PREFIX = "DynamoDB_20120810."
 STATS_PATH = "/_fast_tables/"
 MAX_BATCH_WRITE = 25
 MAX_BATCH_GET = 100
+MAX_TRANSACTION = 100
+ANSWERS_DYNAMODB_GIVES = {"ValidationException", "TransactionCanceledException"}  # not counted as refused
 MAX_ITEM_BYTES = 400 * 1024
 PASSED_TO_MOTO = {"DescribeTable", "UpdateTable", "DescribeTimeToLive", "UpdateTimeToLive"}
 PARTIQL = {"ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction"}
@@ -55,9 +60,10 @@ Item = dict[str, dict[str, Any]]
 class Refused(Exception):
     """Answered as a DynamoDB error: HTTP 400 with `__type` ending in `kind`."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, extra: dict | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.extra = extra or {}
 
 
 def invalid(message: str) -> Refused:
@@ -116,10 +122,14 @@ class FastTables:
             try:
                 answer = self.handle(operation, json.loads(body))
             except Refused as error:
-                if error.kind != "ValidationException":
+                if error.kind not in ANSWERS_DYNAMODB_GIVES:
                     with self.lock:
                         self.refused.append(f"{operation}: {error}")
-                error_body = {"__type": f"com.amazonaws.dynamodb.v20120810#{error.kind}", "message": str(error)}
+                error_body = {
+                    "__type": f"com.amazonaws.dynamodb.v20120810#{error.kind}",
+                    "message": str(error),
+                    **error.extra,
+                }
                 return _answer(start_response, "400 Bad Request", error_body)
             if answer is None:
                 return app(environ, start_response)
@@ -148,6 +158,8 @@ class FastTables:
             return self.batch_write(request)
         if operation == "BatchGetItem":
             return self.batch_get(request)
+        if operation == "TransactWriteItems":
+            return self.transact_put_absent(request)
         if operation == "CreateTable":
             with self.lock:
                 self.tables[request["TableName"]] = Table(
@@ -208,6 +220,47 @@ class FastTables:
             for table, key, item in staged:
                 table.items[key] = item
         return {"UnprocessedItems": {}}
+
+    def transact_put_absent(self, request: dict) -> dict:
+        """TransactWriteItems of Puts, each on condition that its item is not stored
+        (`attribute_not_exists` of the hash key): all stored, or none and a cancellation with
+        one reason per item, as DynamoDB answers."""
+        actions = request["TransactItems"]
+        if len(actions) > MAX_TRANSACTION:
+            raise invalid(f"Member must have length less than or equal to {MAX_TRANSACTION}")
+        staged: list[tuple[Table, tuple, Item]] = []
+        for action in actions:
+            put = action.get("Put")
+            if list(action) != ["Put"] or set(put) - {
+                "TableName",
+                "Item",
+                "ConditionExpression",
+                "ExpressionAttributeNames",
+            }:
+                raise unsupported(f"TransactWriteItems other than plain Puts ({', '.join(action)})")
+            table = self.tables.get(put["TableName"])
+            if table is None:
+                raise unsupported("TransactWriteItems mixing fast tables with moto's")
+            condition = (put.get("ConditionExpression"), put.get("ExpressionAttributeNames"))
+            if condition != ("attribute_not_exists(#key)", {"#key": table.key[0][0]}):
+                raise unsupported(f"TransactWriteItems condition {condition[0]!r}")
+            key = table.key_of(put["Item"], "the item")
+            if any(key == other and table is t for t, other, _ in staged):
+                raise invalid("Transaction request cannot include multiple operations on one item")
+            if item_size(put["Item"]) > MAX_ITEM_BYTES:
+                raise invalid("Item size has exceeded the maximum allowed size")
+            staged.append((table, key, put["Item"]))
+        with self.lock:
+            reasons = ["ConditionalCheckFailed" if key in table.items else "None" for table, key, _ in staged]
+            if "ConditionalCheckFailed" in reasons:
+                raise Refused(
+                    "TransactionCanceledException",
+                    f"Transaction cancelled, please refer cancellation reasons [{', '.join(reasons)}]",
+                    {"CancellationReasons": [{"Code": code} for code in reasons]},
+                )
+            for table, key, item in staged:
+                table.items[key] = item
+        return {}
 
     def batch_get(self, request: dict) -> dict:
         batches = self._only_fast("BatchGetItem", request)

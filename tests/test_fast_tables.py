@@ -74,6 +74,33 @@ def test_batch_written_items_come_back_from_batch_get_exactly_as_sent(stand_in):
     assert tables.stats()["items"]["t-leads"] == 25
 
 
+def absent_put(table: str, item: dict) -> dict:
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(#key)",
+            "ExpressionAttributeNames": {"#key": "id"},
+        }
+    }
+
+
+def test_conditional_puts_in_a_transaction_store_all_or_cancel_with_a_reason_per_item(stand_in):
+    client, tables = stand_in
+    client.transact_write_items(TransactItems=[absent_put("t-leads", lead(n)) for n in range(100, 110)])
+    assert tables.stats()["items"]["t-leads"] >= 10
+
+    before = tables.stats()["items"]["t-leads"]
+    with pytest.raises(ClientError) as cancelled:
+        client.transact_write_items(TransactItems=[absent_put("t-leads", lead(n)) for n in (110, 105, 111)])
+
+    error = cancelled.value.response
+    assert error["Error"]["Code"] == "TransactionCanceledException"
+    assert [reason["Code"] for reason in error["CancellationReasons"]] == ["None", "ConditionalCheckFailed", "None"]
+    assert tables.stats()["items"]["t-leads"] == before
+    assert not any(entry.startswith("TransactWriteItems") for entry in tables.stats()["refused"])
+
+
 def test_a_number_key_is_found_however_the_number_is_written(stand_in):
     client, _ = stand_in
     client.batch_write_item(RequestItems={"t-contacts": [{"PutRequest": {"Item": {"id": {"N": "70"}}}}]})

@@ -49,20 +49,44 @@ def to_item(info: ContactInfo) -> AmoContact:
 _serialize_new = mirror.Serializer(AmoContact)
 
 
-def store(raw_contacts: Iterable[Any]) -> tuple[list[AmoContact], list[dict]]:
+def store(raw_contacts: Iterable[Any], *, refresh_every_lead: bool = False) -> tuple[list[AmoContact], list[dict]]:
     """Upsert amoCRM contact objects; returns (every contact stored or current, per-item errors)."""
     infos, errors = mirror.read_all(raw_contacts, read_contact)
-    items, refused = save(infos)
+    items, refused = save(infos, refresh_every_lead=refresh_every_lead)
     return items, errors + refused
 
 
-def save(infos: list[ContactInfo]) -> tuple[list[AmoContact], list[dict]]:
+def save(infos: list[ContactInfo], *, refresh_every_lead: bool = False) -> tuple[list[AmoContact], list[dict]]:
     """Upsert contacts already read from amoCRM objects; (the contacts, the ones DynamoDB refused
-    as `errors`)."""
+    as `errors`).
+
+    The leads a contact feeds are brought up to date *before* the contact is written: were it
+    the other way round, a failure in between would leave the contact current and its leads
+    stale, and the redelivery or the next sync would find nothing to do. A changed contact's
+    leads are always refreshed; with `refresh_every_lead` (one contact from a webhook) also a
+    new or unchanged one's, since its leads may have been written before it was known."""
     items = [to_item(info) for info in infos]
-    result = mirror.upsert_changed(AmoContact, items=list(items), fields=FIELDS)
+    stored = mirror.batch_get(AmoContact, [item.id for item in items])
+    for item in items:
+        if _feeds_leads_anew(stored.get(item.id), item, every=refresh_every_lead):
+            refresh_guest_fields(item)
+    result = mirror.upsert_changed(AmoContact, items=list(items), fields=FIELDS, stored=stored)
+    for lost in result.conflicts:  # a newer version landed meanwhile: its leads follow it, not us
+        refresh_guest_fields(AmoContact.get(lost.id, consistent_read=True))
     refused = {error["id"] for error in result.errors}
     return [item for item in items if item.id not in refused], result.errors
+
+
+def _feeds_leads_anew(old: AmoContact | None, new: AmoContact, *, every: bool) -> bool:
+    if old is not None and (old.amo_updated_at or 0) > (new.amo_updated_at or 0):
+        return False  # older than what we hold: it must not reach the leads either
+    if every:
+        return True
+    return old is not None and _guest(old) != _guest(new)
+
+
+def _guest(contact: AmoContact) -> tuple[str | None, str | None, str | None]:
+    return contact.name, contact.phone, contact.email
 
 
 def save_new(infos: list[ContactInfo]) -> list[dict]:
@@ -70,7 +94,9 @@ def save_new(infos: list[ContactInfo]) -> list[dict]:
     `errors` of the ones DynamoDB refused."""
     now = utc_now()
     items = [(info.id, _serialize_new({**values(info), "created_at": now, "updated_at": now})) for info in infos]
-    return mirror.put_new(AmoContact, items)
+    created = mirror.put_new(AmoContact, items)
+    taken = set(created.taken)  # stored meanwhile (a webhook): written only if ours is newer
+    return created.errors + save([info for info in infos if info.id in taken])[1]
 
 
 def fetch_one(amo: AmoApi, contact_id: int) -> AmoContact | None:
@@ -108,10 +134,9 @@ def refresh(amo: AmoApi, contact_id: int) -> AmoContact:
 
 def apply(raw: dict) -> AmoContact:
     """Store one amoCRM contact object and refresh the guest fields of the leads that use it."""
-    items, errors = store([raw])
+    items, errors = store([raw], refresh_every_lead=True)
     if errors:
         raise InvalidInput(errors[0]["message"])
-    refresh_guest_fields(items[0])
     return items[0]
 
 
@@ -119,7 +144,7 @@ def refresh_guest_fields(contact: AmoContact) -> int:
     """Copy a contact's name, phone and e-mail onto the leads whose main contact it is."""
     changed = 0
     for lead in Lead.by_amo_contact_id.query(contact.id):
-        if (lead.guest_name, lead.guest_phone, lead.guest_email) == (contact.name, contact.phone, contact.email):
+        if (lead.guest_name, lead.guest_phone, lead.guest_email) == _guest(contact):
             continue
         lead.update(
             actions=[

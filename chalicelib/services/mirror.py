@@ -2,14 +2,15 @@
 
 Upserts read the stored items first (BatchGetItem, 100 keys a call) and write only what
 changed, so a second sync of unchanged data writes nothing:
-- items not stored yet go in batches (BatchWriteItem, 25 a call, unprocessed items sent again),
-  the fast path of a first sync; the sync's hot paths hand them over already serialised
-  (`Serializer`, `put_new`), because building PynamoDB models costs more CPU than the write;
+- items not stored yet go in transactions of up to 100, each on condition that it is still not
+  stored (`put_new`): the fast path of a first sync, which never overwrites what a webhook
+  stored meanwhile; the sync's hot paths hand them over already serialised (`Serializer`),
+  because building PynamoDB models costs more CPU than the write;
 - changed items are each written on condition that what is stored is not newer (amoCRM's
   `updated_at`): a webhook that landed between the read and the write is never overwritten by
   the older data a sync holds. A lost condition is reported back (`conflicts`), not retried.
-- DynamoDB refuses a whole batch for one item it cannot take (over 400 KB, a number over 38
-  digits). Such a batch is written again item by item; the items refused go to `errors` and
+- DynamoDB refuses a whole transaction for one item it cannot take (over 400 KB, a number over
+  38 digits). Such a transaction is written again item by item; the items refused go to `errors` and
   the rest of the sync carries on.
 """
 
@@ -23,11 +24,11 @@ from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import ParamValidationError
 from pynamodb.attributes import Attribute, NumberAttribute, UTCDateTimeAttribute
-from pynamodb.exceptions import AttributeNullError, PutError, PynamoDBException
+from pynamodb.exceptions import AttributeNullError, PynamoDBException
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.amo.entities import MalformedEntity
-from chalicelib.locking import error_code, error_message, wrote
+from chalicelib.locking import error_code, error_message, item_reasons, wrote
 from chalicelib.models import BaseModel, utc_now
 from chalicelib.services.paging import decode_cursor, encode_cursor
 
@@ -35,7 +36,6 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 BATCH_GET_SIZE = 100
-BATCH_WRITE_SIZE = 25
 
 Item = dict[str, dict[str, Any]]  # DynamoDB attribute values, as `Model.serialize` gives them
 
@@ -177,8 +177,8 @@ def upsert_changed(
             if not refused(error):
                 raise
             result.errors.append(refusal(item_id(item), error))
-    for start in range(0, len(new), BATCH_WRITE_SIZE):
-        _batch_put(model, chunk=new[start : start + BATCH_WRITE_SIZE], result=result, item_id=item_id)
+    if new:
+        _batch_put(model, chunk=new, result=result, item_id=item_id)
     return result
 
 
@@ -231,72 +231,108 @@ def _fast_serialize(attr: Attribute) -> Callable[[Any], Any]:
     return attr.serialize
 
 
-def put_new(model: type[BaseModel], items: list[tuple[Any, Item]]) -> list[dict]:
-    """Write items not stored yet, each given as (its id for `errors`, its serialised attributes),
-    as `upsert_changed` writes new items: in batches, a batch DynamoDB refuses written again one
-    by one. Returns `errors` for the items DynamoDB refused."""
-    errors: list[dict] = []
-    for start in range(0, len(items), BATCH_WRITE_SIZE):
-        chunk = items[start : start + BATCH_WRITE_SIZE]
+@dataclass
+class NewItems:
+    """What became of items written as new: `taken` ids were stored by someone else meanwhile
+    (not written: the caller reads them and writes on condition), `errors` DynamoDB refused."""
+
+    taken: list[Any] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+
+
+def put_new(model: type[BaseModel], items: list[tuple[Any, Item]]) -> NewItems:
+    """Write items that were not stored when the caller looked, each given as (its id, its
+    serialised attributes), each on condition that it still is not: a webhook that stored the
+    same lead between the sync's read and this write keeps what it wrote.
+
+    BatchWriteItem takes no condition, so the items go in transactions of up to 100 (one call
+    per 100 items, the batch path's 4). A transaction cancelled only by its conditions or by
+    items DynamoDB refuses is sent again without them; one refused as a whole (an item over
+    400 KB) is written item by item to find the culprit."""
+    result = NewItems()
+    chunk: list[tuple[Any, Item]] = []
+    size = 0
+    for item_id, item in items:
+        item_bytes = len(repr(item))  # an estimate above DynamoDB's count: JSON quoting included
+        if chunk and (len(chunk) == TRANSACTION_ITEMS or size + item_bytes > TRANSACTION_BYTES):
+            _put_absent(model, chunk, result)
+            chunk, size = [], 0
+        chunk.append((item_id, item))
+        size += item_bytes
+    if chunk:
+        _put_absent(model, chunk, result)
+    return result
+
+
+TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
+TRANSACTION_BYTES = 3_000_000  # of DynamoDB's 4 MB per transaction
+
+
+def _put_absent(model: type[BaseModel], chunk: list[tuple[Any, Item]], result: NewItems) -> None:
+    connection = model._get_connection().connection
+    while chunk:
         try:
-            _batch_write(model, [item for _, item in chunk])
-            continue
+            connection.transact_write_items([], [], [_absent_put(model, item) for _, item in chunk], [])
+            return
         except PynamoDBException as error:
-            if not refused(error):
-                raise
-        for item_id, item in chunk:
-            try:
-                _put(model, item)
-            except PynamoDBException as error:
+            cancelled = error
+            reasons = item_reasons(error)
+            if len(reasons) != len(chunk) or not set(reasons) <= {None, *ITEM_REASONS}:
                 if not refused(error):
-                    raise
-                errors.append(refusal(item_id, error))
-    return errors
+                    raise  # throttled, a concurrent transaction, no answer: the caller's retry
+                _put_one_by_one(model, chunk, result)
+                return
+        kept = []
+        for (item_id, item), reason in zip(chunk, reasons, strict=True):
+            if reason == "ConditionalCheckFailed":
+                result.taken.append(item_id)
+            elif reason == "ValidationError":
+                result.errors.append(refusal(item_id, cancelled))
+            else:
+                kept.append((item_id, item))
+        chunk = kept
 
 
-def _batch_write(model: type[BaseModel], items: list[Item]) -> None:
-    """One BatchWriteItem, its unprocessed items sent again as PynamoDB's `batch_write` does."""
+ITEM_REASONS = frozenset({"ConditionalCheckFailed", "ValidationError"})
+
+
+def _absent_put(model: type[BaseModel], item: Item) -> dict:
+    key = hash_key_name(model)
+    return {
+        "TableName": model.Meta.table_name,
+        "Item": item,
+        "ConditionExpression": "attribute_not_exists(#key)",
+        "ExpressionAttributeNames": {"#key": key},
+    }
+
+
+def _put_one_by_one(model: type[BaseModel], chunk: list[tuple[Any, Item]], result: NewItems) -> None:
     connection = model._get_connection()
-    table = model.Meta.table_name
-    unprocessed = (connection.batch_write_item(put_items=items) or {}).get("UnprocessedItems", {}).get(table)
-    retries = 0
-    while unprocessed:
-        retries += 1
-        if retries >= model.Meta.max_retry_attempts:
-            raise PutError("Failed to batch write items: max_retry_attempts exceeded")
-        again = [request["PutRequest"]["Item"] for request in unprocessed]
-        unprocessed = (connection.batch_write_item(put_items=again) or {}).get("UnprocessedItems", {}).get(table)
-
-
-def _put(model: type[BaseModel], item: Item) -> None:
-    attributes = dict(item)
     hash_key = model._hash_key_attribute()
-    range_key = model._range_key_attribute()
-    model._get_connection().put_item(
-        attributes.pop(hash_key.attr_name)[hash_key.attr_type],
-        range_key=attributes.pop(range_key.attr_name)[range_key.attr_type] if range_key else None,
-        attributes=attributes,
-    )
+    for item_id, item in chunk:
+        attributes = dict(item)
+        try:
+            connection.put_item(
+                attributes.pop(hash_key.attr_name)[hash_key.attr_type],
+                attributes=attributes,
+                condition=hash_key.does_not_exist(),
+            )
+        except PynamoDBException as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                result.taken.append(item_id)
+            elif refused(error):
+                result.errors.append(refusal(item_id, error))
+            else:
+                raise
 
 
 def _batch_put(model: type[M], *, chunk: list[M], result: Upserted[M], item_id: Callable[[M], Any]) -> None:
-    try:
-        with model.batch_write() as batch:
-            for item in chunk:
-                batch.save(item)
-        result.written.extend((None, item) for item in chunk)
-        return
-    except PynamoDBException as error:
-        if not refused(error):
-            raise
-    for item in chunk:  # one item spoilt the whole call: write them one by one to find it
-        try:
-            item.save()
-            result.written.append((None, item))
-        except PynamoDBException as error:
-            if not refused(error):
-                raise
-            result.errors.append(refusal(item_id(item), error))
+    by_id = {item_id(item): item for item in chunk}
+    written = put_new(model, [(key, item.serialize()) for key, item in by_id.items()])
+    taken = set(written.taken) | {error["id"] for error in written.errors}
+    result.conflicts.extend(by_id[key] for key in written.taken)
+    result.errors.extend(written.errors)
+    result.written.extend((None, item) for key, item in by_id.items() if key not in taken)
 
 
 def page_of_scan(

@@ -186,6 +186,44 @@ def test_a_contact_changed_between_a_syncs_read_and_write_keeps_its_newer_versio
     assert (AmoContact.get(5).name, AmoContact.get(5).amo_updated_at) == ("Олена Шевченко", 1700000300)
 
 
+def test_a_contact_change_whose_lead_write_failed_reaches_its_leads_when_redelivered(fake, monkeypatch):
+    """Regression (issue 23): the contact was written before its leads, so the redelivery found
+    it current and the leads kept the old phone for good."""
+    seed(fake, 64)
+    contacts.store([contact(1, name="Олена Коваленко", phone="+380501112233", updated_at=1700000000)])
+    changed = contact(1, name="Олена Коваленко", phone="+380509998877", updated_at=1700000300)
+    real_update = Lead.update
+
+    def throttled(self, *args, **kwargs):
+        raise PynamoDBException("ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(Lead, "update", throttled)
+    with pytest.raises(PynamoDBException):
+        contacts.apply(changed)
+    monkeypatch.setattr(Lead, "update", real_update)
+
+    assert AmoContact.get(1).amo_updated_at == 1700000000  # not current yet: the redelivery applies it
+    contacts.apply(changed)
+    assert (stored(64).guest_phone, AmoContact.get(1).phone) == ("+380509998877", "+380509998877")
+
+
+def test_the_contacts_sync_brings_a_changed_contact_to_its_leads(fake):
+    seed(fake, 65)
+    contacts.store([contact(1, name="Олена Коваленко", updated_at=1700000000)])
+    contacts.sync_page([contact(1, name="Олена Бондар", updated_at=1700000400)])
+    assert stored(65).guest_name == "Олена Бондар"
+
+
+def test_a_stale_contacts_page_leaves_the_leads_with_the_newer_contact(fake, webhook_between_read_and_write):
+    seed(fake, 66)
+    contacts.store([contact(1, name="Олена Коваленко", updated_at=1700000000)])
+    webhook_between_read_and_write(
+        AmoContact, lambda: contacts.apply(contact(1, name="Олена Шевченко", updated_at=1700000300))
+    )
+    contacts.sync_page([contact(1, name="Олена Бондар", updated_at=1700000200)])
+    assert (stored(66).guest_name, AmoContact.get(1).name) == ("Олена Шевченко", "Олена Шевченко")
+
+
 # -- 5. one item DynamoDB refuses is an error, not a failed sync ---------------------------------
 
 

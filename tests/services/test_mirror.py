@@ -112,7 +112,7 @@ def test_new_items_put_from_their_serialised_form_are_stored_and_one_dynamodb_re
     names[17] = "x" * 500_000  # over DynamoDB's 400 KB: the whole batch is refused
     items = [(i, serialize({"id": i, "name": name, "amo_updated_at": 1})) for i, name in names.items()]
 
-    errors = mirror.put_new(AmoContact, items)
+    errors = mirror.put_new(AmoContact, items).errors
 
     assert [e["id"] for e in errors] == [17] and "refused" in errors[0]["message"]
     assert sorted(c.id for c in AmoContact.scan()) == [i for i in names if i != 17]
@@ -149,3 +149,26 @@ def test_stored_and_new_items_are_the_same_only_when_every_compared_value_is():
     assert not mirror.same_items(stored, {"name": {"S": "Anna"}, "phone": {"S": "+7"}}, names)
     assert not mirror.same_items(stored, {"name": {"S": "Anne"}}, names)
     assert mirror.text(stored, "name") == "Anna" and mirror.text(stored, "phone") is None
+
+
+def test_a_new_item_someone_stored_meanwhile_is_not_overwritten_but_reported_taken():
+    """Regression (issue 23): the sync put the leads it believed new without a condition, so a
+    webhook that stored one between the sync's read and its write was overwritten."""
+    serialize = mirror.Serializer(AmoContact)
+    AmoContact(id=7, name="from the webhook", amo_updated_at=5).save()
+    items = [(i, serialize({"id": i, "name": f"C{i}", "amo_updated_at": 1})) for i in range(1, 131)]
+
+    created = mirror.put_new(AmoContact, items)
+
+    assert created.taken == [7] and created.errors == []
+    assert AmoContact.get(7).name == "from the webhook"
+    assert AmoContact.count() == 130 and AmoContact.get(130).name == "C130"
+
+
+def test_a_new_model_someone_stored_meanwhile_becomes_a_conflict_of_the_upsert():
+    AmoContact(id=8, name="from the webhook", amo_updated_at=5).save()
+    result = mirror.upsert_changed(
+        AmoContact, items=[item(8, "from the sync", 1), item(9, "C9", 1)], fields=contacts.FIELDS, stored={}
+    )
+    assert [c.id for c in result.conflicts] == [8] and [new.id for _, new in result.written] == [9]
+    assert AmoContact.get(8).name == "from the webhook"

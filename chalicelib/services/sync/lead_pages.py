@@ -192,9 +192,11 @@ def write_batch(
         guard=lambda old: Lead.status == old.status,
         item_id=lambda lead: lead.amo_lead_id,
     )
-    errors = result.errors + mirror.put_new(Lead, new)
+    created = mirror.put_new(Lead, new)
+    errors = result.errors + created.errors
     retry = [(info, old, stage_map.get((info.pipeline_id, info.status_id))) for info, old in changing]
     retry += [(by_id[lead.amo_lead_id], leads.UNREAD, leads.UNREAD) for lead in result.conflicts]
+    retry += [(by_id[amo_id], leads.UNREAD, leads.UNREAD) for amo_id in created.taken]  # a webhook stored it
     for info, old, mapping in retry:
         try:
             leads.upsert(info, contact=_guest(guests, info), existing=old, mapping=mapping)
