@@ -141,7 +141,11 @@ def write(
         ]
         note_at = 1 if check is not None else 0
         if failed and failed[note_at] and not any(failed[:note_at] + failed[note_at + 1 :]):
-            return write(lead, condition=condition, actions=actions)  # this change was recorded already
+            # this change was recorded already (a retry after an answer lost): its lead is
+            # written again, and its notification, if still pending, dispatched now, not by the sweeper
+            landed = write(lead, condition=condition, actions=actions)
+            notifications.dispatch_if_pending(note.event_id)
+            return landed
         return False
     notifications.recorded(note)
     return True

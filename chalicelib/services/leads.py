@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -350,5 +351,10 @@ def unlink(amo_lead_id: int) -> bool:
         lead = Lead.get(lead_id_for(amo_lead_id))
     except Lead.DoesNotExist:
         return False
-    lead.update(actions=[Lead.amo_lead_id.remove(), Lead.updated_at.set(utc_now())])
+    # the deletion is a version: a sync that listed the lead before it cannot link it again,
+    # and a restore (which amoCRM stamps with a later updated_at) can
+    deleted_at = max(lead.amo_updated_at or 0, int(time.time()))
+    lead.update(
+        actions=[Lead.amo_lead_id.remove(), Lead.amo_updated_at.set(deleted_at), Lead.updated_at.set(utc_now())]
+    )
     return True

@@ -68,6 +68,16 @@ def outbox_item(
     return item
 
 
+def dispatch_if_pending(event_id: str) -> None:
+    """Start the delivery of a recorded change whose first dispatch may never have happened."""
+    try:
+        note = Notification.get(event_id, consistent_read=True)
+    except Notification.DoesNotExist:
+        return
+    if note.state == "pending":
+        recorded(note)
+
+
 def recorded(note: Notification) -> None:
     """A change's outbox record is committed: start its delivery. A failure to start it is only
     logged: the item stays pending and the sweeper sends it."""

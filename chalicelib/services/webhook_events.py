@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib import metrics
 from chalicelib.amo.api import AmoApi
-from chalicelib.amo.errors import AmoError, AmoNotModified
+from chalicelib.amo.errors import AmoNotModified
 from chalicelib.amo.webhook_body import WebhookEvent
 from chalicelib.models import AmoContact, AmoTask, IdempotencyRecord, Lead
 from chalicelib.services import activity, contacts, leads, mirror, pipelines, queue_batch, queues, tasks
@@ -119,8 +119,8 @@ class Prefetched:
         for entity, entity_events in wanted.items():
             try:
                 prefetched._load(amo, entity, entity_events)
-            except AmoError as error:  # each event then fetches on its own, and fails on its own
-                log.warning("could not fetch %s for a batch of webhook events: %s", entity, error)
+            except Exception as error:  # an optimisation only: each event then reads on its own, and fails on its own
+                log.warning("could not prefetch %s for a batch of webhook events: %s", entity, describe(error))
         return prefetched
 
     def _load(self, amo: AmoApi, entity: str, events: list[WebhookEvent]) -> None:
@@ -130,7 +130,7 @@ class Prefetched:
         ids = sorted({e.entity_id for e in events if e.event_id not in self.current and e.entity_id})
         if len(ids) < 2:
             return  # one object: one GET either way, made where it is needed
-        found = {raw["id"]: raw for raw in getattr(amo, entity).by_ids(ids) if isinstance(raw, dict)}
+        found = {raw.get("id"): raw for raw in getattr(amo, entity).by_ids(ids) if isinstance(raw, dict)}
         if set(found) - set(ids):
             log.warning("amoCRM ignored the id filter on %s; fetching them one by one", entity)
             return
@@ -224,8 +224,10 @@ def process_event(
         event = _with_amo_version(amo, event, prefetched)
     mark = f"webhook:{event.event_id}"
     event_type = f"{event.entity}.{event.action}"
-    try:
-        IdempotencyRecord.get(mark)
+    # A delete carries no time, so a delete after a restore has the id of the first one: deletes
+    # are never taken for duplicates (each is confirmed against amoCRM, and harmless twice).
+    repeatable = event.action == "delete"
+    if not repeatable and _already_applied(mark):
         activity.record(
             event.entity,
             entity_id=event.entity_id,
@@ -238,8 +240,6 @@ def process_event(
         )
         metrics.count("WebhookEvents", Outcome=EventOutcome.DUPLICATE)
         return EventOutcome.DUPLICATE
-    except IdempotencyRecord.DoesNotExist:
-        pass
     try:
         outcome = _apply(amo, event, prefetched or Prefetched.load(amo, [event]))
     except Exception as error:
@@ -255,7 +255,7 @@ def process_event(
         )
         metrics.count("WebhookEvents", Outcome=EventOutcome.FAILED)
         raise
-    if outcome not in NOT_MARKED:
+    if outcome not in NOT_MARKED and not repeatable:
         _mark_applied(mark, event.event_id, outcome)
     activity.record(
         event.entity,
@@ -269,6 +269,14 @@ def process_event(
     )
     metrics.count("WebhookEvents", Outcome=outcome)
     return outcome
+
+
+def _already_applied(mark: str) -> bool:
+    try:
+        IdempotencyRecord.get(mark)
+        return True
+    except IdempotencyRecord.DoesNotExist:
+        return False
 
 
 def _mark_applied(mark: str, event_id: str, outcome: EventOutcome) -> None:

@@ -328,3 +328,42 @@ def test_a_price_that_is_not_a_finite_number_below_2_53_is_an_error_not_a_failed
 
     assert result["synced"] == 1 and sorted(e["id"] for e in result["errors"]) == [2200, 2201, 2202]
     assert [item.amo_lead_id for item in Lead.scan()] == [2203]
+
+
+def test_a_sync_that_listed_a_lead_before_its_delete_does_not_link_it_again(fake):
+    """Regression (issue 23): unlink() bumped no version, so a sync page read before the delete
+    wrote the link back."""
+    seed(fake, 67)
+    listed_before_the_delete = lead(67, status_id=INITIAL, contact_ids=(1,), updated_at=1700000000)
+    leads.unlink(67)
+
+    from chalicelib.amo.leads import read_lead
+    from chalicelib.services.sync import lead_pages
+
+    lead_pages.write_batch([read_lead(listed_before_the_delete)], {}, {})
+    assert stored(67).amo_lead_id is None
+
+    restored = lead(67, status_id=INITIAL, contact_ids=(1,), updated_at=int(time.time()) + 60)
+    lead_pages.write_batch([read_lead(restored)], {}, {})
+    assert stored(67).amo_lead_id == 67
+
+
+def test_a_status_change_recorded_before_its_answer_was_lost_is_dispatched_by_the_retry(fake, amo):
+    """Regression (issue 23): the retry found the notification recorded and wrote the lead
+    again, but never dispatched the notification: it waited for the hourly sweeper."""
+    from chalicelib.services import lead_status, notifications
+
+    seed(fake, 68)
+    before = Lead.get(leads.lead_id_for(68))
+    changed = Lead.get(leads.lead_id_for(68))
+    changed.status, changed.amo_status_id = "IN_PROGRESS", NEGOTIATION
+    change = lead_status.stage_changed(changed, "NEW", 1700000500)
+    notifications.outbox_item(
+        changed, previous_status="NEW", occurred_at=1700000500, reason=change.reason, event_id=change.event_id
+    ).save()  # the first attempt's transaction landed (with its note); its answer was lost
+
+    mapping = pipelines.mapping_of(SALES, NEGOTIATION)
+    assert lead_status.write(changed, condition=Lead.status == before.status, change=change, mapping=mapping) is True
+
+    assert Notification.get(change.event_id).state == "sent"
+    assert [c for c in amo.calls if c.request.url == MAIN]

@@ -156,3 +156,21 @@ def test_a_job_keeps_a_bounded_list_of_errors(handed_over):
         errors = [{"id": page * 1000 + i, "error": "x" * 100} for i in range(150)]
         jobs._save(claim.job, next_page=page + 1, synced=0, errors=errors, status="running", claim=claim)
     assert len(SyncJob.get(job_id).errors) == jobs.MAX_ERRORS
+
+
+def test_a_claim_whose_answer_was_lost_is_recognised_as_our_own(handed_over, monkeypatch):
+    """Regression (issue 23): the SDK's retry of a claim that had landed lost its condition
+    against the claim itself; the invocation answered "claimed" and the job sat `running`."""
+    job_id, _ = handed_over
+    real_update = SyncJob.update
+
+    def applied_then_answer_lost(self, *args, **kwargs):
+        real_update(self, *args, **kwargs)
+        return real_update(self, *args, **kwargs)  # the retry: its condition no longer holds
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SyncJob, "update", applied_then_answer_lost)
+        claimed = jobs.claim(job_id, 1, lambda: 900.0)
+
+    assert isinstance(claimed, jobs.Claim)
+    assert SyncJob.get(job_id).claim_token == claimed.token

@@ -1,6 +1,7 @@
 """Webhooks: intake over the route, each event's effect, idempotency, the queue, notifications."""
 
 import json
+import time
 from urllib.parse import quote, quote_plus
 
 import boto3
@@ -593,3 +594,44 @@ def test_hand_set_tokens_of_an_unknown_account_still_let_webhooks_in(client, amo
         body=json.dumps({"access_token": "a", "refresh_token": "r"}),
     )
     assert deliver(client, wb.lead_note(1)).json_body["processed"] == 1
+
+
+def test_a_delete_after_a_restore_is_applied_not_taken_for_the_first_delete(client, fake):
+    """Regression (issue 23): a delete carries no time, so the second delete of a restored lead
+    had the first one's event id and was answered as a duplicate: the lead stayed linked."""
+    seed_lead(fake, 17710)
+    fake.leads = []
+    deliver(client, wb.lead_delete(17710))
+    # restored in amoCRM (which stamps it anew), and linked again by its next read
+    fake.leads = [lead(17710, status_id=INITIAL, contact_ids=(1,), updated_at=int(time.time()) + 60)]
+    leads.fetch_and_upsert(wiring.amo(), 17710)
+    assert Lead.get(leads.lead_id_for(17710)).amo_lead_id == 17710
+
+    fake.leads = []
+    deliver(client, wb.lead_delete(17710))
+
+    assert Lead.get(leads.lead_id_for(17710)).amo_lead_id is None
+
+
+def test_a_prefetch_that_fails_leaves_each_queued_event_to_be_applied_on_its_own(
+    client, fake, amo, webhook_queue, monkeypatch
+):
+    """Regression (issue 23): the batch prefetch ran outside the per-record runner, so one
+    throttled BatchGetItem failed every message of the batch."""
+    from pynamodb.exceptions import GetError
+
+    from chalicelib.services import webhook_events
+
+    seed_lead(fake)
+    fake.leads.append(lead(17658, updated_at=1700000001))
+    deliver(client, wb.lead_event("update", 17657) + wb.lead_event("update", 17658))
+    messages = boto3.client("sqs").receive_message(QueueUrl=webhook_queue, MaxNumberOfMessages=10)["Messages"]
+
+    def throttled(entity, ids):
+        raise GetError("Failed to batch get items", Exception("ProvisionedThroughputExceededException"))
+
+    monkeypatch.setattr(webhook_events, "_stored_versions", throttled)
+    result = client.lambda_.invoke("process-webhooks", sqs_event([m["Body"] for m in messages])).payload
+
+    assert result == {"batchItemFailures": []}
+    assert Lead.get(leads.lead_id_for(17658)).amo_lead_id == 17658

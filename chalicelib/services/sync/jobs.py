@@ -109,14 +109,17 @@ def claim(job_id: str, page: int | None, time_left: Callable[[], float] | None) 
     now = time.time()
     token = uuid.uuid4().hex
     until = now + (time_left() if time_left else INVOCATION_SECONDS) + CLAIM_MARGIN_SECONDS
-    if not wrote(
-        lambda: job.update(
-            actions=[SyncJob.claim_token.set(token), SyncJob.claimed_until.set(until)],
-            condition=(SyncJob.status == "running")
-            & (SyncJob.next_page == job.next_page)
-            & (SyncJob.claimed_until.does_not_exist() | (SyncJob.claimed_until < now)),
+    if (
+        not wrote(
+            lambda: job.update(
+                actions=[SyncJob.claim_token.set(token), SyncJob.claimed_until.set(until)],
+                condition=(SyncJob.status == "running")
+                & (SyncJob.next_page == job.next_page)
+                & (SyncJob.claimed_until.does_not_exist() | (SyncJob.claimed_until < now)),
+            )
         )
-    ):
+        and SyncJob.get(job_id, consistent_read=True).claim_token != token
+    ):  # else ours, its answer lost
         log.info("sync job %s page %s is being run by another invocation", job_id, job.next_page)
         return {"jobId": job_id, "status": "claimed", "nextPage": job.next_page}
     return Claim(job, token)
