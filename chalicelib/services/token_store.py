@@ -8,6 +8,9 @@ holding a revoked token, and the integration is dead until a person re-authorize
 - the new pair is written before it is handed to anyone; if DynamoDB refuses that write even
   after retries, this process keeps the pair, uses it, and writes it again on every later
   call until the write succeeds (the only copy of a valid refresh token must not be dropped);
+  each write holds only while the stored pair is still the one this process refreshed (or its
+  own, written by an attempt whose answer was lost): a pair stored meanwhile by someone else (an
+  operator's reconnection) wins, and the kept pair is dropped;
 - a refusal by amoCRM marks the connection for re-authorization only if this invocation
   still owns the lease and the stored refresh token is still the one it sent: otherwise
   someone else refreshed meanwhile, and their pair is used;
@@ -37,7 +40,7 @@ from chalicelib import metrics, settings
 from chalicelib.amo.errors import AmoError, AmoTokenRevoked
 from chalicelib.amo.oauth import AccountDomain, OAuth, TokenPair, jwt_api_domain, jwt_expires_at
 from chalicelib.amo.retry import RetryPolicy
-from chalicelib.locking import retry_on_conflict, wrote
+from chalicelib.locking import is_conflict, retry_on_conflict, wrote
 from chalicelib.models import AmoToken
 from chalicelib.services.errors import NotConnected, ReauthorizationRequired
 
@@ -146,6 +149,7 @@ class TokenStore:
         self._clock = clock
         self._sleep = sleep
         self._unsaved: TokenPair | None = None  # a rotated pair DynamoDB has not accepted yet
+        self._replaces: str | None = None  # the stored refresh token that pair was issued for
         self._moved: AccountDomain | None = None  # the renamed account's domain, saved with it
 
     # -- TokenSource ----------------------------------------------------------------------------
@@ -180,7 +184,7 @@ class TokenStore:
         if configured:
             return configured
         pending = self._unsaved
-        if pending is not None and not self._save_unsaved():
+        if pending is not None and self._save_unsaved() is None:
             return pending.access_token
         token = self._load()
         if is_long_lived(token) or not self._expiring(token):
@@ -277,9 +281,8 @@ class TokenStore:
                 moved.domain,
             )
             self.oauth.client.host.follow(moved.domain)
-        self._store_rotated(pair, moved)
         log.info("amoCRM access token refreshed; expires at %d", pair.expires_at)
-        return pair.access_token
+        return self._store_rotated(pair, sent, moved)
 
     def _refused(self, sent: str, owner: str, error: AmoTokenRevoked) -> str:
         """amoCRM refused the refresh token we sent. Only if it is still the stored one, and the
@@ -303,27 +306,48 @@ class TokenStore:
         log.error("amoCRM refused the refresh token; re-authorization required (%s)", error.status)
         raise ReauthorizationRequired("amoCRM refused the refresh token; re-authorize the integration") from None
 
-    def _store_rotated(self, pair: TokenPair, moved: AccountDomain | None = None) -> None:
-        """Persist the freshly rotated pair (and a renamed account's domain). No version
-        condition: this pair is now the only valid one, so it must win even if the lease
-        expired meanwhile."""
-        self._unsaved, self._moved = pair, moved or self._moved
+    def _store_rotated(self, pair: TokenPair, sent: str, moved: AccountDomain | None = None) -> str:
+        """Persist the freshly rotated pair (and a renamed account's domain); the access token to
+        use. No lease condition: this pair is now the only valid one, so it must win even if the
+        lease expired meanwhile; only a pair someone else stored since (see _save_unsaved) beats it."""
+        self._unsaved, self._replaces, self._moved = pair, sent, moved or self._moved
         for attempt in range(SAVE_ATTEMPTS):
-            if self._save_unsaved():
-                return
+            current = self._save_unsaved()
+            if current is not None:
+                return current
             self._sleep(min(2.0, 0.2 * 2**attempt))
         log.error(
             "saving the rotated amoCRM token pair failed %d times; this process keeps it and retries "
             "on its next amoCRM call",
             SAVE_ATTEMPTS,
         )
+        return pair.access_token
 
-    def _save_unsaved(self) -> bool:
-        pair = self._unsaved
+    def _save_unsaved(self) -> str | None:
+        """Write the kept pair if the stored refresh token is still the one it was issued for (or
+        the pair's own: an earlier attempt landed and its answer was lost). The access token to use
+        now, or None when DynamoDB refused the write (the pair is kept for the next call)."""
+        pair, sent = self._unsaved, self._replaces
         if pair is None:
-            return True
+            return usable(load_token()).access_token
         try:
-            update_stored(
+            landed = self._write_kept(pair, sent)
+        except PynamoDBException:
+            log.warning("saving the rotated amoCRM token pair failed; will retry")
+            return None
+        self._unsaved = self._replaces = self._moved = None
+        if landed:
+            return pair.access_token
+        log.warning(
+            "another amoCRM token pair was stored (or the tokens removed) while this process held an "
+            "unsaved one, a reconnection say: the stored state wins and this process drops its pair"
+        )
+        return usable(load_token()).access_token
+
+    def _write_kept(self, pair: TokenPair, sent: str | None) -> bool:
+        """False when the stored pair is no longer the one `pair` replaces (nor `pair` itself)."""
+        try:
+            return update_stored(
                 [
                     AmoToken.access_token.set(pair.access_token),
                     AmoToken.refresh_token.set(pair.refresh_token),
@@ -334,13 +358,13 @@ class TokenStore:
                     AmoToken.refresh_lease_owner.remove(),
                     AmoToken.refresh_lease_until.remove(),
                     *_domain_actions(self._moved),
-                ]
+                ],
+                condition=(AmoToken.refresh_token == sent) | (AmoToken.refresh_token == pair.refresh_token),
             )
-        except PynamoDBException:
-            log.warning("saving the rotated amoCRM token pair failed; will retry")
-            return False
-        self._unsaved = self._moved = None
-        return True
+        except PynamoDBException as error:
+            if is_conflict(error):
+                return False
+            raise
 
     def _release_lease(self, owner: str) -> None:
         try:

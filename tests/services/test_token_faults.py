@@ -2,13 +2,16 @@
 else stored a good pair, a token request that must fit inside the lease, a rotated pair that
 DynamoDB will not take."""
 
+import time
+
 import pytest
 from pynamodb.exceptions import UpdateError
 
 from chalicelib import wiring
-from chalicelib.amo.oauth import TOKEN_TIMEOUTS
+from chalicelib.amo.oauth import TOKEN_TIMEOUTS, TokenPair
 from chalicelib.models import AmoToken
 from chalicelib.services import token_store
+from chalicelib.services.errors import NotConnected
 from chalicelib.services.token_store import LEASE_SECONDS, TOKEN_RETRY, TokenStore
 from tests import fixtures
 from tests.fixtures import HAL, HOST, PROBLEM, store_tokens, stored_token
@@ -82,3 +85,57 @@ def test_a_rotated_pair_dynamodb_refuses_is_kept_used_and_saved_later(amo, dynam
     token = stored_token()
     assert (token.access_token, token.refresh_token) == ("access-2", "refresh-2")
     assert len([c for c in amo.calls if c.request.url == TOKEN_URL]) == 1  # refresh-2 never spent twice
+
+
+def test_a_kept_pair_never_overwrites_an_operator_s_reconnection(amo, dynamodb_refuses_token_writes):
+    """Regression (issue 23): the pair a process kept while DynamoDB refused it was written
+    unconditionally later, over the pair an operator had stored by reconnecting meanwhile."""
+    store_tokens("access-1", "refresh-1", expires_in=-10)
+    amo.post(TOKEN_URL, json=fixtures.token_body("access-2", "refresh-2"), headers=HAL)
+    store = TokenStore(wiring.amo().oauth, sleep=lambda seconds: None)
+    assert store.get_access_token() == "access-2"  # kept in memory: DynamoDB refused it
+
+    dynamodb_refuses_token_writes["refusing"] = False
+    reconnection = TokenPair("operator-access", "operator-refresh", int(time.time()) + 86400)
+    # the operator reconnects: the callback stores its pair this way
+    token_store.save(lambda token: token_store.apply_pair(token, reconnection, time.time()) or token)
+
+    assert store.get_access_token() == "operator-access"
+    token = stored_token()
+    assert (token.access_token, token.refresh_token) == ("operator-access", "operator-refresh")
+    assert store.get_access_token() == "operator-access"  # the stale pair is gone, not retried
+    assert stored_token().refresh_token == "operator-refresh"
+
+
+def test_a_kept_pair_is_dropped_when_the_tokens_were_removed_meanwhile(amo, dynamodb_refuses_token_writes):
+    store_tokens("access-1", "refresh-1", expires_in=-10)
+    amo.post(TOKEN_URL, json=fixtures.token_body("access-2", "refresh-2"), headers=HAL)
+    store = TokenStore(wiring.amo().oauth, sleep=lambda seconds: None)
+    store.get_access_token()
+    dynamodb_refuses_token_writes["refusing"] = False
+    token_store.disconnect()  # the operator disconnects
+
+    with pytest.raises(NotConnected):
+        store.get_access_token()
+    assert token_store.load_token() is None  # not re-created by the kept pair
+
+
+def test_a_save_whose_answer_was_lost_counts_as_saved_on_its_retry(amo, monkeypatch):
+    """The first write landed but its answer was lost: the retry finds the pair's own refresh
+    token stored, which the condition accepts."""
+    store_tokens("access-1", "refresh-1", expires_in=-10)
+    amo.post(TOKEN_URL, json=fixtures.token_body("access-2", "refresh-2"), headers=HAL)
+    real, lost = token_store.update_stored, []
+
+    def applied_then_lost(actions, condition=None):
+        result = real(actions, condition)
+        if not lost:
+            lost.append(True)
+            raise UpdateError("the answer was lost")
+        return result
+
+    monkeypatch.setattr(token_store, "update_stored", applied_then_lost)
+    store = TokenStore(wiring.amo().oauth, sleep=lambda seconds: None)
+
+    assert store.get_access_token() == "access-2" and lost
+    assert stored_token().refresh_token == "refresh-2" and store._unsaved is None
