@@ -139,7 +139,8 @@ def main_backend_outbound_api_key() -> str:
 
 
 def main_backend_signing_secret() -> str:
-    """When set, every notification carries `X-Signature: t=<unix time>,v1=<HMAC-SHA256>`."""
+    """When set, every notification carries `X-Signature: t=<unix time>,v2=<HMAC-SHA256>`
+    over its time, its Idempotency-Key and its body (notifications.signature)."""
     return _secret("MAIN_BACKEND_SIGNING_SECRET")
 
 

@@ -109,11 +109,14 @@ def _http() -> requests.Session:
     return requests.Session()
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`: the Main Backend recomputes it over
-    the raw body, compares in constant time and refuses a `t` more than 5 minutes old (replay)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+def signature(secret: str, timestamp: int, *, key: str, body: bytes) -> str:
+    """`t=<unix time>,v2=<hex HMAC-SHA256 of "<t>.<Idempotency-Key>." + body>`: the Main Backend
+    recomputes it over the raw body and the `Idempotency-Key` it received, compares in constant
+    time and refuses a `t` more than 5 minutes old (replay). The key is signed too: otherwise a
+    replay within those 5 minutes under another key would verify and pass its duplicate check.
+    (v1 signed only "<t>." + body.)"""
+    digest = hmac.new(secret.encode(), f"{timestamp}.{key}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v2={digest}"
 
 
 def _headers(event_id: str, body: bytes) -> dict[str, str]:
@@ -125,7 +128,7 @@ def _headers(event_id: str, body: bytes) -> dict[str, str]:
     }
     secret = settings.main_backend_signing_secret()
     if secret:
-        headers["X-Signature"] = signature(secret, int(time.time()), body)
+        headers["X-Signature"] = signature(secret, int(time.time()), key=event_id, body=body)
     return headers
 
 

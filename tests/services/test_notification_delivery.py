@@ -69,11 +69,31 @@ def test_a_signed_notification_verifies_over_the_exact_body_and_carries_its_time
     notifications.deliver("lead-status-1")
 
     request = amo.calls[0].request
+    assert main_backend_verifies(request.headers, request.body, b"s3cr3t")
     fields = dict(part.split("=", 1) for part in request.headers["X-Signature"].split(","))
-    expected = hmac.new(b"s3cr3t", fields["t"].encode() + b"." + request.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(fields["v1"], expected)
     assert abs(int(fields["t"]) - time.time()) < 5
     assert json.loads(request.body) == pending
+
+
+def main_backend_verifies(headers, body: bytes, secret: bytes) -> bool:
+    """What docs/api.md tells the Main Backend to do with `X-Signature`."""
+    fields = dict(part.split("=", 1) for part in headers["X-Signature"].split(","))
+    signed = fields["t"].encode() + b"." + headers["Idempotency-Key"].encode() + b"." + body
+    return hmac.compare_digest(fields.get("v2", ""), hmac.new(secret, signed, hashlib.sha256).hexdigest())
+
+
+def test_a_signed_notification_replayed_under_another_idempotency_key_does_not_verify(amo, pending, monkeypatch):
+    """Regression (issue 23): the key was not signed, so a replay within the 5 minutes the
+    timestamp allows, under a fresh Idempotency-Key, verified and passed the duplicate check."""
+    monkeypatch.setenv("MAIN_BACKEND_SIGNING_SECRET", "s3cr3t")
+    amo.post(MAIN, status=200)
+    notifications.deliver("lead-status-1")
+    request = amo.calls[0].request
+
+    replayed = {**request.headers, "Idempotency-Key": "lead-status-forged"}
+
+    assert main_backend_verifies(request.headers, request.body, b"s3cr3t")
+    assert not main_backend_verifies(replayed, request.body, b"s3cr3t")
 
 
 def test_unsigned_when_no_signing_secret_is_set(amo, pending):
