@@ -168,3 +168,47 @@ def test_only_a_pending_notification_is_marked_dead(pending):
     assert Notification.get("lead-status-1").state == "dead"
     assert Notification.get("lead-status-sent").state == "sent"
     assert Notification.count("lead-status-missing") == 0
+
+
+BAD_MAIN = "http://notify:pa55word@main.example.com/hooks/amocrm?token=t0ken-s3cret"
+
+
+def test_a_notification_held_by_an_invalid_url_keeps_its_attempts_and_goes_out_once_it_is_fixed(
+    amo, pending, monkeypatch, caplog
+):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "amocrm-integration-prod")
+    monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", BAD_MAIN)
+    message = queue_batch.Message("m-1", json.dumps({"eventId": "lead-status-1"}), "r", receive_count=20)
+
+    notifications.handle_message(message)  # no raise: SQS drops it; the sweeper owns the item now
+    held = notifications.deliver_pending()
+
+    note = Notification.get("lead-status-1")
+    assert note.state == "pending" and not note.attempts  # not spent towards `dead`
+    assert held["delivered"] == 0 and "https" in held["held"]
+    assert "pa55word" not in caplog.text + note.last_error + held["held"]
+    assert "t0ken-s3cret" not in caplog.text + note.last_error + held["held"]
+    assert len(amo.calls) == 0
+
+    monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", MAIN)
+    amo.post(MAIN, status=200)
+    assert notifications.deliver_pending() == {"pending": 1, "delivered": 1}
+    assert Notification.get("lead-status-1").state == "sent"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        BAD_MAIN,
+        "ftp://notify:pa55word@main.example.com/?token=t0ken-s3cret",
+        "http://notify:pa55word@[::1?t0ken-s3cret",
+    ],
+)
+def test_an_invalid_url_is_named_but_its_credentials_never_shown(monkeypatch, url):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "amocrm-integration-prod")
+    monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", url)
+    with pytest.raises(settings.ConfigError, match="MAIN_BACKEND_WEBHOOK_URL") as raised:
+        settings.main_backend_webhook_url()
+    assert "pa55word" not in str(raised.value) and "t0ken-s3cret" not in str(raised.value)
+    assert any("MAIN_BACKEND_WEBHOOK_URL" in problem for problem in settings.validate_all())
+    assert not [p for p in settings.validate_all() if "pa55word" in p or "t0ken-s3cret" in p]
