@@ -14,7 +14,11 @@ holding a revoked token, and the integration is dead until a person re-authorize
 - a refusal by amoCRM marks the connection for re-authorization only if this invocation
   still owns the lease and the stored refresh token is still the one it sent: otherwise
   someone else refreshed meanwhile, and their pair is used;
-- the token request's own retries fit inside the lease (see TOKEN_RETRY).
+- the lease covers one token call in its worst case (every attempt waiting for the rate budget
+  and its timeouts, Retry-After between attempts: TOKEN_CALL_WORST_SECONDS); a rename takes up to
+  three such calls (refresh, domain lookup, refresh on the new host), and the lease is extended
+  before each later one, so another invocation never takes it while this one may still send the
+  refresh token. An invocation that finds its lease taken stops and waits for the new pair.
 
 A refresh that amoCRM answers 401/404 because the account was renamed is retried on the
 account's new domain (OAuth.refresh_following_rename); the new domain and subdomain are stored
@@ -37,8 +41,9 @@ from typing import Any
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import metrics, settings
+from chalicelib.amo.budget import MAX_WAIT_SECONDS
 from chalicelib.amo.errors import AmoError, AmoTokenRevoked
-from chalicelib.amo.oauth import AccountDomain, OAuth, TokenPair, jwt_api_domain, jwt_expires_at
+from chalicelib.amo.oauth import TOKEN_TIMEOUTS, AccountDomain, OAuth, TokenPair, jwt_api_domain, jwt_expires_at
 from chalicelib.amo.retry import RetryPolicy
 from chalicelib.locking import is_conflict, retry_on_conflict, wrote
 from chalicelib.models import AmoToken
@@ -47,11 +52,22 @@ from chalicelib.services.errors import NotConnected, ReauthorizationRequired
 log = logging.getLogger(__name__)
 
 REFRESH_BEFORE_EXPIRY_SECONDS = 300
-LEASE_SECONDS = 90  # longer than the token request with all its retries (tests/services/test_token_faults.py)
-# 3 attempts, at most 5 s apart, each at most 5 s to connect (a token POST that may have been
-# sent is never re-sent): well inside the lease, so nobody else takes it while we still try.
+# 3 attempts, at most 5 s apart (a token POST that may have been sent is never re-sent).
 TOKEN_RETRY = RetryPolicy(max_attempts=3, max_retry_after=5.0)
+# One token call at its slowest: before every attempt the rate budget may hold it (a longer
+# pause is refused at once), then the attempt may take its connect and read timeouts.
+TOKEN_CALL_WORST_SECONDS = (
+    TOKEN_RETRY.max_attempts * (MAX_WAIT_SECONDS + TOKEN_TIMEOUTS.connect + TOKEN_TIMEOUTS.read)
+    + (TOKEN_RETRY.max_attempts - 1) * TOKEN_RETRY.max_retry_after
+)
+LEASE_SECONDS = TOKEN_CALL_WORST_SECONDS + 10  # and the lease's own DynamoDB writes
+# how long an invocation waits for another's refresh: a rename's three calls, each under the lease
+WAIT_FOR_REFRESH_SECONDS = 3 * LEASE_SECONDS + 5
 SAVE_ATTEMPTS = 6
+
+
+class LeaseLost(Exception):
+    """Another invocation holds the refresh lease now: this one must not send the refresh token."""
 
 
 def load_token() -> AmoToken | None:
@@ -234,13 +250,17 @@ class TokenStore:
         refresh; when another invocation has refreshed meanwhile it is False and we use its result.
         """
         owner = uuid.uuid4().hex
-        deadline = self._clock() + LEASE_SECONDS + 5
+        deadline = self._clock() + WAIT_FOR_REFRESH_SECONDS
         while True:
             token = self._load()
             if not still_needed(token):
                 return token.access_token
             if (token.refresh_lease_until or 0) < self._clock() and self._take_lease(token, owner):
-                return self._refresh_holding_lease(token, owner)
+                try:
+                    return self._refresh_holding_lease(token, owner)
+                except LeaseLost:
+                    log.warning("the token refresh lease was taken over mid-refresh; waiting for that refresh")
+                    deadline = self._clock() + WAIT_FOR_REFRESH_SECONDS
             if self._clock() > deadline:
                 raise AmoError("timed out waiting for another invocation to refresh the amoCRM token")
             self._sleep(0.05 + random.random() * 0.1)
@@ -257,12 +277,32 @@ class TokenStore:
             )
         )
 
+    def _extend_lease(self, owner: str) -> None:
+        """Another full token call's worth of lease, if it is still ours (else LeaseLost)."""
+        until = self._clock() + LEASE_SECONDS
+        try:
+            if wrote(
+                lambda: update_stored(
+                    [AmoToken.refresh_lease_until.set(until)], condition=AmoToken.refresh_lease_owner == owner
+                )
+            ):
+                return
+        except PynamoDBException:
+            log.warning("could not extend the token refresh lease; stopping rather than racing")
+        raise LeaseLost("another invocation holds the token refresh lease now")
+
     def _refresh_holding_lease(self, token: AmoToken, owner: str) -> str:
         sent = token.refresh_token
         try:
             refreshed = self.oauth.refresh_following_rename(
-                sent, account_id=token.account_id, domain=token.domain, api_domain=jwt_api_domain(token.access_token)
+                sent,
+                account_id=token.account_id,
+                domain=token.domain,
+                api_domain=jwt_api_domain(token.access_token),
+                before_next_call=lambda: self._extend_lease(owner),
             )
+        except LeaseLost:
+            raise
         except AmoTokenRevoked as error:
             metrics.count("TokenRefreshFailures")
             return self._refused(sent, owner, error)
