@@ -166,10 +166,10 @@ def _post(note: Notification) -> bool:
     event_id = note.event_id
     try:
         url = settings.main_backend_webhook_url()
-    except settings.ConfigError as error:  # its message shows the URL redacted
-        note.update(actions=[Notification.last_error.set(f"held: {error}"), Notification.updated_at.set(utc_now())])
-        log.error("notification %s held, not sent: %s", event_id, error)
-        raise DeliveryHeld(f"notifications are held: {error}") from None
+    except settings.ConfigError as invalid:  # its message shows the URL redacted
+        note.update(actions=[Notification.last_error.set(f"held: {invalid}"), Notification.updated_at.set(utc_now())])
+        log.error("notification %s held, not sent: %s", event_id, invalid)
+        raise DeliveryHeld(f"notifications are held: {invalid}") from None
     if not url:
         note.update(actions=[Notification.state.set("skipped")])
         return True
