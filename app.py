@@ -46,8 +46,8 @@ def guard(event, get_response):
 @web.maps_errors
 def callback():
     params = web.query(web.request(app))
-    code = validation.string(params, field="code")
-    result = connection.exchange_code(wiring.amo(), code=code, state=params.get("state"), referer=params.get("referer"))
+    code, state, referer = validation.callback_params(params)
+    result = connection.exchange_code(wiring.amo(), code=code, state=state, referer=referer)
     return web.confirmation_page(web.request(app), result)
 
 

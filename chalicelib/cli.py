@@ -168,6 +168,8 @@ def cmd_unregister_webhook(args: argparse.Namespace) -> int:
 def cmd_deliver_notifications(_: argparse.Namespace) -> int:
     result = notifications.deliver_pending()
     print(f"pending {result['pending']}, delivered {result['delivered']}")
+    if "held" in result:
+        print(result["held"])
     return 0 if result["pending"] == result["delivered"] else 1
 
 

@@ -272,11 +272,16 @@ TASK = Obj(
     together=("entity_id", "entity_type"),
 )
 
+# OAuth states we issue are 32 characters, or at most this when the caller chooses one
+# (exchange-api-key); a longer one cannot be ours. A referer is an account host.
+OAUTH_STATE = Str(200)
+REFERER = Str(255)
+
 # -- bodies, by route (under /integrations/amo-crm) ----------------------------------------------
 
 BODIES: dict[str, Obj] = {
     "POST /exchange-api-key": Obj(
-        {"login": Str(320), "api_key": Str(200), "state": Str(200)}, required=("login", "api_key")
+        {"login": Str(320), "api_key": Str(200), "state": OAUTH_STATE}, required=("login", "api_key")
     ),
     "POST /set-tokens": Obj(
         {"access_token": Str(8000), "refresh_token": Str(8000), "expires_in": Int(1, default=86400)},

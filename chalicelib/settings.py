@@ -10,7 +10,8 @@ reference instead of the value, as deployed stages do (secrets.py).
 from __future__ import annotations
 
 import os
-from urllib.parse import urlparse
+import re
+from urllib.parse import urlparse, urlunparse
 
 from chalicelib import secrets
 
@@ -44,16 +45,41 @@ def _secret(name: str, required: bool = False) -> str:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+_QUERY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")
+
+
+def redacted_url(value: str) -> str:
+    """A URL fit for an answer or a log line: its user:password, every query value and its
+    fragment hidden (any of them may hold a credential), the rest as it was."""
+    try:
+        parsed = urlparse(value)
+        netloc = parsed.netloc
+        if "@" in netloc:
+            netloc = "***@" + netloc.rsplit("@", 1)[1]
+        query = "***" if parsed.query else ""
+        pairs = [part.split("=", 1) for part in parsed.query.split("&")]
+        if parsed.query and all(len(pair) == 2 and _QUERY_NAME.fullmatch(pair[0]) for pair in pairs):
+            query = "&".join(f"{pair[0]}=***" for pair in pairs)  # the names say which one is wrong
+        return urlunparse(parsed._replace(netloc=netloc, query=query, fragment="***" if parsed.fragment else ""))
+    except ValueError:  # not even a URL: nothing of it can be shown safely
+        return "***"
+
+
 def _url(name: str, required: bool = True, https: bool = False) -> str:
     """An http(s) URL; `https` requires TLS except towards this machine (a local stand-in)."""
     value = _required(name) if required else _get(name)
     if not value:
         return ""
-    parsed = urlparse(value)
+    try:
+        parsed = urlparse(value)
+    except ValueError:  # "http://[::1": an unclosed bracket
+        raise ConfigError(f"{name} must be an http(s) URL, got {redacted_url(value)!r}") from None
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+        raise ConfigError(f"{name} must be an http(s) URL, got {redacted_url(value)!r}")
     if https and parsed.scheme != "https" and parsed.hostname not in LOOPBACK:
-        raise ConfigError(f"{name} must be an https URL (plain http only towards this machine), got {value!r}")
+        raise ConfigError(
+            f"{name} must be an https URL (plain http only towards this machine), got {redacted_url(value)!r}"
+        )
     return value.rstrip("/")
 
 
@@ -139,7 +165,8 @@ def main_backend_outbound_api_key() -> str:
 
 
 def main_backend_signing_secret() -> str:
-    """When set, every notification carries `X-Signature: t=<unix time>,v1=<HMAC-SHA256>`."""
+    """When set, every notification carries `X-Signature: t=<unix time>,v2=<HMAC-SHA256>`
+    over its time, its Idempotency-Key and its body (notifications.signature)."""
     return _secret("MAIN_BACKEND_SIGNING_SECRET")
 
 
@@ -156,6 +183,12 @@ def deployed() -> bool:
 def main_backend_webhook_url() -> str:
     """Where notifications go; deployed, only over https (they carry our API key)."""
     return _url("MAIN_BACKEND_WEBHOOK_URL", required=False, https=deployed())
+
+
+def main_backend_webhook_set() -> bool:
+    """Whether notifications are to be delivered at all, valid URL or not: an invalid one holds
+    their delivery (notifications.py), never the status changes that record them."""
+    return bool(_get("MAIN_BACKEND_WEBHOOK_URL"))
 
 
 def table_prefix() -> str:

@@ -103,6 +103,16 @@ def page_params(params: Params) -> tuple[int, str | None]:
     return _param(params, "limit", schemas.PAGE_LIMIT), (params or {}).get("cursor") or None
 
 
+def callback_params(params: Params) -> tuple[str, str | None, str | None]:
+    """`code`, `state` and `referer` of the OAuth callback (a public route: bounded before any
+    of them reaches DynamoDB or a log line)."""
+    data = params or {}
+    code = string(data, field="code")
+    state = schemas.take(schemas.OAUTH_STATE, data=data, key="state", required=False)
+    referer = schemas.take(schemas.REFERER, data=data, key="referer", required=False)
+    return code, state or None, referer or None
+
+
 def boolean(data: Mapping, field: str, default: bool) -> bool:
     value = data.get(field)
     return default if value is None else schemas.Bool().check(value, field)

@@ -179,8 +179,8 @@ ROUTES: dict[str, dict[str, dict]] = {
             public=True,
             params=[
                 query("code", STR),
-                query("state", STR),
-                query("referer", STR),
+                query("state", schemas.OAUTH_STATE),
+                query("referer", schemas.REFERER),
                 query("from_widget", STR),
                 query("from_exchange", STR),
             ],

@@ -163,6 +163,44 @@ def test_the_stored_domain_is_never_what_a_foreign_referer_says(client, amo, ref
     assert stored_token().domain == "testaccount.amocrm.ru"
 
 
+@pytest.mark.parametrize("field, value", [("state", "s" * 2100), ("state", "s" * 201), ("referer", "a" * 300)])
+def test_an_over_long_callback_parameter_is_400_and_reaches_nobody(client, amo, field, value):
+    """Regression (issue 23): a state over 2 KB went to DynamoDB as a key and answered 500."""
+    response = client.http.get(f"{P}/callback?" + urlencode({"code": "abc", field: value}))
+    assert response.status_code == 400, response.body[:200]
+    assert field in response.json_body["Message"] and "at most" in response.json_body["Message"]
+    assert len(amo.calls) == 0
+
+
+@pytest.mark.parametrize(
+    "referer", ["testaccount.kommo.com", "https://testaccount.amocrm.com/", "TESTACCOUNT.KOMMO.COM"]
+)
+def test_a_referer_on_the_other_platform_never_moves_the_account(client, amo, referer):
+    """Regression (issue 23): `testaccount.kommo.com` moved an `.amocrm.ru` account's stored domain,
+    and with it every later call and token, to another platform."""
+    amo.post(f"{HOST}/oauth2/access_token", json=fixtures.token_body(), headers=HAL)
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+
+    response = client.http.get(f"{P}/callback?" + urlencode({"code": "abc", "referer": referer}))
+
+    assert response.status_code == 200 and response.json_body["domain"] == "testaccount.amocrm.ru"
+    assert stored_token().domain == "testaccount.amocrm.ru"
+
+
+def test_a_reconnection_with_an_other_platform_referer_keeps_the_stored_domain(client, amo):
+    store_tokens("working", "working-refresh")  # testaccount.amocrm.ru
+    amo.post(f"{HOST}/oauth2/access_token", json=fixtures.token_body("renewed", "renewed-refresh"), headers=HAL)
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+    state = call(client, "GET", f"{P}/connect", KEY).json_body["state"]
+
+    response = client.http.get(
+        f"{P}/callback?" + urlencode({"code": "abc", "state": state, "referer": "testaccount.kommo.com"})
+    )
+
+    assert response.status_code == 200
+    assert (stored_token().access_token, stored_token().domain) == ("renewed", "testaccount.amocrm.ru")
+
+
 def test_a_state_the_caller_chooses_never_replaces_one_already_issued(client, amo):
     amo.post(f"{HOST}/oauth2/exchange_api_key", status=202)
     issued = call(client, "GET", f"{P}/connect", KEY).json_body["state"]

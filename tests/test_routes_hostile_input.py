@@ -3,6 +3,7 @@ numbers, non-ASCII digits, bodies nested past the stack; DynamoDB throttling ans
 
 Webhook bodies are parsed in chalicelib/amo/webhooks.py and are not covered here."""
 
+import base64
 import json
 import re
 from types import SimpleNamespace
@@ -11,6 +12,7 @@ import botocore.endpoint
 import pytest
 from moto.core.botocore_stubber import BotocoreStubber
 
+from chalicelib.models import AmoContact, AmoTask
 from chalicelib.schemas import BODIES
 from tests.conftest import API_KEY
 from tests.fixtures import store_tokens
@@ -155,3 +157,51 @@ def test_an_unreachable_dynamodb_is_503_with_retry_after_not_500(client, monkeyp
 def test_other_dynamodb_failures_stay_500(client, dynamodb_throttles):
     dynamodb_throttles("ValidationException")
     assert call(client, "GET", "/pipelines").status_code == 500
+
+
+def _cursor(position) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+HOSTILE_CURSORS = [
+    _cursor({"k": {"id": 1}}),  # was 500: a bare number where DynamoDB wants {"N": "1"}
+    _cursor({"k": {"id": {"N": "abc"}}}),
+    _cursor({"k": {"id": {"N": "1e400"}}}),
+    _cursor({"k": {"id": {"S": "7"}}}),
+    _cursor({"k": {"id": {"B": "AAAA"}}}),
+    _cursor({"k": {"id": {"N": "1", "S": "1"}}}),
+    _cursor({"k": {"nope": {"S": "x"}}}),
+    _cursor({"k": {"id": {"N": "1"}, "extra": {"S": "x"}}}),
+    _cursor({"k": "x"}),
+    _cursor({"k": [1]}),
+    _cursor({"k": None}),
+    _cursor({"offset": 3}),
+    _cursor([1]),
+    "%00%01",
+    "not base64 at all!",
+    "A" * 5000,
+]
+
+
+@pytest.mark.parametrize("path", ["/contacts", "/tasks", "/tasks?is_completed=false", "/tasks?entity_type=leads"])
+@pytest.mark.parametrize("cursor", HOSTILE_CURSORS)
+def test_a_forged_cursor_on_a_scanned_list_is_400_naming_the_cursor(client, path, cursor):
+    """Regression (issue 23): a cursor whose start key DynamoDB cannot take answered 500."""
+    separator = "&" if "?" in path else "?"
+    assert_refused(call(client, "GET", f"{path}{separator}cursor={cursor}"), 400, "cursor")
+
+
+def test_the_cursors_the_lists_hand_out_still_page_through_everything(client):
+    for contact_id in range(1, 6):
+        AmoContact(id=contact_id, name=f"C{contact_id}").save()
+        AmoTask(id=contact_id, entity_type="leads", entity_id=100 + contact_id).save()
+    for path in ("/contacts?limit=2", "/tasks?limit=2", "/tasks?limit=2&entity_type=leads"):
+        seen, cursor = [], ""
+        while True:
+            page = call(client, "GET", path + (f"&cursor={cursor}" if cursor else ""))
+            assert page.status_code == 200, page.body
+            seen += [item["id"] for item in page.json_body["data"]]
+            cursor = page.json_body.get("nextCursor")
+            if not cursor:
+                break
+        assert sorted(seen) == [1, 2, 3, 4, 5], path

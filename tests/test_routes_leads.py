@@ -5,7 +5,7 @@ import json
 import pytest
 
 from chalicelib import wiring
-from chalicelib.models import AmoContact, AmoTask, Lead
+from chalicelib.models import AmoContact, AmoTask, Lead, Notification
 from chalicelib.services import leads, pipelines
 from tests import fixtures
 from tests.conftest import API_KEY
@@ -206,3 +206,27 @@ def test_updating_a_contact_refreshes_the_guest_fields_of_its_leads(client, fake
     assert response.status_code == 200
     assert Lead.get(leads.lead_id_for(950)).guest_name == "New Name"
     assert Lead.get(leads.lead_id_for(950)).guest_phone == "+2"
+
+
+BAD_MAIN = "http://notify:pa55word@main.example.com/hooks/amocrm?token=t0ken-s3cret"
+
+
+def test_an_http_main_backend_url_in_a_deployed_stage_holds_deliveries_never_status_writes(
+    client, fake, monkeypatch, caplog
+):
+    """Regression (issue 23): deployed with a plain-http MAIN_BACKEND_WEBHOOK_URL, every status
+    write answered 503 and echoed the URL, credentials and all, in the body and the logs."""
+    post(client, "sync-lead", {"lead": lead(801)})  # known, NEW
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "amocrm-integration-prod")
+    monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", BAD_MAIN)
+
+    response = post(client, "sync-lead", {"lead": lead(801, status_id=142, updated_at=1700000500)})
+
+    assert response.status_code == 200, response.body
+    assert Lead.get(leads.lead_id_for(801)).status == "CLOSED"
+    (note,) = Notification.scan()
+    assert note.state == "pending" and note.attempts in (None, 0)  # held, recorded, not lost
+    assert "https" in note.last_error and "***" in note.last_error
+    shown = response.body.decode() + caplog.text + note.last_error
+    assert "pa55word" not in shown and "t0ken-s3cret" not in shown
+    assert not [c for c in fake.mock.calls if "main.example.com" in c.request.url]

@@ -29,6 +29,17 @@ def is_amo_host(host: str | None) -> bool:
     return subdomain_of(host) is not None
 
 
+# amoCRM runs two platforms (reference §1.1): the Russian one (.amocrm.ru) and the international
+# one, once .amocrm.com and now .kommo.com. An account lives on one of them, never moves across.
+PLATFORMS = {"amocrm.ru": "amocrm.ru", "amocrm.com": "kommo", "kommo.com": "kommo"}
+
+
+def platform_of(host: str | None) -> str | None:
+    """The platform of an amoCRM host (`amocrm.ru` or `kommo`), else None."""
+    match = AMO_HOST.match((host or "").lower())
+    return PLATFORMS[match.group(2)] if match else None
+
+
 def base_url_for(configured: str, domain: str | None) -> str:
     """The base URL of an account whose current domain is `domain`: `https://<domain>` when
     both it and AMO_BASE_URL (`configured`) are amoCRM hosts, else AMO_BASE_URL itself."""

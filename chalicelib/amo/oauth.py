@@ -161,7 +161,13 @@ class OAuth:
         return AccountDomain.from_response(body)
 
     def refresh_following_rename(
-        self, refresh_token: str, *, account_id: int | None, domain: str | None, api_domain: str | None
+        self,
+        refresh_token: str,
+        *,
+        account_id: int | None,
+        domain: str | None,
+        api_domain: str | None,
+        before_next_call: Callable[[], None] = lambda: None,
     ) -> Refreshed:
         """Refresh; when amoCRM answers 401/404 because the account was renamed, learn its new
         domain from the shared API host (`api_domain`, the access token's claim), switch to it
@@ -171,17 +177,23 @@ class OAuth:
         that differs from the one we hold (`domain`); otherwise the first refusal stands. The
         retry goes to `<new domain>` when the configured host is amoCRM's own, else it stays on
         the configured host (a sandbox): see domains.base_url_for.
+
+        `before_next_call` runs before the lookup and before the second refresh: the token store
+        extends its refresh lease there (and raises if it has lost it), so the lease covers one
+        token call at a time, never the three a rename takes together.
         """
         try:
             return Refreshed(self.refresh(refresh_token))
         except AmoTokenRevoked as refused:
             moved = None
             if refused.status in (401, 404):
+                before_next_call()
                 moved = self._renamed(refresh_token, account_id=account_id, domain=domain, api_domain=api_domain)
             if moved is None:
                 raise
         host = AccountHost(self.client.host.configured)
         host.follow(moved.domain)
+        before_next_call()
         pair = OAuth(self.client.using(host=host), self.credentials).refresh(refresh_token)
         return Refreshed(pair, moved)
 

@@ -110,12 +110,28 @@ def _check_referer(referer: str | None) -> None:
         raise Forbidden(f"callback comes from account '{named}', not the configured '{wanted}'")
 
 
+def _home_host() -> str:
+    """Where the account is known to live: its stored domain, else AMO_BASE_URL's host."""
+    token = token_store.load_token()
+    if token is not None and domains.is_amo_host(token.domain):
+        return str(token.domain).lower()
+    return urlsplit(settings.amo_base_url()).netloc
+
+
 def _account_domain(referer: str | None, subdomain: str | None) -> str:
-    """The account's host: the referer's only when it is an amoCRM host of this very account
-    (it tells .amocrm.ru from .amocrm.com), else the configured one."""
-    host = _referer_host(referer)
-    if subdomain and domains.subdomain_of(host) == subdomain.lower():
-        return host
+    """The account's host: the referer's only when it is an amoCRM host of this very account on
+    the platform the account lives on (its stored domain's, else AMO_BASE_URL's): it may tell a
+    renamed account's host, never move the account to the other platform (`.kommo.com` for an
+    `.amocrm.ru` account). Else the stored domain of this account, or the configured one."""
+    host, home = _referer_host(referer), _home_host()
+    named = domains.subdomain_of(host)
+    if subdomain and named == subdomain.lower():
+        home_platform = domains.platform_of(home)
+        if home_platform is None or domains.platform_of(host) == home_platform:
+            return host
+        log.warning("callback referer %s ignored: the account lives on %s, not that platform", host, home)
+    if subdomain and domains.subdomain_of(home) == subdomain.lower():
+        return home
     return urlsplit(settings.amo_base_url()).netloc
 
 

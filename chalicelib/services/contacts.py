@@ -118,6 +118,7 @@ def sync_page(raw_contacts: list[dict]) -> tuple[int, list[dict]]:
 def get_contacts(limit: int, cursor: str | None) -> dict:
     return mirror.page_of_scan(
         lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start),
+        keys=mirror.key_schema(AmoContact),
         limit=limit,
         cursor=cursor,
         render=lambda c: c.to_dict(),

@@ -30,7 +30,8 @@ from pynamodb.expressions.condition import Condition
 from chalicelib.amo.entities import MalformedEntity
 from chalicelib.locking import error_code, error_message, item_reasons, wrote
 from chalicelib.models import BaseModel, utc_now
-from chalicelib.services.paging import decode_cursor, encode_cursor
+from chalicelib.services.errors import InvalidInput
+from chalicelib.services.paging import INVALID, decode_start_key, encode_cursor
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -335,17 +336,37 @@ def _batch_put(model: type[M], *, chunk: list[M], result: Upserted[M], item_id: 
     result.written.extend((None, item) for key, item in by_id.items() if key not in taken)
 
 
+def key_schema(model: type[BaseModel], index: Any = None) -> dict[str, str]:
+    """The attributes (name -> "S"/"N") of a start key for a scan of `model`, or a query of one
+    of its `index`es (whose start key also carries the table's key)."""
+    attributes = list(model.get_attributes().values())
+    if index is not None:
+        attributes += list(index.Meta.attributes.values())
+    return {a.attr_name: a.attr_type for a in attributes if a.is_hash_key or a.is_range_key}
+
+
 def page_of_scan(
-    run: Callable[[dict | None, int], Any], *, limit: int, cursor: str | None, render: Callable[[Any], dict]
+    run: Callable[[dict | None, int], Any],
+    *,
+    keys: dict[str, str],
+    limit: int,
+    cursor: str | None,
+    render: Callable[[Any], dict],
 ) -> dict:
     """`{data, count, nextCursor?}` over a DynamoDB scan/query (cursor = LastEvaluatedKey).
 
-    `run(start_key, limit)` returns a PynamoDB result iterator. A filtered scan may return fewer
-    than `limit` items per page; `nextCursor` still says whether more remain.
+    `run(start_key, limit)` returns a PynamoDB result iterator; `keys` is the start key's
+    `key_schema`, which a cursor must match. A filtered scan may return fewer than `limit`
+    items per page; `nextCursor` still says whether more remain.
     """
-    start = decode_cursor(cursor).get("k")
+    start = decode_start_key(cursor, keys)
     results = run(start, limit)
-    data = [render(item) for item in results]
+    try:
+        data = [render(item) for item in results]
+    except PynamoDBException as error:  # a well-formed key DynamoDB still refuses (another query's)
+        if start is None or error_code(error) != "ValidationException":
+            raise
+        raise InvalidInput(INVALID) from None
     page: dict[str, Any] = {"data": data, "count": len(data)}
     if results.last_evaluated_key:
         page["nextCursor"] = encode_cursor({"k": results.last_evaluated_key})

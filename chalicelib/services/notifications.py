@@ -35,6 +35,11 @@ class NotDelivered(ServiceError):
     """The Main Backend did not accept a notification this time; it is retried."""
 
 
+class DeliveryHeld(ServiceError):
+    """MAIN_BACKEND_WEBHOOK_URL is invalid (plain http in a deployed stage, say): nothing is sent,
+    every notification stays pending, and the sweeper sends them once the setting is fixed."""
+
+
 EVENT = "lead.status_changed"
 # why the status changed: the lead moved in amoCRM, or the mapping of its stage changed
 AMO_STAGE_CHANGED, MAPPING_CHANGED = "amo_stage_changed", "mapping_changed"
@@ -61,7 +66,7 @@ def outbox_item(
         "occurredAt": datetime.fromtimestamp(occurred_at, UTC).isoformat().replace("+00:00", "Z"),
         "reason": reason,
     }
-    state = "pending" if settings.main_backend_webhook_url() else "skipped"
+    state = "pending" if settings.main_backend_webhook_set() else "skipped"
     item = Notification(event_id=event_id, payload=payload, state=state, correlation_id=logs.current_id())
     item.expires_at = datetime.now(UTC) + RETENTION
     item.touch()
@@ -119,11 +124,14 @@ def _http() -> requests.Session:
     return requests.Session()
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`: the Main Backend recomputes it over
-    the raw body, compares in constant time and refuses a `t` more than 5 minutes old (replay)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+def signature(secret: str, *, timestamp: int, key: str, body: bytes) -> str:
+    """`t=<unix time>,v2=<hex HMAC-SHA256 of "<t>.<Idempotency-Key>." + body>`: the Main Backend
+    recomputes it over the raw body and the `Idempotency-Key` it received, compares in constant
+    time and refuses a `t` more than 5 minutes old (replay). The key is signed too: otherwise a
+    replay within those 5 minutes under another key would verify and pass its duplicate check.
+    (v1 signed only "<t>." + body.)"""
+    digest = hmac.new(secret.encode(), f"{timestamp}.{key}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v2={digest}"
 
 
 def _headers(event_id: str, body: bytes) -> dict[str, str]:
@@ -135,7 +143,7 @@ def _headers(event_id: str, body: bytes) -> dict[str, str]:
     }
     secret = settings.main_backend_signing_secret()
     if secret:
-        headers["X-Signature"] = signature(secret, int(time.time()), body)
+        headers["X-Signature"] = signature(secret, timestamp=int(time.time()), key=event_id, body=body)
     return headers
 
 
@@ -143,13 +151,17 @@ def dispatch(event_id: str) -> None:
     """Start delivering a freshly recorded notification (queue on AWS, inline locally)."""
     if queues.notify_queue_configured():
         queues.send_notification(event_id)
-    else:
+        return
+    try:
         deliver(event_id)
+    except DeliveryHeld:
+        pass  # logged; the item stays pending until the URL is fixed
 
 
 def deliver(event_id: str) -> bool:
     """POST one notification; True when it is delivered (or needs no delivery). Logged under
-    the correlation id of the change that recorded it, whoever delivers it (queue, sweeper, CLI)."""
+    the correlation id of the change that recorded it, whoever delivers it (queue, sweeper, CLI).
+    Raises DeliveryHeld when the Main Backend's URL is invalid (the notification stays pending)."""
     try:
         note = Notification.get(event_id, consistent_read=True)
     except Notification.DoesNotExist:
@@ -162,7 +174,12 @@ def deliver(event_id: str) -> bool:
 
 def _post(note: Notification) -> bool:
     event_id = note.event_id
-    url = settings.main_backend_webhook_url()
+    try:
+        url = settings.main_backend_webhook_url()
+    except settings.ConfigError as invalid:  # its message shows the URL redacted
+        note.update(actions=[Notification.last_error.set(f"held: {invalid}"), Notification.updated_at.set(utc_now())])
+        log.error("notification %s held, not sent: %s", event_id, invalid)
+        raise DeliveryHeld(f"notifications are held: {invalid}") from None
     if not url:
         note.update(actions=[Notification.state.set("skipped")])
         return True
@@ -207,8 +224,12 @@ def handle_message(message: Message) -> None:
     event_id = message.json().get("eventId")
     if not isinstance(event_id, str) or not event_id:
         raise MalformedMessage("notification message has no eventId")
-    if deliver(event_id):
-        return
+    try:
+        if deliver(event_id):
+            return
+    except DeliveryHeld:
+        return  # no attempt was spent: the item stays pending and the hourly sweeper sends it
+
     if message.receive_count >= MAX_ATTEMPTS:
         mark_dead(event_id)  # SQS moves the message to the dead-letter queue after this receive
     else:
@@ -222,7 +243,12 @@ def deliver_pending(limit: int = 500) -> dict:
     pending = sorted(
         (n for n in Notification.scan(Notification.state == "pending")), key=lambda n: n.created_at or utc_now()
     )[:limit]
-    delivered = sum(1 for note in pending if deliver(note.event_id))
+    delivered = 0
+    for note in pending:
+        try:
+            delivered += deliver(note.event_id)
+        except DeliveryHeld as held:  # the same for every one: they all stay pending
+            return {"pending": len(pending), "delivered": delivered, "held": str(held)}
     if len(pending) > delivered:
         metrics.count("NotificationsRetried", len(pending) - delivered)
     return {"pending": len(pending), "delivered": delivered}

@@ -82,12 +82,14 @@ def get_tasks(
             lambda start, n: AmoTask.by_entity.query(
                 entity_type, range_condition, filter_condition=condition, limit=n, last_evaluated_key=start
             ),
+            keys=mirror.key_schema(AmoTask, AmoTask.by_entity),
             limit=limit,
             cursor=cursor,
             render=lambda t: t.to_dict(),
         )
     return mirror.page_of_scan(
         lambda start, n: AmoTask.scan(condition, limit=n, last_evaluated_key=start),
+        keys=mirror.key_schema(AmoTask),
         limit=limit,
         cursor=cursor,
         render=lambda t: t.to_dict(),

@@ -8,10 +8,17 @@ holding a revoked token, and the integration is dead until a person re-authorize
 - the new pair is written before it is handed to anyone; if DynamoDB refuses that write even
   after retries, this process keeps the pair, uses it, and writes it again on every later
   call until the write succeeds (the only copy of a valid refresh token must not be dropped);
+  each write holds only while the stored pair is still the one this process refreshed (or its
+  own, written by an attempt whose answer was lost): a pair stored meanwhile by someone else (an
+  operator's reconnection) wins, and the kept pair is dropped;
 - a refusal by amoCRM marks the connection for re-authorization only if this invocation
   still owns the lease and the stored refresh token is still the one it sent: otherwise
   someone else refreshed meanwhile, and their pair is used;
-- the token request's own retries fit inside the lease (see TOKEN_RETRY).
+- the lease covers one token call in its worst case (every attempt waiting for the rate budget
+  and its timeouts, Retry-After between attempts: TOKEN_CALL_WORST_SECONDS); a rename takes up to
+  three such calls (refresh, domain lookup, refresh on the new host), and the lease is extended
+  before each later one, so another invocation never takes it while this one may still send the
+  refresh token. An invocation that finds its lease taken stops and waits for the new pair.
 
 A refresh that amoCRM answers 401/404 because the account was renamed is retried on the
 account's new domain (OAuth.refresh_following_rename); the new domain and subdomain are stored
@@ -34,21 +41,33 @@ from typing import Any
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import metrics, settings
+from chalicelib.amo.budget import MAX_WAIT_SECONDS
 from chalicelib.amo.errors import AmoError, AmoTokenRevoked
-from chalicelib.amo.oauth import AccountDomain, OAuth, TokenPair, jwt_api_domain, jwt_expires_at
+from chalicelib.amo.oauth import TOKEN_TIMEOUTS, AccountDomain, OAuth, TokenPair, jwt_api_domain, jwt_expires_at
 from chalicelib.amo.retry import RetryPolicy
-from chalicelib.locking import retry_on_conflict, wrote
+from chalicelib.locking import is_conflict, retry_on_conflict, wrote
 from chalicelib.models import AmoToken
 from chalicelib.services.errors import NotConnected, ReauthorizationRequired
 
 log = logging.getLogger(__name__)
 
 REFRESH_BEFORE_EXPIRY_SECONDS = 300
-LEASE_SECONDS = 90  # longer than the token request with all its retries (tests/services/test_token_faults.py)
-# 3 attempts, at most 5 s apart, each at most 5 s to connect (a token POST that may have been
-# sent is never re-sent): well inside the lease, so nobody else takes it while we still try.
+# 3 attempts, at most 5 s apart (a token POST that may have been sent is never re-sent).
 TOKEN_RETRY = RetryPolicy(max_attempts=3, max_retry_after=5.0)
+# One token call at its slowest: before every attempt the rate budget may hold it (a longer
+# pause is refused at once), then the attempt may take its connect and read timeouts.
+TOKEN_CALL_WORST_SECONDS = (
+    TOKEN_RETRY.max_attempts * (MAX_WAIT_SECONDS + TOKEN_TIMEOUTS.connect + TOKEN_TIMEOUTS.read)
+    + (TOKEN_RETRY.max_attempts - 1) * TOKEN_RETRY.max_retry_after
+)
+LEASE_SECONDS = TOKEN_CALL_WORST_SECONDS + 10  # and the lease's own DynamoDB writes
+# how long an invocation waits for another's refresh: a rename's three calls, each under the lease
+WAIT_FOR_REFRESH_SECONDS = 3 * LEASE_SECONDS + 5
 SAVE_ATTEMPTS = 6
+
+
+class LeaseLost(Exception):
+    """Another invocation holds the refresh lease now: this one must not send the refresh token."""
 
 
 def load_token() -> AmoToken | None:
@@ -146,6 +165,7 @@ class TokenStore:
         self._clock = clock
         self._sleep = sleep
         self._unsaved: TokenPair | None = None  # a rotated pair DynamoDB has not accepted yet
+        self._replaces: str | None = None  # the stored refresh token that pair was issued for
         self._moved: AccountDomain | None = None  # the renamed account's domain, saved with it
 
     # -- TokenSource ----------------------------------------------------------------------------
@@ -180,7 +200,7 @@ class TokenStore:
         if configured:
             return configured
         pending = self._unsaved
-        if pending is not None and not self._save_unsaved():
+        if pending is not None and self._save_unsaved() is None:
             return pending.access_token
         token = self._load()
         if is_long_lived(token) or not self._expiring(token):
@@ -230,13 +250,17 @@ class TokenStore:
         refresh; when another invocation has refreshed meanwhile it is False and we use its result.
         """
         owner = uuid.uuid4().hex
-        deadline = self._clock() + LEASE_SECONDS + 5
+        deadline = self._clock() + WAIT_FOR_REFRESH_SECONDS
         while True:
             token = self._load()
             if not still_needed(token):
                 return token.access_token
             if (token.refresh_lease_until or 0) < self._clock() and self._take_lease(token, owner):
-                return self._refresh_holding_lease(token, owner)
+                try:
+                    return self._refresh_holding_lease(token, owner)
+                except LeaseLost:
+                    log.warning("the token refresh lease was taken over mid-refresh; waiting for that refresh")
+                    deadline = self._clock() + WAIT_FOR_REFRESH_SECONDS
             if self._clock() > deadline:
                 raise AmoError("timed out waiting for another invocation to refresh the amoCRM token")
             self._sleep(0.05 + random.random() * 0.1)
@@ -253,12 +277,32 @@ class TokenStore:
             )
         )
 
+    def _extend_lease(self, owner: str) -> None:
+        """Another full token call's worth of lease, if it is still ours (else LeaseLost)."""
+        until = self._clock() + LEASE_SECONDS
+        try:
+            if wrote(
+                lambda: update_stored(
+                    [AmoToken.refresh_lease_until.set(until)], condition=AmoToken.refresh_lease_owner == owner
+                )
+            ):
+                return
+        except PynamoDBException:
+            log.warning("could not extend the token refresh lease; stopping rather than racing")
+        raise LeaseLost("another invocation holds the token refresh lease now")
+
     def _refresh_holding_lease(self, token: AmoToken, owner: str) -> str:
         sent = token.refresh_token
         try:
             refreshed = self.oauth.refresh_following_rename(
-                sent, account_id=token.account_id, domain=token.domain, api_domain=jwt_api_domain(token.access_token)
+                sent,
+                account_id=token.account_id,
+                domain=token.domain,
+                api_domain=jwt_api_domain(token.access_token),
+                before_next_call=lambda: self._extend_lease(owner),
             )
+        except LeaseLost:
+            raise
         except AmoTokenRevoked as error:
             metrics.count("TokenRefreshFailures")
             return self._refused(sent, owner, error)
@@ -277,9 +321,8 @@ class TokenStore:
                 moved.domain,
             )
             self.oauth.client.host.follow(moved.domain)
-        self._store_rotated(pair, moved)
         log.info("amoCRM access token refreshed; expires at %d", pair.expires_at)
-        return pair.access_token
+        return self._store_rotated(pair, sent, moved)
 
     def _refused(self, sent: str, owner: str, error: AmoTokenRevoked) -> str:
         """amoCRM refused the refresh token we sent. Only if it is still the stored one, and the
@@ -303,27 +346,48 @@ class TokenStore:
         log.error("amoCRM refused the refresh token; re-authorization required (%s)", error.status)
         raise ReauthorizationRequired("amoCRM refused the refresh token; re-authorize the integration") from None
 
-    def _store_rotated(self, pair: TokenPair, moved: AccountDomain | None = None) -> None:
-        """Persist the freshly rotated pair (and a renamed account's domain). No version
-        condition: this pair is now the only valid one, so it must win even if the lease
-        expired meanwhile."""
-        self._unsaved, self._moved = pair, moved or self._moved
+    def _store_rotated(self, pair: TokenPair, sent: str, moved: AccountDomain | None = None) -> str:
+        """Persist the freshly rotated pair (and a renamed account's domain); the access token to
+        use. No lease condition: this pair is now the only valid one, so it must win even if the
+        lease expired meanwhile; only a pair someone else stored since (see _save_unsaved) beats it."""
+        self._unsaved, self._replaces, self._moved = pair, sent, moved or self._moved
         for attempt in range(SAVE_ATTEMPTS):
-            if self._save_unsaved():
-                return
+            current = self._save_unsaved()
+            if current is not None:
+                return current
             self._sleep(min(2.0, 0.2 * 2**attempt))
         log.error(
             "saving the rotated amoCRM token pair failed %d times; this process keeps it and retries "
             "on its next amoCRM call",
             SAVE_ATTEMPTS,
         )
+        return pair.access_token
 
-    def _save_unsaved(self) -> bool:
-        pair = self._unsaved
+    def _save_unsaved(self) -> str | None:
+        """Write the kept pair if the stored refresh token is still the one it was issued for (or
+        the pair's own: an earlier attempt landed and its answer was lost). The access token to use
+        now, or None when DynamoDB refused the write (the pair is kept for the next call)."""
+        pair, sent = self._unsaved, self._replaces
         if pair is None:
-            return True
+            return usable(load_token()).access_token
         try:
-            update_stored(
+            landed = self._write_kept(pair, sent)
+        except PynamoDBException:
+            log.warning("saving the rotated amoCRM token pair failed; will retry")
+            return None
+        self._unsaved = self._replaces = self._moved = None
+        if landed:
+            return pair.access_token
+        log.warning(
+            "another amoCRM token pair was stored (or the tokens removed) while this process held an "
+            "unsaved one, a reconnection say: the stored state wins and this process drops its pair"
+        )
+        return usable(load_token()).access_token
+
+    def _write_kept(self, pair: TokenPair, sent: str | None) -> bool:
+        """False when the stored pair is no longer the one `pair` replaces (nor `pair` itself)."""
+        try:
+            return update_stored(
                 [
                     AmoToken.access_token.set(pair.access_token),
                     AmoToken.refresh_token.set(pair.refresh_token),
@@ -334,13 +398,13 @@ class TokenStore:
                     AmoToken.refresh_lease_owner.remove(),
                     AmoToken.refresh_lease_until.remove(),
                     *_domain_actions(self._moved),
-                ]
+                ],
+                condition=(AmoToken.refresh_token == sent) | (AmoToken.refresh_token == pair.refresh_token),
             )
-        except PynamoDBException:
-            log.warning("saving the rotated amoCRM token pair failed; will retry")
-            return False
-        self._unsaved = self._moved = None
-        return True
+        except PynamoDBException as error:
+            if is_conflict(error):
+                return False
+            raise
 
     def _release_lease(self, owner: str) -> None:
         try:

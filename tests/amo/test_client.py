@@ -7,6 +7,7 @@ import pytest
 import requests
 import responses
 
+from chalicelib.amo import domains
 from chalicelib.amo.budget import ADMITTED
 from chalicelib.amo.client import AmoClient, RetryPolicy
 from chalicelib.amo.errors import (
@@ -314,3 +315,19 @@ def test_each_admitted_attempt_is_reported_after_the_limiter_and_before_it_is_se
     events.clear()
     contextvars.copy_context().run(in_context)
     assert events == ["acquire", "sent"]
+
+
+@pytest.mark.parametrize(
+    "host, platform",
+    [
+        ("a.amocrm.ru", "amocrm.ru"),
+        ("a.amocrm.com", "kommo"),
+        ("a.kommo.com", "kommo"),
+        ("A.KOMMO.COM", "kommo"),
+        ("a.amocrm.ru.evil.com", None),
+        ("localhost", None),
+        (None, None),
+    ],
+)
+def test_the_platform_of_a_host_groups_amocrm_com_with_kommo(host, platform):
+    assert domains.platform_of(host) == platform

@@ -62,6 +62,7 @@ def test_page_of_scan_pages_with_an_opaque_cursor_until_the_end():
     while True:
         page = mirror.page_of_scan(
             lambda start, n: AmoContact.scan(limit=n, last_evaluated_key=start),
+            keys=mirror.key_schema(AmoContact),
             limit=3,
             cursor=cursor,
             render=lambda c: c.id,

@@ -69,11 +69,31 @@ def test_a_signed_notification_verifies_over_the_exact_body_and_carries_its_time
     notifications.deliver("lead-status-1")
 
     request = amo.calls[0].request
+    assert main_backend_verifies(request.headers, request.body, b"s3cr3t")
     fields = dict(part.split("=", 1) for part in request.headers["X-Signature"].split(","))
-    expected = hmac.new(b"s3cr3t", fields["t"].encode() + b"." + request.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(fields["v1"], expected)
     assert abs(int(fields["t"]) - time.time()) < 5
     assert json.loads(request.body) == pending
+
+
+def main_backend_verifies(headers, body: bytes, secret: bytes) -> bool:
+    """What docs/api.md tells the Main Backend to do with `X-Signature`."""
+    fields = dict(part.split("=", 1) for part in headers["X-Signature"].split(","))
+    signed = fields["t"].encode() + b"." + headers["Idempotency-Key"].encode() + b"." + body
+    return hmac.compare_digest(fields.get("v2", ""), hmac.new(secret, signed, hashlib.sha256).hexdigest())
+
+
+def test_a_signed_notification_replayed_under_another_idempotency_key_does_not_verify(amo, pending, monkeypatch):
+    """Regression (issue 23): the key was not signed, so a replay within the 5 minutes the
+    timestamp allows, under a fresh Idempotency-Key, verified and passed the duplicate check."""
+    monkeypatch.setenv("MAIN_BACKEND_SIGNING_SECRET", "s3cr3t")
+    amo.post(MAIN, status=200)
+    notifications.deliver("lead-status-1")
+    request = amo.calls[0].request
+
+    replayed = {**request.headers, "Idempotency-Key": "lead-status-forged"}
+
+    assert main_backend_verifies(request.headers, request.body, b"s3cr3t")
+    assert not main_backend_verifies(replayed, request.body, b"s3cr3t")
 
 
 def test_unsigned_when_no_signing_secret_is_set(amo, pending):
@@ -148,3 +168,47 @@ def test_only_a_pending_notification_is_marked_dead(pending):
     assert Notification.get("lead-status-1").state == "dead"
     assert Notification.get("lead-status-sent").state == "sent"
     assert Notification.count("lead-status-missing") == 0
+
+
+BAD_MAIN = "http://notify:pa55word@main.example.com/hooks/amocrm?token=t0ken-s3cret"
+
+
+def test_a_notification_held_by_an_invalid_url_keeps_its_attempts_and_goes_out_once_it_is_fixed(
+    amo, pending, monkeypatch, caplog
+):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "amocrm-integration-prod")
+    monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", BAD_MAIN)
+    message = queue_batch.Message("m-1", json.dumps({"eventId": "lead-status-1"}), "r", receive_count=20)
+
+    notifications.handle_message(message)  # no raise: SQS drops it; the sweeper owns the item now
+    held = notifications.deliver_pending()
+
+    note = Notification.get("lead-status-1")
+    assert note.state == "pending" and not note.attempts  # not spent towards `dead`
+    assert held["delivered"] == 0 and "https" in held["held"]
+    assert "pa55word" not in caplog.text + note.last_error + held["held"]
+    assert "t0ken-s3cret" not in caplog.text + note.last_error + held["held"]
+    assert len(amo.calls) == 0
+
+    monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", MAIN)
+    amo.post(MAIN, status=200)
+    assert notifications.deliver_pending() == {"pending": 1, "delivered": 1}
+    assert Notification.get("lead-status-1").state == "sent"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        BAD_MAIN,
+        "ftp://notify:pa55word@main.example.com/?token=t0ken-s3cret",
+        "http://notify:pa55word@[::1?t0ken-s3cret",
+    ],
+)
+def test_an_invalid_url_is_named_but_its_credentials_never_shown(monkeypatch, url):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "amocrm-integration-prod")
+    monkeypatch.setenv("MAIN_BACKEND_WEBHOOK_URL", url)
+    with pytest.raises(settings.ConfigError, match="MAIN_BACKEND_WEBHOOK_URL") as raised:
+        settings.main_backend_webhook_url()
+    assert "pa55word" not in str(raised.value) and "t0ken-s3cret" not in str(raised.value)
+    assert any("MAIN_BACKEND_WEBHOOK_URL" in problem for problem in settings.validate_all())
+    assert not [p for p in settings.validate_all() if "pa55word" in p or "t0ken-s3cret" in p]
