@@ -504,6 +504,80 @@ MAPPING_CHANGE = Flow(
 )
 
 
+def _full_sync_act(run: Run) -> None:
+    """An operator's full sync (no webhook came for the move)."""
+    run.context["sync_status"] = run.call("act: sync-all", "POST", "sync-all?leadsLimit=0&full=true")[0]
+    drain_all(run, "act")
+
+
+FULL_SYNC = Flow(
+    "full sync heals a missed webhook", _webhook_prepare, _full_sync_act, _sync_recover, _check_status_change
+)
+
+RENAMED_GUEST = "Олена Перейменована"
+
+
+def _contact_prepare(run: Run) -> None:
+    """A guest renames herself in amoCRM; the contact feeds a mirrored lead."""
+    mirrored_account(run)
+    with run.world.harness():
+        lead = next((item for item in Lead.scan() if item.amo_lead_id and item.amo_contact_id), None)
+    assert lead is not None, "the seed has no mirrored lead with a main contact"
+    run.world.control(
+        "POST",
+        "trigger-webhook",
+        {"entity": "contacts", "action": "update", "id": lead.amo_contact_id, "name": RENAMED_GUEST},
+    )
+    contact = next(c for c in run.world.control("GET", "export/contacts")["contacts"] if c["id"] == lead.amo_contact_id)
+    phones = [
+        v["value"]
+        for f in contact.get("custom_fields_values") or []
+        if f.get("field_code") == "PHONE"
+        for v in f["values"]
+    ]
+    run.context.update(lead_id=lead.amo_lead_id, contact=contact, phone=phones[0] if phones else "")
+
+
+def _contact_webhook(run: Run) -> str:
+    contact = run.context["contact"]
+    pairs = wb.contact_update(
+        contact["id"], RENAMED_GUEST, run.context["phone"], run.context["lead_id"], contact["updated_at"]
+    )
+    return wb.encode(pairs + wb.account())
+
+
+def _contact_act(run: Run) -> None:
+    run.context["webhook_status"] = run.webhook("act: webhook", _contact_webhook(run))[0]
+    drain_all(run, "act")
+
+
+def _contact_recover(run: Run) -> None:
+    if not 200 <= run.context["webhook_status"] < 300:  # amoCRM redelivers (reference §9.5)
+        run.webhook("recover: webhook redelivered", _contact_webhook(run))
+    heal(run)
+
+
+def _check_contact(run: Run) -> list[str]:
+    from chalicelib.models import AmoContact
+
+    problems = no_server_errors(run) + no_job_stuck(run)
+    contact_id = run.context["contact"]["id"]
+    try:
+        stored = AmoContact.get(contact_id).name
+    except AmoContact.DoesNotExist:
+        stored = None
+    lead = next(iter(Lead.by_amo_lead_id.query(run.context["lead_id"])), None)
+    if stored != RENAMED_GUEST:
+        problems.append(f"contact {contact_id} is mirrored as {stored!r}")
+    if lead is None or lead.guest_name != RENAMED_GUEST:
+        problems.append(f"lead {run.context['lead_id']} names its guest {lead and lead.guest_name!r}")
+    return problems
+
+
+CONTACT_UPDATE = Flow(
+    "contact update reaches its leads", _contact_prepare, _contact_act, _contact_recover, _check_contact
+)
+
 FLOWS = (
     WEBHOOK_STATUS,
     WEBHOOK_STATUS_INLINE,
@@ -513,6 +587,8 @@ FLOWS = (
     TOKEN_REFRESH,
     WEBHOOK_DELETE,
     MAPPING_CHANGE,
+    FULL_SYNC,
+    CONTACT_UPDATE,
 )
 
 
