@@ -1,7 +1,10 @@
 """The operator's command line: `python -m chalicelib.cli <command>`.
 
 Calls services only; never prints a token, key or secret. Exit code 0 on success, 1 on
-failure, 2 on bad usage.
+failure, 2 on bad usage. `--stage NAME` (before or after the command) acts on a deployed stage:
+its environment is read from its stack and .chalice/config.json with the operator's AWS
+credentials (scripts/stage_env.py, so only from the repository's checkout); without it the
+environment is used as it is (the local stack's `.local/service.env`).
 """
 
 from __future__ import annotations
@@ -214,13 +217,29 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 }
 
 
+STAGE_HELP = "act on this deployed stage (its stack's outputs and settings; your AWS credentials)"
+
+
+def use_stage(stage: str) -> None:
+    try:
+        from scripts import stage_env  # the deploy side: the repository's checkout, not the Lambda package
+    except ModuleNotFoundError:
+        raise settings.ConfigError(
+            "--stage works from the repository's checkout (it reads .chalice/config.json)"
+        ) from None
+    print(stage_env.apply(stage), file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m chalicelib.cli", description="Operate the amoCRM integration service."
     )
+    parser.add_argument("--stage", default=None, help=STAGE_HELP)
+    stage = argparse.ArgumentParser(add_help=False)
+    stage.add_argument("--stage", default=argparse.SUPPRESS, help=STAGE_HELP)  # after the command too
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (handler, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text)
+        command = sub.add_parser(name, help=help_text, parents=[stage])
         command.set_defaults(handler=handler)
         if name in ("register-webhook", "unregister-webhook"):
             command.add_argument("--url", help="the webhook URL (default: WEBHOOK_PUBLIC_URL)")
@@ -251,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(logging.WARNING, stream_name="stderr")
     args = build_parser().parse_args(argv)
     try:
+        if args.stage:
+            use_stage(args.stage)
         return args.handler(args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
