@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -164,7 +165,17 @@ def cmd_register_webhook(args: argparse.Namespace) -> int:
 
 
 def cmd_unregister_webhook(args: argparse.Namespace) -> int:
-    print(f"{webhooks.unregister(wiring.amo(), args.url)['message']}")
+    """With --secret-from-stdin, the subscription that carries that secret (the one being rotated
+    out, docs/operating.md 'Rotating a secret'): this process alone uses it as AMO_WEBHOOK_SECRET."""
+    if args.secret_from_stdin:
+        secret = (
+            getpass.getpass("the subscription's secret: ") if sys.stdin.isatty() else sys.stdin.readline()
+        ).strip()
+        if not secret:
+            raise settings.ConfigError("no secret on stdin")
+        os.environ["AMO_WEBHOOK_SECRET"] = secret
+    result = webhooks.unregister(wiring.amo(), args.url)
+    print(f"{result['message']}: {result['destination']}")
     return 0
 
 
@@ -243,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler)
         if name in ("register-webhook", "unregister-webhook"):
             command.add_argument("--url", help="the webhook URL (default: WEBHOOK_PUBLIC_URL)")
+        if name == "unregister-webhook":
+            command.add_argument(
+                "--secret-from-stdin",
+                action="store_true",
+                help="remove the subscription carrying the secret read from stdin (an old one, after a rotation)",
+            )
         if name == "sync-all":
             command.add_argument("--leads-limit", type=_non_negative, default=0, help="0 = every lead (default)")
             command.add_argument("--related", action="store_true", help="also contacts and tasks")
