@@ -13,7 +13,7 @@ ROLLOUT ?= Canary10Percent5Minutes
 API_DOMAIN_NAME ?=
 API_CERTIFICATE_ARN ?=
 UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --python-version 3.11 --annotation-style line \
-	--custom-compile-command "make lock"
+	--generate-hashes --custom-compile-command "make lock"
 
 .PHONY: run test test-all test-fast lint audit lock venv clean bench package deploy destroy
 

@@ -58,3 +58,16 @@ def test_make_audit_runs_the_honest_verdict():
     makefile = (Path(audit.__file__).parent.parent / "Makefile").read_text()
     recipe = makefile.split("\naudit: venv\n", 1)[1].split("\n\n", 1)[0]
     assert recipe.strip() == "$(PY) scripts/audit.py"
+
+
+@pytest.mark.parametrize("lock", ["requirements.txt", "requirements-dev.txt"])
+def test_every_pin_carries_its_hashes_so_pip_installs_only_what_was_locked(lock):
+    from pathlib import Path
+
+    text = (Path(audit.__file__).parent.parent / lock).read_text()
+    requirements = [r.strip() for r in text.split("\n") if r and not r.startswith((" ", "#"))]
+    assert len(requirements) > 10
+    for requirement in requirements:
+        name = requirement.split(" ")[0]
+        assert "==" in name and requirement.endswith("\\"), f"{name}: no --hash (make lock adds them)"
+    assert text.count("--hash=sha256:") >= len(requirements)
