@@ -10,7 +10,6 @@ Uses the AWS credentials and region of the shell.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 
@@ -65,4 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
