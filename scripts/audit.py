@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
+TIMEOUT = 600  # seconds; a vulnerability service that hangs is one that cannot be reached
 
 
 def in_ci() -> bool:
@@ -62,7 +63,10 @@ def run_pip_audit(requirements: tuple[str, ...]) -> tuple[dict | None, str]:
         command += ["--disable-pip", "-f", "json", "-o", str(report)]
         for name in requirements:
             command += ["-r", name]
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        try:
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return None, f"pip-audit did not answer within {TIMEOUT} s"
         if report.exists() and report.stat().st_size:
             return json.loads(report.read_text()), ""
         last = (done.stderr.strip().splitlines() or [f"pip-audit exited {done.returncode}"])[-1]

@@ -71,3 +71,16 @@ def test_every_pin_carries_its_hashes_so_pip_installs_only_what_was_locked(lock)
         name = requirement.split(" ")[0]
         assert "==" in name and requirement.endswith("\\"), f"{name}: no --hash (make lock adds them)"
     assert text.count("--hash=sha256:") >= len(requirements)
+
+
+def test_pip_audit_that_hangs_is_not_audited(monkeypatch):
+    import subprocess
+
+    def hangs(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], audit.TIMEOUT)
+
+    monkeypatch.setattr(audit.subprocess, "run", hangs)
+    report, failure = audit.run_pip_audit(audit.REQUIREMENTS)
+    assert report is None and "did not answer" in failure
+    lines, code = audit.verdict(report, ci=False, failure=failure)
+    assert code == 1 and lines[0].startswith("not audited")
