@@ -1,7 +1,10 @@
 """The operator's command line: `python -m chalicelib.cli <command>`.
 
 Calls services only; never prints a token, key or secret. Exit code 0 on success, 1 on
-failure, 2 on bad usage.
+failure, 2 on bad usage. `--stage NAME` (before or after the command) acts on a deployed stage:
+its environment is read from its stack and .chalice/config.json with the operator's AWS
+credentials (scripts/stage_env.py, so only from the repository's checkout); without it the
+environment is used as it is (the local stack's `.local/service.env`).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -161,7 +165,17 @@ def cmd_register_webhook(args: argparse.Namespace) -> int:
 
 
 def cmd_unregister_webhook(args: argparse.Namespace) -> int:
-    print(f"{webhooks.unregister(wiring.amo(), args.url)['message']}")
+    """With --secret-from-stdin, the subscription that carries that secret (the one being rotated
+    out, docs/operating.md 'Rotating a secret'): this process alone uses it as AMO_WEBHOOK_SECRET."""
+    if args.secret_from_stdin:
+        secret = (
+            getpass.getpass("the subscription's secret: ") if sys.stdin.isatty() else sys.stdin.readline()
+        ).strip()
+        if not secret:
+            raise settings.ConfigError("no secret on stdin")
+        os.environ["AMO_WEBHOOK_SECRET"] = secret
+    result = webhooks.unregister(wiring.amo(), args.url)
+    print(f"{result['message']}: {result['destination']}")
     return 0
 
 
@@ -216,16 +230,38 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 }
 
 
+STAGE_HELP = "act on this deployed stage (its stack's outputs and settings; your AWS credentials)"
+
+
+def use_stage(stage: str) -> None:
+    try:
+        from scripts import stage_env  # the deploy side: the repository's checkout, not the Lambda package
+    except ModuleNotFoundError:
+        raise settings.ConfigError(
+            "--stage works from the repository's checkout (it reads .chalice/config.json)"
+        ) from None
+    print(stage_env.apply(stage), file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m chalicelib.cli", description="Operate the amoCRM integration service."
     )
+    parser.add_argument("--stage", default=None, help=STAGE_HELP)
+    stage = argparse.ArgumentParser(add_help=False)
+    stage.add_argument("--stage", default=argparse.SUPPRESS, help=STAGE_HELP)  # after the command too
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (handler, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text)
+        command = sub.add_parser(name, help=help_text, parents=[stage])
         command.set_defaults(handler=handler)
         if name in ("register-webhook", "unregister-webhook"):
             command.add_argument("--url", help="the webhook URL (default: WEBHOOK_PUBLIC_URL)")
+        if name == "unregister-webhook":
+            command.add_argument(
+                "--secret-from-stdin",
+                action="store_true",
+                help="remove the subscription carrying the secret read from stdin (an old one, after a rotation)",
+            )
         if name == "sync-all":
             command.add_argument("--leads-limit", type=_non_negative, default=0, help="0 = every lead (default)")
             command.add_argument("--related", action="store_true", help="also contacts and tasks")
@@ -253,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(logging.WARNING, stream_name="stderr")
     args = build_parser().parse_args(argv)
     try:
+        if args.stage:
+            use_stage(args.stage)
         return args.handler(args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

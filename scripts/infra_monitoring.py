@@ -360,6 +360,10 @@ def dashboard(alarm_ids: list[str]) -> dict:
         _ours_widget("Sync lag (s since the last complete incremental run)", ["SyncLag"], "Maximum", 3600),
         _ours_widget("Long-lived token: days left", ["LongLivedTokenDaysLeft"], "Minimum", 14),
         _ours_widget(
+            "Degraded, nothing lost (activity log not written, keyed outcome not recorded, sync window held)",
+            ["ActivityLogWriteFailures", "IdempotencyCheckpointFailures", "SyncWindowsHeld"],
+        ),
+        _ours_widget(
             "What this account does differently",
             ["FiltersIgnored", "WebhookReenabled", "LongLivedTokenExpiringSoon", "AccountRenamed"],
         ),

@@ -21,6 +21,7 @@ tests/test_infra.py builds the package this way and checks its contents against 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import re
@@ -42,10 +43,18 @@ from scripts.infra_spec import (  # noqa: E402
     stack_name,
 )
 
-# The Lambda runtime. Moving to another one: change it here, in the Makefile's `--python-version`
-# and pyproject.toml's ruff/mypy targets (tests/test_infra.py checks they agree), and run the
-# build on that Python (docs/deploy.md, "Runtime").
+# The Lambda runtime, named here only. Moving to another one: change it here, and the Makefile's
+# `--python-version` and pyproject.toml's ruff/mypy targets follow (tests/test_runtime.py fails
+# until they agree); build on that Python (docs/deploy.md, "Runtime").
 RUNTIME = "python3.11"
+# AWS's dates for RUNTIME (docs/deploy.md, "Runtime"): deprecated (no more security patches), then
+# no function can be created with it, then none updated (a deploy fails from that day on).
+RUNTIME_DATES = {
+    "deprecated": datetime.date(2027, 6, 30),
+    "function create blocked": datetime.date(2027, 7, 31),
+    "function update blocked": datetime.date(2027, 8, 31),
+}
+RUNWAY_WARNING_DAYS = 180
 # dynamodb: PynamoDB; sqs: chalicelib/services/queues.py; secretsmanager: chalicelib/secrets.py
 SERVICES = ("dynamodb", "sqs", "secretsmanager")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -62,6 +71,15 @@ def check_python() -> None:
             f"the Lambda runtime is {RUNTIME}; package with it (this is {running}): wheels are built for "
             "the interpreter that runs chalice"
         )
+
+
+def runway_warning(today: datetime.date) -> str | None:
+    """A warning once the runtime's first AWS date is less than RUNWAY_WARNING_DAYS away."""
+    first = RUNTIME_DATES["deprecated"]
+    if (first - today).days >= RUNWAY_WARNING_DAYS:
+        return None
+    dates = ", ".join(f"{what} {day.isoformat()}" for what, day in RUNTIME_DATES.items())
+    return f"WARNING: Lambda's {RUNTIME}: {dates}. Move to a newer runtime (docs/deploy.md, 'Runtime')"
 
 
 def _kept(name: str) -> bool:
@@ -153,6 +171,9 @@ def finish(template: dict, stage: str) -> None:
 
 def build(stage: str, out: Path) -> None:
     check_python()
+    warning = runway_warning(datetime.date.today())
+    if warning:
+        print(warning, file=sys.stderr)
     merge = ROOT / "infra" / f"{stage}-resources.json"
     if stage not in deployed_stages() or not merge.exists():
         raise PackageError(

@@ -1,5 +1,7 @@
 """The operator CLI: exit codes, summaries, nothing secret printed."""
 
+import io
+import json
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -83,3 +85,18 @@ def test_connect_prints_a_consent_address_whose_state_is_issued_once(capsys):
     connection.consume_state(state)  # ours, valid, and now spent
     with pytest.raises(Forbidden):
         connection.consume_state(state)
+
+
+def test_unregister_webhook_removes_the_subscription_of_a_rotated_out_secret(amo, monkeypatch, capsys):
+    monkeypatch.setenv("AMO_WEBHOOK_SECRET", "test-webhook-secret")  # restored after: the command changes it
+    store_tokens("secret-access-1", "secret-refresh-1")
+    amo.delete(f"{HOST}/api/v4/webhooks", status=204)
+    monkeypatch.setattr("sys.stdin", io.StringIO("old-webhook-secret\n"))
+    url = "https://service.example.com/api/integrations/amo-crm/webhook"
+
+    assert cli.main(["unregister-webhook", "--url", url, "--secret-from-stdin"]) == 0
+
+    sent = json.loads(amo.calls[-1].request.body)
+    assert sent == {"destination": f"{url}?secret=old-webhook-secret"}  # not the current secret's
+    out = capsys.readouterr().out
+    assert "webhook unregistered" in out and "old-webhook-secret" not in out
