@@ -80,7 +80,7 @@ def test_a_disabled_subscription_is_enabled_again_by_a_repost(hooks):
 
     assert result["reenabled"] is True and "re-enabled" in result["message"]
     assert hooks.hooks[DESTINATION]["disabled"] is False
-    assert hooks.sent == ["GET", "POST", "GET"]
+    assert hooks.sent == ["GET", "POST", "GET", "GET"]  # the last: subscriptions with an old secret
 
 
 def test_when_a_repost_leaves_it_disabled_it_is_deleted_and_created_anew(hooks):
@@ -92,7 +92,7 @@ def test_when_a_repost_leaves_it_disabled_it_is_deleted_and_created_anew(hooks):
     result = webhooks.register(wiring.amo(), url=URL, own_url=URL)
 
     assert result["reenabled"] is True
-    assert hooks.sent == ["GET", "POST", "GET", "DELETE", "POST", "GET"]
+    assert hooks.sent == ["GET", "POST", "GET", "DELETE", "POST", "GET", "GET"]
     assert (
         hooks.hooks[DESTINATION]["disabled"] is False
         and hooks.hooks[DESTINATION]["settings"] == webhooks.SUBSCRIBED_EVENTS
@@ -103,7 +103,7 @@ def test_an_enabled_complete_subscription_is_left_alone(hooks):
     webhooks.register(wiring.amo(), url=URL, own_url=URL)
     hooks.sent.clear()
     assert webhooks.register(wiring.amo(), url=URL, own_url=URL)["message"] == "webhook already registered"
-    assert hooks.sent == ["GET"]
+    assert hooks.sent == ["GET", "GET"]
 
 
 def test_status_shows_a_disabled_subscription_and_missing_events(hooks, monkeypatch):
@@ -125,10 +125,17 @@ def test_status_shows_a_disabled_subscription_and_missing_events(hooks, monkeypa
     assert "s3cr3t" not in json.dumps(shown)
 
 
-def test_status_without_admin_rights_says_the_subscription_is_unknown(amo):
+def test_status_without_admin_rights_or_plan_says_registration_is_manual(amo):
     store_tokens()
     amo.get(f"{HOST}/api/v4/webhooks", status=403, json={"title": "Forbidden", "status": 403}, headers=PROBLEM)
-    assert webhooks.subscription_status(wiring.amo()) == {"webhooks": "unknown (AmoForbidden)"}
+    shown = webhooks.subscription_status(wiring.amo())
+    assert shown["registration"] == "manual" and "Advanced or Enterprise plan" in shown["webhooks"]
+
+
+def test_status_on_another_amocrm_failure_says_the_subscription_is_unknown(amo):
+    store_tokens()
+    amo.get(f"{HOST}/api/v4/webhooks", status=400, json={"title": "Bad Request", "status": 400}, headers=PROBLEM)
+    assert webhooks.subscription_status(wiring.amo()) == {"webhooks": "unknown (AmoValidationError)"}
 
 
 def test_the_cli_status_report_carries_the_subscription(hooks, amo):
