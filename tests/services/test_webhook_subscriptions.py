@@ -148,3 +148,38 @@ def test_the_cli_status_report_carries_the_subscription(hooks, amo):
     report = admin.status(wiring.amo)
 
     assert report["connection"]["webhooks"][0]["disabled"] is True
+
+
+def test_a_rotation_registers_the_new_secret_and_deletes_the_old_subscription(hooks, monkeypatch):
+    webhooks.register(wiring.amo(), url=URL, own_url=URL)  # subscribed with the old secret
+    hooks.hooks["https://other.example.com/hook?secret=x"] = {"destination": "https://other.example.com/hook?secret=x"}
+    monkeypatch.setenv("AMO_WEBHOOK_SECRET", "new-secret")
+    monkeypatch.setenv("AMO_WEBHOOK_SECRET_PREVIOUS", "test-webhook-secret")
+
+    result = webhooks.register(wiring.amo(), url=URL, own_url=URL)
+
+    assert set(hooks.hooks) == {f"{URL}?secret=new-secret", "https://other.example.com/hook?secret=x"}
+    assert result["message"] == "webhook registered" and result["retired"] == [f"{URL}?secret=***"]
+    assert "new-secret" not in json.dumps(result) and "test-webhook-secret" not in json.dumps(result)
+    assert hooks.sent[-4:] == ["GET", "POST", "GET", "DELETE"]  # the new one first, then the old one goes
+
+
+@pytest.mark.parametrize("status", [402, 403])
+def test_on_a_plan_without_the_webhooks_api_register_answers_the_manual_steps(amo, monkeypatch, status):
+    store_tokens()
+    refused = {"title": "Payment Required", "status": status, "detail": "not available on this plan"}
+    for method in ("GET", "POST", "DELETE"):
+        amo.add(method, re.compile(rf"{re.escape(HOST)}/api/v4/webhooks(\?.*)?$"), status=status, json=refused)
+
+    result = webhooks.register(wiring.amo(), url=URL, own_url=URL)
+
+    assert result["registration"] == "manual" and "Advanced or Enterprise plan" in result["message"]
+    assert result["destination"] == f"{URL}?secret=<AMO_WEBHOOK_SECRET>"
+    steps = " ".join(result["steps"])
+    assert "Settings → Integrations" in steps and "Web hooks" in steps
+    assert "Lead: stage changed (status_lead)" in steps and "Task: deleted (delete_task)" in steps
+    assert all(webhook_manual_label in steps for webhook_manual_label in webhooks.SUBSCRIBED_EVENTS)
+    assert "test-webhook-secret" not in json.dumps(result)
+    removed = webhooks.unregister(wiring.amo(), URL, URL)
+    assert removed["registration"] == "manual" and "Delete the webhook" in " ".join(removed["steps"])
+    assert webhooks.subscription_status(wiring.amo())["registration"] == "manual"
