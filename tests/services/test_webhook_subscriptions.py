@@ -183,3 +183,17 @@ def test_on_a_plan_without_the_webhooks_api_register_answers_the_manual_steps(am
     removed = webhooks.unregister(wiring.amo(), URL, URL)
     assert removed["registration"] == "manual" and "Delete the webhook" in " ".join(removed["steps"])
     assert webhooks.subscription_status(wiring.amo())["registration"] == "manual"
+
+
+def test_the_cli_prints_the_manual_steps_one_per_line(amo, monkeypatch, capsys):
+    from chalicelib import cli
+
+    store_tokens()
+    monkeypatch.setenv("WEBHOOK_PUBLIC_URL", URL)
+    amo.get(re.compile(rf"{re.escape(HOST)}/api/v4/webhooks(\?.*)?$"), status=403, json={"status": 403}, headers=PROBLEM)
+
+    assert cli.main(["register-webhook"]) == 0
+
+    printed = capsys.readouterr().out
+    assert "register the webhook by hand" in printed and "\n  1. Sign in to amoCRM" in printed
+    assert "test-webhook-secret" not in printed
