@@ -190,7 +190,8 @@ def test_the_cli_prints_the_manual_steps_one_per_line(amo, monkeypatch, capsys):
 
     store_tokens()
     monkeypatch.setenv("WEBHOOK_PUBLIC_URL", URL)
-    amo.get(re.compile(rf"{re.escape(HOST)}/api/v4/webhooks(\?.*)?$"), status=403, json={"status": 403}, headers=PROBLEM)
+    hooks_api = re.compile(rf"{re.escape(HOST)}/api/v4/webhooks(\?.*)?$")
+    amo.get(hooks_api, status=403, json={"status": 403}, headers=PROBLEM)
 
     assert cli.main(["register-webhook"]) == 0
 
