@@ -30,7 +30,7 @@ from chalicelib.amo.webhook_body import (
     events_of,
 )
 from chalicelib.memo import memoize
-from chalicelib.services import activity, queues, sync, token_store, webhook_events, webhook_manual
+from chalicelib.services import account_payment, activity, queues, sync, token_store, webhook_events, webhook_manual
 from chalicelib.services.errors import InvalidInput
 from chalicelib.services.webhook_outcomes import DeliveryOutcome
 from chalicelib.services.webhook_secret import SecretNotSet, authenticate, masked, with_secret, without_secret
@@ -266,6 +266,8 @@ def register(amo: AmoApi, *, url: str | None = None, own_url: str | None = None,
     try:
         result = _subscribe(amo, destination)
     except MANUAL_REGISTRATION as error:
+        if isinstance(error, AmoPaymentRequired) and not account_payment.probe(amo):
+            raise  # not the plan: the whole account is unpaid (the route answers 402)
         log.warning("webhook registration is manual: amoCRM answered %s", error.status)
         return webhook_manual.register_steps(
             destination, events=SUBSCRIBED_EVENTS, error=error, rotating=bool(settings.amo_webhook_secret_previous())

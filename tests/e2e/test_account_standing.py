@@ -104,6 +104,8 @@ def test_an_unpaid_account_is_its_own_state_in_test_and_routes_until_it_is_paid(
     assert status == 200 and shown["accountUnpaid"] is True and "not paid" in shown["error"]
     status, refused = backend.call("POST", "sync-pipelines")
     assert status == 402 and "not paid" in refused["Message"]
+    status, refused = backend.call("POST", "webhook/register")  # the account, not the plan
+    assert status == 402 and "not paid" in refused["Message"]
     code, printed = backend.cli("status")
     assert code == 1 and "accountUnpaid" in printed
 

@@ -170,6 +170,7 @@ def test_on_a_plan_without_the_webhooks_api_register_answers_the_manual_steps(am
     refused = {"title": "Payment Required", "status": status, "detail": "not available on this plan"}
     for method in ("GET", "POST", "DELETE"):
         amo.add(method, re.compile(rf"{re.escape(HOST)}/api/v4/webhooks(\?.*)?$"), status=status, json=refused)
+    amo.get(re.compile(rf"{re.escape(HOST)}/api/v4/leads(\?.*)?$"), status=204)  # the account itself is paid
 
     result = webhooks.register(wiring.amo(), url=URL, own_url=URL)
 
