@@ -103,15 +103,20 @@ def parse_nested_form(body: str, notes: list[str] | None = None) -> dict:
 
 def _items_only(body: str) -> dict:
     """A body past the limits: only `account[...]` and each item's own scalar fields
-    (`entity[action][n][field]`), read pair by pair without decoding the rest."""
+    (`entity[action][n][field]`), read pair by pair; a pair whose key has another number of
+    brackets is skipped before anything of it is decoded (a big body must be read within
+    amoCRM's 2 seconds)."""
     root: dict = {}
     for pair in body.split("&"):
         key, _, value = pair.partition("=")
         if len(key) > MAX_KEPT_KEY or len(value) > MAX_KEPT_VALUE:
             continue
-        parts = _parts(unquote_plus(key))
+        if key.count("[") + key.count("%5B") + key.count("%5b") not in (1, ITEM_DEPTH - 1):
+            continue
+        name = unquote_plus(key)
+        parts = _parts(name)
         if (parts[0] == "account" and len(parts) == 2) or (len(parts) == ITEM_DEPTH and _DIGITS.fullmatch(parts[2])):
-            _put(root, key=unquote_plus(key), value=unquote_plus(value), notes=[])
+            _put(root, key=name, value=unquote_plus(value), notes=[])
     return _listify(root)
 
 
