@@ -161,6 +161,10 @@ def cmd_sync_pipelines(_: argparse.Namespace) -> int:
 def cmd_register_webhook(args: argparse.Namespace) -> int:
     result = webhooks.register(wiring.amo(), url=args.url)
     print(f"{result['message']}: {result['destination']}\n  events: {', '.join(result['settings'])}")
+    for retired in result.get("retired", []):
+        print(f"  deleted the subscription with the previous secret: {retired}")
+    for number, step in enumerate(result.get("steps", []), 1):  # registration: manual
+        print(f"  {number}. {step}")
     return 0
 
 

@@ -133,6 +133,11 @@ def amo_webhook_secret() -> str:
     return _secret("AMO_WEBHOOK_SECRET")
 
 
+def amo_webhook_secret_previous() -> str:
+    """The secret being rotated out: still accepted on deliveries (docs/operating.md, rotation)."""
+    return _secret("AMO_WEBHOOK_SECRET_PREVIOUS")
+
+
 def amo_rate_limit_per_second() -> float:
     """Requests per second we allow ourselves towards amoCRM (its documented limit is 7)."""
     return _positive_float("AMO_RATE_LIMIT_RPS", 7.0)
@@ -252,6 +257,7 @@ def public_webhook_url() -> str:
 SECRET_VARIABLES = (
     "AMO_CLIENT_SECRET",
     "AMO_WEBHOOK_SECRET",
+    "AMO_WEBHOOK_SECRET_PREVIOUS",
     "AMO_LONG_LIVED_TOKEN",
     "MAIN_BACKEND_API_KEY",
     "MAIN_BACKEND_OUTBOUND_API_KEY",

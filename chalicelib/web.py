@@ -36,18 +36,19 @@ from chalicelib.amo.errors import (
     AmoBlocked,
     AmoError,
     AmoNotFound,
+    AmoPaymentRequired,
     AmoRateLimited,
     AmoUnavailable,
     AmoValidationError,
 )
 from chalicelib.locking import error_code, is_busy
 from chalicelib.memo import memoize
+from chalicelib.services import account_payment
 from chalicelib.services.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
-    PayloadTooLarge,
     ServiceError,
     Unauthenticated,
 )
@@ -68,8 +69,10 @@ class ServiceUnavailableError(ChaliceViewError):
     STATUS_CODE = 503
 
 
-class RequestEntityTooLargeError(ChaliceViewError):
-    STATUS_CODE = 413
+class PaymentRequiredError(ChaliceViewError):
+    """amoCRM's account is not paid: amoCRM refuses every API call until it is (reference §3.5)."""
+
+    STATUS_CODE = 402
 
 
 # What DynamoDB answers when a table or the account is over its capacity; botocore has already
@@ -117,14 +120,17 @@ def _translate(error: Exception) -> ChaliceViewError:
         return ForbiddenError(str(error))
     if isinstance(error, Conflict):
         return ConflictError(str(error))
-    if isinstance(error, PayloadTooLarge):
-        return RequestEntityTooLargeError(str(error))
     if isinstance(error, settings.ConfigError):
         return ServiceUnavailableError(f"service is not configured: {error}")
     if isinstance(error, AmoValidationError):  # the message carries amoCRM's reasons (amo/problems.py)
         return BadRequestError(str(error))
     if isinstance(error, AmoNotFound):
         return NotFoundError(str(error))
+    if isinstance(error, AmoPaymentRequired):
+        return PaymentRequiredError(
+            'the amoCRM account is not paid (amoCRM answered 402 "Аккаунт не оплачен"): amoCRM refuses '
+            "its API until someone pays for the account; GET test shows when it answers again"
+        )
     if isinstance(error, AmoRateLimited):
         return TooManyRequestsError(str(error))
     if isinstance(error, AmoBlocked):
@@ -135,6 +141,14 @@ def _translate(error: Exception) -> ChaliceViewError:
             "(or check amoCRM), never with a new one"
         )
     return BadGatewayError(str(error))
+
+
+def _note_unpaid(where: str) -> None:
+    """Remember the unpaid account (status, the schedule); the caller gets its 402 either way."""
+    try:
+        account_payment.record_unpaid(where)
+    except PynamoDBException as error:
+        log.warning("could not record the unpaid account: %s", type(error).__name__)
 
 
 def maps_errors(view: Callable) -> Callable:
@@ -149,6 +163,8 @@ def maps_errors(view: Callable) -> Callable:
         except (ServiceError, AmoError, settings.ConfigError) as error:
             if not isinstance(error, (InvalidInput, NotFound)):
                 log.warning("%s %s: %s", view.__name__, type(error).__name__, error)
+            if isinstance(error, AmoPaymentRequired):
+                _note_unpaid(view.__name__)
             raise _translate(error) from None
         except RecursionError:
             # Only input nested deeper than the stack gets here: Chalice's json_body parses the

@@ -34,6 +34,17 @@ LIST = {
     "properties": {"data": {"type": "array", "items": ENTITY}, "count": INT, "nextCursor": STR},
 }
 MESSAGE = {"type": "object", "properties": {"message": STR}, "additionalProperties": True}
+REGISTRATION = {
+    "type": "object",
+    "properties": {
+        "message": STR,
+        "registration": {"type": "string", "enum": ["api", "manual"]},
+        "destination": {"type": "string", "description": "the URL, its secret masked or as a placeholder"},
+        "settings": {"type": "array", "items": STR},
+        "steps": {"type": "array", "items": STR, "description": "manual registration only"},
+    },
+    "additionalProperties": True,
+}
 ERROR_BODY = {"type": "object", "properties": {"Code": STR, "Message": STR}}
 # what a stage mapping change did to the leads in the stage: re-derived now, or a background job
 REDERIVED = {
@@ -121,11 +132,13 @@ def op(
         "parameters": params or [],
         "responses": {status: {"description": "OK", "content": {"application/json": {"schema": ok}}}},
     }
-    for code in errors + (() if public else ("401",)) + ("503",):
+    # every operation that may call amoCRM may meet its unpaid account (402, reference §3.5)
+    for code in errors + (("402",) if "502" in errors else ()) + (() if public else ("401",)) + ("503",):
         operation["responses"][code] = {
             "description": {
                 "400": "Bad input",
                 "401": "Missing or wrong X-API-Key",
+                "402": "The amoCRM account is not paid: amoCRM refuses its API until it is",
                 "403": "Refused",
                 "404": "Unknown id",
                 "409": "Conflicts with the current state",
@@ -351,8 +364,13 @@ ROUTES: dict[str, dict[str, dict]] = {
         )
     },
     "/webhook/register": {
-        "post": op("Subscribe this service's webhook in amoCRM", MESSAGE, errors=("400", "409", "502")),
-        "delete": op("Unsubscribe it", MESSAGE, errors=("400", "409", "502")),
+        "post": op(
+            "Subscribe this service's webhook in amoCRM (registration: api), or, where amoCRM's plan or "
+            "rights refuse its webhooks API, the steps to do it by hand (registration: manual)",
+            REGISTRATION,
+            errors=("400", "409", "502"),
+        ),
+        "delete": op("Unsubscribe it (or the steps to do it by hand)", REGISTRATION, errors=("400", "409", "502")),
     },
     "/activity": {
         "get": op(

@@ -5,7 +5,8 @@
 - the alarms (docs/operating.md is the runbook: one entry per alarm, with a command to paste):
   dead letters, stuck queues (age of the oldest message, batches in which every record failed),
   Lambda errors and throttles, API 5xx, the webhook route's latency, amoCRM's 429s and block,
-  re-authorization, a stage not connected yet, sync lag (only of a connected stage: a composite
+  re-authorization, an unpaid account, webhook 401s and a missing webhook secret, a stage not
+  connected yet, sync lag (only of a connected stage: a composite
   alarm), the long-lived token, DynamoDB throttling;
 - a CloudWatch dashboard of the service's metrics (chalicelib/metrics.py) and AWS's;
 - one log group per function, JSON log format, retention LogRetentionDays (default 30).
@@ -222,6 +223,28 @@ def alarms(tables: list[str]) -> dict[str, dict]:
         0,
         comparison="GreaterThanThreshold",
     )
+    found["AmoAccountUnpaidAlarm"] = _ours(
+        "amoCRM answers 402 'account not paid': scheduled syncs are paused and webhook events held until "
+        "someone pays for the account",
+        "AmoAccountUnpaid",
+        "Sum",
+        1,
+        period=3600,
+    )
+    found["WebhookUnauthorizedAlarm"] = _ours(
+        "The webhook route answered 401 (wrong or missing secret) at least 5 times in 5 minutes: amoCRM "
+        "disables a hook after more than 100 invalid answers in 2 hours (an old secret still subscribed?)",
+        "WebhookUnauthorized",
+        "Sum",
+        5,
+    )
+    found["WebhookSecretMissingAlarm"] = _ours(
+        "AMO_WEBHOOK_SECRET is not set: webhook deliveries are acknowledged and not applied (the "
+        "incremental sync still heals them)",
+        "WebhookSecretMissing",
+        "Sum",
+        1,
+    )
     found["NeedsReauthorizationAlarm"] = _ours(
         "amoCRM refused the refresh token: the integration must be installed again",
         "NeedsReauthorization",
@@ -353,8 +376,16 @@ def dashboard(alarm_ids: list[str]) -> dict:
         _search_widget("Cold starts by function", "ColdStart", "function_name"),
         _search_widget("Queue batches in which every record failed", "QueueBatchFailed", "Queue"),
         _search_widget("Webhook deliveries by outcome", "WebhookDeliveries", "Outcome"),
+        _ours_widget(
+            "Webhook secret and bodies: 401s, old secret used, no secret, bodies read in part",
+            ["WebhookUnauthorized", "WebhookPreviousSecret", "WebhookSecretMissing", "WebhookBodyTrimmed"],
+        ),
         _search_widget("Webhook events by outcome", "WebhookEvents", "Outcome"),
         _ours_widget("Main Backend notifications", ["NotificationsSent", "NotificationsRetried", "NotificationsDead"]),
+        _ours_widget(
+            "Failures that lost nothing: activity log writes, idempotency checkpoints, sync windows held",
+            ["ActivityLogWriteFailures", "IdempotencyCheckpointFailures", "SyncWindowsHeld"],
+        ),
         _search_widget("Items synced", "SyncItems", "Entity"),
         _search_widget("Sync duration (s, per invocation)", "SyncDuration", "Entity", stat="Maximum"),
         _ours_widget("Sync lag (s since the last complete incremental run)", ["SyncLag"], "Maximum", 3600),
@@ -365,7 +396,7 @@ def dashboard(alarm_ids: list[str]) -> dict:
         ),
         _ours_widget(
             "What this account does differently",
-            ["FiltersIgnored", "WebhookReenabled", "LongLivedTokenExpiringSoon", "AccountRenamed"],
+            ["FiltersIgnored", "WebhookReenabled", "LongLivedTokenExpiringSoon", "AccountRenamed", "AmoAccountUnpaid"],
         ),
         _aws_widget("Lambda errors", "AWS/Lambda", "Errors", "FunctionName", functions),
         _aws_widget("Lambda throttles", "AWS/Lambda", "Throttles", "FunctionName", functions),

@@ -28,7 +28,7 @@ API_STAGE = "api"  # API Gateway's stage of every deployed stage (`api_gateway_s
 # secret (name after SecretsPrefix) -> the settings it holds
 SECRETS = {
     "amocrm": ("AMO_CLIENT_ID", "AMO_CLIENT_SECRET", "AMO_LONG_LIVED_TOKEN"),
-    "webhook": ("AMO_WEBHOOK_SECRET",),
+    "webhook": ("AMO_WEBHOOK_SECRET", "AMO_WEBHOOK_SECRET_PREVIOUS"),
     "main-backend": ("MAIN_BACKEND_API_KEY", "MAIN_BACKEND_OUTBOUND_API_KEY", "MAIN_BACKEND_SIGNING_SECRET"),
 }
 SECRET_OF = {variable: secret for secret, variables in SECRETS.items() for variable in variables}

@@ -87,6 +87,9 @@ def test_errors_and_throttles_of_every_function_page(function_id):
         ("SyncLag", "Maximum", "GreaterThanThreshold", 3600, "breaching"),  # a sync that stops reporting pages too
         ("NotConnected", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
         ("LongLivedTokenDaysLeft", "Minimum", "LessThanThreshold", 14, "notBreaching"),
+        ("AmoAccountUnpaid", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
+        ("WebhookUnauthorized", "Sum", "GreaterThanOrEqualToThreshold", 5, "notBreaching"),  # the rate of 401s
+        ("WebhookSecretMissing", "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
     ],
 )
 def test_the_services_own_failures_page(metric, statistic, comparison, threshold, missing):
@@ -193,8 +196,8 @@ def test_every_alarm_notifies_the_topic_which_mails_the_address_given():
     assert subscription["Condition"] in TEMPLATE["Conditions"] and "AlarmEmail" in TEMPLATE["Parameters"]
     # per queue: dead letters, age, failed batches; dead notifications; per function: errors,
     # throttles; 5xx, webhook latency; blocked, 429s, re-authorization, not connected, lag,
-    # long-lived token; per table: throttling
-    assert len(paging()) == 3 * len(QUEUES) + 1 + 2 * len(FUNCTIONS) + 2 + 6 + len(ALL_MODELS)
+    # long-lived token, unpaid account, webhook 401s, no webhook secret; per table: throttling
+    assert len(paging()) == 3 * len(QUEUES) + 1 + 2 * len(FUNCTIONS) + 2 + 9 + len(ALL_MODELS)
     assert set(alarms()) - set(paging()) == {"SyncLagMetricAlarm"}
 
 

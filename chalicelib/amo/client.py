@@ -35,6 +35,7 @@ from chalicelib.amo.errors import (
     AmoForbidden,
     AmoNotFound,
     AmoNotModified,
+    AmoPaymentRequired,
     AmoRateLimited,
     AmoUnavailable,
     AmoValidationError,
@@ -120,6 +121,8 @@ def raise_for_status(response: requests.Response, what: str) -> None:
         raise AmoValidationError(message, status, errors)
     if status == 401:
         raise AmoAuthError(message, status, body)
+    if status == 402:
+        raise AmoPaymentRequired(message, status, body)
     if status == 403:
         if is_block_page(response):
             raise AmoBlocked(

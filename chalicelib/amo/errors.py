@@ -30,6 +30,12 @@ class AmoBlocked(AmoError):
     """403 with nginx's HTML page: the account or IP is blocked for API abuse; only support lifts it."""
 
 
+class AmoPaymentRequired(AmoError):
+    """402: "Аккаунт не оплачен", the account is not paid (reference §3.5, §13): an account state,
+    not a fault of the request; it lasts until someone pays. `/api/v4/webhooks` also answers 402
+    (or 403) on a plan that does not include it (§9.5)."""
+
+
 class AmoValidationError(AmoError):
     """400: amoCRM rejected the input; `validation_errors` is amoCRM's `validation-errors` list."""
 

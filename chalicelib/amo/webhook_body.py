@@ -4,6 +4,13 @@ amoCRM POSTs `application/x-www-form-urlencoded` bodies such as
 `leads[status][0][id]=1&leads[status][0][status_id]=142&account[id]=9`, with several entities,
 actions and items per body and every value a string. This module turns such a body (or the
 same structure as JSON) into a list of events; it knows nothing of DynamoDB.
+
+amoCRM documents no limit on a body's size, depth or item count (reference §9.1) and counts
+every non-2xx answer towards disabling the hook (§9.5), so no part of a body fails the whole
+of it: a key nested deeper than MAX_DEPTH keeps its first levels and becomes one string leaf
+named by the rest, a key that clashes with another is dropped (and noted), and a body past
+MAX_BODY_BYTES or MAX_FIELDS is read in part: every item's own scalar fields (`id`,
+`status_id`, `pipeline_id`, `updated_at`, …), without custom fields or tags.
 """
 
 from __future__ import annotations
@@ -11,24 +18,38 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
 _DIGITS = re.compile(r"-?[0-9]{1,16}")
-MAX_BODY_BYTES = 1_000_000
+MAX_BODY_BYTES = 1_000_000  # past this (or MAX_FIELDS), only each item's own fields are read
 MAX_FIELDS = 20_000
 MAX_DEPTH = 8  # amoCRM's deepest key: leads[add][0][custom_fields][0][values][0][value]
 MAX_INT = 2**53 - 1
+ITEM_DEPTH = 4  # entity[action][n][field]: what a body read in part keeps
+MAX_KEPT_KEY = 200  # characters of an encoded key, and of a value, a body read in part keeps
+MAX_KEPT_VALUE = 1000
 
-TASK_KEYS = ("task", "tasks")  # the reference could not settle which one amoCRM sends
-ENTITY_KEYS = ("leads", "contacts", "companies", "customers", "unsorted", "message", "talk") + TASK_KEYS
+# root keys read as another: the reference could not settle whether amoCRM sends `task` or `tasks`
+# (§9.2), and Kommo's robot page writes the root `lead` where every capture says `leads` (§9.4, §12)
+ALIASES = {"task": "tasks", "lead": "leads"}
 
 
 class MalformedWebhook(ValueError):
-    """The body is not an amoCRM webhook (not parseable, or no entity block at all)."""
+    """The body is not an amoCRM webhook (empty, not parseable, or not an object at all)."""
+
+
+@dataclass
+class DecodedBody:
+    """A webhook body as nested dicts, and what could not be kept of it (`notes`, one per part).
+    `partial`: the body was past the size or field limit and only items' own fields were read."""
+
+    data: dict
+    notes: list[str] = field(default_factory=list)
+    partial: bool = False
 
 
 def strict_int(value: Any) -> int | None:
@@ -45,30 +66,57 @@ def strict_int(value: Any) -> int | None:
     return number if -MAX_INT <= number <= MAX_INT else None
 
 
-def parse_nested_form(body: str) -> dict:
-    """PHP-style bracket keys → nested dicts; runs of keys 0..n-1 become lists."""
+def _parts(key: str) -> list[str]:
+    """`a[b][c]` → [a, b, c]; an over-deep key keeps MAX_DEPTH - 1 levels, and its last level
+    is the rest of the key as written (`value[x]`): one string leaf, not a lost body."""
+    match = _KEY.match(key)
+    parts = [match.group(1)] + _PART.findall(match.group(2)) if match else [key]
+    if len(parts) > MAX_DEPTH:
+        parts = parts[: MAX_DEPTH - 1] + [parts[MAX_DEPTH - 1] + "".join(f"[{p}]" for p in parts[MAX_DEPTH:])]
+    return parts
+
+
+def _put(root: dict, *, key: str, value: str, notes: list[str]) -> None:
+    parts = _parts(key)
+    node = root
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            notes.append(f"key {key[:80]!r} is both a value and a group: dropped")
+            return
+        node = child
+    if isinstance(node.get(parts[-1]), dict):
+        notes.append(f"key {key[:80]!r} is both a value and a group: dropped")
+        return
+    node[parts[-1]] = value
+
+
+def parse_nested_form(body: str, notes: list[str] | None = None) -> dict:
+    """PHP-style bracket keys → nested dicts; runs of keys 0..n-1 become lists. A pair that
+    cannot be placed is dropped and described in `notes`; the rest of the body is kept."""
     root: dict = {}
-    try:
-        pairs = parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS)
-    except ValueError:
-        raise MalformedWebhook(f"more than {MAX_FIELDS} form fields") from None
-    for key, value in pairs:
-        match = _KEY.match(key)
-        parts = [match.group(1)] + _PART.findall(match.group(2)) if match else [key]
-        if len(parts) > MAX_DEPTH:
-            raise MalformedWebhook(f"key {key[:80]!r} is nested deeper than {MAX_DEPTH} levels")
-        node = root
-        for depth, part in enumerate(parts):
-            last = depth == len(parts) - 1
-            if last:
-                if isinstance(node.get(part), dict):
-                    raise MalformedWebhook(f"key {key!r} is both a value and a group")
-                node[part] = value
-            else:
-                child = node.setdefault(part, {})
-                if not isinstance(child, dict):
-                    raise MalformedWebhook(f"key {key!r} is both a value and a group")
-                node = child
+    notes = [] if notes is None else notes
+    for key, value in parse_qsl(body, keep_blank_values=True):
+        _put(root, key=key, value=value, notes=notes)
+    return _listify(root)
+
+
+def _items_only(body: str) -> dict:
+    """A body past the limits: only `account[...]` and each item's own scalar fields
+    (`entity[action][n][field]`), read pair by pair; a pair whose key has another number of
+    brackets is skipped before anything of it is decoded (a big body must be read within
+    amoCRM's 2 seconds)."""
+    root: dict = {}
+    for pair in body.split("&"):
+        key, _, value = pair.partition("=")
+        if len(key) > MAX_KEPT_KEY or len(value) > MAX_KEPT_VALUE:
+            continue
+        if key.count("[") + key.count("%5B") + key.count("%5b") not in (1, ITEM_DEPTH - 1):
+            continue
+        name = unquote_plus(key)
+        parts = _parts(name)
+        if (parts[0] == "account" and len(parts) == 2) or (len(parts) == ITEM_DEPTH and _DIGITS.fullmatch(parts[2])):
+            _put(root, key=name, value=unquote_plus(value), notes=[])
     return _listify(root)
 
 
@@ -81,38 +129,48 @@ def _listify(node: Any) -> Any:
     return items
 
 
-def _depth(data: Any) -> int:
-    """How deeply lists and objects nest (without recursion: the input is hostile)."""
-    deepest, stack = 0, [(data, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            deepest = max(deepest, depth + 1)
-            if deepest > MAX_DEPTH:
-                return deepest
-            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
+def _flatten_deep(data: Any, notes: list[str]) -> Any:
+    """JSON of the same shape: a subtree below MAX_DEPTH becomes one string leaf (its JSON)."""
+
+    def walk(node: Any, depth: int) -> Any:
+        if not isinstance(node, (dict, list)):
+            return node
+        if depth >= MAX_DEPTH:
+            if not notes:
+                notes.append(f"values nested deeper than {MAX_DEPTH} levels are kept as strings")
+            return json.dumps(node, ensure_ascii=False)[:MAX_KEPT_VALUE]
+        if isinstance(node, dict):
+            return {key: walk(value, depth + 1) for key, value in node.items()}
+        return [walk(value, depth + 1) for value in node]
+
+    return walk(data, 0)
 
 
-def decode_body(raw: bytes | str | None, content_type: str | None) -> dict:
-    """The webhook as nested dicts, from a form body (amoCRM) or JSON with the same shape."""
+def decode_body(raw: bytes | str | None, content_type: str | None) -> DecodedBody:
+    """The webhook as nested dicts, from a form body (amoCRM) or JSON with the same shape.
+    Only a body that is empty, not JSON when it says so, or not an object is malformed."""
     if raw is None or len(raw) == 0:
         raise MalformedWebhook("empty body")
-    if len(raw) > MAX_BODY_BYTES:
-        raise MalformedWebhook("body too large")
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    notes: list[str] = []
+    partial = False
     if "json" in (content_type or "").lower():
         try:
-            data = json.loads(text)
+            data = _flatten_deep(json.loads(text), notes)
         except (ValueError, RecursionError):
-            raise MalformedWebhook("body is not valid JSON (or nested too deeply)") from None
-        if _depth(data) > MAX_DEPTH:
-            raise MalformedWebhook(f"body is nested deeper than {MAX_DEPTH} levels")
+            raise MalformedWebhook("body is not valid JSON (or nested too deeply to parse)") from None
+    elif len(raw) > MAX_BODY_BYTES or text.count("&") >= MAX_FIELDS:
+        partial = True
+        notes.append(
+            f"body of {len(raw)} bytes and {text.count('&') + 1} fields is past the limits "
+            f"({MAX_BODY_BYTES} bytes, {MAX_FIELDS} fields): only each item's own fields were read"
+        )
+        data = _items_only(text)
     else:
-        data = parse_nested_form(text)
+        data = parse_nested_form(text, notes)
     if not isinstance(data, dict):
         raise MalformedWebhook("body is not an object")
-    return data
+    return DecodedBody(data, notes, partial)
 
 
 @dataclass(frozen=True)
@@ -179,7 +237,7 @@ def events_of(data: dict) -> tuple[list[WebhookEvent], list[str]]:
         if not isinstance(actions, dict):
             problems.append(f"{entity}: not an entity block")
             continue
-        name = "tasks" if entity in TASK_KEYS else entity
+        name = ALIASES.get(entity, entity)
         for action, items in actions.items():
             items = items if isinstance(items, list) else (list(items.values()) if isinstance(items, dict) else [])
             if not items:

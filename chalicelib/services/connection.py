@@ -26,11 +26,11 @@ from chalicelib import settings
 from chalicelib.amo import domains
 from chalicelib.amo.account import AccountInfo
 from chalicelib.amo.api import AmoApi
-from chalicelib.amo.errors import AmoAuthError, AmoError, AmoTokenRevoked
+from chalicelib.amo.errors import AmoAuthError, AmoError, AmoPaymentRequired, AmoTokenRevoked
 from chalicelib.amo.oauth import TokenPair, jwt_expires_at
 from chalicelib.locking import wrote
 from chalicelib.models import AmoToken, OAuthState
-from chalicelib.services import token_expiry, token_store
+from chalicelib.services import account_payment, token_expiry, token_store
 from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotConnected, ReauthorizationRequired
 from chalicelib.services.sync import account_filters
 
@@ -268,6 +268,13 @@ def get_connection_status(amo: AmoApi) -> dict:
         return status
     try:
         account = amo.account.get()
+        if account_payment.unpaid_since() is not None:
+            account_payment.probe(amo)  # the account view may answer while the data API does not
+    except AmoPaymentRequired:
+        account_payment.record_unpaid("GET test")
+        status["error"] = "the amoCRM account is not paid: amoCRM answers 402 'Аккаунт не оплачен'"
+        status.update(account_payment.describe())
+        return status
     except (AmoError, NotConnected, ReauthorizationRequired) as error:
         status["error"] = str(error)
         status["needsReauthorization"] = isinstance(error, ReauthorizationRequired)
@@ -275,6 +282,7 @@ def get_connection_status(amo: AmoApi) -> dict:
     token = token_store.load_token()  # the call may have refreshed it, or followed a rename
     status.update({**token_store.describe(token), "connected": True, "accountId": account.id})
     status.update(account_filters.describe())
+    status.update(account_payment.describe())
     if status["tokenType"] == "long_lived":
         if token is None or not token.account_id:  # AMO_LONG_LIVED_TOKEN: webhooks need the account
             token_store.record_account(account.id, account.subdomain, create=True)

@@ -36,7 +36,3 @@ class NoProgress(ServiceError):
 
 class Unauthenticated(ServiceError):
     """The caller did not prove who it is (e.g. a webhook without the shared secret)."""
-
-
-class PayloadTooLarge(ServiceError):
-    """The request body is larger than anything the service accepts (413)."""

@@ -18,6 +18,7 @@ from chalicelib.memo import memoize
 log = logging.getLogger(__name__)
 
 CORRELATION_ATTRIBUTE = "correlation_id"
+MAX_DELAY_SECONDS = 900  # SQS's longest DelaySeconds
 
 
 @memoize()
@@ -69,6 +70,18 @@ def delay_webhook_event(receipt_handle: str, seconds: int) -> None:
         )
     except (BotoCoreError, ClientError) as error:
         log.warning("webhook event not re-timed (%s); offered again after the queue's timeout", type(error).__name__)
+
+
+def hold_webhook_event(body: str, seconds: int) -> None:
+    """Queue a webhook event again as a new message, offered after `seconds` (at most SQS's
+    900): unlike a longer visibility timeout, this does not count a receive towards the
+    dead-letter queue. SQS refusing raises, so the original message stays and is retried."""
+    sqs().send_message(
+        QueueUrl=settings.webhook_queue_url(),
+        MessageBody=body,
+        DelaySeconds=min(int(seconds), MAX_DELAY_SECONDS),
+        MessageAttributes=_attributes(),
+    )
 
 
 def dead_letter_count() -> int | None:

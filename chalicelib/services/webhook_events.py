@@ -23,10 +23,20 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib import metrics
 from chalicelib.amo.api import AmoApi
-from chalicelib.amo.errors import AmoNotModified
+from chalicelib.amo.errors import AmoNotModified, AmoPaymentRequired
 from chalicelib.amo.webhook_body import WebhookEvent
 from chalicelib.models import AmoContact, AmoTask, IdempotencyRecord, Lead
-from chalicelib.services import activity, contacts, leads, mirror, pipelines, queue_batch, queues, tasks
+from chalicelib.services import (
+    account_payment,
+    activity,
+    contacts,
+    leads,
+    mirror,
+    pipelines,
+    queue_batch,
+    queues,
+    tasks,
+)
 from chalicelib.services.errors import InvalidInput, NotFound, ServiceError
 from chalicelib.services.queue_batch import Message, describe
 from chalicelib.services.webhook_outcomes import EventOutcome
@@ -43,6 +53,9 @@ NOT_MARKED = {EventOutcome.STILL_EXISTS}
 # DELETE_CHECKS receives it is acknowledged as forged (the queue dead-letters after 5).
 DELETE_CHECKS = 3
 RECHECK_SECONDS = 30
+# While amoCRM's account is not paid (402), events wait in the queue, offered again this often,
+# as new messages: retries would dead-letter them (account_payment.py).
+HOLD_SECONDS = 900
 HANDLED = {
     ("leads", "add"),
     ("leads", "update"),
@@ -160,26 +173,36 @@ def event_of(message: dict) -> WebhookEvent:
 
 def handle_queue_batch(amo: AmoApi, records: list[dict]) -> dict:
     """The webhook queue's consumer: the batch's objects are fetched together, then each
-    message is applied on its own (a failing one is retried alone)."""
+    message is applied on its own (a failing one is retried alone). While amoCRM's account is
+    not paid, every message is held (queued again) without asking amoCRM."""
     events = []
     for record in records:
         try:
             events.append(event_of(Message.from_record(record).json()))
         except (queue_batch.MalformedMessage, InvalidInput):
             continue  # reported by the runner below, on its own
-    prefetched = Prefetched.load(amo, events)
+    unpaid = account_payment.unpaid_since() is not None
+    prefetched = Prefetched() if unpaid else Prefetched.load(amo, events)
 
     def handle(message: Message) -> EventOutcome:
+        nonlocal unpaid
         data = message.json()
         received_at = data.get("receivedAt")
         event = event_of(data)
-        outcome = process_event(
-            amo,
-            event=event,
-            account_id=data.get("accountId"),
-            received_at=received_at if isinstance(received_at, (int, float)) else time.time(),
-            prefetched=prefetched,
-        )
+        if unpaid:
+            return _hold(message, event, data.get("accountId"))
+        try:
+            outcome = process_event(
+                amo,
+                event=event,
+                account_id=data.get("accountId"),
+                received_at=received_at if isinstance(received_at, (int, float)) else time.time(),
+                prefetched=prefetched,
+            )
+        except AmoPaymentRequired:
+            account_payment.record_unpaid(f"webhook event {event.entity}[{event.action}] {event.entity_id}")
+            unpaid = True
+            return _hold(message, event, data.get("accountId"))
         if outcome == EventOutcome.STILL_EXISTS and message.receive_count < DELETE_CHECKS:
             seconds = RECHECK_SECONDS * message.receive_count
             queues.delay_webhook_event(message.receipt_handle, seconds)
@@ -189,6 +212,22 @@ def handle_queue_batch(amo: AmoApi, records: list[dict]) -> dict:
         return outcome
 
     return queue_batch.run(records, handle, "webhook")
+
+
+def _hold(message: Message, event: WebhookEvent, account_id: int | None) -> EventOutcome:
+    queues.hold_webhook_event(message.body, HOLD_SECONDS)
+    activity.record(
+        event.entity,
+        entity_id=event.entity_id,
+        event_type=f"{event.entity}.{event.action}",
+        outcome=EventOutcome.HELD,
+        account_id=account_id,
+        received_at=time.time(),
+        payload=event.item,
+        event_id=event.event_id,
+    )
+    metrics.count("WebhookEvents", Outcome=EventOutcome.HELD)
+    return EventOutcome.HELD
 
 
 def process_events(
@@ -242,6 +281,8 @@ def process_event(
         return EventOutcome.DUPLICATE
     try:
         outcome = _apply(amo, event, prefetched or Prefetched.load(amo, [event]))
+    except AmoPaymentRequired:
+        raise  # not this event's failure: the consumer holds it (handle_queue_batch)
     except Exception as error:
         activity.record(
             event.entity,

@@ -22,6 +22,7 @@ class EventOutcome(StrEnum):
     UNLINKED = "unlinked"  # a delete applied: our record kept, its link cleared
     UNKNOWN = "unknown"  # a delete of something we never held
     NOT_FOUND = "not_found"  # gone in amoCRM by the time we asked
+    HELD = "held"  # amoCRM's account is not paid: queued again, applied once it answers
 
 
 class DeliveryOutcome(StrEnum):
@@ -33,6 +34,6 @@ class DeliveryOutcome(StrEnum):
     FOREIGN = "foreign"  # the metric's name for IGNORED: another account's delivery
     REJECTED = "rejected"  # not readable as a delivery at all
     SYNCED_INSTEAD = "synced_instead"  # too many events to apply one by one: an incremental sync runs
-    TOO_LARGE = "too_large"
+    UNAUTHENTICATED = "unauthenticated"  # acknowledged, not applied: no webhook secret is configured
     MALFORMED = "malformed"
     TOO_MANY_EVENTS = "too_many_events"

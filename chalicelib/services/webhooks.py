@@ -1,29 +1,28 @@
 """amoCRM webhooks: authenticate, acknowledge fast, hand over durably; and the subscription.
 
 amoCRM waits about 2 seconds for an answer and disables a webhook after more than 100
-invalid answers in 2 hours (reference §13), so the route does no amoCRM call when a queue is
-configured: it checks the secret and the account, records the delivery and queues one message
-per event (webhook_events.py applies them). Every authentic delivery is answered 200, even
-one it cannot read, except a body too large to be amoCRM's (413, recorded). A delivery with
-more events than MAX_EVENTS is acknowledged and recorded, and an incremental sync of the
+invalid answers in 2 hours (reference §9.5, §13), so the route does no amoCRM call when a queue
+is configured: it checks the secret (webhook_secret.py) and the account, records the delivery
+and queues one message per event (webhook_events.py applies them). Every authentic delivery is
+answered 200, whatever its size or shape: what cannot be read of it is recorded, a body past
+the parser's limits is read in part (every item's id and stage, webhook_body.py), and a
+delivery with more events than MAX_EVENTS is recorded while an incremental sync of the
 entities it named does their work instead.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from chalicelib import metrics, settings
 from chalicelib.amo.api import AmoApi
-from chalicelib.amo.errors import AmoError
+from chalicelib.amo.errors import AmoError, AmoForbidden, AmoPaymentRequired
 from chalicelib.amo.webhook_body import (
-    MAX_BODY_BYTES,
     MalformedWebhook,
     WebhookEvent,
     account_id_of,
@@ -31,9 +30,10 @@ from chalicelib.amo.webhook_body import (
     events_of,
 )
 from chalicelib.memo import memoize
-from chalicelib.services import activity, queues, sync, token_store, webhook_events
-from chalicelib.services.errors import InvalidInput, PayloadTooLarge, Unauthenticated
+from chalicelib.services import account_payment, activity, queues, sync, token_store, webhook_events, webhook_manual
+from chalicelib.services.errors import InvalidInput
 from chalicelib.services.webhook_outcomes import DeliveryOutcome
+from chalicelib.services.webhook_secret import SecretNotSet, authenticate, masked, with_secret, without_secret
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +52,11 @@ SUBSCRIBED_EVENTS = [
     "update_task",
     "delete_task",
 ]
+# amoCRM refuses its webhooks API on a lower plan (402) or to a non-administrator (403): manual
+MANUAL_REGISTRATION = (AmoPaymentRequired, AmoForbidden)
 
 
 # -- intake (the route) -------------------------------------------------------------------------
-
-
-def authenticate(query: Mapping[str, str]) -> None:
-    """The shared secret in the URL proves a delivery is amoCRM's (`account[id]` is not secret).
-    Without one configured, deliveries are refused (503), except on a local run that asked for
-    it explicitly (ENABLE_DEV_ENDPOINTS=true, never deployed)."""
-    secret = settings.amo_webhook_secret()
-    if not secret:
-        if settings.dev_endpoints_enabled() and not settings.deployed():
-            return
-        raise settings.ConfigError("AMO_WEBHOOK_SECRET is not set, so webhooks cannot be authenticated and are refused")
-    if not hmac.compare_digest((query.get("secret") or "").encode(), secret.encode()):
-        raise Unauthenticated("missing or wrong webhook secret")
 
 
 def receive(
@@ -75,22 +64,13 @@ def receive(
 ) -> dict:
     """Handle one delivery; always `{status: 'ok', processed, errors}` once authentic.
     `amo` gives the amoCRM API when events are applied here (no queue, or the queue refused)."""
-    authenticate(query)
     received_at = time.time()
-    if raw_body is not None and len(raw_body) > MAX_BODY_BYTES:
-        activity.record(
-            "delivery",
-            entity_id=None,
-            event_type="webhook.too_large",
-            outcome=DeliveryOutcome.REJECTED,
-            account_id=None,
-            received_at=received_at,
-            payload={"bytes": len(raw_body), "body": raw_body[:300].decode("utf-8", "replace")},
-        )
-        metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.TOO_LARGE)
-        raise PayloadTooLarge(f"webhook body of {len(raw_body)} bytes is over {MAX_BODY_BYTES}; not amoCRM's")
     try:
-        data = decode_body(raw_body, content_type)
+        authenticate(query)
+    except SecretNotSet as error:
+        return _unauthenticated(raw_body, reason=str(error), received_at=received_at)
+    try:
+        decoded = decode_body(raw_body, content_type)
     except MalformedWebhook as error:
         activity.record(
             "delivery",
@@ -103,6 +83,10 @@ def receive(
         )
         metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.MALFORMED)
         return _ack(0, [f"unreadable webhook body: {error}"])
+    data = decoded.data
+    if decoded.notes:
+        log.warning("webhook body read in part: %s", "; ".join(decoded.notes[:5]))
+        metrics.count("WebhookBodyTrimmed")
     account_id = account_id_of(data)
     expected = _connected_account(account_id)
     if expected is not _UNKNOWN and (expected is None or account_id != expected):
@@ -123,6 +107,7 @@ def receive(
         metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.FOREIGN)
         return _ack(0, [f"ignored: {reason}"])
     events, problems = events_of(data)
+    problems = decoded.notes[:20] + problems
     if len(events) > MAX_EVENTS:
         return _too_many(events, account_id=account_id, received_at=received_at, amo=amo)
     if queues.webhook_queue_configured():
@@ -161,6 +146,22 @@ def _connected_account(claimed: int | None) -> Any:
 
 def _ack(processed: int, errors: list[str]) -> dict:
     return {"status": "ok", "processed": processed, "errors": errors}
+
+
+def _unauthenticated(raw_body: bytes | None, *, reason: str, received_at: float) -> dict:
+    """No secret is configured: recorded (its size only: the body may be anyone's) and not applied;
+    the scheduled incremental sync reads what changed from amoCRM itself."""
+    activity.record(
+        "delivery",
+        entity_id=None,
+        event_type="webhook.unauthenticated",
+        outcome=DeliveryOutcome.IGNORED,
+        account_id=None,
+        received_at=received_at,
+        payload={"error": reason, "bytes": len(raw_body or b"")},
+    )
+    metrics.count("WebhookDeliveries", Outcome=DeliveryOutcome.UNAUTHENTICATED)
+    return _ack(0, [f"not applied: {reason}; the scheduled sync catches up"])
 
 
 def _too_many(
@@ -239,26 +240,6 @@ def _enqueue(
 # -- registration in amoCRM ---------------------------------------------------------------------
 
 
-def _with_secret(url: str) -> str:
-    secret = settings.amo_webhook_secret()
-    if not secret:
-        return url
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "secret"] + [("secret", secret)]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _masked(url: str) -> str:
-    """The URL with its `secret` query value hidden, however it is encoded."""
-    parts = urlsplit(url)
-    query = [(k, "***" if k == "secret" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    masked = urlunsplit(parts._replace(query=urlencode(query, safe="*")))
-    secret = settings.amo_webhook_secret()
-    for form in {secret, quote(secret, safe=""), quote_plus(secret)} if secret else ():
-        masked = masked.replace(form, "***")
-    return masked
-
-
 def _destination(url: str | None, own_url: str | None = None, allow_foreign: bool = False) -> str:
     """The subscription's destination, with the secret. Unless told otherwise it must be this
     API's own host: amoCRM sends the secret and every account event there."""
@@ -275,18 +256,35 @@ def _destination(url: str | None, own_url: str | None = None, allow_foreign: boo
             f"url must point at this service ({', '.join(sorted(h for h in own_hosts if h))}): amoCRM sends "
             "the webhook secret and every account event there; send allowForeignDestination: true if you mean it"
         )
-    return _with_secret(url)
+    return with_secret(url)
 
 
 def register(amo: AmoApi, *, url: str | None = None, own_url: str | None = None, allow_foreign: bool = False) -> dict:
     """Subscribe our webhook URL for exactly the events we handle; idempotent by destination.
+    Where amoCRM refuses its webhooks API (plan, rights), the answer is the manual steps."""
+    destination = _destination(url, own_url, allow_foreign)
+    try:
+        result = _subscribe(amo, destination)
+    except MANUAL_REGISTRATION as error:
+        if isinstance(error, AmoPaymentRequired) and not account_payment.probe(amo):
+            raise  # not the plan: the whole account is unpaid (the route answers 402)
+        log.warning("webhook registration is manual: amoCRM answered %s", error.status)
+        return webhook_manual.register_steps(
+            destination, events=SUBSCRIBED_EVENTS, error=error, rotating=bool(settings.amo_webhook_secret_previous())
+        )
+    try:
+        retired = _retire_other_secrets(amo, destination)
+    except AmoError as error:  # the new one is subscribed; the old one stays until the next register
+        return {**result, "warning": f"the subscription with the previous secret was not deleted: {error}"}
+    return {**result, **({"retired": retired} if retired else {})}
 
-    amoCRM disables a hook after too many invalid answers (reference §13) and only a person
+
+def _subscribe(amo: AmoApi, destination: str) -> dict:
+    """amoCRM disables a hook after too many invalid answers (reference §13) and only a person
     enables it again in the UI: a disabled subscription is re-POSTed, and if amoCRM still
     shows it disabled, deleted and created anew."""
-    destination = _destination(url, own_url, allow_foreign)
     existing = amo.webhooks.find(destination)
-    result = {"destination": _masked(destination), "settings": SUBSCRIBED_EVENTS}
+    result = {"destination": masked(destination), "settings": SUBSCRIBED_EVENTS, "registration": "api"}
     if existing and sorted(existing.settings) == sorted(SUBSCRIBED_EVENTS) and not existing.disabled:
         return {"message": "webhook already registered", **result}
     amo.webhooks.subscribe(destination, SUBSCRIBED_EVENTS)
@@ -304,19 +302,38 @@ def register(amo: AmoApi, *, url: str | None = None, own_url: str | None = None,
     return {"message": message, "reenabled": enabled, **result}
 
 
+def _retire_other_secrets(amo: AmoApi, destination: str) -> list[str]:
+    """After a secret rotation: delete the subscriptions of this very URL with another secret
+    (the old one), once the new one is subscribed, so amoCRM stops sending to a URL that will
+    answer 401 once AMO_WEBHOOK_SECRET_PREVIOUS is dropped (docs/operating.md)."""
+    same = without_secret(destination)
+    stale = [
+        s.destination
+        for s in amo.webhooks.all()
+        if s.destination != destination and without_secret(s.destination) == same
+    ]
+    for old in stale:
+        amo.webhooks.unsubscribe(old)
+        log.info("deleted the webhook subscription with the old secret: %s", masked(old))
+    return [masked(old) for old in stale]
+
+
 def subscription_status(amo: AmoApi) -> dict:
     """What `status` shows about our subscriptions in amoCRM: each one whose destination is our
     webhook route, whether amoCRM has disabled it, and events it lacks (secrets masked)."""
     try:
         found = [s for s in amo.webhooks.all() if WEBHOOK_PATH in s.destination]
-    except AmoError as error:  # e.g. 403: only an administrator's token may list webhooks
+    except MANUAL_REGISTRATION as error:
+        return {"registration": webhook_manual.MANUAL, "webhooks": webhook_manual.refusal(error)}
+    except AmoError as error:
         return {"webhooks": f"unknown ({type(error).__name__})"}
     if not found:
-        return {"webhooks": "none registered (POST webhook/register)"}
+        return {"registration": "api", "webhooks": "none registered (POST webhook/register)"}
     return {
+        "registration": "api",
         "webhooks": [
             {
-                "destination": _masked(s.destination),
+                "destination": masked(s.destination),
                 "disabled": s.disabled,
                 "missingEvents": sorted(set(SUBSCRIBED_EVENTS) - set(s.settings)),
             }
@@ -332,5 +349,8 @@ def subscription_status(amo: AmoApi) -> dict:
 
 def unregister(amo: AmoApi, url: str | None = None, own_url: str | None = None) -> dict:
     destination = _destination(url, own_url, allow_foreign=True)  # removing leaks nothing
-    amo.webhooks.unsubscribe(destination)
-    return {"message": "webhook unregistered", "destination": _masked(destination), "settings": []}
+    try:
+        amo.webhooks.unsubscribe(destination)
+    except MANUAL_REGISTRATION as error:
+        return webhook_manual.unregister_steps(destination, error)
+    return {"message": "webhook unregistered", "destination": masked(destination), "settings": []}

@@ -80,7 +80,7 @@ def test_a_disabled_subscription_is_enabled_again_by_a_repost(hooks):
 
     assert result["reenabled"] is True and "re-enabled" in result["message"]
     assert hooks.hooks[DESTINATION]["disabled"] is False
-    assert hooks.sent == ["GET", "POST", "GET"]
+    assert hooks.sent == ["GET", "POST", "GET", "GET"]  # the last: subscriptions with an old secret
 
 
 def test_when_a_repost_leaves_it_disabled_it_is_deleted_and_created_anew(hooks):
@@ -92,7 +92,7 @@ def test_when_a_repost_leaves_it_disabled_it_is_deleted_and_created_anew(hooks):
     result = webhooks.register(wiring.amo(), url=URL, own_url=URL)
 
     assert result["reenabled"] is True
-    assert hooks.sent == ["GET", "POST", "GET", "DELETE", "POST", "GET"]
+    assert hooks.sent == ["GET", "POST", "GET", "DELETE", "POST", "GET", "GET"]
     assert (
         hooks.hooks[DESTINATION]["disabled"] is False
         and hooks.hooks[DESTINATION]["settings"] == webhooks.SUBSCRIBED_EVENTS
@@ -103,7 +103,7 @@ def test_an_enabled_complete_subscription_is_left_alone(hooks):
     webhooks.register(wiring.amo(), url=URL, own_url=URL)
     hooks.sent.clear()
     assert webhooks.register(wiring.amo(), url=URL, own_url=URL)["message"] == "webhook already registered"
-    assert hooks.sent == ["GET"]
+    assert hooks.sent == ["GET", "GET"]
 
 
 def test_status_shows_a_disabled_subscription_and_missing_events(hooks, monkeypatch):
@@ -125,10 +125,17 @@ def test_status_shows_a_disabled_subscription_and_missing_events(hooks, monkeypa
     assert "s3cr3t" not in json.dumps(shown)
 
 
-def test_status_without_admin_rights_says_the_subscription_is_unknown(amo):
+def test_status_without_admin_rights_or_plan_says_registration_is_manual(amo):
     store_tokens()
     amo.get(f"{HOST}/api/v4/webhooks", status=403, json={"title": "Forbidden", "status": 403}, headers=PROBLEM)
-    assert webhooks.subscription_status(wiring.amo()) == {"webhooks": "unknown (AmoForbidden)"}
+    shown = webhooks.subscription_status(wiring.amo())
+    assert shown["registration"] == "manual" and "Advanced or Enterprise plan" in shown["webhooks"]
+
+
+def test_status_on_another_amocrm_failure_says_the_subscription_is_unknown(amo):
+    store_tokens()
+    amo.get(f"{HOST}/api/v4/webhooks", status=400, json={"title": "Bad Request", "status": 400}, headers=PROBLEM)
+    assert webhooks.subscription_status(wiring.amo()) == {"webhooks": "unknown (AmoValidationError)"}
 
 
 def test_the_cli_status_report_carries_the_subscription(hooks, amo):
@@ -141,3 +148,54 @@ def test_the_cli_status_report_carries_the_subscription(hooks, amo):
     report = admin.status(wiring.amo)
 
     assert report["connection"]["webhooks"][0]["disabled"] is True
+
+
+def test_a_rotation_registers_the_new_secret_and_deletes_the_old_subscription(hooks, monkeypatch):
+    webhooks.register(wiring.amo(), url=URL, own_url=URL)  # subscribed with the old secret
+    hooks.hooks["https://other.example.com/hook?secret=x"] = {"destination": "https://other.example.com/hook?secret=x"}
+    monkeypatch.setenv("AMO_WEBHOOK_SECRET", "new-secret")
+    monkeypatch.setenv("AMO_WEBHOOK_SECRET_PREVIOUS", "test-webhook-secret")
+
+    result = webhooks.register(wiring.amo(), url=URL, own_url=URL)
+
+    assert set(hooks.hooks) == {f"{URL}?secret=new-secret", "https://other.example.com/hook?secret=x"}
+    assert result["message"] == "webhook registered" and result["retired"] == [f"{URL}?secret=***"]
+    assert "new-secret" not in json.dumps(result) and "test-webhook-secret" not in json.dumps(result)
+    assert hooks.sent[-4:] == ["GET", "POST", "GET", "DELETE"]  # the new one first, then the old one goes
+
+
+@pytest.mark.parametrize("status", [402, 403])
+def test_on_a_plan_without_the_webhooks_api_register_answers_the_manual_steps(amo, monkeypatch, status):
+    store_tokens()
+    refused = {"title": "Payment Required", "status": status, "detail": "not available on this plan"}
+    for method in ("GET", "POST", "DELETE"):
+        amo.add(method, re.compile(rf"{re.escape(HOST)}/api/v4/webhooks(\?.*)?$"), status=status, json=refused)
+    amo.get(re.compile(rf"{re.escape(HOST)}/api/v4/leads(\?.*)?$"), status=204)  # the account itself is paid
+
+    result = webhooks.register(wiring.amo(), url=URL, own_url=URL)
+
+    assert result["registration"] == "manual" and "Advanced or Enterprise plan" in result["message"]
+    assert result["destination"] == f"{URL}?secret=<AMO_WEBHOOK_SECRET>"
+    steps = " ".join(result["steps"])
+    assert "Settings → Integrations" in steps and "Web hooks" in steps
+    assert "Lead: stage changed (status_lead)" in steps and "Task: deleted (delete_task)" in steps
+    assert all(webhook_manual_label in steps for webhook_manual_label in webhooks.SUBSCRIBED_EVENTS)
+    assert "test-webhook-secret" not in json.dumps(result)
+    removed = webhooks.unregister(wiring.amo(), URL, URL)
+    assert removed["registration"] == "manual" and "Delete the webhook" in " ".join(removed["steps"])
+    assert webhooks.subscription_status(wiring.amo())["registration"] == "manual"
+
+
+def test_the_cli_prints_the_manual_steps_one_per_line(amo, monkeypatch, capsys):
+    from chalicelib import cli
+
+    store_tokens()
+    monkeypatch.setenv("WEBHOOK_PUBLIC_URL", URL)
+    hooks_api = re.compile(rf"{re.escape(HOST)}/api/v4/webhooks(\?.*)?$")
+    amo.get(hooks_api, status=403, json={"status": 403}, headers=PROBLEM)
+
+    assert cli.main(["register-webhook"]) == 0
+
+    printed = capsys.readouterr().out
+    assert "register the webhook by hand" in printed and "\n  1. Sign in to amoCRM" in printed
+    assert "test-webhook-secret" not in printed

@@ -151,6 +151,11 @@ def fail_if_stalled(job: SyncJob, now: datetime | None = None) -> bool:
     return True
 
 
+def fail(job: SyncJob, reason: str) -> bool:
+    """Mark a running job failed (it cannot go on: e.g. amoCRM's account is not paid)."""
+    return _fail(job, reason)
+
+
 def _fail(job: SyncJob, reason: str, condition=None) -> bool:
     """Mark a running job failed with its reason; False when the condition no longer holds."""
     errors = ((job.errors or [])[: MAX_ERRORS - 1]) + [{"error": reason}]

@@ -20,8 +20,9 @@ from typing import Any, TypedDict, Unpack
 
 from chalicelib import logs, metrics
 from chalicelib.amo.api import AmoApi
+from chalicelib.amo.errors import AmoPaymentRequired
 from chalicelib.amo.filters import ListFilter, TaskFilter
-from chalicelib.services import pipelines, queues, rederive
+from chalicelib.services import account_payment, pipelines, queues, rederive
 from chalicelib.services.errors import InvalidInput, NoProgress, NotConnected
 from chalicelib.services.sync import account_filters, jobs, lease, state
 from chalicelib.services.sync.entities import ENTITIES
@@ -114,6 +115,11 @@ def resume(amo: AmoApi, *, job_id: str, time_left: TimeLeft | None = None, page:
         outcome = sync_pages(amo, run)
         if outcome.next_page == job.next_page:  # not even one page fitted: let SQS retry, then dead-letter
             raise NoProgress(f"sync job {job_id} had no time to make progress")
+    except AmoPaymentRequired:  # retrying cannot help: the schedule's run catches up once it is paid
+        account_payment.record_unpaid(f"sync job {job_id}")
+        jobs.fail(job, "the amoCRM account is not paid (402)")
+        lease.release(params.get("lease") or "")
+        return {"jobId": job_id, "status": "failed", "reason": "account not paid"}
     except Exception:
         jobs.release(claim)  # nothing saved: SQS's retry of this message may claim it at once
         raise
@@ -139,7 +145,10 @@ def request_incremental(amo: Callable[[], AmoApi], entities: list[str]) -> None:
 
 
 def run_incremental(amo: AmoApi, entities: list[str], time_left: TimeLeft | None = None) -> dict:
-    """An incremental run of some entities; skipped (the running sync covers them) while one runs."""
+    """An incremental run of some entities; skipped (the running sync covers them) while one runs,
+    and while amoCRM's account is not paid (the schedule's run catches up once it is)."""
+    if account_payment.unpaid_since() is not None:
+        return {"skipped": True, "reason": "account not paid"}
     try:
         with lease.exclusive() as held:
             return {
@@ -149,6 +158,9 @@ def run_incremental(amo: AmoApi, entities: list[str], time_left: TimeLeft | None
             }
     except lease.SyncRunning as running:
         return {"skipped": True, "runningJobId": running.job_id}
+    except AmoPaymentRequired:
+        account_payment.record_unpaid("an incremental sync")
+        return {"skipped": True, "reason": "account not paid"}
 
 
 def resume_message(amo: AmoApi, message: dict, time_left: TimeLeft | None = None) -> dict:
@@ -241,8 +253,12 @@ def scheduled_sync(amo: AmoApi, time_left: TimeLeft | None = None) -> dict:
     """The schedule's incremental run of leads, contacts and tasks; skipped while a sync runs,
     and skipped quietly while amoCRM is not connected (a state, not an error: one `NotConnected`
     count, which the stage-not-connected alarm reads). Whatever happens, it reports the lag (the
-    alarm on it notices a sync that stopped advancing)."""
+    alarm on it notices a sync that stopped advancing). While amoCRM's account is not paid, one
+    probe per run asks whether it answers again, and nothing else is sent (account_payment.py)."""
     try:
+        if account_payment.unpaid_since() is not None and not account_payment.probe(amo):
+            log.info("scheduled sync skipped: the amoCRM account is not paid")
+            return {"skipped": True, "reason": "account not paid"}
         return sync_all(amo, leads_limit=0, full=False, time_left=time_left, related=True)
     except lease.SyncRunning as running:
         log.info("scheduled sync skipped: %s", running)
@@ -251,5 +267,8 @@ def scheduled_sync(amo: AmoApi, time_left: TimeLeft | None = None) -> dict:
         metrics.count("NotConnected")
         log.info("scheduled sync skipped: %s", error)
         return {"skipped": True, "reason": "not connected"}
+    except AmoPaymentRequired:
+        account_payment.record_unpaid("the scheduled sync")
+        return {"skipped": True, "reason": "account not paid"}
     finally:
         report_lag()
