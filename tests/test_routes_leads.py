@@ -206,3 +206,18 @@ def test_updating_a_contact_refreshes_the_guest_fields_of_its_leads(client, fake
     assert response.status_code == 200
     assert Lead.get(leads.lead_id_for(950)).guest_name == "New Name"
     assert Lead.get(leads.lead_id_for(950)).guest_phone == "+2"
+
+
+def test_a_lead_amocrm_merged_answers_merged_and_counts_it(client, fake, monkeypatch):
+    counted = []
+    monkeypatch.setattr("chalicelib.metrics.count", lambda name, *a, **k: counted.append(name))
+    fake.leads.append(lead(812, contact_ids=(44,)))
+    fake.contacts[44] = contact(44)
+    merged = [{"id": 812, "contact_id": 44, "company_id": None, "request_id": ["0"], "merged": True}]
+    fake.mock.add("POST", f"{HOST}/api/v4/leads/complex", json=merged, headers=HAL)
+
+    response = post(client, "create-lead", {"leadData": {"name": "x"}, "contact": {"name": "Олена", "phone": "+1"}})
+
+    assert response.status_code == 200
+    assert response.json_body == {"amoLeadId": 812, "leadId": leads.lead_id_for(812), "merged": True, "amoContactId": 44}
+    assert counted.count("LeadMerged") == 1

@@ -18,9 +18,7 @@ def kinds(contact, code):
 def two_phone_contact(backend):
     """A sandbox contact with a work and a mobile phone and two e-mails."""
     return next(
-        c
-        for c in exported(backend, "contacts").values()
-        if len(kinds(c, "PHONE")) == 2 and len(kinds(c, "EMAIL")) == 2
+        c for c in exported(backend, "contacts").values() if len(kinds(c, "PHONE")) == 2 and len(kinds(c, "EMAIL")) == 2
     )
 
 
@@ -48,3 +46,68 @@ def test_an_e_mail_the_contact_already_has_is_not_written_twice(backend, two_pho
     assert status == 200 and body["message"] == "contact unchanged"
     assert backend.stats()["by_path"].get("PATCH /api/v4/contacts/{id}", 0) == before  # nothing written
     assert kinds(exported(backend, "contacts")[contact["id"]], "EMAIL") == emails
+
+
+@pytest.fixture
+def duplicate_control(backend):
+    """amoCRM's duplicate control on for `/leads/complex` (off again after the test)."""
+    assert backend.sandbox("POST", "/_sandbox/config", {"complex_duplicates": "on"})[0] == 200
+    yield
+    backend.sandbox("POST", "/_sandbox/config", {"complex_duplicates": "off"})
+
+
+def test_a_lead_amocrm_merges_into_the_guests_open_lead_is_reported_as_merged(backend, duplicate_control):
+    leads = exported(backend, "leads")
+    guest = next(
+        c
+        for c in exported(backend, "contacts").values()
+        if kinds(c, "PHONE")
+        and any(
+            lead["status_id"] not in (142, 143) and lead["contacts"][0]["id"] == c["id"]
+            for lead in leads.values()
+            if lead.get("contacts")
+        )
+    )
+    body = {
+        "leadData": {"name": "Повторна бронь", "price": 900},
+        "contact": {"name": "Гість", "phone": kinds(guest, "PHONE")[0][0]},
+    }
+
+    status, created = backend.call("POST", "create-lead", body, headers={"Idempotency-Key": "merged-1"})
+
+    assert status == 200, created
+    assert created["merged"] is True and created["amoContactId"] == guest["id"]
+    assert created["amoLeadId"] in leads  # an existing lead, not a new one
+    assert len(exported(backend, "leads")) == len(leads)
+    _, stored = backend.call("GET", f"leads/{created['amoLeadId']}")
+    assert stored["id"] == created["leadId"]
+    again = backend.call("POST", "create-lead", body, headers={"Idempotency-Key": "merged-1"})
+    assert again == (200, created)
+
+
+def test_a_new_guest_is_created_and_not_merged(backend, duplicate_control):
+    body = {"leadData": {"name": "Нова бронь"}, "contact": {"name": "Новий Гість", "phone": "+380 99 000 11 22"}}
+    status, created = backend.call("POST", "create-lead", body)
+    assert status == 200 and created["merged"] is False
+    assert created["amoLeadId"] not in {
+        i for i, lead in exported(backend, "leads").items() if lead["name"] != "Нова бронь"
+    }
+
+
+@pytest.mark.parametrize(
+    "lead_data,reason",
+    [
+        (
+            {"name": "x", "custom_fields_values": [{"field_id": 7, "values": [{"value": str(i)} for i in range(41)]}]},
+            "the lead has 41 custom field values; amoCRM takes at most 40",
+        ),
+        ({"name": "x", "_embedded": {"companies": [{"name": "A"}, {"name": "B"}]}}, "at most 1 company per lead"),
+    ],
+)
+def test_a_lead_over_the_complex_caps_is_refused_before_anything_is_sent(backend, lead_data, reason):
+    before = backend.stats()["by_path"].get("POST /api/v4/leads/complex", 0)
+
+    status, body = backend.call("POST", "create-lead", {"leadData": lead_data, "contact": {"name": "Гість"}})
+
+    assert status == 400 and reason in body["Message"]
+    assert backend.stats()["by_path"].get("POST /api/v4/leads/complex", 0) == before
