@@ -219,5 +219,10 @@ def test_a_lead_amocrm_merged_answers_merged_and_counts_it(client, fake, monkeyp
     response = post(client, "create-lead", {"leadData": {"name": "x"}, "contact": {"name": "Олена", "phone": "+1"}})
 
     assert response.status_code == 200
-    assert response.json_body == {"amoLeadId": 812, "leadId": leads.lead_id_for(812), "merged": True, "amoContactId": 44}
+    assert response.json_body == {
+        "amoLeadId": 812,
+        "leadId": leads.lead_id_for(812),
+        "merged": True,
+        "amoContactId": 44,
+    }
     assert counted.count("LeadMerged") == 1

@@ -90,9 +90,7 @@ class ComplexResult:
 def field_value_count(entity: Any) -> int:
     """How many custom-field values an entity carries (each value of each field counts)."""
     fields = entity.get("custom_fields_values") if isinstance(entity, dict) else None
-    return sum(
-        len(f["values"]) for f in fields or [] if isinstance(f, dict) and isinstance(f.get("values"), list)
-    )
+    return sum(len(f["values"]) for f in fields or [] if isinstance(f, dict) and isinstance(f.get("values"), list))
 
 
 def complex_problems(item: dict) -> list[str]:

@@ -328,7 +328,9 @@ def create_lead(
     checkpoint(result)
     if result["merged"]:  # no new lead: the guest's existing one (see docs/api.md)
         metrics.count("LeadMerged")
-        log.info("amoCRM merged the new lead into its existing lead %s (contact %s)", amo_lead_id, result["amoContactId"])
+        log.info(
+            "amoCRM merged the new lead into its existing lead %s (contact %s)", amo_lead_id, result["amoContactId"]
+        )
     fetch_and_upsert(amo, amo_lead_id)
     return result
 
