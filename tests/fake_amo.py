@@ -26,6 +26,7 @@ class FakeAmo:
         self.tasks: list[dict] = []
         self.urls: list[str] = []
         self.ignore_filters = False  # an account not enrolled in API filtering (reference §13)
+        self.answers_404: dict[int, dict] = {}  # id → the 404 problem body a single GET of it answers
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/leads(\?.*)?$"), self._list_leads)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/contacts(\?.*)?$"), self._list_contacts)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/tasks(\?.*)?$"), self._list_tasks)
@@ -71,10 +72,12 @@ class FakeAmo:
         self.urls.append(request.url)
         return self._page(self.tasks, "tasks", request, "/api/v4/tasks")
 
-    @staticmethod
-    def _one(items, request):
-        """A single entity by the id at the end of the path; amoCRM answers 204 when there is none."""
+    def _one(self, items, request):
+        """A single entity by the id at the end of the path; amoCRM answers 204 when there is none
+        (or the 404 of `answers_404`)."""
         wanted = int(urlsplit(request.url).path.rsplit("/", 1)[1])
+        if wanted in self.answers_404:
+            return 404, {"Content-Type": "application/problem+json"}, json.dumps(self.answers_404[wanted])
         found = next((item for item in items if item["id"] == wanted), None)
         if found is None:
             return 204, {}, ""

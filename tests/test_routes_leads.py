@@ -81,10 +81,22 @@ def test_update_of_an_unknown_lead_is_404(client, fake):
         f"{HOST}/api/v4/leads/404404",
         status=404,
         headers=PROBLEM,
-        json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Not found"},
+        json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Lead not found"},
     )
     response = post(client, "update-lead", {"leadId": 404404, "leadData": {"price": 1}})
     assert response.status_code == 404
+
+
+def test_update_answered_by_a_404_that_names_no_lead_is_a_bad_gateway(client, fake):
+    fake.mock.add(
+        "PATCH",
+        f"{HOST}/api/v4/leads/404405",
+        status=404,
+        headers=PROBLEM,
+        json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Unknown path"},
+    )
+    response = post(client, "update-lead", {"leadId": 404405, "leadData": {"price": 1}})
+    assert response.status_code == 502 and "naming no entity" in response.json_body["Message"]
 
 
 def test_update_lead_needs_an_integer_lead_id(client, fake):

@@ -70,7 +70,7 @@ class ListResource:
         )
 
     def get(self, entity_id: int, modified_since: int | None = None) -> dict | None:
-        """One entity, or None when amoCRM says it does not exist (204 or 404). With
+        """One entity, or None when amoCRM says it does not exist (204, or a 404 naming it). With
         `modified_since` (the `updated_at` the caller holds), AmoNotModified when it is current."""
         return self.client.get_one(f"{self.path}/{int(entity_id)}", self.one_params or None, modified_since)
 

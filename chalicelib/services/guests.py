@@ -17,7 +17,7 @@ What amoCRM answers is checked against what was asked (reference §13):
   the sync uses to remember it for the account) and switches to listing every contact in
   pages (which needs no filter) for the rest of the sync;
 - an id that was asked for but not returned is not taken as deleted: it is read on its own,
-  and only amoCRM's 204/404 to that direct GET makes it None.
+  and only amoCRM's 204, or a 404 naming the contact, to that direct GET makes it None.
 """
 
 from __future__ import annotations

@@ -95,7 +95,8 @@ def _is_current(event: WebhookEvent, versions: dict[int, int | None]) -> bool:
 
 
 def _still_in_amo(amo: AmoApi, entity: str, entity_id: int) -> bool:
-    """A delete is believed only when amoCRM confirms it (204/404, or the object marked deleted):
+    """A delete is believed only when amoCRM confirms it (204, a 404 naming the entity, or the
+    object marked deleted; any other 404 raises, reference §3.5):
     a forged or misrouted `[delete]` must not unlink a live lead or task."""
     raw = getattr(amo, entity).get(entity_id)
     return bool(raw) and not raw.get("is_deleted")

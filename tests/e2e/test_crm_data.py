@@ -4,6 +4,10 @@ control merged into an existing one is reported as merged, not as new."""
 
 import pytest
 
+from chalicelib import wiring
+from chalicelib.amo.errors import AmoUnknownPath
+from tests.e2e.backends import OnStack
+
 
 def exported(backend, entity):
     return {item["id"]: item for item in backend.sandbox("GET", f"/_sandbox/export/{entity}")[1][entity]}
@@ -111,3 +115,19 @@ def test_a_lead_over_the_complex_caps_is_refused_before_anything_is_sent(backend
 
     assert status == 400 and reason in body["Message"]
     assert backend.stats()["by_path"].get("POST /api/v4/leads/complex", 0) == before
+
+
+def test_only_a_204_or_a_404_naming_the_entity_means_gone(backend):
+    """Reference §3.5: an unknown path's 404 proves nothing about an entity (the service's own
+    amoCRM client, in process, against the sandbox)."""
+    if isinstance(backend, OnStack):
+        pytest.skip("reads through the service's client in this process")
+    amo = wiring.amo()
+    backend.sandbox("POST", "/_sandbox/config", {"missing_entity_status": 404})
+    try:
+        assert amo.leads.get(987654321) is None  # 404 "Lead not found"
+        with pytest.raises(AmoUnknownPath, match="Unknown path"):
+            amo.client.get_one("/api/v4/lead/1")  # a mistyped path
+    finally:
+        backend.sandbox("POST", "/_sandbox/config", {"missing_entity_status": 204})
+    assert amo.leads.get(987654321) is None  # 204
