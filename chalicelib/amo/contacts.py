@@ -76,6 +76,7 @@ def contact_changes(current: dict, data: dict) -> dict:
 class Contacts(ListResource):
     path = "/api/v4/contacts"
     key = "contacts"
+    by_updated_at = True
 
     def create(self, data: dict) -> int:
         """POST one contact from our flat fields; its new id."""

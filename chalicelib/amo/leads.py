@@ -97,10 +97,10 @@ def complex_problems(item: dict) -> list[str]:
     """What in one `/leads/complex` item breaks amoCRM's documented caps (reference §3.6), in
     words a caller can act on; empty when it fits."""
     problems = []
-    embedded = item.get("_embedded") if isinstance(item.get("_embedded"), dict) else {}
+    embedded: dict = item["_embedded"] if isinstance(item.get("_embedded"), dict) else {}
     checked: list[tuple[str, Any]] = [("the lead", item)]
     for key, name in (("contacts", "contact"), ("companies", "company")):
-        linked = embedded.get(key) if isinstance(embedded.get(key), list) else []
+        linked: list = embedded[key] if isinstance(embedded.get(key), list) else []
         if len(linked) > MAX_COMPLEX_LINKED:
             problems.append(f"at most {MAX_COMPLEX_LINKED} {name} per lead ({len(linked)} given)")
         checked.extend((f"the {name}", entity) for entity in linked)
@@ -121,6 +121,7 @@ class Leads(ListResource):
     key = "leads"
     list_params = {"with": "contacts", "order[id]": "asc"}
     one_params = {"with": "contacts"}
+    by_updated_at = True
 
     def create(self, lead: dict, tags: tuple[str, ...] = ()) -> int:
         """POST one lead (a one-element array, as amoCRM takes), with tags by name; its new id."""

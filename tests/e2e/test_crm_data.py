@@ -131,3 +131,33 @@ def test_only_a_204_or_a_404_naming_the_entity_means_gone(backend):
     finally:
         backend.sandbox("POST", "/_sandbox/config", {"missing_entity_status": 204})
     assert amo.leads.get(987654321) is None  # 204
+
+
+def test_an_incremental_sync_reads_every_changed_lead_while_leads_are_edited_between_its_pages(backend):
+    """Reference §13, the sandbox's `edit_between_pages`: each time page 1 of a lead list is
+    served its first lead is edited (it leaves the run's window). Read by page offset, the lead
+    that then slides onto page 1 is never read; read by `updated_at` keyset, none is missed."""
+    backend.call("POST", "sync-pipelines")
+    backend.call("POST", "mapping/auto-apply")
+    assert backend.call("POST", "sync-leads?limit=0")[0] == 200  # where incremental runs start from
+    _, touched = backend.sandbox("POST", "/_sandbox/touch", {"entity": "leads", "count": 10_000})
+    current = exported(backend, "leads")
+    changed = {lead_id: current[lead_id]["updated_at"] for lead_id in touched["changed"]}
+    assert len(changed) > 250  # more than one page
+    # a second of latency puts each edit past the run's window, as a person editing during a long run
+    backend.sandbox("POST", "/_sandbox/config", {"edit_between_pages": 1, "latency_ms": 1100})
+    try:
+        status, result = backend.call("POST", "sync-all?leadsLimit=0&full=false")
+    finally:
+        backend.sandbox("POST", "/_sandbox/config", {"edit_between_pages": 0, "latency_ms": 0})
+
+    assert status == 200 and result["leads"]["errors"] == [], result
+    held = {
+        item["amo_lead_id"]: item["amo_updated_at"] for item in backend.scan("leads", "amo_lead_id", "amo_updated_at")
+    }
+    missed = sorted(lead_id for lead_id, version in changed.items() if held.get(lead_id, 0) < version)
+    assert missed == []
+    edited = [
+        lead_id for lead_id, lead in exported(backend, "leads").items() if lead["updated_at"] > max(changed.values())
+    ]
+    assert edited  # the knob did edit leads during the run (the next run reads their new version)
