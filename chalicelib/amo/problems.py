@@ -33,7 +33,8 @@ def scrub(text: str) -> str:
 # found" (reference §3.5); "Unknown path", "Account not found" or an HTML page name no entity
 _ENTITY_GONE = re.compile(
     r"^\s*(?:the\s+)?(?:lead|contact|compan(?:y|ies)|task|pipeline|status|note|event|customer|user|role|entit(?:y|ies)"
-    r"|catalog element)s?\b[^.]*\bnot\s+found",
+    r"|catalog element)s?\b[^.]*\bnot\s+found"
+    r"|^\s*(?:сделк|контакт|компани|задач|воронк|этап|статус|примечани|событи|сущност)\w*\b[^.]*\bне\s+найден",
     re.IGNORECASE,
 )
 

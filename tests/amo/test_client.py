@@ -336,7 +336,9 @@ def test_a_404_that_names_no_entity_is_a_connection_error_not_a_missing_entity(a
     assert isinstance(raised.value, AmoUnavailable) and not raised.value.outcome_unknown
 
 
-@pytest.mark.parametrize("detail", ["Lead not found", "Entity not found", "lead not found in this account"])
+@pytest.mark.parametrize(
+    "detail", ["Lead not found", "Entity not found", "lead not found in this account", "Сделка не найдена"]
+)
 def test_a_404_naming_the_entity_or_a_204_means_it_does_not_exist(amo, gateway, detail):
     amo.get(
         f"{HOST}/api/v4/leads/5",

@@ -54,6 +54,11 @@ def run_scope(key: str | None = None) -> Iterator[None]:
         _RUN.reset(token)
 
 
+def run_key() -> str | None:
+    """The current run's key (a continuation carries it, so its sightings stay the run's)."""
+    return _RUN.get()
+
+
 def _state() -> SyncState | None:
     try:
         return SyncState.get(KEY, consistent_read=True)

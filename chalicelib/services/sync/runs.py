@@ -97,6 +97,7 @@ def _run_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) 
     result = outcome.as_result()
     if outcome.next_page is not None:
         params = {"filter": dataclasses.asdict(run.filter), "limit": run.limit, "record_state": record_state}
+        params["filters_run"] = account_filters.run_key()
         if outcome.keyset is not None:
             params["keyset"] = outcome.keyset
         job = jobs.new_job(run.entity, started_at, {**params, "lease": held.owner})
@@ -158,7 +159,7 @@ def resume(amo: AmoApi, *, job_id: str, time_left: TimeLeft | None = None, page:
         keyset=KeysetState.from_dict(params["keyset"]) if params.get("keyset") else None,
     )
     try:
-        with account_filters.run_scope(job.job_id):
+        with account_filters.run_scope(params.get("filters_run") or job.job_id):
             outcome = sync_pages(amo, run)
         if outcome.next_page == job.next_page:  # not even one page fitted: let SQS retry, then dead-letter
             raise NoProgress(f"sync job {job_id} had no time to make progress")
