@@ -274,8 +274,16 @@ ROUTES: dict[str, dict[str, dict]] = {
     },
     "/create-lead": {
         "post": op(
-            "Create a lead (and its contact) in amoCRM and locally",
-            obj({"amoLeadId": INT, "leadId": STR}),
+            "Create a lead (and its contact) in amoCRM and locally; `merged`: amoCRM's duplicate control "
+            "answered the guest's existing lead (and contact) instead of creating one",
+            obj(
+                {
+                    "amoLeadId": INT,
+                    "leadId": STR,
+                    "merged": {"type": "boolean"},
+                    "amoContactId": {"type": ["integer", "null"]},
+                }
+            ),
             params=[{"name": "Idempotency-Key", "in": "header", "required": False, "schema": STR}],
             errors=("400", "409", "502"),
         )

@@ -396,7 +396,15 @@ def dashboard(alarm_ids: list[str]) -> dict:
         ),
         _ours_widget(
             "What this account does differently",
-            ["FiltersIgnored", "WebhookReenabled", "LongLivedTokenExpiringSoon", "AccountRenamed", "AmoAccountUnpaid"],
+            [
+                "FiltersIgnored",
+                "FiltersWorkAgain",
+                "WebhookReenabled",
+                "LongLivedTokenExpiringSoon",
+                "AccountRenamed",
+                "AmoAccountUnpaid",
+                "LeadMerged",
+            ],
         ),
         _aws_widget("Lambda errors", "AWS/Lambda", "Errors", "FunctionName", functions),
         _aws_widget("Lambda throttles", "AWS/Lambda", "Throttles", "FunctionName", functions),

@@ -26,6 +26,7 @@ class FakeAmo:
         self.tasks: list[dict] = []
         self.urls: list[str] = []
         self.ignore_filters = False  # an account not enrolled in API filtering (reference §13)
+        self.answers_404: dict[int, dict] = {}  # id → the 404 problem body a single GET of it answers
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/leads(\?.*)?$"), self._list_leads)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/contacts(\?.*)?$"), self._list_contacts)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/tasks(\?.*)?$"), self._list_tasks)
@@ -50,11 +51,10 @@ class FakeAmo:
     def _list_leads(self, request):
         self.urls.append(request.url)
         query = parse_qs(urlsplit(request.url).query)
-        since = int(query.get("filter[updated_at][from]", ["0"])[0])
         ids = {int(i) for i in query.get("filter[id][]", [])}
         if self.ignore_filters:
-            since, ids = 0, set()
-        items = [dict(item) for item in self.leads if item["updated_at"] >= since and (not ids or item["id"] in ids)]
+            ids = set()
+        items = [dict(item) for item in self._window(self.leads, query) if not ids or item["id"] in ids]
         if "contacts" not in ",".join(query.get("with", [])):
             for item in items:
                 item["_embedded"] = {k: v for k, v in item["_embedded"].items() if k != "contacts"}
@@ -63,18 +63,32 @@ class FakeAmo:
     def _list_contacts(self, request):
         self.urls.append(request.url)
         query = parse_qs(urlsplit(request.url).query)
-        ids = [int(i) for i in query.get("filter[id][]", [])]
+        ids = [int(i) for i in query.get("filter[id][]", [])] if not self.ignore_filters else []
         items = [self.contacts[i] for i in ids if i in self.contacts] if ids else list(self.contacts.values())
-        return self._page(items, "contacts", request, "/api/v4/contacts")
+        return self._page(self._window(items, query), "contacts", request, "/api/v4/contacts")
+
+    def _window(self, items, query):
+        """`filter[updated_at][from|to]` (dropped when the account ignores filters) and
+        `order[updated_at]=asc` (reference §5.1); otherwise the items in their own order."""
+        low = int(query.get("filter[updated_at][from]", ["0"])[0])
+        high = int(query.get("filter[updated_at][to]", [str(2**62)])[0])
+        if self.ignore_filters:
+            low, high = 0, 2**62
+        items = [item for item in items if low <= item["updated_at"] <= high]
+        if query.get("order[updated_at]") == ["asc"]:
+            items = sorted(items, key=lambda item: (item["updated_at"], item["id"]))
+        return items
 
     def _list_tasks(self, request):
         self.urls.append(request.url)
         return self._page(self.tasks, "tasks", request, "/api/v4/tasks")
 
-    @staticmethod
-    def _one(items, request):
-        """A single entity by the id at the end of the path; amoCRM answers 204 when there is none."""
+    def _one(self, items, request):
+        """A single entity by the id at the end of the path; amoCRM answers 204 when there is none
+        (or the 404 of `answers_404`)."""
         wanted = int(urlsplit(request.url).path.rsplit("/", 1)[1])
+        if wanted in self.answers_404:
+            return 404, {"Content-Type": "application/problem+json"}, json.dumps(self.answers_404[wanted])
         found = next((item for item in items if item["id"] == wanted), None)
         if found is None:
             return 204, {}, ""

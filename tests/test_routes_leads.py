@@ -81,10 +81,22 @@ def test_update_of_an_unknown_lead_is_404(client, fake):
         f"{HOST}/api/v4/leads/404404",
         status=404,
         headers=PROBLEM,
-        json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Not found"},
+        json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Lead not found"},
     )
     response = post(client, "update-lead", {"leadId": 404404, "leadData": {"price": 1}})
     assert response.status_code == 404
+
+
+def test_update_answered_by_a_404_that_names_no_lead_is_a_bad_gateway(client, fake):
+    fake.mock.add(
+        "PATCH",
+        f"{HOST}/api/v4/leads/404405",
+        status=404,
+        headers=PROBLEM,
+        json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Unknown path"},
+    )
+    response = post(client, "update-lead", {"leadId": 404405, "leadData": {"price": 1}})
+    assert response.status_code == 502 and "naming no entity" in response.json_body["Message"]
 
 
 def test_update_lead_needs_an_integer_lead_id(client, fake):
@@ -230,3 +242,23 @@ def test_an_http_main_backend_url_in_a_deployed_stage_holds_deliveries_never_sta
     shown = response.body.decode() + caplog.text + note.last_error
     assert "pa55word" not in shown and "t0ken-s3cret" not in shown
     assert not [c for c in fake.mock.calls if "main.example.com" in c.request.url]
+
+
+def test_a_lead_amocrm_merged_answers_merged_and_counts_it(client, fake, monkeypatch):
+    counted = []
+    monkeypatch.setattr("chalicelib.metrics.count", lambda name, *a, **k: counted.append(name))
+    fake.leads.append(lead(812, contact_ids=(44,)))
+    fake.contacts[44] = contact(44)
+    merged = [{"id": 812, "contact_id": 44, "company_id": None, "request_id": ["0"], "merged": True}]
+    fake.mock.add("POST", f"{HOST}/api/v4/leads/complex", json=merged, headers=HAL)
+
+    response = post(client, "create-lead", {"leadData": {"name": "x"}, "contact": {"name": "Олена", "phone": "+1"}})
+
+    assert response.status_code == 200
+    assert response.json_body == {
+        "amoLeadId": 812,
+        "leadId": leads.lead_id_for(812),
+        "merged": True,
+        "amoContactId": 44,
+    }
+    assert counted.count("LeadMerged") == 1

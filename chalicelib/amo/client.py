@@ -38,6 +38,7 @@ from chalicelib.amo.errors import (
     AmoPaymentRequired,
     AmoRateLimited,
     AmoUnavailable,
+    AmoUnknownPath,
     AmoValidationError,
 )
 from chalicelib.amo.pages import embedded, next_href
@@ -131,8 +132,10 @@ def raise_for_status(response: requests.Response, what: str) -> None:
                 status,
             )
         raise AmoForbidden(message, status, body)
-    if status == 404:
-        raise AmoNotFound(message, status, body)
+    if status == 404:  # only a 404 that names the entity says it is gone (reference §3.5)
+        if problems.names_entity(body):
+            raise AmoNotFound(message, status, body)
+        raise AmoUnknownPath(f"{message} (a 404 naming no entity: not taken as gone)", status=status, detail=body)
     if status == 429:
         raise AmoRateLimited(message, status, body)
     if status >= 500:
@@ -223,7 +226,8 @@ class AmoClient:
 
     def get_one(self, path: str, params: dict | None = None, modified_since: int | None = None) -> dict | None:
         """One entity by id, or None when it does not exist: amoCRM answers that with 204 or
-        with 404 (reference §5.2), and both mean the same to a caller.
+        with a 404 whose problem detail names the entity (reference §3.5, §5.2). Any other 404
+        (an unknown path, an account not on this host) raises AmoUnknownPath: it proves nothing.
 
         `modified_since` (amoCRM's `updated_at` of the copy the caller holds) is sent as
         `If-Modified-Since`; amoCRM's 304 then raises `AmoNotModified` (what the caller holds
@@ -273,6 +277,8 @@ class AmoClient:
             response = self._send(method, url=url, body=json, headers=headers, timeouts=timeouts or self.timeouts)
         try:
             raise_for_status(response, f"{method} {urlsplit(url).path}")
+        except AmoUnknownPath:  # a 404 applied nothing
+            raise
         except AmoUnavailable as error:  # a 5xx to a write: amoCRM may have applied it anyway
             error.outcome_unknown = not self.retry.may_resend(method, Attempt(response=response))
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.amo import multitext
 from chalicelib.amo.entities import created_id, first_value, new_id, optional_int, require_int
 from chalicelib.amo.resource import ListResource
 
@@ -41,12 +42,15 @@ def read_contact(raw: Any) -> ContactInfo:
     )
 
 
+SCALARS = ("name", "first_name", "last_name", "responsible_user_id")
+MULTITEXT = (("phone", "PHONE"), ("email", "EMAIL"))
+
+
 def contact_body(data: dict) -> dict:
-    """amoCRM contact JSON from our flat {name, first_name, last_name, phone, email, responsible_user_id}:
-    phone and e-mail become the system multitext fields PHONE and EMAIL."""
-    body: dict[str, Any] = {
-        k: data[k] for k in ("name", "first_name", "last_name", "responsible_user_id") if data.get(k) is not None
-    }
+    """amoCRM contact JSON for a NEW contact from our flat {name, first_name, last_name, phone,
+    email, responsible_user_id}: phone and e-mail become the system multitext fields PHONE and
+    EMAIL. Never for an update: see `contact_changes`."""
+    body: dict[str, Any] = {k: data[k] for k in SCALARS if data.get(k) is not None}
     fields = []
     if data.get("phone"):
         fields.append({"field_code": "PHONE", "values": [{"value": data["phone"], "enum_code": "WORK"}]})
@@ -57,15 +61,29 @@ def contact_body(data: dict) -> dict:
     return body
 
 
+def contact_changes(current: dict, data: dict) -> dict:
+    """The PATCH body that makes amoCRM's `current` contact what the caller asked: only the
+    fields whose value changes, and PHONE/EMAIL as full merged lists, because amoCRM replaces
+    a multitext field's whole list (reference §5.3). Empty when nothing would change."""
+    body: dict[str, Any] = {k: data[k] for k in SCALARS if data.get(k) is not None and data[k] != current.get(k)}
+    wanted = {code: str(data[key]) for key, code in MULTITEXT if data.get(key)}
+    fields = multitext.changed_fields(current.get("custom_fields_values"), wanted)
+    if fields:
+        body["custom_fields_values"] = fields
+    return body
+
+
 class Contacts(ListResource):
     path = "/api/v4/contacts"
     key = "contacts"
+    by_updated_at = True
 
     def create(self, data: dict) -> int:
         """POST one contact from our flat fields; its new id."""
         answer = self.client.post(self.path, [{**contact_body(data), "request_id": "0"}])
         return new_id(created_id(answer, "contacts"), "contact")
 
-    def update(self, contact_id: int, data: dict) -> None:
-        """PATCH one contact with a single object (an unknown id answers 404)."""
-        self.client.patch(f"{self.path}/{int(contact_id)}", contact_body(data))
+    def patch(self, contact_id: int, body: dict) -> None:
+        """PATCH one contact with a single object built by `contact_changes` (an unknown id
+        answers 404)."""
+        self.client.patch(f"{self.path}/{int(contact_id)}", body)

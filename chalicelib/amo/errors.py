@@ -45,7 +45,7 @@ class AmoValidationError(AmoError):
 
 
 class AmoNotFound(AmoError):
-    """404 (or 204 for a single entity): the entity does not exist."""
+    """A 404 whose problem detail names the entity ("Lead not found"): the entity does not exist."""
 
 
 class AmoRateLimited(AmoError):
@@ -59,6 +59,11 @@ class AmoUnavailable(AmoError):
     def __init__(self, message: str, *, status: int | None = None, detail: Any = None, outcome_unknown: bool = False):
         super().__init__(message, status, detail)
         self.outcome_unknown = outcome_unknown
+
+
+class AmoUnknownPath(AmoUnavailable):
+    """A 404 that names no entity (an unknown path, an account that is not on this host, an HTML
+    page): a transport or connection error, never proof that an entity is gone (reference §3.5)."""
 
 
 class AmoNotModified(Exception):

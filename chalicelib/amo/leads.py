@@ -10,6 +10,11 @@ from chalicelib.amo.entities import MAX_INT, MalformedEntity, created_id, new_id
 from chalicelib.amo.resource import ListResource
 
 WON_STATUS_ID, LOST_STATUS_ID = 142, 143
+# `/leads/complex` caps (reference §3.6, [K-COMPLEX]): leads per request, linked entities per
+# lead, custom-field values per entity (every value of every field counts)
+MAX_COMPLEX_LEADS = 50
+MAX_COMPLEX_LINKED = 1
+MAX_FIELD_VALUES = 40
 WRITABLE_FIELDS = (
     "name",
     "price",
@@ -72,6 +77,40 @@ def read_lead(raw: Any) -> LeadInfo:
     )
 
 
+@dataclass(frozen=True)
+class ComplexResult:
+    """One item of `/leads/complex`'s answer. `merged`: amoCRM's duplicate control answered an
+    existing lead (and the existing contact) instead of creating one (reference §5.4)."""
+
+    lead_id: int
+    contact_id: int | None
+    merged: bool
+
+
+def field_value_count(entity: Any) -> int:
+    """How many custom-field values an entity carries (each value of each field counts)."""
+    fields = entity.get("custom_fields_values") if isinstance(entity, dict) else None
+    return sum(len(f["values"]) for f in fields or [] if isinstance(f, dict) and isinstance(f.get("values"), list))
+
+
+def complex_problems(item: dict) -> list[str]:
+    """What in one `/leads/complex` item breaks amoCRM's documented caps (reference §3.6), in
+    words a caller can act on; empty when it fits."""
+    problems = []
+    embedded: dict = item["_embedded"] if isinstance(item.get("_embedded"), dict) else {}
+    checked: list[tuple[str, Any]] = [("the lead", item)]
+    for key, name in (("contacts", "contact"), ("companies", "company")):
+        linked: list = embedded[key] if isinstance(embedded.get(key), list) else []
+        if len(linked) > MAX_COMPLEX_LINKED:
+            problems.append(f"at most {MAX_COMPLEX_LINKED} {name} per lead ({len(linked)} given)")
+        checked.extend((f"the {name}", entity) for entity in linked)
+    for name, entity in checked:
+        count = field_value_count(entity)
+        if count > MAX_FIELD_VALUES:
+            problems.append(f"{name} has {count} custom field values; amoCRM takes at most {MAX_FIELD_VALUES}")
+    return problems
+
+
 def writable(lead_data: dict) -> dict:
     """The part of a lead object amoCRM accepts on create and update."""
     return {k: v for k, v in lead_data.items() if k in WRITABLE_FIELDS}
@@ -82,6 +121,7 @@ class Leads(ListResource):
     key = "leads"
     list_params = {"with": "contacts", "order[id]": "asc"}
     one_params = {"with": "contacts"}
+    by_updated_at = True
 
     def create(self, lead: dict, tags: tuple[str, ...] = ()) -> int:
         """POST one lead (a one-element array, as amoCRM takes), with tags by name; its new id."""
@@ -90,13 +130,23 @@ class Leads(ListResource):
             body["_embedded"] = {**(body.get("_embedded") or {}), "tags": [{"name": t} for t in tags]}
         return new_id(created_id(self.client.post(self.path, [body]), "leads"), "lead")
 
-    def create_with_contact(self, lead: dict, contact: dict) -> int:
-        """The lead and its contact in one call (`/leads/complex`, which answers a plain array)."""
+    def complex_body(self, lead: dict, contact: dict) -> dict:
+        """One `/leads/complex` item: the lead with its contact as a full object."""
         body = {**writable(lead), "request_id": "0"}
         body["_embedded"] = {**(body.get("_embedded") or {}), "contacts": [contact]}
+        return body
+
+    def create_with_contact(self, body: dict) -> ComplexResult:
+        """The lead and its contact in one call (`/leads/complex`, which answers a plain array),
+        from `complex_body` (checked against `complex_problems` by the caller). Duplicate control
+        may answer an existing lead: `merged` says so."""
         created = self.client.post(f"{self.path}/complex", [body])
         first = created[0] if isinstance(created, list) and created and isinstance(created[0], dict) else {}
-        return new_id(optional_int(first, "id"), "lead")
+        return ComplexResult(
+            lead_id=new_id(optional_int(first, "id"), "lead"),
+            contact_id=optional_int(first, "contact_id"),
+            merged=first.get("merged") is True,
+        )
 
     def update(self, lead_id: int, lead: dict) -> None:
         """PATCH one lead with a single object (an unknown id answers 404)."""

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 from chalicelib.amo import domains
 from chalicelib.amo.client import AccountHost, AmoClient, Timeouts
-from chalicelib.amo.errors import AmoAuthError, AmoError, AmoNotFound, AmoTokenRevoked, AmoValidationError
+from chalicelib.amo.errors import (
+    AmoAuthError,
+    AmoError,
+    AmoNotFound,
+    AmoTokenRevoked,
+    AmoUnknownPath,
+    AmoValidationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +135,7 @@ class OAuth:
             response = self.client.request(
                 "POST", path="/oauth2/access_token", json=body, authorized=False, timeouts=TOKEN_TIMEOUTS
             )
-        except (AmoAuthError, AmoValidationError, AmoNotFound) as error:
+        except (AmoAuthError, AmoValidationError, AmoNotFound, AmoUnknownPath) as error:
             # 400/401 OAuthProblemJson: the code or refresh token is spent, revoked or invalid,
             # or the client credentials are wrong. Either way a person must re-authorize.
             # 404: no account on this host (any more): a renamed account, see refresh_following_rename.

@@ -29,6 +29,30 @@ def scrub(text: str) -> str:
     return _SECRETS.sub("***", text)
 
 
+# a 404's detail that names what is missing: "Pipeline not found", "Lead not found", "Entity not
+# found" (reference §3.5); "Unknown path", "Account not found" or an HTML page name no entity
+_ENTITY_GONE = re.compile(
+    r"^\s*(?:the\s+)?(?:lead|contact|compan(?:y|ies)|task|pipeline|status|note|event|customer|user|role|entit(?:y|ies)"
+    r"|catalog element)s?\b[^.]*\bnot\s+found"
+    r"|^\s*(?:сделк|контакт|компани|задач|воронк|этап|статус|примечани|событи|сущност)\w*\b[^.]*\bне\s+найден",
+    re.IGNORECASE,
+)
+
+
+def names_entity(body: Any) -> bool:
+    """True when a 404's problem+json body says an entity is missing (its `detail` or `title`
+    names one), the only 404 that confirms a delete or a not-found (reference §3.5, §13)."""
+    if not isinstance(body, dict):
+        return False
+    errors = body.get("errors")  # `{"_total_items": 0, "errors": [{"title": "Entity not found", …}]}`
+    parts = [body, *(e for e in errors if isinstance(e, dict))] if isinstance(errors, list) else [body]
+    return any(
+        isinstance(part.get(key), str) and _ENTITY_GONE.match(part[key])
+        for part in parts
+        for key in ("detail", "title")
+    )
+
+
 def summary(body: Any) -> str:
     """`title: detail: hint` of a problem+json body ("" when there is none)."""
     if not isinstance(body, dict):

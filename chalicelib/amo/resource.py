@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from chalicelib.amo.client import PAGE_LIMIT, AmoClient
 from chalicelib.amo.filters import ListFilter
+from chalicelib.amo.keyset import KeysetPages, KeysetState
 from chalicelib.amo.pages import Page, PageFetcher, embedded, next_href
 
 IDS_PER_REQUEST = 250
@@ -37,14 +38,27 @@ class ListResource:
     path: ClassVar[str]
     key: ClassVar[str]
     list_params: ClassVar[dict[str, Any]] = {"order[id]": "asc"}
+    by_updated_at: ClassVar[bool] = False  # amoCRM documents `order[updated_at]` for this list (§5.1)
     one_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, client: AmoClient):
         self.client = client
 
-    def page(self, number: int, where: ListFilter = ListFilter()) -> Page:
-        """One page of the list by number (limit 250); an empty, last page on 204."""
-        body = self.client.get(self.path, {"limit": PAGE_LIMIT, **self.list_params, **where.params(), "page": number})
+    def page(self, number: int, where: ListFilter = ListFilter(), order: str | None = None) -> Page:
+        """One page of the list by number (limit 250); an empty, last page on 204. `order`
+        (`updated_at`) replaces the list's usual `order[id]=asc` by `order[<order>]=asc`."""
+        params = dict(self.list_params)
+        if order is not None:
+            params = {k: v for k, v in params.items() if not k.startswith("order[")}
+            params[f"order[{order}]"] = "asc"
+        return self._page(number, {"limit": PAGE_LIMIT, **params, **where.params()})
+
+    def first_item(self, where: ListFilter) -> list[dict]:
+        """At most one item of the filtered list (a one-item page): a cheap question."""
+        return self._page(1, {**self.list_params, **where.params(), "limit": 1}).items
+
+    def _page(self, number: int, params: dict[str, Any]) -> Page:
+        body = self.client.get(self.path, {**params, "page": number})
         if not body:
             return Page(number, [], False)
         return Page(number, embedded(body, self.key), next_href(body) is not None)
@@ -69,8 +83,15 @@ class ListResource:
             initial_window=initial_window,
         )
 
+    def keyset_pages(self, state: KeysetState, *, first_step: int = 1) -> KeysetPages:
+        """The `[state.cursor, state.to]` window of a list by `updated_at`, one page 1 after
+        another (see keyset.py); only for lists amoCRM orders by `updated_at` (`by_updated_at`)."""
+        return KeysetPages(
+            lambda number, where: self.page(number, where, order="updated_at"), state, first_step=first_step
+        )
+
     def get(self, entity_id: int, modified_since: int | None = None) -> dict | None:
-        """One entity, or None when amoCRM says it does not exist (204 or 404). With
+        """One entity, or None when amoCRM says it does not exist (204, or a 404 naming it). With
         `modified_since` (the `updated_at` the caller holds), AmoNotModified when it is current."""
         return self.client.get_one(f"{self.path}/{int(entity_id)}", self.one_params or None, modified_since)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from chalicelib.amo.api import AmoApi
-from chalicelib.amo.contacts import ContactInfo, contact_body, read_contact
+from chalicelib.amo.contacts import ContactInfo, contact_body, contact_changes, read_contact
 from chalicelib.models import AmoContact, Lead, utc_now
 from chalicelib.services import mirror
 from chalicelib.services.errors import InvalidInput, NotFound
@@ -168,8 +168,17 @@ def create_contact(amo: AmoApi, data: dict) -> dict:
 
 
 def update_contact(amo: AmoApi, contact_id: int, data: dict) -> dict:
+    """Change a contact without losing what the caller did not name: it is read first, and only
+    what differs is written, phones and e-mails as the merged full lists (reference §5.3)."""
     if not contact_body(data):
         raise InvalidInput("nothing to update: give name, first_name, last_name, phone, email or responsible_user_id")
-    amo.contacts.update(contact_id, data)  # an unknown id: amoCRM's 404
-    refresh(amo, contact_id)
-    return {"message": "contact updated", "amoContactId": contact_id}
+    current = amo.contacts.get(contact_id)
+    if not current:
+        raise NotFound(f"contact {contact_id} does not exist in amoCRM")
+    changes = contact_changes(current, data)
+    if changes:
+        amo.contacts.patch(contact_id, changes)
+        refresh(amo, contact_id)
+    else:  # amoCRM already holds it: nothing is written, the copy just read is stored
+        apply(current)
+    return {"message": "contact updated" if changes else "contact unchanged", "amoContactId": contact_id}

@@ -20,11 +20,11 @@ import time
 import uuid
 from typing import Any, Protocol
 
-from chalicelib import settings
+from chalicelib import metrics, settings
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.contacts import contact_body
 from chalicelib.amo.entities import MalformedEntity, first_value
-from chalicelib.amo.leads import WRITABLE_FIELDS, LeadInfo, read_lead, writable
+from chalicelib.amo.leads import WRITABLE_FIELDS, LeadInfo, complex_problems, read_lead, writable
 from chalicelib.models import AmoContact, Lead, utc_now
 from chalicelib.services import contacts, lead_status, mirror, pipelines
 from chalicelib.services.errors import Conflict, InvalidInput, NotFound
@@ -329,13 +329,26 @@ def create_lead(
     `checkpoint` hears that the POST is about to leave, then of the new lead the moment amoCRM
     has created it (see idempotency)."""
     checkpoint = checkpoint or _Unkeyed()
-    checkpoint.sending()
     if contact:
-        amo_lead_id = amo.leads.create_with_contact(lead_data, contact_body(contact))
+        body = amo.leads.complex_body(lead_data, contact_body(contact))
+        problems = complex_problems(body)
+        if problems:  # amoCRM would refuse it (reference §3.6): say why before anything is sent
+            raise InvalidInput("amoCRM cannot take this lead with its contact: " + "; ".join(problems))
+        checkpoint.sending()
+        created = amo.leads.create_with_contact(body)
+        amo_lead_id = created.lead_id
+        result: dict = {"amoLeadId": amo_lead_id, "leadId": lead_id_for(amo_lead_id), "merged": created.merged}
+        result["amoContactId"] = created.contact_id
     else:
+        checkpoint.sending()
         amo_lead_id = amo.leads.create(lead_data, tags)
-    result = {"amoLeadId": amo_lead_id, "leadId": lead_id_for(amo_lead_id)}
+        result = {"amoLeadId": amo_lead_id, "leadId": lead_id_for(amo_lead_id), "merged": False}
     checkpoint(result)
+    if result["merged"]:  # no new lead: the guest's existing one (see docs/api.md)
+        metrics.count("LeadMerged")
+        log.info(
+            "amoCRM merged the new lead into its existing lead %s (contact %s)", amo_lead_id, result["amoContactId"]
+        )
     fetch_and_upsert(amo, amo_lead_id)
     return result
 

@@ -108,7 +108,8 @@ def _is_current(event: WebhookEvent, versions: dict[int, int | None]) -> bool:
 
 
 def _still_in_amo(amo: AmoApi, entity: str, entity_id: int) -> bool:
-    """A delete is believed only when amoCRM confirms it (204/404, or the object marked deleted):
+    """A delete is believed only when amoCRM confirms it (204, a 404 naming the entity, or the
+    object marked deleted; any other 404 raises, reference §3.5):
     a forged or misrouted `[delete]` must not unlink a live lead or task."""
     raw = getattr(amo, entity).get(entity_id)
     return bool(raw) and not raw.get("is_deleted")
@@ -143,7 +144,8 @@ class Prefetched:
         ids = sorted({e.entity_id for e in events if e.event_id not in self.current and e.entity_id})
         if len(ids) < 2:
             return  # one object: one GET either way, made where it is needed
-        found = {raw.get("id"): raw for raw in getattr(amo, entity).by_ids(ids) if isinstance(raw, dict)}
+        listed = getattr(amo, entity).by_ids(ids)
+        found = {raw["id"]: raw for raw in listed if isinstance(raw, dict) and isinstance(raw.get("id"), int)}
         if set(found) - set(ids):
             log.warning("amoCRM ignored the id filter on %s; fetching them one by one", entity)
             return

@@ -16,6 +16,7 @@ from chalicelib.amo.errors import (
     AmoNotFound,
     AmoRateLimited,
     AmoUnavailable,
+    AmoUnknownPath,
     AmoValidationError,
 )
 from chalicelib.amo.leads import Leads
@@ -331,3 +332,45 @@ def test_each_admitted_attempt_is_reported_after_the_limiter_and_before_it_is_se
 )
 def test_the_platform_of_a_host_groups_amocrm_com_with_kommo(host, platform):
     assert domains.platform_of(host) == platform
+
+
+@pytest.mark.parametrize(
+    "body,content_type",
+    [
+        ({"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Unknown path"}, PROBLEM),
+        ({"title": "Not Found", "status": 404, "detail": "Account not found"}, PROBLEM),
+        ("<html><head><title>404 Not Found</title></head><body>nginx</body></html>", {"Content-Type": "text/html"}),
+        (None, {}),
+    ],
+    ids=["unknown-path", "account", "html", "empty"],
+)
+def test_a_404_that_names_no_entity_is_a_connection_error_not_a_missing_entity(amo, gateway, body, content_type):
+    """Only a 204 or a 404 naming the entity means gone (reference §3.5)."""
+    kwargs = {"json": body} if isinstance(body, dict) else {"body": body or ""}
+    amo.get(f"{HOST}/api/v4/leads/5", status=404, headers=content_type, **kwargs)
+    with pytest.raises(AmoUnknownPath) as raised:
+        Leads(gateway).get(5)
+    assert isinstance(raised.value, AmoUnavailable) and not raised.value.outcome_unknown
+
+
+@pytest.mark.parametrize(
+    "detail", ["Lead not found", "Entity not found", "lead not found in this account", "Сделка не найдена"]
+)
+def test_a_404_naming_the_entity_or_a_204_means_it_does_not_exist(amo, gateway, detail):
+    amo.get(
+        f"{HOST}/api/v4/leads/5",
+        status=404,
+        json={"title": "Not Found", "status": 404, "detail": detail},
+        headers=PROBLEM,
+    )
+    amo.get(f"{HOST}/api/v4/leads/6", status=204)
+    assert Leads(gateway).get(5) is None and Leads(gateway).get(6) is None
+
+
+def test_a_write_answered_by_an_unknown_path_404_was_not_applied(amo, gateway):
+    amo.patch(
+        f"{HOST}/api/v4/leads/5", status=404, json={"title": "Not Found", "detail": "Unknown path"}, headers=PROBLEM
+    )
+    with pytest.raises(AmoUnknownPath) as raised:
+        gateway.patch("/api/v4/leads/5", {"price": 1})
+    assert raised.value.outcome_unknown is False  # the caller may send it again under the same key

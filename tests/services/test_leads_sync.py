@@ -338,3 +338,36 @@ def test_a_changed_lead_among_unchanged_ones_is_written(amo_data):
 
     assert [stored(i).price for i in (42, 43, 44)] == [stored(42).price, 999, stored(44).price]
     assert stored(43).amo_updated_at == 1700000900
+
+
+def test_an_incremental_run_that_runs_out_of_time_continues_its_keyset_where_it_stopped(amo_data, monkeypatch):
+    queue_url = boto3.client("sqs").create_queue(QueueName="amocrm-sync")["QueueUrl"]
+    monkeypatch.setenv("SYNC_QUEUE_URL", queue_url)
+    old, now = int(time.time()) - 30 * 86400, int(time.time())
+    amo_data.leads = [lead(7000 + i, updated_at=old) for i in range(700)]
+    sync.sync_leads_from_amo(wiring.amo(), limit=0)
+    # every lead changed since: some at the same second, in an order unlike their ids
+    amo_data.leads = [lead(7000 + i, updated_at=now - 60 + (i * 7) % 50, price=2000 + i) for i in range(700)]
+    pages_written = []
+    real_add_page = lead_pages.LeadPageWriter.add_page
+    monkeypatch.setattr(
+        lead_pages.LeadPageWriter,
+        "add_page",
+        lambda self, raw: (pages_written.append(len(raw)), real_add_page(self, raw)),
+    )
+    amo_data.urls.clear()
+
+    first = sync.sync_leads_from_amo(
+        wiring.amo(), limit=0, incremental=True, time_left=lambda: 100.0 if len(pages_written) < 2 else 5.0
+    )
+
+    assert first["status"] == "continuing"
+    job = SyncJob.get(first["jobId"])
+    assert job.params["keyset"]["cursor"] > now - 60 and not job.params["keyset"]["done"]
+    done = sync.resume(wiring.amo(), job_id=first["jobId"], time_left=lambda: 900.0, page=job.next_page)
+
+    assert done["status"] == "done"
+    assert sorted((item.amo_lead_id, item.price) for item in Lead.scan()) == [(7000 + i, 2000 + i) for i in range(700)]
+    lists = amo_data.requests_to("/api/v4/leads")
+    assert all("order%5Bupdated_at%5D=asc" in url and "page=1" in url for url in lists)  # keyset, never an offset
+    assert SyncState.get("leads").last_success_started_at == job.started_at

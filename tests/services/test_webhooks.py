@@ -560,16 +560,19 @@ def test_unregister_deletes_by_destination(fake, amo):
 
 
 def test_an_entity_amocrm_answers_404_for_is_not_found_like_a_204(client, fake):
-    fake.mock.add(
-        "GET",
-        f"{HOST}/api/v4/leads/424242",
-        status=404,
-        headers={"Content-Type": "application/problem+json"},
-        json={"title": "Not Found", "type": "https://httpstatus.es/404", "status": 404, "detail": "Not found"},
-    )
+    fake.answers_404[424242] = {"title": "Not Found", "type": "https://httpstatus.es/404", "detail": "Lead not found"}
     response = deliver(client, wb.lead_event("update", 424242))
     assert response.json_body == {"status": "ok", "processed": 1, "errors": []}
     assert [i.outcome for i in AmoActivityLog.query("leads#424242")] == ["not_found"]
+
+
+def test_a_404_that_names_no_entity_is_an_error_to_retry_not_a_missing_lead(client, fake):
+    """An unknown path's 404 (reference §3.5) says nothing about the lead: the event fails and
+    is retried, nothing is recorded as not found."""
+    fake.answers_404[424243] = {"title": "Not Found", "type": "https://httpstatus.es/404", "detail": "Unknown path"}
+    response = deliver(client, wb.lead_event("update", 424243))
+    assert response.json_body["processed"] == 0 and len(response.json_body["errors"]) == 1
+    assert "not_found" not in [i.outcome for i in AmoActivityLog.query("leads#424243")]
 
 
 def test_hand_set_tokens_learn_their_account_so_webhooks_are_accepted(client, amo, monkeypatch):

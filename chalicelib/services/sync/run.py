@@ -1,6 +1,9 @@
 """One run over an entity's pages (a `Run`) and what came of it (an `Outcome`).
 
 - `limit` caps the items taken (0 = all); amoCRM is always paged with limit=250.
+- A whole list is paged by number with several pages in flight (amo/pages.py); a changes-only
+  window of a list amoCRM orders by `updated_at` is read by keyset (`keyset`, amo/keyset.py), so
+  an item edited while the run reads does not make it skip another.
 - A run that is about to exceed its time (Lambda's 15 minutes, API Gateway's 29 seconds)
   finishes the page in hand and stops; its Outcome names the page to continue from, which
   runs.py hands over to a continuation.
@@ -18,6 +21,7 @@ from chalicelib import metrics
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.client import PAGE_LIMIT
 from chalicelib.amo.filters import ListFilter
+from chalicelib.amo.keyset import KeysetPages, KeysetState
 from chalicelib.amo.pages import PageFetcher
 from chalicelib.services.sync.entities import ENTITIES, PageWriter
 
@@ -42,6 +46,7 @@ class Run:
     progress: Progress | None = None
     check: Callable[[list[Any]], None] | None = None  # sees each page before it is written; may raise
     ready: Callable[[], object] | None = None  # awaited before the first page is written
+    keyset: KeysetState | None = None  # read the window by `updated_at` from here (`first_page` counts steps)
 
     @property
     def filter(self) -> ListFilter:
@@ -57,6 +62,7 @@ class Outcome:
     synced: int = 0
     errors: list[dict] = field(default_factory=list)
     next_page: int | None = None  # None: complete
+    keyset: dict | None = None  # a keyset run's state to continue from (with next_page)
 
     def as_result(self) -> dict:
         result: dict[str, Any] = {"synced": self.synced, "errors": self.errors}
@@ -70,16 +76,22 @@ def sync_pages(amo: AmoApi, run: Run) -> Outcome:
     runs low."""
     spec = ENTITIES[run.entity]
     began = time.monotonic()
-    last_page = math.ceil(run.limit / PAGE_LIMIT) if run.limit else None
-    fetcher = spec.resource(amo).pages(
-        run.filter, first_page=run.first_page, last_page=last_page, initial_window=_expected_pages(run, last_page)
-    )
+    fetcher: PageFetcher | KeysetPages
+    if run.keyset is not None:
+        fetcher = spec.resource(amo).keyset_pages(run.keyset, first_step=run.first_page)
+    else:
+        last_page = math.ceil(run.limit / PAGE_LIMIT) if run.limit else None
+        fetcher = spec.resource(amo).pages(
+            run.filter, first_page=run.first_page, last_page=last_page, initial_window=_expected_pages(run, last_page)
+        )
     writer = spec.writer(amo)
     outcome = Outcome()
     try:
         outcome.next_page = _consume(run, fetcher, writer)
     finally:
         writer.close()
+    if isinstance(fetcher, KeysetPages) and outcome.next_page is not None:
+        outcome.keyset = fetcher.state.as_dict()
     outcome.synced, outcome.errors = writer.synced, writer.errors
     metrics.count("SyncItems", outcome.synced, Entity=run.entity)
     metrics.measure("SyncDuration", time.monotonic() - began, "Seconds", Entity=run.entity)
@@ -101,7 +113,7 @@ def _expected_pages(run: Run, last_page: int | None) -> int:
     return min(FULL_RUN_WINDOW, last_page - run.first_page + 1) if last_page else FULL_RUN_WINDOW
 
 
-def _consume(run: Run, fetcher: PageFetcher, writer: PageWriter) -> int | None:
+def _consume(run: Run, fetcher: PageFetcher | KeysetPages, writer: PageWriter) -> int | None:
     """Write the pages as they come; the page to continue from, or None when the run is complete."""
     remaining = run.limit - run.already if run.limit else None
     ready = run.ready

@@ -5,8 +5,11 @@ incremental runs, continuation.
   (minus an overlap window, which heals webhooks that never arrived) and this run's start.
 - A run that is about to exceed its time (Lambda's 15 minutes, API Gateway's 29 seconds)
   finishes the page in hand, saves where it is (a SyncJob) and continues in a fresh invocation
-  through the sync queue. Pages are addressed by number and every write is an idempotent
-  upsert, so a continuation neither loses nor duplicates anything.
+  through the sync queue. Pages are addressed by number (a keyset run's steps, with its cursor
+  saved in the job) and every write is an idempotent upsert, so a continuation neither loses
+  nor duplicates anything.
+- An incremental run of leads or contacts reads its window by `updated_at` keyset, not by page
+  number (amo/keyset.py): an item edited during the run never makes it skip another.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from chalicelib import logs, metrics
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.errors import AmoPaymentRequired
 from chalicelib.amo.filters import ListFilter, TaskFilter
+from chalicelib.amo.keyset import KeysetState, OrderIgnored
 from chalicelib.services import account_payment, pipelines, queues, rederive
 from chalicelib.services.errors import InvalidInput, NoProgress, NotConnected
 from chalicelib.services.sync import account_filters, jobs, lease, state
 from chalicelib.services.sync.entities import ENTITIES
-from chalicelib.services.sync.run import Progress, Run, TimeLeft, sync_pages
+from chalicelib.services.sync.run import Outcome, Progress, Run, TimeLeft, sync_pages
 from chalicelib.services.sync.state import SYNCABLE, report_lag
 
 log = logging.getLogger(__name__)
@@ -54,37 +58,79 @@ def sync_entity(
 
 
 def _sync_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) -> dict:
+    with account_filters.run_scope():
+        return _run_entity(amo, run=run, incremental=incremental, held=held)
+
+
+def _run_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) -> dict:
     started_at = time.time()
     # only a complete, unfiltered run tells the next incremental run where to start
     record_state = run.where is None and run.limit == 0
     since = state.incremental_from(run.entity, OVERLAP_SECONDS) if incremental else None
-    if since is not None and account_filters.ignored():  # see account_filters.py
-        if not account_filters.full_sync_due(since + OVERLAP_SECONDS, started_at):
-            return {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
-        since = None
+    marks = account_filters.current() if since is not None else {}
+    if marks.get("ignored"):  # see account_filters.py: one small question first
+        if account_filters.probe(amo.leads):
+            account_filters.filters_work("a filtered probe answered nothing")
+            marks = {}
+        elif not account_filters.full_sync_due(since + OVERLAP_SECONDS if since else None, started_at):
+            return dict(SKIPPED)
+        else:
+            account_filters.full_run_started(started_at)
+            since = None
     if not queues.sync_queue_configured():
         run = dataclasses.replace(run, time_left=None)  # nowhere to continue: run to the end
     whole = run
     if since is not None:
-        changed = dataclasses.replace(run.filter, updated_from=since, updated_to=int(started_at))
-        run = dataclasses.replace(run, where=changed, check=functools.partial(account_filters.check_page, changed))
+        run = _changes_only(amo, run=run, since=since, to=int(started_at))
     try:
-        outcome = sync_pages(amo, run)
+        outcome = _sync_window(amo, run)
     except account_filters.FiltersIgnored:
-        account_filters.record_ignored(f"{run.entity} updated_at")
+        marked = account_filters.record_ignored(f"{run.entity} updated_at")
         if not account_filters.full_sync_due(since + OVERLAP_SECONDS if since else None, started_at):
-            return {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
+            return dict(SKIPPED)
+        if marked:
+            account_filters.full_run_started(started_at)
         run = whole
         outcome = sync_pages(amo, run)
+    else:
+        if since is not None and marks.get("pending") and outcome.synced:
+            account_filters.filters_work(f"{run.entity} updated_at")  # a filtered page held only what was asked
     result = outcome.as_result()
     if outcome.next_page is not None:
         params = {"filter": dataclasses.asdict(run.filter), "limit": run.limit, "record_state": record_state}
+        params["filters_run"] = account_filters.run_key()
+        if outcome.keyset is not None:
+            params["keyset"] = outcome.keyset
         job = jobs.new_job(run.entity, started_at, {**params, "lease": held.owner})
         result["jobId"] = jobs.hand_over(job, next_page=outcome.next_page, synced=outcome.synced, errors=outcome.errors)
         held.hand_over(job.job_id)
     elif record_state:
         state.record_run(run.entity, started_at, result)
     return result
+
+
+SKIPPED = {"synced": 0, "errors": [], "status": "skipped", "reason": "account ignores filters"}
+
+
+def _changes_only(amo: AmoApi, *, run: Run, since: int, to: int) -> Run:
+    """The run narrowed to what changed in `[since, to]`, each page checked against it; read by
+    keyset (amo/keyset.py) where amoCRM orders the list by `updated_at`, so an edit made while
+    the run reads cannot make it skip an item."""
+    changed = dataclasses.replace(run.filter, updated_from=since, updated_to=to)
+    run = dataclasses.replace(run, where=changed, check=functools.partial(account_filters.check_page, changed))
+    if ENTITIES[run.entity].resource(amo).by_updated_at:
+        run = dataclasses.replace(run, keyset=KeysetState(cursor=since, to=to))
+    return run
+
+
+def _sync_window(amo: AmoApi, run: Run) -> Outcome:
+    """sync_pages; a keyset run on an account that ignores `order` reads its window by page
+    number instead (every write is an idempotent upsert, so what it wrote already is harmless)."""
+    try:
+        return sync_pages(amo, run)
+    except OrderIgnored as error:
+        log.warning("%s: %s; reading the window by page number", run.entity, error)
+        return sync_pages(amo, dataclasses.replace(run, keyset=None, first_page=1))
 
 
 def resume(amo: AmoApi, *, job_id: str, time_left: TimeLeft | None = None, page: int | None = None) -> dict:
@@ -103,16 +149,19 @@ def resume(amo: AmoApi, *, job_id: str, time_left: TimeLeft | None = None, page:
         raise
     filter_type = ENTITIES[job.entity].filter_type
     saved: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in (params.get("filter") or {}).items()}
+    where = filter_type(**saved)
     run = Run(
         job.entity,
-        where=filter_type(**saved),
+        where=where,
         limit=int(params.get("limit") or 0),
         first_page=int(job.next_page),
         already=int(job.synced or 0),
         time_left=time_left,
+        keyset=KeysetState.from_dict(params["keyset"]) if params.get("keyset") else None,
     )
     try:
-        outcome = sync_pages(amo, run)
+        with account_filters.run_scope(params.get("filters_run") or job.job_id):
+            outcome = sync_pages(amo, run)
         if outcome.next_page == job.next_page:  # not even one page fitted: let SQS retry, then dead-letter
             raise NoProgress(f"sync job {job_id} had no time to make progress")
     except AmoPaymentRequired:  # retrying cannot help: the schedule's run catches up once it is paid
@@ -125,6 +174,8 @@ def resume(amo: AmoApi, *, job_id: str, time_left: TimeLeft | None = None, page:
         raise
     if outcome.next_page is not None:
         job.invocations = (job.invocations or 1) + 1
+        if outcome.keyset is not None:  # saved with the job by hand_over
+            job.params = {**params, "keyset": outcome.keyset}
         lease.renew(params.get("lease") or "")  # for the gap until the next invocation
         jobs.hand_over(job, next_page=outcome.next_page, synced=outcome.synced, errors=outcome.errors, claim=claim)
         return {"jobId": job_id, "status": "continuing", "synced": job.synced}
