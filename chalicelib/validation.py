@@ -140,3 +140,19 @@ def task_filters(params: Params) -> tuple[bool | None, str | None, int | None]:
     if entity_id and not entity_type:
         raise InvalidInput("entity_id needs entity_type")
     return query_bool(params, "is_completed"), entity_type, entity_id
+
+
+def guest_to_erase(value: Any) -> dict:
+    """`{amoContactId | email | phone, alsoInAmo?}` of POST guests/erase, as erase_guest's keywords."""
+    body = body_object(value)
+    unknown = sorted(set(body) - {"amoContactId", "email", "phone", "alsoInAmo"})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]}: give amoContactId, email or phone, and alsoInAmo")
+    found = {
+        "amo_contact_id": integer(body, field="amoContactId", required=False, minimum=1),
+        "email": string(body, field="email", required=False, max_length=320),
+        "phone": string(body, field="phone", required=False, max_length=64),
+    }
+    if all(v is None or v == "" for v in found.values()):
+        raise InvalidInput("give amoContactId, email or phone")
+    return {**found, "also_in_amo": boolean(body, "alsoInAmo", default=False)}

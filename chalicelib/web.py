@@ -43,6 +43,7 @@ from chalicelib.amo.errors import (
 from chalicelib.locking import error_code, is_busy
 from chalicelib.memo import memoize
 from chalicelib.services.errors import (
+    AmbiguousGuest,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -146,6 +147,8 @@ def maps_errors(view: Callable) -> Callable:
             return view(*args, **kwargs)
         except SyncRunning as error:  # 409 that names the running job, so the caller can follow it
             return _error_response(409, code="ConflictError", message=str(error), jobId=error.job_id)
+        except AmbiguousGuest as error:  # 409 that lists the candidates, so the caller can name one
+            return _error_response(409, code="ConflictError", message=str(error), amoContactIds=error.contact_ids)
         except (ServiceError, AmoError, settings.ConfigError) as error:
             if not isinstance(error, (InvalidInput, NotFound)):
                 log.warning("%s %s: %s", view.__name__, type(error).__name__, error)

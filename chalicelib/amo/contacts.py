@@ -66,6 +66,18 @@ class Contacts(ListResource):
         answer = self.client.post(self.path, [{**contact_body(data), "request_id": "0"}])
         return new_id(created_id(answer, "contacts"), "contact")
 
+    def clear_personal(self, contact_id: int, placeholder: str) -> None:
+        """Erase a person from a contact (amoCRM's API v4 has no contact DELETE): the name becomes
+        `placeholder`, first and last names empty, and every PHONE and EMAIL value goes
+        (`values: null` clears a field, reference §5.3). Sending it again changes nothing more."""
+        body = {
+            "name": placeholder,
+            "first_name": "",
+            "last_name": "",
+            "custom_fields_values": [{"field_code": "PHONE", "values": None}, {"field_code": "EMAIL", "values": None}],
+        }
+        self.client.patch(f"{self.path}/{int(contact_id)}", body)
+
     def update(self, contact_id: int, data: dict) -> None:
         """PATCH one contact with a single object (an unknown id answers 404)."""
         self.client.patch(f"{self.path}/{int(contact_id)}", contact_body(data))

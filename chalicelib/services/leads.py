@@ -26,9 +26,9 @@ from chalicelib.amo.entities import MalformedEntity, first_value
 from chalicelib.amo.leads import WRITABLE_FIELDS, LeadInfo, read_lead, writable
 from chalicelib.models import AmoContact, Lead, utc_now
 from chalicelib.services import contacts, lead_status, mirror, pipelines
+from chalicelib.services.checkpoints import Checkpoint
 from chalicelib.services.errors import Conflict, InvalidInput, NotFound
 from chalicelib.services.guests import Guest
-from chalicelib.services.idempotency import Checkpoint
 from chalicelib.services.lead_status import StageMapping
 from chalicelib.services.webhook_outcomes import EventOutcome
 

@@ -48,6 +48,8 @@ SUBSCRIBED_EVENTS = [
     "responsible_lead",
     "add_contact",
     "update_contact",
+    "delete_contact",
+    "restore_contact",
     "add_task",
     "update_task",
     "delete_task",

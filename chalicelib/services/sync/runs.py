@@ -23,7 +23,7 @@ from chalicelib.amo.api import AmoApi
 from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.services import pipelines, queues, rederive
 from chalicelib.services.errors import InvalidInput, NoProgress, NotConnected
-from chalicelib.services.sync import account_filters, jobs, lease, state
+from chalicelib.services.sync import account_filters, deletions, jobs, lease, state
 from chalicelib.services.sync.entities import ENTITIES
 from chalicelib.services.sync.run import Progress, Run, TimeLeft, sync_pages
 from chalicelib.services.sync.state import SYNCABLE, report_lag
@@ -205,7 +205,9 @@ def sync_all(
 ) -> dict:
     """Pipelines and stages, then leads (incremental unless `full`); `related` adds contacts
     and tasks (the schedule uses it to heal missed webhooks of every kind). The pipelines are
-    fetched while the first lead pages are on their way; no lead is written before they are stored."""
+    fetched while the first lead pages are on their way; no lead is written before they are stored.
+    An incremental run then applies the deletes amoCRM's events log shows (sync/deletions.py):
+    lists never show what was deleted."""
     amo = amo.bulk()
     with lease.exclusive() as held, logs.ThreadPool(max_workers=1, thread_name_prefix="pipelines") as pool:
         # the stages are synced while the first lead pages are on their way (one latency saved)
@@ -223,6 +225,8 @@ def sync_all(
             for entity in ("contacts", "tasks"):
                 run = Run(entity, time_left=time_left, progress=progress)
                 result[entity] = _next_entity(amo, run=run, incremental=not full, held=held)
+        if not full:
+            result["deletes"] = deletions.reconcile(amo)
     return result
 
 
