@@ -33,8 +33,9 @@ def read_event(raw: Any) -> Event | None:
     if not isinstance(raw, dict):
         return None
     event_id, entity_id, created_at = raw.get("id"), raw.get("entity_id"), raw.get("created_at")
-    numbers = all(isinstance(n, int) and not isinstance(n, bool) for n in (entity_id, created_at))
-    if not isinstance(event_id, (str, int)) or not numbers or not isinstance(raw.get("type"), str):
+    if not isinstance(entity_id, int) or not isinstance(created_at, int) or isinstance(entity_id, bool):
+        return None
+    if not isinstance(event_id, (str, int)) or not isinstance(raw.get("type"), str):
         return None
     return Event(str(event_id), raw["type"], str(raw.get("entity_type") or ""), entity_id, created_at)
 

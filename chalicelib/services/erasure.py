@@ -22,6 +22,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from pynamodb.expressions.update import Action
+
 from chalicelib.amo.api import AmoApi
 from chalicelib.amo.errors import AmoNotFound
 from chalicelib.models import AmoActivityLog, AmoContact, AmoTask, Lead, utc_now
@@ -99,7 +101,9 @@ def _delete_row(contact_id: int) -> int:
 
 
 def _blank_guest(lead: Lead, person: Person | None = None) -> int:
-    actions = [a.remove() for a in (Lead.guest_name, Lead.guest_phone, Lead.guest_email) if getattr(lead, a.attr_name)]
+    actions: list[Action] = [
+        a.remove() for a in (Lead.guest_name, Lead.guest_phone, Lead.guest_email) if getattr(lead, a.attr_name)
+    ]
     if person is not None and lead.custom_fields:
         kept = [f for f in lead.custom_fields if not person.found_in(json.dumps(f, ensure_ascii=False))]
         if len(kept) != len(lead.custom_fields):
@@ -235,7 +239,7 @@ def _scrub_tasks(person: Person) -> int:
         text, result = task.text or "", task.result_text or ""
         if person.redact(text) == text and person.redact(result) == result:
             continue
-        actions = [AmoTask.text.set(person.redact(text)), AmoTask.updated_at.set(utc_now())]
+        actions: list[Action] = [AmoTask.text.set(person.redact(text)), AmoTask.updated_at.set(utc_now())]
         if task.result_text:
             actions.append(AmoTask.result_text.set(person.redact(result)))
         task.update(actions=actions)
