@@ -15,6 +15,7 @@ import json
 import re
 import time
 
+import boto3
 import pytest
 
 from chalicelib import wiring
@@ -238,3 +239,17 @@ def test_a_webhook_whose_contact_has_a_phone_and_an_email_leaves_neither_in_the_
     entries = list(AmoActivityLog.scan())
     assert [e.outcome for e in entries if e.entity_key == f"contacts#{contact_id}"]  # it was recorded
     assert traces(json.dumps([e.to_dict() for e in entries], ensure_ascii=False, default=str)) == []
+
+
+def test_a_queued_webhook_event_carries_no_personal_data_into_the_queue(_pristine_tables):
+    with World(_pristine_tables, queued=True) as world:
+        contact_id = world.call("POST", "contacts", GUEST)[1]["amoContactId"]
+        lead_id = sorted(world.sandbox.leads)[0]
+        assert world.webhook(contact_webhook(world, contact_id, lead_id))[0] == 200
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        messages = sqs.receive_message(QueueUrl=world.queues["webhooks"], MaxNumberOfMessages=10, VisibilityTimeout=0)
+        bodies = [m["Body"] for m in messages["Messages"]]
+        assert bodies and all(str(contact_id) in body for body in bodies)
+        assert traces(json.dumps(bodies)) == []
+        assert world.drain("webhooks", "process-webhooks")  # and it still applies
+        assert AmoContact.get(contact_id).email == GUEST["email"]

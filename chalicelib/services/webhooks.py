@@ -31,7 +31,7 @@ from chalicelib.amo.webhook_body import (
     events_of,
 )
 from chalicelib.memo import memoize
-from chalicelib.services import activity, queues, sync, token_store, webhook_events
+from chalicelib.services import activity, personal_data, queues, sync, token_store, webhook_events
 from chalicelib.services.errors import InvalidInput, PayloadTooLarge, Unauthenticated
 from chalicelib.services.webhook_outcomes import DeliveryOutcome
 
@@ -210,7 +210,7 @@ def _enqueue(
             {
                 "entity": e.entity,
                 "action": e.action,
-                "item": e.item,
+                "item": personal_data.strip(e.item),  # the queue and its DLQ hold no personal data
                 "eventId": e.event_id,
                 "accountId": account_id,
                 "receivedAt": received_at,
