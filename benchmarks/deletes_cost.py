@@ -32,9 +32,9 @@ from chalicelib import wiring  # noqa: E402
 from chalicelib.models import ALL_MODELS  # noqa: E402
 from chalicelib.services import sync  # noqa: E402
 from sandbox.seed import SeedSize  # noqa: E402
-from tests.conftest import MOTO_ACCOUNT  # noqa: E402
-from tests.faults import world as worlds  # noqa: E402
+from tests.faults import world as worlds  # noqa: E402  (the tests' in-process world; it reads tests/conftest.py)
 
+MOTO_ACCOUNT = "123456789012"  # moto's default account id
 LEADS, DELETED = 1_000, 500
 
 

@@ -46,6 +46,11 @@ def linked(amo_lead_id: int) -> int | None:
     return Lead.get(leads.lead_id_for(amo_lead_id)).amo_lead_id
 
 
+def guest_of(amo_lead_id: int) -> tuple:
+    lead = Lead.get(leads.lead_id_for(amo_lead_id))
+    return (lead.guest_name, lead.guest_phone, lead.guest_email)
+
+
 def incremental_run() -> dict:
     return sync.scheduled_sync(wiring.amo())
 
@@ -253,3 +258,19 @@ def test_a_queued_webhook_event_carries_no_personal_data_into_the_queue(_pristin
         assert traces(json.dumps(bodies)) == []
         assert world.drain("webhooks", "process-webhooks")  # and it still applies
         assert AmoContact.get(contact_id).email == GUEST["email"]
+
+
+def test_a_contact_restored_after_its_erasure_fills_its_leads_again_on_the_next_run(world):
+    lead_id, contact_id = new_guest_lead(world)
+    incremental_run()
+    world.control("POST", "delete", {"entity": "contacts", "id": contact_id})
+    incremental_run()
+    assert guest_of(lead_id) == (None, None, None)
+    time.sleep(1.1)  # the restore is a later event than the delete
+    world.control("POST", "restore", {"entity": "contacts", "id": contact_id})
+
+    result = incremental_run()
+
+    assert result["deletes"]["applied"] == {"contacts": {"restored": 1}}
+    assert guest_of(lead_id) == (GUEST["name"], GUEST["phone"], GUEST["email"])
+    assert AmoContact.get(contact_id).email == GUEST["email"]

@@ -11,10 +11,12 @@ what DynamoDB scans in a second.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta
 
 from chalicelib import metrics, settings
+from chalicelib.locking import wrote
 from chalicelib.models import AmoContact, Lead, utc_now
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,8 @@ def sweep(now: datetime | None = None) -> dict:
     contacts = 0
     for contact in AmoContact.scan(AmoContact.updated_at < cutoff):
         if not any(True for _ in Lead.by_amo_contact_id.query(contact.id, limit=1)):
-            contact.delete(AmoContact.updated_at < cutoff)  # not if a sync stored it again meanwhile
-            contacts += 1
+            # not if a sync stored it again meanwhile
+            contacts += wrote(functools.partial(contact.delete, AmoContact.updated_at < cutoff))
     if leads or contacts:
         metrics.count("PersonalDataExpired", leads + contacts)
         log.info("personal data past retention erased: %d leads' guest fields, %d contacts", leads, contacts)

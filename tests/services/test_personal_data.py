@@ -156,3 +156,18 @@ def test_events_are_read_100_a_page_until_the_last_and_only_held_leads_are_asked
     assert result["events"] == 250 and result["applied"] == {}
     assert [url for url in fake.urls if "/api/v4/leads" in url] == []
     assert SyncState.get("events").last_success_started_at == 1_800_000_100
+
+
+def test_an_incremental_run_short_of_time_defers_the_events_log_and_keeps_its_cursor(amo):
+    from chalicelib.services import pipelines, sync
+    from tests import fixtures
+
+    store_tokens()
+    amo.get(f"{HOST}/api/v4/leads/pipelines", json=fixtures.pipelines_body(), headers=HAL)
+    pipelines.sync_pipelines(wiring.amo())
+    fake = FakeAmo(amo)
+    result = sync.sync_all(wiring.amo(), full=False, time_left=lambda: 5.0)
+    assert result["deletes"]["status"] == "deferred"
+    assert [url for url in fake.urls if "/api/v4/events" in url] == []
+    with pytest.raises(SyncState.DoesNotExist):
+        SyncState.get("events")

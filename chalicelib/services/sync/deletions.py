@@ -31,6 +31,7 @@ from chalicelib.amo.errors import AmoForbidden
 from chalicelib.amo.events import Event
 from chalicelib.models import AmoContact, AmoTask, Lead, SyncState
 from chalicelib.services import activity, contacts, deletes, leads, mirror
+from chalicelib.services.errors import NotFound
 from chalicelib.services.webhook_outcomes import EventOutcome
 
 log = logging.getLogger(__name__)
@@ -153,12 +154,22 @@ def _confirmed_leads(amo: AmoApi, ids: list[int]) -> set[int]:
 
 
 def _refetch_erased(amo: AmoApi, contact_ids: list[int]) -> int:
-    """Contacts restored in amoCRM after we erased them on their delete: fetched again (with the
-    guest fields of their leads) when leads still name them."""
-    missing = [i for i in contact_ids if i not in mirror.batch_get(AmoContact, [i]) and _has_leads(i)]
-    for contact_id in missing:
-        contacts.refresh(amo, contact_id)
-    return len(missing)
+    """Contacts restored in amoCRM after we erased them on their delete, that leads still name:
+    their leads' guest fields filled again, from the row this run's contacts sync stored again
+    (the restore changed the contact), else from amoCRM (one GET)."""
+    wanted = [i for i in contact_ids if _has_leads(i)]
+    rows = mirror.batch_get(AmoContact, wanted)
+    refilled = 0
+    for contact_id in wanted:
+        try:
+            if contact_id in rows:
+                contacts.refresh_guest_fields(rows[contact_id])
+            else:
+                contacts.refresh(amo, contact_id)
+            refilled += 1
+        except NotFound:  # deleted again (or purged) since: nothing to fetch, and no reason to stop
+            log.info("restored contact %s is gone again in amoCRM", contact_id)
+    return refilled
 
 
 def _record(entity: str, entity_id: int, outcome: EventOutcome) -> None:

@@ -31,6 +31,7 @@ from chalicelib.services.sync.state import SYNCABLE, report_lag
 log = logging.getLogger(__name__)
 
 OVERLAP_SECONDS = 600
+RECONCILE_SECONDS = 10.0  # an incremental run reads the events log only with this much time left
 
 
 def sync_entity(
@@ -225,8 +226,10 @@ def sync_all(
             for entity in ("contacts", "tasks"):
                 run = Run(entity, time_left=time_left, progress=progress)
                 result[entity] = _next_entity(amo, run=run, incremental=not full, held=held)
-        if not full:
+        if not full and (time_left is None or time_left() >= RECONCILE_SECONDS):
             result["deletes"] = deletions.reconcile(amo)
+        elif not full:  # too little time left: the next run reads the same window, and more
+            result["deletes"] = {"status": "deferred", "reason": "too little time left in this invocation"}
     return result
 
 
