@@ -361,8 +361,15 @@ def dashboard(alarm_ids: list[str]) -> dict:
         _ours_widget("Long-lived token: days left", ["LongLivedTokenDaysLeft"], "Minimum", 14),
         _ours_widget(
             "What this account does differently",
-            ["FiltersIgnored", "WebhookReenabled", "LongLivedTokenExpiringSoon", "AccountRenamed"],
+            [
+                "FiltersIgnored",
+                "WebhookReenabled",
+                "LongLivedTokenExpiringSoon",
+                "AccountRenamed",
+                "EventsLogForbidden",
+            ],
         ),
+        _ours_widget("Guests' personal data erased by retention", ["PersonalDataExpired"]),
         _aws_widget("Lambda errors", "AWS/Lambda", "Errors", "FunctionName", functions),
         _aws_widget("Lambda throttles", "AWS/Lambda", "Throttles", "FunctionName", functions),
         _aws_widget(
