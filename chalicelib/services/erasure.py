@@ -72,9 +72,12 @@ class Person:
         for value in sorted(self.names | self.emails, key=len, reverse=True):
             if " " in value or "@" in value:
                 text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
+        separator = r"[\s()\-.]*"
         for digits in self.phones:
             if len(digits) >= 6:
-                text = re.sub(r"\+?" + r"[\s()\-.]*".join(digits[-10:]), REDACTED, text)
+                core, country = separator.join(digits[-10:]), digits[:-10]
+                prefix = rf"(?:\+?{separator.join(country)}{separator})?" if country else ""
+                text = re.sub(prefix + core, REDACTED, text)
         return text
 
 

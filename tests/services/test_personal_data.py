@@ -171,3 +171,12 @@ def test_an_incremental_run_short_of_time_defers_the_events_log_and_keeps_its_cu
     assert [url for url in fake.urls if "/api/v4/events" in url] == []
     with pytest.raises(SyncState.DoesNotExist):
         SyncState.get("events")
+
+
+def test_redaction_replaces_the_full_name_the_phone_however_written_and_the_email():
+    from chalicelib.services.erasure import Person
+
+    person = Person()
+    person.learn(name="Olha Kovalenko", phone="+7 912 555-01-77", email="olha.k@example.org")
+    text = "Call Olha Kovalenko on +7 (912) 555-01-77 or 9125550177, mail OLHA.K@example.org; Olha said hi"
+    assert person.redact(text) == "Call [erased] on [erased] or [erased], mail [erased]; Olha said hi"
