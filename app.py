@@ -8,11 +8,13 @@ from chalicelib.services import (
     activity,
     connection,
     contacts,
+    erasure,
     idempotency,
     leads,
     notifications,
     pipelines,
     queue_batch,
+    retention,
     sync,
     tasks,
     token_expiry,
@@ -259,6 +261,13 @@ def create_contact():
     return contacts.create_contact(wiring.amo(), validation.contact_data(web.request(app).json_body, "request body"))
 
 
+@app.route(f"{P}/guests/erase", methods=["POST"])
+@web.maps_errors
+def erase_guest():
+    """A guest who asked to be forgotten: erased from every table (docs/personal-data.md)."""
+    return erasure.erase_guest(wiring.amo, **validation.guest_to_erase(web.request(app).json_body))
+
+
 @app.route(f"{P}/contacts/{{contactId}}", methods=["PATCH"])
 @web.maps_errors
 def update_contact(contactId):
@@ -407,8 +416,9 @@ def deliver_notifications(event):
 
 @app.schedule(Rate(1, unit=Rate.HOURS), name="notification-sweeper")
 def sweep_notifications(event):
-    """Re-sends notifications still pending (e.g. recorded while the queue was unreachable)."""
-    return notifications.deliver_pending()
+    """Re-sends notifications still pending (e.g. recorded while the queue was unreachable), and
+    erases guests' personal data past PERSONAL_DATA_RETENTION_DAYS."""
+    return {**notifications.deliver_pending(), "personalDataExpired": retention.sweep()}
 
 
 @app.route(f"{P}/openapi.json", methods=["GET"])

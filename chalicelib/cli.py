@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from chalicelib import logs, settings, wiring
 from chalicelib.amo.errors import AmoError
-from chalicelib.services import admin, connection, notifications, pipelines, sync, webhooks
-from chalicelib.services.errors import ServiceError
+from chalicelib.services import admin, connection, erasure, notifications, pipelines, sync, webhooks
+from chalicelib.services.errors import AmbiguousGuest, ServiceError
 
 
 class ProgressLine:
@@ -215,6 +215,28 @@ def cmd_disconnect(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase_guest(args: argparse.Namespace) -> int:
+    """What POST guests/erase does; prints counts only, never the person's data."""
+    if sum(x is not None for x in (args.amo_contact_id, args.email, args.phone)) != 1:
+        print("error: give exactly one of --amo-contact-id, --email, --phone", file=sys.stderr)
+        return 2
+    try:
+        result = erasure.erase_guest(
+            wiring.amo,
+            amo_contact_id=args.amo_contact_id,
+            email=args.email,
+            phone=args.phone,
+            also_in_amo=args.also_in_amo,
+        )
+    except AmbiguousGuest as error:
+        print(f"error: {error}: {', '.join(map(str, error.contact_ids))}", file=sys.stderr)
+        return 1
+    print(f"erased guest (amoCRM contact {result['amoContactId']})")
+    _print_rows([(table, str(count)) for table, count in result["erased"].items()])
+    print(f"  amoCRM contact cleared: {'yes' if result['amoChanged'] else 'no'}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "create-tables": (cmd_create_tables, "create every DynamoDB table (idempotent)"),
     "status": (cmd_status, "show configuration, table and amoCRM connection status"),
@@ -226,6 +248,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "unregister-webhook": (cmd_unregister_webhook, "remove that subscription"),
     "deliver-notifications": (cmd_deliver_notifications, "send pending Main Backend notifications now"),
     "redrive": (cmd_redrive, "send dead Main Backend notifications again"),
+    "erase-guest": (cmd_erase_guest, "erase one guest's personal data from every table (and amoCRM's contact)"),
     "sync-all": (cmd_sync_all, "pipelines and stages, then leads (full unless --incremental)"),
     "sync-pipelines": (cmd_sync_pipelines, "pipelines and stages"),
     "sync-leads": (_sync_one("leads"), "leads with their contacts"),
@@ -266,6 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="remove the subscription carrying the secret read from stdin (an old one, after a rotation)",
             )
+        if name == "erase-guest":
+            command.add_argument("--amo-contact-id", type=_positive, help="the guest's amoCRM contact id")
+            command.add_argument("--email", help="the guest's e-mail (compared in lower case)")
+            command.add_argument("--phone", help="the guest's phone (compared by its digits)")
+            command.add_argument(
+                "--also-in-amo", action="store_true", help="also clear the name, phones and e-mails in amoCRM"
+            )
         if name == "sync-all":
             command.add_argument("--leads-limit", type=_non_negative, default=0, help="0 = every lead (default)")
             command.add_argument("--related", action="store_true", help="also contacts and tasks")
@@ -286,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _non_negative(value: str) -> int:
     if not (value.isascii() and value.isdigit()):
         raise argparse.ArgumentTypeError("must be a non-negative integer")
+    return int(value)
+
+
+def _positive(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
     return int(value)
 
 

@@ -279,6 +279,11 @@ REFERER = Str(255)
 
 # -- bodies, by route (under /integrations/amo-crm) ----------------------------------------------
 
+GUEST_ERASURE = Obj(
+    {"amoContactId": ID, "email": Str(320), "phone": Str(64), "alsoInAmo": Bool(default=False)},
+    description="the guest, named by amoContactId, email (compared in lower case) or phone (compared by its "
+    "digits): one of them is required; alsoInAmo also clears the name, phones and e-mails in amoCRM",
+)
 BODIES: dict[str, Obj] = {
     "POST /exchange-api-key": Obj(
         {"login": Str(320), "api_key": Str(200), "state": OAUTH_STATE}, required=("login", "api_key")
@@ -301,6 +306,7 @@ BODIES: dict[str, Obj] = {
     "PATCH /contacts/{contactId}": CONTACT_CHANGES,
     "POST /tasks": TASK,
     "PATCH /tasks/{taskId}/complete": Obj({"result_text": Str(5000)}),
+    "POST /guests/erase": GUEST_ERASURE,
     "POST /webhook/register": Obj(
         {"url": Str(), "allowForeignDestination": Bool(default=False)},
         description="url defaults to this service's own webhook route; another host only with "

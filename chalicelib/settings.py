@@ -227,6 +227,15 @@ def sync_schedule_minutes() -> int:
     return value or 15
 
 
+def personal_data_retention_days() -> int:
+    """Days after which an unlinked lead's guest fields and an unused contact's row are erased
+    by the hourly sweeper (docs/personal-data.md)."""
+    value = _optional_int("PERSONAL_DATA_RETENTION_DAYS")
+    if value is not None and value < 1:
+        raise ConfigError("PERSONAL_DATA_RETENTION_DAYS must be at least 1")
+    return value or 730
+
+
 def webhook_queue_name() -> str:
     return _get("WEBHOOK_QUEUE_NAME") or "amocrm-webhooks"
 
@@ -274,6 +283,7 @@ def validate_all() -> list[str]:
         amo_redirect_uri,
         amo_property_field_id,
         amo_rate_limit_per_second,
+        personal_data_retention_days,
         main_backend_api_key,
         main_backend_webhook_url,
     )

@@ -150,3 +150,14 @@ def task_filters(params: Params) -> tuple[bool | None, str | None, int | None]:
     if entity_id and not entity_type:
         raise InvalidInput("entity_id needs entity_type")
     return query_bool(params, "is_completed"), entity_type, entity_id
+
+
+def guest_to_erase(value: Any) -> dict:
+    """POST guests/erase's body as erase_guest's keywords (which refuses one naming nobody)."""
+    body = schemas.GUEST_ERASURE.check(body_object(value), "")
+    return {
+        "amo_contact_id": body.get("amoContactId"),
+        "email": body.get("email"),
+        "phone": body.get("phone"),
+        "also_in_amo": bool(body.get("alsoInAmo")),
+    }

@@ -45,6 +45,7 @@ from chalicelib.locking import error_code, is_busy
 from chalicelib.memo import memoize
 from chalicelib.services import account_payment
 from chalicelib.services.errors import (
+    AmbiguousGuest,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -160,6 +161,8 @@ def maps_errors(view: Callable) -> Callable:
             return view(*args, **kwargs)
         except SyncRunning as error:  # 409 that names the running job, so the caller can follow it
             return _error_response(409, code="ConflictError", message=str(error), jobId=error.job_id)
+        except AmbiguousGuest as error:  # 409 that lists the candidates, so the caller can name one
+            return _error_response(409, code="ConflictError", message=str(error), amoContactIds=error.contact_ids)
         except (ServiceError, AmoError, settings.ConfigError) as error:
             if not isinstance(error, (InvalidInput, NotFound)):
                 log.warning("%s %s: %s", view.__name__, type(error).__name__, error)

@@ -18,6 +18,7 @@ CHOICES: dict[str, tuple] = {
     "complex_duplicates": ("off", "on"),
     "webhooks_api": ("ok", "payment_required", "forbidden"),
     "compact_root": ("leads", "lead"),
+    "events_api": ("ok", "forbidden"),
 }
 BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 # numeric switches that make no sense below zero
@@ -65,6 +66,8 @@ class Config:
     complex_duplicates: str = "off"
     unpaid: bool = False  # every API request but the token endpoint answers 402 (§3.5)
     webhooks_api: str = "ok"  # /api/v4/webhooks on a lower plan: payment_required (402), forbidden (403)
+    # the events log's answer depends on the token user's rights (§10.1); forbidden: a 403 problem+json
+    events_api: str = "ok"
     status_webhook_pipeline_id: bool = True  # false: full leads[status] items without pipeline_id (§9.3)
     compact_root: str = "leads"  # the compact (robot) body's root key; Kommo's page says `lead` (§9.4)
     webhook_retry_scale: float = 1.0  # redelivery delays (5 min, 15 min, 15 min, 1 h) times this (§9.5)

@@ -64,8 +64,15 @@ class EventsLog(Account):
             },
         }
 
+    def require_events_rights(self) -> None:
+        """What the log shows depends on the user's rights (§10.1); how a user without any is
+        answered is undocumented: Config.events_api "forbidden" answers 403 problem+json."""
+        if self.config.events_api == "forbidden":
+            raise problem(403, "Forbidden", "Access denied: the user has no rights to the events log")
+
     def list_events(self, query: dict) -> tuple[int, Any]:
         """Newest first (the order is not documented; a reader must dedupe by id anyway, §10.1)."""
+        self.require_events_rights()
         ids = set(_words(query, "filter[id]"))
         types = set(_words(query, "filter[type]"))
         kinds = set(_words(query, "filter[entity]"))
@@ -93,6 +100,7 @@ class EventsLog(Account):
             return self.page(found, "events", "/api/v4/events", query, self.render_event, MAX_EVENTS_LIMIT)
 
     def get_event(self, event_id: str) -> dict:
+        self.require_events_rights()
         with self.lock:
             event = next((e for e in self.events if e["id"] == event_id), None)
             if event is None:

@@ -310,6 +310,20 @@ ROUTES: dict[str, dict[str, dict]] = {
         "get": op("Mirrored contacts", LIST, params=PAGING),
         "post": op("Create a contact in amoCRM", obj({"amoContactId": INT}), errors=("400", "502")),
     },
+    "/guests/erase": {
+        "post": op(
+            "Erase a guest's personal data from every table (and, alsoInAmo, from the amoCRM contact); "
+            "404 for nobody, 409 (with amoContactIds) when several contacts match",
+            obj(
+                {
+                    "amoContactId": {"type": ["integer", "null"]},
+                    "erased": obj({"contacts": INT, "leads": INT, "tasks": INT, "activityLog": INT}),
+                    "amoChanged": {"type": "boolean"},
+                }
+            ),
+            errors=("400", "404", "409", "502"),
+        )
+    },
     "/contacts/{contactId}": {
         "patch": op("Update a contact in amoCRM", MESSAGE, params=[path("contactId")], errors=("400", "404", "502"))
     },
@@ -344,8 +358,9 @@ ROUTES: dict[str, dict[str, dict]] = {
     },
     "/sync-all": {
         "post": op(
-            "Pipelines and stages, then leads",
-            obj({"pipelines": SYNC_RESULT, "leads": SYNC_RESULT}),
+            "Pipelines and stages, then leads; an incremental run (full=false) also applies the deletes "
+            "amoCRM's events log shows",
+            obj({"pipelines": SYNC_RESULT, "leads": SYNC_RESULT, "deletes": {"type": "object"}}),
             params=[
                 query("leadsLimit", schemas.Int(0, default=0), "0 = every lead"),
                 query("full", schemas.Bool(default=True)),
@@ -385,7 +400,7 @@ ROUTES: dict[str, dict[str, dict]] = {
             "What webhooks did to an entity, newest first (the activity log)",
             LIST,
             params=[
-                query("entity", {"type": "string", "enum": ["leads", "contacts", "tasks", "delivery"]}),
+                query("entity", {"type": "string", "enum": ["leads", "contacts", "tasks", "delivery", "guests"]}),
                 query("id", schemas.Int(0), "the entity's id; 0 or absent for records without one (deliveries)"),
                 query("limit", schemas.ACTIVITY_LIMIT),
             ],

@@ -404,8 +404,10 @@ def dashboard(alarm_ids: list[str]) -> dict:
                 "AccountRenamed",
                 "AmoAccountUnpaid",
                 "LeadMerged",
+                "EventsLogForbidden",
             ],
         ),
+        _ours_widget("Guests' personal data erased by retention", ["PersonalDataExpired"]),
         _aws_widget("Lambda errors", "AWS/Lambda", "Errors", "FunctionName", functions),
         _aws_widget("Lambda throttles", "AWS/Lambda", "Throttles", "FunctionName", functions),
         _aws_widget(

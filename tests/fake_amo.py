@@ -27,12 +27,14 @@ class FakeAmo:
         self.urls: list[str] = []
         self.ignore_filters = False  # an account not enrolled in API filtering (reference §13)
         self.answers_404: dict[int, dict] = {}  # id → the 404 problem body a single GET of it answers
+        self.events: list[dict] = []  # the events log, newest first (reference §10.1)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/leads(\?.*)?$"), self._list_leads)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/contacts(\?.*)?$"), self._list_contacts)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/tasks(\?.*)?$"), self._list_tasks)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/leads/\d+(\?.*)?$"), self._get_lead)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/tasks/\d+(\?.*)?$"), self._get_task)
         mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/contacts/\d+(\?.*)?$"), self._get_contact)
+        mock.add_callback("GET", re.compile(rf"{re.escape(HOST)}/api/v4/events(\?.*)?$"), self._list_events)
 
     @staticmethod
     def _page(items, key, request, path):
@@ -47,6 +49,10 @@ class FakeAmo:
             key, chunk, url=f"{HOST}{path}", number=page, limit=limit, has_next=page * limit < len(items)
         )
         return 200, {"Content-Type": "application/hal+json"}, json.dumps(body)
+
+    def _list_events(self, request):
+        self.urls.append(request.url)
+        return self._page(self.events, "events", request, "/api/v4/events")
 
     def _list_leads(self, request):
         self.urls.append(request.url)

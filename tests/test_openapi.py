@@ -104,6 +104,7 @@ SERVICES = {
     "PATCH /contacts/{contactId}": ("contacts", "update_contact"),
     "POST /tasks": ("tasks", "create_task"),
     "PATCH /tasks/{taskId}/complete": ("tasks", "complete_task"),
+    "POST /guests/erase": ("erasure", "erase_guest"),
     "POST /webhook/register": ("webhooks", "register"),
     "DELETE /webhook/register": ("webhooks", "unregister"),
 }

@@ -10,6 +10,7 @@ from chalicelib.amo.account import Account
 from chalicelib.amo.budget import BULK
 from chalicelib.amo.client import AmoClient, TokenSource
 from chalicelib.amo.contacts import Contacts
+from chalicelib.amo.events import Events
 from chalicelib.amo.leads import Leads
 from chalicelib.amo.notes import LeadNotes
 from chalicelib.amo.oauth import OAuth, StaticToken
@@ -33,6 +34,7 @@ class AmoApi:
         self.users = Users(client)
         self.roles = Roles(client)
         self.webhooks = Webhooks(client)
+        self.events = Events(client)
 
     def bulk(self) -> AmoApi:
         """The same API admitted in the budget's bulk lane: syncs use it, so interactive work

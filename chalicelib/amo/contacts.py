@@ -87,3 +87,15 @@ class Contacts(ListResource):
         """PATCH one contact with a single object built by `contact_changes` (an unknown id
         answers 404)."""
         self.client.patch(f"{self.path}/{int(contact_id)}", body)
+
+    def clear_personal(self, contact_id: int, placeholder: str) -> None:
+        """Erase a person from a contact (amoCRM's API v4 has no contact DELETE): the name becomes
+        `placeholder`, first and last names empty, and every PHONE and EMAIL value goes
+        (`values: null` clears a field, reference §5.3). Sending it again changes nothing more."""
+        body = {
+            "name": placeholder,
+            "first_name": "",
+            "last_name": "",
+            "custom_fields_values": [{"field_code": "PHONE", "values": None}, {"field_code": "EMAIL", "values": None}],
+        }
+        self.client.patch(f"{self.path}/{int(contact_id)}", body)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.amo.entities import MAX_INT, MalformedEntity, created_id, new_id, optional_int, require_int
-from chalicelib.amo.resource import ListResource
+from chalicelib.amo.pages import embedded
+from chalicelib.amo.resource import IDS_PER_REQUEST, ListResource, id_chunks
 
 WON_STATUS_ID, LOST_STATUS_ID = 142, 143
 # `/leads/complex` caps (reference §3.6, [K-COMPLEX]): leads per request, linked entities per
@@ -151,3 +153,12 @@ class Leads(ListResource):
     def update(self, lead_id: int, lead: dict) -> None:
         """PATCH one lead with a single object (an unknown id answers 404)."""
         self.client.patch(f"{self.path}/{int(lead_id)}", writable(lead))
+
+    def in_trash(self, ids: Iterable[int]) -> list[dict]:
+        """The leads among these ids that are in amoCRM's trash (`with=only_deleted`, reference
+        §10.1: `{id, updated_at, updated_by, is_deleted}` each), in batches of up to 250 ids."""
+        found: list[dict] = []
+        for chunk in id_chunks(ids):
+            params = {"with": "only_deleted", "filter[id][]": chunk, "limit": IDS_PER_REQUEST}
+            found.extend(embedded(self.client.get(self.path, params), self.key))
+        return found

@@ -1,5 +1,8 @@
 """The activity log: one record per webhook event (and per delivery), readable per entity, expiring by TTL.
 
+It holds event metadata, never a guest's name, phone or e-mail: every payload fragment passes
+through `personal_data.strip` before it is written (docs/personal-data.md).
+
 The log is a diagnostic record, never part of the work it describes: a record that cannot be
 written (DynamoDB throttled or unreachable) is counted and logged, and the delivery or event it
 would describe goes on as if it had been written."""
@@ -16,6 +19,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import metrics
 from chalicelib.models import AmoActivityLog
+from chalicelib.services import personal_data
 from chalicelib.services.errors import InvalidInput
 from chalicelib.services.webhook_outcomes import DeliveryOutcome, EventOutcome
 
@@ -23,7 +27,7 @@ log = logging.getLogger(__name__)
 
 ACTIVITY_RETENTION = timedelta(days=30)
 PAYLOAD_FRAGMENT_CHARS = 2000
-ACTIVITY_ENTITIES = ("leads", "contacts", "tasks", "delivery")
+ACTIVITY_ENTITIES = ("leads", "contacts", "tasks", "delivery", "guests")
 
 
 def record(
@@ -37,7 +41,7 @@ def record(
     payload: Any,
     event_id: str | None = None,
 ) -> None:
-    fragment = json.dumps(payload, ensure_ascii=False, default=str)
+    fragment = json.dumps(personal_data.strip(payload), ensure_ascii=False, default=str)
     if len(fragment) > PAYLOAD_FRAGMENT_CHARS:
         fragment = json.dumps({"truncated": fragment[:PAYLOAD_FRAGMENT_CHARS]}, ensure_ascii=False)
     item = AmoActivityLog(

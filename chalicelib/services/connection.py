@@ -32,7 +32,7 @@ from chalicelib.locking import wrote
 from chalicelib.models import AmoToken, OAuthState
 from chalicelib.services import account_payment, token_expiry, token_store
 from chalicelib.services.errors import Conflict, Forbidden, InvalidInput, NotConnected, ReauthorizationRequired
-from chalicelib.services.sync import account_filters
+from chalicelib.services.sync import account_filters, deletions
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +283,7 @@ def get_connection_status(amo: AmoApi) -> dict:
     status.update({**token_store.describe(token), "connected": True, "accountId": account.id})
     status.update(account_filters.describe())
     status.update(account_payment.describe())
+    status.update(deletions.describe())
     if status["tokenType"] == "long_lived":
         if token is None or not token.account_id:  # AMO_LONG_LIVED_TOKEN: webhooks need the account
             token_store.record_account(account.id, account.subdomain, create=True)

@@ -21,6 +21,15 @@ class Conflict(ServiceError):
     """The request clashes with the current state (e.g. another account is already connected)."""
 
 
+class AmbiguousGuest(Conflict):
+    """More than one contact matches a guest named by e-mail or phone: the caller must name one
+    by its amoCRM id (the 409 lists them)."""
+
+    def __init__(self, contact_ids: list[int]):
+        super().__init__(f"{len(contact_ids)} contacts match; name one with amoContactId")
+        self.contact_ids = contact_ids
+
+
 class NotConnected(Conflict):
     """No amoCRM tokens are stored yet: install the integration first."""
 

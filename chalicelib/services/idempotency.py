@@ -38,6 +38,7 @@ from chalicelib import metrics
 from chalicelib.amo.errors import AmoError, AmoUnavailable
 from chalicelib.locking import wrote
 from chalicelib.models import IdempotencyRecord
+from chalicelib.services.checkpoints import Checkpoint
 from chalicelib.services.errors import Conflict, InvalidInput, ServiceError
 
 log = logging.getLogger(__name__)
@@ -50,26 +51,6 @@ CHECKPOINT_WRITES = 3  # tries to record a side effect that has happened before 
 
 class OutcomeUnknown(Conflict):
     """An earlier attempt may have changed amoCRM but its answer was lost."""
-
-
-class Checkpoint:
-    """What the work tells the key about its side effect: `sending()` right before it, then
-    `checkpoint(result)` the moment it happened. Without a key both are no-ops."""
-
-    def __init__(self, claim: Claim | None = None):
-        self.claim = claim
-        self.result: dict | None = None
-        self.sent = False
-
-    def sending(self) -> None:
-        if self.claim is not None:
-            self.claim.mark_sending()
-        self.sent = True
-
-    def __call__(self, result: dict) -> None:
-        self.result = result
-        if self.claim is not None:
-            self.claim.mark_applied(result)
 
 
 def _fingerprint(scope: str, request: Any) -> str:

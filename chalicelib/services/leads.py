@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib import metrics, settings
 from chalicelib.amo.api import AmoApi
@@ -27,6 +27,7 @@ from chalicelib.amo.entities import MalformedEntity, first_value
 from chalicelib.amo.leads import WRITABLE_FIELDS, LeadInfo, complex_problems, read_lead, writable
 from chalicelib.models import AmoContact, Lead, utc_now
 from chalicelib.services import contacts, lead_status, mirror, pipelines
+from chalicelib.services.checkpoints import Checkpoint
 from chalicelib.services.errors import Conflict, InvalidInput, NotFound
 from chalicelib.services.guests import Guest
 from chalicelib.services.lead_status import StageMapping
@@ -299,24 +300,6 @@ def sync_lead(amo: AmoApi, raw_lead: Any) -> dict:
 # -- writes for the Main Backend ------------------------------------------------------------------
 
 
-class Checkpoint(Protocol):
-    """What create_lead tells about its side effect (idempotency.Checkpoint, for a keyed request).
-    A protocol, not an import: the syncs use this module, and their roles must not reach the
-    idempotency table (scripts/infra_access.py follows imports)."""
-
-    def sending(self) -> None: ...
-
-    def __call__(self, result: dict) -> None: ...
-
-
-class _Unkeyed:
-    def sending(self) -> None:
-        pass
-
-    def __call__(self, result: dict) -> None:
-        pass
-
-
 def create_lead(
     amo: AmoApi,
     *,
@@ -328,7 +311,7 @@ def create_lead(
     """Create the lead in amoCRM (with its contact in the same call) and the linked Lead.
     `checkpoint` hears that the POST is about to leave, then of the new lead the moment amoCRM
     has created it (see idempotency)."""
-    checkpoint = checkpoint or _Unkeyed()
+    checkpoint = checkpoint or Checkpoint()
     if contact:
         body = amo.leads.complex_body(lead_data, contact_body(contact))
         problems = complex_problems(body)

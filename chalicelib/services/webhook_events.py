@@ -30,6 +30,7 @@ from chalicelib.services import (
     account_payment,
     activity,
     contacts,
+    deletes,
     leads,
     mirror,
     pipelines,
@@ -65,6 +66,8 @@ HANDLED = {
     ("leads", "delete"),
     ("contacts", "add"),
     ("contacts", "update"),
+    ("contacts", "delete"),
+    ("contacts", "restore"),
     ("tasks", "add"),
     ("tasks", "update"),
     ("tasks", "delete"),
@@ -76,6 +79,7 @@ FETCHED = {
     ("leads", "responsible"),
     ("contacts", "add"),
     ("contacts", "update"),
+    ("contacts", "restore"),
     ("tasks", "add"),
     ("tasks", "update"),
 }
@@ -105,14 +109,6 @@ def _stored_versions(entity: str, ids: list[int]) -> dict[int, int | None]:
 def _is_current(event: WebhookEvent, versions: dict[int, int | None]) -> bool:
     held, changed = versions.get(event.entity_id or 0), event.changed_at
     return held is not None and changed is not None and held >= changed
-
-
-def _still_in_amo(amo: AmoApi, entity: str, entity_id: int) -> bool:
-    """A delete is believed only when amoCRM confirms it (204, a 404 naming the entity, or the
-    object marked deleted; any other 404 raises, reference §3.5):
-    a forged or misrouted `[delete]` must not unlink a live lead or task."""
-    raw = getattr(amo, entity).get(entity_id)
-    return bool(raw) and not raw.get("is_deleted")
 
 
 class Prefetched:
@@ -378,12 +374,8 @@ def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> EventOut
                 old_pipeline_id=event.number("old_pipeline_id"),
                 old_status_id=event.number("old_status_id"),
             )
-        if event.action == "delete":
-            if _still_in_amo(amo, event.entity, entity_id):
-                log.warning("%s[delete] %s refused: amoCRM still has it", event.entity, entity_id)
-                return EventOutcome.STILL_EXISTS
-            unlinked = leads.unlink(entity_id) if event.entity == "leads" else tasks.unlink(entity_id)
-            return EventOutcome.UNLINKED if unlinked else EventOutcome.UNKNOWN
+        if event.action == "delete":  # believed only once amoCRM confirms it (deletes.py)
+            return deletes.apply(amo, event.entity, entity_id)
         raw = prefetched.raw(amo, event.entity, entity_id)
         if event.entity == "leads":
             return EventOutcome.APPLIED if leads.upsert_one(amo, raw) else EventOutcome.STALE

@@ -20,6 +20,7 @@ class EventOutcome(StrEnum):
     FAILED = "failed"  # processing raised; recorded, retried by the queue
     STILL_EXISTS = "still_exists"  # a delete amoCRM contradicts (checked again later; see webhook_events)
     UNLINKED = "unlinked"  # a delete applied: our record kept, its link cleared
+    ERASED = "erased"  # a contact's delete applied: its row and the guest fields it fed are gone
     UNKNOWN = "unknown"  # a delete of something we never held
     NOT_FOUND = "not_found"  # gone in amoCRM by the time we asked
     HELD = "held"  # amoCRM's account is not paid: queued again, applied once it answers

@@ -30,7 +30,16 @@ from chalicelib.amo.webhook_body import (
     events_of,
 )
 from chalicelib.memo import memoize
-from chalicelib.services import account_payment, activity, queues, sync, token_store, webhook_events, webhook_manual
+from chalicelib.services import (
+    account_payment,
+    activity,
+    personal_data,
+    queues,
+    sync,
+    token_store,
+    webhook_events,
+    webhook_manual,
+)
 from chalicelib.services.errors import InvalidInput
 from chalicelib.services.webhook_outcomes import DeliveryOutcome
 from chalicelib.services.webhook_secret import SecretNotSet, authenticate, masked, with_secret, without_secret
@@ -48,6 +57,8 @@ SUBSCRIBED_EVENTS = [
     "responsible_lead",
     "add_contact",
     "update_contact",
+    "delete_contact",
+    "restore_contact",
     "add_task",
     "update_task",
     "delete_task",
@@ -209,7 +220,7 @@ def _enqueue(
             {
                 "entity": e.entity,
                 "action": e.action,
-                "item": e.item,
+                "item": personal_data.strip(e.item),  # the queue and its DLQ hold no personal data
                 "eventId": e.event_id,
                 "accountId": account_id,
                 "receivedAt": received_at,

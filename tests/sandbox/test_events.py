@@ -148,3 +148,13 @@ def test_control_delete_checks_its_body(sandbox, control):
 def test_an_unpaid_account_answers_402_to_the_events_log(api, control):
     control("/config", {"unpaid": True})
     assert api("GET", "/api/v4/events").status_code == 402
+
+
+def test_a_token_without_rights_to_the_events_log_gets_a_403(sandbox, api, control):
+    control("/delete", {"entity": "leads", "id": sorted(sandbox.leads)[0]})
+    assert control("/config", {"events_api": "forbidden"}).status_code == 200
+    refused = api("GET", "/api/v4/events")
+    assert refused.status_code == 403 and refused.headers["Content-Type"].startswith("application/problem+json")
+    assert control("/config", {"events_api": "maybe"}).status_code == 400
+    control("/config", {"events_api": "ok"})
+    assert len(events(api)) == 1

@@ -8,6 +8,7 @@ lease.py            the one sync allowed to run at a time in the whole deploymen
 state.py            what the schedule remembers between runs: where each entity's last complete run started
 lead_pages.py       pages of amoCRM leads written as Lead records, their guests fetched in batches
 account_filters.py  accounts that ignore amoCRM's list filters: noticed, remembered, synced in full now and then
+deletions.py        deletes no webhook delivered, read from amoCRM's events log by every incremental run
 
 What holds whichever way a run goes:
 - One sync at a time: every run takes the lease (lease.py); a continuation carries it on and

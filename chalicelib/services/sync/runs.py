@@ -28,7 +28,7 @@ from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.amo.keyset import KeysetState, OrderIgnored
 from chalicelib.services import account_payment, pipelines, queues, rederive
 from chalicelib.services.errors import InvalidInput, NoProgress, NotConnected
-from chalicelib.services.sync import account_filters, jobs, lease, state
+from chalicelib.services.sync import account_filters, deletions, jobs, lease, state
 from chalicelib.services.sync.entities import ENTITIES
 from chalicelib.services.sync.run import Outcome, Progress, Run, TimeLeft, sync_pages
 from chalicelib.services.sync.state import SYNCABLE, report_lag
@@ -36,6 +36,7 @@ from chalicelib.services.sync.state import SYNCABLE, report_lag
 log = logging.getLogger(__name__)
 
 OVERLAP_SECONDS = 600
+RECONCILE_SECONDS = 10.0  # an incremental run reads the events log only with this much time left
 
 
 def sync_entity(
@@ -268,7 +269,9 @@ def sync_all(
 ) -> dict:
     """Pipelines and stages, then leads (incremental unless `full`); `related` adds contacts
     and tasks (the schedule uses it to heal missed webhooks of every kind). The pipelines are
-    fetched while the first lead pages are on their way; no lead is written before they are stored."""
+    fetched while the first lead pages are on their way; no lead is written before they are stored.
+    An incremental run then applies the deletes amoCRM's events log shows (sync/deletions.py):
+    lists never show what was deleted."""
     amo = amo.bulk()
     with lease.exclusive() as held, logs.ThreadPool(max_workers=1, thread_name_prefix="pipelines") as pool:
         # the stages are synced while the first lead pages are on their way (one latency saved)
@@ -286,6 +289,10 @@ def sync_all(
             for entity in ("contacts", "tasks"):
                 run = Run(entity, time_left=time_left, progress=progress)
                 result[entity] = _next_entity(amo, run=run, incremental=not full, held=held)
+        if not full and (time_left is None or time_left() >= RECONCILE_SECONDS):
+            result["deletes"] = deletions.reconcile(amo)
+        elif not full:  # too little time left: the next run reads the same window, and more
+            result["deletes"] = {"status": "deferred", "reason": "too little time left in this invocation"}
     return result
 
 

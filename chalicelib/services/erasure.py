@@ -1,0 +1,250 @@
+"""Forgetting a guest: a contact deleted in amoCRM, or a person who asked to be forgotten
+(`POST guests/erase`, the CLI's `erase-guest`). docs/personal-data.md lists every table this
+reaches and the copies it cannot (backups, dead-letter queues).
+
+What a person leaves here, and what erasure does to it:
+- `AmoContact`: the row (name, first and last name, phone, e-mail) is deleted;
+- `Lead`: the guest fields copied from the contact are removed; the lead itself stays (the Main
+  Backend refers to it), and so does `amo_contact_id`, so a contact restored in amoCRM fills
+  them again; custom-field values holding the person's phone or e-mail are dropped;
+- `AmoTask`: the person's name, phone or e-mail inside a task's text is replaced;
+- `AmoActivityLog`: entries whose payload holds any of them lose that payload (new entries never
+  hold personal data: personal_data.strip).
+Notifications carry ids and statuses only, so nothing of the person is queued for the Main
+Backend. The erasure itself is recorded under `guests#<contact id>` with counts only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pynamodb.expressions.update import Action
+
+from chalicelib.amo.api import AmoApi
+from chalicelib.amo.errors import AmoNotFound
+from chalicelib.models import AmoActivityLog, AmoContact, AmoTask, Lead, utc_now
+from chalicelib.services import activity, personal_data
+from chalicelib.services.errors import AmbiguousGuest, InvalidInput, NotFound
+from chalicelib.services.personal_data import normal_email, normal_phone
+from chalicelib.services.webhook_outcomes import EventOutcome
+
+log = logging.getLogger(__name__)
+
+TABLES = ("contacts", "leads", "tasks", "activityLog")
+REDACTED = "[erased]"
+MIN_NAME_CHARS = 3  # shorter name parts match too much text to be searched for
+
+
+@dataclass
+class Person:
+    """What identifies one guest in our tables: the contact id (when known) and the values to
+    search for (name parts, phones, e-mails as given and as compared)."""
+
+    contact_id: int | None = None
+    names: set[str] = field(default_factory=set)
+    phones: set[str] = field(default_factory=set)  # normalised digits
+    emails: set[str] = field(default_factory=set)  # normalised
+    leads: dict[str, Lead] = field(default_factory=dict)  # our id -> lead
+
+    def learn(self, *, name: str | None = None, phone: str | None = None, email: str | None = None) -> None:
+        for part in [name, *(name or "").split()]:
+            if part and len(part.strip()) >= MIN_NAME_CHARS:
+                self.names.add(part.strip().lower())
+        if normal_phone(phone):
+            self.phones.add(normal_phone(phone))
+        if normal_email(email):
+            self.emails.add(normal_email(email))
+
+    def found_in(self, text: str) -> bool:
+        lowered = text.lower()
+        digits = re.sub(r"\D", "", text)
+        return any(v in lowered for v in self.names | self.emails) or any(
+            p in digits for p in self.phones if len(p) >= 6
+        )
+
+    def redact(self, text: str) -> str:
+        """`text` with the full name, phone and e-mail replaced (single name parts are left:
+        "Anna" alone is not the person)."""
+        for value in sorted(self.names | self.emails, key=len, reverse=True):
+            if " " in value or "@" in value:
+                text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
+        separator = r"[\s()\-.]*"
+        for digits in self.phones:
+            if len(digits) >= 6:
+                core, country = separator.join(digits[-10:]), digits[:-10]
+                prefix = rf"(?:\+?{separator.join(country)}{separator})?" if country else ""
+                text = re.sub(prefix + core, REDACTED, text)
+        return text
+
+
+# -- a contact deleted in amoCRM ---------------------------------------------------------------------
+
+
+def forget_contact(contact_id: int) -> dict[str, int]:
+    """The contact's row, the guest fields of every lead linked to it and its activity entries'
+    payloads; counts per table."""
+    counts = dict.fromkeys(TABLES, 0)
+    counts["contacts"] = _delete_row(contact_id)
+    for lead in Lead.by_amo_contact_id.query(contact_id):
+        counts["leads"] += _blank_guest(lead)
+    counts["activityLog"] = _scrub_activity(AmoActivityLog.query(f"contacts#{contact_id}"), None)
+    return counts
+
+
+def _delete_row(contact_id: int) -> int:
+    try:
+        AmoContact.get(contact_id).delete()
+        return 1
+    except AmoContact.DoesNotExist:
+        return 0
+
+
+def _blank_guest(lead: Lead, person: Person | None = None) -> int:
+    actions: list[Action] = [
+        a.remove() for a in (Lead.guest_name, Lead.guest_phone, Lead.guest_email) if getattr(lead, a.attr_name)
+    ]
+    if person is not None and lead.custom_fields:
+        kept = [f for f in lead.custom_fields if not person.found_in(json.dumps(f, ensure_ascii=False))]
+        if len(kept) != len(lead.custom_fields):
+            actions.append(Lead.custom_fields.set(kept or None))
+    if not actions:
+        return 0
+    lead.update(actions=[*actions, Lead.updated_at.set(utc_now())])
+    return 1
+
+
+def _scrub_activity(items: Iterable[AmoActivityLog], person: Person | None) -> int:
+    """Entries whose payload holds personal data (any, or `person`'s) keep only its safe keys,
+    or nothing when that still names the person."""
+    scrubbed = 0
+    for item in items:
+        if item.entity_type == "guests" or item.payload is None:
+            continue
+        text = json.dumps(item.payload, ensure_ascii=False)
+        stripped = personal_data.strip(item.payload)
+        if person is not None and not person.found_in(text):
+            continue
+        if person is None and stripped == item.payload:
+            continue
+        if person is not None and person.found_in(json.dumps(stripped, ensure_ascii=False)):
+            stripped = {"erased": True}
+        item.update(actions=[AmoActivityLog.payload.set(stripped)])
+        scrubbed += 1
+    return scrubbed
+
+
+# -- a person who asked to be forgotten ----------------------------------------------------------
+
+
+def find(*, amo_contact_id: int | None = None, email: str | None = None, phone: str | None = None) -> Person:
+    """The person the caller names, with every value of theirs we hold. Raises AmbiguousGuest
+    when the e-mail or phone belongs to several contacts, NotFound when to none."""
+    person = Person()
+    person.learn(phone=phone, email=email)
+    contact_ids: set[int] = set()
+    if amo_contact_id is not None:
+        contact_ids.add(amo_contact_id)
+    if email or phone:
+        wanted_email, wanted_phone = normal_email(email), normal_phone(phone)
+
+        def matches(found_email: str | None, found_phone: str | None) -> bool:
+            return bool(wanted_email and normal_email(found_email) == wanted_email) or bool(
+                wanted_phone and normal_phone(found_phone) == wanted_phone
+            )
+
+        contact_ids |= {c.id for c in AmoContact.scan() if matches(c.email, c.phone)}
+        for lead in Lead.scan():
+            if matches(lead.guest_email, lead.guest_phone):
+                person.leads[lead.id] = lead
+                if lead.amo_contact_id is not None:
+                    contact_ids.add(lead.amo_contact_id)
+    if len(contact_ids) > 1:
+        raise AmbiguousGuest(sorted(contact_ids))
+    person.contact_id = next(iter(contact_ids), None)
+    if person.contact_id is not None:
+        try:
+            contact = AmoContact.get(person.contact_id)
+            person.learn(name=contact.name, phone=contact.phone, email=contact.email)
+            person.learn(name=contact.first_name)
+            person.learn(name=contact.last_name)
+        except AmoContact.DoesNotExist:
+            pass
+        person.leads.update((lead.id, lead) for lead in Lead.by_amo_contact_id.query(person.contact_id))
+    for lead in person.leads.values():
+        person.learn(name=lead.guest_name, phone=lead.guest_phone, email=lead.guest_email)
+    return person
+
+
+def erase_guest(
+    amo: Callable[[], AmoApi],
+    *,
+    amo_contact_id: int | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    also_in_amo: bool = False,
+) -> dict:
+    """Erase one person from every table (and, `also_in_amo`, from the amoCRM contact first, so
+    a failure there leaves everything to retry); counts per table. Asking again by amoContactId
+    answers the same erasure with zero counts."""
+    if amo_contact_id is None and not normal_email(email) and not normal_phone(phone):
+        raise InvalidInput("give amoContactId, email or phone")
+    person = find(amo_contact_id=amo_contact_id, email=email, phone=phone)
+    held = person.leads or _holds_contact(person.contact_id)
+    if not held and not _erased_before(person.contact_id):
+        raise NotFound("no guest with that amoContactId, e-mail or phone is held")
+    amo_changed = False
+    if also_in_amo and person.contact_id is not None:
+        try:
+            amo().contacts.clear_personal(person.contact_id, personal_data.PLACEHOLDER_NAME)
+            amo_changed = True
+        except AmoNotFound:
+            log.info("contact %s is not in amoCRM any more: nothing to clear there", person.contact_id)
+    counts = {
+        "contacts": _delete_row(person.contact_id) if person.contact_id is not None else 0,
+        "leads": sum(_blank_guest(lead, person) for lead in person.leads.values()),
+        "tasks": _scrub_tasks(person),
+        "activityLog": _scrub_activity(AmoActivityLog.scan(), person),
+    }
+    by = "amoContactId" if amo_contact_id is not None else "email" if email else "phone"
+    activity.record(
+        "guests",
+        entity_id=person.contact_id,
+        event_type="guest.erased",
+        outcome=EventOutcome.ERASED,
+        account_id=None,
+        received_at=utc_now().timestamp(),
+        payload={"erased": counts, "amoChanged": amo_changed, "by": by},
+    )
+    return {"amoContactId": person.contact_id, "erased": counts, "amoChanged": amo_changed}
+
+
+def _holds_contact(contact_id: int | None) -> bool:
+    if contact_id is None:
+        return False
+    try:
+        AmoContact.get(contact_id)
+        return True
+    except AmoContact.DoesNotExist:
+        return False
+
+
+def _erased_before(contact_id: int | None) -> bool:
+    return contact_id is not None and any(True for _ in AmoActivityLog.query(f"guests#{contact_id}", limit=1))
+
+
+def _scrub_tasks(person: Person) -> int:
+    scrubbed = 0
+    for task in AmoTask.scan():
+        text, result = task.text or "", task.result_text or ""
+        if person.redact(text) == text and person.redact(result) == result:
+            continue
+        actions: list[Action] = [AmoTask.text.set(person.redact(text)), AmoTask.updated_at.set(utc_now())]
+        if task.result_text:
+            actions.append(AmoTask.result_text.set(person.redact(result)))
+        task.update(actions=actions)
+        scrubbed += 1
+    return scrubbed
