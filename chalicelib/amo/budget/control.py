@@ -54,36 +54,49 @@ class BudgetControl:
         self.who = who
         self.state = BudgetState()
         self.read_at = -math.inf  # when the state was last read (the budget's clock)
-        self.down_until = -math.inf  # the table failed: fallback until then (the local clock)
+        self.down_until = -math.inf  # the table failed: fallback until then
+        self.resume_at = -math.inf  # after a fallback, shared slots are used from then on
         self.schedule = Schedule(rate, Margin(margin, margin))
         self.schedule_changed = False  # the slots claimed so far were planned on another schedule
         per_window = max(1, int(rate) // max(1, fallback_processes))
         self.fallback = RateLimiter(per_window, margin=margin, clock=clock.local, sleep=sleep)
         self.calls = 0
         self._successes = 0
-        self._probing_block = False
+        self._probe_pass = False  # this process won the probe of the held block: one send passes
+        self._probe_in_flight = False
 
     # -- the table -------------------------------------------------------------------------------
 
     def down(self) -> bool:
-        return self.clock.local() < self.down_until
+        return self.clock.now() < self.down_until
 
     def fall_back(self) -> None:
+        """The table failed: fall back until the next FALLBACK_SECONDS_BEFORE_RETRYING_TABLE mark
+        of the table's time, when every process cut off tries it again at once. The first
+        fallback send waits until the slots the others claimed before the outage are past, and
+        after the outage no shared slot is used until a full block after the mark, so fallback
+        and shared sends never meet in one second."""
+        now = self.clock.now()
         if not self.down():
             log.warning(
-                "the shared amoCRM budget cannot be reached; for %ds this process refuses syncs and "
-                "paces its own calls at %.2g requests/s",
-                tuning.FALLBACK_SECONDS_BEFORE_RETRYING_TABLE,
+                "the shared amoCRM budget cannot be reached; this process refuses syncs and paces its own "
+                "calls at %.2g requests/s until it tries the table again",
                 1.0 / self.fallback.interval,
             )
-        self.down_until = self.clock.local() + tuning.FALLBACK_SECONDS_BEFORE_RETRYING_TABLE
+            # a claim may hand out any slot of a block that starts within the horizon
+            claimed_ahead = tuning.CLAIM_HORIZON_SECONDS + self.schedule.after.block_seconds
+            self.fallback.pause(claimed_ahead + tuning.SLOT_LATENESS_ALLOWED_SECONDS)
+        period = tuning.FALLBACK_SECONDS_BEFORE_RETRYING_TABLE
+        self.down_until = (math.floor(now / period) + 1) * period
+        self.resume_at = self.down_until + self.schedule.after.block_seconds
 
-    def fallback_acquire(self, lane: str) -> float:
+    def fallback_acquire(self, lane: str) -> float | None:
+        """A send at this process's fallback pace; None when the fallback ended first."""
         if lane == BULK:
             raise AmoUnavailable(
                 "the shared amoCRM budget's table cannot be reached: the sync stops here and continues later"
             )
-        return self.fallback.acquire(lane)
+        return self.fallback.acquire_before(self.down_until - self.clock.offset)
 
     def call(self, call: Callable[[], object]) -> object:
         try:
@@ -166,33 +179,45 @@ class BudgetControl:
         else:
             block = self.schedule.block_at(now + tuning.MARGIN_SWITCH_LEAD_SECONDS) + 1
             proposal = Margin(asked, stored.margin, self.schedule.block_start(block), block)
-        if self.call(lambda: self.store.propose_margin(proposal, stored)):
+        won = self.call(lambda: self.store.propose_margin(proposal, stored))
+        if won:
             log.info("the deployment's amoCRM margin is %.3fs from %s on", asked, _iso(proposal.since) or "now")
             self.state = replace(self.state, margin=proposal)
             self._follow(proposal)
+        elif won is False:  # another process changed it first: follow theirs now
+            self.read(probe=False)
 
     # -- what holds everyone back ----------------------------------------------------------------
 
     def honour(self, now: float) -> None:
         """The pause, cool-down or block the shared state knows of (read when claiming, at most
-        STATE_MAX_AGE_SECONDS old); the probe of a held block when it is due."""
+        STATE_MAX_AGE_SECONDS old); the probe of a held block when it is due. A caller held
+        back reads the state again first when it is stale: a cleared block frees it at once."""
         state = self.state
-        if state.block_held and state.blocked_until <= now and not self._probing_block:
+        if (state.block_held or max(state.paused_until, state.blocked_until) > now) and self.stale(now):
+            self.read(probe=False)
+            state = self.state
+        if state.block_held and state.blocked_until <= now and not self._probe_pass:
             self._take_block_probe(state, now)
             state = self.state
         # a pause further ahead than any this code sets was not set by it (an unbounded Retry-After
         # of older code): not honoured, and `budget clear` removes it
         paused = state.paused_until if state.paused_until <= now + tuning.LONGEST_PAUSE_SECONDS else 0.0
-        until = max(paused, state.blocked_until)
+        until = max(paused, 0.0 if self._probe_pass else state.blocked_until)
         if until > now:
             refuse_long_wait(until, now, blocked=state.blocked_until > now)
             self._sleep(until - now)
+
+    def sending(self) -> None:
+        """The caller that passed `honour` sends now: a probe's pass is used up."""
+        if self._probe_pass:
+            self._probe_pass, self._probe_in_flight = False, True
 
     def _take_block_probe(self, state: BudgetState, now: float) -> None:
         until = now + tuning.BLOCK_PROBE_EVERY_SECONDS
         if self.call(lambda: self.store.take_block_probe(state.blocked_until, until)):
             log.warning("probing amoCRM's block with one request")
-            self._probing_block = True
+            self._probe_pass = True
         else:
             self.read(probe=False)  # another process probes: its new time holds here
             if self.state.block_held and self.state.blocked_until <= now:
@@ -213,13 +238,30 @@ class BudgetControl:
         note = self.note(f"{why}, {streak} in a row: cooling down {seconds:g}s")
         self.fallback.pause(seconds)
         self.call(lambda: self.store.pause(now + seconds, note))
+        self._take_slots_until(now, now + seconds)
         paused_until = max(self.state.paused_until, now + seconds)
         self.learn(replace(self.state, paused_until=paused_until, streak=streak, pause_note=note))
 
+    def _take_slots_until(self, now: float, until: float) -> None:
+        """Hand out the slots before `until` of the blocks others may claim in before they read
+        the state again (STATE_MAX_AGE_SECONDS, plus how far ahead they claim) to nobody: a
+        process that has not read the pause yet finds no slot in it to claim."""
+        schedule = self.schedule
+        block = schedule.block_at(now)
+        expires = now + tuning.BLOCK_ITEM_EXPIRY_SECONDS
+        last = min(until, now + tuning.STATE_MAX_AGE_SECONDS + tuning.CLAIM_HORIZON_SECONDS)
+        while schedule.block_start(block) < last and not self.down():
+            asks = {
+                counter: (sum(schedule.start(block, counter, i) < until for i in range(len(positions))), 0)
+                for counter, positions in schedule.positions.items()
+            }
+            self.call(lambda block=block, asks=asks: self.store.claim(block, asks, expires))
+            block += 1
+
     def succeeded(self) -> None:
         """amoCRM answered without a 429 or a block page: ends a probe, counts towards a streak's end."""
-        if self._probing_block:
-            self._probing_block = False
+        if self._probe_in_flight:
+            self._probe_in_flight = False
             self.call(self.store.clear_block)
             log.warning("amoCRM's block is lifted: the probe got through")
             self.learn(replace(self.state, block_held=False, blocked_until=0.0))
@@ -233,9 +275,11 @@ class BudgetControl:
     def blocked(self, seconds: float) -> None:
         now = self.clock.now()
         until = now + seconds
-        self._probing_block = False
+        self._probe_pass = self._probe_in_flight = False
         self.fallback.block(seconds)
-        if self.call(lambda: self.store.block(until, now, self.note("amoCRM answered its HTML 403 block page"))):
+        blocked = self.call(lambda: self.store.block(until, now, self.note("amoCRM answered its HTML 403 block page")))
+        self._take_slots_until(now, until)
+        if blocked:
             log.error(
                 "amoCRM blocked this integration (HTML 403 on every call); nothing is sent until it is "
                 "cleared (`budget clear`) or a probe gets through after %s",

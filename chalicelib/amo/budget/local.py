@@ -95,16 +95,24 @@ class RateLimiter:
 
     def acquire(self, lane: str = INTERACTIVE) -> float:
         """Block until this caller may send; returns the send time (on the limiter's clock)."""
+        sent = self.acquire_before(math.inf)
+        assert sent is not None  # nothing is later than math.inf
+        return sent
+
+    def acquire_before(self, deadline: float) -> float | None:
+        """As `acquire`, but None (at the deadline) when the send would not start before it."""
         while True:
             with self._lock:
                 now = self._clock()
                 refuse_long_wait(self._next_slot, now, blocked=self._blocked_until > now)
                 earliest = max(self._next_slot, self._sends[0] + self.window if len(self._sends) == self.rate else now)
-                if earliest <= now:
+                if earliest <= now < deadline:
                     self._sends.append(now)
                     self._next_slot = now + self.interval
                     return now
-            self._sleep(earliest - now)
+            if min(earliest, deadline) <= now:
+                return None
+            self._sleep(min(earliest, deadline) - now)
 
     def pause(self, seconds: float) -> None:
         """Hold every later send back."""

@@ -103,14 +103,21 @@ class SharedBudget:
         try:
             while True:
                 if self.control.down():
-                    return self.control.fallback_acquire(lane)
+                    sent = self.control.fallback_acquire(lane)
+                    if sent is not None:
+                        return sent
+                    continue
                 if not self.clock.settled():
                     self._calibrate()
                     continue
                 now = self._clock()
+                if now < self.control.resume_at:  # just back from a fallback: its sends are a second past
+                    self._sleep(self.control.resume_at - now)
+                    continue
                 self.control.honour(now)
                 sent, wait = self._take_or_claim(ticket, lane, now)
                 if sent is not None:
+                    self.control.sending()
                     return sent
                 if wait > 0:
                     self._sleep(wait)
