@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from chalicelib import logs, settings, wiring
 from chalicelib.amo.errors import AmoError
-from chalicelib.services import admin, connection, notifications, pipelines, sync, webhooks
+from chalicelib.services import admin, budget_store, connection, notifications, pipelines, sync, webhooks
 from chalicelib.services.errors import ServiceError
 
 
@@ -195,6 +195,21 @@ def cmd_disconnect(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_budget(args: argparse.Namespace) -> int:
+    """The shared amoCRM budget's pause, cool-down and block, with who set them; `clear` lifts
+    them (after amoCRM's support lifted a block, or to drop a pause nobody should wait for)."""
+    if args.action == "clear":
+        result = budget_store.clear()
+        print(f"cleared: {', '.join(result['cleared']) or 'nothing was paused or blocked'}")
+        for what, by in (("pause", result["before"]["pausedBy"]), ("block", result["before"]["blockedBy"])):
+            if by:
+                print(f"  the {what} was set by {by}")
+        return 0
+    shown = budget_store.show()
+    _print_rows([(name, "-" if value is None else str(value)) for name, value in shown.items()])
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "create-tables": (cmd_create_tables, "create every DynamoDB table (idempotent)"),
     "status": (cmd_status, "show configuration, table and amoCRM connection status"),
@@ -206,6 +221,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "unregister-webhook": (cmd_unregister_webhook, "remove that subscription"),
     "deliver-notifications": (cmd_deliver_notifications, "send pending Main Backend notifications now"),
     "redrive": (cmd_redrive, "send dead Main Backend notifications again"),
+    "budget": (cmd_budget, "show or clear the shared amoCRM budget's pause, cool-down and block"),
     "sync-all": (cmd_sync_all, "pipelines and stages, then leads (full unless --incremental)"),
     "sync-pipelines": (cmd_sync_pipelines, "pipelines and stages"),
     "sync-leads": (_sync_one("leads"), "leads with their contacts"),
@@ -222,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (handler, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text)
         command.set_defaults(handler=handler)
+        if name == "budget":
+            command.add_argument("action", choices=("show", "clear"), help="show (default) or clear", nargs="?")
+            command.set_defaults(action="show")
         if name in ("register-webhook", "unregister-webhook"):
             command.add_argument("--url", help="the webhook URL (default: WEBHOOK_PUBLIC_URL)")
         if name == "sync-all":

@@ -83,3 +83,44 @@ def test_connect_prints_a_consent_address_whose_state_is_issued_once(capsys):
     connection.consume_state(state)  # ours, valid, and now spent
     with pytest.raises(Forbidden):
         connection.consume_state(state)
+
+
+def test_budget_show_says_who_paused_and_budget_clear_lifts_pause_and_block(capsys):
+    """Regression: a pause or block in the shared budget could only be removed by editing the table."""
+    from chalicelib.services.budget_store import DynamoBudgetStore
+
+    store = DynamoBudgetStore()
+    far = 99_999_999_999.0  # what an unbounded Retry-After of older code wrote
+    store.pause(far, "amocrm-integration-prod-api on host pid 7 at 2026-12-05T21:00:00Z: amoCRM answered 429")
+    store.block(far, far - 300, "amocrm-integration-prod-sync on host pid 9 at 2026-12-05T21:01:00Z: HTML 403")
+
+    assert cli.main(["budget", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "pausedBy" in out and "amocrm-integration-prod-api on host pid 7 at 2026-12-05T21:00:00Z" in out
+    assert "blockedBy" in out and "amocrm-integration-prod-sync" in out
+
+    assert cli.main(["budget", "clear"]) == 0
+    out = capsys.readouterr().out
+    assert "cleared: paused, blocked" in out and "the pause was set by amocrm-integration-prod-api" in out
+    state = store.state()
+    assert (state.paused_until, state.blocked_until, state.block_held, state.pause_note) == (0, 0, False, "")
+
+    assert cli.main(["budget"]) == 0
+    assert "pausedBy" in capsys.readouterr().out
+
+
+def test_status_shows_who_set_the_shared_pause(monkeypatch, capsys):
+    from chalicelib.services.budget_store import DynamoBudgetStore
+
+    monkeypatch.setenv("AMO_RATE_BUDGET", "shared")
+    when = __import__("time").time() + 5
+    DynamoBudgetStore().pause(
+        when, "amocrm-integration-prod-api on host pid 7 at 2026-12-05T21:00:00Z: amoCRM answered 429"
+    )
+
+    cli.main(["status"])
+
+    line = next(line for line in capsys.readouterr().out.splitlines() if "budget.pausedBy" in line)
+    assert line.strip().endswith(
+        "amocrm-integration-prod-api on host pid 7 at 2026-12-05T21:00:00Z: amoCRM answered 429"
+    )
