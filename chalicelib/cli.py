@@ -198,6 +198,15 @@ def cmd_disconnect(_: argparse.Namespace) -> int:
 def cmd_budget(args: argparse.Namespace) -> int:
     """The shared amoCRM budget's pause, cool-down and block, with who set them; `clear` lifts
     them (after amoCRM's support lifted a block, or to drop a pause nobody should wait for)."""
+    if args.action == "margin":
+        if args.seconds is None:
+            raise ServiceError("budget margin needs the new margin in seconds, e.g. `budget margin 0.08`")
+        try:
+            result = budget_store.set_margin(args.seconds, settings.amo_rate_limit_per_second())
+        except ValueError as error:
+            raise ServiceError(str(error)) from None
+        print(f"margin {result['marginSeconds']}s from {result['from']} (was {result['before']})")
+        return 0
     if args.action == "clear":
         result = budget_store.clear()
         print(f"cleared: {', '.join(result['cleared']) or 'nothing was paused or blocked'}")
@@ -221,7 +230,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "unregister-webhook": (cmd_unregister_webhook, "remove that subscription"),
     "deliver-notifications": (cmd_deliver_notifications, "send pending Main Backend notifications now"),
     "redrive": (cmd_redrive, "send dead Main Backend notifications again"),
-    "budget": (cmd_budget, "show or clear the shared amoCRM budget's pause, cool-down and block"),
+    "budget": (cmd_budget, "show or clear the shared amoCRM budget's pause, cool-down and block; set its margin"),
     "sync-all": (cmd_sync_all, "pipelines and stages, then leads (full unless --incremental)"),
     "sync-pipelines": (cmd_sync_pipelines, "pipelines and stages"),
     "sync-leads": (_sync_one("leads"), "leads with their contacts"),
@@ -239,8 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         command.set_defaults(handler=handler)
         if name == "budget":
-            command.add_argument("action", choices=("show", "clear"), help="show (default) or clear", nargs="?")
-            command.set_defaults(action="show")
+            command.add_argument(
+                "action", choices=("show", "clear", "margin"), nargs="?", default="show", help="show (default)"
+            )
+            command.add_argument("seconds", nargs="?", type=float, help="margin: the deployment's new margin")
         if name in ("register-webhook", "unregister-webhook"):
             command.add_argument("--url", help="the webhook URL (default: WEBHOOK_PUBLIC_URL)")
         if name == "sync-all":

@@ -124,3 +124,23 @@ def test_status_shows_who_set_the_shared_pause(monkeypatch, capsys):
     assert line.strip().endswith(
         "amocrm-integration-prod-api on host pid 7 at 2026-12-05T21:00:00Z: amoCRM answered 429"
     )
+
+
+def test_budget_margin_lowers_the_deployments_margin_from_a_block_ahead(capsys):
+    import time as clock
+
+    from chalicelib.amo.budget import Margin
+    from chalicelib.services.budget_store import DynamoBudgetStore
+
+    store = DynamoBudgetStore()
+    assert store.propose_margin(Margin(0.3, 0.3), None)  # raised once by a process that asked for 0.3
+
+    assert cli.main(["budget", "margin", "0.08"]) == 0
+    assert "margin 0.08s from 20" in capsys.readouterr().out
+    margin = store.state().margin
+    assert (margin.margin, margin.before) == (0.08, 0.3)
+    assert margin.since >= clock.time() + 9  # every process reads it long before it applies
+
+    assert cli.main(["budget", "margin", "0.05"]) == 1  # one change at a time
+    assert "pending" in capsys.readouterr().err
+    assert cli.main(["budget", "margin", "nan"]) == 1

@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib.amo.budget import BULK, BudgetState, BudgetUnavailable, Margin
+from chalicelib.amo.budget.slots import Schedule
 from chalicelib.locking import wrote
 from chalicelib.models import RateBudget
 
@@ -223,6 +224,36 @@ def clear() -> dict:
 
     _guarded(update)
     return {"cleared": [what for what in ("paused", "blocked") if before[what]], "before": before}
+
+
+# the operator's own clock may be a few seconds off the table's: a change it writes starts later
+OPERATOR_SWITCH_LEAD_SECONDS = 10.0
+
+
+def set_margin(seconds: float, rate: float) -> dict:
+    """Set the deployment's margin (to lower it: the largest any process asks for wins, so
+    lower AMO_RATE_MARGIN_SECONDS everywhere first). It applies from a block boundary
+    OPERATOR_SWITCH_LEAD_SECONDS ahead, like any change, so no second runs two schedules."""
+    if not 0 < seconds <= 1:
+        raise ValueError("the margin must be more than 0 and at most 1 second")
+    store = DynamoBudgetStore()
+    stored = store.state().margin
+    now = datetime.now(UTC).timestamp()
+    if stored is not None and now < stored.since:
+        raise ValueError(f"a change of the margin is pending until {_iso(stored.since)}; try again after it")
+    if stored is None:
+        proposal = Margin(seconds, seconds)
+    else:
+        schedule = Schedule(rate, stored)
+        block = schedule.block_at(now + OPERATOR_SWITCH_LEAD_SECONDS) + 1
+        proposal = Margin(seconds, stored.margin, schedule.block_start(block), block)
+    if not store.propose_margin(proposal, stored):
+        raise ValueError("another process changed the margin meanwhile; look again (`budget show`)")
+    return {
+        "marginSeconds": seconds,
+        "from": _iso(proposal.since) or "now",
+        "before": stored.margin if stored else None,
+    }
 
 
 def _iso(timestamp: float) -> str | None:
