@@ -379,7 +379,7 @@ class AmoClient:
             elif is_block_page(attempt.response):  # every process stops asking, not only this one
                 metrics.count("AmoBlocked")
                 self.limiter.block(BLOCK_SECONDS)
-            elif attempt.response is not None and attempt.status < 500:
+            elif attempt.response is not None and attempt.response.status_code < 500:
                 self.limiter.succeeded()
             if delay is None or not self.retry.should_retry(method, attempt, number):
                 return self._final(method, path=path, attempt=attempt, number=number)

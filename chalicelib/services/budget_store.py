@@ -171,7 +171,7 @@ class DynamoBudgetStore:
             condition = RateBudget.margin.does_not_exist()
         else:
             condition = (RateBudget.margin == expected.margin) & (RateBudget.margin_since == expected.since)
-        actions = [
+        actions: list = [
             RateBudget.margin.set(margin.margin),
             RateBudget.margin_before.set(margin.before),
             RateBudget.margin_since.set(margin.since),
@@ -211,16 +211,15 @@ def clear() -> dict:
     before = show()
 
     def update() -> None:
-        RateBudget(key=RateBudget.STATE_KEY).update(
-            actions=[
-                RateBudget.paused_until.set(0),
-                RateBudget.blocked_until.set(0),
-                RateBudget.streak.set(0),
-                RateBudget.block_held.remove(),
-                RateBudget.pause_note.remove(),
-                RateBudget.block_note.remove(),
-            ]
-        )
+        actions: list = [
+            RateBudget.paused_until.set(0),
+            RateBudget.blocked_until.set(0),
+            RateBudget.streak.set(0),
+            RateBudget.block_held.remove(),
+            RateBudget.pause_note.remove(),
+            RateBudget.block_note.remove(),
+        ]
+        RateBudget(key=RateBudget.STATE_KEY).update(actions=actions)
 
     _guarded(update)
     return {"cleared": [what for what in ("paused", "blocked") if before[what]], "before": before}

@@ -73,7 +73,7 @@ class TableClock:
                 f"DynamoDB's (round trips of {self.round_trip:.2f}s); run it closer to the table's region"
             )
 
-    def learn(self, sent: float, received: float, server_second: int | None, *, probe: bool = False) -> bool:
+    def learn(self, sent: float, *, received: float, server_second: int | None, probe: bool = False) -> bool:
         """One answer of the table, timed on the local clock; True when the trusted clock was
         found off (the caller forgets what it planned with it)."""
         if server_second is None:

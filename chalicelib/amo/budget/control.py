@@ -19,6 +19,7 @@ and on what schedule it may.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -129,7 +130,7 @@ class BudgetControl:
             return
         finally:
             self.calls += 1
-        if self.clock.learn(sent, self.clock.local(), state.server_second, probe=probe):
+        if self.clock.learn(sent, received=self.clock.local(), server_second=state.server_second, probe=probe):
             self.schedule_changed = True
         self.take(state, self.clock.now())
 
@@ -255,7 +256,7 @@ class BudgetControl:
                 counter: (sum(schedule.start(block, counter, i) < until for i in range(len(positions))), 0)
                 for counter, positions in schedule.positions.items()
             }
-            self.call(lambda block=block, asks=asks: self.store.claim(block, asks, expires))
+            self.call(functools.partial(self.store.claim, block, asks, expires))
             block += 1
 
     def succeeded(self) -> None:

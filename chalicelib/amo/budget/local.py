@@ -42,7 +42,9 @@ ADMITTED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.Contex
 class Limiter(Protocol):
     """Admits request starts towards amoCRM (this process's limiter, or the shared budget)."""
 
-    interval: float
+    @property
+    def interval(self) -> float:
+        """Seconds between request starts at full pace."""
 
     def acquire(self, lane: str = INTERACTIVE) -> float: ...
 
