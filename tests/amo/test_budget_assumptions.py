@@ -242,3 +242,17 @@ def test_describe_says_who_paused_when_and_why():
     assert described["pausedBy"].startswith("amocrm-integration-prod-api on host pid 7 at 2033-")
     assert "amoCRM answered 429" in described["pausedBy"] and "cooling down 1s" in described["pausedBy"]
     assert described["rateLimitedInARow"] == 1
+
+
+def test_a_measured_clock_that_drifts_is_measured_again_instead_of_trusted_for_ever():
+    vt = VirtualTime()
+    drifting = {"rate": 0.0, "since": vt.now}
+    limiter = budget(vt, skew=0.5)
+    limiter.clock.local = lambda: vt.now + 0.5 + (vt.now - drifting["since"]) * drifting["rate"]
+    vt.run(sender(limiter, [], 2, vt=vt))
+    assert abs(limiter.clock.offset + 0.5) <= 0.01
+    drifting.update(rate=1e-4, since=vt.now)  # a clock running fast by 100 ppm, as cheap quartz does
+    for _ in range(100):
+        vt.run(sender(limiter, [], 1, vt=vt), lambda: vt.sleep(4.0))
+    assert 400 * 1e-4 > 0.03  # the local clock has moved 40 ms off its measured offset …
+    assert abs(limiter.clock.now() - vt.now) <= 0.015  # … and the budget's time followed it

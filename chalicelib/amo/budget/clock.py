@@ -10,8 +10,10 @@ offset to a few milliseconds when round trips are short. The budget then runs on
 unknown (`uncertainty`).
 
 A Lambda's clock is kept by AWS's time sync and is trusted without probing (cold starts must
-stay fast); each ordinary state read still checks it, and one found off by more than the
-tolerance is probed like any other.
+stay fast); each ordinary state read still checks it, and one found off by more than
+TRUSTED_CLOCK_DISTRUSTED_BEYOND_SECONDS is probed like any other. What earlier answers said is
+widened by CLOCK_DRIFT_PER_SECOND as it ages, so a drifting clock is followed, not pinned; once
+it is twice as uncertain as its last measurement left it, it is measured again.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class TableClock:
         self.low, self.high = -math.inf, math.inf  # what the offset may be, from every probe so far
         self.probes = 0
         self.round_trip = 0.0
+        self._learned_at = 0.0
+        self._settled_to: float | None = None  # the uncertainty its last probing ended with
 
     @property
     def offset(self) -> float:
@@ -80,12 +84,21 @@ class TableClock:
             return False
         self.probes += probe
         self.round_trip = received - sent
+        if self._measured():  # what earlier answers said holds less with time: clocks drift apart
+            drift = tuning.CLOCK_DRIFT_PER_SECOND * max(0.0, received - self._learned_at)
+            self.low, self.high = self.low - drift, self.high + drift
+        self._learned_at = received
         low, high = server_second - received, server_second + 1 - sent
         if low > self.high or high < self.low:  # the local clock was stepped meanwhile: start again
             self.low, self.high = low, high
         else:
             self.low, self.high = max(self.low, low), min(self.high, high)
-        tolerance = tuning.CLOCK_TOLERANCE_SECONDS
+        if not self.trusted and self.settled():
+            if self._settled_to is None:
+                self._settled_to = self.uncertainty
+            elif self.uncertainty > 2 * max(self._settled_to, tuning.CLOCK_TOLERANCE_SECONDS):
+                self.probes, self._settled_to = 0, None  # drifted: measure again before the next claim
+        tolerance = tuning.TRUSTED_CLOCK_DISTRUSTED_BEYOND_SECONDS
         if self.trusted and (self.low > tolerance or self.high < -tolerance):
             log.warning(
                 "this host's clock is off DynamoDB's by at least %.3fs: measuring it before using the shared budget",

@@ -169,7 +169,9 @@ class BudgetControl:
         """Ours: the configured margin, plus what two clocks may disagree by (ours at its worst)."""
         if self.clock.trusted:
             return self.configured_margin
-        return round(self.configured_margin + 2 * min(self.clock.uncertainty, 1.0), 4)
+        step = tuning.MARGIN_STEP_SECONDS  # asks in steps, so a clock known a little less asks no new switch
+        wanted = self.configured_margin + 2 * min(self.clock.uncertainty, 1.0)
+        return round(math.ceil(wanted / step - 1e-9) * step, 4)
 
     def _ask_margin(self, stored: Margin | None, now: float) -> None:
         asked = self.asked_margin()

@@ -62,6 +62,8 @@ LANE_ANNOUNCEMENT_RENEW_SECONDS = LANE_ANNOUNCEMENT_SECONDS / 3
 # a change of the deployment's margin takes effect this far ahead: later than the state a process
 # claims with can be old (STATE_MAX_AGE_SECONDS) plus how far ahead it claims (CLAIM_HORIZON_SECONDS)
 MARGIN_SWITCH_LEAD_SECONDS = 3.0
+# a process whose clock is measured asks for its margin rounded up to this step
+MARGIN_STEP_SECONDS = 0.01
 
 # -- the clock --------------------------------------------------------------------------------
 
@@ -72,8 +74,13 @@ MAX_CLOCK_PROBES = 8
 # beyond this uncertainty (slow round trips) or offset (a broken time sync) the shared budget is refused
 MAX_CLOCK_UNCERTAINTY_SECONDS = 0.1
 MAX_CLOCK_OFFSET_SECONDS = 10.0
-# what a trusted clock (a Lambda's, kept by AWS's time sync) is assumed to be off by at most
+# what a trusted clock (a Lambda's, kept by AWS's time sync) is assumed to be off by at most …
 TRUSTED_CLOCK_UNCERTAINTY_SECONDS = 0.002
+# … and how far off the table's it must be found before it is measured instead (a third of the
+# 60 ms the default margin leaves: DynamoDB's hosts need not agree to the millisecond)
+TRUSTED_CLOCK_DISTRUSTED_BEYOND_SECONDS = 0.02
+# how fast two unsynchronised clocks may drift apart (100 ppm; NTP-kept ones far less)
+CLOCK_DRIFT_PER_SECOND = 1e-4
 
 # -- pauses, cool-downs, blocks and the fallback ----------------------------------------------
 
