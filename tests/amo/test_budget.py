@@ -225,3 +225,29 @@ def test_the_counters_keep_their_stored_names_so_old_and_new_containers_count_th
     assert store.claim(5, {RESERVED: (1, 0), GENERAL: (2, 0)}, 2_000_000_060.0) == {RESERVED: 1, GENERAL: 2}
     stored = RateBudget._get_connection().get_item("block#5")["Item"]
     assert stored["p"] == {"N": "1"} and stored["g"] == {"N": "2"}
+
+
+def test_the_tables_clock_is_dynamodbs_date_header():
+    import time
+
+    from chalicelib.services.budget_store import DynamoBudgetStore
+
+    second = DynamoBudgetStore().state().server_second
+    assert second is not None and abs(second - time.time()) <= 2
+
+
+def test_a_clock_is_measured_to_ten_milliseconds_in_a_handful_of_probes_timed_on_the_tables_tick():
+    from chalicelib.amo.budget.clock import TableClock
+
+    true = [1_000_000.0]
+    offset = -0.3131  # this host is 313 ms ahead
+    clock = TableClock(lambda: true[0] - offset, trusted=False)
+    while not clock.settled():
+        true[0] += clock.next_probe(clock.local()) - clock.local()  # wait for the planned moment
+        sent = clock.local()
+        true[0] += 0.004  # the request on its way …
+        server = int(true[0])
+        true[0] += 0.004  # … and the answer
+        clock.learn(sent, received=clock.local(), server_second=server, probe=True)
+    assert abs(clock.offset - offset) <= 0.01
+    assert clock.probes <= 8
