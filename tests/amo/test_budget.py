@@ -236,12 +236,13 @@ def test_the_tables_clock_is_dynamodbs_date_header():
     assert second is not None and abs(second - time.time()) <= 2
 
 
-def test_a_clock_is_measured_to_ten_milliseconds_in_a_handful_of_probes_timed_on_the_tables_tick():
+def test_a_clock_is_measured_to_ten_milliseconds_in_about_two_seconds_of_probes_timed_on_the_tables_tick():
     from chalicelib.amo.budget.clock import TableClock
 
     true = [1_000_000.0]
     offset = -0.3131  # this host is 313 ms ahead
     clock = TableClock(lambda: true[0] - offset, trusted=False)
+    started = true[0]
     while not clock.settled():
         true[0] += clock.next_probe(clock.local()) - clock.local()  # wait for the planned moment
         sent = clock.local()
@@ -250,4 +251,4 @@ def test_a_clock_is_measured_to_ten_milliseconds_in_a_handful_of_probes_timed_on
         true[0] += 0.004  # … and the answer
         clock.learn(sent, received=clock.local(), server_second=server, probe=True)
     assert abs(clock.offset - offset) <= 0.01
-    assert clock.probes <= 8
+    assert true[0] - started <= 2.2 and clock.probes <= 20

@@ -4,8 +4,8 @@ time, so every process must read the same time (issue 23: two processes 2 s apar
 The reference is DynamoDB's own clock, in the `Date` header of each answer (whole seconds).
 One read sent at local time t0 and answered at t1 with `Date: D` bounds this process's offset
 (table time minus local time) to [D - t1, D + 1 - t0]; reads timed to land on the table's
-second tick (`next_probe`) halve that interval each, so a handful of probes measure the
-offset to a few milliseconds when round trips are short. The budget then runs on
+second tick (`next_probe`) narrow that interval, so a dozen or two probes, in one to three
+seconds, measure the offset to 10 ms when round trips are short (to a round trip otherwise). The budget then runs on
 `local + offset`, and asks the deployment for a margin wide enough for what is still
 unknown (`uncertainty`).
 
@@ -40,6 +40,7 @@ class TableClock:
         self.round_trip = 0.0
         self._learned_at = 0.0
         self._settled_to: float | None = None  # the uncertainty its last probing ended with
+        self._planned: list[float] = []  # the probes of this round still to send (local times)
 
     @property
     def offset(self) -> float:
@@ -56,10 +57,11 @@ class TableClock:
         return self.local() + self.offset
 
     def settled(self) -> bool:
-        """Known well enough to claim slots: trusted, measured to the tolerance, or probed enough."""
+        """Known well enough to claim slots: trusted, measured to the tolerance (or to a round
+        trip, which bounds what probes can tell), or probed enough."""
+        good_enough = max(tuning.CLOCK_TOLERANCE_SECONDS, self.round_trip)  # round trips bound the precision
         return self.trusted or (
-            self._measured()
-            and (self.uncertainty <= tuning.CLOCK_TOLERANCE_SECONDS or self.probes >= tuning.MAX_CLOCK_PROBES)
+            self._measured() and (self.uncertainty <= good_enough or self.probes >= tuning.MAX_CLOCK_PROBES)
         )
 
     def check(self) -> None:
@@ -109,13 +111,21 @@ class TableClock:
         return False
 
     def next_probe(self, local_now: float) -> float:
-        """When to send the next probe (local time): so that it reaches the table as the table's
-        second ticks, if the offset is the middle of what it may be; the answer then halves it."""
+        """When to send the next probe (local time). Probes go in rounds: a round is planned on
+        what the offset may be when it starts, with one probe for each of up to
+        CLOCK_PROBE_SPLITS points evenly inside it, each timed to reach the table as the table's
+        second ticks were the offset that point; their answers leave what lies between two
+        neighbouring points (and a round trip). The points of a round are all tried within a
+        second; points closer than a few round trips teach nothing new, so late rounds halve."""
         if not self._measured():
             return local_now
-        middle = (self.low + self.high) / 2
-        tick = math.ceil(local_now + middle + self.round_trip / 2)
-        return tick - middle - self.round_trip / 2
+        self._planned = [moment for moment in self._planned if moment >= local_now]
+        if not self._planned:
+            width, half_trip = self.high - self.low, self.round_trip / 2
+            splits = max(1, min(tuning.CLOCK_PROBE_SPLITS, int(width / (6 * half_trip + 0.001)) - 1))
+            points = (self.low + width * j / (splits + 1) for j in range(1, splits + 1))
+            self._planned = sorted(math.ceil(local_now + half_trip + p) - p - half_trip for p in points)
+        return self._planned.pop(0)
 
     def describe(self) -> dict:
         return {

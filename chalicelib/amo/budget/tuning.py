@@ -70,7 +70,9 @@ MARGIN_STEP_SECONDS = 0.01
 # a process whose clock is not trusted probes the table's clock until it knows its offset this well …
 CLOCK_TOLERANCE_SECONDS = 0.01
 # … or has probed this often (round trips bound the precision: the rest goes into its margin)
-MAX_CLOCK_PROBES = 8
+MAX_CLOCK_PROBES = 24
+# probes are timed for this many points evenly inside what the offset may be, the soonest first
+CLOCK_PROBE_SPLITS = 8
 # beyond this uncertainty (slow round trips) or offset (a broken time sync) the shared budget is refused
 MAX_CLOCK_UNCERTAINTY_SECONDS = 0.1
 MAX_CLOCK_OFFSET_SECONDS = 10.0
