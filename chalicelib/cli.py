@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from chalicelib import logs, settings, wiring
 from chalicelib.amo.errors import AmoError
-from chalicelib.services import admin, connection, erasure, notifications, pipelines, sync, webhooks
+from chalicelib.services import admin, budget_store, connection, erasure, notifications, pipelines, sync, webhooks
 from chalicelib.services.errors import AmbiguousGuest, ServiceError
 
 
@@ -237,6 +237,30 @@ def cmd_erase_guest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_budget(args: argparse.Namespace) -> int:
+    """The shared amoCRM budget's pause, cool-down and block, with who set them; `clear` lifts
+    them (after amoCRM's support lifted a block, or to drop a pause nobody should wait for)."""
+    if args.action == "margin":
+        if args.seconds is None:
+            raise ServiceError("budget margin needs the new margin in seconds, e.g. `budget margin 0.08`")
+        try:
+            result = budget_store.set_margin(args.seconds, settings.amo_rate_limit_per_second())
+        except ValueError as error:
+            raise ServiceError(str(error)) from None
+        print(f"margin {result['marginSeconds']}s from {result['from']} (was {result['before']})")
+        return 0
+    if args.action == "clear":
+        result = budget_store.clear()
+        print(f"cleared: {', '.join(result['cleared']) or 'nothing was paused or blocked'}")
+        for what, by in (("pause", result["before"]["pausedBy"]), ("block", result["before"]["blockedBy"])):
+            if by:
+                print(f"  the {what} was set by {by}")
+        return 0
+    shown = budget_store.show()
+    _print_rows([(name, "-" if value is None else str(value)) for name, value in shown.items()])
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "create-tables": (cmd_create_tables, "create every DynamoDB table (idempotent)"),
     "status": (cmd_status, "show configuration, table and amoCRM connection status"),
@@ -249,6 +273,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "deliver-notifications": (cmd_deliver_notifications, "send pending Main Backend notifications now"),
     "redrive": (cmd_redrive, "send dead Main Backend notifications again"),
     "erase-guest": (cmd_erase_guest, "erase one guest's personal data from every table (and amoCRM's contact)"),
+    "budget": (cmd_budget, "show or clear the shared amoCRM budget's pause, cool-down and block; set its margin"),
     "sync-all": (cmd_sync_all, "pipelines and stages, then leads (full unless --incremental)"),
     "sync-pipelines": (cmd_sync_pipelines, "pipelines and stages"),
     "sync-leads": (_sync_one("leads"), "leads with their contacts"),
@@ -281,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (handler, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, parents=[stage])
         command.set_defaults(handler=handler)
+        if name == "budget":
+            command.add_argument(
+                "action", choices=("show", "clear", "margin"), nargs="?", default="show", help="show (default)"
+            )
+            command.add_argument("seconds", nargs="?", type=float, help="margin: the deployment's new margin")
         if name in ("register-webhook", "unregister-webhook"):
             command.add_argument("--url", help="the webhook URL (default: WEBHOOK_PUBLIC_URL)")
         if name == "unregister-webhook":

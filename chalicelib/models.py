@@ -369,6 +369,15 @@ class RateBudget(BaseModel):
     blocked_count = NumberAttribute(null=True)
     bulk_until = NumberAttribute(null=True)
     interactive_until = NumberAttribute(null=True)
+    block_held = BooleanAttribute(null=True)  # amoCRM's block holds until cleared or probed
+    streak = NumberAttribute(null=True)  # consecutive 429s (the cool-down doubles with each)
+    pause_note = UnicodeAttribute(null=True)  # who set the pause, when, why
+    block_note = UnicodeAttribute(null=True)
+    # the deployment's margin: `margin_before` until `margin_since` (start of block `margin_block`)
+    margin = NumberAttribute(null=True)
+    margin_before = NumberAttribute(null=True)
+    margin_since = NumberAttribute(null=True)
+    margin_block = NumberAttribute(null=True)
     expires_at = TTLAttribute(null=True)
 
 

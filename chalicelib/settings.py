@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import sys
 from urllib.parse import urlparse, urlunparse
 
 from chalicelib import secrets
@@ -159,6 +161,25 @@ def amo_rate_budget() -> str:
     return value
 
 
+def amo_fallback_processes() -> int:
+    """How many processes may be cut off from the budget's table at once (default 7): each then
+    paces itself at `AMO_RATE_LIMIT_RPS // this` requests per second, so together they stay
+    within amoCRM's limit. At most the rate (one request a second each)."""
+    value = _optional_int("AMO_FALLBACK_PROCESSES")
+    if value is None:
+        return 7
+    if not 1 <= value <= max(1, int(amo_rate_limit_per_second())):
+        raise ConfigError("AMO_FALLBACK_PROCESSES must be between 1 and AMO_RATE_LIMIT_RPS")
+    return value
+
+
+def process_label() -> str:
+    """Who this process is, in the budget's notes (who set a pause): the Lambda function, or
+    the command, with its host and process id."""
+    name = _get("AWS_LAMBDA_FUNCTION_NAME") or os.path.basename(sys.argv[0] or "python")
+    return f"{name} on {socket.gethostname()} pid {os.getpid()}"
+
+
 def main_backend_api_key() -> str:
     return _secret("MAIN_BACKEND_API_KEY", required=True)
 
@@ -284,6 +305,7 @@ def validate_all() -> list[str]:
         amo_property_field_id,
         amo_rate_limit_per_second,
         personal_data_retention_days,
+        amo_fallback_processes,
         main_backend_api_key,
         main_backend_webhook_url,
     )

@@ -29,11 +29,19 @@ class ConnectionSettings:
     rate: float
     margin: float
     budget: str
+    fallback_processes: int
 
 
 def _limiter(config: ConnectionSettings) -> Limiter:
     if config.budget == "shared":
-        return SharedBudget(DynamoBudgetStore(), rate=config.rate, margin=config.margin)
+        return SharedBudget(
+            DynamoBudgetStore(),
+            rate=config.rate,
+            margin=config.margin,
+            trusted_clock=settings.deployed(),  # a Lambda's clock is kept by AWS's time sync
+            who=settings.process_label(),
+            fallback_processes=config.fallback_processes,
+        )
     return RateLimiter(config.rate, margin=config.margin)
 
 
@@ -71,6 +79,7 @@ def _current() -> tuple[AmoApi, TokenStore]:
             rate=settings.amo_rate_limit_per_second(),
             margin=settings.amo_rate_margin_seconds(),
             budget=settings.amo_rate_budget(),
+            fallback_processes=settings.amo_fallback_processes(),
         )
     )
 

@@ -142,6 +142,7 @@ def op(
                 "403": "Refused",
                 "404": "Unknown id",
                 "409": "Conflicts with the current state",
+                "429": "amoCRM refused for now (exchange-api-key: once per 5 minutes per user; try again in 5 minutes)",
                 "502": "amoCRM failed",
                 "503": "Not configured, or the database is throttling (then with Retry-After)",
             }[code],
@@ -207,7 +208,9 @@ ROUTES: dict[str, dict[str, dict]] = {
             errors=(),
         )
     },
-    "/exchange-api-key": {"post": op("Ask amoCRM to deliver a code for a legacy API key", MESSAGE, status="202")},
+    "/exchange-api-key": {
+        "post": op("Ask amoCRM to deliver a code for a legacy API key", MESSAGE, status="202", errors=("400", "429"))
+    },
     "/test": {
         "get": op(
             "Connection status (a live amoCRM call)",

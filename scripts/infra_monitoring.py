@@ -216,8 +216,8 @@ def alarms(tables: list[str]) -> dict[str, dict]:
         "amoCRM blocked the integration (HTML 403 on every call): nothing reaches amoCRM", "AmoBlocked", "Sum", 1
     )
     found["AmoRateLimitedAlarm"] = _ours(
-        "amoCRM answered 429 (rate limit): the shared budget let a request through too early; sustained 429s "
-        "end in amoCRM's block",
+        "amoCRM answered 429 (an HTML page without Retry-After): every process cools down 1, 2, 4 … 60 s; "
+        "repeated 429s end in amoCRM's account-wide HTML 403 block (runbook: AmoRateLimited)",
         "AmoRateLimited",
         "Sum",
         0,

@@ -100,3 +100,64 @@ def test_unregister_webhook_removes_the_subscription_of_a_rotated_out_secret(amo
     assert sent == {"destination": f"{url}?secret=old-webhook-secret"}  # not the current secret's
     out = capsys.readouterr().out
     assert "webhook unregistered" in out and "old-webhook-secret" not in out
+
+
+def test_budget_show_says_who_paused_and_budget_clear_lifts_pause_and_block(capsys):
+    """Regression: a pause or block in the shared budget could only be removed by editing the table."""
+    from chalicelib.services.budget_store import DynamoBudgetStore
+
+    store = DynamoBudgetStore()
+    far = 99_999_999_999.0  # what an unbounded Retry-After of older code wrote
+    store.pause(far, "amocrm-integration-prod-api on host pid 7 at 2026-12-05T21:00:00Z: amoCRM answered 429")
+    store.block(far, far - 300, "amocrm-integration-prod-sync on host pid 9 at 2026-12-05T21:01:00Z: HTML 403")
+
+    assert cli.main(["budget", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "pausedBy" in out and "amocrm-integration-prod-api on host pid 7 at 2026-12-05T21:00:00Z" in out
+    assert "blockedBy" in out and "amocrm-integration-prod-sync" in out
+
+    assert cli.main(["budget", "clear"]) == 0
+    out = capsys.readouterr().out
+    assert "cleared: paused, blocked" in out and "the pause was set by amocrm-integration-prod-api" in out
+    state = store.state()
+    assert (state.paused_until, state.blocked_until, state.block_held, state.pause_note) == (0, 0, False, "")
+
+    assert cli.main(["budget"]) == 0
+    assert "pausedBy" in capsys.readouterr().out
+
+
+def test_status_shows_who_set_the_shared_pause(monkeypatch, capsys):
+    from chalicelib.services.budget_store import DynamoBudgetStore
+
+    monkeypatch.setenv("AMO_RATE_BUDGET", "shared")
+    when = __import__("time").time() + 5
+    DynamoBudgetStore().pause(
+        when, "amocrm-integration-prod-api on host pid 7 at 2026-12-05T21:00:00Z: amoCRM answered 429"
+    )
+
+    cli.main(["status"])
+
+    line = next(line for line in capsys.readouterr().out.splitlines() if "budget.pausedBy" in line)
+    assert line.strip().endswith(
+        "amocrm-integration-prod-api on host pid 7 at 2026-12-05T21:00:00Z: amoCRM answered 429"
+    )
+
+
+def test_budget_margin_lowers_the_deployments_margin_from_a_block_ahead(capsys):
+    import time as clock
+
+    from chalicelib.amo.budget import Margin
+    from chalicelib.services.budget_store import DynamoBudgetStore
+
+    store = DynamoBudgetStore()
+    assert store.propose_margin(Margin(0.3, 0.3), None)  # raised once by a process that asked for 0.3
+
+    assert cli.main(["budget", "margin", "0.08"]) == 0
+    assert "margin 0.08s from 20" in capsys.readouterr().out
+    margin = store.state().margin
+    assert (margin.margin, margin.before) == (0.08, 0.3)
+    assert margin.since >= clock.time() + 9  # every process reads it long before it applies
+
+    assert cli.main(["budget", "margin", "0.05"]) == 1  # one change at a time
+    assert "pending" in capsys.readouterr().err
+    assert cli.main(["budget", "margin", "nan"]) == 1

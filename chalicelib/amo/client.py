@@ -5,12 +5,18 @@ Knows amoCRM's wire formats and nothing of DynamoDB: the access token comes from
 `Limiter` (see budget/). What is retried, and when, is decided by `RetryPolicy`
 (retry.py); a 401 triggers exactly one token refresh and one more send.
 
+amoCRM's 429 is an HTML page without Retry-After, and repeated ones end in an account-wide
+HTML 403 block (reference §3.4): a 429 is told to the limiter, which cools the whole
+deployment down, and is retried at most MAX_429_RETRIES times, after the cool-down; a block
+page is told to the limiter, which holds it for everyone, and is never retried.
+
 Resources (leads.py, contacts.py, …) build on `get`, `get_one`, `post`, `patch`, `delete`
 and `iter_pages`; nothing outside amo/ builds URLs.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -42,12 +48,12 @@ from chalicelib.amo.errors import (
     AmoValidationError,
 )
 from chalicelib.amo.pages import embedded, next_href
-from chalicelib.amo.retry import Attempt, RetryPolicy, retry_after_seconds
+from chalicelib.amo.retry import MAX_429_RETRIES, Attempt, RetryPolicy, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 250
-BLOCK_SECONDS = 300.0  # after amoCRM's block page, nobody asks again for this long
+BLOCK_SECONDS = 300.0  # after amoCRM's block page, nobody asks again for this long (then one probe)
 
 
 class TokenSource(Protocol):
@@ -261,20 +267,32 @@ class AmoClient:
         timeouts: Timeouts | None = None,
         headers: dict[str, str] | None = None,
         not_modified: bool = False,
+        own_quota: bool = False,
     ) -> Any:
         """Send one logical request (with retries); return the decoded JSON body, or None.
-        `not_modified`: a 304 raises AmoNotModified (the request was conditional)."""
+        `not_modified`: a 304 raises AmoNotModified (the request was conditional).
+        `own_quota`: the endpoint counts its own calls (exchange_api_key: once per 5 minutes),
+        so its 429 is neither retried nor a reason to cool the deployment down."""
         headers = {"Accept": "application/hal+json, application/json", **(headers or {})}
         token = None
         if authorized:  # first: loading the tokens tells which host the account is on now
             token = self._tokens().access_token()
             headers["Authorization"] = f"Bearer {token}"
         url = self._url(path, params)
-        response = self._send(method, url=url, body=json, headers=headers, timeouts=timeouts or self.timeouts)
+        send = functools.partial(
+            self._send,
+            method,
+            url=url,
+            body=json,
+            headers=headers,
+            timeouts=timeouts or self.timeouts,
+            own_quota=own_quota,
+        )
+        response = send()
         if response.status_code == 401 and token is not None:  # i.e. an authorized request
             token = self._tokens().refresh_after_unauthorized(token)
             headers["Authorization"] = f"Bearer {token}"
-            response = self._send(method, url=url, body=json, headers=headers, timeouts=timeouts or self.timeouts)
+            response = send()  # `headers` carries the new token
         try:
             raise_for_status(response, f"{method} {urlsplit(url).path}")
         except AmoUnknownPath:  # a 404 applied nothing
@@ -340,10 +358,12 @@ class AmoClient:
         self._local.latency = time.monotonic() - sent
         return Attempt(response=response)
 
-    def _send(self, method: str, *, url: str, body: Any, headers: dict, timeouts: Timeouts) -> requests.Response:
+    def _send(
+        self, method: str, *, url: str, body: Any, headers: dict, timeouts: Timeouts, own_quota: bool
+    ) -> requests.Response:
         """Send until amoCRM gives an answer worth returning, under the retry rules."""
         path = urlsplit(url).path
-        number = 0
+        number = limited = 0
         while True:
             number += 1
             try:
@@ -356,13 +376,20 @@ class AmoClient:
                 admitted()
             attempt = self._attempt(method, url=url, body=body, headers=headers, timeouts=timeouts)
             metrics.count("AmoRequests")
-            if is_block_page(attempt.response):  # every process stops asking, not only this one
+            delay = self.retry.delay(attempt, number, self._rand) if self.retry.is_transient(attempt) else None
+            if attempt.status == 429:
+                metrics.count("AmoRateLimited")
+                limited += 1
+                if own_quota or limited > MAX_429_RETRIES:
+                    delay = None
+                if not own_quota:  # everyone cools down, not only this request; the next acquire waits
+                    self.limiter.rate_limited(retry_after_seconds(attempt.response))
+                    delay = None if delay is None else 0.0
+            elif is_block_page(attempt.response):  # every process stops asking, not only this one
                 metrics.count("AmoBlocked")
                 self.limiter.block(BLOCK_SECONDS)
-            delay = self.retry.delay(attempt, number, self._rand) if self.retry.is_transient(attempt) else None
-            if attempt.status == 429:  # everyone waits, not only this request
-                metrics.count("AmoRateLimited")
-                self.limiter.pause(retry_after_seconds(attempt.response) or delay or self.retry.base_delay)
+            elif attempt.response is not None and attempt.response.status_code < 500:
+                self.limiter.succeeded()
             if delay is None or not self.retry.should_retry(method, attempt, number):
                 return self._final(method, path=path, attempt=attempt, number=number)
             metrics.count("AmoRetries")
@@ -374,7 +401,8 @@ class AmoClient:
                 number,
                 delay,
             )
-            self._sleep(delay)
+            if delay:
+                self._sleep(delay)
 
     def _final(self, method: str, *, path: str, attempt: Attempt, number: int) -> requests.Response:
         """The answer to hand back, or the error that says why there is none."""

@@ -22,6 +22,7 @@ from chalicelib.amo.errors import (
     AmoAuthError,
     AmoError,
     AmoNotFound,
+    AmoRateLimited,
     AmoTokenRevoked,
     AmoUnknownPath,
     AmoValidationError,
@@ -222,21 +223,30 @@ class OAuth:
         return moved
 
     def exchange_api_key(self, login: str, api_key: str, state: str) -> None:
-        """Ask amoCRM to deliver an authorization code to the redirect URI (answer: 202, no body)."""
+        """Ask amoCRM to deliver an authorization code to the redirect URI (answer: 202, no body).
+        amoCRM allows this once per 5 minutes per user and integration (reference §1.7): its 429
+        is that quota, not the API's rate, so it is not retried and cools nobody down."""
         credentials = self.credentials()
-        self.client.request(
-            "POST",
-            path="/oauth2/exchange_api_key",
-            authorized=False,
-            timeouts=TOKEN_TIMEOUTS,
-            json={
-                "login": login,
-                "api_key": api_key,
-                "client_uuid": credentials.client_id,
-                "client_secret": credentials.client_secret,
-                "state": state,
-            },
-        )
+        try:
+            self.client.request(
+                "POST",
+                path="/oauth2/exchange_api_key",
+                authorized=False,
+                timeouts=TOKEN_TIMEOUTS,
+                own_quota=True,
+                json={
+                    "login": login,
+                    "api_key": api_key,
+                    "client_uuid": credentials.client_id,
+                    "client_secret": credentials.client_secret,
+                    "state": state,
+                },
+            )
+        except AmoRateLimited:
+            raise AmoRateLimited(
+                "amoCRM accepts one API-key exchange per 5 minutes for a user and integration; try again in 5 minutes",
+                429,
+            ) from None
 
 
 class StaticToken:

@@ -7,12 +7,19 @@ any byte was sent (`reached_server=False`) or may have reached amoCRM. The rules
   did not process (a 429, or a connection that never opened). A write that timed out, lost
   its connection after sending or got a 5xx may have landed: it is never re-sent;
 - the wait: amoCRM's Retry-After when it gives one (no retry when it asks for longer than
-  `max_retry_after`), else capped exponential backoff with equal jitter.
+  `max_retry_after`), else capped exponential backoff with equal jitter;
+- a 429 is retried at most MAX_429_RETRIES times: each one moves the account towards amoCRM's
+  block (reference §3.4). The wait after a 429 is the budget's shared cool-down, not a backoff.
+
+amoCRM's own 429 carries no Retry-After (reference §3.4); a proxy's might. One is believed only
+up to MAX_RETRY_AFTER_SECONDS: a non-finite, negative or absurd value (more than a day), or an
+unreadable date, is ignored, so one odd header cannot stop the deployment.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +28,9 @@ import requests
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+MAX_429_RETRIES = 2  # reference §3.4: "retry 2-3 times at most"; a sync hands over instead
+MAX_RETRY_AFTER_SECONDS = 120.0  # the longest pause a Retry-After may ask of the deployment
+ABSURD_RETRY_AFTER_SECONDS = 86400.0  # beyond a day the header is taken for garbage and ignored
 
 
 @dataclass(frozen=True)
@@ -37,18 +47,21 @@ class Attempt:
 
 
 def retry_after_seconds(response: requests.Response | None) -> float | None:
-    """Retry-After as seconds (a number or an HTTP date), or None when absent or unreadable."""
+    """Retry-After as seconds (a number or an HTTP date), at most MAX_RETRY_AFTER_SECONDS; None
+    when absent, unreadable, non-finite or absurd (see the module's docstring)."""
     value = response.headers.get("Retry-After") if response is not None else None
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        return max(0.0, parsed.timestamp() - time.time())
+    if not math.isfinite(seconds) or seconds > ABSURD_RETRY_AFTER_SECONDS:
+        return None
+    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, seconds))
 
 
 @dataclass(frozen=True)

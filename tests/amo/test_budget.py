@@ -1,99 +1,19 @@
 """The shared amoCRM budget: several processes (budgets sharing one moto table) on virtual time.
 
-Virtual time only moves when every simulated thread sleeps, so the rolling-second counts are
-exact, whatever else the machine is doing.
+The virtual clock is tests/amo/virtual_time.py; the budget's assumptions (skewed clocks, mixed
+margins, a table outage, 429s and blocks) are tests/amo/test_budget_assumptions.py.
 """
-
-import threading
 
 import pytest
 
-from chalicelib.amo.budget import BULK, GENERAL, INTERACTIVE, RESERVED, BudgetUnavailable, RateLimiter, SharedBudget
+from chalicelib.amo.budget import BULK, GENERAL, INTERACTIVE, RESERVED, BudgetUnavailable
 from chalicelib.amo.budget.tuning import CLAIM_HORIZON_SECONDS
 from chalicelib.amo.errors import AmoBlocked, AmoRateLimited
 from chalicelib.models import RateBudget
 from chalicelib.services.budget_store import DynamoBudgetStore
+from tests.amo.virtual_time import VirtualDate, VirtualTime, budget, max_in_rolling_second, sender
 
 pytestmark = pytest.mark.usefixtures("aws")  # in-process AWS (moto) with every table
-
-
-class VirtualTime:
-    """A clock shared by threads: when all of them sleep, it jumps to the earliest wake-up."""
-
-    def __init__(self, start=2_000_000_000.0):
-        self.now = start
-        self.cond = threading.Condition()
-        self.running = 0
-        self.sleeping: dict[int, float] = {}
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        with self.cond:
-            me = threading.get_ident()
-            self.sleeping[me] = self.now + max(seconds, 1e-6)
-            self._advance()
-            while self.now < self.sleeping[me]:
-                self.cond.wait()
-            del self.sleeping[me]
-
-    def _advance(self):
-        if self.sleeping and len(self.sleeping) == self.running:
-            self.now = max(self.now, min(self.sleeping.values()))
-            self.cond.notify_all()
-
-    def run(self, *targets):
-        """Run the targets as threads on this clock until all have returned."""
-        errors = []
-
-        def wrapped(target):
-            try:
-                target()
-            except BaseException as error:  # surfaced to the test below
-                errors.append(error)
-            finally:
-                with self.cond:
-                    self.running -= 1
-                    self._advance()
-
-        threads = [threading.Thread(target=wrapped, args=(t,)) for t in targets]
-        with self.cond:
-            self.running += len(threads)
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        if errors:
-            raise errors[0]
-
-
-MARGIN = 0.08  # the default of AMO_RATE_MARGIN_SECONDS
-
-
-def budget(vt, store=None, rate=7):
-    return SharedBudget(
-        store or DynamoBudgetStore(),
-        rate=rate,
-        margin=MARGIN,
-        clock=vt.clock,
-        sleep=vt.sleep,
-        fallback=RateLimiter(max(1.0, rate / 4), margin=MARGIN, clock=vt.clock, sleep=vt.sleep),
-    )
-
-
-def max_in_rolling_second(times):
-    times = sorted(times)
-    return max((sum(1 for t in times if start <= t < start + 1.0) for start in times), default=0)
-
-
-def sender(limiter, sends, count, lane=INTERACTIVE, vt=None):
-    def run():
-        for _ in range(count):
-            limiter.acquire(lane)
-            sends.append(vt.clock())
-
-    return run
 
 
 def test_four_processes_of_three_threads_never_exceed_seven_per_rolling_second_and_use_the_budget(atomic_moto):
@@ -154,7 +74,7 @@ def test_a_pause_seen_by_one_process_holds_the_others(atomic_moto):
     first, second = budget(vt), budget(vt)
     vt.run(sender(first, [], 1, vt=vt))
     paused_at = vt.now
-    first.pause(2.0)
+    first.rate_limited(2.0)
     sends: list[float] = []
     vt.run(sender(second, sends, 3, vt=vt))
     assert min(sends) >= paused_at + 2.0
@@ -163,8 +83,8 @@ def test_a_pause_seen_by_one_process_holds_the_others(atomic_moto):
 def test_a_long_pause_fails_fast_instead_of_holding_the_caller(atomic_moto):
     vt = VirtualTime()
     first, second = budget(vt), budget(vt)
-    first.pause(60.0)
-    with pytest.raises(AmoRateLimited, match="pause"):
+    first.rate_limited(60.0)
+    with pytest.raises(AmoRateLimited, match="cools down"):
         vt.run(sender(second, [], 1, vt=vt))
 
 
@@ -258,7 +178,7 @@ def test_a_slow_table_does_not_make_a_caller_claim_past_its_own_slot(atomic_moto
     vt.run(sender(limiter, sends, 20, BULK, vt=vt))
 
     assert max_in_rolling_second(sends) <= 7
-    full_pace = limiter.plan.per_block / limiter.plan.block_seconds
+    full_pace = 1 / limiter.plan.width
     assert (len(sends) - 1) / (max(sends) - min(sends)) >= 0.97 * full_pace
 
 
@@ -273,10 +193,10 @@ def test_a_table_that_times_out_during_a_pause_falls_back_instead_of_failing_the
 
     monkeypatch.setattr(RateBudget, "update", timed_out)
     with pytest.raises(BudgetUnavailable):
-        DynamoBudgetStore().pause(2_000_000_010.0)
+        DynamoBudgetStore().pause(2_000_000_010.0, "a test")
     vt = VirtualTime()
     limiter = budget(vt)
-    limiter.pause(1.0)  # does not raise: this process paces itself for a while
+    limiter.rate_limited(1.0)  # does not raise: this process paces itself for a while
     assert limiter.describe()["mode"].startswith("this process only")
 
 
@@ -285,9 +205,9 @@ def test_a_process_claims_before_it_reads_the_state_and_still_sends_nothing_duri
     """The first request of a process waits for one table call less (the claim goes first); its
     slots are not used before the shared state is read, so another process's pause holds."""
     vt = VirtualTime()
-    budget(vt).pause(3.0)
+    budget(vt).rate_limited(3.0)
     paused_at = vt.now
-    store, calls = DynamoBudgetStore(), []
+    store, calls = VirtualDate(vt), []
     for name in ("claim", "state", "signal"):
         method = getattr(store, name)
         setattr(store, name, lambda *a, _m=method, _n=name, **k: calls.append(_n) or _m(*a, **k))
@@ -305,3 +225,30 @@ def test_the_counters_keep_their_stored_names_so_old_and_new_containers_count_th
     assert store.claim(5, {RESERVED: (1, 0), GENERAL: (2, 0)}, 2_000_000_060.0) == {RESERVED: 1, GENERAL: 2}
     stored = RateBudget._get_connection().get_item("block#5")["Item"]
     assert stored["p"] == {"N": "1"} and stored["g"] == {"N": "2"}
+
+
+def test_the_tables_clock_is_dynamodbs_date_header():
+    import time
+
+    from chalicelib.services.budget_store import DynamoBudgetStore
+
+    second = DynamoBudgetStore().state().server_second
+    assert second is not None and abs(second - time.time()) <= 2
+
+
+def test_a_clock_is_measured_to_ten_milliseconds_in_about_two_seconds_of_probes_timed_on_the_tables_tick():
+    from chalicelib.amo.budget.clock import TableClock
+
+    true = [1_000_000.0]
+    offset = -0.3131  # this host is 313 ms ahead
+    clock = TableClock(lambda: true[0] - offset, trusted=False)
+    started = true[0]
+    while not clock.settled():
+        true[0] += clock.next_probe(clock.local()) - clock.local()  # wait for the planned moment
+        sent = clock.local()
+        true[0] += 0.004  # the request on its way …
+        server = int(true[0])
+        true[0] += 0.004  # … and the answer
+        clock.learn(sent, received=clock.local(), server_second=server, probe=True)
+    assert abs(clock.offset - offset) <= 0.01
+    assert true[0] - started <= 2.2 and clock.probes <= 20

@@ -20,9 +20,12 @@ from chalicelib.amo.errors import (
     AmoValidationError,
 )
 from chalicelib.amo.leads import Leads
-from chalicelib.amo.oauth import OAuth
+from chalicelib.amo.oauth import OAuth, OAuthCredentials
+from chalicelib.amo.retry import retry_after_seconds
 from tests import fixtures
 from tests.fixtures import HAL, HOST, PROBLEM
+
+HTML_429 = "<html>\r\n<head><title>429 Too Many Requests</title></head>\r\n<body>\r\n<center><h1>429 Too Many Requests</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"  # noqa: E501
 
 
 class NoLimit:
@@ -32,8 +35,15 @@ class NoLimit:
     def acquire(self, lane="interactive"):
         return 0.0
 
-    def pause(self, seconds):
-        self.paused = seconds
+    def __init__(self):
+        self.rate_limits = []
+        self.successes = 0
+
+    def rate_limited(self, retry_after):
+        self.rate_limits.append(retry_after)
+
+    def succeeded(self):
+        self.successes += 1
 
     def block(self, seconds):
         self.blocked = seconds
@@ -126,20 +136,52 @@ def test_empty_list_204_is_an_empty_result(amo, gateway):
     assert list(gateway.iter_pages("/api/v4/leads", "leads")) == []
 
 
-def test_429_with_retry_after_waits_that_long_then_succeeds(amo, gateway, sleeps):
+def test_429_with_retry_after_cools_the_limiter_down_that_long_then_succeeds(amo, gateway, sleeps):
     amo.get(f"{HOST}/api/v4/account", status=429, headers={"Retry-After": "1"}, body="Too Many Requests")
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
 
     assert gateway.get("/api/v4/account")["id"] == fixtures.ACCOUNT_ID
-    assert sleeps == [1.0]
-    assert gateway.limiter.paused == 1.0
+    assert gateway.limiter.rate_limits == [1.0]  # the limiter waits, for every process
+    assert sleeps == []  # and the request does not wait again on top
+    assert gateway.limiter.successes == 1
 
 
-def test_429_without_retry_after_costs_well_under_a_second(amo, gateway, sleeps):
-    amo.get(f"{HOST}/api/v4/account", status=429, body="")
+def test_amocrms_html_429_without_retry_after_is_a_cool_down_of_the_limiter(amo, gateway, sleeps):
+    amo.get(f"{HOST}/api/v4/account", status=429, body=HTML_429, headers={"Content-Type": "text/html"})
     amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
     gateway.get("/api/v4/account")
-    assert len(sleeps) == 1 and 0 < sleeps[0] < 0.5
+    assert gateway.limiter.rate_limits == [None]  # no Retry-After: the limiter's growing cool-down
+    assert sleeps == []
+
+
+def test_a_429_is_retried_at_most_twice_each_one_cooling_down(amo, gateway):
+    """Regression (issue 24 item 3): one request went out 6 times in ~7.7 s at 429s."""
+    amo.get(f"{HOST}/api/v4/account", status=429, body=HTML_429, headers={"Content-Type": "text/html"})
+    with pytest.raises(AmoRateLimited):
+        gateway.get("/api/v4/account")
+    assert len(amo.calls) == 3
+    assert gateway.limiter.rate_limits == [None, None, None]
+
+
+@pytest.mark.parametrize(
+    "header,seconds",
+    [
+        ("1", 1.0),
+        ("120", 120.0),
+        ("300", 120.0),  # plausible but long: bounded
+        ("99999999999", None),  # absurd: ignored (it stopped every process for good)
+        ("inf", None),  # non-finite: ignored (OverflowError, 500 on every route)
+        ("1e300", None),
+        ("nan", None),
+        ("-5", 0.0),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", None),  # a date far ahead: ignored
+        ("not a date", None),
+    ],
+)
+def test_retry_after_is_bounded_and_absurd_values_are_ignored(header, seconds):
+    response = requests.Response()
+    response.status_code, response.headers["Retry-After"] = 429, header
+    assert retry_after_seconds(response) == seconds
 
 
 def test_503_twice_then_success(amo, gateway, sleeps):
@@ -246,6 +288,18 @@ def test_403_html_page_is_blocked_not_auth(amo, gateway):
         gateway.get("/api/v4/leads")
     assert gateway.tokens.refreshes == 0
     assert len(amo.calls) == 1
+    assert gateway.limiter.blocked == 300.0 and gateway.limiter.successes == 0  # held for everyone
+
+
+def test_exchange_api_keys_429_is_its_own_quota_not_retried_and_cools_nobody_down(amo, gateway):
+    """Regression (issue 24 item 4): amoCRM allows one exchange per 5 minutes per user and
+    integration (reference §1.7); its 429 was retried and paused the whole deployment."""
+    amo.post(f"{HOST}/oauth2/exchange_api_key", status=429, body=HTML_429, headers={"Content-Type": "text/html"})
+    oauth = OAuth(gateway, lambda: OAuthCredentials("client-id", "client-secret", "https://service.example.com/cb"))
+    with pytest.raises(AmoRateLimited, match="try again in 5 minutes"):
+        oauth.exchange_api_key("manager@example.com", "api-key", "state-1")
+    assert len(amo.calls) == 1
+    assert gateway.limiter.rate_limits == []
 
 
 def test_403_json_is_forbidden(amo, gateway):

@@ -9,17 +9,24 @@ deployment together. The package keeps that promise with these invariants:
 - Fair share: RESERVED_SHARE (2 of 7) of the slot positions are reserved; while interactive
   work (API routes, webhooks) waits, a sync may only take the general ones, and interactive
   work takes the reserved ones first, so neither starves and nothing is left unused (shared.py).
-- One shared pause and block: a 429 with Retry-After or amoCRM's HTML 403 holds every process
-  back, and a caller that would wait longer than MAX_WAIT_SECONDS gets the error at once.
-- Fallback: when the budget's table cannot be reached, a process paces itself on its own at a
-  share of the rate (FALLBACK_SHARE_OF_RATE), then tries the table again.
+- One shared pause and block: consecutive 429s cool every process down for 1, 2, 4 … 60 s, and
+  amoCRM's HTML 403 block holds them all until cleared or probed; a caller that would wait
+  longer than MAX_WAIT_SECONDS gets the error at once (control.py).
+- One clock and one margin: slots are moments on the table's clock, which every process
+  measures its own against (clock.py); the margin is the largest any process asks for.
+- Fallback: when the budget's table cannot be reached, a process refuses bulk work and paces
+  interactive calls at its share of a fleet of processes in the same outage, then tries the
+  table again.
 
 The modules:
-- shared.py  `SharedBudget`, the deployment-wide limiter: claims slots in the table, hands them
-             to the waiting callers of this process, honours the shared pause, falls back.
-- slots.py   where a block's slots lie in time (`SlotPlan`, counters `reserved` and
-             `general`), the shared state (`BudgetState`) and what the budget needs from its
-             table (`BudgetStore`; services/budget_store.py is the DynamoDB one).
+- shared.py  `SharedBudget`, the deployment-wide limiter: claims slots in the table and hands
+             them to the waiting callers of this process.
+- control.py `BudgetControl`: the shared state as one process keeps it (pauses, cool-downs,
+             the block and its probe, the margin) and the fallback.
+- clock.py   `TableClock`: this process's offset from the table's clock, measured.
+- slots.py   where a block's slots lie in time (`SlotPlan`, `Schedule` across a margin change,
+             counters `reserved` and `general`), the shared state (`BudgetState`) and what the
+             budget needs from its table (`BudgetStore`; services/budget_store.py is DynamoDB's).
 - local.py   the `Limiter` protocol both limiters follow, the lanes (INTERACTIVE, BULK), the
              ADMITTED hook, `refuse_long_wait`, and `RateLimiter`: one process's own pace
              (AMO_RATE_BUDGET=local, and the shared budget's fallback).
@@ -43,6 +50,7 @@ from chalicelib.amo.budget.slots import (
     BudgetState,
     BudgetStore,
     BudgetUnavailable,
+    Margin,
 )
 from chalicelib.amo.budget.tuning import MAX_WAIT_SECONDS
 
@@ -57,6 +65,7 @@ __all__ = [
     "BudgetStore",
     "BudgetUnavailable",
     "Limiter",
+    "Margin",
     "RateLimiter",
     "SharedBudget",
     "refuse_long_wait",

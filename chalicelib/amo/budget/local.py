@@ -13,20 +13,22 @@ the rate:
 No slot is reserved while a caller sleeps; it re-checks when it wakes. Many requests can be
 in flight at once: only their start times are limited.
 
-A pause (429 with Retry-After) or a block (amoCRM's HTML 403) holds every later send back;
-a caller that would have to wait longer than MAX_WAIT_SECONDS gets the error at once instead.
+A cool-down after a 429 (1, 2, 4 … 60 s for consecutive ones, or a bounded Retry-After) or a
+block (amoCRM's HTML 403) holds every later send back; a caller that would have to wait longer
+than MAX_WAIT_SECONDS gets the error at once instead.
 """
 
 from __future__ import annotations
 
 import contextvars
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from chalicelib.amo.budget.tuning import MAX_WAIT_SECONDS
+from chalicelib.amo.budget.tuning import FIRST_COOL_DOWN_SECONDS, LONGEST_COOL_DOWN_SECONDS, MAX_WAIT_SECONDS
 from chalicelib.amo.errors import AmoBlocked, AmoRateLimited
 
 INTERACTIVE, BULK = "interactive", "bulk"
@@ -40,13 +42,20 @@ ADMITTED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.Contex
 class Limiter(Protocol):
     """Admits request starts towards amoCRM (this process's limiter, or the shared budget)."""
 
-    interval: float
+    @property
+    def interval(self) -> float:
+        """Seconds between request starts at full pace."""
 
     def acquire(self, lane: str = INTERACTIVE) -> float: ...
 
-    def pause(self, seconds: float) -> None: ...
+    def rate_limited(self, retry_after: float | None) -> None:
+        """amoCRM answered 429: cool down (longer for each one in a row)."""
 
-    def block(self, seconds: float) -> None: ...
+    def succeeded(self) -> None:
+        """amoCRM answered without a 429 or a block page."""
+
+    def block(self, seconds: float) -> None:
+        """amoCRM's HTML 403 block page: nothing is sent for `seconds`, then one probe."""
 
     def describe(self) -> dict: ...
 
@@ -55,10 +64,15 @@ def refuse_long_wait(until: float, now: float, blocked: bool) -> None:
     """Raise when honouring a pause would take longer than a caller should wait."""
     if until - now <= MAX_WAIT_SECONDS:
         return
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)) if math.isfinite(until) else "further notice"
     if blocked:
-        raise AmoBlocked(f"amoCRM has blocked this integration (HTML 403); no request is sent before {when}", 403)
-    raise AmoRateLimited(f"amoCRM asked to pause (429 Retry-After); no request is sent before {when}", 429)
+        raise AmoBlocked(
+            f"amoCRM has blocked this integration (HTML 403); no request is sent before {when} (or `budget clear`)",
+            403,
+        )
+    raise AmoRateLimited(
+        f"amoCRM answered 429: every process cools down; no request is sent before {when}; retry then", 429
+    )
 
 
 class RateLimiter:
@@ -79,24 +93,42 @@ class RateLimiter:
         self._sends: deque[float] = deque(maxlen=self.rate)
         self._next_slot = 0.0
         self._blocked_until = 0.0
+        self._streak = 0
 
     def acquire(self, lane: str = INTERACTIVE) -> float:
         """Block until this caller may send; returns the send time (on the limiter's clock)."""
+        sent = self.acquire_before(math.inf)
+        assert sent is not None  # nothing is later than math.inf
+        return sent
+
+    def acquire_before(self, deadline: float) -> float | None:
+        """As `acquire`, but None (at the deadline) when the send would not start before it."""
         while True:
             with self._lock:
                 now = self._clock()
                 refuse_long_wait(self._next_slot, now, blocked=self._blocked_until > now)
                 earliest = max(self._next_slot, self._sends[0] + self.window if len(self._sends) == self.rate else now)
-                if earliest <= now:
+                if earliest <= now < deadline:
                     self._sends.append(now)
                     self._next_slot = now + self.interval
                     return now
-            self._sleep(earliest - now)
+            if min(earliest, deadline) <= now:
+                return None
+            self._sleep(min(earliest, deadline) - now)
 
     def pause(self, seconds: float) -> None:
-        """Hold every later send back, e.g. after amoCRM answered 429 with Retry-After."""
+        """Hold every later send back."""
         with self._lock:
             self._next_slot = max(self._next_slot, self._clock() + seconds)
+
+    def rate_limited(self, retry_after: float | None) -> None:
+        with self._lock:
+            self._streak += 1
+            cool = min(LONGEST_COOL_DOWN_SECONDS, FIRST_COOL_DOWN_SECONDS * 2 ** (self._streak - 1))
+        self.pause(max(cool, retry_after or 0.0))
+
+    def succeeded(self) -> None:
+        self._streak = 0
 
     def block(self, seconds: float) -> None:
         """amoCRM's block page: nothing is sent for `seconds`; callers fail fast meanwhile."""

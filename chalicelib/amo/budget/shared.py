@@ -15,13 +15,15 @@ and why no rolling second of `1 + margin` seconds holds more than `rate` of them
   five of seven; interactive work takes them first and then competes for the rest, so a
   slow sync leaves nothing unused. Each lane announces itself in the shared state for a few
   seconds at a time.
-- One pause for everyone: a 429 with Retry-After, or amoCRM's HTML 403 block, is written to
-  the shared state; every process honours it from its next claim on (state read at most
+- One pause for everyone: the cool-down after 429s, or amoCRM's HTML 403 block, is written
+  to the shared state; every process honours it from its next claim on (state read at most
   STATE_MAX_AGE_SECONDS before), and a caller that would wait longer than MAX_WAIT_SECONDS
-  gets the error at once.
-- When the table cannot be reached, the process falls back to its own conservative pace
-  (`fallback`, FALLBACK_SHARE_OF_RATE of the rate) for FALLBACK_SECONDS_BEFORE_RETRYING_TABLE,
-  then tries the table again.
+  gets the error at once (control.py).
+- One time for everyone: slots are moments on the table's clock, which this process measures
+  its own against (clock.py); one margin for everyone, the largest asked (control.py).
+- When the table cannot be reached, the process refuses bulk work and paces interactive calls
+  at its share of a fleet of `fallback_processes` for FALLBACK_SECONDS_BEFORE_RETRYING_TABLE,
+  then tries the table again (control.py).
 """
 
 from __future__ import annotations
@@ -29,18 +31,15 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from chalicelib.amo.budget import tuning
-from chalicelib.amo.budget.local import BULK, INTERACTIVE, RateLimiter, refuse_long_wait
-from chalicelib.amo.budget.slots import GENERAL, RESERVED, BudgetState, BudgetStore, BudgetUnavailable, SlotPlan
-
-log = logging.getLogger(__name__)
+from chalicelib.amo.budget.clock import TableClock
+from chalicelib.amo.budget.control import BudgetControl
+from chalicelib.amo.budget.local import BULK, INTERACTIVE
+from chalicelib.amo.budget.slots import GENERAL, RESERVED, BudgetStore, BudgetUnavailable
 
 _INTERACTIVE_RANK, _BULK_RANK = 0, 1  # waiting callers queue as (rank, arrival): interactive ones first
 
@@ -54,14 +53,23 @@ class SharedBudget:
         margin: float,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        fallback: RateLimiter | None = None,
+        trusted_clock: bool = False,
+        who: str = "a process",
+        fallback_processes: int = 7,
     ):
         self.store = store
-        self.plan = SlotPlan(rate, margin)
-        self.interval = self.plan.width
-        self._clock = clock
+        self.clock = TableClock(clock, trusted=trusted_clock)
+        self.control = BudgetControl(
+            store,
+            rate=rate,
+            margin=margin,
+            clock=self.clock,
+            sleep=sleep,
+            who=who,
+            fallback_processes=fallback_processes,
+        )
+        self._clock = self.clock.now
         self._sleep = sleep
-        self._fallback = fallback or RateLimiter(max(1.0, rate * tuning.FALLBACK_SHARE_OF_RATE), margin=margin)
         self._lock = threading.Lock()
         self._granted: list[float] = []  # a heap of claimed slot start times
         self._queue: list[tuple[int, int]] = []  # waiting callers: (rank, arrival)
@@ -70,12 +78,21 @@ class SharedBudget:
         self._next_claim_at = 0.0  # while everything up to the horizon is taken
         self._full: set[tuple[int, str]] = set()  # (block, counter) pairs known to be handed out
         self._seen: dict[tuple[int, str], int] = {}  # the highest value this process saw each counter at
-        self._state = BudgetState()
-        self._state_read_at = -math.inf
-        self._store_down_until = 0.0
         self._lead = tuning.MIN_CLAIM_LEAD_SECONDS
         self._claiming_for_one = False
-        self.store_calls = 0
+        self._calibrating = False
+
+    @property
+    def plan(self):  # the deployment's schedule of slots, as this process knows it
+        return self.control.schedule
+
+    @property
+    def interval(self) -> float:
+        return self.plan.width
+
+    @property
+    def store_calls(self) -> int:
+        return self.control.calls
 
     # -- the Limiter protocol ---------------------------------------------------------------------
 
@@ -85,12 +102,22 @@ class SharedBudget:
             bisect.insort(self._queue, ticket)
         try:
             while True:
+                if self.control.down():
+                    sent = self.control.fallback_acquire(lane)
+                    if sent is not None:
+                        return sent
+                    continue
+                if not self.clock.settled():
+                    self._calibrate()
+                    continue
                 now = self._clock()
-                if now < self._store_down_until:
-                    return self._fallback.acquire(lane)
-                self._honour_pause(now)
+                if now < self.control.resume_at:  # just back from a fallback: its sends are a second past
+                    self._sleep(self.control.resume_at - now)
+                    continue
+                self.control.honour(now)
                 sent, wait = self._take_or_claim(ticket, lane, now)
                 if sent is not None:
+                    self.control.sending()
                     return sent
                 if wait > 0:
                     self._sleep(wait)
@@ -98,41 +125,32 @@ class SharedBudget:
             with self._lock:
                 self._queue.remove(ticket)
 
-    def pause(self, seconds: float) -> None:
-        until = self._clock() + seconds
-        self._drop_slots_before(until)
-        self._fallback.pause(seconds)
-        self._store_call(lambda: self.store.pause(until))
-        self._learn(replace(self._state, paused_until=max(self._state.paused_until, until)))
+    def rate_limited(self, retry_after: float | None) -> None:
+        self.control.rate_limited(retry_after)
+        self._drop_slots_before(self.control.state.paused_until)
+
+    def succeeded(self) -> None:
+        self.control.succeeded()
 
     def block(self, seconds: float) -> None:
-        now = self._clock()
-        until = now + seconds
-        self._drop_slots_before(until)
-        self._fallback.block(seconds)
-        if self._store_call(lambda: self.store.block(until, now)):
-            log.error(
-                "amoCRM blocked this integration (HTML 403 on every call); nothing is sent until %s",
-                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)),
-            )
-        self._learn(replace(self._state, blocked_until=max(self._state.blocked_until, until)))
-
-    def _learn(self, state: BudgetState) -> None:
-        """What this process just told the table holds here at once; the rest is read again at
-        the next claim."""
-        self._state = state
-        self._state_read_at = min(self._state_read_at, self._clock() - tuning.STATE_MAX_AGE_SECONDS)
+        self.control.blocked(seconds)
+        self._drop_slots_before(self.control.state.blocked_until)
 
     def describe(self) -> dict:
-        state = self._fresh_state(self._clock())
-        shared = self._clock() >= self._store_down_until
-        return {
-            "mode": "shared by the deployment" if shared else "this process only (budget table unreachable)",
-            "ratePerSecond": self.plan.per_block,
-            "pausedUntil": _iso(state.paused_until),
-            "blockedUntil": _iso(state.blocked_until),
-            "blockedCount": state.blocked_count,
-        }
+        return self.control.describe()
+
+    def _calibrate(self) -> None:
+        """Probe the table's clock (one caller of this process at a time; the others wait)."""
+        with self._lock:
+            mine, self._calibrating = not self._calibrating, True
+        if not mine:
+            self._sleep(tuning.LONGEST_IDLE_WAIT_SECONDS / 5)
+            return
+        try:
+            self.control.calibrate()
+        finally:
+            with self._lock:
+                self._calibrating = False
 
     # -- taking a slot --------------------------------------------------------------------------
 
@@ -141,6 +159,7 @@ class SharedBudget:
         claiming slots for everyone waiting or not. A due slot goes to the caller that has
         waited longest (interactive callers first); if that one is a moment late, to anyone."""
         with self._lock:
+            self._forget_other_schedules()
             self._drop_missed_slots(now)
             due, my_turn = self._due_slot(), self._is_my_turn(ticket)
             if due is not None and self._may_send_in(due, my_turn, now):
@@ -158,6 +177,12 @@ class SharedBudget:
         self._claim_then_read_state(lane, self._claim_size(lane, needed, waiting), now)
         return None, 0.0
 
+    def _forget_other_schedules(self) -> None:
+        """Slots planned on a schedule or a clock that has changed since are not used."""
+        if self.control.schedule_changed:
+            self.control.schedule_changed = False
+            self._granted, self._full, self._seen = [], set(), {}
+
     def _drop_missed_slots(self, now: float) -> None:
         """Slots this process woke too late for: never send in someone else's slot."""
         while self._granted and self._granted[0] < now - tuning.SLOT_LATENESS_ALLOWED_SECONDS:
@@ -166,10 +191,7 @@ class SharedBudget:
     def _due_slot(self) -> float | None:
         """The earliest slot in hand; none until the shared state (a pause, a block) has been read,
         so the slots of a process's first claim wait for it."""
-        return self._granted[0] if self._granted and self._state_known() else None
-
-    def _state_known(self) -> bool:
-        return self._state_read_at > -math.inf
+        return self._granted[0] if self._granted and self.control.known() else None
 
     def _is_my_turn(self, ticket: tuple[int, int]) -> bool:
         return self._queue[0] == ticket
@@ -190,7 +212,7 @@ class SharedBudget:
         """One slot per waiting caller, less those in hand; a sync keeps one more in hand, so it
         claims the next ones before the last is due."""
         needed = len(self._queue) + (0 if self._interactive_first_in_line() else 1) - len(self._granted)
-        if not self._state_known():
+        if not self.control.known():
             needed = max(needed, 1)  # the state is read after a claim: one must happen
         return needed
 
@@ -224,7 +246,7 @@ class SharedBudget:
         try:
             slots = self._claim(lane, count, now)
         except BudgetUnavailable:
-            self._fall_back()
+            self.control.fall_back()
         finally:
             with self._lock:
                 for slot in slots:
@@ -232,7 +254,7 @@ class SharedBudget:
         try:  # the shared state, read after the claim: its slots are already usable meanwhile
             self._refresh_state(lane, self._clock())
         except BudgetUnavailable:
-            self._fall_back()
+            self.control.fall_back()
         finally:
             with self._lock:
                 self._claiming = False
@@ -254,7 +276,7 @@ class SharedBudget:
         horizon = tuning.BULK_CLAIM_HORIZON_SECONDS if lane == BULK else tuning.CLAIM_HORIZON_SECONDS
         slots: list[float] = []
         block = self.plan.block_at(now + self._lead)
-        while len(slots) < count and block * self.plan.block_seconds <= now + horizon:
+        while len(slots) < count and self.plan.block_start(block) <= now + horizon:
             open_counters = [counter for counter in counters if (block, counter) not in self._full]
             if open_counters:
                 slots += self._claim_in_block(
@@ -274,7 +296,7 @@ class SharedBudget:
     def _counters_to_claim(self, lane: str, now: float) -> tuple[list[str], bool]:
         """The counters to claim from, in order, and whether this is interactive work during a
         sync (which asks for the reserved positions first, see `_shares`)."""
-        state = self._state
+        state = self.control.state
         bulk_announced, interactive_announced = state.bulk_until > now, state.interactive_until > now
         if lane == BULK and interactive_announced:
             return [GENERAL], False  # the reserved positions stay free for the work that is waiting
@@ -284,7 +306,7 @@ class SharedBudget:
 
     def _forget_past_blocks(self, now: float) -> None:
         def current(block: int) -> bool:
-            return (block + 1) * self.plan.block_seconds > now
+            return self.plan.block_start(block + 1) > now
 
         self._full = {(block, counter) for block, counter in self._full if current(block)}
         self._seen = {key: seen for key, seen in self._seen.items() if current(key[0])}
@@ -339,8 +361,8 @@ class SharedBudget:
             if not asks:
                 break
             asked_at = self._clock()
+            self.control.calls += 1
             counts_after = self.store.claim(block, asks, now + tuning.BLOCK_ITEM_EXPIRY_SECONDS)
-            self.store_calls += 1
             self._learn_claim_time(self._clock() - asked_at)
             earliest_usable = self._clock() - tuning.SLOT_LATENESS_ALLOWED_SECONDS
             lagged = False
@@ -368,65 +390,23 @@ class SharedBudget:
 
     # -- shared state -------------------------------------------------------------------------------
 
-    def _state_stale(self, now: float) -> bool:
-        return now - self._state_read_at >= tuning.STATE_MAX_AGE_SECONDS and now >= self._store_down_until
-
     def _refresh_state(self, lane: str, now: float) -> None:
-        if lane == BULK and self._state_stale(now):
+        control = self.control
+        if lane == BULK and control.stale(now):
             # a sync announces itself every second instead of reading the state: the write answers
             # with the whole state (one call a second, where a read plus a signal every other
             # second took one and a half)
-            self._state = self.store.signal(lane, now + tuning.LANE_ANNOUNCEMENT_SECONDS)
-            self._state_read_at = now
-            self.store_calls += 1
+            control.calls += 1
+            control.take(self.store.signal(lane, now + tuning.LANE_ANNOUNCEMENT_SECONDS), now)
             return
-        self._announce(lane, self._fresh_state(now), now)
+        self._announce(lane, control.fresh(now), now)
 
-    def _announce(self, lane: str, state: BudgetState, now: float) -> None:
+    def _announce(self, lane: str, state, now: float) -> None:
         """Keep this lane's announcement fresh, so the other lane shares fairly; the write
         answers with the whole state, which is then as fresh as it gets."""
         current = state.bulk_until if lane == BULK else state.interactive_until
         others_matter = lane == BULK or state.bulk_until > now
-        if not others_matter or current >= now + tuning.LANE_ANNOUNCEMENT_RENEW_SECONDS or now < self._store_down_until:
+        if not others_matter or current >= now + tuning.LANE_ANNOUNCEMENT_RENEW_SECONDS or self.control.down():
             return
-        self._state = self.store.signal(lane, now + tuning.LANE_ANNOUNCEMENT_SECONDS)
-        self._state_read_at = now
-        self.store_calls += 1
-
-    def _fresh_state(self, now: float) -> BudgetState:
-        if self._state_stale(now):
-            try:
-                self._state = self.store.state()
-                self.store_calls += 1
-            except BudgetUnavailable:
-                self._fall_back()
-            self._state_read_at = now
-        return self._state
-
-    def _honour_pause(self, now: float) -> None:
-        """The pause the shared state knows of (read when claiming, at most STATE_MAX_AGE_SECONDS old)."""
-        state = self._state
-        until = max(state.paused_until, state.blocked_until)
-        if until > now:
-            refuse_long_wait(until, now, blocked=state.blocked_until > now)
-            self._sleep(until - now)
-
-    def _store_call(self, call: Callable[[], object]) -> object:
-        try:
-            return call()
-        except BudgetUnavailable:
-            self._fall_back()
-            return None
-
-    def _fall_back(self) -> None:
-        if self._clock() >= self._store_down_until:
-            log.warning(
-                "the shared amoCRM budget cannot be reached; this process paces itself at %.2g requests/s for %ds",
-                1.0 / self._fallback.interval,
-                tuning.FALLBACK_SECONDS_BEFORE_RETRYING_TABLE,
-            )
-        self._store_down_until = self._clock() + tuning.FALLBACK_SECONDS_BEFORE_RETRYING_TABLE
-
-
-def _iso(timestamp: float) -> str | None:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp)) if timestamp > time.time() else None
+        self.control.calls += 1
+        self.control.take(self.store.signal(lane, now + tuning.LANE_ANNOUNCEMENT_SECONDS), now)

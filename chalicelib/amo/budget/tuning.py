@@ -59,11 +59,43 @@ LANE_ANNOUNCEMENT_SECONDS = 3.0
 # an announcement is renewed when less than this is left, so it never lapses between claims
 LANE_ANNOUNCEMENT_RENEW_SECONDS = LANE_ANNOUNCEMENT_SECONDS / 3
 
-# -- pauses and the fallback ------------------------------------------------------------------
+# a change of the deployment's margin takes effect this far ahead: later than the state a process
+# claims with can be old (STATE_MAX_AGE_SECONDS) plus how far ahead it claims (CLAIM_HORIZON_SECONDS)
+MARGIN_SWITCH_LEAD_SECONDS = 3.0
+# a process whose clock is measured asks for its margin rounded up to this step
+MARGIN_STEP_SECONDS = 0.01
+
+# -- the clock --------------------------------------------------------------------------------
+
+# a process whose clock is not trusted probes the table's clock until it knows its offset this well …
+CLOCK_TOLERANCE_SECONDS = 0.01
+# … or has probed this often (round trips bound the precision: the rest goes into its margin)
+MAX_CLOCK_PROBES = 24
+# probes are timed for this many points evenly inside what the offset may be, the soonest first
+CLOCK_PROBE_SPLITS = 8
+# beyond this uncertainty (slow round trips) or offset (a broken time sync) the shared budget is refused
+MAX_CLOCK_UNCERTAINTY_SECONDS = 0.1
+MAX_CLOCK_OFFSET_SECONDS = 10.0
+# what a trusted clock (a Lambda's, kept by AWS's time sync) is assumed to be off by at most …
+TRUSTED_CLOCK_UNCERTAINTY_SECONDS = 0.002
+# … and how far off the table's it must be found before it is measured instead (a third of the
+# 60 ms the default margin leaves: DynamoDB's hosts need not agree to the millisecond)
+TRUSTED_CLOCK_DISTRUSTED_BEYOND_SECONDS = 0.02
+# how fast two unsynchronised clocks may drift apart (100 ppm; NTP-kept ones far less)
+CLOCK_DRIFT_PER_SECOND = 1e-4
+
+# -- pauses, cool-downs, blocks and the fallback ----------------------------------------------
 
 # a caller that would wait longer for a pause or a block gets the error at once (an API route must answer)
 MAX_WAIT_SECONDS = 10.0
-# without the table a process paces itself at this share of the rate: several may be doing so at once
-FALLBACK_SHARE_OF_RATE = 0.25
+# consecutive 429s cool the deployment down for 1, 2, 4 … seconds, at most 60 (reference §3.4) …
+FIRST_COOL_DOWN_SECONDS = 1.0
+LONGEST_COOL_DOWN_SECONDS = 60.0
+# no pause is longer (a bounded Retry-After, retry.MAX_RETRY_AFTER_SECONDS): a longer stored one is ignored
+LONGEST_PAUSE_SECONDS = 120.0
+# … and this many successes in a row in one process start the streak again at one second
+SUCCESSES_TO_END_STREAK = 3
+# amoCRM's block holds until cleared by hand (`budget clear`), or until one probe this often gets through
+BLOCK_PROBE_EVERY_SECONDS = 300.0
 # how long a process paces itself after the table failed before it tries the table again
 FALLBACK_SECONDS_BEFORE_RETRYING_TABLE = 10.0
