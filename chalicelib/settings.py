@@ -162,13 +162,15 @@ def amo_rate_budget() -> str:
 
 
 def amo_fallback_processes() -> int:
-    """How many processes may be cut off from the budget's table at once (default 7): each then
+    """How many processes may be cut off from the budget's table at once (default 7, or the
+    rate if lower): each then
     paces itself at `AMO_RATE_LIMIT_RPS // this` requests per second, so together they stay
     within amoCRM's limit. At most the rate (one request a second each)."""
     value = _optional_int("AMO_FALLBACK_PROCESSES")
+    rate = max(1, int(amo_rate_limit_per_second()))
     if value is None:
-        return 7
-    if not 1 <= value <= max(1, int(amo_rate_limit_per_second())):
+        return min(7, rate)
+    if not 1 <= value <= rate:
         raise ConfigError("AMO_FALLBACK_PROCESSES must be between 1 and AMO_RATE_LIMIT_RPS")
     return value
 

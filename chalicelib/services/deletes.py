@@ -5,8 +5,9 @@ only when amoCRM confirms it, then applied the one way for each entity.
 - a task is marked unlinked, its record kept;
 - a contact is erased: its row and the guest fields it fed on every lead (erasure.py).
 A forged or misrouted `[delete]`, or an event the entity's restore has since undone, must not
-unlink a live lead, so amoCRM is asked first: gone means a 204/404 to a direct GET, or the
-object marked deleted (reference §3.5, §10.1).
+unlink a live lead, so amoCRM is asked first: gone means a 204, or a 404 naming the entity, to
+a direct GET, or the object marked deleted (reference §3.5, §10.1); any other 404 raises
+`AmoUnknownPath` and the delete is tried again later.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from chalicelib.services.webhook_outcomes import EventOutcome
 
 log = logging.getLogger(__name__)
 
-DELETABLE = ("leads", "contacts", "tasks")
-
 
 def still_in_amo(amo: AmoApi, entity: str, entity_id: int) -> bool:
+    """False only when amoCRM confirms the entity is gone (see the module's docstring)."""
     raw = getattr(amo, entity).get(entity_id)
     return bool(raw) and not raw.get("is_deleted")
 

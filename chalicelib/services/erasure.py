@@ -203,11 +203,17 @@ def erase_guest(
             amo_changed = True
         except AmoNotFound:
             log.info("contact %s is not in amoCRM any more: nothing to clear there", person.contact_id)
+    # What is searched with goes last: the contact row and the leads' guest fields name the
+    # person, so a run cut short (a timeout, DynamoDB busy) can be asked again and still find
+    # what the tasks and the activity log hold.
+    tasks_scrubbed = _scrub_tasks(person)
+    activity_scrubbed = _scrub_activity(AmoActivityLog.scan(), person)
+    leads_blanked = sum(_blank_guest(lead, person) for lead in person.leads.values())
     counts = {
         "contacts": _delete_row(person.contact_id) if person.contact_id is not None else 0,
-        "leads": sum(_blank_guest(lead, person) for lead in person.leads.values()),
-        "tasks": _scrub_tasks(person),
-        "activityLog": _scrub_activity(AmoActivityLog.scan(), person),
+        "leads": leads_blanked,
+        "tasks": tasks_scrubbed,
+        "activityLog": activity_scrubbed,
     }
     by = "amoContactId" if amo_contact_id is not None else "email" if email else "phone"
     activity.record(

@@ -35,7 +35,7 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 
 from chalicelib import metrics
-from chalicelib.amo.errors import AmoError, AmoUnavailable
+from chalicelib.amo.errors import AmoError, AmoUnavailable, AmoUnknownPath
 from chalicelib.locking import wrote
 from chalicelib.models import IdempotencyRecord
 from chalicelib.services.checkpoints import Checkpoint
@@ -99,6 +99,8 @@ def _outcome_unknown(error: Exception) -> bool:
 def _not_applied(error: Exception) -> bool:
     """True when a failure after `sending()` proves the side effect did not happen: amoCRM
     refused it (a 4xx), it never reached amoCRM, or our own storage failed before the POST."""
+    if isinstance(error, AmoUnknownPath):
+        return True  # a 404 naming no entity: amoCRM applied nothing (reference §3.5)
     if isinstance(error, AmoUnavailable):
         return not error.outcome_unknown and error.status is None
     if isinstance(error, AmoError):

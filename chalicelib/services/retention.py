@@ -1,8 +1,9 @@
 """Personal data kept no longer than PERSONAL_DATA_RETENTION_DAYS (default 730), applied by the
 hourly sweeper (docs/personal-data.md):
 
-- a lead unlinked from amoCRM (deleted there) that long ago loses its guest fields; the lead
-  itself stays, it is the Main Backend's record;
+- a lead unlinked from amoCRM (deleted there) that long ago loses its guest fields and amoCRM's
+  custom fields (which may hold a phone or e-mail); the lead itself stays, it is the Main
+  Backend's record;
 - a contact row no lead refers to, unchanged that long, is deleted.
 Leads still linked keep their guest fields: amoCRM is where the person is managed, and the next
 sync would copy them again. Each run scans the two tables with a filter; both are small next to
@@ -27,9 +28,16 @@ def sweep(now: datetime | None = None) -> dict:
     cutoff = (now or utc_now()) - timedelta(days=settings.personal_data_retention_days())
     guest = Lead.guest_name.exists() | Lead.guest_phone.exists() | Lead.guest_email.exists()
     leads = 0
-    for lead in Lead.scan(Lead.amo_lead_id.does_not_exist() & (Lead.updated_at < cutoff) & guest):
-        lead.update(actions=[Lead.guest_name.remove(), Lead.guest_phone.remove(), Lead.guest_email.remove()])
-        leads += 1
+    unlinked_long_ago = Lead.amo_lead_id.does_not_exist() & (Lead.updated_at < cutoff)
+    erase = [
+        Lead.guest_name.remove(),
+        Lead.guest_phone.remove(),
+        Lead.guest_email.remove(),
+        Lead.custom_fields.remove(),
+    ]
+    for lead in Lead.scan(unlinked_long_ago & guest):
+        # on condition: a lead a restore linked again meanwhile keeps what it was given
+        leads += wrote(functools.partial(lead.update, actions=erase, condition=unlinked_long_ago))
     contacts = 0
     for contact in AmoContact.scan(AmoContact.updated_at < cutoff):
         if not any(True for _ in Lead.by_amo_contact_id.query(contact.id, limit=1)):

@@ -238,6 +238,10 @@ def process_events(
         try:
             process_event(amo, event=event, account_id=account_id, received_at=received_at, prefetched=prefetched)
             processed += 1
+        except AmoPaymentRequired as error:  # no queue to hold it in: the sync catches up once paid
+            account_payment.record_unpaid(f"webhook event {event.entity}[{event.action}] {event.entity_id}")
+            metrics.count("WebhookEvents", Outcome=EventOutcome.FAILED)
+            errors.append(f"{event.entity}[{event.action}] {event.entity_id}: {describe(error)}")
         except Exception as error:  # recorded in the activity log; the delivery is still accepted
             errors.append(f"{event.entity}[{event.action}] {event.entity_id}: {describe(error)}")
     return processed, errors

@@ -231,3 +231,17 @@ def test_a_refusal_after_sending_frees_the_key_and_a_silence_does_not():
         run("k16", silent)
     with pytest.raises(idempotency.OutcomeUnknown):
         run("k16", lambda cp: {"id": 16})
+
+
+def test_a_404_naming_no_entity_after_sending_frees_the_key():
+    """Review: AmoUnknownPath carries status 404 yet applied nothing; the key was kept as
+    "outcome unknown" for a day."""
+    from chalicelib.amo.errors import AmoUnknownPath
+
+    def unknown_path(checkpoint):
+        checkpoint.sending()
+        raise AmoUnknownPath("amoCRM POST /api/v4/leads/complex: a 404 naming no entity", status=404)
+
+    with pytest.raises(AmoUnknownPath):
+        run("k17", unknown_path)
+    assert run("k17", lambda cp: {"id": 17}) == {"id": 17}

@@ -94,6 +94,23 @@ def test_the_sweeper_erases_old_unlinked_guests_and_unused_contacts_and_keeps_th
     assert retention.sweep() == {"leads": 0, "contacts": 0}
 
 
+def test_the_sweeper_leaves_a_lead_a_restore_linked_again_meanwhile(monkeypatch):
+    """Review: the lead's erase had no condition, so a lead relinked between the scan and the
+    write lost the guest fields it had just been given."""
+    monkeypatch.setenv("PERSONAL_DATA_RETENTION_DAYS", "30")
+    age(lead_row(4, linked=False), 31)
+    real_scan = Lead.scan
+
+    def relinked_after_the_scan(*args, **kwargs):
+        found = list(real_scan(*args, **kwargs))
+        Lead.get(leads.lead_id_for(4)).update(actions=[Lead.amo_lead_id.set(4)])
+        return iter(found)
+
+    monkeypatch.setattr(Lead, "scan", relinked_after_the_scan)
+    assert retention.sweep()["leads"] == 0
+    assert guest_of(4)[0]
+
+
 def test_the_retention_setting_defaults_to_730_days_and_refuses_nonsense(monkeypatch):
     monkeypatch.delenv("PERSONAL_DATA_RETENTION_DAYS", raising=False)
     assert settings.personal_data_retention_days() == 730
