@@ -16,6 +16,8 @@ import functools
 import logging
 from datetime import datetime, timedelta
 
+from pynamodb.expressions.update import Action
+
 from chalicelib import metrics, settings
 from chalicelib.locking import wrote
 from chalicelib.models import AmoContact, Lead, utc_now
