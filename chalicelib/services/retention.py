@@ -31,7 +31,7 @@ def sweep(now: datetime | None = None) -> dict:
     guest = Lead.guest_name.exists() | Lead.guest_phone.exists() | Lead.guest_email.exists()
     leads = 0
     unlinked_long_ago = Lead.amo_lead_id.does_not_exist() & (Lead.updated_at < cutoff)
-    erase = [
+    erase: list[Action] = [
         Lead.guest_name.remove(),
         Lead.guest_phone.remove(),
         Lead.guest_email.remove(),
