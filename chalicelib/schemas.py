@@ -174,6 +174,7 @@ class Obj:
     required: tuple[str, ...] = ()
     any_of: tuple[str, ...] = ()  # at least one of these strings is given and not blank
     together: tuple[str, ...] = ()  # all of these are given, or none
+    at_most_one: tuple[str, ...] = ()  # no two of these are given (None and "" are not given)
     description: str = ""
 
     def check(self, value: Any, name: str) -> dict:
@@ -190,6 +191,9 @@ class Obj:
             raise fail(prefix + self.any_of[0], f"is required (or {' or '.join(self.any_of[1:])})")
         if len({key in clean for key in self.together}) > 1:
             raise fail(prefix + " and ".join(self.together), "go together")
+        given = [key for key in self.at_most_one if clean.get(key) not in (None, "")]
+        if len(given) > 1:
+            raise fail(prefix + " and ".join(given), f"name one thing: give only one of {', '.join(self.at_most_one)}")
         return clean
 
     def json_schema(self, required: bool = True) -> dict:
@@ -204,6 +208,9 @@ class Obj:
             schema["anyOf"] = [
                 {"required": [key], "properties": {key: {"type": "string", "pattern": r"\S"}}} for key in self.any_of
             ]
+        if self.at_most_one:
+            pairs = [(a, b) for i, a in enumerate(self.at_most_one) for b in self.at_most_one[i + 1 :]]
+            schema["not"] = {"anyOf": [_given_schema(a, b) for a, b in pairs]}
         if self.together:
             schema["allOf"] = [
                 {"if": _given_schema(key), "then": _given_schema(*(other for other in self.together if other != key))}
@@ -281,6 +288,7 @@ REFERER = Str(255)
 
 GUEST_ERASURE = Obj(
     {"amoContactId": ID, "email": Str(320), "phone": Str(64), "alsoInAmo": Bool(default=False)},
+    at_most_one=("amoContactId", "email", "phone"),
     description="the guest, named by amoContactId, email (compared in lower case) or phone (compared by its "
     "digits): one of them is required; alsoInAmo also clears the name, phones and e-mails in amoCRM",
 )

@@ -155,9 +155,6 @@ def task_filters(params: Params) -> tuple[bool | None, str | None, int | None]:
 def guest_to_erase(value: Any) -> dict:
     """POST guests/erase's body as erase_guest's keywords (which refuses one naming nobody)."""
     body = schemas.GUEST_ERASURE.check(body_object(value), "")
-    named = [name for name in ("amoContactId", "email", "phone") if body.get(name) is not None]
-    if len(named) > 1:
-        raise InvalidInput(f"name the guest by one of amoContactId, email or phone, not {' and '.join(named)}")
     return {
         "amo_contact_id": body.get("amoContactId"),
         "email": body.get("email"),

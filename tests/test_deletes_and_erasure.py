@@ -225,7 +225,7 @@ def test_guests_erase_answers_404_for_nobody_and_409_listing_the_contacts_an_ema
     assert world.call("POST", "guests/erase", {"email": "", "phone": " "})[0] == 400
     assert world.call("POST", "guests/erase", {"amoContactId": "seven"})[0] == 400
     status, answer = world.call("POST", "guests/erase", {"amoContactId": 1, "email": "a@example.org"})
-    assert status == 400 and "one of" in str(answer)
+    assert status == 400 and "only one of" in str(answer)
     first = world.call("POST", "contacts", {"name": "Twin One", "email": "twin@example.org"})[1]["amoContactId"]
     second = world.call("POST", "contacts", {"name": "Twin Two", "email": "TWIN@example.org"})[1]["amoContactId"]
     status, answer = world.call("POST", "guests/erase", {"email": "twin@example.org"})

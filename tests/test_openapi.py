@@ -160,6 +160,8 @@ def accepted_object(spec):
         )
     if spec.together:
         body = body.filter(lambda b: len({b.get(k) not in (None, "") for k in spec.together}) == 1)
+    if spec.at_most_one:
+        body = body.filter(lambda b: sum(b.get(k) not in (None, "") for k in spec.at_most_one) <= 1)
     return body
 
 

@@ -125,8 +125,10 @@ def test_a_lead_sync_keeps_every_guest_when_the_account_ignores_the_id_filter(ba
     ]
     assert blanked == []
     assert all(lead.get("guest_email") for lead in with_contact)
-    # each contact read by its own GET: the contact base is never listed (reference §3.4)
-    assert settled_stats(backend)["by_path"].get("GET /api/v4/contacts", 0) <= 1
+    # each contact read by its own GET: the contact base is never listed (reference §3.4). The
+    # batched id requests are at most one per lead page (2 here): a second may already be in
+    # flight when the first answer shows the filter ignored
+    assert settled_stats(backend)["by_path"].get("GET /api/v4/contacts", 0) <= 2
     _, test = backend.call("GET", "test")
     assert test["filters"].startswith("ignored once (on contacts by id")  # one run: not believed yet
 
