@@ -5,13 +5,14 @@ Prints one table per part; never part of the tests."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import cold_start
+from benchmarks import cold_start, cpu_share
 from benchmarks.process_cpu import CpuSampler
 from benchmarks.report import CORES, print_table
 from scripts import fast_tables
@@ -20,15 +21,21 @@ from scripts.local_stack import ROOT, Stack, free_port, http, json_object
 FAST_TABLES = ("leads", "contacts")  # what a first full sync reads and writes in bulk
 
 
-def _child(stack: Stack, *args: str, cpu: CpuSampler | None = None) -> dict:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.sync_child", *args],
-        cwd=ROOT,
-        env=stack.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _child(stack: Stack, *args: str, cpu: CpuSampler | None = None, share: float | None = None) -> dict:
+    """The sync in its own process; with `share`, inside a CPU quota of that share of a CPU
+    (cpu_share.py: the sync function's Lambda size), the moto server and the sandbox outside it."""
+    command = [sys.executable, "-m", "benchmarks.sync_child", *args]
+    options: dict = {"cwd": ROOT, "env": stack.env, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    with contextlib.ExitStack() as group:
+        if share is None:
+            child = subprocess.Popen(command, **options)
+        else:
+            child = group.enter_context(cpu_share.CpuShare(share)).popen(command, **options)
+        measured = _finish(child, cpu)
+    return measured
+
+
+def _finish(child: subprocess.Popen, cpu: CpuSampler | None) -> dict:
     if cpu:
         cpu.watch("sync", child.pid)
     stdout, stderr = child.communicate()
@@ -63,10 +70,12 @@ def sync_scenario(
     writes: str = "dynamodb",
     profile: Path | None = None,
     dynamodb: str = "moto",
+    share: float | None = None,
 ) -> dict:
     """One full sync of `leads` leads (and half as many contacts) against the sandbox at
     `latency_ms`. `dynamodb`: "moto" (everything on the moto server) or "fast" (leads and
-    contacts on the in-memory stand-in, scripts/fast_tables.py; the rest on moto)."""
+    contacts on the in-memory stand-in, scripts/fast_tables.py; the rest on moto). `share`: the
+    sync process inside a CPU quota of that share of a CPU (None: unrestricted)."""
     if dynamodb == "fast" and (with_incremental or writes != "dynamodb"):
         raise ValueError("the fast stand-in serves a first full sync's writes only")
     contacts = leads // 2
@@ -94,7 +103,7 @@ def sync_scenario(
             cpu.watch("moto", stack.processes["moto"].pid)
             cpu.watch("sandbox", stack.processes["sandbox"].pid)
             extra = ["--profile", str(profile)] if profile else []
-            measured = _child(stack, "full", "--writes", writes, *extra, cpu=cpu)
+            measured = _child(stack, "full", "--writes", writes, *extra, cpu=cpu, share=share)
         stats = _stats(stack)
         if dynamodb == "fast":
             _check_fast_tables(stack, {"leads": leads, "contacts": contacts})
@@ -110,6 +119,8 @@ def sync_scenario(
             "floor_requests": floor_requests,
             "seconds": round(measured["seconds"], 2),
             "cpu_seconds": measured["cpu_seconds"],
+            "cpu_share": share or "",
+            "first_request_ms": measured.get("first_request_ms"),
             "floor_seconds": round(floor_requests / 7, 2),
             "ratio": round(measured["seconds"] / (floor_requests / 7), 3),
             "429s": stats["rate_limited"],
@@ -156,6 +167,7 @@ SYNC_COLUMNS = [
     "floor_seconds",
     "ratio",
     "cpu_seconds",
+    "first_request_ms",
     "max_rss_mb",
     "429s",
     "batch_write_calls",

@@ -305,3 +305,41 @@ def test_the_counters_keep_their_stored_names_so_old_and_new_containers_count_th
     assert store.claim(5, {RESERVED: (1, 0), GENERAL: (2, 0)}, 2_000_000_060.0) == {RESERVED: 1, GENERAL: 2}
     stored = RateBudget._get_connection().get_item("block#5")["Item"]
     assert stored["p"] == {"N": "1"} and stored["g"] == {"N": "2"}
+
+
+def test_slots_claimed_ahead_let_the_first_request_go_without_a_table_call_on_its_way(atomic_moto):
+    """A sync claims while it writes its lease (services/sync/lease.py): its first request then
+    finds a slot in hand and the shared state known."""
+    vt = VirtualTime()
+    limiter = budget(vt)
+    vt.run(lambda: limiter.claim_ahead(BULK))
+    ahead = limiter.store_calls
+    sends: list[float] = []
+
+    vt.run(sender(limiter, sends, 1, BULK, vt=vt))
+
+    assert ahead >= 2  # the claim and the state (read or signalled)
+    assert limiter.store_calls == ahead and len(sends) == 1
+
+
+def test_slots_claimed_ahead_are_not_used_during_another_process_pause_nor_past_the_rate(atomic_moto):
+    vt = VirtualTime()
+    budget(vt).pause(3.0)
+    paused_at = vt.now
+    early, other = budget(vt), budget(vt)
+    vt.run(lambda: early.claim_ahead(BULK))
+    sends: list[float] = []
+
+    vt.run(sender(early, sends, 10, BULK, vt=vt), sender(other, sends, 10, vt=vt))
+
+    assert min(sends) >= paused_at + 3.0
+    assert max_in_rolling_second(sends) <= 7
+
+
+def test_claiming_ahead_twice_claims_once(atomic_moto):
+    vt = VirtualTime()
+    limiter = budget(vt)
+    vt.run(lambda: limiter.claim_ahead(BULK))
+    calls = limiter.store_calls
+    vt.run(lambda: limiter.claim_ahead(BULK))
+    assert limiter.store_calls == calls

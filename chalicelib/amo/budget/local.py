@@ -44,6 +44,8 @@ class Limiter(Protocol):
 
     def acquire(self, lane: str = INTERACTIVE) -> float: ...
 
+    def claim_ahead(self, lane: str = INTERACTIVE) -> None: ...
+
     def pause(self, seconds: float) -> None: ...
 
     def block(self, seconds: float) -> None: ...
@@ -92,6 +94,9 @@ class RateLimiter:
                     self._next_slot = now + self.interval
                     return now
             self._sleep(earliest - now)
+
+    def claim_ahead(self, lane: str = INTERACTIVE) -> None:
+        """Nothing to claim: this process's own pace has no table to ask."""
 
     def pause(self, seconds: float) -> None:
         """Hold every later send back, e.g. after amoCRM answered 429 with Retry-After."""

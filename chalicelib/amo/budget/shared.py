@@ -98,6 +98,15 @@ class SharedBudget:
             with self._lock:
                 self._queue.remove(ticket)
 
+    def claim_ahead(self, lane: str = INTERACTIVE) -> None:
+        """Claim slots (and read the shared state) before the first caller asks, e.g. while a sync
+        writes its lease; nothing is sent in them until callers ask, and unused ones lapse."""
+        with self._lock:
+            if self._granted or not self._may_claim_now(1, self._clock()):
+                return
+            self._claiming = True
+        self._claim_then_read_state(lane, tuning.MAX_SLOTS_PER_CLAIM, self._clock())
+
     def pause(self, seconds: float) -> None:
         until = self._clock() + seconds
         self._drop_slots_before(until)
