@@ -78,20 +78,35 @@ def save_profile(profilers: list, path: str) -> None:
 class FirstRequest:
     """When the sync's first amoCRM request leaves (handed to the HTTP session), on the
     monotonic clock; everything before it (the lease, the token, the budget's claim, the wait
-    for a slot) is the sync's start-up."""
+    for a slot) is the sync's start-up. `asked` is when a request first asked the budget for
+    a slot (the start-up's own work is done by then: what follows is the wait for a slot)."""
 
     def __init__(self) -> None:
+        from chalicelib.amo.budget import SharedBudget
         from chalicelib.amo.client import AmoClient
 
         self.at: float | None = None
-        attempt = AmoClient._attempt
+        self.asked: float | None = None
+        attempt, acquire = AmoClient._attempt, SharedBudget.acquire
 
         def timed(client: AmoClient, *args: Any, **kwargs: Any) -> Any:
             if self.at is None:
                 self.at = time.monotonic()
             return attempt(client, *args, **kwargs)
 
+        def asking(budget: SharedBudget, *args: Any, **kwargs: Any) -> float:
+            if self.asked is None:
+                self.asked = time.monotonic()
+            return acquire(budget, *args, **kwargs)
+
         AmoClient._attempt = timed  # type: ignore[method-assign]
+        SharedBudget.acquire = asking  # type: ignore[method-assign]
+
+    def since(self, started: float) -> dict:
+        def ms(moment: float | None) -> float | None:
+            return round((moment - started) * 1000, 1) if moment is not None else None
+
+        return {"first_request_ms": ms(self.at), "first_slot_asked_ms": ms(self.asked)}
 
 
 def cpu_seconds() -> float:
@@ -180,7 +195,7 @@ def main() -> None:
         json.dumps(
             {
                 "seconds": elapsed,
-                "first_request_ms": round((first.at - started) * 1000, 1) if first.at else None,
+                **first.since(started),
                 "cpu_seconds": round(cpu, 2),
                 "budget_calls": getattr(limiter, "store_calls", 0),
                 "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -21,7 +21,7 @@ def main() -> int:
     parser.add_argument("--writes", choices=["dynamodb", "discard"], default="dynamodb")
     parser.add_argument("--incremental", action="store_true", help="then change 1%% of the leads and sync again")
     parser.add_argument("--profile", type=Path, help="cProfile of the sync (benchmarks/sync_child.py)")
-    parser.add_argument("--share", type=float, help="the sync inside a CPU quota of this share of a CPU (benchmarks/cpu_share.py)")
+    parser.add_argument("--share", type=float, help="run the sync at this share of a CPU (cpu_share.py)")
     parser.add_argument("--json", type=Path, help="also write the row to this file")
     args = parser.parse_args()
     row = sync_scenario(

@@ -63,7 +63,11 @@ def body(events: int, first_lead: int = 1) -> str:
             (f"{p}[created_at]", 1690000000),
             (f"{p}[updated_at]", 1700000500 + lead),
         ]
-    pairs += [("account[subdomain]", "bench"), ("account[id]", ACCOUNT), ("account[_links][self]", "https://bench.amocrm.ru")]
+    pairs += [
+        ("account[subdomain]", "bench"),
+        ("account[id]", ACCOUNT),
+        ("account[_links][self]", "https://bench.amocrm.ru"),
+    ]
     return "&".join(f"{quote(k, safe='')}={quote(str(v), safe='')}" for k, v in pairs)
 
 

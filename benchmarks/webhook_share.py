@@ -151,7 +151,7 @@ def run(quick: bool = False) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.webhook_share")
-    parser.add_argument("--quick", action="store_true", help=f"10 cold starts and 30 deliveries, not {COLD_STARTS}/{WARM_DELIVERIES}")
+    parser.add_argument("--quick", action="store_true", help="10 cold starts, 30 deliveries")
     parser.add_argument("--share", type=float, action="append", help="only these CPU shares (repeatable)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()

@@ -240,7 +240,7 @@ class Stack:
         code = json_object(http("POST", f"{self.sandbox_url}/_sandbox/issue-code", {}))["code"]
         exchange = (
             "from chalicelib import wiring; from chalicelib.services import connection; "
-            f"connection.exchange_code(wiring.amo(), {code!r})"
+            f"connection.exchange_code(wiring.amo(), code={code!r})"
         )
         subprocess.run([sys.executable, "-c", exchange], cwd=ROOT, env=self.env, check=True, capture_output=True)
 

@@ -33,7 +33,8 @@ INTERACTIVE, BULK = "interactive", "bulk"
 
 # Called (when set in the caller's context) each time the API client admits an attempt of that
 # caller, just before sending it (again on a retry; never for OAuth token requests): lets
-# concurrent callers take their turns in a chosen order (pages.py).
+# concurrent callers take their turns in a chosen order (pages.py). What it raises withdraws
+# the attempt unsent and reaches the caller (a page that turned out to lie past its list's end).
 ADMITTED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("amo_admitted", default=None)
 
 

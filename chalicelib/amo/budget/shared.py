@@ -99,8 +99,7 @@ class SharedBudget:
                 self._queue.remove(ticket)
 
     def claim_ahead(self, lane: str = INTERACTIVE) -> None:
-        """Claim slots (and read the shared state) before the first caller asks, e.g. while a sync
-        writes its lease; nothing is sent in them until callers ask, and unused ones lapse."""
+        """Claim slots and read the state before a caller asks (a sync, while it writes its lease)."""
         with self._lock:
             if self._granted or not self._may_claim_now(1, self._clock()):
                 return
