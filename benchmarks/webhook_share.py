@@ -20,10 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import zipfile
+from pathlib import Path
 
 from benchmarks import cpu_share
 from benchmarks.report import print_table
@@ -42,10 +46,22 @@ def p99(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
 
 
-def _run(args: list[str], env: dict, share: cpu_share.CpuShare | None) -> tuple[dict, float]:
-    """One child's JSON line, and the wall time at which it was spawned."""
-    command = [sys.executable, "-m", "benchmarks.webhook_child", *args]
-    options = {"cwd": ROOT, "env": env, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+def _run(
+    args: list[str], env: dict, share: cpu_share.CpuShare | None, package: Path | None = None
+) -> tuple[dict, float]:
+    """One child's JSON line, and the wall time at which it was spawned. With `package` (an
+    unzipped Lambda package), the child imports the service and its libraries from there, as
+    Lambda does: from a read-only directory (nothing compiled is written back)."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "webhook_child.py"), *args]
+    if package is not None:
+        env = {**env, "PYTHONPATH": str(package), "PYTHONDONTWRITEBYTECODE": "1"}
+    options = {
+        "cwd": package or ROOT,
+        "env": env,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.PIPE,
+        "text": True,
+    }
     spawned = time.time()
     child = share.popen(command, **options) if share else subprocess.Popen(command, **options)
     stdout, stderr = child.communicate()
@@ -73,10 +89,26 @@ def _stack() -> Stack:
     return stack.start(api=False)
 
 
-def measure(shares: list[float], cold_starts: int, deliveries: int) -> list[dict]:
+def unzipped_package() -> tuple[Path | None, str]:
+    """The Lambda package `make package` builds, unzipped under .local/; or None and why not."""
+    target = ROOT / ".local" / "bench-package"
+    with tempfile.TemporaryDirectory() as out:
+        built = subprocess.run(
+            [sys.executable, "scripts/package.py", "--stage", "prod", out], cwd=ROOT, capture_output=True, text=True
+        )
+        archive = Path(out) / "deployment.zip"
+        if built.returncode != 0 or not archive.exists():
+            return None, f"the package could not be built ({(built.stderr or built.stdout).strip()[-200:]})"
+        shutil.rmtree(target, ignore_errors=True)
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(target)
+    return target, "the Lambda package (scripts/package.py)"
+
+
+def measure(shares: list[float], cold_starts: int, deliveries: int, package: Path | None = None) -> list[dict]:
     stack = _stack()
     try:
-        setup, _ = _run(["setup"], stack.env, None)
+        setup, _ = _run(["setup"], {**stack.env, "PYTHONPATH": str(ROOT)}, None)
         # what a deployed API function has: references, the queue, its name (settings.deployed())
         env = {
             **stack.env,
@@ -89,9 +121,9 @@ def measure(shares: list[float], cold_starts: int, deliveries: int) -> list[dict
             with cpu_share.CpuShare(share) as group:
                 colds = []
                 for _ in range(cold_starts):
-                    measured, spawned = _run(["cold"], env, group)
+                    measured, spawned = _run(["cold"], env, group, package)
                     colds.append({**measured, "total_ms": (measured["answered_at"] - spawned) * 1000})
-                warm, _ = _run(["warm", str(deliveries), str(EVENTS_PER_DELIVERY)], env, group)
+                warm, _ = _run(["warm", str(deliveries), str(EVENTS_PER_DELIVERY)], env, group, package)
             totals = [c["total_ms"] for c in colds]
             rows.append(
                 {
@@ -127,18 +159,25 @@ COLUMNS = [
 ]
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, package_dir: str | None = None) -> dict:
     """Every share's row, or why there are none (`skipped`)."""
     why = cpu_share.unavailable()
     if why:
-        print(f"\nWebhook at the API function's CPU share: skipped, {why}")
+        print(f"\n7. Webhook at the API function's CPU share: skipped, {why}")
         return {"skipped": why}
     cold_starts = 10 if quick else COLD_STARTS
     deliveries = 30 if quick else WARM_DELIVERIES
-    rows = measure(list(cpu_share.SHARES), cold_starts, deliveries)
+    if package_dir:
+        package, source = Path(package_dir), f"the unzipped package in {package_dir}"
+    else:
+        package, source = unzipped_package()
+    if package is None:
+        print(f"\n7. Webhook at a CPU share: {source}; measuring the source tree instead")
+        source = "the source tree (compiled modules cached in __pycache__, unlike Lambda)"
+    rows = measure(list(cpu_share.SHARES), cold_starts, deliveries, package)
     print_table(
-        f"Webhook at a CPU share: cold p99 of {cold_starts} fresh processes (spawn to first answer), "
-        f"warm p99 of {deliveries} deliveries of {EVENTS_PER_DELIVERY} events",
+        f"7. Webhook at a CPU share: cold p99 of {cold_starts} fresh processes (spawn to first answer), "
+        f"warm p99 of {deliveries} deliveries of {EVENTS_PER_DELIVERY} events; code from {source}",
         rows,
         COLUMNS,
     )
@@ -146,18 +185,19 @@ def run(quick: bool = False) -> dict:
     for key, limit in TARGETS.items():
         verdict = "met" if at_api[key] <= limit else "NOT met"
         print(f"   at 0.29 CPU: {key} {at_api[key]} ms (target ≤ {limit} ms): {verdict}")
-    return {"rows": rows, "cold_starts": cold_starts, "deliveries": deliveries, "targets": TARGETS}
+    return {"rows": rows, "cold_starts": cold_starts, "deliveries": deliveries, "code": source, "targets": TARGETS}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.webhook_share")
     parser.add_argument("--quick", action="store_true", help="10 cold starts, 30 deliveries")
     parser.add_argument("--share", type=float, action="append", help="only these CPU shares (repeatable)")
+    parser.add_argument("--package", help="an unzipped Lambda package to run (default: build one)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     if args.share:
         cpu_share.SHARES = {s: cpu_share.SHARES.get(s, 0) for s in args.share}
-    result = run(args.quick)
+    result = run(args.quick, args.package)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2)
