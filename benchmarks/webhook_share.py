@@ -28,6 +28,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from benchmarks import cpu_share
 from benchmarks.report import print_table
@@ -55,7 +56,7 @@ def _run(
     command = [sys.executable, str(ROOT / "benchmarks" / "webhook_child.py"), *args]
     if package is not None:
         env = {**env, "PYTHONPATH": str(package), "PYTHONDONTWRITEBYTECODE": "1"}
-    options = {
+    options: dict[str, Any] = {
         "cwd": package or ROOT,
         "env": env,
         "stdout": subprocess.PIPE,
@@ -167,6 +168,7 @@ def run(quick: bool = False, package_dir: str | None = None) -> dict:
         return {"skipped": why}
     cold_starts = 10 if quick else COLD_STARTS
     deliveries = 30 if quick else WARM_DELIVERIES
+    package: Path | None
     if package_dir:
         package, source = Path(package_dir), f"the unzipped package in {package_dir}"
     else:
