@@ -244,7 +244,7 @@ def test_the_package_holds_exactly_the_pinned_dependencies_and_runs_on_its_own(t
 
 def test_the_api_function_gets_a_whole_vcpu_so_a_cold_container_answers_a_webhook_in_time():
     """amoCRM counts a webhook answered after 2 s as invalid. At 512 MB (0.29 vCPU) a cold API
-    container took 1.9-2.5 s to acknowledge its first delivery, at 1,024 MB 1.1-1.4 s, at
+    container took 1.9-2.5 s to acknowledge its first delivery, at 1,024 MB 0.9-1.4 s, at
     1,769 MB (one vCPU) 0.4-0.8 s (BENCHMARKS.md §7, the package as built)."""
     for stage in ("prod", "staging"):
         assert CONFIG["stages"][stage]["lambda_functions"]["api_handler"]["lambda_memory_size"] >= 1769
