@@ -30,12 +30,14 @@ def without_sync_lease() -> None:
     """`--no-lease`: the fleet benchmark runs several syncs at once to load the shared budget;
     deployed, the sync lease would let only one of them run."""
     import contextlib
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from chalicelib.services.sync import lease
 
     @contextlib.contextmanager
-    def exclusive() -> Iterator[lease.Lease]:
+    def exclusive(meanwhile: Sequence[Callable[[], object]] = ()) -> Iterator[lease.Lease]:
+        for work in meanwhile:  # the start-up work (token, slots) as the lease would run it
+            work()
         yield lease.Lease("benchmark")
 
     lease.exclusive = exclusive
@@ -73,6 +75,40 @@ def save_profile(profilers: list, path: str) -> None:
         if profiler.getstats():
             stats.add(profiler)
     stats.dump_stats(path)
+
+
+class FirstRequest:
+    """When the sync's first amoCRM request leaves (handed to the HTTP session), on the
+    monotonic clock; everything before it (the lease, the token, the budget's claim, the wait
+    for a slot) is the sync's start-up. `asked` is when a request first asked the budget for
+    a slot (the start-up's own work is done by then: what follows is the wait for a slot)."""
+
+    def __init__(self) -> None:
+        from chalicelib.amo.budget import SharedBudget
+        from chalicelib.amo.client import AmoClient
+
+        self.at: float | None = None
+        self.asked: float | None = None
+        attempt, acquire = AmoClient._attempt, SharedBudget.acquire
+
+        def timed(client: AmoClient, *args: Any, **kwargs: Any) -> Any:
+            if self.at is None:
+                self.at = time.monotonic()
+            return attempt(client, *args, **kwargs)
+
+        def asking(budget: SharedBudget, *args: Any, **kwargs: Any) -> float:
+            if self.asked is None:
+                self.asked = time.monotonic()
+            return acquire(budget, *args, **kwargs)
+
+        AmoClient._attempt = timed  # type: ignore[method-assign,assignment]
+        SharedBudget.acquire = asking  # type: ignore[method-assign,assignment]
+
+    def since(self, started: float) -> dict:
+        def ms(moment: float | None) -> float | None:
+            return round((moment - started) * 1000, 1) if moment is not None else None
+
+        return {"first_request_ms": ms(self.at), "first_slot_asked_ms": ms(self.asked)}
 
 
 def cpu_seconds() -> float:
@@ -150,6 +186,7 @@ def main() -> None:
     wiring.token_store().get_access_token()  # connect-time work is not part of the sync
     profilers = profile_every_thread() if "--profile" in sys.argv else []
     calls.clear()
+    first = FirstRequest()
     started, cpu_started = time.monotonic(), cpu_seconds()
     result = sync.sync_all(wiring.amo(), full=mode == "full")
     if profilers:
@@ -160,6 +197,7 @@ def main() -> None:
         json.dumps(
             {
                 "seconds": elapsed,
+                **first.since(started),
                 "cpu_seconds": round(cpu, 2),
                 "budget_calls": getattr(limiter, "store_calls", 0),
                 "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -6,6 +6,8 @@ Services receive an `AmoApi` from the edge and speak in resources and Python val
 
 from __future__ import annotations
 
+import logging
+
 from chalicelib.amo.account import Account
 from chalicelib.amo.budget import BULK
 from chalicelib.amo.client import AmoClient, TokenSource
@@ -19,6 +21,8 @@ from chalicelib.amo.reused_token import ReusedToken
 from chalicelib.amo.tasks import Tasks
 from chalicelib.amo.users import Roles, Users
 from chalicelib.amo.webhooks import Webhooks
+
+log = logging.getLogger(__name__)
 
 
 class AmoApi:
@@ -43,6 +47,21 @@ class AmoApi:
         tokens = self.client.tokens
         reused = tokens if tokens is None or isinstance(tokens, ReusedToken) else ReusedToken(tokens)
         return AmoApi(self.client.using(reused, lane=BULK), self.oauth)
+
+    def read_token(self) -> None:
+        """Read the access token ahead of the first request (a sync does it while it writes its
+        lease): a source that keeps it (a sync's ReusedToken) then has it. A failure is left for
+        the first request, which meets and reports it."""
+        if self.client.tokens is None:
+            return
+        try:
+            self.client.tokens.access_token()
+        except Exception:  # noqa: BLE001 - see above
+            log.debug("reading the access token ahead failed; the first request reads it again", exc_info=True)
+
+    def claim_ahead(self) -> None:
+        """Claim request slots ahead of the first request (the shared budget; nothing is sent)."""
+        self.client.limiter.claim_ahead(self.client.lane)
 
     def budget(self) -> dict:
         """What the request budget says now (paused, blocked, shared or local)."""

@@ -16,6 +16,10 @@ The fetcher is a bounded producer/consumer around one condition variable:
   wider, because requests past the last page are wasted (amoCRM answers them 204);
 - the caller receives pages strictly in order and stops at the first empty page or the
   first page without a next link;
+- a page request still waiting for its slot when an answer shows the list ends before it is
+  withdrawn at admission (the ADMITTED hook raises; nothing is sent). Pages already sent by
+  then are answered 204: amoCRM's lead lists give no total, so the end is known only once the
+  last page has arrived;
 - requests are admitted by the limiter in page order: a worker asks for its slot only once the
   page before has been admitted (`ADMITTED`), or has finished or failed, or the fetcher has
   closed. Otherwise a thread that wakes late loses its slot to a later page, and the caller,
@@ -37,6 +41,11 @@ from chalicelib.amo.budget import ADMITTED
 
 MAX_WINDOW = 6
 BUFFERED_PAGES = 2  # fetched pages waiting for the caller, on top of the requests in flight
+
+
+class _PastTheEnd(Exception):
+    """Raised from the ADMITTED hook: the page lies past the list's end (or the caller has
+    stopped), so nothing is sent."""
 
 
 @dataclass
@@ -148,6 +157,8 @@ class PageFetcher:
         if not closed:
             try:
                 result = self._fetch_page(number)
+            except _PastTheEnd:
+                result = None  # withdrawn before it was sent, like a closed fetcher's
             except BaseException as error:  # handed to the caller, who re-raises it in order
                 result = error
         latency = self._latency_of_last()
@@ -167,10 +178,14 @@ class PageFetcher:
             self._cond.notify_all()
 
     def _admit(self, number: int) -> None:
-        """The limiter admitted page `number`'s request: the next page may ask for its slot."""
+        """The limiter admitted page `number`'s request: the next page may ask for its slot. A page
+        that nobody will take any more (past an end an answer showed while it waited for its slot,
+        or the caller has stopped) is withdrawn unsent."""
         with self._cond:
             self._admitted = max(self._admitted, number)
             self._cond.notify_all()
+            if self._closed or (self._end_page is not None and number > self._end_page):
+                raise _PastTheEnd(number)
 
     # -- the caller -----------------------------------------------------------------------------
 

@@ -252,3 +252,41 @@ def test_a_clock_is_measured_to_ten_milliseconds_in_about_two_seconds_of_probes_
         clock.learn(sent, received=clock.local(), server_second=server, probe=True)
     assert abs(clock.offset - offset) <= 0.01
     assert true[0] - started <= 2.2 and clock.probes <= 20
+
+
+def test_slots_claimed_ahead_let_the_first_request_go_without_a_table_call_on_its_way(atomic_moto):
+    """A sync claims while it writes its lease (services/sync/lease.py): its first request then
+    finds a slot in hand and the shared state known."""
+    vt = VirtualTime()
+    limiter = budget(vt)
+    vt.run(lambda: limiter.claim_ahead(BULK))
+    ahead = limiter.store_calls
+    sends: list[float] = []
+
+    vt.run(sender(limiter, sends, 1, BULK, vt=vt))
+
+    assert ahead >= 2  # the claim and the state (read or signalled)
+    assert limiter.store_calls == ahead and len(sends) == 1
+
+
+def test_slots_claimed_ahead_are_not_used_during_another_process_pause_nor_past_the_rate(atomic_moto):
+    vt = VirtualTime()
+    budget(vt).rate_limited(3.0)  # another process met a 429: a cool-down of at least 3 s
+    paused_at = vt.now
+    early, other = budget(vt), budget(vt)
+    vt.run(lambda: early.claim_ahead(BULK))
+    sends: list[float] = []
+
+    vt.run(sender(early, sends, 10, BULK, vt=vt), sender(other, sends, 10, vt=vt))
+
+    assert min(sends) >= paused_at + 3.0
+    assert max_in_rolling_second(sends) <= 7
+
+
+def test_claiming_ahead_twice_claims_once(atomic_moto):
+    vt = VirtualTime()
+    limiter = budget(vt)
+    vt.run(lambda: limiter.claim_ahead(BULK))
+    calls = limiter.store_calls
+    vt.run(lambda: limiter.claim_ahead(BULK))
+    assert limiter.store_calls == calls

@@ -147,3 +147,52 @@ def test_hal_helpers_read_embedded_items_and_the_next_link():
     assert next_href(body) == "https://x/api/v4/leads?page=2"
     assert embedded(None, "leads") == [] and embedded({"_embedded": []}, "leads") == []
     assert next_href({"_links": {}}) is None
+
+
+class PacedLimiter:
+    """Admits one request every `interval` seconds, in the order asked, and reports each
+    admission as the client does (a hook that raises withdraws the request unsent)."""
+
+    def __init__(self, interval):
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.next_slot = 0.0
+        self.sent: dict[int, float] = {}
+
+    def fetch_through(self, data):
+        def fetch(number):
+            with self.lock:
+                slot = max(time.monotonic(), self.next_slot)
+                self.next_slot = slot + self.interval
+            time.sleep(max(0.0, slot - time.monotonic()))
+            hook = ADMITTED.get()
+            if hook is not None:
+                hook()
+            self.sent[number] = time.monotonic()
+            return data.fetch(number)
+
+        return fetch
+
+
+def test_a_page_still_waiting_for_its_slot_when_the_last_page_arrives_is_never_sent():
+    """Page 3 of 3 answers 0.12 s after it left; pages 4 and 5 left before that (nobody could
+    know), page 6's slot comes after the answer: it is withdrawn, not sent for a 204."""
+    data = FakeList(total=9, latency=0.12)
+    answered: dict[int, float] = {}
+    fetch = data.fetch
+
+    def timed(number):
+        page = fetch(number)
+        answered[number] = time.monotonic()
+        return page
+
+    data.fetch = timed
+    limiter = PacedLimiter(interval=0.05)
+    fetcher = PageFetcher(
+        limiter.fetch_through(data), latency=lambda: 0.12, interval=0.05, in_turn=True, initial_window=6
+    )
+
+    assert ids(fetcher.pages()) == list(range(9)) and fetcher.exhausted
+    time.sleep(0.3)  # the workers still waiting for a slot when the caller was done have had theirs
+    assert [n for n, sent in limiter.sent.items() if n > 3 and sent > answered[3]] == []
+    assert max(limiter.sent) <= 5

@@ -78,3 +78,64 @@ def test_the_lease_of_a_holder_that_died_expires(fake):
         actions=[SyncState.lease_until.set(time.time() - 1)], condition=SyncState.owner == dead.owner
     )
     assert sync.sync_leads_from_amo(wiring.amo(), limit=0)["synced"] == 30
+
+
+def _record_start_up(monkeypatch, events: list[str]) -> None:
+    """Records, in order, when the lease write starts and ends, when the token is read, when the
+    budget is asked to claim ahead, and when an amoCRM request leaves."""
+    from chalicelib.amo.budget import RateLimiter
+    from chalicelib.amo.client import AmoClient
+    from chalicelib.services.token_store import TokenStore
+
+    take, read, attempt = lease.take, TokenStore.access_token, AmoClient._attempt
+
+    def slow_take(owner=None):
+        events.append("lease write starts")
+        time.sleep(0.3)  # a slow table: the work beside it must not wait for it
+        try:
+            return take(owner)
+        finally:
+            events.append("lease written")
+
+    def reading(store):
+        events.append("token read")
+        return read(store)
+
+    def sending(client, *args, **kwargs):
+        events.append("amoCRM request")
+        return attempt(client, *args, **kwargs)
+
+    monkeypatch.setattr(lease, "take", slow_take)
+    monkeypatch.setattr(TokenStore, "access_token", reading)
+    monkeypatch.setattr(AmoClient, "_attempt", sending)
+    claim = lambda limiter, lane="interactive": events.append("claim ahead")  # noqa: E731
+    monkeypatch.setattr(RateLimiter, "claim_ahead", claim, raising=False)
+
+
+@pytest.mark.parametrize("entry", ["sync_all", "sync_entity"])
+def test_a_sync_reads_its_token_and_claims_slots_while_its_lease_is_written_and_sends_only_once_it_holds_it(
+    fake, monkeypatch, entry
+):
+    events: list[str] = []
+    _record_start_up(monkeypatch, events)
+
+    if entry == "sync_all":
+        sync.sync_all(wiring.amo())
+    else:
+        sync.sync_entity(wiring.amo(), entity="leads", limit=0)
+
+    written = events.index("lease written")
+    assert {"token read", "claim ahead"} <= set(events[:written])  # beside the write, not after it
+    assert "amoCRM request" in events and "amoCRM request" not in events[:written]
+
+
+def test_a_sync_refused_the_lease_sends_nothing_to_amocrm(fake, monkeypatch):
+    events: list[str] = []
+    running = lease.take()
+    _record_start_up(monkeypatch, events)
+
+    with pytest.raises(lease.SyncRunning):
+        sync.sync_all(wiring.amo())
+
+    assert "amoCRM request" not in events
+    assert lease.running_job() == running.owner

@@ -35,7 +35,8 @@ INTERACTIVE, BULK = "interactive", "bulk"
 
 # Called (when set in the caller's context) each time the API client admits an attempt of that
 # caller, just before sending it (again on a retry; never for OAuth token requests): lets
-# concurrent callers take their turns in a chosen order (pages.py).
+# concurrent callers take their turns in a chosen order (pages.py). What it raises withdraws
+# the attempt unsent and reaches the caller (a page that turned out to lie past its list's end).
 ADMITTED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("amo_admitted", default=None)
 
 
@@ -50,6 +51,8 @@ class Limiter(Protocol):
 
     def rate_limited(self, retry_after: float | None) -> None:
         """amoCRM answered 429: cool down (longer for each one in a row)."""
+
+    def claim_ahead(self, lane: str = INTERACTIVE) -> None: ...
 
     def succeeded(self) -> None:
         """amoCRM answered without a 429 or a block page."""
@@ -115,6 +118,9 @@ class RateLimiter:
             if min(earliest, deadline) <= now:
                 return None
             self._sleep(min(earliest, deadline) - now)
+
+    def claim_ahead(self, lane: str = INTERACTIVE) -> None:
+        """Nothing to claim: this process's own pace has no table to ask."""
 
     def pause(self, seconds: float) -> None:
         """Hold every later send back."""

@@ -132,6 +132,14 @@ class SharedBudget:
     def succeeded(self) -> None:
         self.control.succeeded()
 
+    def claim_ahead(self, lane: str = INTERACTIVE) -> None:
+        """Claim slots and read the state before a caller asks (a sync, while it writes its lease)."""
+        with self._lock:
+            if self._granted or not self._may_claim_now(1, self._clock()):
+                return
+            self._claiming = True
+        self._claim_then_read_state(lane, tuning.MAX_SLOTS_PER_CLAIM, self._clock())
+
     def block(self, seconds: float) -> None:
         self.control.blocked(seconds)
         self._drop_slots_before(self.control.state.blocked_until)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from pynamodb.expressions.update import Action
 
+from chalicelib import logs
 from chalicelib.locking import wrote
 from chalicelib.models import SyncState
 from chalicelib.services.errors import Conflict
@@ -82,9 +83,19 @@ def running_job() -> str | None:
 
 
 @contextmanager
-def exclusive() -> Iterator[Lease]:
-    """The one running sync; released on the way out unless a continuation carries it on."""
-    lease = take()
+def exclusive(meanwhile: Sequence[Callable[[], object]] = ()) -> Iterator[Lease]:
+    """The one running sync; released on the way out unless a continuation carries it on.
+    `meanwhile`: work that sends nothing to amoCRM (reading the token, claiming budget slots),
+    each on a thread of its own while the lease is written, and done before the block starts
+    (or SyncRunning is raised), so a sync's first request waits for the slowest of them, not
+    for their sum. What they raise is left to the sync, which does the same work again."""
+    with logs.ThreadPool(max_workers=max(1, len(meanwhile)), thread_name_prefix="sync-start") as pool:
+        ahead = [pool.submit(work) for work in meanwhile]
+        try:
+            lease = take()
+        finally:
+            for work in ahead:
+                work.exception()  # waited for, not raised
     try:
         yield lease
     finally:

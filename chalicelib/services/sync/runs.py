@@ -54,8 +54,9 @@ def sync_entity(
     if entity not in ENTITIES:
         raise InvalidInput(f"unknown entity {entity}")
     run = Run(entity, where=where, limit=limit, time_left=time_left, progress=progress)
-    with lease.exclusive() as held:
-        return _sync_entity(amo.bulk(), run=run, incremental=incremental, held=held)
+    amo = amo.bulk()
+    with lease.exclusive((amo.read_token, amo.claim_ahead)) as held:
+        return _sync_entity(amo, run=run, incremental=incremental, held=held)
 
 
 def _sync_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) -> dict:
@@ -273,7 +274,9 @@ def sync_all(
     An incremental run then applies the deletes amoCRM's events log shows (sync/deletions.py):
     lists never show what was deleted."""
     amo = amo.bulk()
-    with lease.exclusive() as held, logs.ThreadPool(max_workers=1, thread_name_prefix="pipelines") as pool:
+    # the token is read and the first slots claimed while the lease is written (lease.exclusive)
+    start_up = (amo.read_token, amo.claim_ahead)
+    with lease.exclusive(start_up) as held, logs.ThreadPool(max_workers=1, thread_name_prefix="pipelines") as pool:
         # the stages are synced while the first lead pages are on their way (one latency saved)
         stages = pool.submit(pipelines.sync_pipelines, amo)
         run = Run("leads", limit=leads_limit, time_left=time_left, progress=progress, ready=stages.result)
