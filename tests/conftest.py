@@ -36,12 +36,16 @@ import responses  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from chalicelib.models import ALL_MODELS  # noqa: E402
+from scripts.moto_transactions import one_backup_per_table  # noqa: E402
 
 API_KEY = "main-backend-key"
 WEBHOOK_SECRET = "test-webhook-secret"
 WEBHOOK_PATH = f"/integrations/amo-crm/webhook?secret={WEBHOOK_SECRET}"  # as amoCRM calls it
 AMO = os.environ["AMO_BASE_URL"]
 MOTO_ACCOUNT = "123456789012"  # moto's default account id
+
+
+one_backup_per_table()  # moto's transactions copy each table once, not once per item
 
 
 def serialise_moto(monkeypatch) -> None:
