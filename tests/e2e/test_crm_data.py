@@ -133,6 +133,7 @@ def test_only_a_204_or_a_404_naming_the_entity_means_gone(backend):
     assert amo.leads.get(987654321) is None  # 204
 
 
+@pytest.mark.slow  # each page waits on purpose; tests/amo/test_keyset.py is the fast check
 def test_an_incremental_sync_reads_every_changed_lead_while_leads_are_edited_between_its_pages(backend):
     """Reference §13, the sandbox's `edit_between_pages`: each time page 1 of a lead list is
     served its first lead is edited (it leaves the run's window). Read by page offset, the lead

@@ -108,6 +108,7 @@ def our_hooks(backend) -> str:
 # -- filters ignored ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~150 single contact reads at 7/s, twice; tests/services/test_account_filters.py is quick
 def test_a_lead_sync_keeps_every_guest_when_the_account_ignores_the_id_filter(backend, switch):
     switch(filters="ignored")
     # a contact no lead links to: the unfiltered answer to the leads' contact ids holds it
