@@ -134,6 +134,7 @@ def test_a_lead_sync_keeps_every_guest_when_the_account_ignores_the_id_filter(ba
     assert test["filters"].startswith("ignored once (on contacts by id")  # one run: not believed yet
 
 
+@pytest.mark.slow  # continues the test above (its run was the first sighting)
 def test_incremental_runs_on_an_account_that_ignores_filters_do_not_reread_the_leads(backend, switch):
     switch(filters="ignored")
     before = settled_stats(backend)["by_path"].get(LEAD_LISTS, 0)
