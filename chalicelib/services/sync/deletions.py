@@ -59,7 +59,7 @@ def _save(cursor: int | None, result: dict[str, Any]) -> None:
 
 def reconcile(amo: AmoApi, now: float | None = None) -> dict:
     """One run: what the events log says was deleted (and not restored) since the last run,
-    applied; `{events, applied: {entity: {outcome: n}}, requests}` or the fallback's answer."""
+    applied; `{events, applied: {entity: {outcome: n}}, window: [from, to]}` or the fallback's answer."""
     now = int(now or time.time())
     state = _state()
     memory = (state.last_result or {}) if state else {}
