@@ -61,3 +61,29 @@ def backend(request):
     else:
         with InProcess() as backend:
             yield backend
+
+
+@pytest.fixture(scope="module")
+def mirrored(backend):
+    """The module's account subscribed, its stages mapped and its leads mirrored."""
+    backend.call("POST", "webhook/register")
+    backend.call("POST", "sync-pipelines")
+    backend.call("POST", "mapping/auto-apply")
+    backend.call("POST", "sync-leads?limit=0")
+    return backend
+
+
+@pytest.fixture
+def switch(backend):
+    """Set sandbox switches for one test; the values they had come back after it."""
+    before = backend.sandbox("GET", "/_sandbox/config")[1]
+    touched: set[str] = set()
+
+    def set_switches(**config):
+        touched.update(config)
+        status, body = backend.sandbox("POST", "/_sandbox/config", config)
+        assert status == 200, body
+
+    yield set_switches
+    if touched:
+        backend.sandbox("POST", "/_sandbox/config", {key: before[key] for key in touched})

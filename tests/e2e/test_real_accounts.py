@@ -22,32 +22,6 @@ WON, LOST = 142, 143
 LEAD_LISTS = "GET /api/v4/leads"
 
 
-@pytest.fixture
-def switch(backend):
-    """Set sandbox switches for one test; the values they had come back after it."""
-    before = backend.sandbox("GET", "/_sandbox/config")[1]
-    touched: set[str] = set()
-
-    def set_switches(**config):
-        touched.update(config)
-        status, body = backend.sandbox("POST", "/_sandbox/config", config)
-        assert status == 200, body
-
-    yield set_switches
-    if touched:
-        backend.sandbox("POST", "/_sandbox/config", {key: before[key] for key in touched})
-
-
-@pytest.fixture(scope="module")
-def mirrored(backend):
-    """The module's account subscribed, its stages mapped and its leads mirrored."""
-    backend.call("POST", "webhook/register")
-    backend.call("POST", "sync-pipelines")
-    backend.call("POST", "mapping/auto-apply")
-    backend.call("POST", "sync-leads?limit=0")
-    return backend
-
-
 def settled_stats(backend, quiet: float = 0.3) -> dict:
     """The sandbox's counters once no request has arrived for `quiet` seconds (a page fetcher
     may still have a request in flight when a sync answers)."""

@@ -13,16 +13,6 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 WON, LOST = 142, 143
 
 
-@pytest.fixture(scope="module")
-def mirrored(backend):
-    """The module's account subscribed, its stages mapped and its leads mirrored."""
-    backend.call("POST", "webhook/register")
-    backend.call("POST", "sync-pipelines")
-    backend.call("POST", "mapping/auto-apply")
-    backend.call("POST", "sync-leads?limit=0")
-    return backend
-
-
 def open_leads(backend):
     leads = backend.sandbox("GET", "/_sandbox/export/leads")[1]["leads"]
     return [lead for lead in leads if lead["status_id"] not in (WON, LOST)]

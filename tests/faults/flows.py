@@ -210,15 +210,23 @@ def no_job_stuck(run: Run) -> list[str]:
 # -- the flows -----------------------------------------------------------------------------------------
 
 
-def _webhook_act(run: Run) -> None:
-    run.context["webhook_status"] = run.webhook("act: webhook", status_webhook(run))[0]
-    drain_all(run, "act")
+def webhook_steps(body_of: Callable[[Run], str]) -> tuple[Callable[[Run], None], Callable[[Run], None]]:
+    """`act` and `recover` of a flow whose trigger is one webhook delivery built by `body_of`:
+    amoCRM delivers it, and delivers it again after an answer that was not 2xx (reference §9.5)."""
+
+    def act(run: Run) -> None:
+        run.context["webhook_status"] = run.webhook("act: webhook", body_of(run))[0]
+        drain_all(run, "act")
+
+    def recover(run: Run) -> None:
+        if not 200 <= run.context["webhook_status"] < 300:
+            run.webhook("recover: webhook redelivered", body_of(run))
+        heal(run)
+
+    return act, recover
 
 
-def _webhook_recover(run: Run) -> None:
-    if not 200 <= run.context["webhook_status"] < 300:  # amoCRM redelivers (reference §9.5)
-        run.webhook("recover: webhook redelivered", status_webhook(run))
-    heal(run)
+_webhook_act, _webhook_recover = webhook_steps(status_webhook)
 
 
 def _webhook_prepare(run: Run) -> None:
@@ -546,15 +554,7 @@ def _contact_webhook(run: Run) -> str:
     return wb.encode(pairs + wb.account())
 
 
-def _contact_act(run: Run) -> None:
-    run.context["webhook_status"] = run.webhook("act: webhook", _contact_webhook(run))[0]
-    drain_all(run, "act")
-
-
-def _contact_recover(run: Run) -> None:
-    if not 200 <= run.context["webhook_status"] < 300:  # amoCRM redelivers (reference §9.5)
-        run.webhook("recover: webhook redelivered", _contact_webhook(run))
-    heal(run)
+_contact_act, _contact_recover = webhook_steps(_contact_webhook)
 
 
 def _check_contact(run: Run) -> list[str]:
