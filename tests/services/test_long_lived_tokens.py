@@ -99,7 +99,8 @@ def test_a_401_to_a_long_lived_token_needs_reauthorization_without_a_refresh(amo
 
 
 def test_the_environment_token_is_used_as_it_is_and_status_shows_its_type_and_expiry(amo, monkeypatch):
-    token = jwt(time.time() + 10 * DAY)
+    expires_at = int(time.time()) + 10 * DAY  # read once: a second boundary between two reads made it flaky
+    token = jwt(expires_at)
     monkeypatch.setenv("AMO_LONG_LIVED_TOKEN", token)
     account_ok(amo, token)
     metrics.flush(emit=False)
@@ -107,7 +108,7 @@ def test_the_environment_token_is_used_as_it_is_and_status_shows_its_type_and_ex
     status = connection.get_connection_status(wiring.amo())
 
     assert status["connected"] is True and status["tokenType"] == "long_lived"
-    assert status["tokenSource"] == "AMO_LONG_LIVED_TOKEN" and status["expiresAt"] == int(time.time() + 10 * DAY)
+    assert status["tokenSource"] == "AMO_LONG_LIVED_TOKEN" and status["expiresAt"] == expires_at
     assert 9.9 < status["daysLeft"] <= 10 and "expires in" in status["warning"]
     assert totals(metrics.flush(emit=False))["LongLivedTokenExpiringSoon"] == 1
     assert token_store.load_token().account_id == fixtures.ACCOUNT_ID  # webhooks can be checked against it
