@@ -79,6 +79,16 @@ def cold_process(request, monkeypatch):
         monkeypatch.setenv("AWS_ENDPOINT_URL", NO_AWS_ENDPOINT)
 
 
+def forget_clients_bound_to(endpoint: str) -> None:
+    """PynamoDB keeps each model's client for the process; one first made by a test without
+    `aws` points at the discard port and would keep every later `aws` test away from moto."""
+    for model in ALL_MODELS:
+        table = model._connection
+        client = table.connection._client if table is not None else None
+        if client is not None and client.meta.endpoint_url.startswith(endpoint):
+            model._connection = None
+
+
 @pytest.fixture(scope="session")
 def _pristine_tables():
     """Every table, created once through the API as `create-tables` does; each `aws` test then
@@ -87,6 +97,7 @@ def _pristine_tables():
 
     from moto.dynamodb.models import dynamodb_backends
 
+    forget_clients_bound_to(NO_AWS_ENDPOINT)
     with mock_aws():
         for model in ALL_MODELS:
             model.create_table(wait=True)
@@ -103,6 +114,7 @@ def aws(monkeypatch, _pristine_tables):
     from moto.dynamodb.models import dynamodb_backends
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # it would bypass moto
+    forget_clients_bound_to(NO_AWS_ENDPOINT)
     serialise_moto(monkeypatch)
     with mock_aws():
         dynamodb_backends[MOTO_ACCOUNT]["us-east-1"].tables.update(copy.deepcopy(_pristine_tables))
@@ -167,3 +179,18 @@ def pytest_terminal_summary(terminalreporter):
     """Say how many requests the fuzz run generated (reported in CI's output)."""
     if FUZZ_CASES["count"]:
         terminalreporter.write_line(f"fuzz: {FUZZ_CASES['count']} generated requests")
+
+
+# The files that take longest, run first: xdist hands out whole files (`--dist loadfile`) in
+# collection order, and a long file handed out last would run alone at the end.
+LONGEST_FIRST = ("tests/e2e/", "tests/test_fault_matrix.py", "tests/services/test_leads_sync.py")
+
+
+def pytest_collection_modifyitems(items):
+    """Put the longest files first, each file's tests still together and in their order."""
+
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if path.startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)

@@ -211,7 +211,8 @@ def test_a_hook_amocrm_disabled_after_invalid_answers_is_reenabled_by_register(m
     for _ in range(3):
         move(backend, lead["id"])
     switch(webhook_timeout=2.0)
-    assert "'disabled': True" in our_hooks(backend) and "webhookWarning" in our_hooks(backend)
+    hooks = our_hooks(backend)
+    assert "'disabled': True" in hooks and "webhookWarning" in hooks
     assert move(backend, lead["id"])["deliveries"][-1]["valid"] is False  # nothing new reached us
 
     status, registered = backend.call("POST", "webhook/register")
