@@ -130,3 +130,30 @@ def test_without_a_secret_a_delivery_is_counted_for_the_alarm_and_its_body_not_k
     assert response.status_code == 200 and "WebhookSecretMissing" in counted
     (record,) = [r for r in AmoActivityLog.scan() if r.event_type == "webhook.unauthenticated"]
     assert "17657" not in json.dumps(record.payload)
+
+
+def test_a_large_delivery_s_batches_are_sent_at_once_and_only_a_refused_batch_comes_back(webhook_queue):
+    """A 100-event delivery is ten SendMessageBatch round trips; sent one after another they were
+    most of the warm answer's time (BENCHMARKS.md). Three batches here must be in flight together
+    (the barrier breaks after 5 s otherwise), and a refused one returns its own bodies only."""
+    import threading
+
+    from botocore.exceptions import EndpointConnectionError
+
+    from chalicelib.services import queues
+
+    bodies = [json.dumps({"n": n}) for n in range(25)]
+    together = threading.Barrier(3, timeout=5)
+
+    def in_flight_together(model, params, **kwargs):
+        if model.name == "SendMessageBatch":
+            together.wait()
+            if json.loads(params["Entries"][0]["MessageBody"])["n"] == 10:
+                raise EndpointConnectionError(endpoint_url=webhook_queue)
+
+    queues.sqs().meta.events.register("before-parameter-build.sqs.SendMessageBatch", in_flight_together)
+
+    refused = queues.send_webhook_events(bodies)
+
+    assert refused == bodies[10:20]
+    assert sorted(message["n"] for message in queued(webhook_queue)) == [*range(10), *range(20, 25)]
