@@ -75,13 +75,18 @@ def cold_process(request, monkeypatch):
     from chalicelib import memo
 
     memo.clear_all()  # what a warm Lambda remembers must not leak between tests
-    if "aws" not in request.fixturenames:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", NO_AWS_ENDPOINT)
+    if "aws" in request.fixturenames:
+        yield
+        return
+    monkeypatch.setenv("AWS_ENDPOINT_URL", NO_AWS_ENDPOINT)
+    yield
+    forget_clients_bound_to(NO_AWS_ENDPOINT)
 
 
 def forget_clients_bound_to(endpoint: str) -> None:
     """PynamoDB keeps each model's client for the process; one first made by a test without
-    `aws` points at the discard port and would keep every later `aws` test away from moto."""
+    `aws` points at the discard port and would keep every later test that uses moto (`aws`, the
+    e2e in-process backend) away from it: `cold_process` forgets it when that test ends."""
     for model in ALL_MODELS:
         table = model._connection
         client = table.connection._client if table is not None else None
@@ -97,7 +102,6 @@ def _pristine_tables():
 
     from moto.dynamodb.models import dynamodb_backends
 
-    forget_clients_bound_to(NO_AWS_ENDPOINT)
     with mock_aws():
         for model in ALL_MODELS:
             model.create_table(wait=True)
@@ -114,7 +118,6 @@ def aws(monkeypatch, _pristine_tables):
     from moto.dynamodb.models import dynamodb_backends
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # it would bypass moto
-    forget_clients_bound_to(NO_AWS_ENDPOINT)
     serialise_moto(monkeypatch)
     with mock_aws():
         dynamodb_backends[MOTO_ACCOUNT]["us-east-1"].tables.update(copy.deepcopy(_pristine_tables))

@@ -124,13 +124,13 @@ def send_webhook_events(bodies: list[str]) -> list[str]:
     client, url, attributes = sqs(), settings.webhook_queue_url(), _attributes()
     chunks = [bodies[start : start + SQS_BATCH] for start in range(0, len(bodies), SQS_BATCH)]
     if len(chunks) <= 1:
-        return [body for chunk in chunks for body in _send_batch(client, url, chunk, attributes)]
+        return [body for chunk in chunks for body in _send_batch(client, url=url, chunk=chunk, attributes=attributes)]
     with logs.ThreadPool(max_workers=min(len(chunks), SQS_BATCHES_AT_ONCE), thread_name_prefix="webhook-queue") as pool:
-        sent = [pool.submit(_send_batch, client, url, chunk, attributes) for chunk in chunks]
+        sent = [pool.submit(_send_batch, client, url=url, chunk=chunk, attributes=attributes) for chunk in chunks]
         return [body for batch in sent for body in batch.result()]
 
 
-def _send_batch(client: Any, url: str | None, chunk: list[str], attributes: dict) -> list[str]:
+def _send_batch(client: Any, *, url: str | None, chunk: list[str], attributes: dict) -> list[str]:
     """One SendMessageBatch (botocore clients are thread-safe); the bodies SQS did not take (all
     of them when it refused the call)."""
     try:
