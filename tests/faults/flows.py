@@ -430,15 +430,7 @@ def _delete_form(run: Run) -> str:
     return wb.encode(pairs + wb.account())
 
 
-def _delete_act(run: Run) -> None:
-    run.context["webhook_status"] = run.webhook("act: webhook", _delete_form(run))[0]
-    drain_all(run, "act")
-
-
-def _delete_recover(run: Run) -> None:
-    if not 200 <= run.context["webhook_status"] < 300:
-        run.webhook("recover: webhook redelivered", _delete_form(run))
-    heal(run)
+_delete_act, _delete_recover = webhook_steps(_delete_form)
 
 
 def _check_delete(run: Run) -> list[str]:
