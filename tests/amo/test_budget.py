@@ -290,3 +290,25 @@ def test_claiming_ahead_twice_claims_once(atomic_moto):
     calls = limiter.store_calls
     vt.run(lambda: limiter.claim_ahead(BULK))
     assert limiter.store_calls == calls
+
+
+def test_a_sync_that_starts_on_another_margin_sends_in_the_slots_it_claimed_ahead(atomic_moto):
+    """The deployment's margin (0.3 here: an operator's CLI, whose clock is measured, asks for
+    more) is not the one a new process is configured with. Claiming ahead reads the state
+    first, so the slots lie on the stored schedule and the first request goes in the first of
+    them; claimed on the configured margin they were dropped, a second claim was made and the
+    request waited a slot more."""
+    vt = VirtualTime()
+    vt.run(sender(budget(vt, margin=0.3), [], 1, vt=vt))
+    vt.now += 5.0
+    limiter = budget(vt)
+    started = vt.now
+    vt.run(lambda: limiter.claim_ahead(BULK))
+    ahead = limiter.store_calls
+    sends: list[float] = []
+
+    vt.run(sender(limiter, sends, 1, BULK, vt=vt))
+
+    assert limiter.plan.margin.margin == 0.3
+    assert ahead == 2 and limiter.store_calls == ahead  # the state (a signal), the claim: nothing more
+    assert sends[0] - started <= 1.3 / 7 + 0.1  # the first slot on the stored grid past the claim

@@ -133,11 +133,25 @@ class SharedBudget:
         self.control.succeeded()
 
     def claim_ahead(self, lane: str = INTERACTIVE) -> None:
-        """Claim slots and read the state before a caller asks (a sync, while it writes its lease)."""
+        """Claim slots and know the state before a caller asks (a sync, while it writes its lease).
+        A process that has not read the state yet reads it first (for a sync, the announcement of
+        its lane answers with it: still two table calls), so its slots lie on the deployment's
+        schedule: claimed on the configured margin, they were dropped when the state showed
+        another, and the first request waited for a second claim and a slot more."""
         with self._lock:
             if self._granted or not self._may_claim_now(1, self._clock()):
                 return
             self._claiming = True
+        if not self.control.known():
+            try:
+                self._refresh_state(lane, self._clock())
+            except BudgetUnavailable:
+                self.control.fall_back()
+                with self._lock:
+                    self._claiming = False
+                return
+            with self._lock:
+                self._forget_other_schedules()  # nothing is in hand yet: only the flag is cleared
         self._claim_then_read_state(lane, tuning.MAX_SLOTS_PER_CLAIM, self._clock())
 
     def block(self, seconds: float) -> None:
@@ -186,10 +200,14 @@ class SharedBudget:
         return None, 0.0
 
     def _forget_other_schedules(self) -> None:
-        """Slots planned on a schedule or a clock that has changed since are not used."""
+        """Slots planned on a schedule or a clock that has changed since are not used. How much
+        room the horizon had was judged on the old schedule too, so the next claim goes at once:
+        a new process's first claim is planned on the configured margin before it has read the
+        deployment's, and waiting out that judgement delayed its first request by a slot."""
         if self.control.schedule_changed:
             self.control.schedule_changed = False
             self._granted, self._full, self._seen = [], set(), {}
+            self._next_claim_at = 0.0
 
     def _drop_missed_slots(self, now: float) -> None:
         """Slots this process woke too late for: never send in someone else's slot."""
