@@ -71,11 +71,13 @@ def sync_scenario(
     profile: Path | None = None,
     dynamodb: str = "moto",
     share: float | None = None,
+    with_repeat: bool = False,
 ) -> dict:
     """One full sync of `leads` leads (and half as many contacts) against the sandbox at
     `latency_ms`. `dynamodb`: "moto" (everything on the moto server) or "fast" (leads and
     contacts on the in-memory stand-in, scripts/fast_tables.py; the rest on moto). `share`: the
-    sync process inside a CPU quota of that share of a CPU (None: unrestricted)."""
+    sync process inside a CPU quota of that share of a CPU (None: unrestricted). `with_repeat`:
+    then a second full sync, as the schedule's full runs are (it knows how long the list was)."""
     if dynamodb == "fast" and (with_incremental or writes != "dynamodb"):
         raise ValueError("the fast stand-in serves a first full sync's writes only")
     contacts = leads // 2
@@ -139,6 +141,17 @@ def sync_scenario(
             "moto_cpu_pct": "{mean}/{max}".format(**busy["moto"]) if "moto" in busy else "",
             "budget_claim_ms": measured["dynamodb_operations"].get("UpdateItem rate-budget", {}).get("ms_mean"),
         }
+        if with_repeat:
+            http("POST", f"{stack.sandbox_url}/_sandbox/stats/reset", {})
+            repeat = _child(stack, "full", "--writes", writes, share=share)
+            repeat_stats = _stats(stack)
+            row["repeat"] = {
+                "amo_requests": repeat_stats["requests"],
+                "answered_204": repeat_stats["statuses"].get("204", 0),
+                "seconds": round(repeat["seconds"], 2),
+                "ratio": round(repeat["seconds"] / (floor_requests / 7), 3),
+                "429s": repeat_stats["rate_limited"],
+            }
         if with_incremental:
             changed = max(1, leads // 100)
             http("POST", f"{stack.sandbox_url}/_sandbox/touch", {"entity": "leads", "count": changed})
@@ -235,7 +248,15 @@ def print_start_and_ends(rows: list[dict]) -> None:
         )
     over = [(r["latency_ms"], r["amo_requests"] - r["floor_requests"]) for r in rows if r["leads"] == 5000]
     verdict = "met" if max((extra for _, extra in over), default=0) <= 1 else "NOT met"
-    print(f"   5,000-lead runs, (latency, requests over the floor): {sorted(set(over))} (target <= 1: {verdict})")
+    first = sorted(set(over))
+    print(f"   5,000-lead first syncs, (latency, requests over the floor): {first} (target <= 1: {verdict})")
+    again = [(r["latency_ms"], r["repeat"]["amo_requests"] - r["floor_requests"]) for r in rows if "repeat" in r]
+    if again:
+        verdict = "met" if max(extra for _, extra in again) <= 1 else "NOT met"
+        print(
+            f"   5,000-lead full syncs repeated (the list's length known), (latency, requests over the floor): "
+            f"{sorted(set(again))} (target <= 1: {verdict})"
+        )
 
 
 def main() -> int:
@@ -249,7 +270,11 @@ def main() -> int:
     # all on moto, 5,000 leads only: at 50,000 the moto process sets the pace (BENCHMARKS.md §1)
     on_moto = [sync_scenario(5000, latency, with_incremental=latency == 50) for latency in (50, 400)]
     fast = [sync_scenario(size, latency, dynamodb="fast") for size in sizes for latency in (50, 400)]
-    amo_side = [sync_scenario(size, latency, writes="discard") for size in sizes for latency in (50, 400)]
+    amo_side = [
+        sync_scenario(size, latency, writes="discard", with_repeat=size == 5000)
+        for size in sizes
+        for latency in (50, 400)
+    ]
     results.update(sync=on_moto, sync_fast=fast, sync_amocrm_side=amo_side)
     print_table(SYNC_TITLE, on_moto + fast + amo_side, SYNC_COLUMNS)
     at_shares = sync_at_shares()

@@ -1,5 +1,5 @@
 """`python -m benchmarks.sync_one LEADS LATENCY_MS [--dynamodb moto|fast] [--writes dynamodb|discard]
-[--incremental] [--profile FILE] [--share CPU] [--json FILE]`: one row of `make bench`'s sync table (its own
+[--incremental] [--repeat] [--profile FILE] [--share CPU] [--json FILE]`: one row of `make bench`'s sync table (its own
 stack, as there), printed as the table and as JSON."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ def main() -> int:
     parser.add_argument("--dynamodb", choices=["moto", "fast"], default="moto")
     parser.add_argument("--writes", choices=["dynamodb", "discard"], default="dynamodb")
     parser.add_argument("--incremental", action="store_true", help="then change 1%% of the leads and sync again")
+    parser.add_argument("--repeat", action="store_true", help="then a second full sync (it knows the list's length)")
     parser.add_argument("--profile", type=Path, help="cProfile of the sync (benchmarks/sync_child.py)")
     parser.add_argument("--share", type=float, help="run the sync at this share of a CPU (cpu_share.py)")
     parser.add_argument("--json", type=Path, help="also write the row to this file")
@@ -32,6 +33,7 @@ def main() -> int:
         profile=args.profile,
         dynamodb=args.dynamodb,
         share=args.share,
+        with_repeat=args.repeat,
     )
     print_table(SYNC_TITLE, [row], SYNC_COLUMNS)
     print(json.dumps(row, indent=2))

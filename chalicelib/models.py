@@ -296,6 +296,7 @@ class SyncState(BaseModel):
     entity = UnicodeAttribute(hash_key=True)
     last_success_started_at = NumberAttribute(null=True)
     last_result = JSONAttribute(null=True)
+    listed_items = NumberAttribute(null=True)  # how long the list was when last read whole (sync/state.py)
     owner = UnicodeAttribute(null=True)
     lease_until = NumberAttribute(null=True)
     job_id = UnicodeAttribute(null=True)

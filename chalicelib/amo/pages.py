@@ -20,6 +20,11 @@ The fetcher is a bounded producer/consumer around one condition variable:
   withdrawn at admission (the ADMITTED hook raises; nothing is sent). Pages already sent by
   then are answered 204: amoCRM's lead lists give no total, so the end is known only once the
   last page has arrived;
+- so where the caller expects the list to end (`expected_last_page`, from how long it was the
+  last time it was read whole), no page past it is asked until the page before says another
+  follows: a list as long as last time costs no request past its end at any latency. A list
+  that has grown pays one latency for the first page past the expected end; once that page
+  says more follow, the estimate is known to be wrong and the window opens again;
 - requests are admitted by the limiter in page order: a worker asks for its slot only once the
   page before has been admitted (`ADMITTED`), or has finished or failed, or the fetcher has
   closed. Otherwise a thread that wakes late loses its slot to a later page, and the caller,
@@ -90,6 +95,7 @@ class PageFetcher:
         interval: float = 0.15,
         in_turn: bool = False,
         initial_window: int = 1,
+        expected_last_page: int | None = None,
     ):
         self._fetch_page = fetch
         self._latency_of_last = latency
@@ -98,6 +104,7 @@ class PageFetcher:
         self._in_turn = in_turn  # `fetch` goes through a limiter that reports admissions (ADMITTED)
         self.next_to_yield = first_page
         self.last_page = last_page
+        self.expected_last_page = expected_last_page
         self.max_window = max_window
         self.exhausted = False  # True once the last page has been handed out
         self._cond = threading.Condition()
@@ -108,6 +115,7 @@ class PageFetcher:
         self._latency = 0.0
         self._end_seen = False
         self._end_page: int | None = None  # a worker whose turn comes after the end skips its request
+        self._continues_after = first_page - 1  # the highest page whose answer said another follows
         self._closed = False
         self._should_stop: Callable[[], bool] = lambda: False
 
@@ -131,8 +139,15 @@ class PageFetcher:
             and self._running < self.window()
             and len(self._results) + self._running < self.window() + BUFFERED_PAGES
             and (self.last_page is None or self._next_to_request <= self.last_page)
+            and self._known_or_expected(self._next_to_request)
             and not self._should_stop()
         )
+
+    def _known_or_expected(self, number: int) -> bool:
+        """Is page `number` worth asking now: not past the expected end, or an answer already
+        says it exists, or the list has outgrown the expectation (see the module's rules)?"""
+        expected = self.expected_last_page
+        return expected is None or number <= expected or self._continues_after >= min(number - 1, expected + 1)
 
     # -- workers --------------------------------------------------------------------------------
 
@@ -172,6 +187,8 @@ class PageFetcher:
             if isinstance(result, Page) and (not result.items or not result.has_next):
                 self._end_seen = True
                 self._end_page = number if self._end_page is None else min(self._end_page, number)
+            elif isinstance(result, Page):
+                self._continues_after = max(self._continues_after, number)
             if not self._closed:
                 self._results[number] = result
                 self._start_workers()

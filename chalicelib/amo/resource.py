@@ -70,9 +70,11 @@ class ListResource:
         first_page: int = 1,
         last_page: int | None = None,
         initial_window: int = 1,
+        expected_last_page: int | None = None,
     ) -> PageFetcher:
         """Pages in order with several requests in flight (see pages.py); `initial_window` pages
-        are requested before the first answer when the caller expects that many."""
+        are requested before the first answer when the caller expects that many, and none past
+        `expected_last_page` before an answer says one follows."""
         return PageFetcher(
             lambda number: self.page(number, where),
             first_page=first_page,
@@ -81,6 +83,7 @@ class ListResource:
             interval=getattr(self.client.limiter, "interval", 0.15),
             in_turn=True,
             initial_window=initial_window,
+            expected_last_page=expected_last_page,
         )
 
     def keyset_pages(self, state: KeysetState, *, first_step: int = 1) -> KeysetPages:

@@ -17,6 +17,7 @@ class FakeList:
     def __init__(self, total, size=3, latency=0.0, fail_on=None):
         self.total, self.size, self.latency, self.fail_on = total, size, latency, fail_on
         self.asked: list[int] = []
+        self.company: dict[int, int] = {}  # page: how many requests ran when it started, itself included
         self.running = 0
         self.max_running = 0
         self.lock = threading.Lock()
@@ -25,6 +26,7 @@ class FakeList:
         with self.lock:
             self.asked.append(number)
             self.running += 1
+            self.company[number] = self.running
             self.max_running = max(self.max_running, self.running)
         try:
             time.sleep(self.latency)
@@ -109,6 +111,32 @@ def test_requests_past_the_end_are_few():
     fetcher = PageFetcher(data.fetch, latency=lambda: 0.02, interval=0.01, max_window=4)
     list(fetcher.pages())
     assert max(data.asked) <= 3 + 4  # at most one window of speculative requests
+
+
+def test_a_list_as_long_as_when_last_read_costs_no_request_past_its_end():
+    data = FakeList(total=30, latency=0.05)  # ten pages
+    fetcher = PageFetcher(
+        data.fetch, latency=lambda: 0.05, interval=0.01, max_window=4, initial_window=4, expected_last_page=10
+    )
+    assert ids(fetcher.pages()) == list(range(30)) and fetcher.exhausted
+    assert max(data.asked) == 10 and data.max_running == 4
+
+
+def test_a_list_that_grew_pays_one_latency_past_the_expected_end_then_the_window_opens_again():
+    data = FakeList(total=60, latency=0.05)  # twenty pages, ten expected
+    fetcher = PageFetcher(
+        data.fetch, latency=lambda: 0.05, interval=0.01, max_window=4, initial_window=4, expected_last_page=10
+    )
+    assert ids(fetcher.pages()) == list(range(60)) and fetcher.exhausted
+    assert data.company[11] == 1  # asked alone, once page 10 said another follows
+    assert max(data.company[n] for n in range(13, 21)) >= 3  # page 11 said more follow: the estimate was wrong
+
+
+def test_a_list_that_shrank_ends_where_its_answers_say():
+    data = FakeList(total=15, latency=0.02)  # five pages, ten expected
+    fetcher = PageFetcher(data.fetch, latency=lambda: 0.02, interval=0.01, max_window=4, expected_last_page=10)
+    assert ids(fetcher.pages()) == list(range(15)) and fetcher.exhausted
+    assert max(data.asked) <= 5 + 4
 
 
 def test_last_page_caps_what_is_requested():

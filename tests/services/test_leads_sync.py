@@ -4,12 +4,14 @@ per-item errors, incremental runs and continuation across a faked timeout."""
 import gc
 import json
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 
 from chalicelib import wiring
 from chalicelib.amo.errors import AmoBlocked
+from chalicelib.amo.pages import PageFetcher
 from chalicelib.models import AmoContact, Lead, Notification, SyncJob, SyncState
 from chalicelib.services import leads, pipelines, sync
 from chalicelib.services.errors import Conflict, NoProgress, ReauthorizationRequired
@@ -262,6 +264,35 @@ def test_a_sync_that_runs_out_of_time_continues_through_the_queue_without_loss_o
     stored_ids = sorted(item.amo_lead_id for item in Lead.scan())
     assert stored_ids == [5000 + i for i in range(1100)]
     assert SyncState.get("leads").last_success_started_at == job.started_at
+    assert SyncState.get("leads").listed_items == 1100  # the whole list, across both invocations
+
+
+def test_a_whole_list_read_again_expects_it_to_end_where_it_ended_last_time(amo_data, monkeypatch):
+    """amoCRM's lead list gives no total: a first full sync asks a few pages ahead and, at a
+    high latency, some are answered 204. How long the list was is kept (an incremental run
+    keeps it), so the next whole read asks no page past that before an answer says one
+    follows (tests/amo/test_pages.py)."""
+    expected = []
+    real_init = PageFetcher.__init__
+
+    def spy(self, *args, **kwargs):
+        expected.append(kwargs.get("expected_last_page"))
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(PageFetcher, "__init__", spy)
+    amo_data.leads = [lead(7000 + i) for i in range(600)]  # three pages of 250
+    sync.sync_all(wiring.amo(), full=True)
+    assert SyncState.get("leads").listed_items == 600
+    sync.sync_all(wiring.amo(), full=False)
+    assert SyncState.get("leads").listed_items == 600
+    expected.clear()
+    amo_data.urls.clear()
+
+    sync.sync_all(wiring.amo(), full=True)
+
+    assert expected == [3]
+    pages = [parse_qs(urlsplit(url).query)["page"][0] for url in amo_data.requests_to("/api/v4/leads")]
+    assert "4" not in pages
 
 
 def test_a_continuation_without_time_for_one_page_fails_instead_of_requeueing_forever(amo_data, monkeypatch):

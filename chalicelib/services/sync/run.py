@@ -47,6 +47,7 @@ class Run:
     check: Callable[[list[Any]], None] | None = None  # sees each page before it is written; may raise
     ready: Callable[[], object] | None = None  # awaited before the first page is written
     keyset: KeysetState | None = None  # read the window by `updated_at` from here (`first_page` counts steps)
+    expected_items: int | None = None  # how many the whole list held when last read whole (None: unknown)
 
     @property
     def filter(self) -> ListFilter:
@@ -81,8 +82,13 @@ def sync_pages(amo: AmoApi, run: Run) -> Outcome:
         fetcher = spec.resource(amo).keyset_pages(run.keyset, first_step=run.first_page)
     else:
         last_page = math.ceil(run.limit / PAGE_LIMIT) if run.limit else None
+        expected_last_page = _expected_last_page(run)
         fetcher = spec.resource(amo).pages(
-            run.filter, first_page=run.first_page, last_page=last_page, initial_window=_expected_pages(run, last_page)
+            run.filter,
+            first_page=run.first_page,
+            last_page=last_page,
+            initial_window=_expected_pages(run, min(last_page or math.inf, expected_last_page or math.inf)),
+            expected_last_page=expected_last_page,
         )
     writer = spec.writer(amo)
     outcome = Outcome()
@@ -102,15 +108,23 @@ def sync_pages(amo: AmoApi, run: Run) -> Outcome:
     return outcome
 
 
-def _expected_pages(run: Run, last_page: int | None) -> int:
+def _expected_pages(run: Run, last_page: float) -> int:
     """Pages worth requesting before the first answer: a whole list (a full sync, or the rest
     of one) most likely has several, and at 400 ms waiting for the first alone costs a latency
-    (at worst FULL_RUN_WINDOW - 1 requests answered 204 for a tiny account); a changes-only
-    run usually has one."""
+    (at worst FULL_RUN_WINDOW - 1 requests answered 204 for a tiny account whose size is not
+    known yet); a changes-only run usually has one."""
     where = run.filter
     if where.by_ids or (where.updated_from is not None and run.first_page == 1):
         return 1  # a continuation (first_page > 1) is known to have more
-    return min(FULL_RUN_WINDOW, last_page - run.first_page + 1) if last_page else FULL_RUN_WINDOW
+    return max(1, int(min(FULL_RUN_WINDOW, last_page - run.first_page + 1)))
+
+
+def _expected_last_page(run: Run) -> int | None:
+    """Where the list is expected to end: the page its items filled when it was last read whole
+    (amo/pages.py asks no page past it before an answer says one follows)."""
+    if run.expected_items is None or run.keyset is not None:
+        return None
+    return max(1, math.ceil(run.expected_items / PAGE_LIMIT))
 
 
 def _consume(run: Run, fetcher: PageFetcher | KeysetPages, writer: PageWriter) -> int | None:

@@ -81,6 +81,9 @@ def _run_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) 
             since = None
     if not queues.sync_queue_configured():
         run = dataclasses.replace(run, time_left=None)  # nowhere to continue: run to the end
+    whole_list = record_state and since is None
+    if whole_list:
+        run = dataclasses.replace(run, expected_items=state.listed_last_time(run.entity))
     whole = run
     if since is not None:
         run = _changes_only(amo, run=run, since=since, to=int(started_at))
@@ -92,7 +95,8 @@ def _run_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) 
             return dict(SKIPPED)
         if marked:
             account_filters.full_run_started(started_at)
-        run = whole
+        run = dataclasses.replace(whole, expected_items=state.listed_last_time(whole.entity))
+        whole_list = record_state
         outcome = sync_pages(amo, run)
     else:
         if since is not None and marks.get("pending") and outcome.synced:
@@ -100,6 +104,7 @@ def _run_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) 
     result = outcome.as_result()
     if outcome.next_page is not None:
         params = {"filter": dataclasses.asdict(run.filter), "limit": run.limit, "record_state": record_state}
+        params |= {"whole_list": whole_list, "expected_items": run.expected_items}
         params["filters_run"] = account_filters.run_key()
         if outcome.keyset is not None:
             params["keyset"] = outcome.keyset
@@ -107,7 +112,7 @@ def _run_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) 
         result["jobId"] = jobs.hand_over(job, next_page=outcome.next_page, synced=outcome.synced, errors=outcome.errors)
         held.hand_over(job.job_id)
     elif record_state:
-        state.record_run(run.entity, started_at, result)
+        state.record_run(run.entity, started_at, result, whole_list=whole_list)
     return result
 
 
@@ -160,6 +165,7 @@ def resume(amo: AmoApi, *, job_id: str, time_left: TimeLeft | None = None, page:
         already=int(job.synced or 0),
         time_left=time_left,
         keyset=KeysetState.from_dict(params["keyset"]) if params.get("keyset") else None,
+        expected_items=params.get("expected_items"),
     )
     try:
         with account_filters.run_scope(params.get("filters_run") or job.job_id):
@@ -183,7 +189,8 @@ def resume(amo: AmoApi, *, job_id: str, time_left: TimeLeft | None = None, page:
         return {"jobId": job_id, "status": "continuing", "synced": job.synced}
     jobs.finish(job, synced=outcome.synced, errors=outcome.errors, claim=claim)
     if params.get("record_state"):
-        state.record_run(job.entity, job.started_at, {"synced": job.synced, "errors": job.errors})
+        result = {"synced": job.synced, "errors": job.errors}
+        state.record_run(job.entity, job.started_at, result, whole_list=bool(params.get("whole_list")))
     lease.release(params.get("lease") or "")
     return {"jobId": job_id, "status": "done", "synced": job.synced}
 

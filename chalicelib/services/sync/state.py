@@ -1,9 +1,13 @@
 """What the scheduled sync remembers between runs (SyncState): where each entity's last complete
-run started, which the next incremental run starts from and the lag alarm measures."""
+run started, which the next incremental run starts from and the lag alarm measures; and how
+many items the list held when it was last read whole, so the next whole read asks no page
+past its expected end (amo/pages.py)."""
 
 from __future__ import annotations
 
 import time
+
+from pynamodb.expressions.update import Action
 
 from chalicelib import metrics
 from chalicelib.models import SyncState, utc_now
@@ -21,21 +25,36 @@ def incremental_from(entity: str, overlap: int) -> int | None:
     return int(state.last_success_started_at - overlap) if state.last_success_started_at else None
 
 
-def record_run(entity: str, started_at: float, result: dict) -> None:
+def listed_last_time(entity: str) -> int | None:
+    """How many items `entity`'s list held when a complete run last read it whole (None: never)."""
+    try:
+        listed = SyncState.get(entity, attributes_to_get=["listed_items"]).listed_items
+    except SyncState.DoesNotExist:
+        return None
+    return int(listed) if listed is not None else None
+
+
+def record_run(entity: str, started_at: float, result: dict, *, whole_list: bool = False) -> None:
     """A complete run's end: its start becomes where the next incremental run starts, unless an
     item failed for a reason that passes (`transient`, e.g. a lead that kept changing under its
     write): then the window stays, so the next run reads that item again instead of skipping
     it for good (SyncLag grows until it heals). Items that can never be stored (malformed,
-    refused) are reported and do not hold the window back."""
+    refused) are reported and do not hold the window back. A run that read the `whole_list`
+    also records its length: each item listed was either synced or reported."""
     errors = result["errors"]
     summary = {"synced": result["synced"], "errors": len(errors)}
+    actions: list[Action] = [SyncState.last_result.set(summary), SyncState.updated_at.set(utc_now())]
+    if whole_list:
+        actions.append(SyncState.listed_items.set(result["synced"] + len(errors)))
     if any(isinstance(error, dict) and error.get("transient") for error in errors):
         metrics.count("SyncWindowsHeld")
-        SyncState(entity).update(actions=[SyncState.last_result.set(summary), SyncState.updated_at.set(utc_now())])
+        SyncState(entity).update(actions=actions)
         return
-    state = SyncState(entity=entity, last_success_started_at=started_at, last_result=summary)
-    state.touch()
-    state.save()
+    actions += [
+        SyncState.last_success_started_at.set(started_at),
+        SyncState.created_at.set(SyncState.created_at | utc_now()),
+    ]
+    SyncState(entity).update(actions=actions)
 
 
 def report_lag(now: float | None = None) -> float | None:
