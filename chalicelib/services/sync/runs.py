@@ -112,7 +112,7 @@ def _run_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) 
         result["jobId"] = jobs.hand_over(job, next_page=outcome.next_page, synced=outcome.synced, errors=outcome.errors)
         held.hand_over(job.job_id)
     elif record_state:
-        state.record_run(run.entity, started_at, result, whole_list=whole_list)
+        state.record_run(run.entity, started_at=started_at, result=result, whole_list=whole_list)
     return result
 
 
@@ -190,7 +190,8 @@ def resume(amo: AmoApi, *, job_id: str, time_left: TimeLeft | None = None, page:
     jobs.finish(job, synced=outcome.synced, errors=outcome.errors, claim=claim)
     if params.get("record_state"):
         result = {"synced": job.synced, "errors": job.errors}
-        state.record_run(job.entity, job.started_at, result, whole_list=bool(params.get("whole_list")))
+        whole_list = bool(params.get("whole_list"))
+        state.record_run(job.entity, started_at=job.started_at, result=result, whole_list=whole_list)
     lease.release(params.get("lease") or "")
     return {"jobId": job_id, "status": "done", "synced": job.synced}
 

@@ -34,7 +34,7 @@ def listed_last_time(entity: str) -> int | None:
     return int(listed) if listed is not None else None
 
 
-def record_run(entity: str, started_at: float, result: dict, *, whole_list: bool = False) -> None:
+def record_run(entity: str, *, started_at: float, result: dict, whole_list: bool = False) -> None:
     """A complete run's end: its start becomes where the next incremental run starts, unless an
     item failed for a reason that passes (`transient`, e.g. a lead that kept changing under its
     write): then the window stays, so the next run reads that item again instead of skipping
