@@ -7,7 +7,9 @@ amoCRM explains a refusal in one of several shapes:
 - plain problem+json `{"title", "detail", "hint"}`.
 `describe` turns any of them into one line: the summary, then each reason (field path + detail).
 Whatever amoCRM echoes back, a token never reaches a message: anything shaped like an access
-token (a JWT), a refresh token or a bearer header is masked.
+token (a JWT), a refresh token or a bearer header is masked, and so is the `secret` query value
+of a URL (our webhook destination carries the webhook secret; amoCRM's refusal of a
+subscription may quote it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ _SECRETS = re.compile(
     r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?"  # a JWT (access or long-lived token)
     r"|def50200[0-9a-fA-F]+"  # a refresh token
     r"|(?i:bearer)\s+\S+"
+    r"|(?i:(?<=[?&]secret=))[^&#\s\"'<>]+"  # a URL's secret, as sent …
+    r"|(?i:(?<=secret%3D)).+?(?=%26|[&#\s\"'<>]|$)"  # … and inside an encoded URL
 )
 
 

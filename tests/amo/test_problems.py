@@ -63,6 +63,22 @@ def test_tokens_echoed_by_amocrm_are_masked():
 
 
 @pytest.mark.parametrize(
+    "echoed",
+    [
+        "https://api.example.com/webhook?secret=s3cr%2Bet-value&x=1",
+        "https://api.example.com/webhook?a=1&SECRET=s3cr%2Bet-value",
+        "https%3A%2F%2Fapi.example.com%2Fwebhook%3Fsecret%3Ds3cr%252Bet-value%26x%3D1",
+    ],
+)
+def test_a_webhook_secret_quoted_in_a_refusal_is_masked(echoed):
+    """amoCRM's refusal of a subscription may quote its destination, which carries our secret."""
+    body = {"title": "Bad Request", "validation-errors": [{"errors": [{"path": "destination", "detail": echoed}]}]}
+    text = describe(body, "x")
+    assert "s3cr" not in text and "et-value" not in text
+    assert "api.example.com" in text and "***" in text
+
+
+@pytest.mark.parametrize(
     "body,expected",
     [
         (fixtures.VALIDATION, "custom_fields_values.0.field_id: The value you selected is not a valid choice."),
