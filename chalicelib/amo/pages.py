@@ -23,8 +23,9 @@ The fetcher is a bounded producer/consumer around one condition variable:
 - so where the caller expects the list to end (`expected_last_page`, from how long it was the
   last time it was read whole), no page past it is asked until the page before says another
   follows: a list as long as last time costs no request past its end at any latency. A list
-  that has grown pays one latency for the first page past the expected end; once that page
-  says more follow, the estimate is known to be wrong and the window opens again;
+  that has grown pays about two latencies: the first page past the expected end is asked once
+  the page before has answered, and once that one says more follow, the estimate is known to
+  be wrong and the window opens again;
 - requests are admitted by the limiter in page order: a worker asks for its slot only once the
   page before has been admitted (`ADMITTED`), or has finished or failed, or the fetcher has
   closed. Otherwise a thread that wakes late loses its slot to a later page, and the caller,

@@ -23,8 +23,8 @@ _SECRETS = re.compile(
     r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?"  # a JWT (access or long-lived token)
     r"|def50200[0-9a-fA-F]+"  # a refresh token
     r"|(?i:bearer)\s+\S+"
-    r"|(?i:(?<=[?&]secret=))[^&#\s\"'<>]+"  # a URL's secret, as sent …
-    r"|(?i:(?<=secret%3D)).+?(?=%26|[&#\s\"'<>]|$)"  # … and inside an encoded URL
+    r"|(?i:(?<=[?&]secret=))[^&#\s\"'<>;,()\[\]{}]+"  # a URL's secret, as sent (it is URL-encoded) …
+    r"|(?i:(?<=secret%3D)).+?(?=%26|[&#\s\"'<>;,()\[\]{}]|$)"  # … and inside an encoded URL
 )
 
 

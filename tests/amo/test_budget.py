@@ -312,3 +312,21 @@ def test_a_sync_that_starts_on_another_margin_sends_in_the_slots_it_claimed_ahea
     assert limiter.plan.margin.margin == 0.3
     assert ahead == 2 and limiter.store_calls == ahead  # the state (a signal), the claim: nothing more
     assert sends[0] - started <= 1.3 / 7 + 0.1  # the first slot on the stored grid past the claim
+
+
+def test_an_unexpected_error_while_claiming_ahead_never_stalls_the_requests_after_it(atomic_moto):
+    """The sync does its start-up work again when it fails (services/sync/lease.py); a claiming
+    flag left set by the failure made every later acquire wait for ever."""
+    vt = VirtualTime()
+    store = VirtualDate(vt)
+    signal = store.signal
+    store.signal = lambda *args, **kwargs: (_ for _ in ()).throw(ValueError("an odd answer"))
+    limiter = budget(vt, store)
+    with pytest.raises(ValueError):
+        vt.run(lambda: limiter.claim_ahead(BULK))
+    store.signal = signal
+    sends: list[float] = []
+
+    vt.run(sender(limiter, sends, 2, BULK, vt=vt))
+
+    assert len(sends) == 2

@@ -78,6 +78,11 @@ def test_a_webhook_secret_quoted_in_a_refusal_is_masked(echoed):
     assert "api.example.com" in text and "***" in text
 
 
+def test_masking_a_secret_keeps_the_words_around_it():
+    quoted = "see (https://x.example/webhook?secret=abc); then"
+    assert scrub(quoted) == "see (https://x.example/webhook?secret=***); then"
+
+
 @pytest.mark.parametrize(
     "body,expected",
     [

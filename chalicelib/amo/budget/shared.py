@@ -142,17 +142,21 @@ class SharedBudget:
             if self._granted or not self._may_claim_now(1, self._clock()):
                 return
             self._claiming = True
-        if not self.control.known():
-            try:
+        handed_on = False  # once _claim_then_read_state runs, it clears the flag
+        try:
+            if not self.control.known():
                 self._refresh_state(lane, self._clock())
-            except BudgetUnavailable:
-                self.control.fall_back()
+                with self._lock:
+                    self._forget_other_schedules()  # nothing is in hand yet: only the flag is cleared
+            if not self.control.down():  # else the fallback paces this process: no claim
+                handed_on = True
+                self._claim_then_read_state(lane, tuning.MAX_SLOTS_PER_CLAIM, self._clock())
+        except BudgetUnavailable:
+            self.control.fall_back()
+        finally:
+            if not handed_on:  # whatever was raised, the process's claims go on
                 with self._lock:
                     self._claiming = False
-                return
-            with self._lock:
-                self._forget_other_schedules()  # nothing is in hand yet: only the flag is cleared
-        self._claim_then_read_state(lane, tuning.MAX_SLOTS_PER_CLAIM, self._clock())
 
     def block(self, seconds: float) -> None:
         self.control.blocked(seconds)
@@ -267,20 +271,22 @@ class SharedBudget:
 
     def _claim_then_read_state(self, lane: str, count: int, now: float) -> None:
         """Claim `count` slots for the callers waiting, then read the shared state; outside the
-        lock (both are table calls), by one caller of this process at a time."""
+        lock (both are table calls), by one caller of this process at a time. Whatever either
+        raises, the claiming flag is cleared: a flag left set would stall every later request."""
         slots: list[float] = []
         try:
-            slots = self._claim(lane, count, now)
-        except BudgetUnavailable:
-            self.control.fall_back()
-        finally:
-            with self._lock:
-                for slot in slots:
-                    heapq.heappush(self._granted, slot)
-        try:  # the shared state, read after the claim: its slots are already usable meanwhile
-            self._refresh_state(lane, self._clock())
-        except BudgetUnavailable:
-            self.control.fall_back()
+            try:
+                slots = self._claim(lane, count, now)
+            except BudgetUnavailable:
+                self.control.fall_back()
+            finally:
+                with self._lock:
+                    for slot in slots:
+                        heapq.heappush(self._granted, slot)
+            try:  # the shared state, read after the claim: its slots are already usable meanwhile
+                self._refresh_state(lane, self._clock())
+            except BudgetUnavailable:
+                self.control.fall_back()
         finally:
             with self._lock:
                 self._claiming = False

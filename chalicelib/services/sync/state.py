@@ -5,12 +5,16 @@ past its expected end (amo/pages.py)."""
 
 from __future__ import annotations
 
+import logging
 import time
 
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 
 from chalicelib import metrics
 from chalicelib.models import SyncState, utc_now
+
+log = logging.getLogger(__name__)
 
 SYNCABLE = ("leads", "contacts", "tasks")
 
@@ -26,10 +30,16 @@ def incremental_from(entity: str, overlap: int) -> int | None:
 
 
 def listed_last_time(entity: str) -> int | None:
-    """How many items `entity`'s list held when a complete run last read it whole (None: never)."""
+    """How many items `entity`'s list held when a complete run last read it whole (None: never,
+    or not readable now: it is a hint, and a sync does not fail for want of it)."""
     try:
         listed = SyncState.get(entity, attributes_to_get=["listed_items"]).listed_items
     except SyncState.DoesNotExist:
+        return None
+    except PynamoDBException as error:
+        log.warning(
+            "the %s list's last length could not be read (%s): pages are asked as for a first sync", entity, error
+        )
         return None
     return int(listed) if listed is not None else None
 
