@@ -134,10 +134,8 @@ class SharedBudget:
 
     def claim_ahead(self, lane: str = INTERACTIVE) -> None:
         """Claim slots and know the state before a caller asks (a sync, while it writes its lease).
-        A process that has not read the state yet reads it first (for a sync, the announcement of
-        its lane answers with it: still two table calls), so its slots lie on the deployment's
-        schedule: claimed on the configured margin, they were dropped when the state showed
-        another, and the first request waited for a second claim and a slot more."""
+        The state is read first (a sync's lane announcement answers with it), so the slots lie on
+        the deployment's schedule, not on the configured margin, where a state showing another dropped them."""
         with self._lock:
             if self._granted or not self._may_claim_now(1, self._clock()):
                 return
@@ -204,10 +202,8 @@ class SharedBudget:
         return None, 0.0
 
     def _forget_other_schedules(self) -> None:
-        """Slots planned on a schedule or a clock that has changed since are not used. How much
-        room the horizon had was judged on the old schedule too, so the next claim goes at once:
-        a new process's first claim is planned on the configured margin before it has read the
-        deployment's, and waiting out that judgement delayed its first request by a slot."""
+        """Slots planned on a schedule or a clock that has changed since are not used; the next
+        claim goes at once (how much room the horizon had was judged on the old schedule too)."""
         if self.control.schedule_changed:
             self.control.schedule_changed = False
             self._granted, self._full, self._seen = [], set(), {}
