@@ -62,6 +62,21 @@ def test_a_clock_far_off_is_refused_with_a_clear_error():
         vt.run(sender(budget(vt, skew=30.0), [], 1, vt=vt))
 
 
+def test_a_clock_measured_as_well_as_a_trusted_one_may_be_off_leaves_the_deployments_margin_as_it_is():
+    """A Lambda's clock runs unprobed until it is found 20 ms off, under the configured margin;
+    a CLI run measured to about 10 ms asked for 0.1 s (0.08 + 2 x 10 ms), and the largest
+    margin wins for good. A clock known only to 50 ms still asks for the 60 ms it adds."""
+    vt = VirtualTime()
+    cli = budget(vt, skew=0.45)  # measured against the table (virtual round trips: to well under 10 ms)
+    vt.run(sender(cli, [], 3, vt=vt))
+    assert cli.clock.uncertainty <= 0.02
+    assert RateBudget.get(RateBudget.STATE_KEY).margin == MARGIN
+
+    far = budget(vt, skew=0.45)
+    far.clock.low, far.clock.high = -0.5, -0.4  # known to ±50 ms (slow round trips)
+    assert far.control.asked_margin() == pytest.approx(MARGIN + 2 * (0.05 - 0.02))
+
+
 def test_processes_with_different_margins_use_the_largest_and_stay_within_seven():
     """Regression: margins of 0.08 and 0.3 (a rollout after raising it) gave 14 per second."""
     vt = VirtualTime()

@@ -11,7 +11,8 @@ and on what schedule it may.
   lifts the block for everyone, another block page holds it.
 - Every pause and block carries a note of who set it, when and why (`budget show`, `status`).
 - The margin: each process asks for its own (AMO_RATE_MARGIN_SECONDS plus twice what it does
-  not know of its clock); the largest stored wins, switched at a future block (slots.py).
+  not know of its clock beyond what a trusted one may be off); the largest stored wins,
+  switched at a future block (slots.py).
 - The fallback is fleet-safe: a process that cannot reach the table refuses bulk work (a sync
   stops and continues later) and paces interactive calls at `rate // fallback_processes`
   per `1 + margin` seconds, so that many processes in the same outage stay within the rate.
@@ -166,11 +167,16 @@ class BudgetControl:
     # -- the margin ------------------------------------------------------------------------------
 
     def asked_margin(self) -> float:
-        """Ours: the configured margin, plus what two clocks may disagree by (ours at its worst)."""
+        """Ours: the configured margin, plus what two clocks may disagree by (ours at its worst)
+        beyond what the configured margin already allows a trusted clock: a Lambda's clock runs
+        unprobed until it is found TRUSTED_CLOCK_DISTRUSTED_BEYOND_SECONDS off, so a measured clock
+        known at least that well asks for no more. (Counted in full, every CLI command, measured
+        to about 10 ms, raised the deployment's margin from 0.08 to 0.1 s for good.)"""
         if self.clock.trusted:
             return self.configured_margin
         step = tuning.MARGIN_STEP_SECONDS  # asks in steps, so a clock known a little less asks no new switch
-        wanted = self.configured_margin + 2 * min(self.clock.uncertainty, 1.0)
+        unknown = max(0.0, min(self.clock.uncertainty, 1.0) - tuning.TRUSTED_CLOCK_DISTRUSTED_BEYOND_SECONDS)
+        wanted = self.configured_margin + 2 * unknown
         return round(math.ceil(wanted / step - 1e-9) * step, 4)
 
     def _ask_margin(self, stored: Margin | None, now: float) -> None:

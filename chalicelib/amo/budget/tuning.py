@@ -79,7 +79,8 @@ MAX_CLOCK_OFFSET_SECONDS = 10.0
 # what a trusted clock (a Lambda's, kept by AWS's time sync) is assumed to be off by at most …
 TRUSTED_CLOCK_UNCERTAINTY_SECONDS = 0.002
 # … and how far off the table's it must be found before it is measured instead (a third of the
-# 60 ms the default margin leaves: DynamoDB's hosts need not agree to the millisecond)
+# 60 ms the default margin leaves: DynamoDB's hosts need not agree to the millisecond); a measured
+# clock known this well asks for no wider margin either (control.asked_margin)
 TRUSTED_CLOCK_DISTRUSTED_BEYOND_SECONDS = 0.02
 # how fast two unsynchronised clocks may drift apart (100 ppm; NTP-kept ones far less)
 CLOCK_DRIFT_PER_SECOND = 1e-4
