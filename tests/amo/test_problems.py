@@ -72,7 +72,8 @@ def test_tokens_echoed_by_amocrm_are_masked():
 )
 def test_a_webhook_secret_quoted_in_a_refusal_is_masked(echoed):
     """amoCRM's refusal of a subscription may quote its destination, which carries our secret."""
-    body = {"title": "Bad Request", "validation-errors": [{"errors": [{"path": "destination", "detail": echoed}]}]}
+    refusal = {"request_id": "0", "errors": [{"code": "InvalidDestination", "path": "destination", "detail": echoed}]}
+    body = {**fixtures.VALIDATION, "validation-errors": [refusal]}
     text = describe(body, "x")
     assert "s3cr" not in text and "et-value" not in text
     assert "api.example.com" in text and "***" in text

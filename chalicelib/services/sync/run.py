@@ -87,7 +87,7 @@ def sync_pages(amo: AmoApi, run: Run) -> Outcome:
             run.filter,
             first_page=run.first_page,
             last_page=last_page,
-            initial_window=_expected_pages(run, min(last_page or math.inf, expected_last_page or math.inf)),
+            initial_window=_expected_pages(run, min(filter(None, (last_page, expected_last_page)), default=None)),
             expected_last_page=expected_last_page,
         )
     writer = spec.writer(amo)
@@ -108,7 +108,7 @@ def sync_pages(amo: AmoApi, run: Run) -> Outcome:
     return outcome
 
 
-def _expected_pages(run: Run, last_page: float) -> int:
+def _expected_pages(run: Run, last_page: int | None) -> int:
     """Pages worth requesting before the first answer: a whole list (a full sync, or the rest
     of one) most likely has several, and at 400 ms waiting for the first alone costs a latency
     (at worst FULL_RUN_WINDOW - 1 requests answered 204 for a tiny account whose size is not
@@ -116,7 +116,7 @@ def _expected_pages(run: Run, last_page: float) -> int:
     where = run.filter
     if where.by_ids or (where.updated_from is not None and run.first_page == 1):
         return 1  # a continuation (first_page > 1) is known to have more
-    return max(1, int(min(FULL_RUN_WINDOW, last_page - run.first_page + 1)))
+    return max(1, min(FULL_RUN_WINDOW, last_page - run.first_page + 1)) if last_page else FULL_RUN_WINDOW
 
 
 def _expected_last_page(run: Run) -> int | None:
