@@ -18,6 +18,7 @@ class FakeList:
         self.total, self.size, self.latency, self.fail_on = total, size, latency, fail_on
         self.asked: list[int] = []
         self.company: dict[int, int] = {}  # page: how many requests ran when it started, itself included
+        self.events: list[tuple[str, int]] = []  # ("start" | "end", page) in the order they happened
         self.running = 0
         self.max_running = 0
         self.lock = threading.Lock()
@@ -27,6 +28,7 @@ class FakeList:
             self.asked.append(number)
             self.running += 1
             self.company[number] = self.running
+            self.events.append(("start", number))
             self.max_running = max(self.max_running, self.running)
         try:
             time.sleep(self.latency)
@@ -38,6 +40,10 @@ class FakeList:
         finally:
             with self.lock:
                 self.running -= 1
+                self.events.append(("end", number))
+
+    def started_after_end_of(self, later, earlier):
+        return self.events.index(("start", later)) > self.events.index(("end", earlier))
 
 
 def ids(pages):
@@ -128,7 +134,8 @@ def test_a_list_that_grew_pays_one_latency_past_the_expected_end_then_the_window
         data.fetch, latency=lambda: 0.05, interval=0.01, max_window=4, initial_window=4, expected_last_page=10
     )
     assert ids(fetcher.pages()) == list(range(60)) and fetcher.exhausted
-    assert data.company[11] == 1  # asked alone, once page 10 said another follows
+    # page 11 is asked once page 10 said another follows, page 12 once page 11 said so too
+    assert data.started_after_end_of(11, 10) and data.started_after_end_of(12, 11)
     assert max(data.company[n] for n in range(13, 21)) >= 3  # page 11 said more follow: the estimate was wrong
 
 
