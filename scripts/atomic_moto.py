@@ -24,7 +24,7 @@ from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_
 from werkzeug.serving import run_simple
 
 from scripts.fast_tables import FastTables
-from scripts.moto_transactions import one_backup_per_table
+from scripts.moto_transactions import item_level_rollback
 
 ATOMIC = {f"DynamoDB_20120810.{op}" for op in ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems")}
 
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--fast-tables", default="", help="comma-separated table suffixes served from memory")
     parser.add_argument("--table-prefix", default=os.environ.get("TABLE_PREFIX") or "amocrm-")
     args = parser.parse_args()
-    one_backup_per_table()
+    item_level_rollback()
     app = serialised(DomainDispatcherApplication(create_backend_app))
     suffixes = [suffix for suffix in args.fast_tables.split(",") if suffix]
     if suffixes:

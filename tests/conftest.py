@@ -36,7 +36,7 @@ import responses  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from chalicelib.models import ALL_MODELS  # noqa: E402
-from scripts.moto_transactions import one_backup_per_table  # noqa: E402
+from scripts.moto_transactions import item_level_rollback  # noqa: E402
 
 API_KEY = "main-backend-key"
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -45,7 +45,7 @@ AMO = os.environ["AMO_BASE_URL"]
 MOTO_ACCOUNT = "123456789012"  # moto's default account id
 
 
-one_backup_per_table()  # moto's transactions copy each table once, not once per item
+item_level_rollback()  # a failed transaction in moto puts back its own items, not a copy of each table
 
 
 def serialise_moto(monkeypatch) -> None:
