@@ -54,7 +54,9 @@ class _Backup:
         self._whole: dict[str, Table] = {}
         for entry in transact_items:
             operation = next(iter(entry.values()), None) if isinstance(entry, dict) else None
-            name = operation.get("TableName") if isinstance(operation, dict) else None
+            if not isinstance(operation, dict):
+                continue  # moto refuses it; nothing is written
+            name = operation.get("TableName")
             if name not in tables or name in self._whole:
                 continue
             table = tables[name]
@@ -93,7 +95,7 @@ def _put_back(held: dict, hash_key: DynamoType, range_key: DynamoType | None, it
 
 def _key(table: Table, operation: dict[str, Any]) -> tuple[DynamoType, DynamoType | None] | None:
     """The (hash, range) key an operation writes, as the table holds it; None if it names none."""
-    attributes = operation.get("Item") if "Item" in operation else operation.get("Key")
+    attributes: Any = operation.get("Item") if "Item" in operation else operation.get("Key")
     try:
         hash_key = DynamoType(attributes[table.hash_key_attr])
         range_key = DynamoType(attributes[table.range_key_attr]) if table.range_key_attr else None
