@@ -9,7 +9,6 @@ from chalicelib.services import (
     connection,
     contacts,
     erasure,
-    idempotency,
     leads,
     notifications,
     pipelines,
@@ -189,15 +188,13 @@ def create_lead():
     body = validation.body_object(web.request(app).json_body)
     lead_data = validation.lead_data(body.get("leadData"))
     contact = validation.contact_data(body["contact"]) if body.get("contact") is not None else None
-    key = web.request(app).headers.get("idempotency-key")
-    return idempotency.run_once(
-        "create-lead",
-        key=key,
-        request=body,
+    return web.once(
+        app,
+        scope="create-lead",
+        body=body,
         work=lambda checkpoint: leads.create_lead(
             wiring.amo(), lead_data=lead_data, contact=contact, checkpoint=checkpoint
         ),
-        time_left=web.time_left_for_route(app),
     )
 
 
@@ -232,10 +229,13 @@ def get_lead(amoLeadId):
 @web.maps_errors
 def add_lead_note(amoLeadId):
     body = validation.body_object(web.request(app).json_body)
-    return leads.add_note(
-        wiring.amo(),
-        validation.path_int(amoLeadId, "amoLeadId"),
-        validation.string(body, field="text", max_length=20000),
+    lead_id = validation.path_int(amoLeadId, "amoLeadId")
+    text = validation.string(body, field="text", max_length=20000)
+    return web.once(
+        app,
+        scope="add-note",
+        body=[lead_id, text],
+        work=lambda checkpoint: leads.add_note(wiring.amo(), amo_lead_id=lead_id, text=text, checkpoint=checkpoint),
     )
 
 
@@ -258,7 +258,13 @@ def list_contacts():
 @app.route(f"{P}/contacts", methods=["POST"])
 @web.maps_errors
 def create_contact():
-    return contacts.create_contact(wiring.amo(), validation.contact_data(web.request(app).json_body, "request body"))
+    data = validation.contact_data(web.request(app).json_body, "request body")
+    return web.once(
+        app,
+        scope="create-contact",
+        body=data,
+        work=lambda checkpoint: contacts.create_contact(wiring.amo(), data, checkpoint),
+    )
 
 
 @app.route(f"{P}/guests/erase", methods=["POST"])
@@ -302,7 +308,15 @@ def list_tasks():
 @app.route(f"{P}/tasks", methods=["POST"])
 @web.maps_errors
 def create_task():
-    return tasks.create_task(wiring.amo(), validation.task_data(web.request(app).json_body))
+    data = validation.task_data(web.request(app).json_body)
+    return tasks.with_data(
+        web.once(
+            app,
+            scope="create-task",
+            body=data,
+            work=lambda checkpoint: tasks.create_task(wiring.amo(), data, checkpoint),
+        )
+    )
 
 
 @app.route(f"{P}/tasks/{{taskId}}/complete", methods=["PATCH"])

@@ -114,6 +114,8 @@ def path(name: str, schema: dict | schemas.Spec = schemas.ID) -> dict:
 
 PAGING = [query("limit", schemas.PAGE_LIMIT), query("cursor", STR, "nextCursor of the previous page")]
 SYNC_LIMIT = [query("limit", schemas.SYNC_LIMIT, "0 = everything")]
+# a create run once per key: a retry after a lost answer gets the first answer, or 409 when unknown
+IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": STR}
 
 
 def op(
@@ -287,7 +289,7 @@ ROUTES: dict[str, dict[str, dict]] = {
                     "amoContactId": {"type": ["integer", "null"]},
                 }
             ),
-            params=[{"name": "Idempotency-Key", "in": "header", "required": False, "schema": STR}],
+            params=[IDEMPOTENCY_KEY],
             errors=("400", "409", "502"),
         )
     },
@@ -306,12 +308,22 @@ ROUTES: dict[str, dict[str, dict]] = {
         "get": op("The local lead of an amoCRM lead", ENTITY, params=[path("amoLeadId")], errors=("400", "404"))
     },
     "/leads/{amoLeadId}/notes": {
-        "post": op("Add a common note to the lead", MESSAGE, params=[path("amoLeadId")], errors=("400", "404", "502"))
+        "post": op(
+            "Add a common note to the lead",
+            MESSAGE,
+            params=[path("amoLeadId"), IDEMPOTENCY_KEY],
+            errors=("400", "404", "409", "502"),
+        )
     },
     "/sync-contacts": {"post": op("Pull contacts", SYNC_RESULT, params=SYNC_LIMIT, errors=("400", "409", "502"))},
     "/contacts": {
         "get": op("Mirrored contacts", LIST, params=PAGING),
-        "post": op("Create a contact in amoCRM", obj({"amoContactId": INT}), errors=("400", "502")),
+        "post": op(
+            "Create a contact in amoCRM",
+            obj({"amoContactId": INT}),
+            params=[IDEMPOTENCY_KEY],
+            errors=("400", "409", "502"),
+        ),
     },
     "/guests/erase": {
         "post": op(
@@ -349,7 +361,12 @@ ROUTES: dict[str, dict[str, dict]] = {
                 query("entity_id", schemas.ID),
             ],
         ),
-        "post": op("Create a task in amoCRM", obj({"amoTaskId": INT, "data": ENTITY}), errors=("400", "502")),
+        "post": op(
+            "Create a task in amoCRM",
+            obj({"amoTaskId": INT, "data": {"type": ["object", "null"]}}),
+            params=[IDEMPOTENCY_KEY],
+            errors=("400", "409", "502"),
+        ),
     },
     "/tasks/{taskId}/complete": {
         "patch": op(

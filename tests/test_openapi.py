@@ -223,7 +223,7 @@ def services(monkeypatch):
     """Every service a JSON route calls, replaced by a recorder of its calls."""
     import importlib
 
-    from chalicelib.services import pipelines
+    from chalicelib.services import pipelines, tasks
 
     calls = []
     for module_name, function in SERVICES.values():
@@ -236,6 +236,7 @@ def services(monkeypatch):
             return {}
 
         monkeypatch.setattr(module, function, recorder)
+    monkeypatch.setattr(tasks, "with_data", lambda created: created)  # reads back what create_task stored
     monkeypatch.setenv("ENABLE_DEV_ENDPOINTS", "true")
     return calls
 

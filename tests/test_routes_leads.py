@@ -3,10 +3,12 @@
 import json
 
 import pytest
+import requests
 
 from chalicelib import wiring
 from chalicelib.models import AmoContact, AmoTask, Lead, Notification
 from chalicelib.services import leads, pipelines
+from chalicelib.services import tasks as tasks_service
 from tests import fixtures
 from tests.conftest import API_KEY
 from tests.fake_amo import FakeAmo
@@ -157,6 +159,34 @@ def test_complete_task_patches_amocrm_then_stores(client, fake):
     assert len([c for c in fake.mock.calls if c.request.method == "PATCH"]) == 1
 
 
+def test_a_task_a_manager_completed_meanwhile_keeps_their_result(client, fake):
+    """The mirror still says open (the webhook has not arrived): amoCRM is read, nothing is written."""
+    fake.tasks = [task(4745251)]
+    tasks_service.refresh(wiring.amo(), 4745251)
+    fake.tasks[0] = {**task(4745251, is_completed=True, updated_at=1700000900), "result": {"text": "Заселився"}}
+    response = client.http.patch(f"{P}/tasks/4745251/complete", headers=HEADERS, body=json.dumps({"result_text": "x"}))
+    assert response.status_code == 200 and response.json_body["message"] == "task was already completed"
+    assert not [c for c in fake.mock.calls if c.request.method == "PATCH"]
+    assert AmoTask.get(4745251).result_text == "Заселився"
+
+
+def test_a_task_reopened_in_amocrm_is_completed_again(client, fake):
+    fake.tasks = [task(4745251, is_completed=True)]
+    tasks_service.refresh(wiring.amo(), 4745251)
+    fake.tasks[0] = task(4745251, is_completed=False, updated_at=1700000900)
+    fake.mock.add(
+        "PATCH",
+        f"{HOST}/api/v4/tasks/4745251",
+        json={"id": 4745251, "updated_at": 1700001000, "_links": {}},
+        headers=HAL,
+    )
+    response = client.http.patch(f"{P}/tasks/4745251/complete", headers=HEADERS)
+    assert response.status_code == 200
+    assert [json.loads(c.request.body) for c in fake.mock.calls if c.request.method == "PATCH"] == [
+        {"is_completed": True}
+    ]
+
+
 def test_complete_unknown_task_is_404(client, fake):
     assert client.http.patch(f"{P}/tasks/1/complete", headers=HEADERS).status_code == 404
 
@@ -262,3 +292,48 @@ def test_a_lead_amocrm_merged_answers_merged_and_counts_it(client, fake, monkeyp
         "amoContactId": 44,
     }
     assert counted.count("LeadMerged") == 1
+
+
+CREATES = {  # route, body, amoCRM's list key and path, what is stored once it exists
+    "contacts": ({"name": "Олена", "phone": "+380501112233"}, "contacts", "/api/v4/contacts"),
+    "tasks": ({"text": "Перезвонить", "complete_till": 1900000000}, "tasks", "/api/v4/tasks"),
+    "leads/900/notes": ({"text": "Гость просит перезвонить"}, "notes", "/api/v4/leads/900/notes"),
+}
+
+
+def created_by_amocrm(fake, route, new_id, lose_answer=False):
+    """amoCRM's POST: the entity exists (and reads back) whether or not its answer arrives."""
+    _, key, path = CREATES[route]
+    posts = []
+
+    def create(request):
+        posts.append(request.body)
+        fake.contacts[new_id] = contact(new_id)
+        fake.tasks.append(task(new_id))
+        if lose_answer:
+            raise requests.exceptions.ReadTimeout("the answer was lost")
+        return 200, HAL, json.dumps({"_links": {}, "_embedded": {key: [{"id": new_id, "request_id": "0"}]}})
+
+    fake.mock.add_callback("POST", f"{HOST}{path}", create)
+    return posts
+
+
+@pytest.mark.parametrize("route", CREATES)
+def test_a_create_retried_with_its_idempotency_key_gets_the_first_answer_and_makes_one_entity(client, fake, route):
+    posts = created_by_amocrm(fake, route, 5005)
+    first = post(client, route, CREATES[route][0], {"Idempotency-Key": "once"})
+    again = post(client, route, CREATES[route][0], {"Idempotency-Key": "once"})
+    assert first.status_code == again.status_code == 200 and again.json_body == first.json_body
+    assert 5005 in first.json_body.values() and len(posts) == 1
+    assert post(client, route, CREATES[route][0], {"Idempotency-Key": "two"}).status_code == 200
+    assert len(posts) == 2  # another key is another entity
+
+
+@pytest.mark.parametrize("route", CREATES)
+def test_a_create_whose_answer_was_lost_is_never_sent_again_under_its_key(client, fake, route):
+    posts = created_by_amocrm(fake, route, 5006, lose_answer=True)
+    first = post(client, route, CREATES[route][0], {"Idempotency-Key": "lost"})
+    assert first.status_code == 502 and "Idempotency-Key" in first.json_body["Message"]
+    again = post(client, route, CREATES[route][0], {"Idempotency-Key": "lost"})
+    assert again.status_code == 409 and "do not retry with a new key" in again.json_body["Message"]
+    assert len(posts) == 1

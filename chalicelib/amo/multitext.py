@@ -34,7 +34,8 @@ def field_values(custom_fields: Any, code: str) -> list[dict]:
 
 def merged(current: list[dict], code: str, new_value: str) -> list[dict] | None:
     """The full list to write so that `new_value` becomes the field's first value and every
-    other value stays; None when the field already reads that way (nothing to send)."""
+    other value stays; None when the field already reads that way (nothing to send). A value
+    with nothing to compare (a phone written without digits, "по WhatsApp") is kept as it is."""
     key = normalised(code, new_value)
     usable = [v for v in current if normalised(code, v.get("value"))]
     if usable and normalised(code, usable[0].get("value")) == key:
@@ -45,11 +46,14 @@ def merged(current: list[dict], code: str, new_value: str) -> list[dict] | None:
     enum = {k: same[k] for k in ("enum_id", "enum_code") if same.get(k) is not None}
     result = [{"value": new_value, **(enum or {"enum_code": DEFAULT_ENUM})}]
     seen = {key}
-    for value in usable[1:]:
+    replaced = usable[0] if usable else None
+    for value in current:
         value_key = normalised(code, value.get("value"))
-        if value_key not in seen:
+        if value is replaced or value_key in seen or not str(value.get("value") or "").strip():
+            continue
+        if value_key:
             seen.add(value_key)
-            result.append({k: value[k] for k in _KEEP if value.get(k) is not None})
+        result.append({k: value[k] for k in _KEEP if value.get(k) is not None})
     return result
 
 

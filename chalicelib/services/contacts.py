@@ -10,6 +10,7 @@ from chalicelib.amo.api import AmoApi
 from chalicelib.amo.contacts import ContactInfo, contact_body, contact_changes, read_contact
 from chalicelib.models import AmoContact, Lead, utc_now
 from chalicelib.services import mirror
+from chalicelib.services.checkpoints import Checkpoint
 from chalicelib.services.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -161,10 +162,14 @@ def refresh_guest_fields(contact: AmoContact) -> int:
 # -- writes for the Main Backend ----------------------------------------------------------------
 
 
-def create_contact(amo: AmoApi, data: dict) -> dict:
-    contact_id = amo.contacts.create(data)
-    refresh(amo, contact_id)
-    return {"amoContactId": contact_id}
+def create_contact(amo: AmoApi, data: dict, checkpoint: Checkpoint | None = None) -> dict:
+    """Create in amoCRM, then store; `checkpoint` hears of the POST and of the new id (idempotency)."""
+    checkpoint = checkpoint or Checkpoint()
+    checkpoint.sending()
+    result = {"amoContactId": amo.contacts.create(data)}
+    checkpoint(result)
+    refresh(amo, result["amoContactId"])
+    return result
 
 
 def update_contact(amo: AmoApi, contact_id: int, data: dict) -> dict:

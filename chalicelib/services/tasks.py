@@ -8,6 +8,7 @@ from chalicelib.amo.api import AmoApi
 from chalicelib.amo.tasks import TaskInfo, read_task
 from chalicelib.models import AmoTask, utc_now
 from chalicelib.services import mirror
+from chalicelib.services.checkpoints import Checkpoint
 from chalicelib.services.errors import NotFound
 
 FIELDS = (
@@ -96,21 +97,35 @@ def get_tasks(
     )
 
 
-def create_task(amo: AmoApi, data: dict) -> dict:
-    task_id = amo.tasks.create(data)
-    task = refresh(amo, task_id)
-    return {"amoTaskId": task_id, "data": task.to_dict()}
+def create_task(amo: AmoApi, data: dict, checkpoint: Checkpoint | None = None) -> dict:
+    """Create in amoCRM, then store; `checkpoint` hears of the POST and of the new id
+    (idempotency). The answer holds the id only: a task's text may name a guest, and an
+    idempotency record keeps the answer for a day (`with_data` adds the stored task)."""
+    checkpoint = checkpoint or Checkpoint()
+    checkpoint.sending()
+    result = {"amoTaskId": amo.tasks.create(data)}
+    checkpoint(result)
+    refresh(amo, result["amoTaskId"])
+    return result
+
+
+def with_data(created: dict) -> dict:
+    """A created task's answer with the task as stored (null if it could not be read back)."""
+    try:
+        data: dict | None = AmoTask.get(created["amoTaskId"]).to_dict()
+    except AmoTask.DoesNotExist:
+        data = None
+    return {**created, "data": data}
 
 
 def complete_task(amo: AmoApi, task_id: int, result_text: str | None = None) -> dict:
-    """Complete in amoCRM, then store; an already completed task is returned as it is."""
-    try:
-        task = AmoTask.get(task_id)
-    except AmoTask.DoesNotExist:
-        task = refresh(amo, task_id)
+    """Complete in amoCRM, then store; a task amoCRM already holds as completed is returned as it
+    is. amoCRM is read first, not the mirror: a mirror behind amoCRM would overwrite the result a
+    manager has just written, or refuse a task reopened there as "already completed"."""
+    task = refresh(amo, task_id)  # an unknown id: 404
     if task.is_completed:
         return {"message": "task was already completed", "status": "completed", "data": task.to_dict()}
-    amo.tasks.complete(task_id, result_text)  # an unknown id: amoCRM's 404
+    amo.tasks.complete(task_id, result_text)
     task = refresh(amo, task_id)
     return {"message": "task completed", "status": "completed", "data": task.to_dict()}
 

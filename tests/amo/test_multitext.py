@@ -57,3 +57,18 @@ def test_only_the_fields_that_change_are_sent():
             }
         ],
     }
+
+
+def test_a_phone_written_without_digits_is_kept_as_it_is():
+    values = merged(
+        held(("+1 555 0100", "WORK"), ("по WhatsApp", "OTHER"), ("+1 555 0199", "MOB")), "PHONE", "+1 555 0142"
+    )
+    assert values == [
+        {"value": "+1 555 0142", "enum_id": 100, "enum_code": "WORK"},
+        {"value": "по WhatsApp", "enum_id": 101, "enum_code": "OTHER"},
+        {"value": "+1 555 0199", "enum_id": 102, "enum_code": "MOB"},
+    ]
+    assert merged(held(("по WhatsApp", "OTHER")), "PHONE", "+1 555 0142") == [
+        {"value": "+1 555 0142", "enum_code": "WORK"},
+        {"value": "по WhatsApp", "enum_id": 100, "enum_code": "OTHER"},
+    ]
