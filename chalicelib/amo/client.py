@@ -90,13 +90,31 @@ def _never_sent(error: requests.ConnectionError) -> bool:
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
+_DECODED = "_amo_decoded"  # a 2xx body decoded once, when its answer was checked (`_unreadable`)
+
+
 def _json_or_none(response: requests.Response) -> Any:
+    if hasattr(response, _DECODED):
+        return getattr(response, _DECODED)
     if not response.content:
         return None
     try:
         return response.json()
     except ValueError:
         return None
+
+
+def _unreadable(response: requests.Response) -> bool:
+    """A 2xx whose body is not JSON: cut off mid-transfer where no Content-Length showed it, or a
+    proxy's page. Never "nothing here": only a 204 (or no body at all) says that (reference §3.3);
+    taking it for an empty page would end a sync early or confirm a delete amoCRM never made."""
+    if not 200 <= response.status_code < 300 or response.status_code == 204 or not response.content:
+        return False
+    try:
+        setattr(response, _DECODED, response.json())
+    except ValueError:
+        return True
+    return False
 
 
 def _looks_like_html(response: requests.Response) -> bool:
@@ -356,6 +374,8 @@ class AmoClient:
         except requests.Timeout:
             return Attempt(failure=f"no answer within {timeouts.read:g}s")
         self._local.latency = time.monotonic() - sent
+        if _unreadable(response):  # a read is retried; a write may have been applied (never re-sent)
+            return Attempt(failure=f"answered {response.status_code} with a body that is not JSON (cut off?)")
         return Attempt(response=response)
 
     def _send(

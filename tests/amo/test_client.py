@@ -252,6 +252,32 @@ def test_a_read_whose_answer_broke_off_is_asked_again(amo, gateway):
     assert gateway.get("/api/v4/account")["id"] == fixtures.ACCOUNT_ID
 
 
+SHORT_PAGE = '{"_page":1,"_links":{},"_embedded":{"leads":[{"id":1,"na'  # stops half-way, no length to show it
+
+
+def test_a_page_whose_body_stops_half_way_is_asked_again_never_taken_for_the_end(amo, gateway):
+    amo.get(f"{HOST}/api/v4/leads", body=SHORT_PAGE, headers=HAL)
+    amo.get(f"{HOST}/api/v4/leads", json={"_embedded": {"leads": [{"id": 1}]}}, headers=HAL)
+    assert gateway.get("/api/v4/leads")["_embedded"]["leads"] == [{"id": 1}]
+    assert len(amo.calls) == 2
+
+
+def test_an_entity_answered_by_a_page_that_is_not_json_is_never_taken_for_gone(amo, gateway):
+    """A delete is confirmed by a read that finds nothing: a proxy's 200 page must not be that."""
+    for _ in range(gateway.retry.max_attempts):
+        amo.get(f"{HOST}/api/v4/contacts/5", body="<html><body>Bad gateway</body></html>", content_type="text/html")
+    with pytest.raises(AmoUnavailable, match="not JSON"):
+        gateway.get_one("/api/v4/contacts/5")
+
+
+def test_a_write_whose_body_stops_half_way_is_not_resent_and_its_outcome_is_unknown(amo, gateway):
+    amo.post(f"{HOST}/api/v4/leads", body='{"_embedded":{"leads":[{"id":', headers=HAL)
+    amo.post(f"{HOST}/api/v4/leads", json={"_embedded": {"leads": [{"id": 1}]}}, headers=HAL)
+    with pytest.raises(AmoUnavailable) as raised:
+        gateway.post("/api/v4/leads", [{"name": "x"}])
+    assert raised.value.outcome_unknown and len(amo.calls) == 1
+
+
 def test_a_created_answer_without_the_new_id_is_an_unknown_outcome_not_a_failure(amo, gateway):
     """Regression (issue 23): a 2xx without an id raised a plain error, the Idempotency-Key was
     released and the caller's retry created a second lead."""

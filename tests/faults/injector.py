@@ -17,7 +17,10 @@ pages), the order of the calls of one name does not. The kinds, per boundary:
   ClientRequestToken, which DynamoDB answers as the first attempt); over HTTP the caller sees
   a read timeout;
 - `unreachable`: the endpoint could not be reached; nothing applied;
-- `cut_body` (HTTP): it applied and the body broke off mid-transfer;
+- `cut_body` (HTTP): it applied and the body broke off mid-transfer, which the client can see
+  (the Content-Length was not reached);
+- `short_body` (HTTP): it applied and its body stops half-way with nothing to show it (no
+  Content-Length, the connection simply closed): a 2xx whose JSON does not parse;
 - `no_id` (HTTP writes): it applied and a 2xx came back without the ids the caller needs.
 """
 
@@ -36,7 +39,7 @@ import requests
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 AWS_KINDS = ("throttled", "lost_answer", "unreachable")
-HTTP_KINDS = ("throttled", "lost_answer", "unreachable", "cut_body")
+HTTP_KINDS = ("throttled", "lost_answer", "unreachable", "cut_body", "short_body")
 WRITE_KINDS = ("no_id",)
 ID_IN_PATH = re.compile(r"/\d+")
 WRITES = frozenset({"POST", "PATCH", "PUT"})
@@ -155,6 +158,9 @@ class Injector:
             raise requests.ReadTimeout("injected: the answer never came")
         if kind == "cut_body":
             raise requests.exceptions.ChunkedEncodingError("injected: connection broken mid-body")
+        if kind == "short_body":
+            half = response.content[: len(response.content) // 2].decode(errors="ignore")
+            return _response(request, response.status_code, half, response.headers.get("Content-Type", ""))
         if kind == "no_id" and 200 <= response.status_code < 300:
             return _response(request, response.status_code, "{}", "application/hal+json")
         return response
