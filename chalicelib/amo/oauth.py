@@ -48,8 +48,11 @@ class TokenPair:
 
     @classmethod
     def from_response(cls, body: dict, now: float | None = None) -> TokenPair:
+        """`expires_at` on this process's clock: `now` (when the request left) + `expires_in`.
+        Not amoCRM's `server_time`: its clock may be off from ours, and the expiry is compared
+        with ours (a server minutes behind would have every call refresh, one ahead none)."""
         try:
-            issued = int(body.get("server_time") or now or time.time())
+            issued = int(now if now is not None else time.time())
             return cls(
                 access_token=str(body["access_token"]),
                 refresh_token=str(body["refresh_token"]),
@@ -132,6 +135,7 @@ class OAuth:
             **grant,
             "redirect_uri": credentials.redirect_uri,
         }
+        sent = time.time()  # the token's lifetime runs from no later than this, on our clock
         try:
             response = self.client.request(
                 "POST", path="/oauth2/access_token", json=body, authorized=False, timeouts=TOKEN_TIMEOUTS
@@ -143,7 +147,7 @@ class OAuth:
             raise AmoTokenRevoked(f"{what} rejected by amoCRM: {error}", error.status, error.detail) from None
         if not isinstance(response, dict):
             raise AmoError(f"{what}: amoCRM answered without a token body")
-        return TokenPair.from_response(response)
+        return TokenPair.from_response(response, now=sent)
 
     def exchange_code(self, code: str) -> TokenPair:
         return self._token_request({"grant_type": "authorization_code", "code": code}, "authorization code exchange")

@@ -199,10 +199,18 @@ class WebhookEvent:
         version must come from amoCRM (see `versioned`), never from our clock."""
         return self.entity == "leads" and self.action == "status" and self.changed_at is None
 
+    @property
+    def unversioned(self) -> bool:
+        """A change that carries no timestamp: a robot's compact stage change, or an item whose
+        fields amoCRM does not document (tasks, reference §9.3). Its id would be the same for
+        every later change of the entity (each taken for a duplicate of the first), so its
+        version comes from amoCRM (`versioned`). A delete is confirmed instead (never deduplicated)."""
+        return self.changed_at is None and self.action != "delete" and self.entity in ("leads", "contacts", "tasks")
+
     def versioned(self, updated_at: int) -> WebhookEvent:
-        """This event with the lead's `updated_at` as amoCRM answered it, and the id that follows
-        from it: a redelivery finds the same version (one id), a later move to the same stage a
-        newer one (another id)."""
+        """This event with the entity's `updated_at` as amoCRM answered it, and the id that follows
+        from it: a redelivery finds the same version (one id), a later change (a later move to the
+        same stage) a newer one (another id)."""
         item = {**self.item, "updated_at": str(updated_at)}
         return WebhookEvent(self.entity, self.action, item, _event_id(self.entity, self.action, item), True)
 

@@ -260,7 +260,7 @@ def process_event(
     received_at: float,
     prefetched: Prefetched | None = None,
 ) -> EventOutcome:
-    if event.is_compact and event.entity_id is not None:
+    if event.unversioned and event.entity_id is not None:
         prefetched = prefetched or Prefetched.load(amo, [event])
         event = _with_amo_version(amo, event, prefetched)
     mark = f"webhook:{event.event_id}"
@@ -333,20 +333,21 @@ def _mark_applied(mark: str, event_id: str, outcome: EventOutcome) -> None:
 
 
 def _with_amo_version(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> WebhookEvent:
-    """A robot's compact stage change, versioned by the lead's `updated_at` as amoCRM answers it
+    """An event without a timestamp, versioned by the entity's `updated_at` as amoCRM answers it
     now (batched with the other events of the delivery when there are several)."""
+    key = (event.entity, event.entity_id or 0)
     try:
-        raw = prefetched.raw(amo, "leads", event.entity_id or 0)
+        raw = prefetched.raw(amo, *key)
     except NotFound:
         return event  # gone: nothing to version, and `_apply` finds it gone too
-    except AmoNotModified:  # amoCRM's version is the one we hold: the move is already applied
-        current = event.versioned(prefetched.versions[("leads", event.entity_id or 0)])
+    except AmoNotModified:  # amoCRM's version is the one we hold: the change is already applied
+        current = event.versioned(prefetched.versions[key])
         prefetched.current.add(current.event_id)
         return current
-    prefetched.objects[("leads", event.entity_id or 0)] = raw
+    prefetched.objects[key] = raw
     updated_at = raw.get("updated_at")
     if isinstance(updated_at, bool) or not isinstance(updated_at, int):
-        raise InvalidInput(f"amoCRM answered lead {event.entity_id} without an updated_at")
+        raise InvalidInput(f"amoCRM answered {event.entity[:-1]} {event.entity_id} without an updated_at")
     return event.versioned(updated_at)
 
 
@@ -359,7 +360,8 @@ def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> EventOut
     if event.event_id in prefetched.current:
         return EventOutcome.CURRENT
     try:
-        if event.amo_version:  # a robot's stage change: amoCRM's lead as it is now, at amoCRM's version
+        if event.amo_version and (event.entity, event.action) == ("leads", "status"):
+            # a robot's compact stage change: the lead as amoCRM has it now, at amoCRM's version
             old_status = event.number("old_status_id")
             old_pipeline = event.number("old_pipeline_id") or event.number("pipeline_id")
             came_from = pipelines.mapped_status_of(old_pipeline, old_status) if old_status else None

@@ -2,6 +2,7 @@
 
 import contextvars
 import json
+import time
 
 import pytest
 import requests
@@ -454,3 +455,15 @@ def test_a_write_answered_by_an_unknown_path_404_was_not_applied(amo, gateway):
     with pytest.raises(AmoUnknownPath) as raised:
         gateway.patch("/api/v4/leads/5", {"price": 1})
     assert raised.value.outcome_unknown is False  # the caller may send it again under the same key
+
+
+def test_a_token_from_a_server_whose_clock_is_off_expires_by_our_clock(amo, gateway):
+    """The expiry is compared with this process's clock: amoCRM's `server_time` an hour behind
+    (or ahead) must not make the token look expired at once (or valid an hour too long)."""
+    oauth = OAuth(gateway, lambda: OAuthCredentials("client-id", "client-secret", "https://service.example.com/cb"))
+    for skew in (-3600, 3600):
+        body = {**fixtures.token_body(expires_in=86400), "server_time": int(time.time()) + skew}
+        amo.post(f"{HOST}/oauth2/access_token", json=body)
+        before = time.time()
+        pair = oauth.refresh("a-refresh-token")
+        assert before + 86400 - 1 <= pair.expires_at <= time.time() + 86400

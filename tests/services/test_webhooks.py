@@ -122,6 +122,20 @@ def test_task_events_under_either_key(client, fake, key):
     assert AmoTask.get(4745251).is_unlinked is True
 
 
+def test_task_updates_without_a_timestamp_are_each_applied_once_by_amocrms_version(client, fake):
+    """Task items are not documented (reference §9.3): without `last_modified` every update of
+    one task had the same event id, and all but the first were dropped as duplicates."""
+    untimed = [pair for pair in wb.task_event("task", "update", 4745251) if "last_modified" not in pair[0]]
+    fake.tasks = [{**task(4745251, updated_at=1700000100), "text": "Перезвонить гостю"}]
+    deliver(client, untimed)
+    fake.tasks = [{**task(4745251, updated_at=1700000200), "text": "Перезвонить завтра"}]
+    deliver(client, untimed)
+    assert AmoTask.get(4745251).text == "Перезвонить завтра"
+    deliver(client, untimed)  # amoCRM's redelivery: the version we hold, nothing applied again
+    outcomes = sorted(entry.outcome for entry in AmoActivityLog.query("tasks#4745251"))
+    assert outcomes in (["applied", "applied", "current"], ["applied", "applied", "duplicate"]), outcomes
+
+
 def test_a_delete_amocrm_does_not_confirm_unlinks_nothing(client, fake):
     seed_lead(fake)
     fake.tasks = [task(4745251)]
