@@ -2,7 +2,7 @@
 
 One attempt ends in an `Attempt`: a response, or a transport failure that either left before
 any byte was sent (`reached_server=False`) or may have reached amoCRM. The rules:
-- transient: 429, 502/503/504, a timeout or a connection failure;
+- transient: 429, 500 and 502/503/504, a timeout or a connection failure;
 - safe to re-send: a read (GET, HEAD, PUT, DELETE, OPTIONS), or a write that amoCRM certainly
   did not process (a 429, or a connection that never opened). A write that timed out, lost
   its connection after sending or got a 5xx may have landed: it is never re-sent;
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import requests
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_429_RETRIES = 2  # reference §3.4: "retry 2-3 times at most"; a sync hands over instead
 MAX_RETRY_AFTER_SECONDS = 120.0  # the longest pause a Retry-After may ask of the deployment
 ABSURD_RETRY_AFTER_SECONDS = 86400.0  # beyond a day the header is taken for garbage and ignored

@@ -467,3 +467,13 @@ def test_a_token_from_a_server_whose_clock_is_off_expires_by_our_clock(amo, gate
         before = time.time()
         pair = oauth.refresh("a-refresh-token")
         assert before + 86400 - 1 <= pair.expires_at <= time.time() + 86400
+
+
+def test_a_read_answered_500_is_asked_again_a_write_is_not(amo, gateway):
+    amo.get(f"{HOST}/api/v4/account", status=500)
+    amo.get(f"{HOST}/api/v4/account", json=fixtures.account_body(), headers=HAL)
+    assert gateway.get("/api/v4/account")["id"] == fixtures.ACCOUNT_ID
+    amo.post(f"{HOST}/api/v4/leads", status=500)
+    with pytest.raises(AmoUnavailable) as raised:
+        gateway.post("/api/v4/leads", [{"name": "x"}])
+    assert raised.value.outcome_unknown and len(amo.calls) == 3
