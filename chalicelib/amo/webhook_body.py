@@ -235,6 +235,13 @@ def account_id_of(data: dict) -> int | None:
     return strict_int(account.get("id")) if isinstance(account, dict) else None
 
 
+def subdomain_of(data: dict) -> str | None:
+    """`account[subdomain]`: all that older hooks say of the account (reference §9.1)."""
+    account = data.get("account")
+    subdomain = account.get("subdomain") if isinstance(account, dict) else None
+    return subdomain.strip().lower() if isinstance(subdomain, str) and subdomain.strip() else None
+
+
 def events_of(data: dict) -> tuple[list[WebhookEvent], list[str]]:
     """Every (entity, action, item) in the body, and a problem per block that is not readable."""
     events: list[WebhookEvent] = []

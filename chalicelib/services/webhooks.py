@@ -28,6 +28,7 @@ from chalicelib.amo.webhook_body import (
     account_id_of,
     decode_body,
     events_of,
+    subdomain_of,
 )
 from chalicelib.memo import memoize
 from chalicelib.services import (
@@ -99,6 +100,8 @@ def receive(
         log.warning("webhook body read in part: %s", "; ".join(decoded.notes[:5]))
         metrics.count("WebhookBodyTrimmed")
     account_id = account_id_of(data)
+    if account_id is None:  # an older hook names the account by its subdomain only
+        account_id = _account_named(subdomain_of(data))
     expected = _connected_account(account_id)
     if expected is not _UNKNOWN and (expected is None or account_id != expected):
         reason = (
@@ -153,6 +156,16 @@ def _connected_account(claimed: int | None) -> Any:
         return known
     _stored_account.forget()  # type: ignore[attr-defined]
     return _stored_account()
+
+
+def _account_named(subdomain: str | None) -> int | None:
+    """The connected account's id when `subdomain` is its subdomain (one token read, made only for
+    a body without `account[id]`); None otherwise, and the delivery is then foreign."""
+    token = token_store.load_token() if subdomain else None
+    if token is None or not token.account_id:
+        return None
+    names = {(token.subdomain or "").lower(), (token.domain or "").lower().split(".", 1)[0]}
+    return token.account_id if subdomain in names else None
 
 
 def _ack(processed: int, errors: list[str]) -> dict:

@@ -220,6 +220,16 @@ def test_a_foreign_account_is_recorded_and_ignored(client, fake, amo):
     assert [i.outcome for i in AmoActivityLog.scan()] == ["ignored"]
 
 
+@pytest.mark.parametrize("subdomain,applied", [(wb.SUBDOMAIN, True), (wb.SUBDOMAIN.upper(), True), ("other", False)])
+def test_an_older_hook_naming_its_account_only_by_subdomain_is_matched_by_it(client, fake, amo, subdomain, applied):
+    """Hooks of 2018 carry `account[subdomain]` and no `account[id]` (reference §9.1)."""
+    seed_lead(fake)
+    pairs = wb.lead_status(17657, NEGOTIATION, SALES, 1700000500, INITIAL) + [("account[subdomain]", subdomain)]
+    response = client.http.post(WEBHOOK_PATH, headers=FORM, body=wb.encode(pairs))
+    assert response.status_code == 200 and response.json_body["processed"] == int(applied)
+    assert Lead.get(leads.lead_id_for(17657)).status == ("IN_PROGRESS" if applied else "NEW")
+
+
 @pytest.mark.parametrize(
     "body,content_type",
     [
