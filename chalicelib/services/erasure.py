@@ -51,7 +51,7 @@ class Person:
     leads: dict[str, Lead] = field(default_factory=dict)  # our id -> lead
 
     def learn(self, *, name: str | None = None, phone: str | None = None, email: str | None = None) -> None:
-        for part in [name, *(name or "").split()]:
+        for part in [name, *re.split(r"[\s\-]+", name or "")]:  # "Quintero-Hale": "quintero", "hale"
             if part and len(part.strip()) >= MIN_NAME_CHARS:
                 self.names.add(part.strip().lower())
         if normal_phone(phone):
@@ -60,24 +60,33 @@ class Person:
             self.emails.add(normal_email(email))
 
     def found_in(self, text: str) -> bool:
+        """Does `text` name the person: a name part as a whole word ("hale", not "whale"), an
+        e-mail, or a phone's digits?"""
         lowered = text.lower()
         digits = re.sub(r"\D", "", text)
-        return any(v in lowered for v in self.names | self.emails) or any(
-            p in digits for p in self.phones if len(p) >= 6
+        return (
+            any(re.search(rf"(?<!\w){re.escape(v)}(?!\w)", lowered) for v in self.names)
+            or any(v in lowered for v in self.emails)
+            or any(p in digits for p in self.phones if len(p) >= 6)
         )
 
-    def redact(self, text: str) -> str:
-        """`text` with the full name, phone and e-mail replaced (single name parts are left:
-        "Anna" alone is not the person)."""
+    def redact(self, text: str, *, name_parts: bool = False) -> str:
+        """`text` with the full name, phone and e-mail replaced. Single name parts only with
+        `name_parts` (a task of the person's own lead or contact): elsewhere "Anna" alone is
+        not the person. A phone matches however it is written: any two or three signs between
+        its digits, its country code or none, a Russian number's leading 8 for 7."""
         for value in sorted(self.names | self.emails, key=len, reverse=True):
             if " " in value or "@" in value:
                 text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
-        separator = r"[\s()\-.]*"
+            elif name_parts:
+                text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", REDACTED, text, flags=re.IGNORECASE)
+        separator = r"[^\w\n]{0,3}"
         for digits in self.phones:
             if len(digits) >= 6:
                 core, country = separator.join(digits[-10:]), digits[:-10]
-                prefix = rf"(?:\+?{separator.join(country)}{separator})?" if country else ""
-                text = re.sub(prefix + core, REDACTED, text)
+                codes = [separator.join(country), *(["8"] if country == "7" else [])] if country else []
+                prefix = rf"(?:\+?(?:{'|'.join(codes)}){separator})?" if codes else ""
+                text = re.sub(rf"(?<!\d){prefix}{core}(?!\d)", REDACTED, text)
         return text
 
 
@@ -243,14 +252,21 @@ def _erased_before(contact_id: int | None) -> bool:
 
 
 def _scrub_tasks(person: Person) -> int:
+    """Every task naming the person; on the tasks of their own leads and contact, their first and
+    last names alone too."""
+    own = {("leads", lead.amo_lead_id) for lead in person.leads.values() if lead.amo_lead_id is not None}
+    if person.contact_id is not None:
+        own.add(("contacts", person.contact_id))
     scrubbed = 0
     for task in AmoTask.scan():
+        name_parts = (task.entity_type, task.entity_id) in own
         text, result = task.text or "", task.result_text or ""
-        if person.redact(text) == text and person.redact(result) == result:
+        new_text, new_result = person.redact(text, name_parts=name_parts), person.redact(result, name_parts=name_parts)
+        if new_text == text and new_result == result:
             continue
-        actions: list[Action] = [AmoTask.text.set(person.redact(text)), AmoTask.updated_at.set(utc_now())]
+        actions: list[Action] = [AmoTask.text.set(new_text), AmoTask.updated_at.set(utc_now())]
         if task.result_text:
-            actions.append(AmoTask.result_text.set(person.redact(result)))
+            actions.append(AmoTask.result_text.set(new_result))
         task.update(actions=actions)
         scrubbed += 1
     return scrubbed

@@ -197,3 +197,16 @@ def test_redaction_replaces_the_full_name_the_phone_however_written_and_the_emai
     person.learn(name="Olha Kovalenko", phone="+7 912 555-01-77", email="olha.k@example.org")
     text = "Call Olha Kovalenko on +7 (912) 555-01-77 or 9125550177, mail OLHA.K@example.org; Olha said hi"
     assert person.redact(text) == "Call [erased] on [erased] or [erased], mail [erased]; Olha said hi"
+
+
+def test_redaction_finds_a_phone_written_with_other_signs_or_a_leading_8_and_names_alone_on_own_tasks():
+    from chalicelib.services.erasure import Person
+
+    person = Person()
+    person.learn(name="Anna Smith", phone="+7 999 123-45-67")
+    assert person.redact("Smith, Anna: 89991234567") == "Smith, Anna: [erased]"
+    assert person.redact("tel 999/123/45/67, order 19991234567890") == "tel [erased], order 19991234567890"
+    assert person.redact("Call Smith re booking", name_parts=True) == "Call [erased] re booking"
+    assert person.redact("Annapolis trip for Smithson", name_parts=True) == "Annapolis trip for Smithson"
+    assert person.redact("Call Smith re booking") == "Call Smith re booking"  # someone else's task
+    assert person.found_in("Smith called") and not person.found_in("a Smithson booking, whale watching")
