@@ -114,6 +114,34 @@ def test_a_lead_deleted_without_a_webhook_is_unlinked_by_the_next_incremental_ru
     assert not any(str(back) in path for path in requests)  # cancelled by its restore: not even asked
 
 
+class ClockBehind:
+    """amoCRM's clock an hour behind ours (every timestamp the sandbox stamps)."""
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+    @staticmethod
+    def time():
+        return time.time() - 3600
+
+
+def test_a_lead_restored_soon_after_its_delete_is_linked_again_though_amocrms_clock_is_behind(world, monkeypatch):
+    """The unlink is versioned by amoCRM's delete time (its trash), not by our clock: ours an
+    hour ahead made the restore's `updated_at` look older than the delete, and it was dropped."""
+    import sandbox.account
+
+    monkeypatch.setattr(sandbox.account, "time", ClockBehind())
+    lead_id = sorted(world.sandbox.leads)[0]
+    account = {"id": world.sandbox.config.account_id, "subdomain": world.sandbox.config.subdomain}
+    world.control("POST", "delete", {"entity": "leads", "id": lead_id})
+    assert world.webhook(form_encode({"leads": {"delete": [{"id": lead_id}]}, "account": account}))[0] == 200
+    assert linked(lead_id) is None
+
+    world.control("POST", "restore", {"entity": "leads", "id": lead_id})
+    assert world.webhook(form_encode({"leads": {"restore": [{"id": lead_id}]}, "account": account}))[0] == 200
+    assert linked(lead_id) == lead_id
+
+
 def test_sync_all_incremental_reconciles_too_and_a_full_one_does_not_read_events(world):
     gone = sorted(world.sandbox.leads)[0]
     world.control("POST", "delete", {"entity": "leads", "id": gone})

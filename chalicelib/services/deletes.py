@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from chalicelib.amo.api import AmoApi
+from chalicelib.amo.errors import AmoError
 from chalicelib.services import erasure, leads, tasks
 from chalicelib.services.webhook_outcomes import EventOutcome
 
@@ -32,14 +33,34 @@ def apply(amo: AmoApi, entity: str, entity_id: int) -> EventOutcome:
     if still_in_amo(amo, entity, entity_id):
         log.warning("%s[delete] %s refused: amoCRM still has it", entity, entity_id)
         return EventOutcome.STILL_EXISTS
-    return apply_confirmed(entity, entity_id)
+    return apply_confirmed(entity, entity_id, deleted_at=_deleted_at(amo, entity, entity_id))
 
 
-def apply_confirmed(entity: str, entity_id: int) -> EventOutcome:
-    """Apply a delete amoCRM has confirmed; UNKNOWN when we held nothing of it."""
+def apply_confirmed(entity: str, entity_id: int, deleted_at: int | None = None) -> EventOutcome:
+    """Apply a delete amoCRM has confirmed; UNKNOWN when we held nothing of it. `deleted_at`
+    (amoCRM's clock) versions a lead's unlink (leads.unlink)."""
     if entity == "leads":
-        return EventOutcome.UNLINKED if leads.unlink(entity_id) else EventOutcome.UNKNOWN
+        return EventOutcome.UNLINKED if leads.unlink(entity_id, deleted_at) else EventOutcome.UNKNOWN
     if entity == "tasks":
         return EventOutcome.UNLINKED if tasks.unlink(entity_id) else EventOutcome.UNKNOWN
     erased = erasure.forget_contact(entity_id)
     return EventOutcome.ERASED if any(erased.values()) else EventOutcome.UNKNOWN
+
+
+def trash_time(raw: object) -> int | None:
+    """A trash entry's `updated_at`: when amoCRM deleted it, on amoCRM's clock (reference §10.1)."""
+    updated_at = raw.get("updated_at") if isinstance(raw, dict) and raw.get("is_deleted") else None
+    return updated_at if isinstance(updated_at, int) and not isinstance(updated_at, bool) else None
+
+
+def _deleted_at(amo: AmoApi, entity: str, entity_id: int) -> int | None:
+    """When amoCRM deleted a lead, from its trash (one request, a lead delete only); None when
+    the trash does not say (purged, or it could not be read): the unlink falls back to our clock."""
+    if entity != "leads":
+        return None
+    try:
+        found = [raw for raw in amo.leads.in_trash([entity_id]) if isinstance(raw, dict) and raw.get("id") == entity_id]
+    except (AmoError, ValueError) as error:  # a hint for the version: never a reason to fail the delete
+        log.info("lead %s: its delete time could not be read from the trash (%s)", entity_id, type(error).__name__)
+        return None
+    return trash_time(found[0]) if found else None

@@ -362,15 +362,18 @@ def create_test_lead(amo: AmoApi) -> dict:
     return {"amoLeadId": result["amoLeadId"]}
 
 
-def unlink(amo_lead_id: int) -> bool:
-    """amoCRM deleted the lead: keep our record, clear its link (SPEC §3)."""
+def unlink(amo_lead_id: int, deleted_at: int | None = None) -> bool:
+    """amoCRM deleted the lead: keep our record, clear its link (SPEC §3). `deleted_at`: when
+    amoCRM says it was deleted (its trash's `updated_at`), on amoCRM's clock."""
     try:
         lead = Lead.get(lead_id_for(amo_lead_id))
     except Lead.DoesNotExist:
         return False
-    # the deletion is a version: a sync that listed the lead before it cannot link it again,
-    # and a restore (which amoCRM stamps with a later updated_at) can
-    deleted_at = max(lead.amo_updated_at or 0, int(time.time()))
+    # The deletion is a version: a sync that listed the lead before it cannot link it again, and
+    # a restore (which amoCRM stamps with a later updated_at) can. On amoCRM's clock when amoCRM
+    # said when; our clock is the fallback, and one ahead of amoCRM's would make a restore made
+    # within that lead look older than the delete.
+    deleted_at = max(lead.amo_updated_at or 0, deleted_at if deleted_at is not None else int(time.time()))
     lead.update(
         actions=[Lead.amo_lead_id.remove(), Lead.amo_updated_at.set(deleted_at), Lead.updated_at.set(utc_now())]
     )

@@ -111,10 +111,10 @@ def apply_events(amo: AmoApi, events: list[Event]) -> dict[str, dict[str, int]]:
     outcomes: dict[str, dict[str, int]] = {}
     for entity, ids in deleted.items():
         held = _held(entity, sorted(ids))
-        confirmed = _confirmed_leads(amo, held) if entity == "leads" else set()
+        confirmed = _confirmed_leads(amo, held) if entity == "leads" else {}
         for entity_id in held:
             if entity_id in confirmed:
-                outcome = deletes.apply_confirmed(entity, entity_id)
+                outcome = deletes.apply_confirmed(entity, entity_id, deleted_at=confirmed[entity_id])
             else:
                 outcome = deletes.apply(amo, entity, entity_id)
             _record(entity, entity_id, outcome)
@@ -141,16 +141,21 @@ def _has_leads(contact_id: int) -> bool:
     return any(True for _ in Lead.by_amo_contact_id.query(contact_id, limit=1))
 
 
-def _confirmed_leads(amo: AmoApi, ids: list[int]) -> set[int]:
-    """The leads amoCRM lists in its trash; an account that ignores the id filter confirms none
-    this way (each is then asked for on its own)."""
+def _confirmed_leads(amo: AmoApi, ids: list[int]) -> dict[int, int | None]:
+    """The leads amoCRM lists in its trash, with when it deleted them (amoCRM's clock, None when
+    it does not say); an account that ignores the id filter confirms none this way (each is
+    then asked for on its own)."""
     if not ids:
-        return set()
-    trash = {raw.get("id") for raw in amo.leads.in_trash(ids) if isinstance(raw, dict) and raw.get("is_deleted")}
-    if trash - set(ids):
+        return {}
+    trash = {
+        raw.get("id"): deletes.trash_time(raw)
+        for raw in amo.leads.in_trash(ids)
+        if isinstance(raw, dict) and raw.get("is_deleted")
+    }
+    if set(trash) - set(ids):
         log.warning("amoCRM ignored the id filter on the trash; confirming deletes one by one")
-        return set()
-    return {i for i in ids if i in trash}
+        return {}
+    return {i: trash[i] for i in ids if i in trash}
 
 
 def _refetch_erased(amo: AmoApi, contact_ids: list[int]) -> int:
@@ -193,8 +198,8 @@ def check_linked_leads(amo: AmoApi) -> dict:
         if lead.amo_lead_id is not None
     )
     unlinked = 0
-    for entity_id in sorted(_confirmed_leads(amo, linked)):
-        outcome = deletes.apply_confirmed("leads", entity_id)
+    for entity_id, deleted_at in sorted(_confirmed_leads(amo, linked).items()):
+        outcome = deletes.apply_confirmed("leads", entity_id, deleted_at=deleted_at)
         _record("leads", entity_id, outcome)
         unlinked += outcome == EventOutcome.UNLINKED
     return {"checked": len(linked), "unlinked": unlinked}
