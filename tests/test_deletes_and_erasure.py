@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from chalicelib import wiring
-from chalicelib.models import ALL_MODELS, AmoActivityLog, AmoContact, Lead, SyncState
+from chalicelib.models import ALL_MODELS, AmoActivityLog, AmoContact, AmoTask, Lead, SyncState
 from chalicelib.services import leads, sync
 from sandbox.webhooks import form_encode, legacy_contact
 from tests.faults.world import World
@@ -247,6 +247,21 @@ def test_guests_erase_leaves_no_trace_in_any_table_nor_in_amocrms_contact(world)
 
     again = world.call("POST", "guests/erase", {"amoContactId": contact_id, "alsoInAmo": True})
     assert again[0] == 200 and again[1]["erased"] == {"contacts": 0, "leads": 0, "tasks": 0, "activityLog": 0}
+
+
+def test_an_email_whose_contact_amocrm_already_deleted_is_still_erased_from_the_tasks_naming_it(world):
+    lead_id, contact_id = new_guest_lead(world)
+    task = {"text": f"Send the invoice to {GUEST['email']}", "complete_till": int(time.time()) + 3600}
+    assert world.call("POST", "tasks", {**task, "entity_id": lead_id, "entity_type": "leads"})[0] in (200, 201)
+    world.control("POST", "delete", {"entity": "contacts", "id": contact_id})
+    incremental_run()  # the contact's row and the lead's guest fields go; the task's text stays
+    assert "zofia.qh@example.org" in every_item_as_text()[AmoTask.Meta.table_name].lower()
+
+    status, answer = world.call("POST", "guests/erase", {"email": GUEST["email"]})
+
+    assert status == 200 and answer["erased"]["tasks"] == 1, answer
+    assert "zofia.qh@example.org" not in every_item_as_text()[AmoTask.Meta.table_name].lower()
+    assert world.call("POST", "guests/erase", {"email": GUEST["email"]})[0] == 404  # nothing of it is left
 
 
 def test_guests_erase_answers_404_for_nobody_and_409_listing_the_contacts_an_email_matches(world):

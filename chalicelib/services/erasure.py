@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 TABLES = ("contacts", "leads", "tasks", "activityLog")
 REDACTED = "[erased]"
 MIN_NAME_CHARS = 3  # shorter name parts match too much text to be searched for
+NOBODY = "no guest with that amoContactId, e-mail or phone is held"
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Person:
     phones: set[str] = field(default_factory=set)  # normalised digits
     emails: set[str] = field(default_factory=set)  # normalised
     leads: dict[str, Lead] = field(default_factory=dict)  # our id -> lead
+    mentioned: dict[str, Lead] = field(default_factory=dict)  # other leads whose custom fields hold the values
 
     def learn(self, *, name: str | None = None, phone: str | None = None, email: str | None = None) -> None:
         for part in [name, *re.split(r"[\s\-]+", name or "")]:  # "Quintero-Hale": "quintero", "hale"
@@ -112,10 +114,10 @@ def _delete_row(contact_id: int) -> int:
         return 0
 
 
-def _blank_guest(lead: Lead, person: Person | None = None) -> int:
-    actions: list[Action] = [
-        a.remove() for a in (Lead.guest_name, Lead.guest_phone, Lead.guest_email) if getattr(lead, a.attr_name)
-    ]
+def _blank_guest(lead: Lead, person: Person | None = None, *, guest_fields: bool = True) -> int:
+    """The lead's guest fields removed (`guest_fields`), and its custom fields that hold `person`."""
+    guest = (Lead.guest_name, Lead.guest_phone, Lead.guest_email) if guest_fields else ()
+    actions: list[Action] = [a.remove() for a in guest if getattr(lead, a.attr_name)]
     if person is not None and lead.custom_fields:
         kept = [f for f in lead.custom_fields if not person.found_in(json.dumps(f, ensure_ascii=False))]
         if len(kept) != len(lead.custom_fields):
@@ -171,6 +173,8 @@ def find(*, amo_contact_id: int | None = None, email: str | None = None, phone: 
                 person.leads[lead.id] = lead
                 if lead.amo_contact_id is not None:
                     contact_ids.add(lead.amo_contact_id)
+            elif lead.custom_fields and person.found_in(json.dumps(lead.custom_fields, ensure_ascii=False)):
+                person.mentioned[lead.id] = lead  # the values given, in another lead's fields
     if len(contact_ids) > 1:
         raise AmbiguousGuest(sorted(contact_ids))
     person.contact_id = next(iter(contact_ids), None)
@@ -202,9 +206,12 @@ def erase_guest(
     if amo_contact_id is None and not normal_email(email) and not normal_phone(phone):
         raise InvalidInput("give amoContactId, email or phone")
     person = find(amo_contact_id=amo_contact_id, email=email, phone=phone)
-    held = person.leads or _holds_contact(person.contact_id)
-    if not held and not _erased_before(person.contact_id):
-        raise NotFound("no guest with that amoContactId, e-mail or phone is held")
+    held = person.leads or person.mentioned or _holds_contact(person.contact_id)
+    # an e-mail or phone no row holds (its contact already deleted, or not its first value) may
+    # still be in a task's text or the activity log: searched for before answering 404
+    only_in_texts = not held and person.contact_id is None
+    if not held and not only_in_texts and not _erased_before(person.contact_id):
+        raise NotFound(NOBODY)
     amo_changed = False
     if also_in_amo and person.contact_id is not None:
         try:
@@ -218,12 +225,15 @@ def erase_guest(
     tasks_scrubbed = _scrub_tasks(person)
     activity_scrubbed = _scrub_activity(AmoActivityLog.scan(), person)
     leads_blanked = sum(_blank_guest(lead, person) for lead in person.leads.values())
+    leads_blanked += sum(_blank_guest(lead, person, guest_fields=False) for lead in person.mentioned.values())
     counts = {
         "contacts": _delete_row(person.contact_id) if person.contact_id is not None else 0,
         "leads": leads_blanked,
         "tasks": tasks_scrubbed,
         "activityLog": activity_scrubbed,
     }
+    if only_in_texts and not any(counts.values()):
+        raise NotFound(NOBODY)
     by = "amoContactId" if amo_contact_id is not None else "email" if email else "phone"
     activity.record(
         "guests",
