@@ -4,6 +4,7 @@ calls one service function and shapes the response (STYLE.md)."""
 from chalice import Chalice, Rate, Response
 
 from chalicelib import invocation, logs, settings, validation, web, wiring
+from chalicelib.once import once
 from chalicelib.services import (
     activity,
     connection,
@@ -188,7 +189,7 @@ def create_lead():
     body = validation.body_object(web.request(app).json_body)
     lead_data = validation.lead_data(body.get("leadData"))
     contact = validation.contact_data(body["contact"]) if body.get("contact") is not None else None
-    return web.once(
+    return once(
         app,
         scope="create-lead",
         body=body,
@@ -231,7 +232,7 @@ def add_lead_note(amoLeadId):
     body = validation.body_object(web.request(app).json_body)
     lead_id = validation.path_int(amoLeadId, "amoLeadId")
     text = validation.string(body, field="text", max_length=20000)
-    return web.once(
+    return once(
         app,
         scope="add-note",
         body=[lead_id, text],
@@ -259,7 +260,7 @@ def list_contacts():
 @web.maps_errors
 def create_contact():
     data = validation.contact_data(web.request(app).json_body, "request body")
-    return web.once(
+    return once(
         app,
         scope="create-contact",
         body=data,
@@ -310,7 +311,7 @@ def list_tasks():
 def create_task():
     data = validation.task_data(web.request(app).json_body)
     return tasks.with_data(
-        web.once(
+        once(
             app,
             scope="create-task",
             body=data,

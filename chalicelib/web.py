@@ -43,8 +43,7 @@ from chalicelib.amo.errors import (
 )
 from chalicelib.locking import error_code, is_busy
 from chalicelib.memo import memoize
-from chalicelib.services import account_payment, idempotency
-from chalicelib.services.checkpoints import Checkpoint
+from chalicelib.services import account_payment
 from chalicelib.services.errors import (
     AmbiguousGuest,
     Conflict,
@@ -226,18 +225,6 @@ def time_left_for_route(app: Any) -> Callable[[], float]:
         return min(left, remaining() / 1000.0) if callable(remaining) else left
 
     return time_left
-
-
-def once(app: Chalice, *, scope: str, body: Any, work: Callable[[Checkpoint], dict]) -> dict:
-    """A create run once per `Idempotency-Key` header: a retry after a lost answer gets the first
-    result, or 409 when the first attempt's outcome is unknown, never a second entity."""
-    return idempotency.run_once(
-        scope,
-        key=request(app).headers.get("idempotency-key"),
-        request=body,
-        work=work,
-        time_left=time_left_for_route(app),
-    )
 
 
 def time_left_for_event(context: Any) -> Callable[[], float] | None:
