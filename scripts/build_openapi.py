@@ -363,7 +363,7 @@ ROUTES: dict[str, dict[str, dict]] = {
         ),
         "post": op(
             "Create a task in amoCRM",
-            obj({"amoTaskId": INT, "data": {"type": ["object", "null"]}}),
+            obj({"amoTaskId": INT, "data": {"anyOf": [ENTITY, {"type": "null"}]}}),
             params=[IDEMPOTENCY_KEY],
             errors=("400", "409", "502"),
         ),

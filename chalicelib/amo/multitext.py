@@ -18,9 +18,12 @@ _KEEP = ("value", "enum_id", "enum_code")
 
 
 def normalised(code: str, value: Any) -> str:
-    """A value as compared: the digits of a phone, an e-mail stripped and in lower case."""
+    """A value as compared: the digits of a phone (its text, for one written without any: "по
+    WhatsApp"), an e-mail stripped and in lower case; "" only for a blank value."""
     text = str(value or "").strip()
-    return re.sub(r"\D", "", text) if code == "PHONE" else text.casefold()
+    if code == "PHONE":
+        return re.sub(r"\D", "", text) or text.casefold()
+    return text.casefold()
 
 
 def field_values(custom_fields: Any, code: str) -> list[dict]:
@@ -34,8 +37,8 @@ def field_values(custom_fields: Any, code: str) -> list[dict]:
 
 def merged(current: list[dict], code: str, new_value: str) -> list[dict] | None:
     """The full list to write so that `new_value` becomes the field's first value and every
-    other value stays; None when the field already reads that way (nothing to send). A value
-    with nothing to compare (a phone written without digits, "по WhatsApp") is kept as it is."""
+    other value stays; None when the field already reads that way (nothing to send). The value
+    replaced is the first one that is not blank, the one the mirror holds (`first_value`)."""
     key = normalised(code, new_value)
     usable = [v for v in current if normalised(code, v.get("value"))]
     if usable and normalised(code, usable[0].get("value")) == key:
@@ -46,14 +49,11 @@ def merged(current: list[dict], code: str, new_value: str) -> list[dict] | None:
     enum = {k: same[k] for k in ("enum_id", "enum_code") if same.get(k) is not None}
     result = [{"value": new_value, **(enum or {"enum_code": DEFAULT_ENUM})}]
     seen = {key}
-    replaced = usable[0] if usable else None
-    for value in current:
+    for value in usable[1:]:
         value_key = normalised(code, value.get("value"))
-        if value is replaced or value_key in seen or not str(value.get("value") or "").strip():
-            continue
-        if value_key:
+        if value_key not in seen:
             seen.add(value_key)
-        result.append({k: value[k] for k in _KEEP if value.get(k) is not None})
+            result.append({k: value[k] for k in _KEEP if value.get(k) is not None})
     return result
 
 

@@ -2,7 +2,7 @@
 
 One attempt ends in an `Attempt`: a response, or a transport failure that either left before
 any byte was sent (`reached_server=False`) or may have reached amoCRM. The rules:
-- transient: 429, 500 and 502/503/504, a timeout or a connection failure;
+- transient: 429, 502/503/504, a timeout or a connection failure; a 500 once (asked again once);
 - safe to re-send: a read (GET, HEAD, PUT, DELETE, OPTIONS), or a write that amoCRM certainly
   did not process (a 429, or a connection that never opened). A write that timed out, lost
   its connection after sending or got a 5xx may have landed: it is never re-sent;
@@ -28,6 +28,7 @@ import requests
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_500_ATTEMPTS = 2  # a read answered 500 is asked once more, not max_attempts times
 MAX_429_RETRIES = 2  # reference §3.4: "retry 2-3 times at most"; a sync hands over instead
 MAX_RETRY_AFTER_SECONDS = 120.0  # the longest pause a Retry-After may ask of the deployment
 ABSURD_RETRY_AFTER_SECONDS = 86400.0  # beyond a day the header is taken for garbage and ignored
@@ -91,4 +92,6 @@ class RetryPolicy:
         return asked if asked <= self.max_retry_after else None
 
     def should_retry(self, method: str, attempt: Attempt, number: int) -> bool:
+        if attempt.status == 500 and number >= MAX_500_ATTEMPTS:
+            return False  # a 500 that comes back is the request's own (a broken entity or filter)
         return number < self.max_attempts and self.is_transient(attempt) and self.may_resend(method, attempt)

@@ -28,12 +28,20 @@ def still_in_amo(amo: AmoApi, entity: str, entity_id: int) -> bool:
     return bool(raw) and not raw.get("is_deleted")
 
 
-def apply(amo: AmoApi, entity: str, entity_id: int) -> EventOutcome:
-    """Confirm with amoCRM, then apply; STILL_EXISTS when amoCRM contradicts the delete."""
-    if still_in_amo(amo, entity, entity_id):
+def apply(amo: AmoApi, entity: str, entity_id: int, *, trash_checked: bool = False) -> EventOutcome:
+    """Confirm with amoCRM, then apply; STILL_EXISTS when amoCRM contradicts the delete. A lead
+    is looked up in amoCRM's trash first (unless the caller just did): found there, the delete
+    is confirmed with its time in one request; only a lead not there is asked for directly. A
+    lead we do not hold linked costs no request at all."""
+    deleted_at = None
+    if entity == "leads":
+        if not leads.is_linked(entity_id):
+            return EventOutcome.UNKNOWN
+        deleted_at = None if trash_checked else _trash_time(amo, entity_id)
+    if deleted_at is None and still_in_amo(amo, entity, entity_id):
         log.warning("%s[delete] %s refused: amoCRM still has it", entity, entity_id)
         return EventOutcome.STILL_EXISTS
-    return apply_confirmed(entity, entity_id, deleted_at=_deleted_at(amo, entity, entity_id))
+    return apply_confirmed(entity, entity_id, deleted_at=deleted_at)
 
 
 def apply_confirmed(entity: str, entity_id: int, deleted_at: int | None = None) -> EventOutcome:
@@ -53,14 +61,12 @@ def trash_time(raw: object) -> int | None:
     return updated_at if isinstance(updated_at, int) and not isinstance(updated_at, bool) else None
 
 
-def _deleted_at(amo: AmoApi, entity: str, entity_id: int) -> int | None:
-    """When amoCRM deleted a lead, from its trash (one request, a lead delete only); None when
-    the trash does not say (purged, or it could not be read): the unlink falls back to our clock."""
-    if entity != "leads":
-        return None
+def _trash_time(amo: AmoApi, lead_id: int) -> int | None:
+    """When amoCRM deleted the lead, from its trash; None when the trash does not hold it (not
+    deleted, or purged) or could not be read: then a direct GET decides."""
     try:
-        found = [raw for raw in amo.leads.in_trash([entity_id]) if isinstance(raw, dict) and raw.get("id") == entity_id]
-    except (AmoError, ValueError) as error:  # a hint for the version: never a reason to fail the delete
-        log.info("lead %s: its delete time could not be read from the trash (%s)", entity_id, type(error).__name__)
+        found = [raw for raw in amo.leads.in_trash([lead_id]) if isinstance(raw, dict) and raw.get("id") == lead_id]
+    except (AmoError, ValueError) as error:  # the direct GET still confirms or refuses the delete
+        log.info("lead %s: the trash could not be read (%s)", lead_id, type(error).__name__)
         return None
     return trash_time(found[0]) if found else None

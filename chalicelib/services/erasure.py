@@ -63,33 +63,44 @@ class Person:
 
     def found_in(self, text: str) -> bool:
         """Does `text` name the person: a name part as a whole word ("hale", not "whale"), an
-        e-mail, or a phone's digits?"""
+        e-mail, or a phone however written (as `redact` finds it)?"""
         lowered = text.lower()
-        digits = re.sub(r"\D", "", text)
         return (
             any(re.search(rf"(?<!\w){re.escape(v)}(?!\w)", lowered) for v in self.names)
             or any(v in lowered for v in self.emails)
-            or any(p in digits for p in self.phones if len(p) >= 6)
+            or any(pattern.search(text) for pattern in self._phone_patterns())
         )
 
     def redact(self, text: str, *, name_parts: bool = False) -> str:
         """`text` with the full name, phone and e-mail replaced. Single name parts only with
         `name_parts` (a task of the person's own lead or contact): elsewhere "Anna" alone is
-        not the person. A phone matches however it is written: any two or three signs between
-        its digits, its country code or none, a Russian number's leading 8 for 7."""
+        not the person."""
         for value in sorted(self.names | self.emails, key=len, reverse=True):
             if " " in value or "@" in value:
                 text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
             elif name_parts:
                 text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", REDACTED, text, flags=re.IGNORECASE)
+        for pattern in self._phone_patterns():
+            text = pattern.sub(REDACTED, text)
+        return text
+
+    def contact_values(self) -> Person:
+        """The person by phone and e-mail only: what may be searched for in another guest's lead
+        (where a name part of theirs may be someone else's)."""
+        return Person(contact_id=self.contact_id, phones=set(self.phones), emails=set(self.emails))
+
+    def _phone_patterns(self) -> list[re.Pattern[str]]:
+        """Each phone however written: up to three signs between its digits, its country code or
+        none, a Russian number's leading 8 for 7; never inside a longer run of digits."""
         separator = r"[^\w\n]{0,3}"
-        for digits in self.phones:
+        patterns = []
+        for digits in sorted(self.phones):
             if len(digits) >= 6:
                 core, country = separator.join(digits[-10:]), digits[:-10]
                 codes = [separator.join(country), *(["8"] if country == "7" else [])] if country else []
                 prefix = rf"(?:\+?(?:{'|'.join(codes)}){separator})?" if codes else ""
-                text = re.sub(rf"(?<!\d){prefix}{core}(?!\d)", REDACTED, text)
-        return text
+                patterns.append(re.compile(rf"(?<!\d){prefix}{core}(?!\d)"))
+        return patterns
 
 
 # -- a contact deleted in amoCRM ---------------------------------------------------------------------
@@ -225,7 +236,8 @@ def erase_guest(
     tasks_scrubbed = _scrub_tasks(person)
     activity_scrubbed = _scrub_activity(AmoActivityLog.scan(), person)
     leads_blanked = sum(_blank_guest(lead, person) for lead in person.leads.values())
-    leads_blanked += sum(_blank_guest(lead, person, guest_fields=False) for lead in person.mentioned.values())
+    values = person.contact_values()
+    leads_blanked += sum(_blank_guest(lead, values, guest_fields=False) for lead in person.mentioned.values())
     counts = {
         "contacts": _delete_row(person.contact_id) if person.contact_id is not None else 0,
         "leads": leads_blanked,

@@ -362,6 +362,14 @@ def create_test_lead(amo: AmoApi) -> dict:
     return {"amoLeadId": result["amoLeadId"]}
 
 
+def is_linked(amo_lead_id: int) -> bool:
+    """Do we hold a lead linked to this amoCRM lead?"""
+    try:
+        return Lead.get(lead_id_for(amo_lead_id)).amo_lead_id is not None
+    except Lead.DoesNotExist:
+        return False
+
+
 def unlink(amo_lead_id: int, deleted_at: int | None = None) -> bool:
     """amoCRM deleted the lead: keep our record, clear its link (SPEC §3). `deleted_at`: when
     amoCRM says it was deleted (its trash's `updated_at`), on amoCRM's clock."""

@@ -260,9 +260,15 @@ def process_event(
     received_at: float,
     prefetched: Prefetched | None = None,
 ) -> EventOutcome:
-    if event.unversioned and event.entity_id is not None:
+    if event.unversioned and event.entity_id is not None and event.item.get("type") != "company":
         prefetched = prefetched or Prefetched.load(amo, [event])
-        event = _with_amo_version(amo, event, prefetched)
+        try:
+            event = _with_amo_version(amo, event, prefetched)
+        except AmoPaymentRequired:
+            raise  # not this event's failure: the consumer holds it (handle_queue_batch)
+        except Exception as error:
+            _record_failure(event, account_id=account_id, received_at=received_at, error=error)
+            raise
     mark = f"webhook:{event.event_id}"
     event_type = f"{event.entity}.{event.action}"
     # A delete carries no time, so a delete after a restore has the id of the first one: deletes
@@ -286,17 +292,7 @@ def process_event(
     except AmoPaymentRequired:
         raise  # not this event's failure: the consumer holds it (handle_queue_batch)
     except Exception as error:
-        activity.record(
-            event.entity,
-            entity_id=event.entity_id,
-            event_type=event_type,
-            outcome=EventOutcome.FAILED,
-            account_id=account_id,
-            received_at=received_at,
-            payload={**event.item, "_error": describe(error)},
-            event_id=event.event_id,
-        )
-        metrics.count("WebhookEvents", Outcome=EventOutcome.FAILED)
+        _record_failure(event, account_id=account_id, received_at=received_at, error=error)
         raise
     if outcome not in NOT_MARKED and not repeatable:
         _mark_applied(mark, event.event_id, outcome)
@@ -312,6 +308,20 @@ def process_event(
     )
     metrics.count("WebhookEvents", Outcome=outcome)
     return outcome
+
+
+def _record_failure(event: WebhookEvent, *, account_id: int | None, received_at: float, error: Exception) -> None:
+    activity.record(
+        event.entity,
+        entity_id=event.entity_id,
+        event_type=f"{event.entity}.{event.action}",
+        outcome=EventOutcome.FAILED,
+        account_id=account_id,
+        received_at=received_at,
+        payload={**event.item, "_error": describe(error)},
+        event_id=event.event_id,
+    )
+    metrics.count("WebhookEvents", Outcome=EventOutcome.FAILED)
 
 
 def _already_applied(mark: str) -> bool:

@@ -477,3 +477,8 @@ def test_a_read_answered_500_is_asked_again_a_write_is_not(amo, gateway):
     with pytest.raises(AmoUnavailable) as raised:
         gateway.post("/api/v4/leads", [{"name": "x"}])
     assert raised.value.outcome_unknown and len(amo.calls) == 3
+    for _ in range(3):
+        amo.get(f"{HOST}/api/v4/leads/5", status=500)
+    with pytest.raises(AmoUnavailable):
+        gateway.get("/api/v4/leads/5")
+    assert len(amo.calls) == 5  # a 500 that comes back is asked once more, not max_attempts times

@@ -59,7 +59,8 @@ def test_only_the_fields_that_change_are_sent():
     }
 
 
-def test_a_phone_written_without_digits_is_kept_as_it_is():
+def test_a_phone_written_without_digits_is_a_value_like_any_other():
+    """Kept when it is not the first; replaced when it is (the mirror shows it as the phone)."""
     values = merged(
         held(("+1 555 0100", "WORK"), ("по WhatsApp", "OTHER"), ("+1 555 0199", "MOB")), "PHONE", "+1 555 0142"
     )
@@ -68,7 +69,11 @@ def test_a_phone_written_without_digits_is_kept_as_it_is():
         {"value": "по WhatsApp", "enum_id": 101, "enum_code": "OTHER"},
         {"value": "+1 555 0199", "enum_id": 102, "enum_code": "MOB"},
     ]
-    assert merged(held(("по WhatsApp", "OTHER")), "PHONE", "+1 555 0142") == [
-        {"value": "+1 555 0142", "enum_code": "WORK"},
-        {"value": "по WhatsApp", "enum_id": 100, "enum_code": "OTHER"},
+    assert merged(held(("по WhatsApp", "OTHER"), ("+1 555 0100", "WORK")), "PHONE", "+1 555 0142") == [
+        {"value": "+1 555 0142", "enum_id": 100, "enum_code": "OTHER"},
+        {"value": "+1 555 0100", "enum_id": 101, "enum_code": "WORK"},
+    ]
+    assert merged(held(("+1 555 0100", "WORK"), ("по WhatsApp", "OTHER")), "PHONE", "по Telegram") == [
+        {"value": "по Telegram", "enum_id": 100, "enum_code": "WORK"},
+        {"value": "по WhatsApp", "enum_id": 101, "enum_code": "OTHER"},
     ]

@@ -390,7 +390,7 @@ def _token_recover(run: Run) -> None:
     run.context["final"] = run.call("recover: test", "GET", "test")
 
 
-SPENT_REFRESH = ("lost_answer", "cut_body", "no_id")  # amoCRM rotated the pair; ours never arrived
+SPENT_REFRESH = ("lost_answer", "cut_body", "short_body", "no_id")  # amoCRM rotated the pair; ours never arrived
 
 
 def _check_token(run: Run) -> list[str]:

@@ -210,3 +210,5 @@ def test_redaction_finds_a_phone_written_with_other_signs_or_a_leading_8_and_nam
     assert person.redact("Annapolis trip for Smithson", name_parts=True) == "Annapolis trip for Smithson"
     assert person.redact("Call Smith re booking") == "Call Smith re booking"  # someone else's task
     assert person.found_in("Smith called") and not person.found_in("a Smithson booking, whale watching")
+    assert person.found_in("call 8 (999) 123-45-67") and person.found_in("999 123 45 67")
+    assert not person.contact_values().found_in("Anna Petrova, a friend")
