@@ -28,7 +28,7 @@ def still_in_amo(amo: AmoApi, entity: str, entity_id: int) -> bool:
     return bool(raw) and not raw.get("is_deleted")
 
 
-def apply(amo: AmoApi, entity: str, entity_id: int, *, trash_checked: bool = False) -> EventOutcome:
+def apply(amo: AmoApi, *, entity: str, entity_id: int, trash_checked: bool = False) -> EventOutcome:
     """Confirm with amoCRM, then apply; STILL_EXISTS when amoCRM contradicts the delete. A lead
     is looked up in amoCRM's trash first (unless the caller just did): found there, the delete
     is confirmed with its time in one request; only a lead not there is asked for directly. A

@@ -391,7 +391,7 @@ def _apply(amo: AmoApi, event: WebhookEvent, prefetched: Prefetched) -> EventOut
                 old_status_id=event.number("old_status_id"),
             )
         if event.action == "delete":  # believed only once amoCRM confirms it (deletes.py)
-            return deletes.apply(amo, event.entity, entity_id)
+            return deletes.apply(amo, entity=event.entity, entity_id=entity_id)
         raw = prefetched.raw(amo, event.entity, entity_id)
         if event.entity == "leads":
             return EventOutcome.APPLIED if leads.upsert_one(amo, raw) else EventOutcome.STALE

@@ -116,7 +116,7 @@ def apply_events(amo: AmoApi, events: list[Event]) -> dict[str, dict[str, int]]:
             if entity_id in confirmed:
                 outcome = deletes.apply_confirmed(entity, entity_id, deleted_at=confirmed[entity_id])
             else:
-                outcome = deletes.apply(amo, entity, entity_id, trash_checked=entity == "leads")
+                outcome = deletes.apply(amo, entity=entity, entity_id=entity_id, trash_checked=entity == "leads")
             _record(entity, entity_id, outcome)
             counts = outcomes.setdefault(entity, {})
             counts[outcome] = counts.get(outcome, 0) + 1
