@@ -324,7 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--email", help="the guest's e-mail (compared in lower case)")
             command.add_argument("--phone", help="the guest's phone (compared by its digits)")
             command.add_argument(
-                "--also-in-amo", action="store_true", help="also clear the name, phones and e-mails in amoCRM"
+                "--also-in-amo",
+                action="store_true",
+                help="also clear the person in amoCRM (contact, lead fields and task texts naming them)",
             )
         if name == "sync-all":
             command.add_argument("--leads-limit", type=_non_negative, default=0, help="0 = every lead (default)")

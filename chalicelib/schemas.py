@@ -290,7 +290,8 @@ GUEST_ERASURE = Obj(
     {"amoContactId": ID, "email": Str(320), "phone": Str(64), "alsoInAmo": Bool(default=False)},
     at_most_one=("amoContactId", "email", "phone"),
     description="the guest, named by amoContactId, email (compared in lower case) or phone (compared by its "
-    "digits): one of them is required; alsoInAmo also clears the name, phones and e-mails in amoCRM",
+    "digits): one of them is required; alsoInAmo also clears the person in amoCRM: the contact's name, phones and "
+    "e-mails, the lead custom fields and task texts that hold them",
 )
 BODIES: dict[str, Obj] = {
     "POST /exchange-api-key": Obj(

@@ -334,6 +334,7 @@ ROUTES: dict[str, dict[str, dict]] = {
                     "amoContactId": {"type": ["integer", "null"]},
                     "erased": obj({"contacts": INT, "leads": INT, "tasks": INT, "activityLog": INT}),
                     "amoChanged": {"type": "boolean"},
+                    "amoRefused": {"type": "array", "items": STR},
                 }
             ),
             errors=("400", "404", "409", "502"),

@@ -264,6 +264,27 @@ def test_an_email_whose_contact_amocrm_already_deleted_is_still_erased_from_the_
     assert world.call("POST", "guests/erase", {"email": GUEST["email"]})[0] == 404  # nothing of it is left
 
 
+def test_guests_erase_also_in_amo_clears_the_lead_fields_and_task_texts_that_would_bring_them_back(world):
+    """Without it, the next sync copied the phone back from the lead's field and the task's text."""
+    phone_field = {"field_id": 770001, "field_name": "Guest phone", "values": [{"value": GUEST["phone"]}]}
+    booked = {"name": "Booking: loft", "price": 900, "custom_fields_values": [phone_field]}
+    status, answer = world.call("POST", "create-lead", {"leadData": booked, "contact": GUEST})
+    assert status == 200, answer
+    lead_id = answer["amoLeadId"]
+    task = {"text": f"Call {GUEST['phone']}", "complete_till": int(time.time()) + 3600}
+    task_id = world.call("POST", "tasks", {**task, "entity_id": lead_id, "entity_type": "leads"})[1]["amoTaskId"]
+    world.call("POST", "sync-all?full=true")
+    assert traces(json.dumps(world.sandbox.leads[lead_id], ensure_ascii=False)) == ["phone"]
+
+    status, answer = world.call("POST", "guests/erase", {"phone": GUEST["phone"], "alsoInAmo": True})
+
+    assert status == 200 and answer["amoChanged"] is True and "amoRefused" not in answer, answer
+    assert traces(json.dumps(world.sandbox.leads[lead_id], ensure_ascii=False)) == []
+    assert traces(world.sandbox.tasks[task_id]["text"]) == []
+    world.call("POST", "sync-all?full=true")  # what amoCRM holds now brings nothing of the person back
+    assert {name: found for name, text in every_item_as_text().items() if (found := traces(text))} == {}
+
+
 def test_guests_erase_answers_404_for_nobody_and_409_listing_the_contacts_an_email_matches(world):
     assert world.call("POST", "guests/erase", {"phone": "+1 000 000 0000"})[0] == 404
     assert world.call("POST", "guests/erase", {})[0] == 400

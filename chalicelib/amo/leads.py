@@ -154,6 +154,11 @@ class Leads(ListResource):
         """PATCH one lead with a single object (an unknown id answers 404)."""
         self.client.patch(f"{self.path}/{int(lead_id)}", writable(lead))
 
+    def clear_fields(self, lead_id: int, field_ids: Iterable[int]) -> None:
+        """Empty these custom fields of one lead (`values: null`, reference §5.3); nothing else changes."""
+        body = {"custom_fields_values": [{"field_id": int(i), "values": None} for i in field_ids]}
+        self.client.patch(f"{self.path}/{int(lead_id)}", body)
+
     def in_trash(self, ids: Iterable[int]) -> list[dict]:
         """The leads among these ids that are in amoCRM's trash (`with=only_deleted`, reference
         §10.1: `{id, updated_at, updated_by, is_deleted}` each), in batches of up to 250 ids."""

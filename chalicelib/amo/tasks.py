@@ -70,6 +70,13 @@ class Tasks(ListResource):
         body = {k: data[k] for k in WRITABLE_FIELDS if data.get(k) is not None}
         return new_id(created_id(self.client.post(self.path, [{**body, "request_id": "0"}]), "tasks"), "task")
 
+    def rewrite(self, task_id: int, *, text: str, result_text: str | None = None) -> None:
+        """PATCH a task's text (and its result's, when given): only those, nothing else of it."""
+        body: dict[str, Any] = {"text": text}
+        if result_text is not None:
+            body["result"] = {"text": result_text}
+        self.client.patch(f"{self.path}/{int(task_id)}", body)
+
     def complete(self, task_id: int, result_text: str | None = None) -> None:
         """Mark done, with the result text when given (an unknown id answers 404)."""
         body: dict[str, Any] = {"is_completed": True}

@@ -21,11 +21,12 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from pynamodb.expressions.update import Action
 
 from chalicelib.amo.api import AmoApi
-from chalicelib.amo.errors import AmoNotFound
+from chalicelib.amo.errors import AmoNotFound, AmoValidationError
 from chalicelib.models import AmoActivityLog, AmoContact, AmoTask, Lead, utc_now
 from chalicelib.services import activity, personal_data
 from chalicelib.services.errors import AmbiguousGuest, InvalidInput, NotFound
@@ -129,14 +130,19 @@ def _blank_guest(lead: Lead, person: Person | None = None, *, guest_fields: bool
     """The lead's guest fields removed (`guest_fields`), and its custom fields that hold `person`."""
     guest = (Lead.guest_name, Lead.guest_phone, Lead.guest_email) if guest_fields else ()
     actions: list[Action] = [a.remove() for a in guest if getattr(lead, a.attr_name)]
-    if person is not None and lead.custom_fields:
-        kept = [f for f in lead.custom_fields if not person.found_in(json.dumps(f, ensure_ascii=False))]
-        if len(kept) != len(lead.custom_fields):
-            actions.append(Lead.custom_fields.set(kept or None))
+    naming = _fields_naming(lead, person) if person is not None else []
+    if naming:
+        kept = [f for f in lead.custom_fields or [] if f not in naming]
+        actions.append(Lead.custom_fields.set(kept or None))
     if not actions:
         return 0
     lead.update(actions=[*actions, Lead.updated_at.set(utc_now())])
     return 1
+
+
+def _fields_naming(lead: Lead, person: Person) -> list:
+    """The lead's custom fields (as amoCRM holds them) whose values name `person`."""
+    return [f for f in lead.custom_fields or [] if person.found_in(json.dumps(f, ensure_ascii=False))]
 
 
 def _scrub_activity(items: Iterable[AmoActivityLog], person: Person | None) -> int:
@@ -223,21 +229,17 @@ def erase_guest(
     only_in_texts = not held and person.contact_id is None
     if not held and not only_in_texts and not _erased_before(person.contact_id):
         raise NotFound(NOBODY)
-    amo_changed = False
-    if also_in_amo and person.contact_id is not None:
-        try:
-            amo().contacts.clear_personal(person.contact_id, personal_data.PLACEHOLDER_NAME)
-            amo_changed = True
-        except AmoNotFound:
-            log.info("contact %s is not in amoCRM any more: nothing to clear there", person.contact_id)
+    # amoCRM first: a failure there changes nothing here, so the request can be repeated as it is
+    redactions = _task_redactions(person)
+    leads_of = [(lead, person) for lead in person.leads.values()]
+    leads_of += [(lead, person.contact_values()) for lead in person.mentioned.values()]
+    amo_changed, refused = _clear_in_amo(amo(), person, redactions, leads_of) if also_in_amo else (False, [])
     # What is searched with goes last: the contact row and the leads' guest fields name the
     # person, so a run cut short (a timeout, DynamoDB busy) can be asked again and still find
     # what the tasks and the activity log hold.
-    tasks_scrubbed = _scrub_tasks(person)
+    tasks_scrubbed = _rewrite_tasks(redactions)
     activity_scrubbed = _scrub_activity(AmoActivityLog.scan(), person)
-    leads_blanked = sum(_blank_guest(lead, person) for lead in person.leads.values())
-    values = person.contact_values()
-    leads_blanked += sum(_blank_guest(lead, values, guest_fields=False) for lead in person.mentioned.values())
+    leads_blanked = sum(_blank_guest(lead, who, guest_fields=lead.id in person.leads) for lead, who in leads_of)
     counts = {
         "contacts": _delete_row(person.contact_id) if person.contact_id is not None else 0,
         "leads": leads_blanked,
@@ -256,7 +258,46 @@ def erase_guest(
         received_at=utc_now().timestamp(),
         payload={"erased": counts, "amoChanged": amo_changed, "by": by},
     )
-    return {"amoContactId": person.contact_id, "erased": counts, "amoChanged": amo_changed}
+    answer = {"amoContactId": person.contact_id, "erased": counts, "amoChanged": amo_changed}
+    return {**answer, "amoRefused": refused} if refused else answer
+
+
+def _clear_in_amo(
+    amo: AmoApi, person: Person, redactions: list[tuple[AmoTask, str, str]], leads_of: list[tuple[Lead, Person]]
+) -> tuple[bool, list[str]]:
+    """The person cleared in amoCRM, where our mirror shows them: the contact's name, phones and
+    e-mails; the lead custom fields holding them (emptied); the task texts naming them
+    (rewritten as here). Otherwise the next sync would bring them back. Whether amoCRM changed,
+    and what it refused (named in the answer; the rest goes on)."""
+    changed, refused = False, []
+    if person.contact_id is not None:
+        try:
+            amo.contacts.clear_personal(person.contact_id, personal_data.PLACEHOLDER_NAME)
+            changed = True
+        except AmoNotFound:
+            log.info("contact %s is not in amoCRM any more: nothing to clear there", person.contact_id)
+    writes: list[tuple[str, Callable[[], None]]] = [
+        (f"lead {lead.amo_lead_id}", partial(amo.leads.clear_fields, lead.amo_lead_id, ids))
+        for lead, who in leads_of
+        if lead.amo_lead_id is not None
+        and (ids := [f["field_id"] for f in _fields_naming(lead, who) if isinstance(f.get("field_id"), int)])
+    ]
+    writes += [
+        (
+            f"task {task.id}",
+            partial(amo.tasks.rewrite, task.id, text=text, result_text=result if task.result_text else None),
+        )
+        for task, text, result in redactions
+    ]
+    for what, write in writes:
+        try:
+            write()
+            changed = True
+        except AmoNotFound:
+            log.info("%s is not in amoCRM any more: nothing to clear there", what)
+        except AmoValidationError as error:
+            refused.append(f"{what}: {error}")
+    return changed, refused
 
 
 def _holds_contact(contact_id: int | None) -> bool:
@@ -273,22 +314,26 @@ def _erased_before(contact_id: int | None) -> bool:
     return contact_id is not None and any(True for _ in AmoActivityLog.query(f"guests#{contact_id}", limit=1))
 
 
-def _scrub_tasks(person: Person) -> int:
-    """Every task naming the person; on the tasks of their own leads and contact, their first and
-    last names alone too."""
+def _task_redactions(person: Person) -> list[tuple[AmoTask, str, str]]:
+    """Every task naming the person, with its text and result as they become; on the tasks of
+    their own leads and contact, their first and last names alone are replaced too."""
     own = {("leads", lead.amo_lead_id) for lead in person.leads.values() if lead.amo_lead_id is not None}
     if person.contact_id is not None:
         own.add(("contacts", person.contact_id))
-    scrubbed = 0
+    found = []
     for task in AmoTask.scan():
         name_parts = (task.entity_type, task.entity_id) in own
         text, result = task.text or "", task.result_text or ""
         new_text, new_result = person.redact(text, name_parts=name_parts), person.redact(result, name_parts=name_parts)
-        if new_text == text and new_result == result:
-            continue
-        actions: list[Action] = [AmoTask.text.set(new_text), AmoTask.updated_at.set(utc_now())]
+        if new_text != text or new_result != result:
+            found.append((task, new_text, new_result))
+    return found
+
+
+def _rewrite_tasks(redactions: list[tuple[AmoTask, str, str]]) -> int:
+    for task, text, result in redactions:
+        actions: list[Action] = [AmoTask.text.set(text), AmoTask.updated_at.set(utc_now())]
         if task.result_text:
-            actions.append(AmoTask.result_text.set(new_result))
+            actions.append(AmoTask.result_text.set(result))
         task.update(actions=actions)
-        scrubbed += 1
-    return scrubbed
+    return len(redactions)
