@@ -233,7 +233,9 @@ def erase_guest(
     redactions = _task_redactions(person)
     leads_of = [(lead, person) for lead in person.leads.values()]
     leads_of += [(lead, person.contact_values()) for lead in person.mentioned.values()]
-    amo_changed, refused = _clear_in_amo(amo(), person, redactions, leads_of) if also_in_amo else (False, [])
+    amo_changed, refused = (
+        _clear_in_amo(amo(), person=person, redactions=redactions, leads_of=leads_of) if also_in_amo else (False, [])
+    )
     # What is searched with goes last: the contact row and the leads' guest fields name the
     # person, so a run cut short (a timeout, DynamoDB busy) can be asked again and still find
     # what the tasks and the activity log hold.
@@ -263,7 +265,7 @@ def erase_guest(
 
 
 def _clear_in_amo(
-    amo: AmoApi, person: Person, redactions: list[tuple[AmoTask, str, str]], leads_of: list[tuple[Lead, Person]]
+    amo: AmoApi, *, person: Person, redactions: list[tuple[AmoTask, str, str]], leads_of: list[tuple[Lead, Person]]
 ) -> tuple[bool, list[str]]:
     """The person cleared in amoCRM, where our mirror shows them: the contact's name, phones and
     e-mails; the lead custom fields holding them (emptied); the task texts naming them
