@@ -379,8 +379,8 @@ def unlink(amo_lead_id: int, deleted_at: int | None = None) -> bool:
         return False
     # The deletion is a version: a sync that listed the lead before it cannot link it again, and
     # a restore (which amoCRM stamps with a later updated_at) can. On amoCRM's clock when amoCRM
-    # said when; our clock is the fallback, and one ahead of amoCRM's would make a restore made
-    # within that lead look older than the delete.
+    # said when; our clock is the fallback, and when it runs ahead of amoCRM's, a restore made
+    # within that difference would look older than the delete.
     deleted_at = max(lead.amo_updated_at or 0, deleted_at if deleted_at is not None else int(time.time()))
     lead.update(
         actions=[Lead.amo_lead_id.remove(), Lead.amo_updated_at.set(deleted_at), Lead.updated_at.set(utc_now())]
