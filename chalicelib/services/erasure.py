@@ -26,7 +26,7 @@ from functools import partial
 from pynamodb.expressions.update import Action
 
 from chalicelib.amo.api import AmoApi
-from chalicelib.amo.errors import AmoNotFound, AmoValidationError
+from chalicelib.amo.errors import AmoNotFound, AmoUnknownPath, AmoValidationError
 from chalicelib.models import AmoActivityLog, AmoContact, AmoTask, Lead, utc_now
 from chalicelib.services import activity, personal_data
 from chalicelib.services.errors import AmbiguousGuest, InvalidInput, NotFound
@@ -297,7 +297,7 @@ def _clear_in_amo(
             changed = True
         except AmoNotFound:
             log.info("%s is not in amoCRM any more: nothing to clear there", what)
-        except AmoValidationError as error:
+        except (AmoValidationError, AmoUnknownPath) as error:  # applied nothing: said, and the rest goes on
             refused.append(f"{what}: {error}")
     return changed, refused
 
