@@ -295,6 +295,8 @@ class SyncState(BaseModel):
 
     entity = UnicodeAttribute(hash_key=True)
     last_success_started_at = NumberAttribute(null=True)
+    # where the next incremental run starts, on amoCRM's clock (sync/state.py); absent: the start above
+    cursor = NumberAttribute(null=True)
     last_result = JSONAttribute(null=True)
     listed_items = NumberAttribute(null=True)  # how long the list was when last read whole (sync/state.py)
     owner = UnicodeAttribute(null=True)

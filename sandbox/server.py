@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sandbox.account import now as account_now
 from sandbox.control import Controls
 from sandbox.errors import ApiError, problem
 from sandbox.routes import Request, Route, api_routes, oauth_routes
@@ -85,6 +86,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: stats are in /_sandbox/stats
         return
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header on the account's clock, the one every timestamp it stamps is on."""
+        return super().date_time_string(account_now() if timestamp is None else timestamp)
 
     def do_GET(self) -> None:
         self._handle("GET")

@@ -142,6 +142,23 @@ def test_a_lead_restored_soon_after_its_delete_is_linked_again_though_amocrms_cl
     assert linked(lead_id) == lead_id
 
 
+def test_with_amocrms_clock_behind_ours_an_incremental_run_still_reads_what_changed_since_the_last(world, monkeypatch):
+    """The windows are drawn on amoCRM's clock (its answers' `Date`): drawn on ours, an amoCRM
+    an hour behind had every change between two runs fall before the next window."""
+    import sandbox.account
+
+    monkeypatch.setattr(sandbox.account, "time", ClockBehind())
+    incremental_run()  # the cursor, where amoCRM's clock is
+    time.sleep(1.1)  # a change in a later second
+    [lead_id] = world.control("POST", "touch", {"entity": "leads", "count": 1})["changed"]
+    changed_at = world.sandbox.leads[lead_id]["updated_at"]
+    assert Lead.get(leads.lead_id_for(lead_id)).amo_updated_at < changed_at
+
+    incremental_run()
+
+    assert Lead.get(leads.lead_id_for(lead_id)).amo_updated_at == changed_at
+
+
 def test_sync_all_incremental_reconciles_too_and_a_full_one_does_not_read_events(world):
     gone = sorted(world.sandbox.leads)[0]
     world.control("POST", "delete", {"entity": "leads", "id": gone})

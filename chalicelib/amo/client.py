@@ -34,6 +34,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from chalicelib import metrics
 from chalicelib.amo import domains, problems
 from chalicelib.amo.budget import ADMITTED, INTERACTIVE, Limiter
+from chalicelib.amo.clock import amo_clock
 from chalicelib.amo.errors import (
     AmoAuthError,
     AmoBlocked,
@@ -374,6 +375,7 @@ class AmoClient:
         except requests.Timeout:
             return Attempt(failure=f"no answer within {timeouts.read:g}s")
         self._local.latency = time.monotonic() - sent
+        amo_clock().heard(response)
         if _unreadable(response):  # a read is retried; a write may have been applied (never re-sent)
             return Attempt(failure=f"answered {response.status_code} with a body that is not JSON (cut off?)")
         return Attempt(response=response)

@@ -27,6 +27,7 @@ from typing import Any
 
 from chalicelib import metrics
 from chalicelib.amo.api import AmoApi
+from chalicelib.amo.clock import amo_clock
 from chalicelib.amo.errors import AmoForbidden
 from chalicelib.amo.events import Event
 from chalicelib.models import AmoContact, AmoTask, Lead, SyncState
@@ -66,9 +67,10 @@ def reconcile(amo: AmoApi, now: float | None = None) -> dict:
     cursor = int(state.last_success_started_at) if state and state.last_success_started_at else None
     if memory.get("forbidden") and now - int(memory.get("checkedAt") or 0) < FALLBACK_INTERVAL:
         return {"status": "skipped", "reason": "the events log is not available to this token (403)"}
-    start = (cursor if cursor is not None else now - FIRST_WINDOW_SECONDS) - OVERLAP_SECONDS
+    end = int(amo_clock().now(now))  # the events' `created_at` is amoCRM's time (see AmoClock)
+    start = (cursor if cursor is not None else end - FIRST_WINDOW_SECONDS) - OVERLAP_SECONDS
     try:
-        events = _read(amo, start, now)
+        events = _read(amo, start, end)
     except AmoForbidden:
         metrics.count("EventsLogForbidden")
         log.warning("amoCRM refused the events log (403); checking linked leads in the trash instead")
@@ -76,8 +78,8 @@ def reconcile(amo: AmoApi, now: float | None = None) -> dict:
         _save(cursor, {"forbidden": True, "checkedAt": now, **result})
         return {"status": "fallback", "reason": "the events log is not available to this token (403)", **result}
     applied = apply_events(amo, events)
-    _save(now, {"events": len(events), "applied": applied})
-    return {"events": len(events), "applied": applied, "window": [start, now]}
+    _save(int(min(amo_clock().now(now), end)), {"events": len(events), "applied": applied})  # never past what was read
+    return {"events": len(events), "applied": applied, "window": [start, end]}
 
 
 def _read(amo: AmoApi, start: int, end: int) -> list[Event]:

@@ -23,6 +23,7 @@ from typing import Any, TypedDict, Unpack
 
 from chalicelib import logs, metrics
 from chalicelib.amo.api import AmoApi
+from chalicelib.amo.clock import amo_clock
 from chalicelib.amo.errors import AmoPaymentRequired
 from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.amo.keyset import KeysetState, OrderIgnored
@@ -86,7 +87,7 @@ def _run_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) 
         run = dataclasses.replace(run, expected_items=state.listed_last_time(run.entity))
     whole = run
     if since is not None:
-        run = _changes_only(amo, run=run, since=since, to=int(started_at))
+        run = _changes_only(amo, run=run, since=since, to=int(amo_clock().now(started_at)))
     try:
         outcome = _sync_window(amo, run)
     except account_filters.FiltersIgnored:
@@ -112,7 +113,8 @@ def _run_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) 
         result["jobId"] = jobs.hand_over(job, next_page=outcome.next_page, synced=outcome.synced, errors=outcome.errors)
         held.hand_over(job.job_id)
     elif record_state:
-        state.record_run(run.entity, started_at=started_at, result=result, whole_list=whole_list)
+        cursor = state.cursor_for(started_at, run.filter.updated_to)
+        state.record_run(run.entity, started_at=started_at, cursor=cursor, result=result, whole_list=whole_list)
     return result
 
 
@@ -191,7 +193,8 @@ def resume(amo: AmoApi, *, job_id: str, time_left: TimeLeft | None = None, page:
     if params.get("record_state"):
         result = {"synced": job.synced, "errors": job.errors}
         whole_list = bool(params.get("whole_list"))
-        state.record_run(job.entity, started_at=job.started_at, result=result, whole_list=whole_list)
+        cursor = state.cursor_for(job.started_at, where.updated_to)
+        state.record_run(job.entity, started_at=job.started_at, cursor=cursor, result=result, whole_list=whole_list)
     lease.release(params.get("lease") or "")
     return {"jobId": job_id, "status": "done", "synced": job.synced}
 

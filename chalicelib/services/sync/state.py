@@ -1,5 +1,6 @@
 """What the scheduled sync remembers between runs (SyncState): where each entity's last complete
-run started, which the next incremental run starts from and the lag alarm measures; and how
+run started, on amoCRM's clock (the cursor the next incremental run starts from: the windows
+filter on amoCRM's `updated_at`) and on ours (what the lag alarm measures); and how
 many items the list held when it was last read whole, so the next whole read asks no page
 past its expected end (amo/pages.py)."""
 
@@ -12,6 +13,7 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 
 from chalicelib import metrics
+from chalicelib.amo.clock import amo_clock
 from chalicelib.models import SyncState, utc_now
 
 log = logging.getLogger(__name__)
@@ -20,13 +22,21 @@ SYNCABLE = ("leads", "contacts", "tasks")
 
 
 def incremental_from(entity: str, overlap: int) -> int | None:
-    """Where an incremental run of `entity` starts: the start of its last complete run minus
-    `overlap` (None before the first complete run)."""
+    """Where an incremental run of `entity` starts, on amoCRM's clock: its cursor (where its last
+    complete run started, on that clock) minus `overlap` (None before the first complete run)."""
     try:
         state = SyncState.get(entity)
     except SyncState.DoesNotExist:
         return None
-    return int(state.last_success_started_at - overlap) if state.last_success_started_at else None
+    start = state.cursor if state.cursor is not None else state.last_success_started_at
+    return int(start - overlap) if start else None
+
+
+def cursor_for(started_at: float, to: int | None) -> float:
+    """The cursor a complete run leaves: when it started (ours: `started_at`) on amoCRM's clock,
+    never past the top of the window it read (`to`): nothing above it was asked for."""
+    start = amo_clock().now(started_at)
+    return min(start, to) if to is not None else start
 
 
 def listed_last_time(entity: str) -> int | None:
@@ -44,8 +54,11 @@ def listed_last_time(entity: str) -> int | None:
     return int(listed) if listed is not None else None
 
 
-def record_run(entity: str, *, started_at: float, result: dict, whole_list: bool = False) -> None:
-    """A complete run's end: its start becomes where the next incremental run starts, unless an
+def record_run(
+    entity: str, *, started_at: float, result: dict, cursor: float | None = None, whole_list: bool = False
+) -> None:
+    """A complete run's end: its start becomes where the next incremental run starts (`cursor`,
+    on amoCRM's clock; `started_at`, on ours, is what the lag alarm measures), unless an
     item failed for a reason that passes (`transient`, e.g. a lead that kept changing under its
     write): then the window stays, so the next run reads that item again instead of skipping
     it for good (SyncLag grows until it heals). Items that can never be stored (malformed,
@@ -62,6 +75,7 @@ def record_run(entity: str, *, started_at: float, result: dict, whole_list: bool
         return
     actions += [
         SyncState.last_success_started_at.set(started_at),
+        SyncState.cursor.set(cursor) if cursor is not None else SyncState.cursor.remove(),
         SyncState.created_at.set(SyncState.created_at | utc_now()),
     ]
     SyncState(entity).update(actions=actions)
