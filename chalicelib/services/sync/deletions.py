@@ -33,6 +33,7 @@ from chalicelib.amo.events import Event
 from chalicelib.models import AmoContact, AmoTask, Lead, SyncState
 from chalicelib.services import activity, contacts, deletes, leads, mirror
 from chalicelib.services.errors import NotFound
+from chalicelib.services.sync import state as state_module
 from chalicelib.services.webhook_outcomes import EventOutcome
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,11 @@ def _state() -> SyncState | None:
         return None
 
 
-def _save(cursor: int | None, result: dict[str, Any]) -> None:
-    state = SyncState(entity=KEY, last_success_started_at=cursor, last_result=result)
+def _save(cursor: int | None, result: dict[str, Any], now: float | None = None) -> None:
+    """The window's cursor (amoCRM's clock) and when the run was (ours)."""
+    ours = now if now is not None else time.time()
+    state = SyncState(entity=KEY, cursor=cursor, last_success_started_at=ours if cursor is not None else None)
+    state.last_result = result
     state.touch()
     state.save()
 
@@ -64,7 +68,8 @@ def reconcile(amo: AmoApi, now: float | None = None) -> dict:
     now = int(now or time.time())
     state = _state()
     memory = (state.last_result or {}) if state else {}
-    cursor = int(state.last_success_started_at) if state and state.last_success_started_at else None
+    start = state_module.amo_start(state) if state else None
+    cursor = int(start) if start else None
     if memory.get("forbidden") and now - int(memory.get("checkedAt") or 0) < FALLBACK_INTERVAL:
         return {"status": "skipped", "reason": "the events log is not available to this token (403)"}
     end = int(amo_clock().now(now))  # the events' `created_at` is amoCRM's time (see AmoClock)
@@ -75,10 +80,12 @@ def reconcile(amo: AmoApi, now: float | None = None) -> dict:
         metrics.count("EventsLogForbidden")
         log.warning("amoCRM refused the events log (403); checking linked leads in the trash instead")
         result = check_linked_leads(amo)
-        _save(cursor, {"forbidden": True, "checkedAt": now, **result})
+        _save(cursor, {"forbidden": True, "checkedAt": now, **result}, now)
         return {"status": "fallback", "reason": "the events log is not available to this token (403)", **result}
     applied = apply_events(amo, events)
-    _save(int(min(amo_clock().now(now), end)), {"events": len(events), "applied": applied})  # never past what was read
+    _save(
+        int(min(amo_clock().now(now), end)), {"events": len(events), "applied": applied}, now
+    )  # never past what was read
     return {"events": len(events), "applied": applied, "window": [start, end]}
 
 

@@ -23,7 +23,6 @@ from typing import Any, TypedDict, Unpack
 
 from chalicelib import logs, metrics
 from chalicelib.amo.api import AmoApi
-from chalicelib.amo.clock import amo_clock
 from chalicelib.amo.errors import AmoPaymentRequired
 from chalicelib.amo.filters import ListFilter, TaskFilter
 from chalicelib.amo.keyset import KeysetState, OrderIgnored
@@ -75,7 +74,7 @@ def _run_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) 
         if account_filters.probe(amo.leads):
             account_filters.filters_work("a filtered probe answered nothing")
             marks = {}
-        elif not account_filters.full_sync_due(since + OVERLAP_SECONDS if since else None, started_at):
+        elif not account_filters.full_sync_due(state.last_started(run.entity), started_at):
             return dict(SKIPPED)
         else:
             account_filters.full_run_started(started_at)
@@ -87,12 +86,12 @@ def _run_entity(amo: AmoApi, *, run: Run, incremental: bool, held: lease.Lease) 
         run = dataclasses.replace(run, expected_items=state.listed_last_time(run.entity))
     whole = run
     if since is not None:
-        run = _changes_only(amo, run=run, since=since, to=int(amo_clock().now(started_at)))
+        run = _changes_only(amo, run=run, since=since, to=state.window_top(since, started_at, OVERLAP_SECONDS))
     try:
         outcome = _sync_window(amo, run)
     except account_filters.FiltersIgnored:
         marked = account_filters.record_ignored(f"{run.entity} updated_at")
-        if not account_filters.full_sync_due(since + OVERLAP_SECONDS if since else None, started_at):
+        if not account_filters.full_sync_due(state.last_started(run.entity) if since else None, started_at):
             return dict(SKIPPED)
         if marked:
             account_filters.full_run_started(started_at)

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 SYNCABLE = ("leads", "contacts", "tasks")
 
 
+UNKNOWN_SKEW_SECONDS = 86_400  # how much earlier a start on our clock is read when amoCRM's is not known yet
+
+
 def incremental_from(entity: str, overlap: int) -> int | None:
     """Where an incremental run of `entity` starts, on amoCRM's clock: its cursor (where its last
     complete run started, on that clock) minus `overlap` (None before the first complete run)."""
@@ -28,8 +31,37 @@ def incremental_from(entity: str, overlap: int) -> int | None:
         state = SyncState.get(entity)
     except SyncState.DoesNotExist:
         return None
-    start = state.cursor if state.cursor is not None else state.last_success_started_at
+    start = amo_start(state)
     return int(start - overlap) if start else None
+
+
+def amo_start(state: SyncState) -> float | None:
+    """The state's cursor on amoCRM's clock. An item written before cursors were (its start on our
+    clock only) is moved by amoCRM's offset, or, before one is known, read a day earlier: a window
+    drawn from our clock on amoCRM's may start after changes it must read."""
+    if state.cursor is not None:
+        return float(state.cursor)
+    if not state.last_success_started_at:
+        return None
+    ours = float(state.last_success_started_at)
+    offset = amo_clock().offset
+    return ours + offset if offset is not None else ours - UNKNOWN_SKEW_SECONDS
+
+
+def last_started(entity: str) -> float | None:
+    """When the last complete run of `entity` started, on our clock (for intervals of ours)."""
+    try:
+        return SyncState.get(entity).last_success_started_at
+    except SyncState.DoesNotExist:
+        return None
+
+
+def window_top(since: int, started_at: float, overlap: int) -> int:
+    """The top of an incremental window from `since` (amoCRM's clock): amoCRM's now, and never
+    below the cursor it came from (`since + overlap`). Before a first answer tells amoCRM's clock,
+    ours stands in, and an amoCRM ahead of it would otherwise turn the window upside down; the
+    cursor never passes the top read, so what lies above is read next time."""
+    return max(int(amo_clock().now(started_at)), since + overlap)
 
 
 def cursor_for(started_at: float, to: int | None) -> float:
