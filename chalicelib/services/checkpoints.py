@@ -4,6 +4,7 @@ syncs) does not reach the idempotency table."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -31,3 +32,10 @@ class Checkpoint:
         self.result = result
         if self.claim is not None:
             self.claim.mark_applied(result)
+
+    def around(self, send: Callable[[], dict]) -> dict:
+        """`send()`, the one side effect, between `sending()` and the report of its result."""
+        self.sending()
+        result = send()
+        self(result)
+        return result

@@ -164,10 +164,7 @@ def refresh_guest_fields(contact: AmoContact) -> int:
 
 def create_contact(amo: AmoApi, data: dict, checkpoint: Checkpoint | None = None) -> dict:
     """Create in amoCRM, then store; `checkpoint` hears of the POST and of the new id (idempotency)."""
-    checkpoint = checkpoint or Checkpoint()
-    checkpoint.sending()
-    result = {"amoContactId": amo.contacts.create(data)}
-    checkpoint(result)
+    result = (checkpoint or Checkpoint()).around(lambda: {"amoContactId": amo.contacts.create(data)})
     refresh(amo, result["amoContactId"])
     return result
 

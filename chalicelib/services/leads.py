@@ -346,11 +346,13 @@ def update_lead(amo: AmoApi, amo_lead_id: int, lead_data: dict) -> dict:
 
 def add_note(amo: AmoApi, *, amo_lead_id: int, text: str, checkpoint: Checkpoint | None = None) -> dict:
     """`checkpoint` hears of the POST and of the new note (idempotency)."""
-    checkpoint = checkpoint or Checkpoint()
-    checkpoint.sending()
-    result = {"message": "note added", "amoLeadId": amo_lead_id, "noteId": amo.lead_notes.add_text(amo_lead_id, text)}
-    checkpoint(result)
-    return result
+    return (checkpoint or Checkpoint()).around(
+        lambda: {
+            "message": "note added",
+            "amoLeadId": amo_lead_id,
+            "noteId": amo.lead_notes.add_text(amo_lead_id, text),
+        }
+    )
 
 
 def create_test_lead(amo: AmoApi) -> dict:

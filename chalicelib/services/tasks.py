@@ -101,10 +101,7 @@ def create_task(amo: AmoApi, data: dict, checkpoint: Checkpoint | None = None) -
     """Create in amoCRM, then store; `checkpoint` hears of the POST and of the new id
     (idempotency). The answer holds the id only: a task's text may name a guest, and an
     idempotency record keeps the answer for a day (`with_data` adds the stored task)."""
-    checkpoint = checkpoint or Checkpoint()
-    checkpoint.sending()
-    result = {"amoTaskId": amo.tasks.create(data)}
-    checkpoint(result)
+    result = (checkpoint or Checkpoint()).around(lambda: {"amoTaskId": amo.tasks.create(data)})
     refresh(amo, result["amoTaskId"])
     return result
 

@@ -214,18 +214,7 @@ def handle_queue_batch(amo: AmoApi, records: list[dict]) -> dict:
 
 def _hold(message: Message, event: WebhookEvent, account_id: int | None) -> EventOutcome:
     queues.hold_webhook_event(message.body, HOLD_SECONDS)
-    activity.record(
-        event.entity,
-        entity_id=event.entity_id,
-        event_type=f"{event.entity}.{event.action}",
-        outcome=EventOutcome.HELD,
-        account_id=account_id,
-        received_at=time.time(),
-        payload=event.item,
-        event_id=event.event_id,
-    )
-    metrics.count("WebhookEvents", Outcome=EventOutcome.HELD)
-    return EventOutcome.HELD
+    return _recorded(event, outcome=EventOutcome.HELD, account_id=account_id, received_at=time.time())
 
 
 def process_events(
@@ -267,61 +256,48 @@ def process_event(
         except AmoPaymentRequired:
             raise  # not this event's failure: the consumer holds it (handle_queue_batch)
         except Exception as error:
-            _record_failure(event, account_id=account_id, received_at=received_at, error=error)
+            _recorded(event, outcome=EventOutcome.FAILED, account_id=account_id, received_at=received_at, error=error)
             raise
     mark = f"webhook:{event.event_id}"
-    event_type = f"{event.entity}.{event.action}"
     # A delete carries no time, so a delete after a restore has the id of the first one: deletes
     # are never taken for duplicates (each is confirmed against amoCRM, and harmless twice).
     repeatable = event.action == "delete"
     if not repeatable and _already_applied(mark):
-        activity.record(
-            event.entity,
-            entity_id=event.entity_id,
-            event_type=event_type,
-            outcome=EventOutcome.DUPLICATE,
-            account_id=account_id,
-            received_at=received_at,
-            payload=event.item,
-            event_id=event.event_id,
-        )
-        metrics.count("WebhookEvents", Outcome=EventOutcome.DUPLICATE)
-        return EventOutcome.DUPLICATE
+        return _recorded(event, outcome=EventOutcome.DUPLICATE, account_id=account_id, received_at=received_at)
     try:
         outcome = _apply(amo, event, prefetched or Prefetched.load(amo, [event]))
     except AmoPaymentRequired:
         raise  # not this event's failure: the consumer holds it (handle_queue_batch)
     except Exception as error:
-        _record_failure(event, account_id=account_id, received_at=received_at, error=error)
+        _recorded(event, outcome=EventOutcome.FAILED, account_id=account_id, received_at=received_at, error=error)
         raise
     if outcome not in NOT_MARKED and not repeatable:
         _mark_applied(mark, event.event_id, outcome)
-    activity.record(
-        event.entity,
-        entity_id=event.entity_id,
-        event_type=event_type,
-        outcome=outcome,
-        account_id=account_id,
-        received_at=received_at,
-        payload=event.item,
-        event_id=event.event_id,
-    )
-    metrics.count("WebhookEvents", Outcome=outcome)
-    return outcome
+    return _recorded(event, outcome=outcome, account_id=account_id, received_at=received_at)
 
 
-def _record_failure(event: WebhookEvent, *, account_id: int | None, received_at: float, error: Exception) -> None:
+def _recorded(
+    event: WebhookEvent,
+    *,
+    outcome: EventOutcome,
+    account_id: int | None,
+    received_at: float,
+    error: Exception | None = None,
+) -> EventOutcome:
+    """The event's outcome in the activity log (with the error, if it failed) and its metric."""
+    payload = {**event.item, "_error": describe(error)} if error is not None else event.item
     activity.record(
         event.entity,
         entity_id=event.entity_id,
         event_type=f"{event.entity}.{event.action}",
-        outcome=EventOutcome.FAILED,
+        outcome=outcome,
         account_id=account_id,
         received_at=received_at,
-        payload={**event.item, "_error": describe(error)},
+        payload=payload,
         event_id=event.event_id,
     )
-    metrics.count("WebhookEvents", Outcome=EventOutcome.FAILED)
+    metrics.count("WebhookEvents", Outcome=outcome)
+    return outcome
 
 
 def _already_applied(mark: str) -> bool:
